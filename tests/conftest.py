@@ -1,0 +1,53 @@
+"""Shared fixtures: a real Redis (REDIS_URL, else one embedded Valkey per test session), a fresh key
+namespace per test, and settings pointing at both."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+
+from parley.config import Settings
+from parley.store import EmbeddedValkey, Keys, Redis, connect
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    url = os.environ.get("REDIS_URL")
+    if url:
+        yield url
+        return
+    server = EmbeddedValkey()
+    yield server.start()
+    server.stop()
+
+
+@pytest.fixture
+def settings(redis_url: str) -> Settings:
+    """Settings for one test: its own key prefix, so tests never see each other's state."""
+    return Settings(
+        redis_url=redis_url,
+        key_prefix=f"t{uuid.uuid4().hex[:12]}",
+        claim_idle_ms=500,
+        worker_block_ms=50,
+        stream_partitions=4,
+        rpc_timeout_seconds=10.0,
+        shutdown_grace_seconds=0.5,
+    )
+
+
+@pytest.fixture
+def keys(settings: Settings) -> Keys:
+    return Keys(settings.key_prefix)
+
+
+@pytest.fixture
+async def redis(settings: Settings) -> AsyncIterator[Redis]:
+    client = connect(settings)
+    yield client
+    # Leave the shared Redis clean: drop this test's namespace.
+    async for key in client.scan_iter(match=f"{settings.key_prefix}:*", count=1000):
+        await client.unlink(key)
+    await client.aclose()

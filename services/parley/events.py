@@ -53,6 +53,7 @@ async def publish(redis: Redis, keys: Keys, events: Iterable[EventRecord], maxle
 
 def to_proto(entry_id: bytes | str, fields: Mapping[bytes, bytes]) -> common_pb2.Event:
     """A stream entry as a parley.v1.Event."""
+
     def text(name: str) -> str:
         return fields.get(name.encode(), b"").decode()
 

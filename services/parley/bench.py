@@ -1,0 +1,267 @@
+"""`parley bench`: throughput and latency of the whole pipeline, against a bare gRPC baseline.
+
+1. Baseline: a grpc.aio bidirectional stream (server in its own process) that echoes one InboundMessage per
+   stream message and does no work; its msgs/s is the ceiling for one stream on this machine.
+2. Saturation: N messages sent through Ingest as fast as the suite takes them; throughput is N over the time
+   until the last one was routed (the router's `conversation.routed` event).
+3. Latency: messages offered at a fixed rate in 10 ms ticks; each message's latency runs from the start of
+   its Ingest call to the arrival of its `conversation.routed` event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from typing import Any
+
+import grpc
+
+from parley.clock import to_timestamp
+from parley.config import SERVICES, Settings
+from parley.messages import message_id
+from parley.rpc import channel
+from parley.v1 import common_pb2, ingestion_pb2, ingestion_pb2_grpc
+
+ECHO_METHOD = "/parley.bench.Echo/Echo"
+
+TEXTS = [
+    "@brand my order #{n} still hasn't arrived, it's been two weeks",
+    "@brand how do I reset my password?",
+    "@brand thanks, the new app update is great!",
+    "@brand someone logged into my account and changed my email, help",
+    "@brand why was I charged twice for order {n}??",
+    "@brand what time does check-in open for flight BA{n}?",
+    "@brand lol who else is watching the game tonight",
+    "@brand the app keeps crashing when I open my basket",
+]
+
+
+def synthetic_messages(count: int, run: str) -> list[common_pb2.InboundMessage]:
+    """Distinct public X messages from many customers to one brand."""
+    now = time.time()
+    return [
+        common_pb2.InboundMessage(
+            channel=common_pb2.CHANNEL_X,
+            visibility=common_pb2.VISIBILITY_PUBLIC,
+            platform_message_id=f"{run}-{i}",
+            brand_account_id="brand",
+            author=common_pb2.Author(
+                id=f"{run}-u{i % 997}", handle=f"customer{i % 997}", follower_count=i % 5000
+            ),
+            text=TEXTS[i % len(TEXTS)].format(n=100000 + i),
+            sent_at=to_timestamp(now),
+            direction=common_pb2.DIRECTION_INBOUND,
+        )
+        for i in range(count)
+    ]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
+    return ordered[index]
+
+
+# --- baseline --------------------------------------------------------------------------------------------
+
+
+async def serve_echo(port: int) -> None:
+    """A grpc.aio server whose one bidi method echoes each InboundMessage back."""
+
+    async def echo(requests: Any, context: grpc.aio.ServicerContext) -> Any:
+        async for request in requests:
+            yield request
+
+    handler = grpc.method_handlers_generic_handler(
+        "parley.bench.Echo",
+        {
+            "Echo": grpc.stream_stream_rpc_method_handler(
+                echo,
+                request_deserializer=common_pb2.InboundMessage.FromString,
+                response_serializer=common_pb2.InboundMessage.SerializeToString,
+            )
+        },
+    )
+    server = grpc.aio.server()
+    server.add_generic_rpc_handlers((handler,))
+    server.add_insecure_port(f"127.0.0.1:{port}")
+    await server.start()
+    await server.wait_for_termination()
+
+
+async def baseline(count: int = 20000) -> float:
+    """Messages per second through a bare echo stream, server in a child process."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            f"import asyncio; from parley.bench import serve_echo; asyncio.run(serve_echo({port}))",
+        ]
+    )
+    try:
+        message = synthetic_messages(1, "echo")[0]
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
+            await asyncio.wait_for(ch.channel_ready(), 30)
+            call = ch.stream_stream(
+                ECHO_METHOD,
+                request_serializer=common_pb2.InboundMessage.SerializeToString,
+                response_deserializer=common_pb2.InboundMessage.FromString,
+            )()
+
+            async def write() -> None:
+                for _ in range(count):
+                    await call.write(message)
+                await call.done_writing()
+
+            start = time.perf_counter()
+            writer = asyncio.create_task(write())
+            received = 0
+            async for _ in call:
+                received += 1
+            await writer
+            return received / (time.perf_counter() - start)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+# --- the suite --------------------------------------------------------------------------------------------
+
+
+class RoutedWatcher:
+    """Follows `conversation.routed` events and notes when each message id was routed."""
+
+    def __init__(self, stub: ingestion_pb2_grpc.IngestionServiceStub) -> None:
+        self.routed_at: dict[str, float] = {}
+        self._call = stub.WatchEvents(ingestion_pb2.WatchEventsRequest(types=["conversation.routed"]))
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await self._call.initial_metadata()
+        self._task = asyncio.create_task(self._follow())
+
+    async def _follow(self) -> None:
+        async for reply in self._call:
+            self.routed_at.setdefault(reply.event.message_id, time.perf_counter())
+
+    async def wait_for(self, ids: set[str], timeout: float) -> None:
+        deadline = time.perf_counter() + timeout
+        while not ids <= self.routed_at.keys():
+            if time.perf_counter() > deadline:
+                missing = len(ids - self.routed_at.keys())
+                raise TimeoutError(f"{missing} messages not routed within {timeout}s")
+            await asyncio.sleep(0.02)
+
+    def stop(self) -> None:
+        self._call.cancel()
+
+
+async def saturation(
+    stub: ingestion_pb2_grpc.IngestionServiceStub, watcher: RoutedWatcher, count: int
+) -> dict:
+    messages = synthetic_messages(count, f"sat{uuid.uuid4().hex[:6]}")
+    ids = {message_id(m.channel, m.platform_message_id) for m in messages}
+    batches = [messages[i : i + 250] for i in range(0, len(messages), 250)]
+    start = time.perf_counter()
+    queue: asyncio.Queue[list[common_pb2.InboundMessage]] = asyncio.Queue()
+    for item in batches:
+        queue.put_nowait(item)
+
+    async def sender() -> None:
+        while not queue.empty():
+            await stub.Ingest(ingestion_pb2.IngestRequest(messages=queue.get_nowait()), timeout=60)
+
+    await asyncio.gather(*(sender() for _ in range(4)))
+    acked = time.perf_counter()
+    await watcher.wait_for(ids, timeout=max(120.0, count / 50))
+    routed = max(watcher.routed_at[i] for i in ids)
+    return {
+        "saturation_messages": count,
+        "ingest_acked_msgs_per_s": count / (acked - start),
+        "saturation_routed_msgs_per_s": count / (routed - start),
+    }
+
+
+async def fixed_rate(
+    stub: ingestion_pb2_grpc.IngestionServiceStub, watcher: RoutedWatcher, rate: float, duration: float
+) -> dict:
+    tick = 0.01
+    total = int(rate * duration)
+    messages = synthetic_messages(total, f"lat{uuid.uuid4().hex[:6]}")
+    sent_at: dict[str, float] = {}
+    pending: list[asyncio.Task[Any]] = []
+    start = time.perf_counter()
+    sent = 0
+    while sent < total:
+        due = min(total, int((time.perf_counter() - start) * rate) + 1)
+        if due > sent:
+            chunk = messages[sent:due]
+            now = time.perf_counter()
+            for m in chunk:
+                sent_at[message_id(m.channel, m.platform_message_id)] = now
+            pending.append(
+                asyncio.create_task(stub.Ingest(ingestion_pb2.IngestRequest(messages=chunk), timeout=60))
+            )
+            sent = due
+        await asyncio.sleep(tick)
+    await asyncio.gather(*pending)
+    offered_seconds = time.perf_counter() - start
+    await watcher.wait_for(set(sent_at), timeout=max(120.0, duration * 10))
+    latencies = [(watcher.routed_at[i] - t) * 1000 for i, t in sent_at.items()]
+    return {
+        "offered_rate_msgs_per_s": rate,
+        "achieved_rate_msgs_per_s": total / offered_seconds,
+        "latency_p50_ms": percentile(latencies, 0.50),
+        "latency_p99_ms": percentile(latencies, 0.99),
+        "latency_max_ms": max(latencies),
+    }
+
+
+async def run_bench(
+    settings: Settings, count: int, rate: float, duration: float, workers: int, progress: bool = True
+) -> dict:
+    from parley.suite import ChildProcessSuite
+
+    def say(text: str) -> None:
+        if progress:
+            print(text, file=sys.stderr, flush=True)
+
+    say("baseline: bare grpc.aio echo stream ...")
+    base = await baseline()
+    ports = {f"{name}_port": free_port() for name in SERVICES}
+    settings = settings.model_copy(
+        update=ports | {f"{n}_addr": "" for n in SERVICES} | {"key_prefix": f"bench{uuid.uuid4().hex[:8]}"}
+    )
+    say(f"starting the suite ({workers} workers) ...")
+    suite = await ChildProcessSuite.start(settings, workers=workers, log_dir=".parley/bench-logs")
+    try:
+        async with channel(settings, settings.address("ingestion")) as ch:
+            stub = ingestion_pb2_grpc.IngestionServiceStub(ch)
+            watcher = RoutedWatcher(stub)
+            await watcher.start()
+            say("warm-up ...")
+            await saturation(stub, watcher, 500)
+            say(f"saturation: {count} messages ...")
+            result = await saturation(stub, watcher, count)
+            say(f"latency: {rate:.0f} msgs/s for {duration:.0f}s ...")
+            result |= await fixed_rate(stub, watcher, rate, duration)
+            watcher.stop()
+    finally:
+        suite.stop()
+    result["baseline_echo_msgs_per_s"] = base
+    result["suite_to_baseline_ratio"] = result["saturation_routed_msgs_per_s"] / base
+    result["workers"] = workers
+    return result

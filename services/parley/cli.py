@@ -1,0 +1,253 @@
+"""The `parley` command: run the suite, one service, a replay, the benchmark, the model tools."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import signal
+import sys
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from parley.config import SERVICES, Settings
+from parley.messages import CHANNEL_NAMES, INTENT_NAMES
+
+app = typer.Typer(
+    help="Parley: social-media customer service triage as gRPC microservices.", no_args_is_help=True
+)
+console = Console()
+
+DEMO_FILE = Path(__file__).parent / "demo" / "demo_conversations.csv"
+ACTION_NAMES = {1: "bot reply", 2: "queued", 3: "assigned", 4: "no action", 5: "appended"}
+ROLE_NAMES = {1: "customer", 2: "participant", 3: "brand"}
+
+
+def _logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+    )
+
+
+def _with_redis(settings: Settings, data_dir: str) -> tuple[Settings, object | None]:
+    """Settings with a Redis URL: REDIS_URL when set, else a freshly started embedded Valkey."""
+    if settings.redis_url:
+        return settings, None
+    from parley.store import EmbeddedValkey
+
+    embedded = EmbeddedValkey(data_dir)
+    url = embedded.start()
+    return settings.model_copy(update={"redis_url": url}), embedded
+
+
+async def _wait_for_signal() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
+@app.command()
+def up(
+    demo: bool = typer.Option(True, help="Replay the bundled demo conversations once the suite is up."),
+    exit_after_demo: bool = typer.Option(False, "--exit", help="Stop the suite after the demo."),
+    workers: int = typer.Option(1, min=1, help="Pipeline worker processes."),
+    verbose: bool = False,
+) -> None:
+    """Start the whole suite on this machine: five services and the worker, on an embedded Valkey when
+    REDIS_URL is unset."""
+    _logging(verbose)
+    from parley.suite import ChildProcessSuite
+
+    settings, embedded = _with_redis(Settings(), Settings().embedded_data_dir or ".parley/valkey")
+
+    async def main() -> int:
+        suite = await ChildProcessSuite.start(settings, workers=workers)
+        try:
+            table = Table(title="Parley is up")
+            table.add_column("service")
+            table.add_column("listens on")
+            for name in SERVICES:
+                table.add_row(name, f"grpc://{settings.address(name)}")
+            table.add_row(
+                "worker", f"{workers} process(es), consumer group on {settings.stream_partitions} partitions"
+            )
+            table.add_row("redis", settings.redis_url + ("  (embedded Valkey)" if embedded else ""))
+            table.add_row("logs", ".parley/logs/")
+            console.print(table)
+            if demo:
+                await _replay_and_print(DEMO_FILE, settings)
+            if exit_after_demo:
+                return 0 if not suite.failed() else 1
+            console.print("[bold]Ctrl-C stops the suite.[/bold]")
+            await _wait_for_signal()
+            return 0
+        finally:
+            suite.stop()
+
+    try:
+        code = asyncio.run(main())
+    finally:
+        if embedded is not None:
+            embedded.stop()  # type: ignore[attr-defined]
+    raise typer.Exit(code)
+
+
+@app.command()
+def serve(
+    service: str = typer.Argument(
+        ..., help="ingestion, conversations, classifier, router, dispatch or worker"
+    ),
+    verbose: bool = False,
+) -> None:
+    """Run one service (or one pipeline worker) alone, until SIGTERM or Ctrl-C."""
+    _logging(verbose)
+    if service not in (*SERVICES, "worker"):
+        raise typer.BadParameter(f"unknown service {service!r}; one of {', '.join((*SERVICES, 'worker'))}")
+    settings, embedded = _with_redis(Settings(), Settings().embedded_data_dir)
+    if embedded is not None:
+        console.print("[yellow]REDIS_URL is unset: this service runs on its own embedded Valkey[/yellow]")
+
+    async def main() -> None:
+        if service == "worker":
+            from parley.ingestion.worker import run_worker
+
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, stop.set)
+            await run_worker(settings, stop)
+            return
+        from parley.suite import start_service
+
+        running = await start_service(service, settings)
+        console.print(f"{service} serving on {settings.host}:{running.port}")
+        await _wait_for_signal()
+        await running.stop(settings.shutdown_grace_seconds)
+
+    try:
+        asyncio.run(main())
+    finally:
+        if embedded is not None:
+            embedded.stop()  # type: ignore[attr-defined]
+
+
+@app.command()
+def replay(
+    file: Path = typer.Argument(..., exists=True, dir_okay=False, help="A CSV in the twcs layout."),
+    timeout: float = typer.Option(60.0, help="Seconds to wait for the pipeline."),
+) -> None:
+    """Send a twcs-layout CSV through Ingest and print each conversation: messages, intent, route, replies."""
+    code = asyncio.run(_replay_and_print(file, Settings(), timeout))
+    raise typer.Exit(code)
+
+
+async def _replay_and_print(file: Path, settings: Settings, timeout: float = 60.0) -> int:
+    from parley.replay import read_twcs
+    from parley.replay import replay as run_replay
+
+    messages = read_twcs(file)
+    report = await run_replay(messages, settings, timeout=timeout)
+    console.print(
+        f"[bold]{file.name}[/bold]: {len(messages)} messages, {report.accepted} accepted, "
+        f"{report.duplicates} duplicates, {len(report.conversations)} conversations"
+    )
+    for conversation in report.conversations:
+        console.rule(
+            f"{conversation.conversation_id} · {CHANNEL_NAMES.get(conversation.channel, '?')} · "
+            f"@{conversation.brand_account_id} · {len(conversation.messages)} messages"
+        )
+        for item in conversation.messages:
+            message = item.message
+            who = ROLE_NAMES.get(item.role, "?")
+            console.print(
+                f"  [cyan]{who:<11}[/cyan] @{message.author.handle or message.author.id}: {message.text}"
+            )
+            if item.HasField("triage"):
+                triage = item.triage
+                top = max(triage.scores, key=lambda s: s.probability, default=None)
+                probability = f" {top.probability:.2f}" if top else ""
+                reasons = f" ({', '.join(triage.urgency_reasons)})" if triage.urgency_reasons else ""
+                console.print(
+                    f"              intent [bold]{INTENT_NAMES.get(triage.intent, '?')}[/bold]{probability}"
+                    f"{reasons} · topic {triage.topic or '-'}"
+                )
+            if item.HasField("routing"):
+                routing = item.routing
+                target = routing.team or routing.agent_id or "-"
+                console.print(
+                    f"              route [bold]{ACTION_NAMES.get(routing.action, '?')}[/bold] → {target} "
+                    f"(rule {routing.rule or '-'}, priority {routing.priority:.1f})"
+                )
+                delivery = report.deliveries.get(f"bot:{message.message_id}")
+                if routing.bot_reply_text:
+                    status = delivery and delivery.status
+                    console.print(
+                        f"              bot reply: {routing.bot_reply_text}  [dim](delivery {status})[/dim]"
+                    )
+    if report.unfinished:
+        console.print(f"[red]{len(report.unfinished)} messages not through the pipeline in time[/red]")
+        return 1
+    return 0
+
+
+@app.command()
+def bench(
+    messages: int = typer.Option(4000, help="Messages for the saturation run."),
+    rate: float = typer.Option(500.0, help="Offered rate (msgs/s) for the latency run."),
+    duration: float = typer.Option(10.0, help="Seconds of the latency run."),
+    workers: int = typer.Option(2, min=1, help="Pipeline worker processes."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Measure the running suite: saturation throughput, Ingest→routed latency at a fixed rate, and the ratio
+    to a bare grpc.aio echo stream on this machine. Starts its own suite (REDIS_URL or an embedded Valkey)."""
+    from parley.bench import run_bench
+
+    settings, embedded = _with_redis(Settings(), "")
+    try:
+        result = asyncio.run(run_bench(settings, messages, rate, duration, workers, progress=not as_json))
+    finally:
+        if embedded is not None:
+            embedded.stop()  # type: ignore[attr-defined]
+    if as_json:
+        print(json.dumps(result, indent=2))
+        return
+    table = Table(title="parley bench")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    for key, value in result.items():
+        table.add_row(key, f"{value:,.2f}" if isinstance(value, float) else str(value))
+    console.print(table)
+
+
+@app.command()
+def health(address: str = typer.Argument(..., help="host:port of a Parley service")) -> None:
+    """Exit 0 when the service at ADDRESS answers its gRPC health check with SERVING (for probes)."""
+    from parley.rpc import wait_ready
+
+    try:
+        asyncio.run(wait_ready(address, timeout=3.0))
+    except TimeoutError:
+        print(f"{address}: not serving", file=sys.stderr)
+        raise typer.Exit(1) from None
+    print(f"{address}: serving")
+
+
+def _mount_optional_commands() -> None:
+    """Commands that each service package contributes (for example the classifier's train/eval/classify)."""
+    import importlib
+    import importlib.util
+
+    for name in SERVICES:
+        package = importlib.util.find_spec(f"parley.{name}")
+        if package is not None and importlib.util.find_spec(f"parley.{name}.commands") is not None:
+            module = importlib.import_module(f"parley.{name}.commands")
+            app.registered_commands.extend(module.commands.registered_commands)
+
+
+_mount_optional_commands()

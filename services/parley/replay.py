@@ -1,0 +1,193 @@
+"""`parley replay`: send a twcs-layout CSV through Ingest and report each conversation.
+
+The twcs layout (tweet_id, author_id, inbound, created_at, text, response_tweet_id,
+in_response_to_tweet_id) is the layout of the public "Customer Support on Twitter" corpus: every row is a public tweet, customer (inbound)
+or brand. A brand's account is the author of its own tweets; for a customer tweet it is the brand met in the
+same reply chain, else the first non-numeric @mention.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import grpc
+
+from parley.clock import to_timestamp
+from parley.config import Settings
+from parley.messages import message_id
+from parley.rpc import channel
+from parley.v1 import (
+    common_pb2,
+    conversations_pb2,
+    conversations_pb2_grpc,
+    dispatch_pb2,
+    dispatch_pb2_grpc,
+    ingestion_pb2,
+    ingestion_pb2_grpc,
+)
+
+TWCS_COLUMNS = (
+    "tweet_id",
+    "author_id",
+    "inbound",
+    "created_at",
+    "text",
+    "response_tweet_id",
+    "in_response_to_tweet_id",
+)
+TWCS_TIME = "%a %b %d %H:%M:%S %z %Y"
+MENTION = re.compile(r"@(\w+)")
+
+
+def parse_time(value: str) -> float:
+    value = value.strip()
+    try:
+        return datetime.strptime(value, TWCS_TIME).timestamp()
+    except ValueError:
+        return datetime.fromisoformat(value).timestamp()
+
+
+def read_twcs(path: Path | str) -> list[common_pb2.InboundMessage]:
+    """Read a twcs-layout CSV into inbound messages on channel X (all public), in file order."""
+    with open(path, newline="", encoding="utf-8-sig") as handle:
+        reader = csv.DictReader(handle)
+        missing = [c for c in TWCS_COLUMNS if c not in (reader.fieldnames or [])]
+        if missing:
+            raise ValueError(f"{path}: not the twcs layout, missing columns {missing}")
+        rows = list(reader)
+    by_id = {row["tweet_id"]: row for row in rows}
+
+    def is_inbound(row: dict[str, str]) -> bool:
+        return row["inbound"].strip().lower() in {"true", "1", "yes"}
+
+    def brand_of(row: dict[str, str]) -> str:
+        if not is_inbound(row):
+            return row["author_id"]
+        seen: set[str] = set()
+        frontier = [row["tweet_id"]]
+        while frontier:  # walk the reply chain both ways for a brand tweet
+            tweet = by_id.get(frontier.pop())
+            if tweet is None or tweet["tweet_id"] in seen:
+                continue
+            seen.add(tweet["tweet_id"])
+            if not is_inbound(tweet):
+                return tweet["author_id"]
+            frontier.append(tweet["in_response_to_tweet_id"])
+            frontier.extend(t.strip() for t in tweet["response_tweet_id"].split(",") if t.strip())
+        mentions = [m for m in MENTION.findall(row["text"]) if not m.isdigit()]
+        return mentions[0] if mentions else "unknown"
+
+    messages = []
+    for row in rows:
+        inbound = is_inbound(row)
+        messages.append(
+            common_pb2.InboundMessage(
+                channel=common_pb2.CHANNEL_X,
+                visibility=common_pb2.VISIBILITY_PUBLIC,
+                platform_message_id=row["tweet_id"].strip(),
+                in_reply_to_id=row["in_response_to_tweet_id"].strip(),
+                brand_account_id=brand_of(row),
+                author=common_pb2.Author(id=row["author_id"], handle=row["author_id"]),
+                text=row["text"],
+                sent_at=to_timestamp(parse_time(row["created_at"])),
+                direction=common_pb2.DIRECTION_INBOUND if inbound else common_pb2.DIRECTION_OUTBOUND,
+            )
+        )
+    return messages
+
+
+@dataclass
+class ReplayReport:
+    accepted: int = 0
+    duplicates: int = 0
+    conversations: list[conversations_pb2.Conversation] = field(default_factory=list)
+    deliveries: dict[str, dispatch_pb2.Delivery] = field(default_factory=dict)
+    unfinished: list[str] = field(default_factory=list)
+
+
+async def replay(
+    messages: list[common_pb2.InboundMessage],
+    settings: Settings,
+    batch: int = 200,
+    timeout: float = 60.0,
+) -> ReplayReport:
+    """Ingest `messages`, wait until each is threaded and each inbound one routed, then fetch the results."""
+    report = ReplayReport()
+    ids = {message_id(m.channel, m.platform_message_id) for m in messages}
+    to_route = {
+        message_id(m.channel, m.platform_message_id)
+        for m in messages
+        if m.direction != common_pb2.DIRECTION_OUTBOUND
+    }
+    async with (
+        channel(settings, settings.address("ingestion")) as ingestion_ch,
+        channel(settings, settings.address("conversations")) as conversations_ch,
+        channel(settings, settings.address("dispatch")) as dispatch_ch,
+    ):
+        ingestion = ingestion_pb2_grpc.IngestionServiceStub(ingestion_ch)
+        watch = ingestion.WatchEvents(
+            ingestion_pb2.WatchEventsRequest(types=["message.threaded", "conversation.routed"])
+        )
+        await watch.initial_metadata()  # the server has fixed its start position: no event can be missed
+        threaded: dict[str, str] = {}
+        routed: set[str] = set()
+
+        async def follow() -> None:
+            async for reply in watch:
+                event = reply.event
+                if event.message_id not in ids:
+                    continue
+                if event.type == "message.threaded":
+                    threaded[event.message_id] = event.conversation_id
+                else:
+                    routed.add(event.message_id)
+                if len(threaded) == len(ids) and to_route <= routed:
+                    return
+
+        follower = asyncio.create_task(follow())
+        for start in range(0, len(messages), batch):
+            result = await ingestion.Ingest(
+                ingestion_pb2.IngestRequest(messages=messages[start : start + batch]), timeout=timeout
+            )
+            for item in result.results:
+                if item.status == ingestion_pb2.INGEST_STATUS_ACCEPTED:
+                    report.accepted += 1
+                else:
+                    report.duplicates += 1
+        try:
+            await asyncio.wait_for(follower, timeout)
+        except TimeoutError:
+            report.unfinished = sorted((ids - set(threaded)) | (to_route - routed))
+        finally:
+            watch.cancel()
+
+        conversations = conversations_pb2_grpc.ConversationsServiceStub(conversations_ch)
+        for conversation_id in dict.fromkeys(threaded[i] for i in sorted(threaded, key=_order(messages))):
+            got = await conversations.GetConversation(
+                conversations_pb2.GetConversationRequest(conversation_id=conversation_id), timeout=timeout
+            )
+            report.conversations.append(got.conversation)
+        dispatch = dispatch_pb2_grpc.DispatchServiceStub(dispatch_ch)
+        for conversation in report.conversations:
+            for item in conversation.messages:
+                if item.routing.action == common_pb2.ROUTE_ACTION_BOT_REPLY:
+                    reply_id = f"bot:{item.message.message_id}"
+                    try:
+                        got_delivery = await dispatch.GetDelivery(
+                            dispatch_pb2.GetDeliveryRequest(reply_id=reply_id), timeout=timeout
+                        )
+                        report.deliveries[reply_id] = got_delivery.delivery
+                    except grpc.aio.AioRpcError:
+                        pass
+    return report
+
+
+def _order(messages: Iterable[common_pb2.InboundMessage]):  # noqa: ANN202 - a sort key
+    position = {message_id(m.channel, m.platform_message_id): i for i, m in enumerate(messages)}
+    return lambda mid: position.get(mid, 0)

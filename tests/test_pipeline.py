@@ -1,0 +1,142 @@
+"""The whole pipeline end to end on real Redis: every service's real gRPC server, real workers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import Counter
+
+import pytest
+from parley.cli import DEMO_FILE
+from parley.ingestion.inbound_log import InboundLog
+from parley.ingestion.worker import Peers, PipelineWorker
+from parley.messages import message_id
+from parley.replay import read_twcs, replay
+from parley.rpc import channel
+from parley.store import Keys, Redis
+from parley.suite import InProcessSuite
+from parley.v1 import common_pb2, ingestion_pb2, ingestion_pb2_grpc
+
+FIXTURE = DEMO_FILE  # written by the team; covers every intent, brand replies and a bystander
+
+
+async def routed_events(redis: Redis, keys: Keys) -> Counter[str]:
+    """How many `conversation.routed` events each message id got."""
+    counts: Counter[str] = Counter()
+    for _, fields in await redis.xrange(keys.events()):
+        if fields[b"type"] == b"conversation.routed":
+            counts[fields[b"message_id"].decode()] += 1
+    return counts
+
+
+def reply_chains(messages: list[common_pb2.InboundMessage]) -> list[set[str]]:
+    """The true conversations of a twcs file: connected components of the reply links."""
+    parent = {m.platform_message_id: m.platform_message_id for m in messages}
+
+    def find(x: str) -> str:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for m in messages:
+        if m.in_reply_to_id in parent:
+            parent[find(m.platform_message_id)] = find(m.in_reply_to_id)
+    groups: dict[str, set[str]] = {}
+    for m in messages:
+        groups.setdefault(find(m.platform_message_id), set()).add(
+            message_id(m.channel, m.platform_message_id)
+        )
+    return list(groups.values())
+
+
+@pytest.fixture
+async def suite(settings, redis):
+    running = await InProcessSuite.start(settings, workers=0)
+    yield running
+    await running.stop()
+
+
+async def test_replay_threads_classifies_and_routes_every_message(suite, redis, keys) -> None:
+    messages = read_twcs(FIXTURE)
+    suite.add_worker("w1")
+    report = await replay(messages, suite.settings, timeout=60)
+
+    assert report.unfinished == []
+    assert report.accepted == len(messages)
+    # Conversations are exactly the reply chains of the file.
+    got = [{item.message.message_id for item in c.messages} for c in report.conversations]
+    assert sorted(map(sorted, got)) == sorted(map(sorted, reply_chains(messages)))
+    # Each customer message was routed once, and carries its triage and routing on the conversation.
+    inbound = [m for m in messages if m.direction == common_pb2.DIRECTION_INBOUND]
+    counts = await routed_events(redis, keys)
+    assert {message_id(m.channel, m.platform_message_id): 1 for m in inbound} == dict(counts)
+    for conversation in report.conversations:
+        for item in conversation.messages:
+            if item.message.direction == common_pb2.DIRECTION_INBOUND:
+                assert item.triage.intent != common_pb2.INTENT_UNSPECIFIED
+                assert item.routing.action != common_pb2.ROUTE_ACTION_UNSPECIFIED
+                assert item.routing.reason
+
+
+async def test_a_redelivered_batch_creates_nothing_new(suite, redis, keys) -> None:
+    messages = read_twcs(FIXTURE)
+    suite.add_worker("w1")
+    first = await replay(messages, suite.settings, timeout=60)
+    async with channel(suite.settings, suite.address("ingestion")) as ch:
+        again = await ingestion_pb2_grpc.IngestionServiceStub(ch).Ingest(
+            ingestion_pb2.IngestRequest(messages=messages)
+        )
+    assert {r.status for r in again.results} == {ingestion_pb2.INGEST_STATUS_DUPLICATE}
+    await asyncio.sleep(0.3)
+    assert set((await routed_events(redis, keys)).values()) == {1}
+    assert len(first.conversations) == len(reply_chains(messages))
+
+
+async def test_a_worker_killed_mid_batch_loses_nothing_and_duplicates_nothing(
+    suite, settings, redis, keys
+) -> None:
+    messages = read_twcs(FIXTURE)
+    inbound_ids = {
+        message_id(m.channel, m.platform_message_id)
+        for m in messages
+        if m.direction == common_pb2.DIRECTION_INBOUND
+    }
+    async with channel(suite.settings, suite.address("ingestion")) as ch:
+        await ingestion_pb2_grpc.IngestionServiceStub(ch).Ingest(
+            ingestion_pb2.IngestRequest(messages=messages)
+        )
+
+    # Worker A gets through threading, classification and routing, then dies before it acks.
+    routed_once = asyncio.Event()
+
+    async def die_after_routing(stage: str) -> None:
+        if stage == "route":
+            routed_once.set()
+            await asyncio.Event().wait()  # hangs here until killed
+
+    peers = Peers.connect(suite.settings)
+    doomed = PipelineWorker(
+        suite.settings, InboundLog(suite.settings, redis, keys), peers, "doomed", die_after_routing
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(doomed.run(stop))
+    await asyncio.wait_for(routed_once.wait(), 30)
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    await peers.close()
+    killed_mid_batch = await routed_events(redis, keys)
+    assert killed_mid_batch and doomed.processed == 0
+
+    # Worker B re-claims the dead worker's entries once they have been idle for claim_idle_ms.
+    suite.add_worker("rescuer")
+    inbound_log = InboundLog(suite.settings, redis, keys)
+    for _ in range(200):
+        if set(await routed_events(redis, keys)) == inbound_ids and await inbound_log.pending_count() == 0:
+            break
+        await asyncio.sleep(0.1)
+    counts = await routed_events(redis, keys)
+    assert set(counts) == inbound_ids
+    assert set(counts.values()) == {1}, "a message was routed twice"
+    assert await inbound_log.pending_count() == 0

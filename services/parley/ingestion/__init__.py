@@ -1,0 +1,1 @@
+"""Ingestion: the front door (validation, normalization, de-duplication) and the durable inbound log."""

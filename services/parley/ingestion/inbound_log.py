@@ -1,0 +1,248 @@
+"""The durable inbound log: de-duplicated appends on the write side, a consumer group on the read side.
+
+The log is `settings.stream_partitions` Redis streams. A message goes to the partition chosen by its
+(channel, brand account, author), so one customer's messages to one brand keep their order, and a redelivered
+message always lands where its first copy did: its de-duplication mark lives in that partition's hash slot,
+and one Lua script sets the mark and appends the entry together. A crash can therefore never leave a mark
+without its entry (a message refused as a duplicate that was never logged).
+
+Workers read through one consumer group; an entry stays pending until acked, is re-claimed by another worker
+once idle long enough, and is deleted when acked (its de-duplication mark keeps living for `dedupe_ttl`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import zlib
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from redis.exceptions import NoScriptError, ResponseError
+
+from parley import events
+from parley.config import Settings
+from parley.messages import CHANNEL_NAMES
+from parley.store import Keys, Redis
+from parley.v1 import common_pb2, ingestion_pb2
+
+# KEYS: seen mark, partition stream. ARGV: mark TTL (s), serialized message. Returns the entry id, or nil
+# when the mark was already there (a duplicate).
+APPEND_SCRIPT = """
+if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then
+  return redis.call('XADD', KEYS[2], '*', 'm', ARGV[2])
+end
+return false
+"""
+
+ACCEPTED = ingestion_pb2.INGEST_STATUS_ACCEPTED
+DUPLICATE = ingestion_pb2.INGEST_STATUS_DUPLICATE
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    """One entry of the inbound log as a worker sees it."""
+
+    partition: int
+    entry_id: str
+    message: common_pb2.InboundMessage
+
+
+class InboundLog:
+    def __init__(
+        self,
+        settings: Settings,
+        redis: Redis,
+        keys: Keys,
+        group: str = "workers",
+        read_each_partition: bool | None = None,
+    ) -> None:
+        self.settings = settings
+        self.redis = redis
+        self.keys = keys
+        self.group = group
+        # A cluster refuses one XREADGROUP over streams in different slots, so there each partition gets
+        # its own concurrent read.
+        self.read_each_partition = (
+            settings.redis_cluster if read_each_partition is None else read_each_partition
+        )
+        self._streams = [keys.inbound_stream(p) for p in range(settings.stream_partitions)]
+        self._partition_by_stream = {name.encode(): p for p, name in enumerate(self._streams)}
+        self._script = redis.register_script(APPEND_SCRIPT)
+
+    def partition_of(self, message: common_pb2.InboundMessage) -> int:
+        route = f"{message.channel}\x1f{message.brand_account_id}\x1f{message.author.id}".encode()
+        return zlib.crc32(route) % self.settings.stream_partitions
+
+    # -- write side ---------------------------------------------------------------------------------------
+
+    async def append(self, messages: Sequence[common_pb2.InboundMessage]) -> list[int]:
+        """Log each normalized message unless seen before; one IngestStatus per message, in order.
+
+        All appends of the batch go in one pipelined round trip; the `message.accepted` events follow in a
+        second one, since which messages were accepted is only known then (and the event stream lives in
+        another hash slot than the partitions, so the script cannot write it). Should that second step fail,
+        the caller sees an error and its retry reports DUPLICATE: the messages are logged, only their events
+        are missing.
+        """
+        statuses = [DUPLICATE] * len(messages)
+        calls: list[tuple[int, common_pb2.InboundMessage, int]] = []  # (index, message, partition)
+        first_in_batch: set[str] = set()
+        for index, message in enumerate(messages):
+            # A repeat inside the batch is a duplicate even if its author (hence partition) differs.
+            if message.message_id in first_in_batch:
+                continue
+            first_in_batch.add(message.message_id)
+            calls.append((index, message, self.partition_of(message)))
+        if not calls:
+            return statuses
+
+        ttl = self.settings.dedupe_ttl_seconds
+        argv = [
+            (self.keys.seen(p, m.message_id), self._streams[p], ttl, m.SerializeToString())
+            for _, m, p in calls
+        ]
+        results = await self._run_appends(argv)
+
+        accepted: list[events.EventRecord] = []
+        for (index, message, partition), entry_id in zip(calls, results, strict=True):
+            if entry_id is None:
+                continue
+            statuses[index] = ACCEPTED
+            accepted.append(
+                events.EventRecord(
+                    type="message.accepted",
+                    message_id=message.message_id,
+                    at=message.received_at.seconds + message.received_at.nanos / 1e9,
+                    attributes={
+                        "channel": CHANNEL_NAMES.get(message.channel, ""),
+                        "direction": "outbound"
+                        if message.direction == common_pb2.DIRECTION_OUTBOUND
+                        else "inbound",
+                        "partition": partition,
+                        "entry_id": entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id),
+                    },
+                )
+            )
+        await events.publish(self.redis, self.keys, accepted, self.settings.events_maxlen)
+        return statuses
+
+    async def _run_appends(self, argv: list[tuple[str, str, int, bytes]]) -> list[Any]:
+        """EVALSHA the append script for each call in one pipeline; load it and retry on NOSCRIPT.
+
+        A NOSCRIPT reply means that call did nothing, so retrying exactly those calls is safe.
+        """
+        results: list[Any] = [NoScriptError()] * len(argv)
+        todo = list(range(len(argv)))
+        for attempt in range(2):
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for i in todo:
+                    seen, stream, ttl, payload = argv[i]
+                    pipe.evalsha(self._script.sha, 2, seen, stream, ttl, payload)
+                replies = await pipe.execute(raise_on_error=False)
+            for i, reply in zip(todo, replies, strict=True):
+                results[i] = reply
+            todo = [i for i in todo if isinstance(results[i], NoScriptError)]
+            if not todo:
+                break
+            if attempt == 0:
+                self._script.sha = await self.redis.script_load(APPEND_SCRIPT)
+        for reply in results:
+            if isinstance(reply, Exception):
+                raise reply
+        return results
+
+    # -- read side ----------------------------------------------------------------------------------------
+
+    async def ensure_groups(self) -> None:
+        """Create the consumer group on every partition (and the streams), reading from the start."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for stream in self._streams:
+                pipe.xgroup_create(stream, self.group, id="0", mkstream=True)
+            replies = await pipe.execute(raise_on_error=False)
+        for reply in replies:
+            if isinstance(reply, ResponseError) and "BUSYGROUP" not in str(reply):
+                raise reply
+
+    async def read(self, consumer: str, count: int, block_ms: int) -> list[LogEntry]:
+        """New entries for `consumer` from all partitions in one call (up to `count` per partition)."""
+        if self.read_each_partition:
+            replies = await asyncio.gather(
+                *(
+                    self.redis.xreadgroup(self.group, consumer, {s: ">"}, count=count, block=block_ms)
+                    for s in self._streams
+                )
+            )
+            return [entry for reply in replies for entry in self._entries(reply or [])]
+        reply = await self.redis.xreadgroup(
+            self.group, consumer, {s: ">" for s in self._streams}, count=count, block=block_ms
+        )
+        return self._entries(reply or [])
+
+    async def claim_stale(self, consumer: str, min_idle_ms: int, count: int) -> list[LogEntry]:
+        """Take over entries pending for longer than `min_idle_ms` (their worker is presumed dead).
+
+        Up to `count` per partition; entries deleted in the meantime are dropped from the group and skipped.
+        """
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for stream in self._streams:
+                pipe.xautoclaim(stream, self.group, consumer, min_idle_ms, start_id="0-0", count=count)
+            replies = await pipe.execute()
+        out: list[LogEntry] = []
+        for partition, reply in enumerate(replies):
+            # Redis 7 answers [next cursor, claimed entries, deleted ids]; 6.2 has no third element.
+            out.extend(self._parse(partition, reply[1]))
+        return out
+
+    async def ack(self, entries: Iterable[LogEntry]) -> None:
+        """Mark entries done and delete them from their partitions, in one round trip."""
+        by_partition: dict[int, list[str]] = defaultdict(list)
+        for entry in entries:
+            by_partition[entry.partition].append(entry.entry_id)
+        if not by_partition:
+            return
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for partition, ids in by_partition.items():
+                pipe.xack(self._streams[partition], self.group, *ids)
+                pipe.xdel(self._streams[partition], *ids)
+            await pipe.execute()
+
+    async def pending_count(self) -> int:
+        """Entries delivered to some consumer and not yet acked, over all partitions."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for stream in self._streams:
+                pipe.xpending(stream, self.group)
+            replies = await pipe.execute(raise_on_error=False)
+        total = 0
+        for reply in replies:
+            if isinstance(reply, ResponseError) and "NOGROUP" in str(reply):
+                continue  # no worker has started on this partition yet: nothing is pending there
+            if isinstance(reply, Exception):
+                raise reply
+            total += int(reply["pending"])
+        return total
+
+    async def backlog(self) -> int:
+        """Entries in the log, read or not: acked entries are deleted, so this is the work left."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for stream in self._streams:
+                pipe.xlen(stream)
+            return sum(await pipe.execute())
+
+    def _entries(self, reply: Any) -> list[LogEntry]:
+        out: list[LogEntry] = []
+        for stream, items in reply:  # [[stream name, [(entry id, fields), ...]], ...]
+            out.extend(self._parse(self._partition_by_stream[stream], items))
+        return out
+
+    @staticmethod
+    def _parse(partition: int, items: Iterable[Any]) -> list[LogEntry]:
+        out = []
+        for entry_id, fields in items:
+            if not fields:  # deleted after it was delivered
+                continue
+            message = common_pb2.InboundMessage.FromString(fields[b"m"])
+            ident = entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+            out.append(LogEntry(partition, ident, message))
+        return out

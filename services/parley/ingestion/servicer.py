@@ -1,0 +1,115 @@
+"""IngestionService: the gRPC front door over validation and the inbound log.
+
+// IngestStream: each request is one batch and gets one response with its results, in order.
+// A batch with a bad message is answered with INVALID_ARGUMENT (google.rpc.BadRequest naming each
+// bad field, e.g. messages[3].text), which ends the stream: batches sent before it stay accepted,
+// batches sent after it are not read. The client opens a new stream to go on.
+
+// WatchEvents: the response's initial metadata carries `parley-start-id`, the event id the watch
+// starts after; every event appended after it that matches the filters follows, until the client
+// cancels.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Sequence
+
+import grpc
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from parley import events
+from parley.clock import Clock, SystemClock
+from parley.config import Settings
+from parley.ingestion.inbound_log import InboundLog
+from parley.ingestion.validation import normalize, validate_batch
+from parley.rpc import InvalidArgument, abort_for
+from parley.store import Keys, Redis
+from parley.v1 import common_pb2, ingestion_pb2, ingestion_pb2_grpc
+
+# How long one XREAD of WatchEvents blocks before it looks again; cancellation interrupts it anyway.
+WATCH_BLOCK_MS = 1000
+WATCH_BATCH = 100
+START_ID_METADATA = "parley-start-id"
+_STREAM_ID = re.compile(r"\d+(-\d+)?")
+
+
+class IngestionService(ingestion_pb2_grpc.IngestionServiceServicer):
+    def __init__(
+        self, settings: Settings, log: InboundLog, redis: Redis, keys: Keys, clock: Clock | None = None
+    ) -> None:
+        self.settings = settings
+        self.log = log
+        self.redis = redis
+        self.keys = keys
+        self.clock = clock or SystemClock()
+
+    async def ingest(self, messages: Sequence[common_pb2.InboundMessage]) -> list[ingestion_pb2.IngestResult]:
+        """Validate, normalize and log one batch; one result per message, in request order."""
+        now = self.clock.now()
+        validate_batch(messages, self.settings, now=now)
+        batch = [normalize(message, now) for message in messages]
+        statuses = await self.log.append(batch)
+        return [
+            ingestion_pb2.IngestResult(message_id=m.message_id, status=s)
+            for m, s in zip(batch, statuses, strict=True)
+        ]
+
+    async def _ingest_or_abort(
+        self, messages: Sequence[common_pb2.InboundMessage], context: grpc.aio.ServicerContext
+    ) -> list[ingestion_pb2.IngestResult]:
+        try:
+            return await self.ingest(messages)
+        except InvalidArgument as error:
+            await abort_for(context, error)
+        except (RedisConnectionError, RedisTimeoutError) as error:
+            # Nothing was acked: the caller retries later, and de-duplication absorbs any partial append.
+            await context.abort(grpc.StatusCode.UNAVAILABLE, f"inbound log unavailable: {error}")
+        raise AssertionError("unreachable: abort raises")
+
+    async def Ingest(
+        self, request: ingestion_pb2.IngestRequest, context: grpc.aio.ServicerContext
+    ) -> ingestion_pb2.IngestResponse:
+        return ingestion_pb2.IngestResponse(results=await self._ingest_or_abort(request.messages, context))
+
+    async def IngestStream(
+        self,
+        request_iterator: AsyncIterator[ingestion_pb2.IngestStreamRequest],
+        context: grpc.aio.ServicerContext,
+    ) -> AsyncIterator[ingestion_pb2.IngestStreamResponse]:
+        async for request in request_iterator:
+            results = await self._ingest_or_abort(request.messages, context)
+            yield ingestion_pb2.IngestStreamResponse(results=results)
+
+    async def WatchEvents(
+        self, request: ingestion_pb2.WatchEventsRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[ingestion_pb2.WatchEventsResponse]:
+        if request.after_id and not _STREAM_ID.fullmatch(request.after_id):
+            error = InvalidArgument(
+                [("after_id", 'must be an event id like "1700000000000-0", "0" or empty')]
+            )
+            await abort_for(context, error)
+        types = set(request.types)
+        stream = self.keys.events()
+        last_id = request.after_id or await self._latest_event_id()
+        await context.send_initial_metadata(((START_ID_METADATA, last_id),))
+        while True:
+            reply = await self.redis.xread({stream: last_id}, count=WATCH_BATCH, block=WATCH_BLOCK_MS)
+            for _, entries in reply or []:
+                for entry_id, fields in entries:
+                    last_id = entry_id.decode()
+                    event = events.to_proto(entry_id, fields)
+                    if types and event.type not in types:
+                        continue
+                    if request.conversation_id and event.conversation_id != request.conversation_id:
+                        continue
+                    yield ingestion_pb2.WatchEventsResponse(event=event)
+
+    async def _latest_event_id(self) -> str:
+        """The id of the newest event ("0-0" when there is none): a watch from "" starts after it.
+
+        Resolving "$" once, rather than passing it to every XREAD, keeps events appended between two reads.
+        """
+        newest = await self.redis.xrevrange(self.keys.events(), count=1)
+        return newest[0][0].decode() if newest else "0-0"

@@ -1,0 +1,208 @@
+"""The ingestion service through its real gRPC server: errors, duplicates, streams and events."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import grpc
+import pytest
+from parley.clock import ManualClock, to_timestamp
+from parley.config import Settings
+from parley.ingestion.server import create_server
+from parley.ingestion.servicer import START_ID_METADATA
+from parley.rpc import RunningServer, field_violations
+from parley.store import Keys, Redis
+from parley.v1 import common_pb2, ingestion_pb2, ingestion_pb2_grpc
+
+ACCEPTED = ingestion_pb2.INGEST_STATUS_ACCEPTED
+DUPLICATE = ingestion_pb2.INGEST_STATUS_DUPLICATE
+
+
+def make(pid: str, text: str = "my parcel never arrived", **extra: object) -> common_pb2.InboundMessage:
+    fields: dict[str, object] = {
+        "channel": common_pb2.CHANNEL_MESSENGER,
+        "visibility": common_pb2.VISIBILITY_PRIVATE,
+        "platform_message_id": pid,
+        "brand_account_id": "page-1",
+        "author": common_pb2.Author(id="psid-7", display_name="Ann"),
+        "text": text,
+    }
+    return common_pb2.InboundMessage(**(fields | extra))  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+async def server(settings: Settings, redis: Redis, clock: ManualClock) -> AsyncIterator[RunningServer]:
+    running = await create_server(settings, "127.0.0.1:0", clock=clock)
+    yield running
+    await running.stop(0)
+
+
+@pytest.fixture
+async def stub(server: RunningServer) -> AsyncIterator[ingestion_pb2_grpc.IngestionServiceStub]:
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+        yield ingestion_pb2_grpc.IngestionServiceStub(channel)
+
+
+async def test_ingest_accepts_then_reports_duplicates(
+    stub: ingestion_pb2_grpc.IngestionServiceStub, redis: Redis, keys: Keys
+) -> None:
+    first = await stub.Ingest(ingestion_pb2.IngestRequest(messages=[make("m1"), make("m2"), make("m1")]))
+    assert [(r.message_id, r.status) for r in first.results] == [
+        ("messenger:m1", ACCEPTED),
+        ("messenger:m2", ACCEPTED),
+        ("messenger:m1", DUPLICATE),
+    ]
+    again = await stub.Ingest(ingestion_pb2.IngestRequest(messages=[make("m3"), make(" m2 ")]))
+    assert [(r.message_id, r.status) for r in again.results] == [
+        ("messenger:m3", ACCEPTED),
+        ("messenger:m2", DUPLICATE),
+    ]
+
+
+async def test_ingest_logs_the_normalized_message(
+    stub: ingestion_pb2_grpc.IngestionServiceStub, redis: Redis, keys: Keys, clock: ManualClock
+) -> None:
+    await stub.Ingest(ingestion_pb2.IngestRequest(messages=[make("m1")]))
+    entries = []
+    for partition in range(4):
+        entries += await redis.xrange(keys.inbound_stream(partition))
+    [(_, fields)] = entries
+    logged = common_pb2.InboundMessage.FromString(fields[b"m"])
+    assert logged.message_id == "messenger:m1"
+    assert logged.direction == common_pb2.DIRECTION_INBOUND
+    assert logged.received_at == to_timestamp(clock.now())
+    assert logged.sent_at == logged.received_at
+
+
+async def test_bad_batch_gets_invalid_argument_naming_every_field(
+    stub: ingestion_pb2_grpc.IngestionServiceStub, redis: Redis, keys: Keys, clock: ManualClock
+) -> None:
+    batch = [
+        make("ok"),
+        make("", text=""),
+        make("m3", channel=99, sent_at=to_timestamp(clock.now() + 3 * 24 * 3600)),
+    ]
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.Ingest(ingestion_pb2.IngestRequest(messages=batch))
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert [f for f, _ in field_violations(caught.value)] == [
+        "messages[1].platform_message_id",
+        "messages[1].text",
+        "messages[2].channel",
+        "messages[2].sent_at",
+    ]
+    # The whole batch was refused: not even the good message was logged.
+    assert await redis.exists(*(keys.inbound_stream(p) for p in range(4))) == 0
+
+
+async def test_empty_batch_is_invalid(stub: ingestion_pb2_grpc.IngestionServiceStub) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.Ingest(ingestion_pb2.IngestRequest())
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert [f for f, _ in field_violations(caught.value)] == ["messages"]
+
+
+async def test_ingest_stream_answers_each_batch_and_ends_on_a_bad_one(
+    stub: ingestion_pb2_grpc.IngestionServiceStub,
+) -> None:
+    call = stub.IngestStream()
+    await call.write(ingestion_pb2.IngestStreamRequest(messages=[make("s1"), make("s2")]))
+    first = await call.read()
+    assert [r.status for r in first.results] == [ACCEPTED, ACCEPTED]
+    await call.write(ingestion_pb2.IngestStreamRequest(messages=[make("s2"), make("s3")]))
+    second = await call.read()
+    assert [(r.message_id, r.status) for r in second.results] == [
+        ("messenger:s2", DUPLICATE),
+        ("messenger:s3", ACCEPTED),
+    ]
+    await call.write(ingestion_pb2.IngestStreamRequest(messages=[make("s4", text="   ")]))
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await call.read()
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert [f for f, _ in field_violations(caught.value)] == ["messages[0].text"]
+
+
+async def test_watch_events_sees_accepted_messages(stub: ingestion_pb2_grpc.IngestionServiceStub) -> None:
+    await stub.Ingest(ingestion_pb2.IngestRequest(messages=[make("before")]))
+    # "" starts with new events: the server says where it starts before any event is sent.
+    watch = stub.WatchEvents(ingestion_pb2.WatchEventsRequest(types=["message.accepted"]))
+    metadata = dict(await watch.initial_metadata())
+    assert metadata[START_ID_METADATA] != "0-0"
+    await stub.Ingest(ingestion_pb2.IngestRequest(messages=[make("after"), make("before")]))
+    reply = await asyncio.wait_for(watch.read(), 5)
+    assert reply.event.type == "message.accepted"
+    assert reply.event.message_id == "messenger:after"
+    assert reply.event.attributes["channel"] == "messenger"
+    watch.cancel()
+
+
+async def test_watch_events_replays_and_filters(
+    stub: ingestion_pb2_grpc.IngestionServiceStub, redis: Redis, keys: Keys
+) -> None:
+    from parley import events
+
+    await stub.Ingest(ingestion_pb2.IngestRequest(messages=[make("a1")]))
+    await events.publish(
+        redis,
+        keys,
+        [
+            events.EventRecord(type="conversation.opened", conversation_id="c1", message_id="messenger:a1"),
+            events.EventRecord(type="conversation.opened", conversation_id="c2"),
+            events.EventRecord(type="message.threaded", conversation_id="c2"),
+        ],
+    )
+    watch = stub.WatchEvents(
+        ingestion_pb2.WatchEventsRequest(after_id="0", types=["conversation.opened"], conversation_id="c2")
+    )
+    reply = await asyncio.wait_for(watch.read(), 5)
+    assert (reply.event.type, reply.event.conversation_id) == ("conversation.opened", "c2")
+
+    everything = stub.WatchEvents(ingestion_pb2.WatchEventsRequest(after_id="0"))
+    seen = [(await asyncio.wait_for(everything.read(), 5)).event.type for _ in range(4)]
+    assert seen == ["message.accepted", "conversation.opened", "conversation.opened", "message.threaded"]
+    watch.cancel()
+    everything.cancel()
+
+
+async def test_watch_events_refuses_a_malformed_start(stub: ingestion_pb2_grpc.IngestionServiceStub) -> None:
+    watch = stub.WatchEvents(ingestion_pb2.WatchEventsRequest(after_id="yesterday"))
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await watch.read()
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert [f for f, _ in field_violations(caught.value)] == ["after_id"]
+
+
+async def test_oversized_request_is_resource_exhausted(settings: Settings, redis: Redis) -> None:
+    small = Settings(redis_url=settings.redis_url, key_prefix=settings.key_prefix, max_message_bytes=4096)
+    running = await create_server(small, "127.0.0.1:0")
+    try:
+        # The client itself has the default limits, so it is the server that refuses.
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+            stub = ingestion_pb2_grpc.IngestionServiceStub(channel)
+            ok = await stub.Ingest(ingestion_pb2.IngestRequest(messages=[make("small")]))
+            assert ok.results[0].status == ACCEPTED
+            big = [make(f"b{i}", text="x" * 1000) for i in range(8)]
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                await stub.Ingest(ingestion_pb2.IngestRequest(messages=big))
+            assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    finally:
+        await running.stop(0)
+
+
+async def test_unreachable_redis_is_unavailable(settings: Settings) -> None:
+    nowhere = Settings(redis_url="redis://127.0.0.1:1/0", key_prefix=settings.key_prefix)
+    running = await create_server(nowhere, "127.0.0.1:0")
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+            stub = ingestion_pb2_grpc.IngestionServiceStub(channel)
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                await stub.Ingest(ingestion_pb2.IngestRequest(messages=[make("m1")]))
+            assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+    finally:
+        await running.stop(0)

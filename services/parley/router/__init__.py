@@ -1,0 +1,1 @@
+"""The router: escalation policy, priority, team queues, assignment to agents, SLAs and staffing."""

@@ -1,0 +1,784 @@
+"""The router core: routing decisions, team queues, the agent desk (claim, decline, transfer, escalate,
+resolve, presence), queue status and staffing.
+
+State per conversation (hash under the conversation's tag): state (queued, assigned, bot, resolved), team,
+tier, priority, sla_due, enqueued_at, agent, assigned_at, reason (of the assignment), topic, bot_replied,
+resolved_at, version.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from parley.clock import Clock, from_timestamp, to_timestamp
+from parley.config import Settings
+from parley.events import EventRecord, add_to_pipeline
+from parley.router import erlang, scripts
+from parley.router.keys import RouterKeys
+from parley.router.policy import VISIBILITY_NAMES, Policy, Rule, intent_name, load_policy
+from parley.rpc import FailedPrecondition, InvalidArgument, NotFound
+from parley.store import Keys, Redis
+from parley.v1 import common_pb2, router_pb2
+
+PRESENCES = ("online", "away", "offline")
+HUMAN_ONLY_INTENTS = ("urgent", "complaint")
+FEED_MAXLEN = 1000
+ROUTE_ATTEMPTS = 5
+CLAIM_ATTEMPTS = 20
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _decode(raw: Mapping[Any, Any]) -> dict[str, str]:
+    return {_text(k): _text(v) for k, v in raw.items()}
+
+
+def _flat(fields: Mapping[str, Any]) -> list[str]:
+    out: list[str] = []
+    for name, value in fields.items():
+        out += [name, str(value)]
+    return out
+
+
+@dataclass(frozen=True)
+class Match:
+    """The outcome of the policy for one message."""
+
+    rule: str
+    action: str  # queue, bot or no_action
+    team: str = ""
+    offset: float = 0.0
+    why: str = ""
+
+
+class Router:
+    def __init__(
+        self, settings: Settings, redis: Redis, keys: Keys, clock: Clock, policy: Policy | None = None
+    ) -> None:
+        self.settings = settings
+        self.redis = redis
+        self.keys = keys
+        self.k = RouterKeys(keys)
+        self.clock = clock
+        self.policy = policy or load_policy(settings.policy_file)
+        self._route = redis.register_script(scripts.ROUTE)
+        self._set_state = redis.register_script(scripts.SET_STATE)
+        self._enqueue = redis.register_script(scripts.ENQUEUE)
+        self._take = redis.register_script(scripts.TAKE)
+        self._best = redis.register_script(scripts.BEST)
+        self._reserve = redis.register_script(scripts.RESERVE)
+        self._commit = redis.register_script(scripts.COMMIT)
+
+    # ----------------------------------------------------------------------------------------------- policy
+
+    def _bot_may_answer(self, item: router_pb2.RouteItem) -> tuple[bool, str]:
+        answer = item.triage.bot_answer
+        if not item.triage.HasField("bot_answer") or answer.abstained or not answer.text:
+            return False, "the bot has no answer"
+        if answer.confidence < self.policy.bot.min_confidence:
+            return False, f"bot confidence {answer.confidence:.2f} < {self.policy.bot.min_confidence:.2f}"
+        # An empty list places no restriction on channels.
+        if answer.allowed_channels and item.message.channel not in answer.allowed_channels:
+            return False, "the bot answer is not allowed on this channel"
+        return True, f"bot answer {answer.answer_id or '?'} at confidence {answer.confidence:.2f}"
+
+    def _conditions_hold(self, rule: Rule, item: router_pb2.RouteItem, intent: str) -> bool:
+        when = rule.when
+        if when.intents and intent not in when.intents:
+            return False
+        if when.topics and item.triage.topic not in when.topics:
+            return False
+        if when.visibility and VISIBILITY_NAMES.get(item.message.visibility) != when.visibility:
+            return False
+        if item.message.author.follower_count < when.min_followers:
+            return False
+        return self._confidence(item) >= when.min_confidence
+
+    @staticmethod
+    def _confidence(item: router_pb2.RouteItem) -> float:
+        """The probability of the message's intent; 1 when the classifier gave no scores."""
+        for score in item.triage.scores:
+            if score.intent == item.triage.intent:
+                return score.probability
+        return 1.0
+
+    def match(self, item: router_pb2.RouteItem, bot_allowed: bool) -> Match:
+        """The first rule that holds. Bot rules hold only when the bot may answer; topic rules only when a
+        team takes the topic. Skipped bot rules are noted in `why`, for the decision's reason."""
+        intent = intent_name(item.triage.intent)
+        skipped: list[str] = []
+        for rule in self.policy.rules:
+            if not self._conditions_hold(rule, item, intent):
+                continue
+            then = rule.then
+            if then.action == "bot":
+                ok, why = self._bot_may_answer(item)
+                if not bot_allowed:
+                    skipped.append(f"{rule.name} skipped: the bot does not answer here")
+                    continue
+                if not ok:
+                    skipped.append(f"{rule.name} skipped: {why}")
+                    continue
+                return Match(rule.name, "bot", why=why)
+            if then.action == "no_action":
+                return Match(rule.name, "no_action", why="; ".join(skipped))
+            if then.team_by_topic:
+                team = self.policy.team_for_topic(item.triage.topic)
+                if team is None:
+                    continue
+                return Match(
+                    rule.name, "queue", team.name, then.priority_offset, f"team for topic {team.name}"
+                )
+            return Match(rule.name, "queue", then.team or "", then.priority_offset, "; ".join(skipped))
+        return Match("", "no_action", why="no rule matched")
+
+    def priority(self, item: router_pb2.RouteItem, offset: float = 0.0) -> float:
+        return self.policy.priority_of(
+            intent_name(item.triage.intent),
+            item.message.visibility == common_pb2.VISIBILITY_PUBLIC,
+            item.message.author.follower_count,
+            item.customer_tier,
+            offset,
+        )
+
+    # ----------------------------------------------------------------------------------------------- route
+
+    def _decide(
+        self, item: router_pb2.RouteItem, state: dict[str, str], now: float
+    ) -> tuple[common_pb2.RoutingDecision, dict[str, Any]]:
+        """The decision for one message and the conversation state fields it sets."""
+        cid, intent = item.conversation_id, intent_name(item.triage.intent)
+        decision = common_pb2.RoutingDecision(
+            conversation_id=cid, message_id=item.message.message_id, decided_at=to_timestamp(now)
+        )
+        current = state.get("state", "")
+        if current in ("queued", "assigned"):
+            match = self.match(item, bot_allowed=False)
+            old = float(state.get("priority", 0))
+            priority = max(old, self.priority(item, match.offset))
+            since = float(state.get("enqueued_at", now))
+            due = min(
+                float(state.get("sla_due", "inf")),
+                since + self.policy.sla_band(priority).first_response_seconds,
+            )
+            team, agent = state.get("team", ""), state.get("agent", "")
+            where = f"agent {agent} of {team}" if current == "assigned" else f"the {team} queue"
+            reason = f"the conversation is already with {where}; the message joined it"
+            if priority > old:
+                reason += f"; priority raised from {old:g} to {priority:g} ({intent})"
+            decision.MergeFrom(
+                common_pb2.RoutingDecision(
+                    action=common_pb2.ROUTE_ACTION_APPENDED,
+                    team=team,
+                    tier=state.get("tier", ""),
+                    agent_id=agent if current == "assigned" else "",
+                    priority=priority,
+                    rule=match.rule,
+                    reason=reason,
+                    sla_due_at=to_timestamp(due),
+                )
+            )
+            return decision, {"priority": priority, "sla_due": due}
+
+        bot_allowed = intent not in HUMAN_ONLY_INTENTS and state.get("bot_replied") != "1"
+        match = self.match(item, bot_allowed)
+        if match.action == "no_action" and current == "bot":
+            # The customer wrote again after the bot's one reply: a person takes it from here.
+            match = Match(
+                "after_bot_reply",
+                "queue",
+                self.policy.bot.after_reply_team,
+                why="the customer wrote again after the bot's reply",
+            )
+        priority = self.priority(item, match.offset)
+        decision.priority = priority
+        decision.rule = match.rule
+        if match.action == "bot":
+            answer = item.triage.bot_answer
+            decision.action = common_pb2.ROUTE_ACTION_BOT_REPLY
+            decision.bot_reply_text = answer.text
+            decision.bot_answer_id = answer.answer_id
+            decision.reason = f"{intent} answered by the bot: {match.why}"
+            return decision, {"state": "bot", "bot_replied": 1, "topic": item.triage.topic}
+        if match.action == "no_action":
+            decision.action = common_pb2.ROUTE_ACTION_NO_ACTION
+            decision.reason = f"nothing to act on ({intent})" + (f"; {match.why}" if match.why else "")
+            return decision, {}
+        team = self.policy.team(match.team)
+        assert team is not None  # policy validation guarantees rule teams exist
+        band = self.policy.sla_band(priority)
+        due = now + band.first_response_seconds
+        decision.action = common_pb2.ROUTE_ACTION_QUEUED
+        decision.team, decision.tier = team.name, team.tier
+        decision.sla_due_at.CopyFrom(to_timestamp(due))
+        decision.reason = (
+            f"{intent} queued for {team.name} ({team.tier}) by rule {match.rule}"
+            + (f"; {match.why}" if match.why else "")
+            + f"; priority {priority:g}, SLA {band.name} ({band.first_response_seconds:g}s first response)"
+        )
+        fields = {
+            "state": "queued",
+            "team": team.name,
+            "tier": team.tier,
+            "priority": priority,
+            "sla_due": due,
+            "enqueued_at": now,
+            "agent": "",
+            "topic": item.triage.topic,
+        }
+        return decision, fields
+
+    async def route(self, items: list[router_pb2.RouteItem]) -> list[common_pb2.RoutingDecision]:
+        """One decision per item, in order. Idempotent per message id: a decision already stored is returned
+        as it was, with no second queue entry and no second event.
+
+        A decision is stored first (SET NX) and its effects (queue entry, event) written after; a decision
+        whose effects were never marked applied, older than `claim_idle_ms`, belongs to a router that died in
+        between, and the next call for that message writes them."""
+        results: list[common_pb2.RoutingDecision | None] = [None] * len(items)
+        pending = list(range(len(items)))
+        lease = self.settings.claim_idle_ms / 1000
+        for _ in range(ROUTE_ATTEMPTS):
+            if not pending:
+                break
+            now = self.clock.now()
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for i in pending:
+                    cid, mid = items[i].conversation_id, items[i].message.message_id
+                    pipe.get(self.k.decision(cid, mid))
+                    pipe.exists(self.k.applied(cid, mid))
+                    pipe.hgetall(self.k.state(cid))
+                read = await pipe.execute()
+            # Messages of one conversation in one batch are decided in order against a running state.
+            states: dict[str, dict[str, str]] = {}
+            plans = []
+            to_apply = []
+            for n, i in enumerate(pending):
+                stored, applied, raw_state = read[3 * n : 3 * n + 3]
+                if stored is not None:
+                    results[i] = common_pb2.RoutingDecision.FromString(stored)
+                    if not applied and now - from_timestamp(results[i].decided_at) >= lease:
+                        to_apply.append(results[i])
+                    continue
+                cid = items[i].conversation_id
+                state = states.setdefault(cid, _decode(raw_state))
+                decision, fields = self._decide(items[i], state, now)
+                plans.append((i, state.get("version", "0"), decision, fields))
+                state.update({k: str(v) for k, v in fields.items()})
+                state["version"] = str(int(state.get("version", "0")) + 1)
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for i, version, decision, fields in plans:
+                    cid = items[i].conversation_id
+                    args = [
+                        version,
+                        decision.SerializeToString(),
+                        self.settings.dedupe_ttl_seconds,
+                        *_flat(fields),
+                    ]
+                    await self._route(
+                        keys=[self.k.state(cid), self.k.decision(cid, decision.message_id)],
+                        args=args,
+                        client=pipe,
+                    )
+                outcomes = await pipe.execute()
+            pending = []
+            for (i, _, decision, _), (code, payload) in zip(plans, outcomes, strict=True):
+                if code == 0:
+                    results[i] = decision
+                    to_apply.append(decision)
+                elif code == 1:
+                    results[i] = common_pb2.RoutingDecision.FromString(payload)
+                else:
+                    pending.append(i)
+            await self._apply_route_effects(to_apply, now)
+        if pending:
+            raise FailedPrecondition("conversations kept changing while routing; retry")
+        return [r for r in results if r is not None]
+
+    async def _apply_route_effects(self, decisions: list[common_pb2.RoutingDecision], now: float) -> None:
+        """Queue entries, arrival counts and `conversation.routed` events of newly stored decisions."""
+        if not decisions:
+            return
+        window = self.policy.staffing.window_seconds
+        events = []
+        arrivals: dict[str, dict[str, float]] = {}
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for decision in decisions:
+                cid, team, due = decision.conversation_id, decision.team, from_timestamp(decision.sla_due_at)
+                if decision.action == common_pb2.ROUTE_ACTION_QUEUED:
+                    since = from_timestamp(decision.decided_at)
+                    await self._enqueue_on(pipe, team, cid, decision.priority, since, due, "add")
+                    arrivals.setdefault(team, {})[f"{cid}|{decision.message_id}"] = since
+                elif decision.action == common_pb2.ROUTE_ACTION_APPENDED and not decision.agent_id:
+                    # Lifts the waiting entry only if it is still waiting and only upwards.
+                    await self._enqueue_on(pipe, team, cid, decision.priority, 0, due, "raise")
+                pipe.set(self.k.applied(cid, decision.message_id), 1, ex=self.settings.dedupe_ttl_seconds)
+                events.append(
+                    EventRecord(
+                        "conversation.routed",
+                        cid,
+                        decision.message_id,
+                        now,
+                        {
+                            "action": common_pb2.RouteAction.Name(decision.action),
+                            "team": decision.team,
+                            "rule": decision.rule,
+                            "priority": decision.priority,
+                        },
+                    )
+                )
+            for team, entries in arrivals.items():
+                pipe.zadd(self.k.arrivals(team), entries)
+                pipe.zremrangebyscore(self.k.arrivals(team), "-inf", now - window)
+            add_to_pipeline(pipe, self.keys, events, self.settings.events_maxlen)
+            await pipe.execute()
+
+    async def _enqueue_on(
+        self, pipe: Any, team: str, cid: str, priority: float, since: float, due: float, mode: str = "add"
+    ) -> None:
+        k = self.k
+        await self._enqueue(
+            keys=[k.queue(team), k.since(team), k.due(team)],
+            args=[cid, priority, since, due, mode],
+            client=pipe,
+        )
+
+    # ----------------------------------------------------------------------------------------------- agents
+
+    async def _agent(self, agent_id: str) -> dict[str, Any]:
+        raw = _decode(await self.redis.hgetall(self.k.agent(agent_id)))
+        if not raw:
+            raise NotFound(f"agent {agent_id} has never set a presence")
+        return {
+            "presence": raw.get("presence", "offline"),
+            "teams": [t for t in raw.get("teams", "").split(",") if t],
+            "capacity": int(raw.get("capacity", "1")),
+        }
+
+    async def _state(self, cid: str) -> dict[str, str]:
+        state = _decode(await self.redis.hgetall(self.k.state(cid)))
+        if not state.get("state"):
+            raise NotFound(f"conversation {cid} has not been routed to a team")
+        return state
+
+    async def set_presence(
+        self, agent_id: str, presence: str, teams: list[str] | None = None, capacity: int | None = None
+    ) -> list[router_pb2.Assignment]:
+        """Record presence (teams and capacity unchanged when None); an agent coming online with free
+        capacity is handed the best waiting conversations of their teams."""
+        problems = [
+            (f"teams[{i}]", f"unknown team {t!r}")
+            for i, t in enumerate(teams or [])
+            if not self.policy.team(t)
+        ]
+        if presence not in PRESENCES:
+            problems.append(("presence", f"must be one of {', '.join(PRESENCES)}"))
+        if capacity is not None and capacity < 0:
+            problems.append(("capacity", "must not be negative"))
+        if problems:
+            raise InvalidArgument(problems)
+        old = _decode(await self.redis.hgetall(self.k.agent(agent_id)))
+        old_teams = [t for t in old.get("teams", "").split(",") if t]
+        new_teams = list(teams) if teams else old_teams
+        fields = {"presence": presence, "teams": ",".join(new_teams)}
+        fields["capacity"] = str(capacity if capacity else old.get("capacity", "1"))
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hset(self.k.agent(agent_id), mapping=fields)
+            for team in set(old_teams) - set(new_teams):
+                pipe.srem(self.k.online(team), agent_id)
+            for team in new_teams:
+                if presence == "online":
+                    pipe.sadd(self.k.online(team), agent_id)
+                else:
+                    pipe.srem(self.k.online(team), agent_id)
+            await pipe.execute()
+        handed: list[router_pb2.Assignment] = []
+        while presence == "online":
+            try:
+                assignment = await self.claim(agent_id)
+            except FailedPrecondition:
+                break  # at capacity
+            if assignment is None:
+                break
+            handed.append(assignment)
+        return handed
+
+    async def _reserve_capacity(self, agent_id: str) -> str:
+        token = f"reserving:{uuid.uuid4().hex}"
+        result = await self._reserve(keys=[self.k.agent(agent_id), self.k.active(agent_id)], args=[token])
+        if result == -1:
+            raise FailedPrecondition(f"agent {agent_id} is not online")
+        if result == 0:
+            raise FailedPrecondition(f"agent {agent_id} is at capacity")
+        return token
+
+    async def _best_waiting(self, teams: list[str]) -> tuple[str, str] | None:
+        """(team, conversation id) of the best waiting conversation: highest priority, then longest wait."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for team in teams:
+                await self._best(keys=self._team_keys(team), args=["peek"], client=pipe)
+            tops = await pipe.execute()
+        candidates = [
+            (float(top[1]), -float(top[2]), team, _text(top[0]))
+            for team, top in zip(teams, tops, strict=True)
+            if top
+        ]
+        if not candidates:
+            return None
+        _, _, team, cid = max(candidates)
+        return team, cid
+
+    def _team_keys(self, team: str) -> list[str]:
+        return [self.k.queue(team), self.k.since(team), self.k.due(team)]
+
+    async def _take_from(self, team: str, cid: str) -> bool:
+        return bool(await self._take(keys=self._team_keys(team), args=[cid]))
+
+    async def _take_best(self, team: str) -> str | None:
+        best = await self._best(keys=self._team_keys(team), args=["take"])
+        return _text(best[0]) if best else None
+
+    async def claim(self, agent_id: str, conversation_id: str = "") -> router_pb2.Assignment | None:
+        """Give the agent a given waiting conversation, or the best waiting one of their teams (None when
+        there is none). Capacity is reserved first; removing the conversation from its queue decides who
+        owns it, so two agents never get the same conversation."""
+        agent = await self._agent(agent_id)
+        if conversation_id:
+            state = await self._state(conversation_id)
+            if state["state"] == "assigned" and state.get("agent") == agent_id:
+                return self._assignment(conversation_id, agent_id, state)  # a retried claim
+            if state["state"] != "queued":
+                raise FailedPrecondition(f"conversation {conversation_id} is {state['state']}, not waiting")
+        token = await self._reserve_capacity(agent_id)
+        taken: tuple[str, str] | None = None
+        try:
+            if conversation_id:
+                if await self._take_from(state["team"], conversation_id):
+                    taken = (state["team"], conversation_id)
+                else:
+                    raise FailedPrecondition(
+                        f"conversation {conversation_id} was just taken by another agent"
+                    )
+            else:
+                # Peek to choose the team, then take that team's best atomically: a racing claim may take
+                # the peeked one first, and this one then gets the next best of the same team.
+                for _ in range(CLAIM_ATTEMPTS):
+                    best = await self._best_waiting(agent["teams"])
+                    if best is None:
+                        break
+                    cid = await self._take_best(best[0])
+                    if cid is not None:
+                        taken = (best[0], cid)
+                        break
+            if taken is None:
+                return None
+            return await self._assign(agent_id, taken[1], token, "claimed")
+        finally:
+            if taken is None:
+                await self.redis.srem(self.k.active(agent_id), token)
+
+    async def _assign(self, agent_id: str, cid: str, token: str, how: str) -> router_pb2.Assignment:
+        """Record a conversation already removed from its queue as the agent's, feed and event included."""
+        now = self.clock.now()
+        state = _decode(await self.redis.hgetall(self.k.state(cid)))
+        state.update(state="assigned", agent=agent_id, assigned_at=str(now))
+        assignment = self._assignment(cid, agent_id, state)
+        assignment.reason = (
+            f"{how} by {agent_id} from {state.get('team', '')} at priority {assignment.priority:g}"
+        )
+        async with self.redis.pipeline(transaction=False) as pipe:
+            await self._set_state(
+                keys=[self.k.state(cid)],
+                args=_flat(
+                    {"state": "assigned", "agent": agent_id, "assigned_at": now, "reason": assignment.reason}
+                ),
+                client=pipe,
+            )
+            await self._commit(
+                keys=[self.k.active(agent_id), self.k.feed(agent_id)],
+                args=[token, cid, assignment.SerializeToString(), FEED_MAXLEN],
+                client=pipe,
+            )
+            event = EventRecord(
+                "conversation.assigned",
+                cid,
+                "",
+                now,
+                {"agent_id": agent_id, "team": assignment.team, "priority": assignment.priority, "how": how},
+            )
+            add_to_pipeline(pipe, self.keys, [event], self.settings.events_maxlen)
+            await pipe.execute()
+        return assignment
+
+    @staticmethod
+    def _assignment(cid: str, agent_id: str, state: dict[str, str]) -> router_pb2.Assignment:
+        return router_pb2.Assignment(
+            conversation_id=cid,
+            agent_id=agent_id,
+            team=state.get("team", ""),
+            priority=float(state.get("priority", 0)),
+            assigned_at=to_timestamp(float(state.get("assigned_at", 0))),
+            sla_due_at=to_timestamp(float(state.get("sla_due", 0))),
+            reason=state.get("reason", ""),
+        )
+
+    async def _detach(self, cid: str, state: dict[str, str]) -> None:
+        """Take a conversation out of its queue or off its agent, failing if someone moved it first."""
+        if state["state"] == "queued":
+            if not await self._take_from(state["team"], cid):
+                raise FailedPrecondition(f"conversation {cid} was just taken by an agent; retry")
+        elif state["state"] == "assigned" and not await self.redis.srem(self.k.active(state["agent"]), cid):
+            raise FailedPrecondition(f"conversation {cid} is no longer with agent {state['agent']}")
+
+    async def _requeue(
+        self, cid: str, state: dict[str, str], team_name: str, priority: float, due: float, event: EventRecord
+    ) -> common_pb2.RoutingDecision:
+        team = self.policy.team(team_name)
+        assert team is not None
+        since = float(state.get("enqueued_at", self.clock.now()))
+        async with self.redis.pipeline(transaction=False) as pipe:
+            await self._set_state(
+                keys=[self.k.state(cid)],
+                args=_flat(
+                    {
+                        "state": "queued",
+                        "team": team.name,
+                        "tier": team.tier,
+                        "agent": "",
+                        "priority": priority,
+                        "sla_due": due,
+                    }
+                ),
+                client=pipe,
+            )
+            await self._enqueue_on(pipe, team.name, cid, priority, since, due)
+            add_to_pipeline(pipe, self.keys, [event], self.settings.events_maxlen)
+            await pipe.execute()
+        return common_pb2.RoutingDecision(
+            conversation_id=cid,
+            action=common_pb2.ROUTE_ACTION_QUEUED,
+            team=team.name,
+            tier=team.tier,
+            priority=priority,
+            sla_due_at=to_timestamp(due),
+            decided_at=to_timestamp(self.clock.now()),
+        )
+
+    async def decline(self, agent_id: str, conversation_id: str, reason: str = "") -> str:
+        """The agent hands the conversation back; it returns to its team's queue keeping its wait and SLA."""
+        state = await self._state(conversation_id)
+        if state["state"] != "assigned" or state.get("agent") != agent_id:
+            raise FailedPrecondition(f"conversation {conversation_id} is not assigned to agent {agent_id}")
+        await self._detach(conversation_id, state)
+        event = EventRecord(
+            "conversation.declined",
+            conversation_id,
+            "",
+            self.clock.now(),
+            {"agent_id": agent_id, "team": state["team"], "reason": reason},
+        )
+        await self._requeue(
+            conversation_id, state, state["team"], float(state["priority"]), float(state["sla_due"]), event
+        )
+        return state["team"]
+
+    async def transfer(
+        self, conversation_id: str, to_team: str = "", to_agent_id: str = "", reason: str = ""
+    ) -> common_pb2.RoutingDecision:
+        if bool(to_team) == bool(to_agent_id):
+            raise InvalidArgument([("to_team", "give exactly one of to_team, to_agent_id")])
+        if to_team and not self.policy.team(to_team):
+            raise InvalidArgument([("to_team", f"unknown team {to_team!r}")])
+        state = await self._state(conversation_id)
+        if state["state"] not in ("queued", "assigned"):
+            raise FailedPrecondition(
+                f"conversation {conversation_id} is {state['state']}; nothing to transfer"
+            )
+        now = self.clock.now()
+        why = f"transferred from {state['team']}" + (f": {reason}" if reason else "")
+        if to_team:
+            await self._detach(conversation_id, state)
+            event = EventRecord(
+                "conversation.transferred", conversation_id, "", now, {"from": state["team"], "team": to_team}
+            )
+            decision = await self._requeue(
+                conversation_id, state, to_team, float(state["priority"]), float(state["sla_due"]), event
+            )
+            decision.rule, decision.reason = "transfer", why
+            return decision
+        await self._agent(to_agent_id)
+        token = await self._reserve_capacity(to_agent_id)
+        try:
+            await self._detach(conversation_id, state)
+        except FailedPrecondition:
+            await self.redis.srem(self.k.active(to_agent_id), token)
+            raise
+        assignment = await self._assign(to_agent_id, conversation_id, token, "transferred")
+        return common_pb2.RoutingDecision(
+            conversation_id=conversation_id,
+            action=common_pb2.ROUTE_ACTION_ASSIGNED,
+            team=assignment.team,
+            tier=state.get("tier", ""),
+            agent_id=to_agent_id,
+            priority=assignment.priority,
+            rule="transfer",
+            reason=f"{why} to agent {to_agent_id}",
+            sla_due_at=assignment.sla_due_at,
+            decided_at=to_timestamp(now),
+        )
+
+    async def escalate(self, conversation_id: str, reason: str = "") -> common_pb2.RoutingDecision:
+        """Move a waiting or assigned conversation to the next tier's team at a higher priority."""
+        state = await self._state(conversation_id)
+        if state["state"] not in ("queued", "assigned"):
+            raise FailedPrecondition(
+                f"conversation {conversation_id} is {state['state']}; nothing to escalate"
+            )
+        target = self.policy.escalation_target(state["team"], state.get("topic", ""))
+        if target is None:
+            raise FailedPrecondition(f"{state['team']} is already the top tier")
+        await self._detach(conversation_id, state)
+        now = self.clock.now()
+        priority = float(state["priority"]) + self.policy.priority.escalation
+        due = min(float(state["sla_due"]), now + self.policy.sla_band(priority).first_response_seconds)
+        event = EventRecord(
+            "conversation.escalated",
+            conversation_id,
+            "",
+            now,
+            {
+                "from": state["team"],
+                "team": target.name,
+                "tier": target.tier,
+                "priority": priority,
+                "reason": reason,
+            },
+        )
+        decision = await self._requeue(conversation_id, state, target.name, priority, due, event)
+        decision.rule = "escalate"
+        decision.reason = (
+            f"escalated from {state['team']} ({state.get('tier', '')}) to {target.name} ({target.tier})"
+        )
+        decision.reason += f": {reason}" if reason else ""
+        return decision
+
+    async def resolve(self, conversation_id: str, agent_id: str = "") -> float:
+        """Close conversation and free the agent's capacity. Idempotent: returns the first resolve time."""
+        state = await self._state(conversation_id)
+        if state["state"] == "resolved":
+            return float(state["resolved_at"])
+        if agent_id and state.get("agent") != agent_id:
+            raise FailedPrecondition(f"conversation {conversation_id} is not assigned to agent {agent_id}")
+        await self._detach(conversation_id, state)
+        now = self.clock.now()
+        async with self.redis.pipeline(transaction=False) as pipe:
+            await self._set_state(
+                keys=[self.k.state(conversation_id)],
+                args=_flat({"state": "resolved", "resolved_at": now, "agent": ""}),
+                client=pipe,
+            )
+            if state["state"] == "assigned":
+                # Handling time feeds staffing: time from assignment to resolution.
+                handled = max(0.0, now - float(state.get("assigned_at", now)))
+                pipe.hincrbyfloat(self.k.handled(state["team"]), "seconds", handled)
+                pipe.hincrby(self.k.handled(state["team"]), "count", 1)
+            event = EventRecord(
+                "conversation.resolved",
+                conversation_id,
+                "",
+                now,
+                {"agent_id": state.get("agent", ""), "team": state.get("team", "")},
+            )
+            add_to_pipeline(pipe, self.keys, [event], self.settings.events_maxlen)
+            await pipe.execute()
+        return now
+
+    # ----------------------------------------------------------------------------------------------- views
+
+    async def list_queues(self) -> list[router_pb2.QueueStatus]:
+        now = self.clock.now()
+        teams = [t.name for t in self.policy.teams]
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for team in teams:
+                pipe.zcard(self.k.queue(team))
+                pipe.zrange(self.k.since(team), 0, 0, withscores=True)
+                pipe.zcount(self.k.due(team), "-inf", now + self.policy.sla_at_risk_seconds)
+                pipe.scard(self.k.online(team))
+            raw = await pipe.execute()
+        out = []
+        for n, team in enumerate(teams):
+            depth, oldest, at_risk, online = raw[4 * n : 4 * n + 4]
+            out.append(
+                router_pb2.QueueStatus(
+                    team=team,
+                    depth=depth,
+                    oldest_wait_seconds=max(0.0, now - oldest[0][1]) if oldest else 0.0,
+                    sla_at_risk=at_risk,
+                    agents_online=online,
+                )
+            )
+        return out
+
+    async def get_staffing(
+        self, service_level: float, target_answer_seconds: float
+    ) -> list[router_pb2.QueueStaffing]:
+        """Agents needed per team (Erlang C) from the arrivals of the trailing window and the mean
+        handling time of resolved conversations (the policy's default until there is one)."""
+        problems = []
+        if not 0 < service_level < 1:
+            problems.append(("service_level", "must be between 0 and 1, exclusive"))
+        if target_answer_seconds < 0:
+            problems.append(("target_answer_seconds", "must not be negative"))
+        if problems:
+            raise InvalidArgument(problems)
+        now, window = self.clock.now(), self.policy.staffing.window_seconds
+        teams = [t.name for t in self.policy.teams]
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for team in teams:
+                pipe.zcount(self.k.arrivals(team), f"({now - window}", "+inf")
+                pipe.hgetall(self.k.handled(team))
+                pipe.scard(self.k.online(team))
+            raw = await pipe.execute()
+        out = []
+        for n, team in enumerate(teams):
+            arrivals, handled, online = raw[3 * n], _decode(raw[3 * n + 1]), raw[3 * n + 2]
+            count = int(handled.get("count", 0))
+            aht = (
+                float(handled["seconds"]) / count if count else self.policy.staffing.default_handling_seconds
+            )
+            rate = arrivals / window
+            agents, level = erlang.agents_needed(rate, aht, target_answer_seconds, service_level)
+            out.append(
+                router_pb2.QueueStaffing(
+                    team=team,
+                    arrivals_per_hour=rate * 3600,
+                    mean_handling_seconds=aht,
+                    agents_needed=agents,
+                    expected_service_level=level,
+                    agents_online=online,
+                )
+            )
+        return out
+
+    async def watch(self, agent_id: str, block_ms: int = 1000) -> AsyncIterator[router_pb2.Assignment]:
+        """The agent's current assignments, then each new one as it is made."""
+        await self._agent(agent_id)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.smembers(self.k.active(agent_id))
+            pipe.xrevrange(self.k.feed(agent_id), count=1)
+            active, last = await pipe.execute()
+        position = _text(last[0][0]) if last else "0-0"
+        for cid in sorted(_text(m) for m in active if not _text(m).startswith("reserving:")):
+            state = _decode(await self.redis.hgetall(self.k.state(cid)))
+            yield self._assignment(cid, agent_id, state)
+        while True:
+            entries = await self.redis.xread({self.k.feed(agent_id): position}, count=100, block=block_ms)
+            for _, messages in entries or []:
+                for entry_id, fields in messages:
+                    position = _text(entry_id)
+                    yield router_pb2.Assignment.FromString(fields[b"assignment"])

@@ -1,0 +1,187 @@
+"""RouterService over gRPC: validates requests, calls the `Router` core, maps core errors to statuses."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import grpc
+
+from parley.clock import to_timestamp
+from parley.config import Settings
+from parley.router.core import Router
+from parley.rpc import FailedPrecondition, InvalidArgument, NotFound, abort_for, mapped_errors
+from parley.v1 import common_pb2, router_pb2, router_pb2_grpc
+
+PRESENCE_NAMES = {
+    router_pb2.PRESENCE_ONLINE: "online",
+    router_pb2.PRESENCE_AWAY: "away",
+    router_pb2.PRESENCE_OFFLINE: "offline",
+}
+
+
+class Validator:
+    """Collects (field path, description) pairs and raises them together."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.problems: list[tuple[str, str]] = []
+
+    def add(self, field: str, description: str) -> None:
+        self.problems.append((field, description))
+
+    def id(self, field: str, value: str, required: bool = True) -> None:
+        if required and not value:
+            self.add(field, "is required")
+        elif len(value) > self.settings.max_id_chars:
+            self.add(field, f"longer than {self.settings.max_id_chars} characters")
+
+    def check(self) -> None:
+        if self.problems:
+            raise InvalidArgument(self.problems)
+
+
+class RouterServicer(router_pb2_grpc.RouterServiceServicer):
+    def __init__(self, settings: Settings, router: Router, watch_block_ms: int = 1000) -> None:
+        self.settings = settings
+        self.router = router
+        self.watch_block_ms = watch_block_ms
+
+    def _validator(self) -> Validator:
+        return Validator(self.settings)
+
+    @mapped_errors
+    async def Route(
+        self, request: router_pb2.RouteRequest, context: grpc.aio.ServicerContext
+    ) -> router_pb2.RouteResponse:
+        v = self._validator()
+        if not request.items:
+            v.add("items", "at least one item is required")
+        if len(request.items) > self.settings.max_batch:
+            v.add("items", f"more than {self.settings.max_batch} items")
+        for i, item in enumerate(request.items):
+            v.id(f"items[{i}].conversation_id", item.conversation_id)
+            v.id(f"items[{i}].message.message_id", item.message.message_id)
+            if item.triage.intent == common_pb2.INTENT_UNSPECIFIED:
+                v.add(f"items[{i}].triage.intent", "is required")
+            if item.triage.message_id and item.triage.message_id != item.message.message_id:
+                v.add(f"items[{i}].triage.message_id", "does not match message.message_id")
+            if item.message.author.follower_count < 0:
+                v.add(f"items[{i}].message.author.follower_count", "must not be negative")
+        v.check()
+        decisions = await self.router.route(list(request.items))
+        return router_pb2.RouteResponse(decisions=decisions)
+
+    async def WatchAssignments(
+        self, request: router_pb2.WatchAssignmentsRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[router_pb2.WatchAssignmentsResponse]:
+        try:
+            v = self._validator()
+            v.id("agent_id", request.agent_id)
+            v.check()
+            async for assignment in self.router.watch(request.agent_id, self.watch_block_ms):
+                yield router_pb2.WatchAssignmentsResponse(assignment=assignment)
+        except (InvalidArgument, NotFound, FailedPrecondition) as error:
+            await abort_for(context, error)
+
+    @mapped_errors
+    async def Claim(
+        self, request: router_pb2.ClaimRequest, context: grpc.aio.ServicerContext
+    ) -> router_pb2.ClaimResponse:
+        v = self._validator()
+        v.id("agent_id", request.agent_id)
+        v.id("conversation_id", request.conversation_id, required=False)
+        v.check()
+        assignment = await self.router.claim(request.agent_id, request.conversation_id)
+        if assignment is None:
+            return router_pb2.ClaimResponse(claimed=False)
+        return router_pb2.ClaimResponse(assignment=assignment, claimed=True)
+
+    @mapped_errors
+    async def Decline(
+        self, request: router_pb2.DeclineRequest, context: grpc.aio.ServicerContext
+    ) -> router_pb2.DeclineResponse:
+        v = self._validator()
+        v.id("agent_id", request.agent_id)
+        v.id("conversation_id", request.conversation_id)
+        v.check()
+        team = await self.router.decline(request.agent_id, request.conversation_id, request.reason)
+        return router_pb2.DeclineResponse(team=team)
+
+    @mapped_errors
+    async def Transfer(
+        self, request: router_pb2.TransferRequest, context: grpc.aio.ServicerContext
+    ) -> router_pb2.TransferResponse:
+        v = self._validator()
+        v.id("conversation_id", request.conversation_id)
+        if bool(request.to_team) == bool(request.to_agent_id):
+            v.add("to_team", "give exactly one of to_team, to_agent_id")
+        v.id("to_agent_id", request.to_agent_id, required=False)
+        if request.to_team and self.router.policy.team(request.to_team) is None:
+            v.add("to_team", f"unknown team {request.to_team!r}")
+        v.check()
+        decision = await self.router.transfer(
+            request.conversation_id, request.to_team, request.to_agent_id, request.reason
+        )
+        return router_pb2.TransferResponse(decision=decision)
+
+    @mapped_errors
+    async def Escalate(
+        self, request: router_pb2.EscalateRequest, context: grpc.aio.ServicerContext
+    ) -> router_pb2.EscalateResponse:
+        v = self._validator()
+        v.id("conversation_id", request.conversation_id)
+        v.check()
+        decision = await self.router.escalate(request.conversation_id, request.reason)
+        return router_pb2.EscalateResponse(decision=decision)
+
+    @mapped_errors
+    async def Resolve(
+        self, request: router_pb2.ResolveRequest, context: grpc.aio.ServicerContext
+    ) -> router_pb2.ResolveResponse:
+        v = self._validator()
+        v.id("conversation_id", request.conversation_id)
+        v.id("agent_id", request.agent_id, required=False)
+        v.check()
+        resolved_at = await self.router.resolve(request.conversation_id, request.agent_id)
+        return router_pb2.ResolveResponse(resolved_at=to_timestamp(resolved_at))
+
+    @mapped_errors
+    async def SetPresence(
+        self, request: router_pb2.SetPresenceRequest, context: grpc.aio.ServicerContext
+    ) -> router_pb2.SetPresenceResponse:
+        v = self._validator()
+        v.id("agent_id", request.agent_id)
+        if request.presence not in PRESENCE_NAMES:
+            v.add("presence", "must be PRESENCE_ONLINE, PRESENCE_AWAY or PRESENCE_OFFLINE")
+        for i, team in enumerate(request.teams):
+            if self.router.policy.team(team) is None:
+                v.add(f"teams[{i}]", f"unknown team {team!r}")
+        if request.capacity < 0:
+            v.add("capacity", "must not be negative")
+        v.check()
+        handed = await self.router.set_presence(
+            request.agent_id,
+            PRESENCE_NAMES[request.presence],
+            list(request.teams) or None,
+            request.capacity or None,
+        )
+        return router_pb2.SetPresenceResponse(assignments=handed)
+
+    @mapped_errors
+    async def ListQueues(
+        self, request: router_pb2.ListQueuesRequest, context: grpc.aio.ServicerContext
+    ) -> router_pb2.ListQueuesResponse:
+        return router_pb2.ListQueuesResponse(queues=await self.router.list_queues())
+
+    @mapped_errors
+    async def GetStaffing(
+        self, request: router_pb2.GetStaffingRequest, context: grpc.aio.ServicerContext
+    ) -> router_pb2.GetStaffingResponse:
+        v = self._validator()
+        if not 0 < request.service_level < 1:
+            v.add("service_level", "must be between 0 and 1, exclusive")
+        if not 0 <= request.target_answer_seconds <= 86_400:
+            v.add("target_answer_seconds", "must be between 0 and 86400")
+        v.check()
+        queues = await self.router.get_staffing(request.service_level, request.target_answer_seconds)
+        return router_pb2.GetStaffingResponse(queues=queues)

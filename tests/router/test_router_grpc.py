@@ -1,0 +1,163 @@
+"""RouterService over real gRPC: the contract, its errors and the assignment stream."""
+
+import asyncio
+
+import grpc
+import pytest
+from router_testkit import make_item
+
+from parley.router.policy import PolicyError
+from parley.router.server import create_server
+from parley.rpc import channel, field_violations, wait_ready
+from parley.v1 import common_pb2, router_pb2, router_pb2_grpc
+
+
+@pytest.fixture
+async def stub(settings, redis):
+    running = await create_server(settings, "127.0.0.1:0", watch_block_ms=50)
+    address = f"127.0.0.1:{running.port}"
+    await wait_ready(address)
+    async with channel(settings, address) as ch:
+        yield router_pb2_grpc.RouterServiceStub(ch)
+    await running.stop(0.1)
+
+
+async def invalid(call) -> list[str]:
+    with pytest.raises(grpc.aio.AioRpcError) as error:
+        await call
+    assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    return [field for field, _ in field_violations(error.value)]
+
+
+async def test_route_claim_resolve_round_trip(stub):
+    routed = await stub.Route(
+        router_pb2.RouteRequest(
+            items=[make_item("c1", "x:1", "urgent"), make_item("c2", "x:2", "question", bot_confidence=0.9)]
+        )
+    )
+    assert [d.action for d in routed.decisions] == [
+        common_pb2.ROUTE_ACTION_QUEUED,
+        common_pb2.ROUTE_ACTION_BOT_REPLY,
+    ]
+    assert routed.decisions[0].team == "priority" and routed.decisions[0].reason
+    again = await stub.Route(router_pb2.RouteRequest(items=[make_item("c1", "x:1", "urgent")]))
+    assert again.decisions[0] == routed.decisions[0]
+
+    queues = {q.team: q for q in (await stub.ListQueues(router_pb2.ListQueuesRequest())).queues}
+    assert queues["priority"].depth == 1
+
+    await stub.SetPresence(
+        router_pb2.SetPresenceRequest(agent_id="sue", presence=router_pb2.PRESENCE_AWAY, teams=["priority"])
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as error:
+        await stub.Claim(router_pb2.ClaimRequest(agent_id="sue"))
+    assert error.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    online = await stub.SetPresence(
+        router_pb2.SetPresenceRequest(agent_id="sue", presence=router_pb2.PRESENCE_ONLINE, capacity=2)
+    )
+    assert [a.conversation_id for a in online.assignments] == ["c1"]
+    nothing = await stub.Claim(router_pb2.ClaimRequest(agent_id="sue"))
+    assert not nothing.claimed
+
+    declined = await stub.Decline(router_pb2.DeclineRequest(agent_id="sue", conversation_id="c1"))
+    assert declined.team == "priority"
+    claimed = await stub.Claim(router_pb2.ClaimRequest(agent_id="sue", conversation_id="c1"))
+    assert claimed.claimed and claimed.assignment.team == "priority"
+    resolved = await stub.Resolve(router_pb2.ResolveRequest(conversation_id="c1", agent_id="sue"))
+    assert resolved.resolved_at.seconds > 0
+
+    staffing = await stub.GetStaffing(
+        router_pb2.GetStaffingRequest(service_level=0.8, target_answer_seconds=20)
+    )
+    (priority,) = [q for q in staffing.queues if q.team == "priority"]
+    assert priority.arrivals_per_hour == 1 and priority.agents_needed >= 1 and priority.agents_online == 1
+
+
+async def test_transfer_and_escalate(stub):
+    await stub.Route(router_pb2.RouteRequest(items=[make_item("c1", "x:1", "complaint", topic="weather")]))
+    moved = await stub.Transfer(router_pb2.TransferRequest(conversation_id="c1", to_team="billing"))
+    assert moved.decision.team == "billing"
+    up = await stub.Escalate(router_pb2.EscalateRequest(conversation_id="c1", reason="manager"))
+    assert (up.decision.team, up.decision.tier) == ("priority", "supervisor")
+    with pytest.raises(grpc.aio.AioRpcError) as error:
+        await stub.Escalate(router_pb2.EscalateRequest(conversation_id="c1"))
+    assert error.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    with pytest.raises(grpc.aio.AioRpcError) as error:
+        await stub.Escalate(router_pb2.EscalateRequest(conversation_id="never"))
+    assert error.value.code() == grpc.StatusCode.NOT_FOUND
+    with pytest.raises(grpc.aio.AioRpcError) as error:
+        await stub.Claim(router_pb2.ClaimRequest(agent_id="nobody"))
+    assert error.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_invalid_arguments_name_each_field(stub):
+    bad_item = make_item("", "x:1", "urgent")
+    bad_item.triage.intent = common_pb2.INTENT_UNSPECIFIED
+    fields = await invalid(
+        stub.Route(router_pb2.RouteRequest(items=[make_item("c1", "x:1", "urgent"), bad_item]))
+    )
+    assert fields == ["items[1].conversation_id", "items[1].triage.intent"]
+    assert await invalid(stub.Route(router_pb2.RouteRequest())) == ["items"]
+    assert await invalid(
+        stub.SetPresence(
+            router_pb2.SetPresenceRequest(agent_id="", teams=["first_line", "nowhere"], capacity=-1)
+        )
+    ) == ["agent_id", "presence", "teams[1]", "capacity"]
+    assert await invalid(stub.Transfer(router_pb2.TransferRequest(conversation_id="c1"))) == ["to_team"]
+    assert await invalid(
+        stub.GetStaffing(router_pb2.GetStaffingRequest(service_level=1.5, target_answer_seconds=-1))
+    ) == ["service_level", "target_answer_seconds"]
+    assert await invalid(stub.Claim(router_pb2.ClaimRequest(conversation_id="x" * 300))) == [
+        "agent_id",
+        "conversation_id",
+    ]
+    with pytest.raises(grpc.aio.AioRpcError) as error:
+        async for _ in stub.WatchAssignments(router_pb2.WatchAssignmentsRequest(agent_id="")):
+            pass
+    assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert [f for f, _ in field_violations(error.value)] == ["agent_id"]
+
+
+async def test_watch_assignments_receives_an_assignment_after_a_claim(stub):
+    await stub.SetPresence(
+        router_pb2.SetPresenceRequest(
+            agent_id="ann", presence=router_pb2.PRESENCE_ONLINE, teams=["billing"], capacity=3
+        )
+    )
+    stream = stub.WatchAssignments(router_pb2.WatchAssignmentsRequest(agent_id="ann"))
+    first = asyncio.ensure_future(stream.read())
+    await stub.Route(router_pb2.RouteRequest(items=[make_item("c9", "x:9", "complaint", topic="billing")]))
+    claim = await stub.Claim(router_pb2.ClaimRequest(agent_id="ann"))
+    assert claim.claimed
+    received = await asyncio.wait_for(first, 10)
+    assert received.assignment.conversation_id == "c9"
+    assert received.assignment.agent_id == "ann" and received.assignment.team == "billing"
+    stream.cancel()
+
+
+async def test_watch_for_an_unknown_agent_is_not_found(stub):
+    with pytest.raises(grpc.aio.AioRpcError) as error:
+        async for _ in stub.WatchAssignments(router_pb2.WatchAssignmentsRequest(agent_id="ghost")):
+            pass
+    assert error.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_the_server_loads_the_policy_file_from_settings(settings, redis, tmp_path):
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(
+        "tiers: [first_line]\ndefault_team: desk\nteams: [{name: desk, tier: first_line}]\n"
+        "rules: [{name: everything, then: {action: queue, team: desk}}]\n"
+        "sla: [{name: p4, min_priority: 0, first_response_seconds: 60}]\nbot: {after_reply_team: desk}\n"
+    )
+    running = await create_server(settings.model_copy(update={"policy_file": policy}), "127.0.0.1:0")
+    try:
+        async with channel(settings, f"127.0.0.1:{running.port}") as ch:
+            stub = router_pb2_grpc.RouterServiceStub(ch)
+            routed = await stub.Route(router_pb2.RouteRequest(items=[make_item("c1", "x:1", "urgent")]))
+            assert (routed.decisions[0].team, routed.decisions[0].rule) == ("desk", "everything")
+    finally:
+        await running.stop(0.1)
+    policy.write_text("tiers: [first_line]\nteams: []\n")
+    with pytest.raises(PolicyError) as error:
+        await create_server(settings.model_copy(update={"policy_file": policy}), "127.0.0.1:0")
+    assert "teams" in [field for field, _ in error.value.problems]

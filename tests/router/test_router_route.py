@@ -1,0 +1,217 @@
+"""Routing rules, priority, idempotency, the bot's one reply, and appending to a conversation in progress."""
+
+import asyncio
+
+import pytest
+from router_testkit import events_of, make_item
+
+from parley.clock import from_timestamp
+from parley.router.core import Router
+from parley.router.keys import RouterKeys
+from parley.router.policy import load_policy, parse_policy
+from parley.store import Keys, Redis, connect
+from parley.v1 import common_pb2
+
+QUEUED = common_pb2.ROUTE_ACTION_QUEUED
+BOT = common_pb2.ROUTE_ACTION_BOT_REPLY
+NONE = common_pb2.ROUTE_ACTION_NO_ACTION
+APPENDED = common_pb2.ROUTE_ACTION_APPENDED
+
+
+async def route_one(router: Router, *args, **kwargs) -> common_pb2.RoutingDecision:
+    (decision,) = await router.route([make_item(*args, **kwargs)])
+    return decision
+
+
+@pytest.mark.parametrize(
+    ("intent", "kwargs", "action", "team", "rule"),
+    [
+        ("urgent", {"topic": "billing", "bot_confidence": 0.99}, QUEUED, "priority", "urgent"),
+        ("complaint", {"topic": "billing", "bot_confidence": 0.99}, QUEUED, "billing", "complaint_by_topic"),
+        ("complaint", {"topic": "delivery"}, QUEUED, "orders_delivery", "complaint_by_topic"),
+        ("complaint", {"topic": "login"}, QUEUED, "account_access", "complaint_by_topic"),
+        ("complaint", {"topic": "flights"}, QUEUED, "travel", "complaint_by_topic"),
+        ("complaint", {"topic": "app"}, QUEUED, "technical", "complaint_by_topic"),
+        ("complaint", {"topic": "weather"}, QUEUED, "first_line", "complaint_first_line"),
+        ("complaint", {"topic": "general"}, QUEUED, "first_line", "complaint_first_line"),
+        ("question", {"bot_confidence": 0.9}, BOT, "", "question_bot"),
+        (
+            "question",
+            {"bot_confidence": 0.9, "bot_channels": (common_pb2.CHANNEL_X,)},
+            BOT,
+            "",
+            "question_bot",
+        ),
+        ("question", {"bot_confidence": 0.5}, QUEUED, "first_line", "question_first_line"),
+        (
+            "question",
+            {"bot_confidence": 0.9, "bot_channels": (common_pb2.CHANNEL_WHATSAPP,)},
+            QUEUED,
+            "first_line",
+            "question_first_line",
+        ),
+        ("question", {}, QUEUED, "first_line", "question_first_line"),
+        ("praise", {}, QUEUED, "first_line", "praise"),
+        ("other", {"bot_confidence": 0.99}, NONE, "", "other"),
+    ],
+)
+async def test_each_rule(router: Router, intent, kwargs, action, team, rule):
+    decision = await route_one(router, "c1", "x:1", intent, **kwargs)
+    assert (decision.action, decision.team, decision.rule) == (action, team, rule)
+    assert decision.reason and decision.conversation_id == "c1" and decision.message_id == "x:1"
+    if action == QUEUED:
+        assert decision.tier == router.policy.team(team).tier
+        assert decision.priority > 0
+    if action == BOT:
+        assert decision.bot_reply_text and decision.bot_answer_id == "kb-1"
+
+
+async def test_queued_decision_puts_the_conversation_in_its_team_queue_with_an_sla(
+    router: Router, redis: Redis, keys: Keys, clock
+):
+    decision = await route_one(router, "c1", "x:1", "urgent", public=True, followers=10_000)
+    k = RouterKeys(keys)
+    assert await redis.zscore(k.queue("priority"), "c1") == decision.priority
+    # 80 urgent + 10 public + 3 per decade of followers (4 decades)
+    assert decision.priority == pytest.approx(80 + 10 + 12, abs=0.01)
+    assert from_timestamp(decision.sla_due_at) == pytest.approx(clock.now() + 900)
+
+
+async def test_rule_conditions_on_visibility_followers_and_confidence(settings, redis, keys, clock):
+    data = load_policy().model_dump()
+    data["rules"] = [
+        {
+            "name": "reach",
+            "when": {"visibility": "public", "min_followers": 1000},
+            "then": {"action": "queue", "team": "priority"},
+        },
+        {
+            "name": "sure_complaint",
+            "when": {"intents": ["complaint"], "min_confidence": 0.8},
+            "then": {"action": "queue", "team": "technical"},
+        },
+        {
+            "name": "billing_topic",
+            "when": {"topics": ["billing"]},
+            "then": {"action": "queue", "team": "billing"},
+        },
+        {"name": "rest", "then": {"action": "no_action"}},
+    ]
+    router = Router(settings, redis, keys, clock, parse_policy(data))
+    cases = [
+        (make_item("a", "x:a", "praise", public=True, followers=5000), "reach"),
+        (make_item("b", "x:b", "praise", public=False, followers=5000), "rest"),
+        (make_item("c", "x:c", "praise", public=True, followers=10), "rest"),
+        (make_item("d", "x:d", "complaint", confidence=0.9), "sure_complaint"),
+        (make_item("e", "x:e", "complaint", confidence=0.7, topic="billing"), "billing_topic"),
+    ]
+    decisions = await router.route([item for item, _ in cases])
+    assert [d.rule for d in decisions] == [rule for _, rule in cases]
+
+
+async def test_rerouting_a_message_returns_the_stored_decision_without_a_second_effect(
+    router: Router, redis: Redis, keys: Keys, clock
+):
+    k = RouterKeys(keys)
+    first = await route_one(router, "c1", "x:1", "complaint", topic="billing")
+    clock.advance(60)
+    again = await router.route([make_item("c1", "x:1", "complaint", topic="billing")] * 2)
+    assert again == [first, first]
+    assert await redis.zcard(k.queue("billing")) == 1
+    routed = await events_of(redis, keys, "conversation.routed")
+    assert len(routed) == 1
+    assert routed[0]["attrs"] == {
+        "action": "ROUTE_ACTION_QUEUED",
+        "team": "billing",
+        "rule": "complaint_by_topic",
+        "priority": first.priority,
+    }
+
+
+async def test_the_bot_answers_once_per_conversation(router: Router, redis: Redis, keys: Keys):
+    first = await route_one(router, "c1", "x:1", "question", bot_confidence=0.95)
+    second = await route_one(router, "c1", "x:2", "question", bot_confidence=0.95)
+    assert first.action == BOT
+    assert (second.action, second.team) == (QUEUED, "first_line")
+    assert "does not answer" in second.reason
+    # Another conversation still gets its one bot reply.
+    assert (await route_one(router, "c2", "x:3", "question", bot_confidence=0.95)).action == BOT
+
+
+async def test_any_message_after_the_bot_reply_goes_to_a_person(router: Router):
+    await route_one(router, "c1", "x:1", "question", bot_confidence=0.95)
+    after = await route_one(router, "c1", "x:2", "other")
+    assert (after.action, after.team, after.rule) == (QUEUED, "first_line", "after_bot_reply")
+
+
+async def test_a_conversation_in_a_queue_is_appended_to_and_its_priority_rises(
+    router: Router, redis: Redis, keys: Keys
+):
+    k = RouterKeys(keys)
+    complaint = await route_one(router, "c1", "x:1", "complaint", topic="billing")
+    urgent = await route_one(router, "c1", "x:2", "urgent", topic="billing")
+    assert urgent.action == APPENDED and urgent.team == "billing"
+    assert urgent.priority > complaint.priority
+    assert from_timestamp(urgent.sla_due_at) < from_timestamp(complaint.sla_due_at)
+    assert await redis.zcard(k.queue("billing")) == 1
+    assert await redis.zscore(k.queue("billing"), "c1") == urgent.priority
+    assert await redis.zcard(k.queue("priority")) == 0
+    # A lower-priority follow-up never lowers it.
+    praise = await route_one(router, "c1", "x:3", "praise")
+    assert praise.action == APPENDED and praise.priority == urgent.priority
+
+
+async def test_messages_of_one_conversation_in_one_batch_are_decided_in_order(router: Router, redis, keys):
+    decisions = await router.route(
+        [
+            make_item("c1", "x:1", "complaint", topic="travel"),
+            make_item("c1", "x:2", "complaint", topic="travel"),
+        ]
+    )
+    assert [d.action for d in decisions] == [QUEUED, APPENDED]
+    assert await redis.zcard(RouterKeys(keys).queue("travel")) == 1
+
+
+async def test_priority_orders_reach_visibility_and_customer_tier(router: Router):
+    quiet = await route_one(router, "a", "x:a", "complaint", topic="billing")
+    loud = await route_one(router, "b", "x:b", "complaint", topic="billing", public=True, followers=50_000)
+    vip = await route_one(router, "c", "x:c", "complaint", topic="billing", customer_tier="vip")
+    praise = await route_one(router, "d", "x:d", "praise")
+    assert praise.priority < quiet.priority < vip.priority < loud.priority
+
+
+async def test_concurrent_routes_of_one_message_queue_once(settings, redis, keys, clock):
+    clients = [connect(settings) for _ in range(4)]
+    try:
+        routers = [Router(settings, c, keys, clock) for c in clients]
+        item = make_item("c1", "x:1", "complaint", topic="billing")
+        results = await asyncio.gather(*(r.route([item]) for r in routers for _ in range(3)))
+    finally:
+        for c in clients:
+            await c.aclose()
+    assert len({d[0].SerializeToString() for d in results}) == 1
+    assert len(await events_of(redis, keys, "conversation.routed")) == 1
+
+
+async def test_a_decision_stored_by_a_router_that_died_gets_its_effects_written_once(
+    router: Router, redis: Redis, keys: Keys, clock, monkeypatch
+):
+    k = RouterKeys(keys)
+    write_effects = router._apply_route_effects
+
+    async def die(*args, **kwargs):
+        raise ConnectionError("router died after storing its decision")
+
+    monkeypatch.setattr(router, "_apply_route_effects", die)
+    with pytest.raises(ConnectionError):
+        await route_one(router, "c1", "x:1", "complaint", topic="billing")
+    monkeypatch.setattr(router, "_apply_route_effects", write_effects)
+
+    # Within the lease another router may still be writing them: only the stored decision comes back.
+    stored = await route_one(router, "c1", "x:1", "complaint", topic="billing")
+    assert stored.action == QUEUED and await redis.zcard(k.queue("billing")) == 0
+    clock.advance(router.settings.claim_idle_ms / 1000)
+    assert await route_one(router, "c1", "x:1", "complaint", topic="billing") == stored
+    await route_one(router, "c1", "x:1", "complaint", topic="billing")
+    assert await redis.zscore(k.queue("billing"), "c1") == stored.priority
+    assert len(await events_of(redis, keys, "conversation.routed")) == 1

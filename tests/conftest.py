@@ -24,7 +24,7 @@ def redis_url() -> Iterator[str]:
 
 
 @pytest.fixture
-def settings(redis_url: str) -> Settings:
+def settings(redis_url: str, tmp_path) -> Settings:
     """Settings for one test: its own key prefix, so tests never see each other's state."""
     return Settings(
         redis_url=redis_url,
@@ -34,6 +34,8 @@ def settings(redis_url: str) -> Settings:
         stream_partitions=4,
         rpc_timeout_seconds=10.0,
         shutdown_grace_seconds=0.5,
+        dispatch_log_path=tmp_path / "outbox.log",
+        embedded_data_dir="",
     )
 
 

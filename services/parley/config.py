@@ -5,7 +5,6 @@ Every service reads its ports, peers and limits from here; `PARLEY_` is the pref
 
 from __future__ import annotations
 
-from functools import cached_property
 from pathlib import Path
 
 from pydantic import AliasChoices, Field
@@ -17,10 +16,14 @@ SERVICES = ("ingestion", "conversations", "classifier", "router", "dispatch")
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="PARLEY_", extra="ignore", frozen=True, populate_by_name=True)
+    model_config = SettingsConfigDict(
+        env_prefix="PARLEY_", extra="ignore", frozen=True, populate_by_name=True
+    )
 
     # Redis or Valkey holding all state and the inbound log; unset starts an embedded Valkey.
-    redis_url: str | None = Field(default=None, validation_alias=AliasChoices("REDIS_URL", "PARLEY_REDIS_URL"))
+    redis_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("REDIS_URL", "PARLEY_REDIS_URL")
+    )
     # Talk to a Redis Cluster (every key of one conversation shares a hash tag, so the same code runs there).
     redis_cluster: bool = False
     # Where the embedded Valkey keeps its append-only file; empty keeps nothing on disk.
@@ -67,6 +70,19 @@ class Settings(BaseSettings):
     models_dir: Path = REPO_ROOT / "models"
     policy_file: Path | None = None
 
+    # dispatch: outbox partitions (fixed once replies are queued: a reply's partition is a hash of its id),
+    # retries with exponential backoff and full jitter, and the adapter per channel name ("x", "whatsapp").
+    dispatch_partitions: int = 4
+    dispatch_max_attempts: int = 5
+    dispatch_backoff_base_seconds: float = 1.0
+    dispatch_backoff_cap_seconds: float = 300.0
+    dispatch_concurrency: int = 32
+    # How long a finished delivery (and so its reply_id's idempotency) is kept.
+    dispatch_retention_seconds: int = 30 * 24 * 3600
+    dispatch_adapters: dict[str, str] = Field(default_factory=dict)
+    dispatch_default_adapter: str = "log"
+    dispatch_log_path: Path = Path(".parley/outbox.log")
+
     def address(self, service: str) -> str:
         """The address a peer uses to reach `service`."""
         explicit = getattr(self, f"{service}_addr")
@@ -75,7 +91,7 @@ class Settings(BaseSettings):
     def port(self, service: str) -> int:
         return int(getattr(self, f"{service}_port"))
 
-    @cached_property
+    @property
     def grpc_options(self) -> list[tuple[str, int]]:
         """Channel and server options: message size caps and keepalive."""
         return [

@@ -149,3 +149,26 @@ def test_normalize_keeps_what_the_network_said() -> None:
     assert out.message_id == "whatsapp:1001"
     assert out.sent_at == sent
     assert out.direction == common_pb2.DIRECTION_OUTBOUND
+
+
+def test_messenger_and_whatsapp_messages_cannot_be_public() -> None:
+    def dm(channel: int, visibility: int) -> common_pb2.InboundMessage:
+        return common_pb2.InboundMessage(
+            channel=channel,
+            visibility=visibility,
+            platform_message_id="m1",
+            brand_account_id="page",
+            author=common_pb2.Author(id="u1"),
+            text="hello",
+        )
+
+    with pytest.raises(InvalidArgument) as raised:
+        validate_batch(
+            [
+                dm(common_pb2.CHANNEL_MESSENGER, common_pb2.VISIBILITY_PUBLIC),
+                dm(common_pb2.CHANNEL_WHATSAPP, common_pb2.VISIBILITY_PUBLIC),
+            ],
+            Settings(),
+        )
+    assert [f for f, _ in raised.value.violations] == ["messages[0].visibility", "messages[1].visibility"]
+    validate_batch([dm(common_pb2.CHANNEL_WHATSAPP, common_pb2.VISIBILITY_PRIVATE)], Settings())

@@ -21,6 +21,8 @@ from parley.v1 import common_pb2
 MAX_CLOCK_SKEW_SECONDS = 24 * 3600
 
 KNOWN_VISIBILITIES = frozenset({common_pb2.VISIBILITY_PUBLIC, common_pb2.VISIBILITY_PRIVATE})
+# Messenger and WhatsApp are direct conversations: nothing on them is ever public.
+PRIVATE_ONLY_CHANNELS = frozenset({common_pb2.CHANNEL_MESSENGER, common_pb2.CHANNEL_WHATSAPP})
 KNOWN_DIRECTIONS = frozenset(
     {common_pb2.DIRECTION_UNSPECIFIED, common_pb2.DIRECTION_INBOUND, common_pb2.DIRECTION_OUTBOUND}
 )
@@ -63,6 +65,8 @@ def _message_violations(
     if message.visibility not in KNOWN_VISIBILITIES:
         what = "must be set" if message.visibility == common_pb2.VISIBILITY_UNSPECIFIED else "is not known"
         out.append((f"{path}.visibility", f"{what} (got {message.visibility})"))
+    elif message.visibility == common_pb2.VISIBILITY_PUBLIC and message.channel in PRIVATE_ONLY_CHANNELS:
+        out.append((f"{path}.visibility", f"{CHANNEL_NAMES[message.channel]} messages are always private"))
     if message.direction not in KNOWN_DIRECTIONS:
         out.append((f"{path}.direction", f"is not a known direction (got {message.direction})"))
 

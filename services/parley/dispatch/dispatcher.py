@@ -1,0 +1,448 @@
+"""The dispatch core: queue replies idempotently, deliver them through channel adapters, retry, dead-letter.
+
+`send` writes each reply once (by reply_id) into its partition's outbox stream. The delivery loop reads the
+streams in the consumer group "dispatch": it counts the attempt, calls the adapter with the reply's
+idempotency key (the reply_id in the key namespace), then records the outcome and acks the entry in one
+script. A loop that dies mid-attempt leaves its entries pending; another loop re-claims them after
+`claim_idle_ms` (XAUTOCLAIM). A delivery already SENT is never handed to an adapter again, and the idempotency
+key covers a crash between the post and the record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import uuid
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from redis.exceptions import NoScriptError, ResponseError
+
+from parley import events
+from parley.clock import Clock, to_timestamp
+from parley.config import Settings
+from parley.dispatch import outbox, rules
+from parley.dispatch.adapters import AdapterRegistry, PermanentError, RetryableError
+from parley.dispatch.outbox import GROUP, DispatchKeys
+from parley.dispatch.validation import validate_replies
+from parley.messages import CHANNEL_NAMES
+from parley.rpc import InvalidArgument, NotFound
+from parley.store import Keys, Redis
+from parley.v1 import dispatch_pb2
+
+log = logging.getLogger(__name__)
+
+
+class _Commands:
+    """A pipeline that remembers which of its commands are script calls (by position)."""
+
+    def __init__(self, pipe: Any, shas: dict[str, str]) -> None:
+        self._pipe = pipe
+        self._shas = shas
+        self.count = 0
+        self.scripts: dict[int, tuple[str, Sequence[str], Sequence[Any]]] = {}
+
+    def script(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> None:
+        self.scripts[self.count] = (name, keys, args)
+        self.evalsha(self._shas[name], len(keys), *keys, *args)
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        method = getattr(self._pipe, name)
+
+        def queue(*args: Any, **kwargs: Any) -> Any:
+            self.count += 1
+            return method(*args, **kwargs)
+
+        return queue
+
+
+@dataclass
+class _Attempt:
+    """One stream entry being delivered, and what came of it."""
+
+    partition: int
+    entry_id: str
+    reply_id: str
+    kind: str = "ack"  # sent | retry | dead | ack
+    attempts: int = 0
+    reply: dispatch_pb2.Reply | None = None
+    ids: Sequence[str] = ()
+    error: str = ""
+    due: float = 0.0
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        settings: Settings,
+        redis: Redis,
+        keys: Keys,
+        clock: Clock,
+        adapters: AdapterRegistry,
+        *,
+        consumer: str | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.settings = settings
+        self.redis = redis
+        self.keys = keys
+        self.clock = clock
+        self.adapters = adapters
+        self.dkeys = DispatchKeys(keys, settings.dispatch_partitions)
+        self.consumer = consumer or settings.worker_name or f"dispatch-{uuid.uuid4().hex[:8]}"
+        self.rng = rng or random.Random()
+        self._shas: dict[str, str] = {}
+        self._groups_ready = False
+
+    # --- set-up ---------------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Load the scripts and create the consumer group on every partition (both idempotent)."""
+        for name, source in outbox.SCRIPTS.items():
+            self._shas[name] = await self.redis.script_load(source)
+        if not self._groups_ready:
+            for p in range(self.dkeys.partitions):
+                try:
+                    await self.redis.xgroup_create(self.dkeys.outbox(p), GROUP, id="0", mkstream=True)
+                except ResponseError as error:
+                    if "BUSYGROUP" not in str(error):
+                        raise
+            self._groups_ready = True
+
+    async def _pipeline(self, build: Callable[[_Commands], None]) -> list[Any]:
+        """Run the commands `build` queues in one round trip.
+
+        If Redis lost the scripts (a restart, a failover), only the script calls are run again after
+        reloading: the other commands already took effect (a stream read, an event) and must not repeat.
+        """
+        if not self._shas:
+            await self.start()
+        async with self.redis.pipeline(transaction=False) as pipe:
+            commands = _Commands(pipe, self._shas)
+            build(commands)
+            results = await pipe.execute(raise_on_error=False)
+        lost = [i for i in commands.scripts if isinstance(results[i], NoScriptError)]
+        if lost:
+            await self.start()
+            async with self.redis.pipeline(transaction=False) as pipe:
+                again = _Commands(pipe, self._shas)
+                for i in lost:
+                    again.script(*commands.scripts[i])
+                for i, result in zip(lost, await pipe.execute(raise_on_error=False), strict=True):
+                    results[i] = result
+        for result in results:
+            if isinstance(result, Exception):
+                raise result
+        return results
+
+    # --- the API ----------------------------------------------------------------------------------------
+
+    async def send(self, replies: Sequence[dispatch_pb2.Reply]) -> list[dispatch_pb2.Delivery]:
+        """Queue each reply once; a reply_id seen before returns its existing delivery, never a second send.
+
+        A reply a channel rule refuses (too long for a private channel) is recorded BLOCKED with the reason.
+        """
+        validate_replies(self.settings, replies)
+        if not self._groups_ready:
+            await self.start()
+        now = self.clock.now()
+        planned: list[tuple[int, str]] = []
+        for reply in replies:
+            verdict = rules.apply(reply.channel, reply.visibility, reply.text)
+            if isinstance(verdict, rules.Refusal):
+                planned.append((outbox.BLOCKED, verdict.reason))
+            else:
+                planned.append((outbox.PENDING, ""))
+
+        def build(pipe: _Commands) -> None:
+            for reply, (status, error) in zip(replies, planned, strict=True):
+                p = self.dkeys.partition(reply.reply_id)
+                pipe.script(
+                    "enqueue",
+                    [self.dkeys.delivery(p, reply.reply_id), self.dkeys.outbox(p)],
+                    [
+                        reply.reply_id,
+                        reply.SerializeToString(),
+                        status,
+                        error,
+                        f"{now:.6f}",
+                        reply.channel,
+                        reply.visibility,
+                        self.settings.dispatch_retention_seconds,
+                    ],
+                )
+
+        results = await self._pipeline(build)
+        deliveries = []
+        blocked = []
+        for reply, (status, error), result in zip(replies, planned, results, strict=True):
+            if int(result[0]) == 1:
+                deliveries.append(
+                    dispatch_pb2.Delivery(
+                        reply_id=reply.reply_id,
+                        status=status,  # type: ignore[arg-type]
+                        error=error,
+                        created_at=to_timestamp(now),
+                        updated_at=to_timestamp(now),
+                        channel=reply.channel,
+                        visibility=reply.visibility,
+                    )
+                )
+                if status == outbox.BLOCKED:
+                    blocked.append(self._event("reply.blocked", reply, now, error=error))
+            else:
+                deliveries.append(outbox.delivery_from_fields(reply.reply_id, result[1]))
+        await events.publish(self.redis, self.keys, blocked, self.settings.events_maxlen)
+        return deliveries
+
+    async def get(self, reply_id: str) -> dispatch_pb2.Delivery:
+        if not reply_id:
+            raise InvalidArgument([("reply_id", "required")])
+        key = self.dkeys.delivery(self.dkeys.partition(reply_id), reply_id)
+        values = await self.redis.hmget(key, list(outbox.FIELDS))
+        if values[0] is None:
+            raise NotFound(f"no delivery for reply {reply_id}")
+        return outbox.delivery_from_fields(reply_id, values)
+
+    async def dead_letters(self, limit: int = 100) -> list[dict[str, Any]]:
+        """The dead-letter entries of every partition (oldest first per partition)."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for p in range(self.dkeys.partitions):
+                pipe.lrange(self.dkeys.dead(p), 0, limit - 1)
+            lists = await pipe.execute()
+        return [json.loads(raw) for entries in lists for raw in entries]
+
+    # --- the delivery loop ------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Deliver until cancelled, pausing `worker_block_ms` whenever there is nothing to do."""
+        await self.start()
+        while True:
+            try:
+                handled = await self.deliver_once()
+            except Exception:  # Redis down, a bad entry: the loop must outlive it; entries stay pending
+                log.exception("dispatch: delivery round failed; trying again")
+                handled = 0
+            if handled == 0:
+                await asyncio.sleep(self.settings.worker_block_ms / 1000)
+
+    async def deliver_once(self) -> int:
+        """One round: promote due retries, re-claim stale entries, read new ones, deliver them.
+
+        Returns how many stream entries were handled.
+        """
+        attempts = await self._read()
+        if not attempts:
+            return 0
+        # The same reply may sit in a batch twice (a re-claimed entry and a promoted retry): deliver it once.
+        first: dict[str, _Attempt] = {}
+        for attempt in attempts:
+            first.setdefault(attempt.reply_id, attempt)
+        # Stream ids are times: deliver in roughly the order replies were queued across partitions.
+        work = sorted(first.values(), key=lambda a: _stream_order(a.entry_id))
+        await self._begin(work)
+        await self._post_all([a for a in work if a.kind == "go"])
+        await self._record(attempts, first)
+        return len(attempts)
+
+    async def _read(self) -> list[_Attempt]:
+        now = self.clock.now()
+        batch = self.settings.worker_batch
+        partitions = range(self.dkeys.partitions)
+
+        def build(pipe: _Commands) -> None:
+            for p in partitions:
+                stream = self.dkeys.outbox(p)
+                pipe.script("promote", [self.dkeys.retries(p), stream], [f"{now:.6f}", batch])
+                pipe.xautoclaim(
+                    stream, GROUP, self.consumer, self.settings.claim_idle_ms, start_id="0-0", count=batch
+                )
+                pipe.xreadgroup(GROUP, self.consumer, {stream: ">"}, count=batch)
+
+        try:
+            results = await self._pipeline(build)
+        except ResponseError as error:
+            if "NOGROUP" not in str(error):
+                raise
+            self._groups_ready = False
+            await self.start()
+            return []
+        attempts: list[_Attempt] = []
+        for p in partitions:
+            claimed = results[3 * p + 1][1]
+            read = results[3 * p + 2]
+            entries = list(claimed) + [entry for _, stream_entries in read for entry in stream_entries]
+            for entry_id, fields in entries:
+                if not fields:
+                    continue
+                reply_id = fields.get(b"reply_id", b"").decode()
+                attempts.append(_Attempt(p, _text(entry_id), reply_id))
+        return attempts
+
+    async def _begin(self, work: list[_Attempt]) -> None:
+        """Count an attempt on each delivery still to be made (before the adapter call, so a crash counts)."""
+        now = self.clock.now()
+        limit = self.settings.dispatch_max_attempts
+
+        def build(pipe: _Commands) -> None:
+            for a in work:
+                key = self.dkeys.delivery(a.partition, a.reply_id)
+                pipe.script("begin", [key], [f"{now:.6f}", limit])
+
+        for a, result in zip(work, await self._pipeline(build), strict=True):
+            verdict = _text(result[0])
+            if verdict == "go":
+                a.kind = "go"
+                a.attempts = int(result[1])
+                a.reply = dispatch_pb2.Reply.FromString(result[2])
+            elif verdict == "exhausted":
+                # Attempts that never recorded an outcome: a loop died on them (perhaps after posting).
+                a.kind, a.attempts = "dead", int(result[1])
+                a.reply = dispatch_pb2.Reply.FromString(result[2])
+                a.error = f"gave up after {a.attempts} attempts (the last did not finish; it may have posted)"
+
+    async def _post_all(self, work: list[_Attempt]) -> None:
+        """Post every attempt; replies of one conversation go one after another, in stream order."""
+        by_conversation: dict[str, list[_Attempt]] = defaultdict(list)
+        for a in work:
+            assert a.reply is not None
+            by_conversation[a.reply.conversation_id or a.reply_id].append(a)
+        gate = asyncio.Semaphore(max(1, self.settings.dispatch_concurrency))
+
+        async def post_in_order(group: list[_Attempt]) -> None:
+            for a in group:
+                async with gate:
+                    await self._post(a)
+
+        await _gather([post_in_order(group) for group in by_conversation.values()])
+
+    async def _post(self, a: _Attempt) -> None:
+        assert a.reply is not None
+        verdict = rules.apply(a.reply.channel, a.reply.visibility, a.reply.text)
+        if isinstance(verdict, rules.Refusal):
+            a.kind, a.error = "dead", verdict.reason
+            return
+        try:
+            adapter = self.adapters.for_channel(a.reply.channel)
+            a.ids = await adapter.post(a.reply, verdict, self.idempotency_key(a.reply_id))
+            a.kind = "sent"
+        except PermanentError as error:
+            a.kind, a.error = "dead", f"refused: {error.reason}"
+        except RetryableError as error:
+            self._retry_or_give_up(a, error.reason, error.retry_after)
+        except Exception as error:  # an adapter bug or an unexpected network error: treat as transient
+            log.exception("dispatch: adapter failed on %s", a.reply_id)
+            self._retry_or_give_up(a, f"{type(error).__name__}: {error}", None)
+
+    def idempotency_key(self, reply_id: str) -> str:
+        """The reply_id within this suite's namespace (suites sharing an outbox must not collide)."""
+        return f"{self.keys.prefix}/{reply_id}"
+
+    def _retry_or_give_up(self, a: _Attempt, reason: str, retry_after: float | None) -> None:
+        if a.attempts >= self.settings.dispatch_max_attempts:
+            a.kind, a.error = "dead", f"gave up after {a.attempts} attempts: {reason}"
+            return
+        a.kind, a.error = "retry", reason
+        a.due = self.clock.now() + self.backoff(a.attempts, retry_after)
+
+    def backoff(self, attempts: int, retry_after: float | None = None) -> float:
+        """Seconds to wait after `attempts` failed tries: full jitter, never sooner than the network asked."""
+        ceiling = min(
+            self.settings.dispatch_backoff_cap_seconds,
+            self.settings.dispatch_backoff_base_seconds * 2 ** (attempts - 1),
+        )
+        delay = self.rng.uniform(0, ceiling)
+        return max(delay, retry_after) if retry_after else delay
+
+    async def _record(self, attempts: list[_Attempt], first: dict[str, _Attempt]) -> None:
+        """Write every outcome and ack every entry in one round trip, with the events."""
+        now = self.clock.now()
+        published: list[events.EventRecord] = []
+
+        def build(pipe: _Commands) -> None:
+            for entry in attempts:
+                a = first[entry.reply_id]
+                kind = a.kind if entry is a else "ack"  # a duplicate entry is only acked
+                p = entry.partition
+                payload = json.dumps(list(a.ids)) if kind == "sent" else a.error
+                dead = json.dumps(
+                    {"reply_id": a.reply_id, "error": a.error, "attempts": a.attempts, "at": now}
+                )
+                pipe.script(
+                    "outcome",
+                    [
+                        self.dkeys.delivery(p, a.reply_id),
+                        self.dkeys.outbox(p),
+                        self.dkeys.retries(p),
+                        self.dkeys.dead(p),
+                    ],
+                    [
+                        kind,
+                        entry.entry_id,
+                        GROUP,
+                        f"{now:.6f}",
+                        a.reply_id,
+                        payload,
+                        f"{a.due:.6f}",
+                        self.settings.dispatch_retention_seconds,
+                        dead,
+                    ],
+                )
+                event = self._outcome_event(a, kind, now)
+                if event is not None:
+                    published.append(event)
+            events.add_to_pipeline(pipe, self.keys, published, self.settings.events_maxlen)
+
+        await self._pipeline(build)
+
+    def _outcome_event(self, a: _Attempt, kind: str, now: float) -> events.EventRecord | None:
+        if a.reply is None:
+            return None
+        reply = a.reply
+        if kind == "sent":
+            ids = list(a.ids)
+            return self._event("reply.sent", reply, now, platform_message_ids=ids, attempts=a.attempts)
+        if kind == "retry":
+            return self._event(
+                "reply.retrying", reply, now, error=a.error, attempts=a.attempts, next_attempt_at=a.due
+            )
+        if kind == "dead":
+            return self._event("reply.dead_lettered", reply, now, error=a.error, attempts=a.attempts)
+        return None
+
+    @staticmethod
+    def _event(type_: str, reply: dispatch_pb2.Reply, now: float, **attributes: Any) -> events.EventRecord:
+        return events.EventRecord(
+            type=type_,
+            conversation_id=reply.conversation_id,
+            message_id=reply.reply_id,
+            at=now,
+            attributes={
+                "reply_id": reply.reply_id,
+                "channel": CHANNEL_NAMES.get(reply.channel, ""),
+                "in_reply_to_id": reply.in_reply_to_id,
+                "sent_by": reply.sent_by,
+                **attributes,
+            },
+        )
+
+
+async def _gather(calls: list[Awaitable[None]]) -> None:
+    """Await all; one call's failure (or cancellation) is not swallowed."""
+    if len(calls) == 1:
+        await calls[0]
+    else:
+        await asyncio.gather(*calls)
+
+
+def _stream_order(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

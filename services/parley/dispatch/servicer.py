@@ -1,0 +1,39 @@
+"""DispatchService over gRPC: a thin layer on the Dispatcher (validation lives in the core)."""
+
+from __future__ import annotations
+
+import grpc
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from parley.dispatch.dispatcher import Dispatcher
+from parley.rpc import mapped_errors
+from parley.v1 import dispatch_pb2, dispatch_pb2_grpc
+
+# The state store being unreachable is the caller's cue to retry, not a server bug.
+UNAVAILABLE_ERRORS = (RedisConnectionError, RedisTimeoutError)
+
+
+class DispatchServicer(dispatch_pb2_grpc.DispatchServiceServicer):
+    def __init__(self, dispatcher: Dispatcher) -> None:
+        self.dispatcher = dispatcher
+
+    @mapped_errors
+    async def SendReply(  # noqa: N802 - the gRPC method name
+        self, request: dispatch_pb2.SendReplyRequest, context: grpc.aio.ServicerContext
+    ) -> dispatch_pb2.SendReplyResponse:
+        try:
+            deliveries = await self.dispatcher.send(list(request.replies))
+        except UNAVAILABLE_ERRORS as error:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, f"state store unavailable: {error}")
+        return dispatch_pb2.SendReplyResponse(deliveries=deliveries)
+
+    @mapped_errors
+    async def GetDelivery(  # noqa: N802 - the gRPC method name
+        self, request: dispatch_pb2.GetDeliveryRequest, context: grpc.aio.ServicerContext
+    ) -> dispatch_pb2.GetDeliveryResponse:
+        try:
+            delivery = await self.dispatcher.get(request.reply_id)
+        except UNAVAILABLE_ERRORS as error:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, f"state store unavailable: {error}")
+        return dispatch_pb2.GetDeliveryResponse(delivery=delivery)

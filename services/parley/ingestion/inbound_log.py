@@ -13,6 +13,8 @@ once idle long enough, and is deleted when acked (its de-duplication mark keeps 
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import zlib
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -207,6 +209,32 @@ class InboundLog:
                 pipe.xack(self._streams[partition], self.group, *ids)
                 pipe.xdel(self._streams[partition], *ids)
             await pipe.execute()
+
+    async def dead_letter(self, entry: LogEntry, stage: str, reason: str) -> None:
+        """Set aside a message that a stage refuses outright (it would fail on every retry), then ack it.
+
+        The dead-letter list keeps the whole message, so it can be inspected and ingested again once fixed.
+        """
+        record = json.dumps(
+            {
+                "message_id": entry.message.message_id,
+                "partition": entry.partition,
+                "stage": stage,
+                "reason": reason,
+                "message": base64.b64encode(entry.message.SerializeToString()).decode(),
+            }
+        )
+        stream = self._streams[entry.partition]
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.rpush(self.keys.namespaced("inbound-dead"), record)
+            pipe.xack(stream, self.group, entry.entry_id)
+            pipe.xdel(stream, entry.entry_id)
+            await pipe.execute()
+
+    async def dead_letters(self) -> list[dict[str, Any]]:
+        return [
+            json.loads(raw) for raw in await self.redis.lrange(self.keys.namespaced("inbound-dead"), 0, -1)
+        ]
 
     async def pending_count(self) -> int:
         """Entries delivered to some consumer and not yet acked, over all partitions."""

@@ -64,6 +64,10 @@ class Peers:
 
 
 SERVICES_CALLED = ("conversations", "classifier", "router", "dispatch")
+# Answers that mean "this request will never succeed": retrying the same batch would only repeat them.
+REFUSALS = frozenset(
+    {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.OUT_OF_RANGE}
+)
 
 
 def bot_reply_for(
@@ -99,6 +103,7 @@ class PipelineWorker:
         self.consumer = consumer or settings.worker_name or f"{socket.gethostname()}-{os.getpid()}"
         self._stage_hook = stage_hook
         self.processed = 0
+        self.current_stage = ""
 
     async def run(self, stop: asyncio.Event) -> None:
         """Process batches until `stop` is set; a failed batch stays pending and is retried later."""
@@ -119,7 +124,7 @@ class PipelineWorker:
                         self.consumer, self.settings.worker_batch, self.settings.worker_block_ms
                     )
                 if entries:
-                    await self.process(entries)
+                    await self.process_isolating(entries)
                 failures = 0
             except (grpc.aio.AioRpcError, ConnectionError, OSError) as error:
                 failures += 1
@@ -128,10 +133,28 @@ class PipelineWorker:
                 await asyncio.sleep(delay)
                 next_claim = 0.0
 
+    async def process_isolating(self, entries: Sequence[LogEntry]) -> None:
+        """Process a batch; when a stage refuses it outright, halve it until the refused message is alone,
+        and set that one aside on the dead-letter list, so one bad message never blocks its partition."""
+        try:
+            await self.process(entries)
+        except grpc.aio.AioRpcError as error:
+            if error.code() not in REFUSALS:
+                raise
+            if len(entries) == 1:
+                log.error("dead-lettering %s: %s", entries[0].message.message_id, error.details())
+                reason = f"{error.code().name}: {error.details()}"
+                await self.inbound.dead_letter(entries[0], self.current_stage, reason)
+                return
+            middle = len(entries) // 2
+            await self.process_isolating(entries[:middle])
+            await self.process_isolating(entries[middle:])
+
     async def process(self, entries: Sequence[LogEntry]) -> None:
         """Run one batch through every stage, then ack it."""
         timeout = self.settings.rpc_timeout_seconds
         messages = [entry.message for entry in entries]
+        self.current_stage = "thread"
         threaded = await self.peers.conversations.Thread(
             conversations_pb2.ThreadRequest(messages=messages), timeout=timeout
         )
@@ -143,6 +166,7 @@ class PipelineWorker:
             if message.direction != common_pb2.DIRECTION_OUTBOUND
         ]
         if inbound:
+            self.current_stage = "classify"
             classified = await self.peers.classifier.Classify(
                 classifier_pb2.ClassifyRequest(
                     items=[
@@ -160,6 +184,7 @@ class PipelineWorker:
             )
             await self._stage("classify")
 
+            self.current_stage = "route"
             routed = await self.peers.router.Route(
                 router_pb2.RouteRequest(
                     items=[
@@ -182,11 +207,13 @@ class PipelineWorker:
                 if decision.action == common_pb2.ROUTE_ACTION_BOT_REPLY and decision.bot_reply_text
             ]
             if replies:
+                self.current_stage = "dispatch"
                 await self.peers.dispatch.SendReply(
                     dispatch_pb2.SendReplyRequest(replies=replies), timeout=timeout
                 )
                 await self._stage("dispatch")
 
+            self.current_stage = "record"
             await self.peers.conversations.RecordOutcomes(
                 conversations_pb2.RecordOutcomesRequest(
                     outcomes=[

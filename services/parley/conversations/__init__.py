@@ -1,0 +1,1 @@
+"""The conversations service: threading, the conversation record, listing and metrics."""

@@ -1,0 +1,67 @@
+"""ConversationsService over gRPC: validate, call the core, map errors."""
+
+from __future__ import annotations
+
+import grpc
+
+from parley.clock import from_timestamp
+from parley.config import Settings
+from parley.rpc import mapped_errors
+from parley.v1 import conversations_pb2, conversations_pb2_grpc
+
+from . import validation
+from .core import Conversations
+
+DEFAULT_PAGE_SIZE = 50
+
+
+class ConversationsServicer(conversations_pb2_grpc.ConversationsServiceServicer):
+    def __init__(self, settings: Settings, core: Conversations) -> None:
+        self.settings = settings
+        self.core = core
+
+    @mapped_errors
+    async def Thread(
+        self, request: conversations_pb2.ThreadRequest, context: grpc.aio.ServicerContext
+    ) -> conversations_pb2.ThreadResponse:
+        validation.thread_request(self.settings, request)
+        return conversations_pb2.ThreadResponse(results=await self.core.thread(request.messages))
+
+    @mapped_errors
+    async def RecordOutcomes(
+        self, request: conversations_pb2.RecordOutcomesRequest, context: grpc.aio.ServicerContext
+    ) -> conversations_pb2.RecordOutcomesResponse:
+        validation.record_outcomes_request(self.settings, request)
+        return conversations_pb2.RecordOutcomesResponse(
+            recorded=await self.core.record_outcomes(request.outcomes)
+        )
+
+    @mapped_errors
+    async def GetConversation(
+        self, request: conversations_pb2.GetConversationRequest, context: grpc.aio.ServicerContext
+    ) -> conversations_pb2.GetConversationResponse:
+        validation.conversation_id(request.conversation_id)
+        return conversations_pb2.GetConversationResponse(
+            conversation=await self.core.get(request.conversation_id)
+        )
+
+    @mapped_errors
+    async def ListConversations(
+        self, request: conversations_pb2.ListConversationsRequest, context: grpc.aio.ServicerContext
+    ) -> conversations_pb2.ListConversationsResponse:
+        validation.list_request(request)
+        summaries, token = await self.core.list(
+            request.state, request.channel, request.page_size or DEFAULT_PAGE_SIZE, request.page_token
+        )
+        return conversations_pb2.ListConversationsResponse(conversations=summaries, next_page_token=token)
+
+    @mapped_errors
+    async def GetMetrics(
+        self, request: conversations_pb2.GetMetricsRequest, context: grpc.aio.ServicerContext
+    ) -> conversations_pb2.GetMetricsResponse:
+        validation.metrics_request(request)
+        start = from_timestamp(request.start) if request.HasField("start") else 0.0
+        end = from_timestamp(request.end) if request.HasField("end") else self.core.clock.now() + 1
+        return conversations_pb2.GetMetricsResponse(
+            groups=await self.core.metrics(start, end, request.group_by)
+        )

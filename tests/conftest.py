@@ -8,6 +8,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
+
 from parley.config import Settings
 from parley.store import EmbeddedValkey, Keys, Redis, connect
 

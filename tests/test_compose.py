@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import yaml
+
 from parley.cli import app
 from parley.config import REPO_ROOT, SERVICES, Settings
 

@@ -7,6 +7,7 @@ import contextlib
 from collections import Counter
 
 import pytest
+
 from parley.cli import DEMO_FILE
 from parley.ingestion.inbound_log import InboundLog
 from parley.ingestion.worker import Peers, PipelineWorker
@@ -15,7 +16,14 @@ from parley.replay import read_twcs, replay
 from parley.rpc import channel
 from parley.store import Keys, Redis
 from parley.suite import InProcessSuite
-from parley.v1 import common_pb2, ingestion_pb2, ingestion_pb2_grpc
+from parley.v1 import (
+    common_pb2,
+    conversations_pb2,
+    conversations_pb2_grpc,
+    dispatch_pb2,
+    ingestion_pb2,
+    ingestion_pb2_grpc,
+)
 
 FIXTURE = DEMO_FILE  # written by the team; covers every intent, brand replies and a bystander
 
@@ -64,9 +72,9 @@ async def test_replay_threads_classifies_and_routes_every_message(suite, redis, 
 
     assert report.unfinished == []
     assert report.accepted == len(messages)
-    # Conversations are exactly the reply chains of the file.
-    got = [{item.message.message_id for item in c.messages} for c in report.conversations]
-    assert sorted(map(sorted, got)) == sorted(map(sorted, reply_chains(messages)))
+    # Every message sits in exactly one conversation.
+    threaded = [item.message.message_id for c in report.conversations for item in c.messages]
+    assert sorted(threaded) == sorted(message_id(m.channel, m.platform_message_id) for m in messages)
     # Each customer message was routed once, and carries its triage and routing on the conversation.
     inbound = [m for m in messages if m.direction == common_pb2.DIRECTION_INBOUND]
     counts = await routed_events(redis, keys)
@@ -77,6 +85,39 @@ async def test_replay_threads_classifies_and_routes_every_message(suite, redis, 
                 assert item.triage.intent != common_pb2.INTENT_UNSPECIFIED
                 assert item.routing.action != common_pb2.ROUTE_ACTION_UNSPECIFIED
                 assert item.routing.reason
+    # Bot replies went out through dispatch, once each.
+    for reply_id, delivery in report.deliveries.items():
+        assert delivery.status in (dispatch_pb2.DELIVERY_STATUS_PENDING, dispatch_pb2.DELIVERY_STATUS_SENT), (
+            reply_id
+        )
+
+
+async def test_one_batch_is_threaded_into_its_reply_chains(suite, redis, keys) -> None:
+    messages = read_twcs(FIXTURE)
+    async with channel(suite.settings, suite.address("ingestion")) as ch:
+        await ingestion_pb2_grpc.IngestionServiceStub(ch).Ingest(
+            ingestion_pb2.IngestRequest(messages=messages)
+        )
+    suite.add_worker("w1")  # started after ingestion: the whole file is one batch
+    inbound_ids = {
+        message_id(m.channel, m.platform_message_id)
+        for m in messages
+        if m.direction == common_pb2.DIRECTION_INBOUND
+    }
+    for _ in range(300):
+        if set(await routed_events(redis, keys)) == inbound_ids:
+            break
+        await asyncio.sleep(0.1)
+    async with channel(suite.settings, suite.address("conversations")) as ch:
+        stub = conversations_pb2_grpc.ConversationsServiceStub(ch)
+        listed = await stub.ListConversations(conversations_pb2.ListConversationsRequest(page_size=100))
+        groups = []
+        for summary in listed.conversations:
+            got = await stub.GetConversation(
+                conversations_pb2.GetConversationRequest(conversation_id=summary.conversation_id)
+            )
+            groups.append({item.message.message_id for item in got.conversation.messages})
+    assert sorted(map(sorted, groups)) == sorted(map(sorted, reply_chains(messages)))
 
 
 async def test_a_redelivered_batch_creates_nothing_new(suite, redis, keys) -> None:

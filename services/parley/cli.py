@@ -15,6 +15,7 @@ from rich.table import Table
 
 from parley.config import SERVICES, Settings
 from parley.messages import CHANNEL_NAMES, INTENT_NAMES
+from parley.v1 import dispatch_pb2
 
 app = typer.Typer(
     help="Parley: social-media customer service triage as gRPC microservices.", no_args_is_help=True
@@ -186,7 +187,7 @@ async def _replay_and_print(file: Path, settings: Settings, timeout: float = 60.
                 )
                 delivery = report.deliveries.get(f"bot:{message.message_id}")
                 if routing.bot_reply_text:
-                    status = delivery and delivery.status
+                    status = dispatch_pb2.DeliveryStatus.Name(delivery.status) if delivery else "unknown"
                     console.print(
                         f"              bot reply: {routing.bot_reply_text}  [dim](delivery {status})[/dim]"
                     )

@@ -1,9 +1,9 @@
 """`parley replay`: send a twcs-layout CSV through Ingest and report each conversation.
 
 The twcs layout (tweet_id, author_id, inbound, created_at, text, response_tweet_id,
-in_response_to_tweet_id) is the layout of the public "Customer Support on Twitter" corpus: every row is a public tweet, customer (inbound)
-or brand. A brand's account is the author of its own tweets; for a customer tweet it is the brand met in the
-same reply chain, else the first non-numeric @mention.
+in_response_to_tweet_id) is that of the public "Customer Support on Twitter" corpus: every row is a public
+tweet, by a customer (inbound) or a brand. A brand's account is the author of its own tweets; for a customer
+tweet it is the brand met in the same reply chain, else the first non-numeric @mention.
 """
 
 from __future__ import annotations
@@ -117,37 +117,24 @@ async def replay(
     batch: int = 200,
     timeout: float = 60.0,
 ) -> ReplayReport:
-    """Ingest `messages`, wait until each is threaded and each inbound one routed, then fetch the results."""
+    """Ingest `messages`, wait until the pipeline has finished each one, then fetch the conversations."""
     report = ReplayReport()
     ids = {message_id(m.channel, m.platform_message_id) for m in messages}
-    to_route = {
-        message_id(m.channel, m.platform_message_id)
-        for m in messages
-        if m.direction != common_pb2.DIRECTION_OUTBOUND
-    }
     async with (
         channel(settings, settings.address("ingestion")) as ingestion_ch,
         channel(settings, settings.address("conversations")) as conversations_ch,
         channel(settings, settings.address("dispatch")) as dispatch_ch,
     ):
         ingestion = ingestion_pb2_grpc.IngestionServiceStub(ingestion_ch)
-        watch = ingestion.WatchEvents(
-            ingestion_pb2.WatchEventsRequest(types=["message.threaded", "conversation.routed"])
-        )
+        watch = ingestion.WatchEvents(ingestion_pb2.WatchEventsRequest(types=["message.processed"]))
         await watch.initial_metadata()  # the server has fixed its start position: no event can be missed
         threaded: dict[str, str] = {}
-        routed: set[str] = set()
 
         async def follow() -> None:
             async for reply in watch:
-                event = reply.event
-                if event.message_id not in ids:
-                    continue
-                if event.type == "message.threaded":
-                    threaded[event.message_id] = event.conversation_id
-                else:
-                    routed.add(event.message_id)
-                if len(threaded) == len(ids) and to_route <= routed:
+                if reply.event.message_id in ids:
+                    threaded[reply.event.message_id] = reply.event.conversation_id
+                if len(threaded) == len(ids):
                     return
 
         follower = asyncio.create_task(follow())
@@ -163,7 +150,7 @@ async def replay(
         try:
             await asyncio.wait_for(follower, timeout)
         except TimeoutError:
-            report.unfinished = sorted((ids - set(threaded)) | (to_route - routed))
+            report.unfinished = sorted(ids - set(threaded))
         finally:
             watch.cancel()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+
 from parley.clock import ManualClock
 from parley.config import Settings
 from parley.ingestion.inbound_log import ACCEPTED, DUPLICATE, InboundLog

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 
 import grpc
 import pytest
+
 from parley.clock import ManualClock, to_timestamp
 from parley.config import Settings
 from parley.ingestion.server import create_server

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from parley.clock import ManualClock, from_timestamp, to_timestamp
 from parley.config import Settings
 from parley.ingestion.validation import normalize, validate_batch

@@ -11,12 +11,15 @@ import asyncio
 import logging
 import os
 import socket
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import grpc
 
+from parley import events
 from parley.config import Settings
+from parley.events import EventRecord
 from parley.ingestion.inbound_log import InboundLog, LogEntry
 from parley.rpc import channel
 from parley.v1 import (
@@ -232,6 +235,12 @@ class PipelineWorker:
             )
             await self._stage("record")
 
+        # "Done" for whoever follows the events (replay waits for it); at-least-once, like every stage.
+        finished = [
+            EventRecord("message.processed", result.conversation_id, message.message_id, time.time())
+            for message, result in zip(messages, threaded.results, strict=True)
+        ]
+        await events.publish(self.inbound.redis, self.inbound.keys, finished, self.settings.events_maxlen)
         await self.inbound.ack(entries)
         self.processed += len(entries)
 

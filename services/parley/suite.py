@@ -105,10 +105,11 @@ class ChildProcessSuite:
         for name in names:
             service = WORKER if name.startswith(WORKER) else name
             env_one = env | {"PARLEY_WORKER_NAME": name}
-            out = open(os.path.join(log_dir, f"{name}.log"), "ab")  # noqa: SIM115 - owned by the child
-            suite.processes[name] = subprocess.Popen(
-                [sys.executable, "-m", "parley", "serve", service], env=env_one, stdout=out, stderr=out
-            )
+            log_path = os.path.join(log_dir, f"{name}.log")
+            with open(log_path, "ab") as out:  # noqa: ASYNC230 - opening a log file does not block
+                suite.processes[name] = subprocess.Popen(
+                    [sys.executable, "-m", "parley", "serve", service], env=env_one, stdout=out, stderr=out
+                )
         try:
             await asyncio.gather(*(wait_ready(settings.address(n), timeout=60) for n in SERVICES))
         except Exception:

@@ -1,0 +1,95 @@
+"""`parley train`, `parley eval` and `parley classify`: build, measure and run the intent and topic models."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from parley.config import Settings
+
+commands = typer.Typer(help="Train, evaluate and run the intent and topic models.", no_args_is_help=True)
+console = Console()
+
+DEFAULT_DATA = Path("../shared/data")
+
+
+def _models_dir(models: Path | None) -> Path:
+    return models or Settings().models_dir
+
+
+@commands.command()
+def train(
+    data: Path = typer.Option(DEFAULT_DATA, "--data", help="Folder holding the public data sets."),
+    models: Path | None = typer.Option(
+        None, "--models", help="Output folder (default: settings.models_dir)."
+    ),
+) -> None:
+    """Build intent.skops, topic.skops, metrics.json and model_card.md from the data sets."""
+    from parley.classifier.train import train as run
+
+    if not data.is_dir():
+        raise typer.BadParameter(f"{data} is not a folder", param_hint="--data")
+    with Progress(
+        SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console
+    ) as bar:
+        task = bar.add_task("loading data", total=None)
+
+        def progress(message: str) -> None:
+            bar.console.log(message)
+            bar.update(task, description=message)
+
+        metrics = run(data, _models_dir(models), progress)
+    s = metrics["summary"]
+    console.print(
+        f"intent macro-F1 {s['macro_f1']:.3f} (model alone {s['model_macro_f1']:.3f}), "
+        f"urgent recall {s['urgent_recall']:.3f}, topic macro-F1 {s['topic_macro_f1']:.3f}"
+    )
+
+
+@commands.command("eval")
+def eval_(
+    data: Path = typer.Option(..., "--data", help="CSV with columns text,label."),
+    as_json: bool = typer.Option(False, "--json", help="Print the figures as JSON."),
+    models: Path | None = typer.Option(None, "--models"),
+) -> None:
+    """Per-class precision/recall/F1, macro-F1 and the confusion matrix on a labelled CSV."""
+    from parley.classifier.train import evaluate
+
+    result = evaluate(data, _models_dir(models))
+    if as_json:
+        typer.echo(json.dumps(result, indent=2))
+        return
+    table = Table(title=f"{result['rows']} messages, model {result['model_version']}")
+    for col in ("intent", "precision", "recall", "F1", "support"):
+        table.add_column(col)
+    for label, v in result["per_class"].items():
+        table.add_row(
+            label, f"{v['precision']:.3f}", f"{v['recall']:.3f}", f"{v['f1']:.3f}", str(v["support"])
+        )
+    table.add_row("macro", "", "", f"{result['macro_f1']:.3f}", "")
+    console.print(table)
+    matrix = Table(title="confusion (rows true, columns predicted)")
+    matrix.add_column("")
+    for label in result["labels"]:
+        matrix.add_column(label)
+    for label, row in zip(result["labels"], result["confusion_matrix"], strict=True):
+        matrix.add_row(label, *map(str, row))
+    console.print(matrix)
+
+
+@commands.command()
+def classify(
+    input: Path = typer.Option(..., "--input", help="CSV with a text column (id and channel optional)."),
+    output: Path = typer.Option(..., "--output", help="JSON lines, one triage per row."),
+    models: Path | None = typer.Option(None, "--models"),
+) -> None:
+    """Classify every row of a CSV."""
+    from parley.classifier.train import classify_csv
+
+    n = classify_csv(input, output, _models_dir(models))
+    console.print(f"{n} messages classified → {output}")

@@ -1,0 +1,106 @@
+"""The bot's knowledge base: answers a brand can give in one reply, found by TF-IDF cosine similarity.
+
+The bot abstains unless the message is a plain question (not a complaint, not urgent), the best answer is
+similar enough to one of its paraphrased questions, and the answer is allowed on the message's channel.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import yaml
+from sklearn.feature_extraction.text import TfidfVectorizer
+
+CHANNELS = ("x", "facebook", "messenger", "instagram", "whatsapp")
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    id: str
+    topic: str
+    channels: tuple[str, ...]
+    text: str
+    questions: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class BotAnswer:
+    answer_id: str
+    text: str
+    confidence: float
+    abstained: bool
+    allowed_channels: tuple[str, ...]
+    topic: str
+    # Why the bot abstained: not_a_question, low_confidence or channel_not_allowed; empty when it answers.
+    reason: str = ""
+
+
+def abstention(reason: str, confidence: float = 0.0) -> BotAnswer:
+    return BotAnswer("", "", confidence, True, (), "", reason)
+
+
+class KnowledgeBase:
+    """Answers and their paraphrased questions, indexed for retrieval when loaded."""
+
+    def __init__(self, answers: Sequence[Answer], threshold: float = 0.5) -> None:
+        if not answers:
+            raise ValueError("the knowledge base has no answers")
+        self.answers = list(answers)
+        self.threshold = threshold
+        questions = [q for a in self.answers for q in a.questions]
+        self._owner = np.array([i for i, a in enumerate(self.answers) for _ in a.questions])
+        # Words carry the meaning; character n-grams forgive typos and word forms.
+        self._word = TfidfVectorizer(ngram_range=(1, 2), stop_words="english", sublinear_tf=True)
+        self._char = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), sublinear_tf=True)
+        self._qw = self._word.fit_transform(questions)
+        self._qc = self._char.fit_transform(questions)
+
+    @classmethod
+    def from_yaml(cls, path: Path) -> KnowledgeBase:
+        doc = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        answers = []
+        for entry in doc["answers"]:
+            channels = tuple(entry.get("channels") or CHANNELS)
+            unknown = set(channels) - set(CHANNELS)
+            if unknown:
+                raise ValueError(f"answer {entry['id']}: unknown channels {sorted(unknown)}")
+            answers.append(
+                Answer(
+                    entry["id"], entry["topic"], channels, entry["answer"].strip(), tuple(entry["questions"])
+                )
+            )
+        return cls(answers, float(doc.get("threshold", 0.5)))
+
+    def scores(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """For each text, the best answer's index and its similarity in [0, 1]."""
+        sim = 0.5 * (self._word.transform(texts) @ self._qw.T).toarray()
+        sim += 0.5 * (self._char.transform(texts) @ self._qc.T).toarray()
+        best_q = sim.argmax(axis=1)
+        return self._owner[best_q], sim[np.arange(len(texts)), best_q]
+
+    def answer_many(
+        self,
+        texts: Sequence[str],
+        intents: Sequence[str],
+        channels: Sequence[str],
+        topics: Sequence[str] | None = None,
+    ) -> list[BotAnswer]:
+        """One BotAnswer per text; only questions are looked up, everything else abstains."""
+        out = [abstention("not_a_question") for _ in texts]
+        asked = [i for i, intent in enumerate(intents) if intent == "question"]
+        if not asked:
+            return out
+        best, sims = self.scores([texts[i] for i in asked])
+        for i, a, s in zip(asked, best, sims, strict=True):
+            ans = self.answers[a]
+            conf = float(round(s, 4))
+            if conf < self.threshold:
+                out[i] = abstention("low_confidence", conf)
+            elif channels[i] and channels[i] not in ans.channels:
+                out[i] = BotAnswer(ans.id, "", conf, True, ans.channels, ans.topic, "channel_not_allowed")
+            else:
+                out[i] = BotAnswer(ans.id, ans.text, conf, False, ans.channels, ans.topic)
+        return out

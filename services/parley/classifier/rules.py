@@ -1,0 +1,225 @@
+"""Urgency rules: named, precise patterns that may raise a message's intent to `urgent`, never lower it.
+
+Each rule is a set of trigger patterns, optionally a second set that must also match (a time-pressure cue for
+"stranded"), and guards that veto a match (figures of speech such as "this app is killing me").
+Every rule that fires is reported with the text that triggered it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    triggers: tuple[re.Pattern[str], ...]
+    also: tuple[re.Pattern[str], ...] = ()
+    guards: tuple[re.Pattern[str], ...] = field(default=())
+    # One alternation per list: a single scan of the text instead of one per pattern.
+    _trigger: re.Pattern[str] = field(init=False, repr=False)
+    _also: re.Pattern[str] | None = field(init=False, repr=False)
+    _guard: re.Pattern[str] | None = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_trigger", _any(self.triggers))
+        object.__setattr__(self, "_also", _any(self.also) if self.also else None)
+        object.__setattr__(self, "_guard", _any(self.guards) if self.guards else None)
+
+    def match(self, text: str) -> str | None:
+        """The triggering text if this rule fires on `text`, else None."""
+        m = self._trigger.search(text)
+        if m is None:
+            return None
+        if self._also is not None and self._also.search(text) is None:
+            return None
+        if self._guard is not None and self._guard.search(text):
+            return None
+        return m.group(0)
+
+
+def _any(patterns: tuple[re.Pattern[str], ...]) -> re.Pattern[str]:
+    return re.compile("|".join(f"(?:{p.pattern})" for p in patterns), re.IGNORECASE)
+
+
+def _p(*patterns: str) -> tuple[re.Pattern[str], ...]:
+    return tuple(re.compile(p, re.IGNORECASE) for p in patterns)
+
+
+_NEG = r"(?:didn'?t|did not|never|don'?t|do not|wasn'?t|was not)"
+_MONEY_EVENT = r"(?:charges?|transactions?|payments?|purchases?|withdrawals?|debits?|transfers?|orders?)"
+
+RULES: tuple[Rule, ...] = (
+    Rule(
+        "account_takeover",
+        _p(
+            r"\b(?:account|profile|email|instagram|facebook|page)\b[^.!?]{0,30}\b(?:was|has been|got|been"
+            r"|is)\s+"
+            r"(?:hacked|compromised|taken over|stolen|breached)",
+            r"\bhacked\s+(?:my|into my|our)\b",
+            r"\b(?:i(?:'ve| have)?|we(?:'ve| have)?)\s+(?:been|got|was)\s+hacked\b",
+            r"\bsome(?:one|body)\s+(?:has\s+)?(?:logged|log|got|get|broke|hacked|signed)\s+(?:in(?:to)?"
+            r"|on to)\s+"
+            r"(?:my|our)\s+account",
+            r"\bsome(?:one|body)\s+(?:has\s+)?changed\s+my\s+(?:email|password|phone number|login|pin)",
+            r"\b(?:unauthori[sz]ed|suspicious|unknown)\s+(?:log ?ins?|sign[- ]ins?|access|logins?)\b",
+            r"\bchanged my (?:email|password)[^.!?]{0,30}(?:without|wasn'?t me|not me)",
+            r"\b(?:account|profile|page)\b[^.!?]{0,30}\bhijack\w*|\bhijacked\b",
+            r"\bsome(?:one|body)\s+(?:keeps?\s+)?(?:trying to\s+)?(?:buy|order|purchas|us"
+            r"|spend)\w*\b[^.!?]{0,40}"
+            r"\b(?:on|with|from) my account",
+        ),
+    ),
+    Rule(
+        "fraud_charges",
+        _p(
+            rf"\b(?:unauthori[sz]ed|fraudulent|unrecogni[sz]ed|unknown|suspicious)\s+(?:card\s+)?{_MONEY_EVENT}",
+            rf"\b{_MONEY_EVENT}\b[^.!?]{{0,40}}\b(?:i|we)\s+{_NEG}\s+(?:make|made|authori[sz]e|recogni[sz]e|place)",
+            rf"\b(?:i|we)\s+(?:don'?t|do not|didn'?t)\s+recogni[sz]e\b[^.!?]{{0,30}}{_MONEY_EVENT}",
+            r"\b(?:fraud|scam(?:med)?)\b[^.!?]{0,30}\b(?:on|from|with)\s+my\s+(?:account|card|bank)",
+            r"\b(?:victim of|report(?:ing)?(?: a)?)\s+fraud\b",
+            r"\bmoney\s+(?:was|has been|got)\s+(?:stolen|taken)\b",
+            r"\b(?:charged|charging|billed|debited|used)\s+fraudulently\b|\bfraudulently\s+(?:charged|used"
+            r"|debited)\b",
+            r"\b(?:scammed|phishing|cyber ?crime|identity theft)\b",
+        ),
+    ),
+    Rule(
+        "card_compromised",
+        _p(
+            r"\b(?:card|wallet|purse|bank card|credit card|debit card)\b[^.!?]{0,20}\b(?:was|has been|got"
+            r"|is|been)\s+"
+            r"(?:stolen|compromised|cloned|skimmed|lost)",
+            r"\b(?:lost|stolen)\s+(?:my|our)\s+(?:card|wallet|purse|phone with)",
+            r"\bsome(?:one|body)\s+(?:stole|has|took|is using|used)\s+my\s+(?:card|card details|wallet)",
+            r"\b(?:freeze|block|cancel)\s+my\s+(?:card|account)\s+(?:now|immediately|asap|right now"
+            r"|urgently)",
+        ),
+    ),
+    Rule(
+        "safety_health",
+        _p(
+            r"\b(?:glass|metal|plastic|blade|needle|bug|insect|cockroach|roach|mouse|rat|worm|mou?ld)\b"
+            r"[^.!?]{0,25}\b(?:in|inside)\s+(?:my|the|our|his|her)\s+(?:food|meal|sandwich|drink|burger"
+            r"|salad|"
+            r"order|bowl|burrito|pizza|coffee|soup|bag)",
+            r"\b(?:food poisoning|allergic reaction|anaphyla\w+|salmonella|e\.? ?coli)\b",
+            r"\b(?:injured|injury|bleeding|concussion|broke (?:my|his|her) (?:arm|leg|wrist|ankle))\b",
+            r"\b(?:cut|burn(?:ed|t)?)\s+(?:my|his|her|their)\s+(?:mouth|hand|finger|lip|tongue|face|arm|leg)",
+            r"\b(?:caught fire|on fire|exploded|explosion|smoke (?:coming|pouring)|sparking|electric shock|"
+            r"gas leak|carbon monoxide)\b",
+            r"\b(?:went|taken|rushed|ended up)\s+(?:to|in)\s+(?:the\s+)?(?:hospital|a&e|er|emergency room)\b",
+            r"\b(?:unsafe|dangerous)\s+(?:driver|driving|car|ride|conditions?|product|aircraft|plane)\b",
+            r"\b(?:choking|choked|can'?t breathe|medical emergency|need (?:my )?(?:insulin|medication))\b",
+            r"\b(?:in (?:severe |so much |a lot of )?pain|passed out|fainted|unconscious|seizure"
+            r"|heart attack|"
+            r"stroke|not breathing)\b",
+            r"\b(?:allergic|allergy|allergies|allergen|epipen|nut[- ]free)\b",
+        ),
+        guards=_p(
+            r"\b(?:lol|lmao|haha)\b[^.!?]{0,10}$", r"\bon fire\b[^.!?]{0,20}(?:today|tonight|lately|🔥)"
+        ),
+    ),
+    Rule(
+        "legal_threat",
+        _p(
+            r"\b(?:my|our|contact(?:ing|ed)? (?:a|my)|call(?:ing)? (?:a|my)|speak(?:ing)? to (?:a|my)"
+            r"|get(?:ting)? a)\s+"
+            r"(?:lawyer|attorney|solicitor)s?\b(?! for\b)",
+            r"\blawyer(?:ing)? up\b",
+            r"\b(?:su(?:e|ing)|taking)\s+(?:you|your company|them|this company|@\w+)\b",
+            r"\b(?:lawsuit|legal action|class action|small claims|take (?:you|this) to court"
+            r"|see you in court)\b",
+            r"\b(?:report(?:ing)?|complain(?:ing)?|escalat\w+|writ(?:e|ing))\s+(?:you\s+|this\s+"
+            r"|it\s+)?to\s+(?:the\s+)?"
+            r"(?:fca|ftc|cfpb|ofcom|ofgem|ombudsman|bbb|better business bureau|trading standards|dot|faa|"
+            r"attorney general|regulator|fcc|cma|ico)\b",
+            r"\b(?:going to|will|gonna)\s+(?:go to|contact|call|tell)\s+(?:the\s+)?(?:press|media|news"
+            r"|newspapers?|"
+            r"journalists?|reporters?|bbc|cnn)\b",
+            r"\b(?:going|go|went|gone|take (?:this|it))\s+to\s+the\s+(?:press|media|news|papers)\b",
+        ),
+    ),
+    Rule(
+        "stranded_time_pressure",
+        _p(
+            r"\b(?:stranded|stuck|trapped|sleeping)\s+(?:at|in)\s+(?:the\s+)?(?:airport|gate|terminal"
+            r"|station|[A-Z]{3}\b)",
+            r"\b(?:cancell?ed|cancel)\s+(?:my|our)\s+(?:flight|ticket|booking|train)",
+            r"\b(?:flight|train)\s+(?:was|got|has been|is)\s+cancell?ed\b",
+            r"\bmissed\s+(?:my|our|the)\s+connect(?:ion|ing flight)",
+            r"\b(?:no|without)\s+(?:power|electricity|heat|heating|water|gas)\b",
+            r"\blocked out\b",
+            r"\b(?:denied|refused)\s+boarding\b",
+            r"\b(?:miss|missing|about to miss|going to miss|gonna miss)\s+(?:my|our|the)\s+(?:flight|train"
+            r"|connection)",
+            r"\b(?:flight|train|bus|gate)\b[^.!?]{0,40}\b(?:takes off|leaves|departs|boards|closes)\b",
+            r"\b(?:guide|take|help)\s+(?:me|us)\s+to\s+(?:my|our|the)\s+gate\b",
+        ),
+        also=_p(
+            r"\b(?:today|tonight|right now|asap|immediately|urgent(?:ly)?|this (?:morning|afternoon"
+            r"|evening))\b",
+            r"\bin\s+(?:\d+|an?|one|two|three)\s*(?:hours?|hrs?|h|minutes?|mins?)\b",
+            r"\(?\d+\s*mins?\)?|\bat\s+\d{1,2}(?::\d\d)?\s*(?:am|pm)?\b",
+            r"\b(?:deadline|baby|infant|elderly|disabled|blind|wheelchair|freezing|medical|insulin|oxygen)\b",
+        ),
+        guards=_p(r"\b(?:stuck|been)\s+on hold\b", r"\blocked out of (?:the )?(?:game|chat)\b"),
+    ),
+    Rule(
+        "stranded",
+        _p(r"\bstranded\b", r"\bstuck overnight\b", r"\bsleep(?:ing)? (?:at|in) the (?:airport|station)\b"),
+    ),
+    Rule(
+        "harassment_threat",
+        _p(
+            r"\b(?:threaten(?:ed|ing)?|harass(?:ed|ing|ment)?|stalk(?:ed|ing)|assault(?:ed)?|groped"
+            r"|abused)\s+"
+            r"(?:me|us|my|our|by)\b",
+            r"\b(?:sexual(?:ly)?\s+(?:harass\w*|assault\w*)|death threats?|racial(?:ly)?\s+abuse\w*"
+            r"|doxx\w*)\b",
+            r"\b(?:i(?:'ll| will| am going to|'m going to| gonna)|we(?:'ll| will))\s+(?:kill|hurt|find"
+            r"|shoot|stab)\s+"
+            r"(?:you|him|her|them|your)\b",
+            r"\b(?:your|the)\s+(?:driver|agent|staff|employee|rep|manager|courier)\s+(?:threatened"
+            r"|assaulted|hit|"
+            r"attacked|harassed|grabbed)\b",
+        ),
+    ),
+    Rule(
+        "data_exposure",
+        _p(
+            r"\b(?:my|our|customer|personal)\s+(?:data|details|information|info)\s+(?:was|were|has been"
+            r"|have been|"
+            r"got|is being)\s+(?:leaked|exposed|breached|shared|sold|published)",
+            r"\bdata (?:breach|leak)\b",
+            r"\b(?:i can|can)\s+see\s+(?:other|someone else'?s|another)\s+(?:people'?s|person'?s"
+            r"|customers?'?|user'?s)?"
+            r"\s*(?:orders?|accounts?|data|details|information|addresses)",
+        ),
+    ),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RuleHit:
+    rule: str
+    matched: str
+
+    def reason(self) -> str:
+        return f"{self.rule}: {self.matched}"
+
+
+def urgency(text: str) -> list[RuleHit]:
+    """Every urgency rule that fires on `text`, in rule order."""
+    hits = []
+    for rule in RULES:
+        matched = rule.match(text)
+        if matched is not None:
+            hits.append(RuleHit(rule.name, matched.strip()))
+    return hits
+
+
+def raise_intent(model_intent: str, hits: list[RuleHit]) -> str:
+    """The final intent: urgent when any rule fired, otherwise the model's intent (never lowered)."""
+    return "urgent" if hits else model_intent

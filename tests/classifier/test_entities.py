@@ -1,0 +1,70 @@
+from parley.classifier.entities import extract, luhn_valid
+
+
+def spans(text: str) -> list[tuple[str, str]]:
+    out = []
+    for e in extract(text):
+        assert text[e.start : e.end] == e.text
+        out.append((e.type, e.text))
+    return out
+
+
+def test_luhn() -> None:
+    assert luhn_valid("4111111111111111")
+    assert luhn_valid("378282246310005")
+    assert not luhn_valid("4111111111111112")
+
+
+def test_card_with_spaces_or_dashes_is_luhn_checked() -> None:
+    assert spans("card 4111 1111 1111 1111 please") == [("payment_card", "4111 1111 1111 1111")]
+    assert spans("card 5555-5555-5555-4444") == [("payment_card", "5555-5555-5555-4444")]
+    # Same shape, wrong checksum: not a card (and too long for a phone number).
+    assert spans("card 4111 1111 1111 1112 please") == []
+
+
+def test_card_span_offsets() -> None:
+    text = "my card 4111111111111111 was charged"
+    [card] = extract(text)
+    assert (card.type, card.start, card.end) == ("payment_card", 8, 24)
+
+
+def test_email_url_handle_do_not_overlap() -> None:
+    text = "@acme_help mail jo.doe+x@mail.co.uk or see https://acme.com/help?q=1."
+    assert spans(text) == [
+        ("handle", "@acme_help"),
+        ("email", "jo.doe+x@mail.co.uk"),
+        ("url", "https://acme.com/help?q=1"),
+    ]
+
+
+def test_phone_numbers() -> None:
+    assert spans("call me on +1 (415) 555-2671 or 020 7946 0958") == [
+        ("phone", "+1 (415) 555-2671"),
+        ("phone", "020 7946 0958"),
+    ]
+
+
+def test_order_and_account_numbers() -> None:
+    assert spans("order #12345 arrived broken") == [("order_number", "12345")]
+    assert spans("order number AB-99812 is late") == [("order_number", "AB-99812")]
+    assert spans("my account number is 12345678") == [("account_number", "12345678")]
+
+
+def test_flight_numbers() -> None:
+    assert spans("flight UA 123 and AA1234 both late") == [
+        ("flight_number", "UA 123"),
+        ("flight_number", "AA1234"),
+    ]
+    assert spans("on flight 447 tonight") == [("flight_number", "447")]
+    # Lower-case "ba 12" and durations are not flights.
+    assert spans("waited 2 hours, ba 12 minutes") == []
+
+
+def test_address() -> None:
+    assert spans("ship it to 221 Baker Street, London NW1 6XE please") == [
+        ("address", "221 Baker Street, London NW1 6XE")
+    ]
+
+
+def test_plain_numbers_are_not_entities() -> None:
+    assert spans("I waited 2 hours 30 min, 10 000 people in line in 2024") == []

@@ -1,0 +1,49 @@
+from pathlib import Path
+
+import pytest
+
+from parley.classifier.knowledge import Answer, KnowledgeBase
+from parley.config import REPO_ROOT
+
+KB_FILE = REPO_ROOT / "models" / "knowledge_base.yaml"
+
+
+@pytest.fixture(scope="module")
+def kb() -> KnowledgeBase:
+    return KnowledgeBase.from_yaml(KB_FILE)
+
+
+def test_shipped_knowledge_base_is_well_formed(kb: KnowledgeBase) -> None:
+    ids = [a.id for a in kb.answers]
+    assert 25 <= len(ids) <= 40
+    assert len(ids) == len(set(ids))
+    topics = {"billing", "orders_delivery", "account_access", "technical", "travel", "general"}
+    for a in kb.answers:
+        assert a.topic in topics and a.text and len(a.questions) >= 3
+
+
+def test_answers_a_paraphrase(kb: KnowledgeBase) -> None:
+    [ans] = kb.answer_many(["hey, how can I get my password reset?"], ["question"], ["x"])
+    assert (ans.answer_id, ans.abstained) == ("reset_password", False)
+    assert ans.text and ans.confidence >= kb.threshold
+
+
+def test_abstains_on_unrelated_question(kb: KnowledgeBase) -> None:
+    [ans] = kb.answer_many(["what is the capital of France?"], ["question"], ["x"])
+    assert ans.abstained and ans.reason == "low_confidence" and ans.text == ""
+
+
+def test_abstains_when_not_a_question(kb: KnowledgeBase) -> None:
+    texts = ["how do I reset my password, I've tried 5 times and your site is broken"] * 2
+    for ans in kb.answer_many(texts, ["complaint", "urgent"], ["x", "x"]):
+        assert ans.abstained and ans.reason == "not_a_question"
+
+
+def test_abstains_on_a_channel_the_answer_is_not_allowed_on(tmp_path: Path) -> None:
+    only_dm = Answer(
+        "order_status", "orders_delivery", ("whatsapp",), "It ships tomorrow.", ("where is my order",)
+    )
+    kb = KnowledgeBase([only_dm], threshold=0.3)
+    on_x, on_whatsapp = kb.answer_many(["where is my order?"] * 2, ["question"] * 2, ["x", "whatsapp"])
+    assert on_x.abstained and on_x.reason == "channel_not_allowed"
+    assert not on_whatsapp.abstained and on_whatsapp.text == "It ships tomorrow."

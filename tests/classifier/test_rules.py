@@ -1,0 +1,64 @@
+import pytest
+
+from parley.classifier.rules import RULES, raise_intent, urgency
+
+CLEAR = {
+    "account_takeover": "someone logged into my account and changed my email",
+    "fraud_charges": "there are charges on my card I did not make",
+    "card_compromised": "my card was stolen this morning",
+    "safety_health": "there was glass in my sandwich, my kid cut his mouth",
+    "legal_threat": "fix this or I'm contacting my lawyer",
+    "stranded_time_pressure": "stuck at JFK, flight in 2 hours and you cancelled my ticket",
+    "stranded": "literally stranded in Leeds because your driver never came",
+    "harassment_threat": "your driver threatened me when I asked for a receipt",
+    "data_exposure": "I can see other customers' orders in my account",
+}
+
+NEAR_MISS = {
+    "account_takeover": "how do I change the email on my account?",
+    "fraud_charges": "I was charged twice for one order",
+    "card_compromised": "my card was declined at the checkout",
+    "safety_health": "this app is killing me, it's so slow",
+    "legal_threat": "Sue at your Leeds store was lovely",
+    "stranded_time_pressure": "stuck on hold for 2 hours today",
+    "stranded": "the train was late but I made my connection, thanks",
+    "harassment_threat": "I'm going to kill it at the interview tomorrow",
+    "data_exposure": "can I see my old orders in the app?",
+}
+
+
+def test_every_rule_has_cases() -> None:
+    assert {r.name for r in RULES} == set(CLEAR) == set(NEAR_MISS)
+
+
+@pytest.mark.parametrize("name", sorted(CLEAR))
+def test_rule_fires_on_clear_case(name: str) -> None:
+    assert name in [h.rule for h in urgency(CLEAR[name])]
+
+
+@pytest.mark.parametrize("name", sorted(NEAR_MISS))
+def test_no_rule_fires_on_near_miss(name: str) -> None:
+    assert urgency(NEAR_MISS[name]) == []
+
+
+def test_every_firing_rule_is_reported() -> None:
+    hits = urgency("my account was hacked and there are transactions I didn't make, I'm calling my lawyer")
+    assert [h.rule for h in hits] == ["account_takeover", "fraud_charges", "legal_threat"]
+    assert hits[0].reason().startswith("account_takeover: ")
+
+
+def test_stranded_needs_time_pressure() -> None:
+    assert urgency("my flight was cancelled last month, still no refund") == []
+    assert urgency("our train leaves tomorrow, is there wifi on board?") == []
+    assert [h.rule for h in urgency("my flight leaves at 5pm and the security line is an hour long")] == [
+        "stranded_time_pressure"
+    ]
+    assert [h.rule for h in urgency("my flight was cancelled and I need to be in Boston tonight")] == [
+        "stranded_time_pressure"
+    ]
+
+
+@pytest.mark.parametrize("intent", ["praise", "question", "complaint", "urgent", "other"])
+def test_rules_raise_and_never_lower(intent: str) -> None:
+    assert raise_intent(intent, urgency(CLEAR["fraud_charges"])) == "urgent"
+    assert raise_intent(intent, []) == intent

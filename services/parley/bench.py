@@ -213,7 +213,7 @@ async def fixed_rate(
             for m in chunk:
                 sent_at[message_id(m.channel, m.platform_message_id)] = now
             pending.append(
-                asyncio.create_task(stub.Ingest(ingestion_pb2.IngestRequest(messages=chunk), timeout=60))
+                asyncio.ensure_future(stub.Ingest(ingestion_pb2.IngestRequest(messages=chunk), timeout=60))
             )
             sent = due
         await asyncio.sleep(tick)

@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from parley.config import SERVICES, Settings
 from parley.rpc import RunningServer, wait_ready
@@ -111,11 +112,28 @@ class ChildProcessSuite:
                     [sys.executable, "-m", "parley", "serve", service], env=env_one, stdout=out, stderr=out
                 )
         try:
-            await asyncio.gather(*(wait_ready(settings.address(n), timeout=60) for n in SERVICES))
+            await suite._wait_ready(log_dir)
         except Exception:
             suite.stop()
             raise
         return suite
+
+    async def _wait_ready(self, log_dir: str, timeout: float = 120.0) -> None:
+        """Wait for every service's health check; fail at once, with its log, if a child exits first."""
+        ready = asyncio.ensure_future(
+            asyncio.gather(*(wait_ready(self.settings.address(n), timeout=timeout) for n in SERVICES))
+        )
+        try:
+            while not ready.done():
+                dead = self.failed()
+                if dead:
+                    log = Path(log_dir, f"{dead[0]}.log")
+                    tail = log.read_text(errors="replace")[-2000:]  # noqa: ASYNC240 - failing anyway
+                    raise RuntimeError(f"{dead[0]} exited during start-up; its log ends:\n{tail}")
+                await asyncio.sleep(0.1)
+            await ready
+        finally:
+            ready.cancel()
 
     def failed(self) -> list[str]:
         return [name for name, proc in self.processes.items() if proc.poll() is not None]

@@ -81,10 +81,9 @@ def up(
             table.add_row("redis", settings.redis_url + ("  (embedded Valkey)" if embedded else ""))
             table.add_row("logs", ".parley/logs/")
             console.print(table)
-            if demo:
-                await _replay_and_print(DEMO_FILE, settings)
+            demo_code = await _replay_and_print(DEMO_FILE, settings) if demo else 0
             if exit_after_demo:
-                return 0 if not suite.failed() else 1
+                return 1 if demo_code or suite.failed() else 0
             console.print("[bold]Ctrl-C stops the suite.[/bold]")
             await _wait_for_signal()
             return 0

@@ -241,7 +241,7 @@ async def run_bench(
 
     say("baseline: bare grpc.aio echo stream ...")
     base = await baseline()
-    ports = {f"{name}_port": free_port() for name in SERVICES}
+    ports = {f"{name}_port": free_port() for name in SERVICES} | {"webhook_port": free_port()}
     settings = settings.model_copy(
         update=ports | {f"{n}_addr": "" for n in SERVICES} | {"key_prefix": f"bench{uuid.uuid4().hex[:8]}"}
     )

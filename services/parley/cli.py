@@ -78,6 +78,7 @@ def up(
             table.add_row(
                 "worker", f"{workers} process(es), consumer group on {settings.stream_partitions} partitions"
             )
+            table.add_row("webhooks", f"http://{settings.host}:{settings.webhook_port}/webhooks/{{meta,x}}")
             table.add_row("redis", settings.redis_url + ("  (embedded Valkey)" if embedded else ""))
             table.add_row("logs", ".parley/logs/")
             console.print(table)
@@ -126,7 +127,10 @@ def serve(
         from parley.suite import start_service
 
         running = await start_service(service, settings)
-        console.print(f"{service} serving on {settings.host}:{running.port}")
+        console.print(f"{service} serving gRPC on {settings.host}:{running.port}")
+        webhook_port = getattr(running, "webhook_port", None)
+        if webhook_port:
+            console.print(f"webhooks on http://{settings.host}:{webhook_port}/webhooks/{{meta,x}}")
         await _wait_for_signal()
         await running.stop(settings.shutdown_grace_seconds)
 

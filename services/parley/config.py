@@ -83,6 +83,70 @@ class Settings(BaseSettings):
     dispatch_default_adapter: str = "log"
     dispatch_log_path: Path = Path(".parley/outbox.log")
 
+    # dispatch, the networks: API base URLs (a proxy or a test server may stand in) and credentials. The page,
+    # Instagram account and phone number ids below are used when a reply carries no brand_account_id.
+    dispatch_x_base_url: str = "https://api.x.com"
+    dispatch_x_bearer_token: str = ""  # OAuth 2.0 user-context access token (tweet.write, dm.write)
+    dispatch_graph_base_url: str = "https://graph.facebook.com"
+    dispatch_graph_version: str = "v21.0"
+    dispatch_facebook_page_id: str = ""
+    dispatch_facebook_page_token: str = ""
+    dispatch_instagram_account_id: str = ""
+    dispatch_instagram_token: str = ""
+    dispatch_whatsapp_phone_number_id: str = ""
+    dispatch_whatsapp_token: str = ""
+    # Per request; must stay below claim_idle_ms so a slow call never overlaps another loop's takeover.
+    dispatch_http_timeout_seconds: float = 10.0
+    # Requests in flight per network adapter.
+    dispatch_network_concurrency: int = 8
+    # Outside the 24-hour window: an approved WhatsApp template (its one body parameter takes the reply
+    # text) and a Messenger/Instagram message tag (e.g. HUMAN_AGENT); empty means such a reply is BLOCKED.
+    dispatch_whatsapp_template: str = ""
+    dispatch_whatsapp_template_language: str = "en_US"
+    dispatch_messenger_message_tag: str = ""
+    dispatch_window_hours: float = 24.0
+    # A public reply naming an email, phone, card, order or account number or address: "block" or "move"
+    # (a short public invitation to a DM, and the detail sent privately as "<reply_id>/private").
+    dispatch_public_pii_policy: str = "move"
+    dispatch_move_to_private_text: str = (
+        "We'd rather not share those details here: we've sent you a direct message."
+    )
+    # A part whose call started but whose outcome was never recorded (a crash in between) may be posted:
+    # "dead_letter" never risks a duplicate, "repost" never risks a gap.
+    dispatch_unconfirmed_part_policy: str = "dead_letter"
+
+    # ingestion webhooks: the networks' signed HTTP deliveries on webhook_port (an ingestion server started on
+    # an ephemeral gRPC port takes an ephemeral webhook port too). A network whose secret is empty is refused
+    # with 503, never read unsigned.
+    webhook_enabled: bool = True
+    webhook_max_body_bytes: int = 1024 * 1024
+    webhook_meta_app_secret: str = ""
+    webhook_meta_verify_token: str = ""
+    # Messenger and Instagram echo every message the Page sends; those sent by this app id are Parley's own
+    # replies (dispatch records them), so they are skipped. Echoes from other senders (the Page inbox) are
+    # logged as the brand's outbound messages.
+    webhook_meta_app_id: str = ""
+    webhook_x_consumer_secret: str = ""
+    # Messages of a signed delivery that Parley's validation refuses are kept here (newest last), not dropped.
+    webhook_refused_maxlen: int = 10_000
+
+    # conversations: a reply whose parent is missing is held this long, then opens its own conversation; a
+    # customer message this soon after resolution reopens the conversation (later, a new linked one); a DM
+    # this soon after the customer's (or brand's) last public message joins that open conversation.
+    conversations_held_timeout_seconds: float = 600.0
+    conversations_sweep_seconds: float = 5.0
+    conversations_reopen_window_seconds: float = 7 * 24 * 3600.0
+    conversations_private_window_seconds: float = 24 * 3600.0
+    # Customer value tiers: a YAML/JSON file mapping "channel:author_id" (or author_id) to a tier, then
+    # follower-count thresholds ("tier:min_followers,..."), else the default tier.
+    conversations_tier_file: Path | None = None
+    conversations_tier_thresholds: str = "vip:100000,influencer:10000"
+    conversations_default_tier: str = "standard"
+
+    # router: seconds between steps of the background loop (presence grace, SLA escalation, ageing, backlog
+    # draining, claim recovery, policy reload).
+    router_tick_seconds: float = 1.0
+
     def address(self, service: str) -> str:
         """The address a peer uses to reach `service`."""
         explicit = getattr(self, f"{service}_addr")

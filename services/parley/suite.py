@@ -80,6 +80,7 @@ def env_for(settings: Settings) -> dict[str, str]:
         "PARLEY_KEY_PREFIX": settings.key_prefix,
         "PARLEY_HOST": settings.host,
         "PARLEY_STREAM_PARTITIONS": str(settings.stream_partitions),
+        "PARLEY_WEBHOOK_PORT": str(settings.webhook_port),
     }
     for name in SERVICES:
         env[f"PARLEY_{name.upper()}_PORT"] = str(settings.port(name))

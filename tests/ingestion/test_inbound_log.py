@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from redis import exceptions as redis_exceptions
 
 from parley.clock import ManualClock
 from parley.config import Settings
@@ -160,3 +161,26 @@ async def test_nothing_is_pending_before_any_group_exists(
     await log.append([make("1")])
     assert await log.pending_count() == 0
     assert await log.backlog() == 1
+
+
+async def test_a_failed_append_leaves_no_seen_mark(settings, redis, keys) -> None:
+    """If the stream write fails, a retry must append the message, not call it a duplicate."""
+    log = InboundLog(settings, redis, keys)
+    message = normalize(
+        common_pb2.InboundMessage(
+            channel=common_pb2.CHANNEL_X,
+            visibility=common_pb2.VISIBILITY_PUBLIC,
+            platform_message_id="fails-once",
+            brand_account_id="brand",
+            author=common_pb2.Author(id="u1"),
+            text="hello",
+        ),
+        now=1_700_000_000.0,
+    )
+    stream = keys.inbound_stream(log.partition_of(message))
+    await redis.set(stream, "not a stream")  # XADD on this key fails with WRONGTYPE
+    with pytest.raises(redis_exceptions.ResponseError):
+        await log.append([message])
+    await redis.delete(stream)
+    assert await log.append([message]) == [ACCEPTED]
+    assert await redis.xlen(stream) == 1

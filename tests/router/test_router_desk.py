@@ -30,6 +30,20 @@ def test_erlang_c_worked_example():
     assert erlang.agents_needed(0, 180, 20, 0.8) == (0, 1.0)
 
 
+def test_erlang_c_more_worked_examples():
+    # The step-by-step Erlang C example often reproduced (360 contacts a half hour, 4 min handling, 55 agents,
+    # 15 s target): 48 Erlangs, 87.3% occupancy, a 23.87% chance to wait, 8.2 s mean answer, 84.6% in 15 s.
+    assert erlang.erlang_c(55, 48.0) == pytest.approx(0.2387, abs=0.0001)
+    assert erlang.erlang_c(55, 48.0) * 240 / (55 - 48) == pytest.approx(8.18, abs=0.01)
+    assert erlang.service_level(55, 360 / 1800, 240, 15) == pytest.approx(0.846, abs=0.001)
+    # Closed forms from queueing textbooks: one server waits with probability equal to its load; two servers
+    # at 1 Erlang wait with probability 2r^2 / (1 + r) = 1/3, r = 0.5.
+    assert erlang.erlang_c(1, 0.7) == pytest.approx(0.7)
+    assert erlang.erlang_c(2, 1.0) == pytest.approx(1 / 3)
+    # An overloaded queue always waits; staffing for it starts above the load.
+    assert erlang.erlang_c(10, 10.0) == 1.0 and erlang.agents_needed(10 / 180, 180, 20, 0.8)[0] > 10
+
+
 async def test_claim_order_and_capacity(router: Router, clock):
     await queue(router, "low", "complaint", topic="weather")
     clock.advance(10)
@@ -69,8 +83,6 @@ async def test_claim_a_given_conversation(router: Router, redis, keys):
 async def test_racing_claims_never_give_one_conversation_to_two_agents(settings, redis, keys, clock):
     setup = Router(settings, redis, keys, clock)
     agents = [f"agent{i}" for i in range(12)]
-    for agent in agents:
-        await setup.set_presence(agent, "online", ["billing", "first_line"], capacity=5)
     await setup.route([make_item(f"c{i}", f"x:{i}", "complaint", topic="billing") for i in range(30)])
     await setup.route([make_item(f"f{i}", f"x:f{i}", "praise") for i in range(10)])
     clients = [connect(settings) for _ in range(6)]
@@ -83,13 +95,21 @@ async def test_racing_claims_never_give_one_conversation_to_two_agents(settings,
 
     try:
         routers = [Router(settings, c, keys, clock) for c in clients]
-        results = await asyncio.gather(
-            *(claim(routers[n % len(routers)], agents[n % len(agents)]) for n in range(120))
+        # Agents coming online each take the best waiting conversations, racing each other and more claims.
+        came_online = await asyncio.gather(
+            *(
+                routers[n % 6].set_presence(a, "online", ["billing", "first_line"], 5)
+                for n, a in enumerate(agents)
+            )
         )
+        results = [a for handed in came_online for a in handed]
+        results += await asyncio.gather(*(claim(routers[n % 6], agents[n % 12]) for n in range(60)))
         # Many agents racing for one given conversation: exactly one gets it.
         for agent in agents[:6]:
-            await setup.set_presence(agent, "online", ["priority"], capacity=10)
+            await setup.set_presence(agent, "away", ["priority"], capacity=10)
         await setup.route([make_item("solo", "x:solo", "urgent")])
+        for agent in agents[:6]:
+            await redis.hset(RouterKeys(keys).agent(agent), "presence", "online")
         solo = await asyncio.gather(
             *(routers[n].claim(agents[n], "solo") for n in range(6)), return_exceptions=True
         )
@@ -173,7 +193,10 @@ async def test_resolve_frees_capacity_and_is_idempotent(router: Router, redis, k
     clock.advance(5)
     assert await router.resolve("c1", "ann") == resolved_at
     assert len(await events_of(redis, keys, "conversation.resolved")) == 1
-    assert (await router.claim("ann")).conversation_id == "c2"
+    # The freed capacity took the waiting conversation at once.
+    assert await redis.smembers(RouterKeys(keys).active("ann")) == {b"c2"}
+    with pytest.raises(FailedPrecondition, match="capacity"):
+        await router.claim("ann")
     with pytest.raises(FailedPrecondition):
         await router.resolve("c2", "bob")
     (staff,) = [q for q in await router.get_staffing(0.8, 20) if q.team == "billing"]
@@ -217,9 +240,9 @@ async def test_watch_yields_current_then_new_assignments(router: Router):
     feed = router.watch("ann", block_ms=50)
     first = await anext(feed)
     assert first.conversation_id in ("c1", "c2") and "billing" in first.reason
-    await router.resolve(first.conversation_id, "ann")
     nxt = asyncio.ensure_future(anext(feed))
-    assert (await router.claim("ann")).conversation_id != first.conversation_id
-    assert (await nxt).agent_id == "ann"
+    await router.resolve(first.conversation_id, "ann")  # frees capacity: the other one is handed over
+    second = await nxt
+    assert second.agent_id == "ann" and second.conversation_id != first.conversation_id
     await feed.aclose()
     assert from_timestamp(first.sla_due_at) > 0

@@ -6,7 +6,7 @@ import grpc
 import pytest
 from router_testkit import make_item
 
-from parley.router.policy import PolicyError
+from parley.router.policy import DEFAULT_POLICY_FILE, PolicyError
 from parley.router.server import create_server
 from parley.rpc import channel, field_violations, wait_ready
 from parley.v1 import common_pb2, router_pb2, router_pb2_grpc
@@ -14,7 +14,8 @@ from parley.v1 import common_pb2, router_pb2, router_pb2_grpc
 
 @pytest.fixture
 async def stub(settings, redis):
-    running = await create_server(settings, "127.0.0.1:0", watch_block_ms=50)
+    # The background loop is exercised step by step in test_router_loop; here it would race the assertions.
+    running = await create_server(settings, "127.0.0.1:0", watch_block_ms=50, run_background=False)
     address = f"127.0.0.1:{running.port}"
     await wait_ready(address)
     async with channel(settings, address) as ch:
@@ -118,7 +119,7 @@ async def test_invalid_arguments_name_each_field(stub):
     assert [f for f, _ in field_violations(error.value)] == ["agent_id"]
 
 
-async def test_watch_assignments_receives_an_assignment_after_a_claim(stub):
+async def test_watch_assignments_receives_an_assignment_made_on_arrival(stub):
     await stub.SetPresence(
         router_pb2.SetPresenceRequest(
             agent_id="ann", presence=router_pb2.PRESENCE_ONLINE, teams=["billing"], capacity=3
@@ -126,9 +127,13 @@ async def test_watch_assignments_receives_an_assignment_after_a_claim(stub):
     )
     stream = stub.WatchAssignments(router_pb2.WatchAssignmentsRequest(agent_id="ann"))
     first = asyncio.ensure_future(stream.read())
-    await stub.Route(router_pb2.RouteRequest(items=[make_item("c9", "x:9", "complaint", topic="billing")]))
-    claim = await stub.Claim(router_pb2.ClaimRequest(agent_id="ann"))
-    assert claim.claimed
+    routed = await stub.Route(
+        router_pb2.RouteRequest(items=[make_item("c9", "x:9", "complaint", topic="billing")])
+    )
+    # ann is online with free capacity: the conversation goes straight to her.
+    (decision,) = routed.decisions
+    assert (decision.action, decision.agent_id) == (common_pb2.ROUTE_ACTION_ASSIGNED, "ann")
+    assert not (await stub.Claim(router_pb2.ClaimRequest(agent_id="ann"))).claimed
     received = await asyncio.wait_for(first, 10)
     assert received.assignment.conversation_id == "c9"
     assert received.assignment.agent_id == "ann" and received.assignment.team == "billing"
@@ -161,3 +166,49 @@ async def test_the_server_loads_the_policy_file_from_settings(settings, redis, t
     with pytest.raises(PolicyError) as error:
         await create_server(settings.model_copy(update={"policy_file": policy}), "127.0.0.1:0")
     assert "teams" in [field for field, _ in error.value.problems]
+
+
+async def test_routing_audit_and_policy_reload_over_grpc(settings, redis, tmp_path):
+    path = tmp_path / "policy.yaml"
+    text = DEFAULT_POLICY_FILE.read_text()
+    path.write_text(text)
+    running = await create_server(settings.model_copy(update={"policy_file": path}), "127.0.0.1:0")
+    try:
+        async with channel(settings, f"127.0.0.1:{running.port}") as ch:
+            stub = router_pb2_grpc.RouterServiceStub(ch)
+            await stub.SetPresence(
+                router_pb2.SetPresenceRequest(
+                    agent_id="ann", presence=router_pb2.PRESENCE_ONLINE, teams=["billing"], skills=["refunds"]
+                )
+            )
+            await stub.Route(
+                router_pb2.RouteRequest(items=[make_item("c1", "x:1", "complaint", topic="refunds")])
+            )
+            audit = await stub.GetRoutingAudit(router_pb2.GetRoutingAuditRequest(conversation_id="c1"))
+            assert [e.kind for e in audit.entries] == ["route", "assign"]
+            assert (
+                audit.entries[1].candidates[0].agent_id == "ann"
+                and audit.entries[1].candidates[0].skill_match
+            )
+            assert await invalid(stub.GetRoutingAudit(router_pb2.GetRoutingAuditRequest())) == [
+                "conversation_id"
+            ]
+            assert await invalid(
+                stub.SetPresence(router_pb2.SetPresenceRequest(agent_id="a", presence=1, skills=["a,b"]))
+            ) == ["skills[0]"]
+
+            unchanged = await stub.ReloadPolicy(router_pb2.ReloadPolicyRequest())
+            assert not unchanged.reloaded and unchanged.source == str(path)
+            path.write_text(text.replace("  - name: praise\n", "  - name: kudos\n"))
+            changed = await stub.ReloadPolicy(router_pb2.ReloadPolicyRequest())
+            assert changed.reloaded and changed.rules == 7
+            path.write_text(text.replace("after_reply_team: first_line", "after_reply_team: nobody"))
+            with pytest.raises(grpc.aio.AioRpcError) as error:
+                await stub.ReloadPolicy(router_pb2.ReloadPolicyRequest())
+            assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            ((field, description),) = field_violations(error.value)
+            assert field == "bot.after_reply_team" and description.startswith("line ")
+            routed = await stub.Route(router_pb2.RouteRequest(items=[make_item("c2", "x:2", "praise")]))
+            assert routed.decisions[0].rule == "kudos"  # the last good policy is still in force
+    finally:
+        await running.stop(0.1)

@@ -123,8 +123,10 @@ async def test_rerouting_a_message_returns_the_stored_decision_without_a_second_
     assert routed[0]["attrs"] == {
         "action": "ROUTE_ACTION_QUEUED",
         "team": "billing",
+        "tier": "specialist",
         "rule": "complaint_by_topic",
         "priority": first.priority,
+        "why": first.reason,
     }
 
 

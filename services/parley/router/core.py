@@ -2,12 +2,18 @@
 resolve, presence), queue status and staffing.
 
 State per conversation (hash under the conversation's tag): state (queued, assigned, bot, resolved), team,
-tier, priority, sla_due, enqueued_at, agent, assigned_at, reason (of the assignment), topic, bot_replied,
-resolved_at, version.
+tier, priority, sla_due, enqueued_at, agent, assigned_at, reason (of the assignment), topic, language,
+bot_replied, resolved_at, last_agent (for sticky assignment), declined_by, sla_alerted (the deadline already
+escalated for), claim_token / revoked (claim recovery), version.
+
+`tick()` is the background step: policy reload, recovery of half-done claims, presence grace expiry, SLA
+escalation, ageing and backlog draining. The server runs it in a loop; tests call it with a manual clock.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
@@ -18,7 +24,15 @@ from parley.config import Settings
 from parley.events import EventRecord, add_to_pipeline
 from parley.router import erlang, scripts
 from parley.router.keys import RouterKeys
-from parley.router.policy import VISIBILITY_NAMES, Policy, Rule, intent_name, load_policy
+from parley.router.policy import (
+    VISIBILITY_NAMES,
+    Policy,
+    PolicyError,
+    Rule,
+    intent_name,
+    load_policy,
+    policy_path,
+)
 from parley.rpc import FailedPrecondition, InvalidArgument, NotFound
 from parley.store import Keys, Redis
 from parley.v1 import common_pb2, router_pb2
@@ -28,6 +42,11 @@ HUMAN_ONLY_INTENTS = ("urgent", "complaint")
 FEED_MAXLEN = 1000
 ROUTE_ATTEMPTS = 5
 CLAIM_ATTEMPTS = 20
+ASSIGN_CONCURRENCY = 32
+DRAIN_PER_TEAM = 200
+AUDIT_CANDIDATES = 20
+
+log = logging.getLogger(__name__)
 
 
 def _text(value: Any) -> str:
@@ -43,6 +62,57 @@ def _flat(fields: Mapping[str, Any]) -> list[str]:
     for name, value in fields.items():
         out += [name, str(value)]
     return out
+
+
+@dataclass
+class Candidate:
+    """An agent considered for an assignment, with what the choice looked at."""
+
+    agent_id: str
+    presence: str
+    load: int
+    capacity: int
+    skill_match: bool
+    sticky: bool
+    declined: bool
+
+    @property
+    def eligible(self) -> bool:
+        return self.presence == "online" and self.load < self.capacity and not self.declined
+
+    def rank(self) -> tuple[Any, ...]:
+        # Eligible first; then the agent who had the conversation, skills, the lightest relative load.
+        return (
+            not self.eligible,
+            not self.sticky,
+            not self.skill_match,
+            self.load / max(1, self.capacity),
+            self.load,
+            self.agent_id,
+        )
+
+    def note(self) -> str:
+        if self.declined:
+            return "declined this conversation"
+        if self.presence != "online":
+            return f"{self.presence}"
+        if self.load >= self.capacity:
+            return f"at capacity ({self.load}/{self.capacity})"
+        why = ["handled this conversation before"] if self.sticky else []
+        why += ["has a matching skill"] if self.skill_match else []
+        return "; ".join([*why, f"load {self.load}/{self.capacity}"])
+
+    def to_proto(self, note: str = "") -> router_pb2.AuditCandidate:
+        return router_pb2.AuditCandidate(
+            agent_id=self.agent_id,
+            presence=self.presence,
+            load=self.load,
+            capacity=self.capacity,
+            skill_match=self.skill_match,
+            sticky=self.sticky,
+            eligible=self.eligible,
+            note=note or self.note(),
+        )
 
 
 @dataclass(frozen=True)
@@ -65,6 +135,8 @@ class Router:
         self.keys = keys
         self.k = RouterKeys(keys)
         self.clock = clock
+        self.policy_source = policy_path(settings.policy_file)
+        self._policy_mtime = self._mtime()
         self.policy = policy or load_policy(settings.policy_file)
         self._route = redis.register_script(scripts.ROUTE)
         self._set_state = redis.register_script(scripts.SET_STATE)
@@ -73,6 +145,42 @@ class Router:
         self._best = redis.register_script(scripts.BEST)
         self._reserve = redis.register_script(scripts.RESERVE)
         self._commit = redis.register_script(scripts.COMMIT)
+        self._age = redis.register_script(scripts.AGE)
+        self._assign_script = redis.register_script(scripts.ASSIGN)
+        self._revoke = redis.register_script(scripts.REVOKE)
+        self._settle = redis.register_script(scripts.SETTLE)
+
+    def _mtime(self) -> int:
+        try:
+            return self.policy_source.stat().st_mtime_ns
+        except OSError:
+            return 0
+
+    def reload_policy(self, force: bool = False) -> bool:
+        """Re-read the policy file if it changed on disk (always when `force`); True when the policy in force
+        changed. A bad file is refused: the running policy stays, the problems are logged, and with `force`
+        raised as InvalidArgument."""
+        mtime = self._mtime()
+        if not force and mtime == self._policy_mtime:
+            return False
+        self._policy_mtime = mtime  # a bad file is reported once, not on every tick
+        try:
+            policy = load_policy(self.policy_source)
+        except PolicyError as error:
+            log.warning("policy not reloaded, the running one stays: %s", error)
+            if force:
+                raise InvalidArgument(error.problems) from None
+            return False
+        except OSError as error:
+            log.warning("policy not reloaded: %s", error)
+            if force:
+                raise FailedPrecondition(f"cannot read {self.policy_source}: {error}") from None
+            return False
+        if policy == self.policy:
+            return False
+        self.policy = policy
+        log.info("policy reloaded from %s", self.policy_source)
+        return True
 
     # ----------------------------------------------------------------------------------------------- policy
 
@@ -96,6 +204,15 @@ class Router:
         if when.visibility and VISIBILITY_NAMES.get(item.message.visibility) != when.visibility:
             return False
         if item.message.author.follower_count < when.min_followers:
+            return False
+        if when.languages and item.triage.language not in when.languages:
+            return False
+        if when.customer_tiers and (item.customer_tier or "standard") not in when.customer_tiers:
+            return False
+        reasons = set(item.triage.urgency_reasons)
+        if when.urgency_reasons and not (
+            reasons and ("any" in when.urgency_reasons or reasons & set(when.urgency_reasons))
+        ):
             return False
         return self._confidence(item) >= when.min_confidence
 
@@ -137,6 +254,15 @@ class Router:
             return Match(rule.name, "queue", then.team or "", then.priority_offset, "; ".join(skipped))
         return Match("", "no_action", why="no rule matched")
 
+    def priority_parts(self, item: router_pb2.RouteItem, offset: float = 0.0) -> dict[str, float]:
+        return self.policy.priority_parts(
+            intent_name(item.triage.intent),
+            item.message.visibility == common_pb2.VISIBILITY_PUBLIC,
+            item.message.author.follower_count,
+            item.customer_tier,
+            offset,
+        )
+
     def priority(self, item: router_pb2.RouteItem, offset: float = 0.0) -> float:
         return self.policy.priority_of(
             intent_name(item.triage.intent),
@@ -150,7 +276,7 @@ class Router:
 
     def _decide(
         self, item: router_pb2.RouteItem, state: dict[str, str], now: float
-    ) -> tuple[common_pb2.RoutingDecision, dict[str, Any]]:
+    ) -> tuple[common_pb2.RoutingDecision, dict[str, Any], float]:
         """The decision for one message and the conversation state fields it sets."""
         cid, intent = item.conversation_id, intent_name(item.triage.intent)
         decision = common_pb2.RoutingDecision(
@@ -183,7 +309,7 @@ class Router:
                     sla_due_at=to_timestamp(due),
                 )
             )
-            return decision, {"priority": priority, "sla_due": due}
+            return decision, {"priority": priority, "sla_due": due}, match.offset
 
         bot_allowed = intent not in HUMAN_ONLY_INTENTS and state.get("bot_replied") != "1"
         match = self.match(item, bot_allowed)
@@ -204,11 +330,11 @@ class Router:
             decision.bot_reply_text = answer.text
             decision.bot_answer_id = answer.answer_id
             decision.reason = f"{intent} answered by the bot: {match.why}"
-            return decision, {"state": "bot", "bot_replied": 1, "topic": item.triage.topic}
+            return decision, {"state": "bot", "bot_replied": 1, "topic": item.triage.topic}, match.offset
         if match.action == "no_action":
             decision.action = common_pb2.ROUTE_ACTION_NO_ACTION
             decision.reason = f"nothing to act on ({intent})" + (f"; {match.why}" if match.why else "")
-            return decision, {}
+            return decision, {}, match.offset
         team = self.policy.team(match.team)
         assert team is not None  # policy validation guarantees rule teams exist
         band = self.policy.sla_band(priority)
@@ -230,8 +356,10 @@ class Router:
             "enqueued_at": now,
             "agent": "",
             "topic": item.triage.topic,
+            "language": item.triage.language,
+            "declined_by": "",
         }
-        return decision, fields
+        return decision, fields, match.offset
 
     async def route(self, items: list[router_pb2.RouteItem]) -> list[common_pb2.RoutingDecision]:
         """One decision per item, in order. Idempotent per message id: a decision already stored is returned
@@ -267,35 +395,61 @@ class Router:
                     continue
                 cid = items[i].conversation_id
                 state = states.setdefault(cid, _decode(raw_state))
-                decision, fields = self._decide(items[i], state, now)
-                plans.append((i, state.get("version", "0"), decision, fields))
+                decision, fields, offset = self._decide(items[i], state, now)
+                audit = router_pb2.RoutingAudit(
+                    kind="route",
+                    message_id=decision.message_id,
+                    at=decision.decided_at,
+                    rule=decision.rule,
+                    action=decision.action,
+                    team=decision.team,
+                    agent_id=decision.agent_id,
+                    priority=decision.priority,
+                    priority_parts=self.priority_parts(items[i], offset),
+                    why=decision.reason,
+                )
+                plans.append((i, state.get("version", "0"), decision, fields, audit))
                 state.update({k: str(v) for k, v in fields.items()})
                 state["version"] = str(int(state.get("version", "0")) + 1)
             async with self.redis.pipeline(transaction=False) as pipe:
-                for i, version, decision, fields in plans:
+                for i, version, decision, fields, audit in plans:
                     cid = items[i].conversation_id
                     args = [
                         version,
                         decision.SerializeToString(),
                         self.settings.dedupe_ttl_seconds,
+                        f"route:{decision.message_id}",
+                        audit.SerializeToString(),
                         *_flat(fields),
                     ]
                     await self._route(
-                        keys=[self.k.state(cid), self.k.decision(cid, decision.message_id)],
+                        keys=[
+                            self.k.state(cid),
+                            self.k.decision(cid, decision.message_id),
+                            self.k.audit(cid),
+                        ],
                         args=args,
                         client=pipe,
                     )
                 outcomes = await pipe.execute()
             pending = []
-            for (i, _, decision, _), (code, payload) in zip(plans, outcomes, strict=True):
+            fresh = []
+            for (i, _, decision, _, _), (code, payload) in zip(plans, outcomes, strict=True):
                 if code == 0:
                     results[i] = decision
                     to_apply.append(decision)
+                    fresh.append(i)
                 elif code == 1:
                     results[i] = common_pb2.RoutingDecision.FromString(payload)
                 else:
                     pending.append(i)
             await self._apply_route_effects(to_apply, now)
+            # Newly queued conversations go straight to an agent when one fits.
+            queued = {i: d for i in fresh if (d := results[i]) and d.action == common_pb2.ROUTE_ACTION_QUEUED}
+            if queued:
+                assigned = await self._assign_new(list(queued.values()), states)
+                for i, decision in queued.items():
+                    results[i] = assigned.get(decision.message_id, decision)
         if pending:
             raise FailedPrecondition("conversations kept changing while routing; retry")
         return [r for r in results if r is not None]
@@ -327,8 +481,10 @@ class Router:
                         {
                             "action": common_pb2.RouteAction.Name(decision.action),
                             "team": decision.team,
+                            "tier": decision.tier,
                             "rule": decision.rule,
                             "priority": decision.priority,
+                            "why": decision.reason,
                         },
                     )
                 )
@@ -343,10 +499,149 @@ class Router:
     ) -> None:
         k = self.k
         await self._enqueue(
-            keys=[k.queue(team), k.since(team), k.due(team)],
+            keys=[k.queue(team), k.since(team), k.due(team), k.base(team)],
             args=[cid, priority, since, due, mode],
             client=pipe,
         )
+
+    async def _read_agents(self, team: str, extra: set[str]) -> list[tuple[str, dict[str, str], int]]:
+        """(agent id, profile, load) of the team's online agents and of `extra` agents (previous ones)."""
+        members = {_text(m) for m in await self.redis.smembers(self.k.online(team))} | (extra - {""})
+        agents = sorted(members)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for agent_id in agents:
+                pipe.hgetall(self.k.agent(agent_id))
+                pipe.scard(self.k.active(agent_id))
+            raw = await pipe.execute()
+        out = []
+        for n, agent_id in enumerate(agents):
+            profile = _decode(raw[2 * n])
+            if profile:
+                out.append((agent_id, profile, int(raw[2 * n + 1])))
+        return out
+
+    @staticmethod
+    def _rank(
+        agents: list[tuple[str, dict[str, str], int]],
+        state: dict[str, str],
+        loads: dict[str, int] | None = None,
+    ) -> list[Candidate]:
+        """Candidates for one conversation, best first (`loads` overrides the loads read)."""
+        wanted = {state.get("topic", ""), state.get("language", "")} - {""}
+        declined = set(state.get("declined_by", "").split(",")) - {""}
+        sticky = state.get("last_agent", "")
+        out = [
+            Candidate(
+                agent_id=agent_id,
+                presence=profile.get("presence", "offline"),
+                load=(loads or {}).get(agent_id, load),
+                capacity=int(profile.get("capacity", "1")),
+                skill_match=bool(wanted & (set(profile.get("skills", "").split(",")) - {""})),
+                sticky=agent_id == sticky,
+                declined=agent_id in declined,
+            )
+            for agent_id, profile, load in agents
+        ]
+        return sorted(out, key=Candidate.rank)
+
+    async def _candidates(self, team: str, state: dict[str, str]) -> list[Candidate]:
+        """The team's online agents (and the conversation's previous agent), best first."""
+        return self._rank(await self._read_agents(team, {state.get("last_agent", "")}), state)
+
+    async def _assign_planned(
+        self, team: str, cid: str, chosen: Candidate, candidates: list[Candidate], how: str
+    ) -> router_pb2.Assignment | None:
+        """Assign to the agent a batch plan chose; if that agent filled up meanwhile, choose afresh."""
+        try:
+            token = await self._reserve_capacity(chosen.agent_id)
+        except FailedPrecondition:
+            return (await self._assign_waiting(team, cid, how))[0]
+        if not await self._take_from(team, cid, chosen.agent_id, token):
+            await self.redis.srem(self.k.active(chosen.agent_id), token)
+            return None
+        eligible = sum(c.eligible for c in candidates)
+        why = f"chosen: {chosen.note()}; {eligible} of {len(candidates)} agents eligible"
+        return await self._assign(chosen.agent_id, cid, token, how, candidates, chosen, why)
+
+    async def _assign_new(
+        self, decisions: list[common_pb2.RoutingDecision], states: dict[str, dict[str, str]]
+    ) -> dict[str, common_pb2.RoutingDecision]:
+        """Newly queued conversations of one Route batch, assigned on arrival where an agent fits.
+
+        The agents of each team are read once and the batch is planned against loads counted as it goes
+        (so a batch spreads over the agents like one-by-one arrivals would); the plan then runs
+        concurrently, each step still reserving capacity and taking the conversation atomically."""
+        by_team: dict[str, list[common_pb2.RoutingDecision]] = {}
+        for decision in decisions:
+            by_team.setdefault(decision.team, []).append(decision)
+        plans = []
+        for team, group in by_team.items():
+            extra = {states.get(d.conversation_id, {}).get("last_agent", "") for d in group}
+            agents = await self._read_agents(team, extra)
+            if not agents:
+                continue
+            loads = {agent_id: load for agent_id, _, load in agents}
+            for decision in group:
+                state = states.get(decision.conversation_id, {})
+                candidates = self._rank(agents, state, loads)
+                chosen = next((c for c in candidates if c.eligible), None)
+                if chosen is not None:
+                    loads[chosen.agent_id] += 1
+                    plans.append((team, decision, chosen, candidates))
+        gate = asyncio.Semaphore(ASSIGN_CONCURRENCY)
+
+        async def run(
+            team: str, decision: common_pb2.RoutingDecision, chosen: Candidate, candidates: list[Candidate]
+        ):
+            async with gate:
+                return await self._assign_planned(
+                    team, decision.conversation_id, chosen, candidates, "assigned on arrival"
+                )
+
+        done = await asyncio.gather(*(run(*plan) for plan in plans))
+        out: dict[str, common_pb2.RoutingDecision] = {}
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for (_, decision, _, _), assignment in zip(plans, done, strict=True):
+                if assignment is None:
+                    continue
+                assigned = common_pb2.RoutingDecision()
+                assigned.CopyFrom(decision)
+                assigned.action = common_pb2.ROUTE_ACTION_ASSIGNED
+                assigned.agent_id = assignment.agent_id
+                assigned.reason = decision.reason + f"; {assignment.reason}"
+                # The stored decision follows, so a retried Route returns ASSIGNED too.
+                pipe.set(
+                    self.k.decision(decision.conversation_id, decision.message_id),
+                    assigned.SerializeToString(),
+                    xx=True,
+                    keepttl=True,
+                )
+                out[decision.message_id] = assigned
+            await pipe.execute()
+        return out
+
+    async def _assign_waiting(
+        self, team: str, cid: str, how: str
+    ) -> tuple[router_pb2.Assignment | None, bool]:
+        """Give a waiting conversation to the best eligible agent: (assignment, whether any agent of the team
+        is online with free capacity). None with True means another router or agent took the conversation
+        first, or the free agents declined it."""
+        state = _decode(await self.redis.hgetall(self.k.state(cid)))
+        candidates = await self._candidates(team, state)
+        eligible = [c for c in candidates if c.eligible]
+        for chosen in eligible:
+            try:
+                token = await self._reserve_capacity(chosen.agent_id)
+            except FailedPrecondition:
+                chosen.load = chosen.capacity  # filled up since it was read
+                continue
+            if not await self._take_from(team, cid, chosen.agent_id, token):
+                await self.redis.srem(self.k.active(chosen.agent_id), token)
+                return None, True
+            why = f"chosen: {chosen.note()}; {len(eligible)} of {len(candidates)} agents eligible"
+            assignment = await self._assign(chosen.agent_id, cid, token, how, candidates, chosen, why)
+            return assignment, True
+        return None, any(c.presence == "online" and c.load < c.capacity for c in candidates)
 
     # ----------------------------------------------------------------------------------------------- agents
 
@@ -367,10 +662,16 @@ class Router:
         return state
 
     async def set_presence(
-        self, agent_id: str, presence: str, teams: list[str] | None = None, capacity: int | None = None
+        self,
+        agent_id: str,
+        presence: str,
+        teams: list[str] | None = None,
+        capacity: int | None = None,
+        skills: list[str] | None = None,
     ) -> list[router_pb2.Assignment]:
-        """Record presence (teams and capacity unchanged when None); an agent coming online with free
-        capacity is handed the best waiting conversations of their teams."""
+        """Record presence (teams, capacity and skills unchanged when None); an agent coming online with free
+        capacity is handed the best waiting conversations of their teams. Going offline starts the grace
+        period after which the agent's open conversations are re-queued (`expire_offline`)."""
         problems = [
             (f"teams[{i}]", f"unknown team {t!r}")
             for i, t in enumerate(teams or [])
@@ -387,8 +688,14 @@ class Router:
         new_teams = list(teams) if teams else old_teams
         fields = {"presence": presence, "teams": ",".join(new_teams)}
         fields["capacity"] = str(capacity if capacity else old.get("capacity", "1"))
+        fields["skills"] = ",".join(skills) if skills else old.get("skills", "")
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.hset(self.k.agent(agent_id), mapping=fields)
+            pipe.sadd(self.k.agents(), agent_id)
+            if presence == "offline":
+                pipe.zadd(self.k.offline(), {agent_id: self.clock.now()}, nx=True)
+            else:
+                pipe.zrem(self.k.offline(), agent_id)
             for team in set(old_teams) - set(new_teams):
                 pipe.srem(self.k.online(team), agent_id)
             for team in new_teams:
@@ -397,12 +704,16 @@ class Router:
                 else:
                     pipe.srem(self.k.online(team), agent_id)
             await pipe.execute()
+        return await self._fill(agent_id) if presence == "online" else []
+
+    async def _fill(self, agent_id: str) -> list[router_pb2.Assignment]:
+        """Hand the agent the best waiting conversations of their teams until full or nothing waits."""
         handed: list[router_pb2.Assignment] = []
-        while presence == "online":
+        while True:
             try:
                 assignment = await self.claim(agent_id)
             except FailedPrecondition:
-                break  # at capacity
+                break  # at capacity, or no longer online
             if assignment is None:
                 break
             handed.append(assignment)
@@ -421,7 +732,7 @@ class Router:
         """(team, conversation id) of the best waiting conversation: highest priority, then longest wait."""
         async with self.redis.pipeline(transaction=False) as pipe:
             for team in teams:
-                await self._best(keys=self._team_keys(team), args=["peek"], client=pipe)
+                await self._best(keys=self.k.team_keys(team), args=["peek"], client=pipe)
             tops = await pipe.execute()
         candidates = [
             (float(top[1]), -float(top[2]), team, _text(top[0]))
@@ -433,14 +744,13 @@ class Router:
         _, _, team, cid = max(candidates)
         return team, cid
 
-    def _team_keys(self, team: str) -> list[str]:
-        return [self.k.queue(team), self.k.since(team), self.k.due(team)]
+    async def _take_from(self, team: str, cid: str, agent_id: str = "", token: str = "") -> bool:
+        """Remove a waiting conversation; with an agent, journal the claim until the assignment exists."""
+        args = [cid, agent_id, token, self.clock.now()]
+        return bool(await self._take(keys=self.k.team_keys(team), args=args))
 
-    async def _take_from(self, team: str, cid: str) -> bool:
-        return bool(await self._take(keys=self._team_keys(team), args=[cid]))
-
-    async def _take_best(self, team: str) -> str | None:
-        best = await self._best(keys=self._team_keys(team), args=["take"])
+    async def _take_best(self, team: str, agent_id: str, token: str) -> str | None:
+        best = await self._best(keys=self.k.team_keys(team), args=["take", agent_id, token, self.clock.now()])
         return _text(best[0]) if best else None
 
     async def claim(self, agent_id: str, conversation_id: str = "") -> router_pb2.Assignment | None:
@@ -458,7 +768,7 @@ class Router:
         taken: tuple[str, str] | None = None
         try:
             if conversation_id:
-                if await self._take_from(state["team"], conversation_id):
+                if await self._take_from(state["team"], conversation_id, agent_id, token):
                     taken = (state["team"], conversation_id)
                 else:
                     raise FailedPrecondition(
@@ -471,45 +781,86 @@ class Router:
                     best = await self._best_waiting(agent["teams"])
                     if best is None:
                         break
-                    cid = await self._take_best(best[0])
+                    cid = await self._take_best(best[0], agent_id, token)
                     if cid is not None:
                         taken = (best[0], cid)
                         break
             if taken is None:
                 return None
-            return await self._assign(agent_id, taken[1], token, "claimed")
+            assignment = await self._assign(agent_id, taken[1], token, "claimed")
+            if assignment is None and conversation_id:
+                raise FailedPrecondition(f"the claim of {conversation_id} expired; retry")
+            return assignment
         finally:
             if taken is None:
                 await self.redis.srem(self.k.active(agent_id), token)
 
-    async def _assign(self, agent_id: str, cid: str, token: str, how: str) -> router_pb2.Assignment:
-        """Record a conversation already removed from its queue as the agent's, feed and event included."""
+    async def _assign(
+        self,
+        agent_id: str,
+        cid: str,
+        token: str,
+        how: str,
+        candidates: list[Candidate] | None = None,
+        chosen: Candidate | None = None,
+        why: str = "",
+    ) -> router_pb2.Assignment | None:
+        """Record a conversation already removed from its queue as the agent's: state, capacity, feed, audit
+        and event. None when the claim was revoked by `recover_claims` (its capacity is released)."""
         now = self.clock.now()
         state = _decode(await self.redis.hgetall(self.k.state(cid)))
         state.update(state="assigned", agent=agent_id, assigned_at=str(now))
         assignment = self._assignment(cid, agent_id, state)
         assignment.reason = (
-            f"{how} by {agent_id} from {state.get('team', '')} at priority {assignment.priority:g}"
+            f"{how}: {agent_id} from {state.get('team', '')} at priority {assignment.priority:g}"
+        )
+        assignment.reason += f"; {why}" if why else ""
+        fields = {
+            "state": "assigned",
+            "agent": agent_id,
+            "last_agent": agent_id,
+            "assigned_at": now,
+            "reason": assignment.reason,
+        }
+        recorded = await self._assign_script(keys=[self.k.state(cid)], args=[token, *_flat(fields)])
+        if not recorded:
+            await self.redis.srem(self.k.active(agent_id), token)
+            return None
+        notes = {chosen.agent_id: f"chosen: {chosen.note()}"} if chosen else {}
+        audit = router_pb2.RoutingAudit(
+            kind="assign",
+            at=to_timestamp(now),
+            action=common_pb2.ROUTE_ACTION_ASSIGNED,
+            team=assignment.team,
+            agent_id=agent_id,
+            priority=assignment.priority,
+            candidates=[c.to_proto(notes.get(c.agent_id, "")) for c in (candidates or [])[:AUDIT_CANDIDATES]],
+            why=assignment.reason,
         )
         async with self.redis.pipeline(transaction=False) as pipe:
-            await self._set_state(
-                keys=[self.k.state(cid)],
-                args=_flat(
-                    {"state": "assigned", "agent": agent_id, "assigned_at": now, "reason": assignment.reason}
-                ),
-                client=pipe,
-            )
             await self._commit(
                 keys=[self.k.active(agent_id), self.k.feed(agent_id)],
                 args=[token, cid, assignment.SerializeToString(), FEED_MAXLEN],
                 client=pipe,
             )
+            if state.get("team"):
+                pipe.hdel(self.k.taking(state["team"]), cid)
+            pipe.hset(self.k.audit(cid), f"assign:{token}", audit.SerializeToString())
             event = EventRecord(
                 "conversation.assigned",
                 cid,
                 "",
                 now,
-                {"agent_id": agent_id, "team": assignment.team, "priority": assignment.priority, "how": how},
+                {
+                    "agent_id": agent_id,
+                    "team": assignment.team,
+                    "priority": assignment.priority,
+                    "how": how,
+                    "why": assignment.reason,
+                    "sticky": bool(chosen and chosen.sticky),
+                    "skill_match": bool(chosen and chosen.skill_match),
+                    "candidates": len(candidates or []),
+                },
             )
             add_to_pipeline(pipe, self.keys, [event], self.settings.events_maxlen)
             await pipe.execute()
@@ -536,11 +887,28 @@ class Router:
             raise FailedPrecondition(f"conversation {cid} is no longer with agent {state['agent']}")
 
     async def _requeue(
-        self, cid: str, state: dict[str, str], team_name: str, priority: float, due: float, event: EventRecord
+        self,
+        cid: str,
+        state: dict[str, str],
+        team_name: str,
+        priority: float,
+        due: float,
+        event: EventRecord,
+        extra: Mapping[str, Any] | None = None,
     ) -> common_pb2.RoutingDecision:
+        """Put a detached conversation in a team's queue, keeping its enqueue time; audit and event too."""
         team = self.policy.team(team_name)
         assert team is not None
-        since = float(state.get("enqueued_at", self.clock.now()))
+        now = self.clock.now()
+        since = float(state.get("enqueued_at", now))
+        audit = router_pb2.RoutingAudit(
+            kind=event.type.removeprefix("conversation."),
+            at=to_timestamp(now),
+            action=common_pb2.ROUTE_ACTION_QUEUED,
+            team=team.name,
+            priority=priority,
+            why="; ".join(f"{k}={v}" for k, v in event.attributes.items() if v not in ("", None)),
+        )
         async with self.redis.pipeline(transaction=False) as pipe:
             await self._set_state(
                 keys=[self.k.state(cid)],
@@ -552,11 +920,13 @@ class Router:
                         "agent": "",
                         "priority": priority,
                         "sla_due": due,
+                        **(extra or {}),
                     }
                 ),
                 client=pipe,
             )
             await self._enqueue_on(pipe, team.name, cid, priority, since, due)
+            pipe.hset(self.k.audit(cid), f"{audit.kind}:{now:.6f}", audit.SerializeToString())
             add_to_pipeline(pipe, self.keys, [event], self.settings.events_maxlen)
             await pipe.execute()
         return common_pb2.RoutingDecision(
@@ -582,8 +952,15 @@ class Router:
             self.clock.now(),
             {"agent_id": agent_id, "team": state["team"], "reason": reason},
         )
+        declined = ",".join(sorted({*state.get("declined_by", "").split(","), agent_id} - {""}))
         await self._requeue(
-            conversation_id, state, state["team"], float(state["priority"]), float(state["sla_due"]), event
+            conversation_id,
+            state,
+            state["team"],
+            float(state["priority"]),
+            float(state["sla_due"]),
+            event,
+            {"declined_by": declined},
         )
         return state["team"]
 
@@ -618,7 +995,8 @@ class Router:
         except FailedPrecondition:
             await self.redis.srem(self.k.active(to_agent_id), token)
             raise
-        assignment = await self._assign(to_agent_id, conversation_id, token, "transferred")
+        assignment = await self._assign(to_agent_id, conversation_id, token, "transferred", why=reason)
+        assert assignment is not None  # a transfer takes no journaled claim, so it cannot be revoked
         return common_pb2.RoutingDecision(
             conversation_id=conversation_id,
             action=common_pb2.ROUTE_ACTION_ASSIGNED,
@@ -632,9 +1010,15 @@ class Router:
             decided_at=to_timestamp(now),
         )
 
-    async def escalate(self, conversation_id: str, reason: str = "") -> common_pb2.RoutingDecision:
+    async def escalate(
+        self,
+        conversation_id: str,
+        reason: str = "",
+        state: dict[str, str] | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> common_pb2.RoutingDecision:
         """Move a waiting or assigned conversation to the next tier's team at a higher priority."""
-        state = await self._state(conversation_id)
+        state = state or await self._state(conversation_id)
         if state["state"] not in ("queued", "assigned"):
             raise FailedPrecondition(
                 f"conversation {conversation_id} is {state['state']}; nothing to escalate"
@@ -659,7 +1043,7 @@ class Router:
                 "reason": reason,
             },
         )
-        decision = await self._requeue(conversation_id, state, target.name, priority, due, event)
+        decision = await self._requeue(conversation_id, state, target.name, priority, due, event, extra)
         decision.rule = "escalate"
         decision.reason = (
             f"escalated from {state['team']} ({state.get('tier', '')}) to {target.name} ({target.tier})"
@@ -696,6 +1080,8 @@ class Router:
             )
             add_to_pipeline(pipe, self.keys, [event], self.settings.events_maxlen)
             await pipe.execute()
+        if state["state"] == "assigned":
+            await self._fill(state["agent"])  # the freed capacity takes the next waiting conversation
         return now
 
     # ----------------------------------------------------------------------------------------------- views
@@ -782,3 +1168,190 @@ class Router:
                 for entry_id, fields in messages:
                     position = _text(entry_id)
                     yield router_pb2.Assignment.FromString(fields[b"assignment"])
+
+    # ----------------------------------------------------------------------------------------------- audit
+
+    async def get_audit(self, conversation_id: str) -> list[router_pb2.RoutingAudit]:
+        """Every decision about the conversation, oldest first."""
+        raw = await self.redis.hgetall(self.k.audit(conversation_id))
+        if not raw:
+            raise NotFound(f"conversation {conversation_id} has no routing decisions")
+        entries = [router_pb2.RoutingAudit.FromString(v) for v in raw.values()]
+        return sorted(entries, key=lambda e: (from_timestamp(e.at), e.kind != "route"))
+
+    # ----------------------------------------------------------------------------------------------- loop
+
+    async def tick(self) -> dict[str, int]:
+        """One step of the background loop; what it did, by kind."""
+        return {
+            "policy_reloaded": int(self.reload_policy()),
+            "claims_recovered": await self.recover_claims(),
+            "requeued_offline": await self.expire_offline(),
+            "sla_at_risk": await self.escalate_at_risk(),
+            "aged": await self.age_queues(),
+            "drained": await self.drain(),
+        }
+
+    async def recover_claims(self) -> int:
+        """Claims journaled longer than `claim_idle_ms` ago whose claimer died before recording the
+        assignment: the conversation goes back to its queue (the claim is revoked, so a late claimer
+        cannot record it); if the assignment was recorded, the agent's capacity entry is completed instead."""
+        lease = self.settings.claim_idle_ms / 1000
+        now = self.clock.now()
+        teams = [t.name for t in self.policy.teams]
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for team in teams:
+                pipe.hgetall(self.k.taking(team))
+            journals = await pipe.execute()
+        recovered = 0
+        for team, journal in zip(teams, journals, strict=True):
+            for raw_cid, raw_entry in journal.items():
+                cid, entry = _text(raw_cid), _text(raw_entry)
+                agent_id, token, at, *_ = entry.rsplit("|", 5)
+                if now - float(at) < lease:
+                    continue
+                done = await self._revoke(keys=[self.k.state(cid)], args=[token, agent_id])
+                settled = await self._settle(keys=self.k.team_keys(team), args=[cid, entry, 0 if done else 1])
+                if not settled:
+                    continue  # another router settled it
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    pipe.srem(self.k.active(agent_id), token)
+                    if done:
+                        pipe.sadd(self.k.active(agent_id), cid)
+                    else:
+                        event = EventRecord(
+                            "conversation.requeued",
+                            cid,
+                            "",
+                            now,
+                            {"team": team, "agent_id": agent_id, "reason": "the claim was never recorded"},
+                        )
+                        add_to_pipeline(pipe, self.keys, [event], self.settings.events_maxlen)
+                    await pipe.execute()
+                recovered += 0 if done else 1
+        return recovered
+
+    async def expire_offline(self) -> int:
+        """Agents offline for longer than the grace period: their open conversations go back to their queues
+        with the priority, enqueue time and deadline they had."""
+        now = self.clock.now()
+        grace = self.policy.presence.offline_grace_seconds
+        gone = [_text(a) for a in await self.redis.zrangebyscore(self.k.offline(), "-inf", now - grace)]
+        requeued = 0
+        for agent_id in gone:
+            profile = _decode(await self.redis.hgetall(self.k.agent(agent_id)))
+            if profile.get("presence") == "offline":
+                for raw in await self.redis.smembers(self.k.active(agent_id)):
+                    cid = _text(raw)
+                    if cid.startswith("reserving:"):
+                        continue
+                    state = _decode(await self.redis.hgetall(self.k.state(cid)))
+                    if state.get("state") != "assigned" or state.get("agent") != agent_id:
+                        await self.redis.srem(self.k.active(agent_id), cid)  # a stale entry
+                        continue
+                    try:
+                        await self._detach(cid, state)
+                    except FailedPrecondition:
+                        continue
+                    event = EventRecord(
+                        "conversation.requeued",
+                        cid,
+                        "",
+                        now,
+                        {
+                            "team": state["team"],
+                            "agent_id": agent_id,
+                            "reason": f"agent offline for more than {grace:g}s",
+                        },
+                    )
+                    await self._requeue(
+                        cid, state, state["team"], float(state["priority"]), float(state["sla_due"]), event
+                    )
+                    requeued += 1
+            await self.redis.zrem(self.k.offline(), agent_id)
+        return requeued
+
+    async def escalate_at_risk(self) -> int:
+        """Waiting conversations whose first-response deadline is within `sla_at_risk_seconds`: once per
+        deadline, a `conversation.sla_at_risk` event for supervisors and a move to the next tier."""
+        now, policy = self.clock.now(), self.policy
+        horizon = now + policy.sla_at_risk_seconds
+        teams = [t.name for t in policy.teams]
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for team in teams:
+                pipe.zrangebyscore(self.k.due(team), "-inf", horizon, start=0, num=DRAIN_PER_TEAM)
+            at_risk = await pipe.execute()
+        flagged = 0
+        for team, members in zip(teams, at_risk, strict=True):
+            for raw in members:
+                cid = _text(raw)
+                state = _decode(await self.redis.hgetall(self.k.state(cid)))
+                if state.get("state") != "queued" or state.get("team") != team:
+                    continue
+                if state.get("sla_alerted") == state.get("sla_due"):
+                    continue
+                target = policy.escalation_target(team, state.get("topic", ""))
+                mark = {"sla_alerted": state["sla_due"]}
+                due_in = float(state["sla_due"]) - now
+                escalated_to = ""
+                if target is not None and policy.escalation.on_sla_risk:
+                    try:
+                        await self.escalate(cid, f"SLA at risk: due in {due_in:.0f}s", state, mark)
+                        escalated_to = target.name
+                    except FailedPrecondition:
+                        continue  # taken by an agent meanwhile
+                else:
+                    await self._set_state(keys=[self.k.state(cid)], args=_flat(mark))
+                event = EventRecord(
+                    "conversation.sla_at_risk",
+                    cid,
+                    "",
+                    now,
+                    {"team": team, "due_in_seconds": round(due_in, 3), "escalated_to": escalated_to},
+                )
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    add_to_pipeline(pipe, self.keys, [event], self.settings.events_maxlen)
+                    await pipe.execute()
+                flagged += 1
+        return flagged
+
+    async def age_queues(self) -> int:
+        """Rescore every waiting conversation: base priority plus time waited and SLA pressure."""
+        w = self.policy.priority
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for team in self.policy.teams:
+                k = self.k
+                await self._age(
+                    keys=[k.queue(team.name), k.since(team.name), k.due(team.name), k.base(team.name)],
+                    args=[self.clock.now(), w.ageing_per_minute, w.ageing_max, w.sla_pressure],
+                    client=pipe,
+                )
+            counts = await pipe.execute()
+        return int(sum(counts))
+
+    async def drain(self) -> int:
+        """Hand waiting conversations, best first, to online agents with free capacity. A conversation that
+        only its declining agents could take is skipped, not a block for the ones behind it."""
+        teams = [t.name for t in self.policy.teams]
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for team in teams:
+                pipe.scard(self.k.online(team))
+                pipe.zrevrange(self.k.queue(team), 0, DRAIN_PER_TEAM - 1, withscores=True)
+                pipe.zrange(self.k.since(team), 0, -1, withscores=True)
+            raw = await pipe.execute()
+        handed = 0
+        for n, team in enumerate(teams):
+            online, waiting, since = raw[3 * n : 3 * n + 3]
+            if not online or not waiting:
+                continue
+            enqueued = {_text(m): t for m, t in since}
+            order = sorted(waiting, key=lambda e: (-e[1], enqueued.get(_text(e[0]), 0.0)))
+            for member, _ in order:
+                assignment, anyone_free = await self._assign_waiting(
+                    team, _text(member), "assigned from the queue"
+                )
+                if assignment is not None:
+                    handed += 1
+                elif not anyone_free:
+                    break
+        return handed

@@ -24,6 +24,10 @@ class RouterKeys:
         """Set once a decision's queue entry and event are written."""
         return self.keys.conversation_part(conversation_id, f"route:applied:{message_id}")
 
+    def audit(self, conversation_id: str) -> str:
+        """Hash: one serialized RoutingAudit per decision (field: kind and its id, so rewrites are no-ops)."""
+        return self.keys.conversation_part(conversation_id, "route:audit")
+
     # Team slot: the queue (score = priority), enqueue times, SLA deadlines, arrivals, handling totals.
     def _team(self, team: str, part: str) -> str:
         return self.keys.namespaced("router", f"{{team:{team}}}", part)
@@ -45,6 +49,24 @@ class RouterKeys:
 
     def online(self, team: str) -> str:
         return self._team(team, "online")
+
+    def base(self, team: str) -> str:
+        """Base priorities of waiting conversations; the queue score adds ageing to them."""
+        return self._team(team, "base")
+
+    def taking(self, team: str) -> str:
+        """Hash: conversations taken from the queue whose assignment is not yet recorded (claim journal)."""
+        return self._team(team, "taking")
+
+    def team_keys(self, team: str) -> list[str]:
+        return [self.queue(team), self.since(team), self.due(team), self.base(team), self.taking(team)]
+
+    # Presence slot: agents that went offline (score: when), for the grace period; every agent seen.
+    def offline(self) -> str:
+        return self.keys.namespaced("router", "{presence}", "offline")
+
+    def agents(self) -> str:
+        return self.keys.namespaced("router", "{presence}", "agents")
 
     # Agent slot: profile, active conversations (capacity), the assignment feed.
     def _agent(self, agent_id: str, part: str) -> str:

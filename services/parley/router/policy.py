@@ -53,6 +53,12 @@ class When(_Strict):
     min_followers: int = Field(default=0, ge=0)
     # The classifier's probability for the message's intent.
     min_confidence: float = Field(default=0.0, ge=0.0, le=1.0)
+    # The classifier's language codes (for example en, es); a message with no language matches none.
+    languages: list[str] = []
+    # The customer's value tier from their profile; an empty tier counts as "standard".
+    customer_tiers: list[str] = []
+    # Any of the classifier's urgency reasons (for example safety, fraud, legal); `any` matches any reason.
+    urgency_reasons: list[str] = []
 
 
 class Then(_Strict):
@@ -98,6 +104,21 @@ class PriorityWeights(_Strict):
     customer_tier: dict[str, float] = {}
     # Added on each escalation.
     escalation: float = 10.0
+    # Ageing, so that low priority work does not starve: points per minute waited, up to a cap ...
+    ageing_per_minute: float = Field(default=0.5, ge=0)
+    ageing_max: float = Field(default=30.0, ge=0)
+    # ... and up to this many points as the SLA deadline comes closer (linear over the SLA window).
+    sla_pressure: float = Field(default=20.0, ge=0)
+
+
+class PresenceSettings(_Strict):
+    # An agent offline this long has their open conversations put back in their queues.
+    offline_grace_seconds: float = Field(default=120.0, ge=0)
+
+
+class EscalationSettings(_Strict):
+    # A waiting conversation whose deadline is within `sla_at_risk_seconds` moves to the next tier once.
+    on_sla_risk: bool = True
 
 
 class StaffingSettings(_Strict):
@@ -120,6 +141,8 @@ class Policy(_Strict):
     bot: BotSettings = BotSettings()
     priority: PriorityWeights = PriorityWeights()
     staffing: StaffingSettings = StaffingSettings()
+    presence: PresenceSettings = PresenceSettings()
+    escalation: EscalationSettings = EscalationSettings()
 
     def team(self, name: str) -> Team | None:
         return next((t for t in self.teams if t.name == name), None)
@@ -152,15 +175,34 @@ class Policy(_Strict):
         ]
         return max(eligible, key=lambda b: b.min_priority)
 
+    def priority_parts(
+        self, intent: str, public: bool, followers: int, customer_tier: str, offset: float = 0.0
+    ) -> dict[str, float]:
+        """The terms of a conversation's base priority, for the audit."""
+        w = self.priority
+        return {
+            "intent": w.intent.get(intent, 0.0),
+            "public": w.public if public else 0.0,
+            "reach": round(
+                min(w.followers_max, w.followers_per_decade * math.log10(1 + max(0, followers))), 3
+            ),
+            "customer_tier": w.customer_tier.get(customer_tier or "standard", 0.0),
+            "rule_offset": offset,
+        }
+
     def priority_of(
         self, intent: str, public: bool, followers: int, customer_tier: str, offset: float = 0.0
     ) -> float:
-        """Intent base + public bonus + log-scaled reach + customer tier + rule offset, never below 0."""
+        """Intent base + public bonus + log-scaled reach + customer tier + rule offset, never below 0.
+        Time waited and time left on the SLA are added while the conversation waits (`ageing`)."""
+        parts = self.priority_parts(intent, public, followers, customer_tier, offset)
+        return round(max(0.0, sum(parts.values())), 3)
+
+    def ageing(self, waited: float, window: float) -> float:
+        """Points a waiting conversation gains after `waited` seconds of an SLA window of `window` seconds."""
         w = self.priority
-        reach = min(w.followers_max, w.followers_per_decade * math.log10(1 + max(0, followers)))
-        value = w.intent.get(intent, 0.0) + (w.public if public else 0.0) + reach
-        value += w.customer_tier.get(customer_tier, 0.0) + offset
-        return round(max(0.0, value), 3)
+        pressure = w.sla_pressure * min(1.0, max(0.0, waited / window)) if window > 0 else 0.0
+        return min(w.ageing_max, w.ageing_per_minute * max(0.0, waited) / 60) + pressure
 
 
 def _path(loc: tuple[int | str, ...]) -> str:
@@ -203,25 +245,82 @@ def _cross_checks(policy: Policy) -> list[tuple[str, str]]:
     return problems
 
 
-def parse_policy(data: object, source: str = "policy") -> Policy:
+def _lines(node: yaml.Node | None, prefix: tuple[int | str, ...] = ()) -> dict[tuple[int | str, ...], int]:
+    """The 1-based line of every key and item of a YAML document, by its location."""
+    out: dict[tuple[int | str, ...], int] = {}
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            loc = (*prefix, key.value)
+            out[loc] = key.start_mark.line + 1
+            out.update(_lines(value, loc))
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            out[(*prefix, i)] = item.start_mark.line + 1
+            out.update(_lines(item, (*prefix, i)))
+    return out
+
+
+def _line_of(lines: dict[tuple[int | str, ...], int], loc: tuple[int | str, ...]) -> int | None:
+    """The line of `loc`, or of its nearest parent present in the file (a missing field's mapping)."""
+    for end in range(len(loc), 0, -1):
+        if loc[:end] in lines:
+            return lines[loc[:end]]
+    return None
+
+
+def _loc(path: str) -> tuple[int | str, ...]:
+    """`rules[0].then.team` -> ("rules", 0, "then", "team")."""
+    out: list[int | str] = []
+    for part in path.replace("]", "").replace("[", ".").split("."):
+        if part:
+            out.append(int(part) if part.isdigit() else part)
+    return tuple(out)
+
+
+def parse_policy(
+    data: object, source: str = "policy", lines: dict[tuple[int | str, ...], int] | None = None
+) -> Policy:
+    """Validate a parsed policy; with `lines` (from the YAML), each problem names its line too."""
+
+    def located(problems: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        out = []
+        for path, text in problems:
+            line = _line_of(lines or {}, _loc(path))
+            out.append((path, f"line {line}: {text}" if line else text))
+        return out
+
     try:
         policy = Policy.model_validate(data)
     except ValidationError as error:
-        raise PolicyError([(_path(e["loc"]) or "(root)", e["msg"]) for e in error.errors()], source) from None
+        problems = [(_path(e["loc"]) or "(root)", e["msg"]) for e in error.errors()]
+        raise PolicyError(located(problems), source) from None
     problems = _cross_checks(policy)
     if problems:
-        raise PolicyError(problems, source)
+        raise PolicyError(located(problems), source)
     return policy
+
+
+def parse_policy_text(text: str, source: str = "policy") -> Policy:
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"line {mark.line + 1}: " if mark is not None else ""
+        raise PolicyError(
+            [("(yaml)", where + str(getattr(error, "problem", None) or error))], source
+        ) from None
+    return parse_policy(data, source, _lines(node))
+
+
+def policy_path(path: Path | str | None = None) -> Path:
+    return Path(path) if path else DEFAULT_POLICY_FILE
 
 
 def load_policy(path: Path | str | None = None) -> Policy:
     """Load and validate a policy file (the shipped default when `path` is None)."""
-    path = Path(path) if path else DEFAULT_POLICY_FILE
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as error:
-        raise PolicyError([("(yaml)", str(error))], str(path)) from None
-    return parse_policy(data, str(path))
+    path = policy_path(path)
+    return parse_policy_text(path.read_text(encoding="utf-8"), str(path))
 
 
 def intent_name(intent: int) -> str:

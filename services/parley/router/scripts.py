@@ -1,16 +1,19 @@
 """Lua scripts of the router. Each touches one hash slot only (one conversation, team or agent)."""
 
-# Conversation slot. KEYS: state, decision. ARGV: expected version, decision bytes, ttl, field, value, ...
-# Stores the decision only if none exists for the message (idempotency) and the state is still the version the
-# decision was computed from (so two routers never interleave on one conversation). Returns {code, payload}:
-# 0 stored, 1 a decision already existed (payload), 2 the state changed (retry).
+# Conversation slot. KEYS: state, decision, audit. ARGV: expected version, decision bytes, ttl, audit field,
+# audit bytes, field, value, ...
+# Stores the decision (and its audit) only if none exists for the message (idempotency) and the state is still
+# the version the decision was computed from (so two routers never interleave on one conversation). Returns
+# {code, payload}: 0 stored, 1 a decision already existed (payload), 2 the state changed (retry).
 ROUTE = """
 local existing = redis.call('GET', KEYS[2])
 if existing then return {1, existing} end
 local version = redis.call('HGET', KEYS[1], 'version') or '0'
 if version ~= ARGV[1] then return {2, version} end
 redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[3])
-for i = 4, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+redis.call('HSET', KEYS[3], ARGV[4], ARGV[5])
+redis.call('EXPIRE', KEYS[3], ARGV[3])
+for i = 6, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
 redis.call('HINCRBY', KEYS[1], 'version', 1)
 return {0, ''}
 """
@@ -21,34 +24,64 @@ for i = 1, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
 return redis.call('HINCRBY', KEYS[1], 'version', 1)
 """
 
-# Team slot. KEYS: queue, since, due. ARGV: conversation id, priority, enqueued at, sla due, mode.
+# Team slot. KEYS: queue, since, due, base. ARGV: conversation id, priority, enqueued at, sla due, mode.
 # mode "add" puts a conversation in the queue (keeping an earlier enqueue time); "raise" only lifts the
 # priority and tightens the deadline of a conversation still waiting (a claimed one is not put back).
 ENQUEUE = """
 if ARGV[5] == 'raise' then
-  redis.call('ZADD', KEYS[1], 'XX', 'GT', ARGV[2], ARGV[1])
+  local base = redis.call('ZSCORE', KEYS[4], ARGV[1])
+  if not base then return 0 end
+  local lift = tonumber(ARGV[2]) - tonumber(base)
+  if lift > 0 then
+    redis.call('ZADD', KEYS[4], ARGV[2], ARGV[1])
+    redis.call('ZINCRBY', KEYS[1], lift, ARGV[1])
+  end
   redis.call('ZADD', KEYS[3], 'XX', 'LT', ARGV[4], ARGV[1])
   return 0
 end
 redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+redis.call('ZADD', KEYS[4], ARGV[2], ARGV[1])
 redis.call('ZADD', KEYS[2], 'NX', ARGV[3], ARGV[1])
 redis.call('ZADD', KEYS[3], ARGV[4], ARGV[1])
 return 1
 """
 
-# Team slot. KEYS: queue, since, due. ARGV: conversation id.
-# ZREM is the ownership test: exactly one caller removes a given conversation.
-TAKE = """
-if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return 0 end
-redis.call('ZREM', KEYS[2], ARGV[1])
-redis.call('ZREM', KEYS[3], ARGV[1])
-return 1
+# Shared by TAKE and BEST: removes a member from the team's queue keys and, when an agent is given, writes
+# the claim journal entry "agent|token|at|base|since|due" in the same step, so a claimer that dies before
+# recording the assignment leaves a trace the recovery puts back.
+_REMOVE = """
+local function remove(member, agent, token, at)
+  local base = redis.call('ZSCORE', KEYS[4], member) or '0'
+  local since = redis.call('ZSCORE', KEYS[2], member) or '0'
+  local due = redis.call('ZSCORE', KEYS[3], member) or '0'
+  redis.call('ZREM', KEYS[1], member)
+  redis.call('ZREM', KEYS[2], member)
+  redis.call('ZREM', KEYS[3], member)
+  redis.call('ZREM', KEYS[4], member)
+  if agent ~= '' then
+    local entry = table.concat({agent, token, at, base, since, due}, '|')
+    redis.call('HSET', KEYS[5], member, entry)
+  end
+end
 """
 
-# Team slot. KEYS: queue, since, due. ARGV: "peek" or "take".
+# Team slot. KEYS: queue, since, due, base, taking. ARGV: conversation id, agent, token, now.
+# ZSCORE is the ownership test: exactly one caller removes a given conversation.
+TAKE = (
+    _REMOVE
+    + """
+if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 0 end
+remove(ARGV[1], ARGV[2], ARGV[3], ARGV[4])
+return 1
+"""
+)
+
+# Team slot. KEYS: queue, since, due, base, taking. ARGV: "peek" or "take", agent, token, now.
 # The highest priority; among equals, the longest waiting. "take" also removes it, so under contention each
 # caller atomically gets a different conversation. Returns {conversation id, priority, enqueued at} or false.
-BEST = """
+BEST = (
+    _REMOVE
+    + """
 local top = redis.call('ZREVRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 if #top == 0 then return false end
 local same = redis.call('ZRANGEBYSCORE', KEYS[1], top[2], top[2], 'LIMIT', 0, 64)
@@ -57,12 +90,47 @@ for _, member in ipairs(same) do
   local since = tonumber(redis.call('ZSCORE', KEYS[2], member) or '0')
   if best_since == nil or since < best_since then best, best_since = member, since end
 end
-if ARGV[1] == 'take' then
-  redis.call('ZREM', KEYS[1], best)
-  redis.call('ZREM', KEYS[2], best)
-  redis.call('ZREM', KEYS[3], best)
-end
+if ARGV[1] == 'take' then remove(best, ARGV[2] or '', ARGV[3] or '', ARGV[4] or '0') end
 return {best, top[2], tostring(best_since or 0)}
+"""
+)
+
+# Team slot. KEYS: queue, since, due, base. ARGV: now, points per minute, cap, SLA pressure.
+# Rescores every waiting conversation: base + min(cap, per minute * minutes waited) + pressure * share of
+# its SLA window gone. Returns how many were rescored.
+AGE = """
+local entries = redis.call('ZRANGE', KEYS[4], 0, -1, 'WITHSCORES')
+local now, rate, cap, pressure = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+for i = 1, #entries, 2 do
+  local member, base = entries[i], tonumber(entries[i + 1])
+  local since = tonumber(redis.call('ZSCORE', KEYS[2], member) or ARGV[1])
+  local due = tonumber(redis.call('ZSCORE', KEYS[3], member) or ARGV[1])
+  local waited = math.max(0, now - since)
+  local score = base + math.min(cap, rate * waited / 60)
+  if due > since then score = score + pressure * math.min(1, waited / (due - since)) end
+  redis.call('ZADD', KEYS[1], 'XX', score, member)
+end
+return #entries / 2
+"""
+
+# Conversation slot. KEYS: state. ARGV: token, field, value, ...
+# Records an assignment unless the claim was revoked by the recovery of half-done claims (0); 1 recorded.
+ASSIGN = """
+if redis.call('HGET', KEYS[1], 'revoked') == ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'claim_token', ARGV[1])
+for i = 2, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+redis.call('HINCRBY', KEYS[1], 'version', 1)
+return 1
+"""
+
+# Conversation slot. KEYS: state. ARGV: token, agent.
+# Settles a stale claim journal entry: 1 if the claimer recorded the assignment, else the claim is revoked
+# (a late ASSIGN with that token is refused) and 0 is returned, so the conversation goes back to its queue.
+REVOKE = """
+local state = redis.call('HMGET', KEYS[1], 'state', 'agent', 'claim_token')
+if state[1] == 'assigned' and state[2] == ARGV[2] and state[3] == ARGV[1] then return 1 end
+redis.call('HSET', KEYS[1], 'revoked', ARGV[1])
+return 0
 """
 
 # Agent slot. KEYS: profile, active. ARGV: token.
@@ -82,4 +150,22 @@ COMMIT = """
 redis.call('SREM', KEYS[1], ARGV[1])
 redis.call('SADD', KEYS[1], ARGV[2])
 return redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', 'assignment', ARGV[3])
+"""
+
+# Team slot. KEYS: queue, since, due, base, taking. ARGV: conversation id, journal entry, restore (1/0).
+# Closes a claim journal entry if it is still the one read (so two recoveries never both act on it); with
+# restore, the conversation goes back in the queue with the priority, enqueue time and deadline it had.
+SETTLE = """
+if redis.call('HGET', KEYS[5], ARGV[1]) ~= ARGV[2] then return 0 end
+redis.call('HDEL', KEYS[5], ARGV[1])
+if ARGV[3] == '1' then
+  local parts = {}
+  for part in string.gmatch(ARGV[2], '[^|]+') do parts[#parts + 1] = part end
+  local n = #parts
+  redis.call('ZADD', KEYS[1], parts[n - 2], ARGV[1])
+  redis.call('ZADD', KEYS[4], parts[n - 2], ARGV[1])
+  redis.call('ZADD', KEYS[2], 'NX', parts[n - 1], ARGV[1])
+  redis.call('ZADD', KEYS[3], parts[n], ARGV[1])
+end
+return 1
 """

@@ -1,6 +1,12 @@
-"""Starts RouterService: `create_server(settings, address)` is what `parley serve router` and tests call."""
+"""Starts RouterService: `create_server(settings, address)` is what `parley serve router` and tests call.
+
+The server also runs the router's background loop (`Router.tick` every `router_tick_seconds`)."""
 
 from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
 
 from parley import store
 from parley.clock import Clock, SystemClock
@@ -13,9 +19,26 @@ from parley.v1 import router_pb2_grpc
 
 SERVICE_NAME = "parley.v1.RouterService"
 
+log = logging.getLogger(__name__)
+
+
+async def run_loop(router: Router, interval: float, stopping: asyncio.Event) -> None:
+    """Tick until `stopping` is set; a failed step is logged and the next one runs as usual."""
+    while not stopping.is_set():
+        try:
+            await router.tick()
+        except Exception:
+            log.exception("router loop step failed")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stopping.wait(), interval)
+
 
 async def create_server(
-    settings: Settings, address: str, clock: Clock | None = None, watch_block_ms: int = 1000
+    settings: Settings,
+    address: str,
+    clock: Clock | None = None,
+    watch_block_ms: int = 1000,
+    run_background: bool = True,
 ) -> RunningServer:
     policy = load_policy(settings.policy_file)  # fail fast, before binding, on a bad policy
     redis = store.connect(settings)
@@ -29,4 +52,22 @@ async def create_server(
         await redis.aclose()
         raise
     running.on_stop.append(redis.aclose)
+    if run_background:
+        stopping = asyncio.Event()
+        task = asyncio.create_task(
+            run_loop(router, settings.router_tick_seconds, stopping), name="router-loop"
+        )
+
+        async def stop_loop() -> None:
+            # The step in flight finishes (each is safe to cut short, but a clean end is quicker to reason
+            # about); past the grace period it is cancelled.
+            stopping.set()
+            try:
+                await asyncio.wait_for(asyncio.shield(task), settings.shutdown_grace_seconds)
+            except TimeoutError:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+        running.on_stop.append(stop_loop)  # runs before Redis closes (cleanups run in reverse)
     return running

@@ -158,12 +158,16 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
                 v.add(f"teams[{i}]", f"unknown team {team!r}")
         if request.capacity < 0:
             v.add("capacity", "must not be negative")
+        for i, skill in enumerate(request.skills):
+            if not skill or "," in skill or len(skill) > self.settings.max_id_chars:
+                v.add(f"skills[{i}]", "must be a non-empty name without commas")
         v.check()
         handed = await self.router.set_presence(
             request.agent_id,
             PRESENCE_NAMES[request.presence],
             list(request.teams) or None,
             request.capacity or None,
+            list(request.skills) or None,
         )
         return router_pb2.SetPresenceResponse(assignments=handed)
 
@@ -185,3 +189,27 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
         v.check()
         queues = await self.router.get_staffing(request.service_level, request.target_answer_seconds)
         return router_pb2.GetStaffingResponse(queues=queues)
+
+    @mapped_errors
+    async def GetRoutingAudit(
+        self, request: router_pb2.GetRoutingAuditRequest, context: grpc.aio.ServicerContext
+    ) -> router_pb2.GetRoutingAuditResponse:
+        v = self._validator()
+        v.id("conversation_id", request.conversation_id)
+        v.check()
+        return router_pb2.GetRoutingAuditResponse(
+            entries=await self.router.get_audit(request.conversation_id)
+        )
+
+    @mapped_errors
+    async def ReloadPolicy(
+        self, request: router_pb2.ReloadPolicyRequest, context: grpc.aio.ServicerContext
+    ) -> router_pb2.ReloadPolicyResponse:
+        reloaded = self.router.reload_policy(force=True)
+        policy = self.router.policy
+        return router_pb2.ReloadPolicyResponse(
+            reloaded=reloaded,
+            source=str(self.router.policy_source),
+            teams=len(policy.teams),
+            rules=len(policy.rules),
+        )

@@ -157,16 +157,18 @@ class ResolveResponse(_message.Message):
     def __init__(self, resolved_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class SetPresenceRequest(_message.Message):
-    __slots__ = ("agent_id", "presence", "teams", "capacity")
+    __slots__ = ("agent_id", "presence", "teams", "capacity", "skills")
     AGENT_ID_FIELD_NUMBER: _ClassVar[int]
     PRESENCE_FIELD_NUMBER: _ClassVar[int]
     TEAMS_FIELD_NUMBER: _ClassVar[int]
     CAPACITY_FIELD_NUMBER: _ClassVar[int]
+    SKILLS_FIELD_NUMBER: _ClassVar[int]
     agent_id: str
     presence: Presence
     teams: _containers.RepeatedScalarFieldContainer[str]
     capacity: int
-    def __init__(self, agent_id: _Optional[str] = ..., presence: _Optional[_Union[Presence, str]] = ..., teams: _Optional[_Iterable[str]] = ..., capacity: _Optional[int] = ...) -> None: ...
+    skills: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, agent_id: _Optional[str] = ..., presence: _Optional[_Union[Presence, str]] = ..., teams: _Optional[_Iterable[str]] = ..., capacity: _Optional[int] = ..., skills: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class SetPresenceResponse(_message.Message):
     __slots__ = ("assignments",)
@@ -227,3 +229,84 @@ class GetStaffingResponse(_message.Message):
     QUEUES_FIELD_NUMBER: _ClassVar[int]
     queues: _containers.RepeatedCompositeFieldContainer[QueueStaffing]
     def __init__(self, queues: _Optional[_Iterable[_Union[QueueStaffing, _Mapping]]] = ...) -> None: ...
+
+class GetRoutingAuditRequest(_message.Message):
+    __slots__ = ("conversation_id",)
+    CONVERSATION_ID_FIELD_NUMBER: _ClassVar[int]
+    conversation_id: str
+    def __init__(self, conversation_id: _Optional[str] = ...) -> None: ...
+
+class AuditCandidate(_message.Message):
+    __slots__ = ("agent_id", "presence", "load", "capacity", "skill_match", "sticky", "eligible", "note")
+    AGENT_ID_FIELD_NUMBER: _ClassVar[int]
+    PRESENCE_FIELD_NUMBER: _ClassVar[int]
+    LOAD_FIELD_NUMBER: _ClassVar[int]
+    CAPACITY_FIELD_NUMBER: _ClassVar[int]
+    SKILL_MATCH_FIELD_NUMBER: _ClassVar[int]
+    STICKY_FIELD_NUMBER: _ClassVar[int]
+    ELIGIBLE_FIELD_NUMBER: _ClassVar[int]
+    NOTE_FIELD_NUMBER: _ClassVar[int]
+    agent_id: str
+    presence: str
+    load: int
+    capacity: int
+    skill_match: bool
+    sticky: bool
+    eligible: bool
+    note: str
+    def __init__(self, agent_id: _Optional[str] = ..., presence: _Optional[str] = ..., load: _Optional[int] = ..., capacity: _Optional[int] = ..., skill_match: _Optional[bool] = ..., sticky: _Optional[bool] = ..., eligible: _Optional[bool] = ..., note: _Optional[str] = ...) -> None: ...
+
+class RoutingAudit(_message.Message):
+    __slots__ = ("kind", "message_id", "at", "rule", "action", "team", "agent_id", "priority", "priority_parts", "candidates", "why")
+    class PriorityPartsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    AT_FIELD_NUMBER: _ClassVar[int]
+    RULE_FIELD_NUMBER: _ClassVar[int]
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    TEAM_FIELD_NUMBER: _ClassVar[int]
+    AGENT_ID_FIELD_NUMBER: _ClassVar[int]
+    PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    PRIORITY_PARTS_FIELD_NUMBER: _ClassVar[int]
+    CANDIDATES_FIELD_NUMBER: _ClassVar[int]
+    WHY_FIELD_NUMBER: _ClassVar[int]
+    kind: str
+    message_id: str
+    at: _timestamp_pb2.Timestamp
+    rule: str
+    action: _common_pb2.RouteAction
+    team: str
+    agent_id: str
+    priority: float
+    priority_parts: _containers.ScalarMap[str, float]
+    candidates: _containers.RepeatedCompositeFieldContainer[AuditCandidate]
+    why: str
+    def __init__(self, kind: _Optional[str] = ..., message_id: _Optional[str] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., rule: _Optional[str] = ..., action: _Optional[_Union[_common_pb2.RouteAction, str]] = ..., team: _Optional[str] = ..., agent_id: _Optional[str] = ..., priority: _Optional[float] = ..., priority_parts: _Optional[_Mapping[str, float]] = ..., candidates: _Optional[_Iterable[_Union[AuditCandidate, _Mapping]]] = ..., why: _Optional[str] = ...) -> None: ...
+
+class GetRoutingAuditResponse(_message.Message):
+    __slots__ = ("entries",)
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    entries: _containers.RepeatedCompositeFieldContainer[RoutingAudit]
+    def __init__(self, entries: _Optional[_Iterable[_Union[RoutingAudit, _Mapping]]] = ...) -> None: ...
+
+class ReloadPolicyRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ReloadPolicyResponse(_message.Message):
+    __slots__ = ("reloaded", "source", "teams", "rules")
+    RELOADED_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    TEAMS_FIELD_NUMBER: _ClassVar[int]
+    RULES_FIELD_NUMBER: _ClassVar[int]
+    reloaded: bool
+    source: str
+    teams: int
+    rules: int
+    def __init__(self, reloaded: _Optional[bool] = ..., source: _Optional[str] = ..., teams: _Optional[int] = ..., rules: _Optional[int] = ...) -> None: ...

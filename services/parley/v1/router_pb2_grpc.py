@@ -85,6 +85,16 @@ class RouterServiceStub:
                 request_serializer=parley_dot_v1_dot_router__pb2.GetStaffingRequest.SerializeToString,
                 response_deserializer=parley_dot_v1_dot_router__pb2.GetStaffingResponse.FromString,
                 _registered_method=True)
+        self.GetRoutingAudit = channel.unary_unary(
+                '/parley.v1.RouterService/GetRoutingAudit',
+                request_serializer=parley_dot_v1_dot_router__pb2.GetRoutingAuditRequest.SerializeToString,
+                response_deserializer=parley_dot_v1_dot_router__pb2.GetRoutingAuditResponse.FromString,
+                _registered_method=True)
+        self.ReloadPolicy = channel.unary_unary(
+                '/parley.v1.RouterService/ReloadPolicy',
+                request_serializer=parley_dot_v1_dot_router__pb2.ReloadPolicyRequest.SerializeToString,
+                response_deserializer=parley_dot_v1_dot_router__pb2.ReloadPolicyResponse.FromString,
+                _registered_method=True)
 
 
 class RouterServiceServicer:
@@ -161,6 +171,20 @@ class RouterServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetRoutingAudit(self, request, context):
+        """Every routing and assignment decision of a conversation, with its rule, scores and candidates.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReloadPolicy(self, request, context):
+        """Re-reads the policy file now; a bad file is refused with its errors and the running policy stays.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RouterServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -213,6 +237,16 @@ def add_RouterServiceServicer_to_server(servicer, server):
                     servicer.GetStaffing,
                     request_deserializer=parley_dot_v1_dot_router__pb2.GetStaffingRequest.FromString,
                     response_serializer=parley_dot_v1_dot_router__pb2.GetStaffingResponse.SerializeToString,
+            ),
+            'GetRoutingAudit': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetRoutingAudit,
+                    request_deserializer=parley_dot_v1_dot_router__pb2.GetRoutingAuditRequest.FromString,
+                    response_serializer=parley_dot_v1_dot_router__pb2.GetRoutingAuditResponse.SerializeToString,
+            ),
+            'ReloadPolicy': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReloadPolicy,
+                    request_deserializer=parley_dot_v1_dot_router__pb2.ReloadPolicyRequest.FromString,
+                    response_serializer=parley_dot_v1_dot_router__pb2.ReloadPolicyResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -486,6 +520,60 @@ class RouterService:
             '/parley.v1.RouterService/GetStaffing',
             parley_dot_v1_dot_router__pb2.GetStaffingRequest.SerializeToString,
             parley_dot_v1_dot_router__pb2.GetStaffingResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRoutingAudit(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/parley.v1.RouterService/GetRoutingAudit',
+            parley_dot_v1_dot_router__pb2.GetRoutingAuditRequest.SerializeToString,
+            parley_dot_v1_dot_router__pb2.GetRoutingAuditResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReloadPolicy(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/parley.v1.RouterService/ReloadPolicy',
+            parley_dot_v1_dot_router__pb2.ReloadPolicyRequest.SerializeToString,
+            parley_dot_v1_dot_router__pb2.ReloadPolicyResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -16,6 +16,7 @@ from parley.dispatch.adapters import (
     AdapterRegistry,
     ChannelAdapter,
     LogAdapter,
+    PartProgress,
     PermanentError,
     RetryableError,
 )
@@ -40,7 +41,13 @@ class FlakyAdapter(ChannelAdapter):
         self.error = error
         self.calls = 0
 
-    async def post(self, reply: dispatch_pb2.Reply, parts: Sequence[str], idempotency_key: str) -> list[str]:
+    async def post(
+        self,
+        reply: dispatch_pb2.Reply,
+        parts: Sequence[str],
+        idempotency_key: str,
+        progress: PartProgress | None = None,
+    ) -> list[str]:
         self.calls += 1
         if self.calls <= self.failures:
             raise self.error
@@ -54,7 +61,13 @@ class CrashAfterPost(ChannelAdapter):
         self.log = log
         self.posted = asyncio.Event()
 
-    async def post(self, reply: dispatch_pb2.Reply, parts: Sequence[str], idempotency_key: str) -> list[str]:
+    async def post(
+        self,
+        reply: dispatch_pb2.Reply,
+        parts: Sequence[str],
+        idempotency_key: str,
+        progress: PartProgress | None = None,
+    ) -> list[str]:
         await self.log.post(reply, parts, idempotency_key)
         self.posted.set()
         raise asyncio.CancelledError()
@@ -252,7 +265,13 @@ async def test_cancelling_the_running_loop_mid_post_loses_nothing(
             self.log = LogAdapter(path)
             self.posted = asyncio.Event()
 
-        async def post(self, reply: dispatch_pb2.Reply, parts: Sequence[str], key: str) -> list[str]:
+        async def post(
+            self,
+            reply: dispatch_pb2.Reply,
+            parts: Sequence[str],
+            key: str,
+            progress: PartProgress | None = None,
+        ) -> list[str]:
             ids = await self.log.post(reply, parts, key)
             self.posted.set()
             await asyncio.Event().wait()  # the process is stopped here

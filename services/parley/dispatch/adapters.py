@@ -1,9 +1,6 @@
-"""Channel adapters: the one place that talks to a network to post a reply.
+"""Channel adapters: the log adapter, and which adapter posts on which channel.
 
-An adapter posts the already-split parts of one reply and returns the platform ids it created, in part order.
-It raises `RetryableError` when trying again later may work (timeouts, 5xx, 429) and `PermanentError` when
-it will not (other 4xx). It is told the reply's idempotency key so that a repeated call after a crash does not
-post twice where the network or the adapter can tell.
+The interface and its errors are in `base`; the adapters that call the networks' APIs are in `networks`.
 """
 
 from __future__ import annotations
@@ -13,45 +10,26 @@ import fcntl
 import json
 import os
 import uuid
-from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
+from parley.clock import Clock, SystemClock
 from parley.config import Settings
+from parley.dispatch import networks
+from parley.dispatch.base import ChannelAdapter, PartProgress, PermanentError, RetryableError
 from parley.messages import CHANNEL_NAMES
 from parley.v1 import dispatch_pb2
 
-
-class RetryableError(Exception):
-    """The network may accept the reply later (timeout, 5xx, 429); `retry_after` is its hint in seconds."""
-
-    def __init__(self, reason: str, retry_after: float | None = None) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.retry_after = retry_after
-
-
-class PermanentError(Exception):
-    """The network refused the reply for good (a 4xx other than 429)."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
-class ChannelAdapter(ABC):
-    """Posts one reply to one network."""
-
-    name: str = "adapter"
-
-    @abstractmethod
-    async def post(self, reply: dispatch_pb2.Reply, parts: Sequence[str], idempotency_key: str) -> list[str]:
-        """Post `parts` (in order, a thread when several) and return one platform message id per part."""
-
-    async def aclose(self) -> None:
-        """Release connections; called once on shutdown."""
-        return None
+__all__ = [
+    "ADAPTER_FACTORIES",
+    "AdapterRegistry",
+    "ChannelAdapter",
+    "LogAdapter",
+    "PartProgress",
+    "PermanentError",
+    "RetryableError",
+]
 
 
 class LogAdapter(ChannelAdapter):
@@ -69,7 +47,14 @@ class LogAdapter(ChannelAdapter):
         self._index: dict[str, dict[int, str]] = {}
         self._offset = 0
 
-    async def post(self, reply: dispatch_pb2.Reply, parts: Sequence[str], idempotency_key: str) -> list[str]:
+    async def post(
+        self,
+        reply: dispatch_pb2.Reply,
+        parts: Sequence[str],
+        idempotency_key: str,
+        progress: PartProgress | None = None,
+    ) -> list[str]:
+        # The file itself records each part against the key: no outside progress is needed.
         return await asyncio.to_thread(self._post, reply, parts, idempotency_key)
 
     def _post(self, reply: dispatch_pb2.Reply, parts: Sequence[str], idempotency_key: str) -> list[str]:
@@ -132,12 +117,20 @@ class LogAdapter(ChannelAdapter):
         return json.dumps(entry, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
 
 
-def _log_adapter(settings: Settings) -> ChannelAdapter:
+def _log_adapter(settings: Settings, clock: Clock) -> ChannelAdapter:
     return LogAdapter(settings.dispatch_log_path)
 
 
-# Adapter name (as used in settings) -> factory. The network adapters join this table.
-ADAPTER_FACTORIES: dict[str, Callable[[Settings], ChannelAdapter]] = {"log": _log_adapter}
+# Adapter name (as used in settings) -> factory.
+ADAPTER_FACTORIES: dict[str, Callable[[Settings, Clock], ChannelAdapter]] = {
+    "log": _log_adapter,
+    "x": networks.XAdapter,
+    "meta": networks.MetaAdapter,
+    "whatsapp": networks.WhatsAppAdapter,
+}
+
+# "network" as an adapter name: each channel's own API.
+NATIVE = {"x": "x", "facebook": "meta", "messenger": "meta", "instagram": "meta", "whatsapp": "whatsapp"}
 
 
 class AdapterRegistry:
@@ -152,11 +145,13 @@ class AdapterRegistry:
         return cls({channel: adapter for channel in CHANNEL_NAMES})
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> AdapterRegistry:
+    def from_settings(cls, settings: Settings, clock: Clock | None = None) -> AdapterRegistry:
         """`dispatch_adapters` names an adapter per channel name; others use `dispatch_default_adapter`.
 
-        One instance per adapter name, shared by the channels that use it.
+        "network" means the channel's own API. One instance per adapter name, shared by the channels that
+        use it (Facebook, Messenger and Instagram share the Graph API adapter and its limits).
         """
+        clock = clock or SystemClock()
         unknown = set(settings.dispatch_adapters) - set(CHANNEL_NAMES.values())
         if unknown:
             raise ValueError(f"dispatch_adapters: unknown channel(s) {sorted(unknown)}")
@@ -164,10 +159,12 @@ class AdapterRegistry:
         by_channel: dict[int, ChannelAdapter] = {}
         for channel, channel_name in CHANNEL_NAMES.items():
             adapter_name = settings.dispatch_adapters.get(channel_name, settings.dispatch_default_adapter)
+            if adapter_name == "network":
+                adapter_name = NATIVE.get(channel_name, adapter_name)
             if adapter_name not in ADAPTER_FACTORIES:
                 raise ValueError(f"dispatch adapter for {channel_name}: unknown adapter {adapter_name!r}")
             if adapter_name not in instances:
-                instances[adapter_name] = ADAPTER_FACTORIES[adapter_name](settings)
+                instances[adapter_name] = ADAPTER_FACTORIES[adapter_name](settings, clock)
             by_channel[channel] = instances[adapter_name]
         return cls(by_channel)
 

@@ -4,13 +4,17 @@
 streams in the consumer group "dispatch": it counts the attempt, calls the adapter with the reply's
 idempotency key (the reply_id in the key namespace), then records the outcome and acks the entry in one
 script. A loop that dies mid-attempt leaves its entries pending; another loop re-claims them after
-`claim_idle_ms` (XAUTOCLAIM). A delivery already SENT is never handed to an adapter again, and the idempotency
-key covers a crash between the post and the record.
+`claim_idle_ms` (XAUTOCLAIM). A delivery already SENT is never handed to an adapter again; the idempotency
+key and the per-part progress kept in the delivery hash cover a crash between a post and its record.
+
+Before a reply is queued, and again before each attempt, the public-PII guard and the channel rules (length,
+the 24-hour window) run: a reply they refuse is BLOCKED with the reason, never posted and never dropped.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import random
@@ -25,9 +29,9 @@ from redis.exceptions import NoScriptError, ResponseError
 from parley import events
 from parley.clock import Clock, to_timestamp
 from parley.config import Settings
-from parley.dispatch import outbox, rules
+from parley.dispatch import guard, outbox, rules
 from parley.dispatch.adapters import AdapterRegistry, PermanentError, RetryableError
-from parley.dispatch.outbox import GROUP, DispatchKeys
+from parley.dispatch.outbox import GROUP, DispatchKeys, RedisPartProgress
 from parley.dispatch.validation import validate_replies
 from parley.messages import CHANNEL_NAMES
 from parley.rpc import InvalidArgument, NotFound
@@ -61,13 +65,24 @@ class _Commands:
 
 
 @dataclass
+class _Plan:
+    """What `send` queues for one reply (a moved reply yields two: the public invitation, the private one)."""
+
+    reply: dispatch_pb2.Reply
+    status: int
+    error: str = ""
+    private_reply_id: str = ""
+    entity_types: tuple[str, ...] = ()
+
+
+@dataclass
 class _Attempt:
     """One stream entry being delivered, and what came of it."""
 
     partition: int
     entry_id: str
     reply_id: str
-    kind: str = "ack"  # sent | retry | dead | ack
+    kind: str = "ack"  # sent | retry | dead | blocked | ack
     attempts: int = 0
     reply: dispatch_pb2.Reply | None = None
     ids: Sequence[str] = ()
@@ -87,6 +102,14 @@ class Dispatcher:
         consumer: str | None = None,
         rng: random.Random | None = None,
     ) -> None:
+        if settings.dispatch_public_pii_policy not in ("block", "move"):
+            policy = settings.dispatch_public_pii_policy
+            raise ValueError(f"dispatch_public_pii_policy must be block or move, not {policy!r}")
+        if settings.dispatch_unconfirmed_part_policy not in ("dead_letter", "repost"):
+            raise ValueError(
+                "dispatch_unconfirmed_part_policy must be dead_letter or repost,"
+                f" not {settings.dispatch_unconfirmed_part_policy!r}"
+            )
         self.settings = settings
         self.redis = redis
         self.keys = keys
@@ -97,6 +120,7 @@ class Dispatcher:
         self.rng = rng or random.Random()
         self._shas: dict[str, str] = {}
         self._groups_ready = False
+        self._stopping = asyncio.Event()
 
     # --- set-up ---------------------------------------------------------------------------------------
 
@@ -144,22 +168,21 @@ class Dispatcher:
     async def send(self, replies: Sequence[dispatch_pb2.Reply]) -> list[dispatch_pb2.Delivery]:
         """Queue each reply once; a reply_id seen before returns its existing delivery, never a second send.
 
-        A reply a channel rule refuses (too long for a private channel) is recorded BLOCKED with the reason.
+        A reply the guard or a channel rule refuses is recorded BLOCKED with the reason. A public reply whose
+        detail the guard moves is queued as a short public invitation plus a private delivery
+        `<reply_id>/private`; the returned delivery (one per reply, in order) names it.
         """
         validate_replies(self.settings, replies)
         if not self._groups_ready:
             await self.start()
         now = self.clock.now()
-        planned: list[tuple[int, str]] = []
-        for reply in replies:
-            verdict = rules.apply(reply.channel, reply.visibility, reply.text)
-            if isinstance(verdict, rules.Refusal):
-                planned.append((outbox.BLOCKED, verdict.reason))
-            else:
-                planned.append((outbox.PENDING, ""))
+        plans = [self._plan(reply, now) for reply in replies]
+        # The private part of a moved reply is queued first: it tends to arrive before the invitation.
+        queued = [plan for group in plans for plan in reversed(group)]
 
         def build(pipe: _Commands) -> None:
-            for reply, (status, error) in zip(replies, planned, strict=True):
+            for plan in queued:
+                reply = plan.reply
                 p = self.dkeys.partition(reply.reply_id)
                 pipe.script(
                     "enqueue",
@@ -167,37 +190,83 @@ class Dispatcher:
                     [
                         reply.reply_id,
                         reply.SerializeToString(),
-                        status,
-                        error,
+                        plan.status,
+                        plan.error,
                         f"{now:.6f}",
                         reply.channel,
                         reply.visibility,
                         self.settings.dispatch_retention_seconds,
+                        plan.private_reply_id,
                     ],
                 )
 
-        results = await self._pipeline(build)
+        results = dict(zip((id(plan) for plan in queued), await self._pipeline(build), strict=True))
         deliveries = []
-        blocked = []
-        for reply, (status, error), result in zip(replies, planned, results, strict=True):
+        published = []
+        for group in plans:
+            plan = group[0]
+            reply = plan.reply
+            result = results[id(plan)]
             if int(result[0]) == 1:
                 deliveries.append(
                     dispatch_pb2.Delivery(
                         reply_id=reply.reply_id,
-                        status=status,  # type: ignore[arg-type]
-                        error=error,
+                        status=plan.status,  # type: ignore[arg-type]
+                        error=plan.error,
                         created_at=to_timestamp(now),
                         updated_at=to_timestamp(now),
                         channel=reply.channel,
                         visibility=reply.visibility,
+                        private_reply_id=plan.private_reply_id,
                     )
                 )
-                if status == outbox.BLOCKED:
-                    blocked.append(self._event("reply.blocked", reply, now, error=error))
+                types = list(plan.entity_types)
+                if plan.status == outbox.BLOCKED:
+                    extra = {"entity_types": types} if types else {}
+                    published.append(self._event("reply.blocked", reply, now, error=plan.error, **extra))
+                elif plan.private_reply_id:
+                    published.append(
+                        self._event(
+                            "reply.moved_private",
+                            reply,
+                            now,
+                            private_reply_id=plan.private_reply_id,
+                            entity_types=types,
+                        )
+                    )
             else:
                 deliveries.append(outbox.delivery_from_fields(reply.reply_id, result[1]))
-        await events.publish(self.redis, self.keys, blocked, self.settings.events_maxlen)
+        await events.publish(self.redis, self.keys, published, self.settings.events_maxlen)
         return deliveries
+
+    def _plan(self, reply: dispatch_pb2.Reply, now: float) -> list[_Plan]:
+        """The caller's reply first, then the private delivery when the guard moves the detail."""
+        guarded = guard.guard(reply, self.settings)
+        types = guarded.entity_types
+        if guarded.refusal is not None:
+            return [_Plan(reply, outbox.BLOCKED, guarded.refusal.reason, entity_types=types)]
+        if guarded.private is not None:
+            refused = self._refusal(guarded.private, now) or self._refusal(guarded.reply, now)
+            if refused:
+                named = ", ".join(types)
+                reason = f"public reply would expose the customer's {named}; the private reply cannot go:"
+                reason += f" {refused}"
+                return [_Plan(reply, outbox.BLOCKED, reason, entity_types=types)]
+            private_id = guarded.private.reply_id
+            return [
+                _Plan(guarded.reply, outbox.PENDING, private_reply_id=private_id, entity_types=types),
+                _Plan(guarded.private, outbox.PENDING, entity_types=types),
+            ]
+        refused = self._refusal(reply, now)
+        return [_Plan(reply, outbox.BLOCKED if refused else outbox.PENDING, refused)]
+
+    def _refusal(self, reply: dispatch_pb2.Reply, now: float) -> str:
+        """Why a channel rule refuses `reply` now (its length, the window), or ""."""
+        verdict = rules.apply(reply.channel, reply.visibility, reply.text)
+        if isinstance(verdict, rules.Refusal):
+            return verdict.reason
+        window = guard.window(reply, now, self.settings)
+        return window.reason if isinstance(window, rules.Refusal) else ""
 
     async def get(self, reply_id: str) -> dispatch_pb2.Delivery:
         if not reply_id:
@@ -219,16 +288,21 @@ class Dispatcher:
     # --- the delivery loop ------------------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Deliver until cancelled, pausing `worker_block_ms` whenever there is nothing to do."""
+        """Deliver until stopped or cancelled, pausing `worker_block_ms` whenever there is nothing to do."""
         await self.start()
-        while True:
+        while not self._stopping.is_set():
             try:
                 handled = await self.deliver_once()
             except Exception:  # Redis down, a bad entry: the loop must outlive it; entries stay pending
                 log.exception("dispatch: delivery round failed; trying again")
                 handled = 0
             if handled == 0:
-                await asyncio.sleep(self.settings.worker_block_ms / 1000)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), self.settings.worker_block_ms / 1000)
+
+    def stop(self) -> None:
+        """Let the current round finish (a call cut short would leave its reply in doubt), then end `run`."""
+        self._stopping.set()
 
     async def deliver_once(self) -> int:
         """One round: promote due retries, re-claim stale entries, read new ones, deliver them.
@@ -242,8 +316,12 @@ class Dispatcher:
         first: dict[str, _Attempt] = {}
         for attempt in attempts:
             first.setdefault(attempt.reply_id, attempt)
-        # Stream ids are times: deliver in roughly the order replies were queued across partitions.
-        work = sorted(first.values(), key=lambda a: _stream_order(a.entry_id))
+        # Stream ids are times: deliver in roughly the order replies were queued across partitions (on a tie,
+        # a moved reply's private half goes before its public invitation).
+        work = sorted(
+            first.values(),
+            key=lambda a: (_stream_order(a.entry_id), not a.reply_id.endswith(guard.PRIVATE_SUFFIX)),
+        )
         await self._begin(work)
         await self._post_all([a for a in work if a.kind == "go"])
         await self._record(attempts, first)
@@ -322,13 +400,23 @@ class Dispatcher:
 
     async def _post(self, a: _Attempt) -> None:
         assert a.reply is not None
-        verdict = rules.apply(a.reply.channel, a.reply.visibility, a.reply.text)
-        if isinstance(verdict, rules.Refusal):
-            a.kind, a.error = "dead", verdict.reason
+        # Checked again at every attempt: a retry may fall outside the window, and a public reply with
+        # sensitive detail never reaches an adapter whatever was queued.
+        exposed = guard.sensitive_types(a.reply.text) if a.reply.visibility == guard.PUBLIC else []
+        if exposed:
+            a.kind, a.error = "blocked", f"public reply would expose the customer's {', '.join(exposed)}"
             return
+        refused = self._refusal(a.reply, self.clock.now())
+        if refused:
+            a.kind, a.error = "blocked", refused
+            return
+        parts = rules.apply(a.reply.channel, a.reply.visibility, a.reply.text)
+        assert not isinstance(parts, rules.Refusal)
+        claim = (self.dkeys.outbox(a.partition), GROUP, self.consumer, a.entry_id)
+        progress = RedisPartProgress(self.redis, self.dkeys.delivery(a.partition, a.reply_id), claim)
         try:
             adapter = self.adapters.for_channel(a.reply.channel)
-            a.ids = await adapter.post(a.reply, verdict, self.idempotency_key(a.reply_id))
+            a.ids = await adapter.post(a.reply, parts, self.idempotency_key(a.reply_id), progress=progress)
             a.kind = "sent"
         except PermanentError as error:
             a.kind, a.error = "dead", f"refused: {error.reason}"
@@ -412,6 +500,8 @@ class Dispatcher:
             )
         if kind == "dead":
             return self._event("reply.dead_lettered", reply, now, error=a.error, attempts=a.attempts)
+        if kind == "blocked":
+            return self._event("reply.blocked", reply, now, error=a.error, attempts=a.attempts)
         return None
 
     @staticmethod

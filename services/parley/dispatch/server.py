@@ -18,8 +18,9 @@ SERVICE_NAME = dispatch_pb2.DESCRIPTOR.services_by_name["DispatchService"].full_
 
 async def create_server(settings: Settings, address: str) -> rpc.RunningServer:
     redis = store.connect(settings)
-    adapters = AdapterRegistry.from_settings(settings)
-    dispatcher = Dispatcher(settings, redis, store.keys_for(settings), SystemClock(), adapters)
+    clock = SystemClock()
+    adapters = AdapterRegistry.from_settings(settings, clock)
+    dispatcher = Dispatcher(settings, redis, store.keys_for(settings), clock, adapters)
     await dispatcher.start()
     add = dispatch_pb2_grpc.add_DispatchServiceServicer_to_server
     running = await rpc.start_server(settings, address, [(add, DispatchServicer(dispatcher), SERVICE_NAME)])
@@ -30,10 +31,15 @@ async def create_server(settings: Settings, address: str) -> rpc.RunningServer:
         await redis.aclose()
 
     async def stop_loop() -> None:
-        # An attempt cut short here stays pending in the stream and is re-claimed by the next loop.
-        loop_task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await loop_task
+        # The round in flight may finish within the grace period: a network call cut short leaves its part
+        # in doubt. Past it, the attempt stays pending in the stream and the next loop re-claims it.
+        dispatcher.stop()
+        try:
+            await asyncio.wait_for(asyncio.shield(loop_task), settings.shutdown_grace_seconds)
+        except TimeoutError:
+            loop_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await loop_task
 
     # on_stop runs in reverse: the loop stops before its Redis client closes.
     running.on_stop.append(close_redis)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from parley.config import Settings
+from parley.dispatch.guard import PRIVATE_SUFFIX
 from parley.dispatch.rules import LIMITS
 from parley.messages import CHANNEL_NAMES
 from parley.rpc import InvalidArgument
@@ -29,8 +30,11 @@ def _reply_violations(settings: Settings, reply: dispatch_pb2.Reply) -> list[tup
     limit = settings.max_id_chars
     if not reply.reply_id:
         out.append(("reply_id", "required"))
-    elif len(reply.reply_id) > limit:
-        out.append(("reply_id", f"at most {limit} characters"))
+    elif len(reply.reply_id) > limit - len(PRIVATE_SUFFIX):
+        out.append(("reply_id", f"at most {limit - len(PRIVATE_SUFFIX)} characters"))
+    elif reply.reply_id.endswith(PRIVATE_SUFFIX):
+        # Reserved for the private half of a reply the PII guard moves.
+        out.append(("reply_id", f"must not end with {PRIVATE_SUFFIX!r}"))
     for name in ("conversation_id", "in_reply_to_id", "brand_account_id", "platform_thread_id", "sent_by"):
         if len(getattr(reply, name)) > limit:
             out.append((name, f"at most {limit} characters"))

@@ -27,7 +27,7 @@ DELIVERY_STATUS_DEAD_LETTER: DeliveryStatus
 DELIVERY_STATUS_BLOCKED: DeliveryStatus
 
 class Reply(_message.Message):
-    __slots__ = ("reply_id", "conversation_id", "channel", "visibility", "in_reply_to_id", "brand_account_id", "recipient", "text", "sent_by", "platform_thread_id")
+    __slots__ = ("reply_id", "conversation_id", "channel", "visibility", "in_reply_to_id", "brand_account_id", "recipient", "text", "sent_by", "platform_thread_id", "customer_last_message_at", "private_reply_comment_id")
     REPLY_ID_FIELD_NUMBER: _ClassVar[int]
     CONVERSATION_ID_FIELD_NUMBER: _ClassVar[int]
     CHANNEL_FIELD_NUMBER: _ClassVar[int]
@@ -38,6 +38,8 @@ class Reply(_message.Message):
     TEXT_FIELD_NUMBER: _ClassVar[int]
     SENT_BY_FIELD_NUMBER: _ClassVar[int]
     PLATFORM_THREAD_ID_FIELD_NUMBER: _ClassVar[int]
+    CUSTOMER_LAST_MESSAGE_AT_FIELD_NUMBER: _ClassVar[int]
+    PRIVATE_REPLY_COMMENT_ID_FIELD_NUMBER: _ClassVar[int]
     reply_id: str
     conversation_id: str
     channel: _common_pb2.Channel
@@ -48,7 +50,9 @@ class Reply(_message.Message):
     text: str
     sent_by: str
     platform_thread_id: str
-    def __init__(self, reply_id: _Optional[str] = ..., conversation_id: _Optional[str] = ..., channel: _Optional[_Union[_common_pb2.Channel, str]] = ..., visibility: _Optional[_Union[_common_pb2.Visibility, str]] = ..., in_reply_to_id: _Optional[str] = ..., brand_account_id: _Optional[str] = ..., recipient: _Optional[_Union[_common_pb2.Author, _Mapping]] = ..., text: _Optional[str] = ..., sent_by: _Optional[str] = ..., platform_thread_id: _Optional[str] = ...) -> None: ...
+    customer_last_message_at: _timestamp_pb2.Timestamp
+    private_reply_comment_id: str
+    def __init__(self, reply_id: _Optional[str] = ..., conversation_id: _Optional[str] = ..., channel: _Optional[_Union[_common_pb2.Channel, str]] = ..., visibility: _Optional[_Union[_common_pb2.Visibility, str]] = ..., in_reply_to_id: _Optional[str] = ..., brand_account_id: _Optional[str] = ..., recipient: _Optional[_Union[_common_pb2.Author, _Mapping]] = ..., text: _Optional[str] = ..., sent_by: _Optional[str] = ..., platform_thread_id: _Optional[str] = ..., customer_last_message_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., private_reply_comment_id: _Optional[str] = ...) -> None: ...
 
 class SendReplyRequest(_message.Message):
     __slots__ = ("replies",)
@@ -57,7 +61,7 @@ class SendReplyRequest(_message.Message):
     def __init__(self, replies: _Optional[_Iterable[_Union[Reply, _Mapping]]] = ...) -> None: ...
 
 class Delivery(_message.Message):
-    __slots__ = ("reply_id", "status", "platform_message_ids", "attempts", "error", "created_at", "updated_at", "channel", "visibility")
+    __slots__ = ("reply_id", "status", "platform_message_ids", "attempts", "error", "created_at", "updated_at", "channel", "visibility", "private_reply_id")
     REPLY_ID_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     PLATFORM_MESSAGE_IDS_FIELD_NUMBER: _ClassVar[int]
@@ -67,6 +71,7 @@ class Delivery(_message.Message):
     UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
     CHANNEL_FIELD_NUMBER: _ClassVar[int]
     VISIBILITY_FIELD_NUMBER: _ClassVar[int]
+    PRIVATE_REPLY_ID_FIELD_NUMBER: _ClassVar[int]
     reply_id: str
     status: DeliveryStatus
     platform_message_ids: _containers.RepeatedScalarFieldContainer[str]
@@ -76,7 +81,8 @@ class Delivery(_message.Message):
     updated_at: _timestamp_pb2.Timestamp
     channel: _common_pb2.Channel
     visibility: _common_pb2.Visibility
-    def __init__(self, reply_id: _Optional[str] = ..., status: _Optional[_Union[DeliveryStatus, str]] = ..., platform_message_ids: _Optional[_Iterable[str]] = ..., attempts: _Optional[int] = ..., error: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., channel: _Optional[_Union[_common_pb2.Channel, str]] = ..., visibility: _Optional[_Union[_common_pb2.Visibility, str]] = ...) -> None: ...
+    private_reply_id: str
+    def __init__(self, reply_id: _Optional[str] = ..., status: _Optional[_Union[DeliveryStatus, str]] = ..., platform_message_ids: _Optional[_Iterable[str]] = ..., attempts: _Optional[int] = ..., error: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., channel: _Optional[_Union[_common_pb2.Channel, str]] = ..., visibility: _Optional[_Union[_common_pb2.Visibility, str]] = ..., private_reply_id: _Optional[str] = ...) -> None: ...
 
 class SendReplyResponse(_message.Message):
     __slots__ = ("deliveries",)

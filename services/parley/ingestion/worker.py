@@ -88,6 +88,8 @@ def bot_reply_for(
         text=decision.bot_reply_text,
         sent_by="bot",
         platform_thread_id=message.platform_thread_id,
+        # Messenger's and WhatsApp's reply windows run from the customer's last message.
+        customer_last_message_at=message.sent_at,
     )
 
 

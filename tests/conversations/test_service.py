@@ -134,3 +134,21 @@ async def test_not_found(stub: conversations_pb2_grpc.ConversationsServiceStub) 
             S.RecordOutcomesRequest(outcomes=[S.Outcome(conversation_id="cv-unknown", message_id="x:1")])
         )
     assert error.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_profile_calls_name_bad_fields_and_unknown_customers(
+    stub: conversations_pb2_grpc.ConversationsServiceStub,
+) -> None:
+    assert await violations_of(stub.GetProfile(S.GetProfileRequest())) == [
+        "identity.channel",
+        "identity.author_id",
+    ]
+    bad = S.LinkIdentitiesRequest(
+        identity=S.Identity(channel=common_pb2.CHANNEL_X), other=S.Identity(author_id="1")
+    )
+    assert await violations_of(stub.LinkIdentities(bad)) == ["identity.author_id", "other.channel"]
+    with pytest.raises(grpc.aio.AioRpcError) as error:
+        await stub.GetProfile(
+            S.GetProfileRequest(identity=S.Identity(channel=common_pb2.CHANNEL_X, author_id="nobody"))
+        )
+    assert error.value.code() == grpc.StatusCode.NOT_FOUND

@@ -200,23 +200,31 @@ async def test_moved_to_private(core: Conversations) -> None:
     assert not (await core.get(conversation_id_for("x:9"))).moved_to_private
 
 
-async def test_parent_arriving_after_its_reply_joins_the_reply_conversation(core: Conversations) -> None:
+async def test_parent_arriving_after_its_replies_gathers_them_into_its_conversation(
+    core: Conversations,
+) -> None:
     # Brand reply b1 and customer reply c2 arrive before the customer's root tweet c1.
     [c2] = await core.thread([msg("c2", reply_to="b1", at=20)])
     [b1] = await core.thread([msg("b1", outbound=True, reply_to="c1", at=10)])
     [c1] = await core.thread([msg("c1", at=0)])
-    assert c2.opened_conversation and not b1.opened_conversation and not c1.opened_conversation
-    assert c1.conversation_id == b1.conversation_id == c2.conversation_id
-    conv = await core.get(c2.conversation_id)
+    assert c2.held and b1.held and not c1.held
+    assert c1.opened_conversation and c1.conversation_id == conversation_id_for("x:c1")
+    conv = await core.get(c1.conversation_id)
     assert [m.message.message_id for m in conv.messages] == ["x:c1", "x:b1", "x:c2"]
+    # The ids handed out while they were held still lead to the conversation.
+    assert (await core.get(c2.conversation_id)).conversation_id == c1.conversation_id
+    assert (await core.get(b1.conversation_id)).conversation_id == c1.conversation_id
 
 
 async def test_replies_to_the_same_missing_parent_share_a_conversation(core: Conversations) -> None:
     [a] = await core.thread([msg("r1", reply_to="p", at=10)])
     [b] = await core.thread([msg("r2", reply_to="p", author="bob", at=11)])
-    [p] = await core.thread([msg("p", at=0)])
-    assert a.conversation_id == b.conversation_id == p.conversation_id
+    assert a.conversation_id == b.conversation_id and a.held and b.held
     assert b.role == PARTICIPANT
+    [p] = await core.thread([msg("p", at=0)])
+    conv = await core.get(p.conversation_id)
+    assert [m.message.message_id for m in conv.messages] == ["x:p", "x:r1", "x:r2"]
+    assert [m.role for m in conv.messages] == [OWNER, OWNER, PARTICIPANT]
 
 
 async def test_rethread_repairs_a_claim_whose_writes_were_lost(

@@ -1,22 +1,33 @@
-"""Threading, the conversation record, listing and metrics: the core the servicer and tests call.
+"""Threading, the conversation lifecycle, customer profiles, listing and metrics: the core the servicer,
+the event follower and tests call.
 
 Threading a batch takes four round trips whatever its size: look up what is already known, claim each new
 message (SET NX on its index), read the conversations it joins, then write. Conversation ids derive from the
 opening message id, so two callers threading the same message agree without a lock.
 
-State belongs to routing (RecordOutcomes). A brand message sets the first response time but does not move the
-state: it can arrive before the routing outcome of the message it answers, and a later APPENDED outcome would
-then leave a conversation wrongly waiting on the customer.
+Out of order: a reply whose parent is unknown is held in a conversation of its own (listed nowhere) that
+waits for the parent (`awaiting`); when the parent arrives, the held conversation merges into the parent's,
+so the grouping follows the reply chains whatever the arrival order. The sweep opens the held conversations
+whose parent did not come in time. A merged conversation keeps a pointer to where it went, so ids handed out
+earlier still work.
+
+Lifecycle: routing outcomes set BOT/QUEUED/ASSIGNED/CLOSED_NO_ACTION; the router's and dispatch's events
+(applied by the follower) set ASSIGNED, WAITING_ON_CUSTOMER (an agent replied), QUEUED (escalated,
+transferred, declined) and RESOLVED; the owner's next message moves WAITING back to ASSIGNED (or QUEUED) and
+reopens a RESOLVED one within the reopen window, after which it opens a new conversation linked to the old.
+A brand message threaded here sets the first response time but does not move the state.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import json
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from parley.clock import Clock, from_timestamp, to_timestamp
 from parley.config import Settings
@@ -26,17 +37,57 @@ from parley.rpc import InvalidArgument, NotFound
 from parley.store import Keys, Redis
 from parley.v1 import common_pb2, conversations_pb2
 
-from .store import CONTEXT_SCRIPT, OUTCOME_SCRIPT, THREAD_SCRIPT, ConversationKeys, conversation_id_for
+from .profiles import CHANNEL_BY_NAME, Tiers, identity_of
+from .store import (
+    CONTEXT_SCRIPT,
+    EVENT_SCRIPT,
+    OUTCOME_SCRIPT,
+    THREAD_SCRIPT,
+    ConversationKeys,
+    conversation_id_for,
+)
 
 CONTEXT_TURNS = 5
 # How long a reply that arrived before its parent keeps a place for the parent.
 AWAITING_TTL_SECONDS = 7 * 24 * 3600
 GROUP_BY = ("", "channel", "intent", "topic", "team")
+METRIC_FIELDS = [
+    "channel",
+    "intent",
+    "topic",
+    "team",
+    "state",
+    "opened_at",
+    "first_inbound_at",
+    "first_response_at",
+    "bot_first_response_at",
+    "human_first_response_at",
+    "handling",
+    "work_since",
+    "resolved_at",
+    "reopen_count",
+    "moved_to_private",
+    "sla_due_at",
+]
 
 ROLE_OWNER = conversations_pb2.PARTICIPANT_ROLE_OWNER
 ROLE_PARTICIPANT = conversations_pb2.PARTICIPANT_ROLE_PARTICIPANT
 ROLE_BRAND = conversations_pb2.PARTICIPANT_ROLE_BRAND
 STATE_NEW = conversations_pb2.CONVERSATION_STATE_NEW
+STATE_QUEUED = conversations_pb2.CONVERSATION_STATE_QUEUED
+STATE_ASSIGNED = conversations_pb2.CONVERSATION_STATE_ASSIGNED
+STATE_WAITING = conversations_pb2.CONVERSATION_STATE_WAITING_ON_CUSTOMER
+STATE_RESOLVED = conversations_pb2.CONVERSATION_STATE_RESOLVED
+CLOSED_STATES = {STATE_RESOLVED, conversations_pb2.CONVERSATION_STATE_CLOSED_NO_ACTION}
+
+# What each lifecycle event of the router and dispatch does: (new state, who it names).
+EVENT_STATES = {
+    "conversation.assigned": STATE_ASSIGNED,
+    "conversation.resolved": STATE_RESOLVED,
+    "conversation.escalated": STATE_QUEUED,
+    "conversation.transferred": STATE_QUEUED,
+    "conversation.declined": STATE_QUEUED,
+}
 
 # The state a routing action puts the conversation in; APPENDED (and unknown actions) leave it as it is.
 STATE_FOR_ACTION = {
@@ -66,6 +117,10 @@ class _Placement:
     claimed: bool = False  # this call set its message index
     role: int = 0
     context: list[str] = field(default_factory=list)
+    held: bool = False  # opens its conversation held: its parent has not arrived
+    previous: str = ""  # opens a conversation that follows this resolved one
+    person: str = ""  # the customer behind the author
+    thread_key: str = ""  # the platform thread it opens
 
 
 class Conversations:
@@ -74,6 +129,7 @@ class Conversations:
         self.redis = redis
         self.keys = ConversationKeys(keys)
         self.clock = clock
+        self.tiers = Tiers.from_settings(settings)
 
     def _sent(self, message: common_pb2.InboundMessage, now: float) -> float:
         """A message's time: when it was sent, else when it reached us, else now."""
@@ -103,8 +159,8 @@ class Conversations:
         now = self.clock.now()
         k = self.keys
 
-        # 1. What is known already: each message, each parent, each platform thread, and any reply that
-        # arrived before the message itself.
+        # 1. What is known already: each message, each parent, each platform thread, any reply that arrived
+        # before the message itself, and the person behind each customer identity.
         lookups: list[str] = []
         for m in messages:
             lookups.append(k.message_index(m.message_id))
@@ -114,36 +170,65 @@ class Conversations:
                 lookups.append(k.awaiting(message_id(m.channel, m.in_reply_to_id)))
             if m.platform_thread_id:
                 lookups.append(k.thread(m.channel, m.brand_account_id, m.platform_thread_id))
+            if not is_outbound(m):
+                lookups.append(k.identity(identity_of(m.channel, m.author.id)))
         lookups = list(dict.fromkeys(lookups))
         known = {key: _text(v) for key, v in zip(lookups, await self._get_many(lookups), strict=True) if v}
+        persons = {
+            m.message_id: known.get(k.identity(identity_of(m.channel, m.author.id)))
+            or identity_of(m.channel, m.author.id)
+            for m in messages
+            if not is_outbound(m)
+        }
+        public = await self._open_public(messages, known, persons, now)
 
         # 2. Place every message in sent order (batch order on ties), so a reply finds a parent anywhere in
         # the batch.
         placed: dict[str, _Placement] = {}
-        threads: dict[str, str] = {}  # thread key -> conversation id, opened by this batch
+        threads: dict[str, str] = {}  # thread key -> conversation id, claimed by this batch
         awaiting: dict[str, str] = {}  # awaiting key of an unknown parent -> its reply's conversation
+        opened: set[str] = set()  # conversations this batch opens
+        merges: dict[str, str] = {}  # a stored conversation -> the one it merges into
         for _, m in sorted(enumerate(messages), key=lambda im: (self._sent(im[1], now), im[0])):
             if m.message_id in placed:
                 continue
             existing = known.get(k.message_index(m.message_id))
+            parent = message_id(m.channel, m.in_reply_to_id) if m.in_reply_to_id else ""
+            parent_unknown = bool(parent) and parent not in placed and k.message_index(parent) not in known
             if existing:
                 p = _Placement(m, existing, existing=True)
             else:
                 p = _Placement(m, self._joins(m, known, placed, threads, awaiting), existing=False)
+                thread_key = k.thread(m.channel, m.brand_account_id, m.platform_thread_id)
+                if not p.conversation_id and m.message_id in public:
+                    # A DM continuing the customer's open public conversation joins it, marked private.
+                    p.conversation_id = public[m.message_id]
+                    if m.platform_thread_id:
+                        threads[thread_key] = p.conversation_id
                 if not p.conversation_id:
                     p.conversation_id = conversation_id_for(m.message_id)
                     p.new_conversation = True
+                    p.held = parent_unknown
+                    opened.add(p.conversation_id)
                     if m.platform_thread_id:
-                        threads[k.thread(m.channel, m.brand_account_id, m.platform_thread_id)] = (
-                            p.conversation_id
-                        )
-                parent = message_id(m.channel, m.in_reply_to_id) if m.in_reply_to_id else ""
-                if parent and parent not in placed and k.message_index(parent) not in known:
+                        threads[thread_key] = p.conversation_id
+                        p.thread_key = thread_key
+                if parent_unknown:
                     awaiting.setdefault(k.awaiting(parent), p.conversation_id)
+            p.person = persons.get(m.message_id, "")
             placed[m.message_id] = p
+            # Replies that arrived before this message: their conversation becomes this one's.
+            waiting = awaiting.get(k.awaiting(m.message_id)) or known.get(k.awaiting(m.message_id), "")
+            if waiting and waiting != p.conversation_id:
+                if waiting in opened:  # opened by this batch: nothing stored yet, re-point it
+                    self._repoint(placed, threads, awaiting, opened, waiting, p.conversation_id)
+                    awaiting.pop(k.awaiting(m.message_id), None)
+                else:
+                    merges[waiting] = p.conversation_id
         order = [placed[m.message_id] for m in messages]
 
-        # 3. Claim each new message's index and each new thread, unless a concurrent call got there first.
+        # 3. Claim each new message's index, each new thread and each awaited parent, unless a concurrent
+        # call got there first.
         fresh = [p for p in placed.values() if not p.existing]
         async with self.redis.pipeline(transaction=False) as pipe:
             for key, cid in threads.items():
@@ -151,53 +236,50 @@ class Conversations:
             for p in fresh:
                 pipe.set(k.message_index(p.message.message_id), p.conversation_id, nx=True, get=True)
             for key, cid in awaiting.items():  # the first reply to wait for a parent keeps the place
-                pipe.set(key, cid, nx=True, ex=AWAITING_TTL_SECONDS)
+                pipe.set(key, cid, nx=True, get=True, ex=AWAITING_TTL_SECONDS)
             replies = await pipe.execute()
         moved: dict[str, str] = {}  # a conversation this call meant to open -> the one that won the race
-        for (_key, cid), winner in zip(threads.items(), replies[: len(threads)], strict=True):
-            if winner and _text(winner) != cid:
-                moved[cid] = _text(winner)
+        won_threads = replies[: len(threads)]
+        won_messages = replies[len(threads) : len(threads) + len(fresh)]
+        won_awaiting = replies[len(threads) + len(fresh) :]
+        for cid, winner in [
+            *zip(threads.values(), won_threads, strict=False),
+            *zip(awaiting.values(), won_awaiting, strict=False),
+        ]:
+            if winner and _text(winner) != cid and cid in opened:
+                moved.setdefault(cid, _text(winner))
         overwrite: list[_Placement] = []
-        for p, winner in zip(fresh, replies[len(threads) : len(threads) + len(fresh)], strict=True):
+        for p, winner in zip(fresh, won_messages, strict=True):
             if winner:  # threaded meanwhile by another call: its answer stands
                 p.conversation_id, p.existing, p.new_conversation = _text(winner), True, False
                 if p.conversation_id != conversation_id_for(p.message.message_id):
                     moved.setdefault(conversation_id_for(p.message.message_id), p.conversation_id)
             else:
                 p.claimed = True
-        for p in fresh:
-            target = moved.get(p.conversation_id)
-            if target:
-                p.conversation_id, p.new_conversation = target, False
-                if p.claimed:
-                    overwrite.append(p)
+        self._follow(placed, moved, overwrite)
+        merges = {src: moved.get(dst, dst) for src, dst in merges.items() if src != moved.get(dst, dst)}
 
         # 4. Read the conversations that existed before this call: owner, state, recent customer turns.
+        meta = await self._read_meta(placed, overwrite, now)
         cids = list(dict.fromkeys(p.conversation_id for p in placed.values()))
-        opened_here = {p.conversation_id for p in placed.values() if p.new_conversation}
-        existing_cids = [c for c in cids if c not in opened_here]
+        existing_cids = [c for c in cids if c in meta]
         earliest: dict[str, float] = {}
         for p in placed.values():
             sent = self._sent(p.message, now)
             earliest[p.conversation_id] = min(sent, earliest.get(p.conversation_id, sent))
-        meta: dict[str, tuple[str, str]] = {}
         history: dict[str, list[str]] = {}
         if existing_cids:
             async with self.redis.pipeline(transaction=False) as pipe:
-                for cid in existing_cids:
-                    pipe.hmget(k.meta(cid), ["owner", "state"])
                 for cid in existing_cids:
                     # Customer turns before the earliest message of this batch in the conversation.
                     before = repr(earliest[cid])
                     pipe.eval(CONTEXT_SCRIPT, 2, k.inbound(cid), k.texts(cid), before, CONTEXT_TURNS)
                 out = await pipe.execute()
-            for cid, (owner, state) in zip(existing_cids, out[: len(existing_cids)], strict=True):
-                meta[cid] = (_text(owner), _text(state))
-            for cid, texts in zip(existing_cids, out[len(existing_cids) :], strict=True):
+            for cid, texts in zip(existing_cids, out, strict=True):
                 history[cid] = [_text(t) for t in reversed(texts)]
 
         # Roles and context, in the conversation's time order within the batch.
-        owners = {cid: meta.get(cid, ("", ""))[0] for cid in cids}
+        owners = {cid: meta.get(cid, {}).get("owner", "") for cid in cids}
         turns: dict[str, list[tuple[float, str]]] = {cid: [] for cid in cids}
         batch_order = {id(p): i for i, p in enumerate(placed.values())}
         for p in sorted(placed.values(), key=lambda q: (self._sent(q.message, now), batch_order[id(q)])):
@@ -214,17 +296,24 @@ class Conversations:
                 turns[cid].append((sent, m.text))
 
         # 5. Write: every placed message (re-writing one already threaded is harmless and repairs a crash
-        # between claim and write), the indexes, and the events of what is new.
+        # between claim and write), the indexes, the customer profiles, and the events of what is new.
         events: list[EventRecord] = []
         by_cid: dict[str, list[_Placement]] = {}
         for p in placed.values():
             by_cid.setdefault(p.conversation_id, []).append(p)
         script_at: dict[str, int] = {}  # conversation id -> position of its script's reply
+        held_before = {cid for cid, row in meta.items() if row.get("held")}
         async with self.redis.pipeline(transaction=False) as pipe:
             for p in overwrite:
                 pipe.set(k.message_index(p.message.message_id), p.conversation_id)
+                if p.thread_key:
+                    pipe.set(p.thread_key, p.conversation_id)
             for cid, group in by_cid.items():
                 opener = next((p for p in group if p.new_conversation), group[0])
+                owner_person = meta.get(cid, {}).get("owner_person") or next(
+                    (p.person for p in group if p.role == ROLE_OWNER), ""
+                )
+                held = opener.new_conversation and opener.held
                 args: list[str | bytes | float] = [
                     repr(now),
                     opener.message.channel,
@@ -232,43 +321,41 @@ class Conversations:
                     repr(self._sent(opener.message, now)),
                     STATE_NEW,
                     len(group),
+                    1 if held else 0,
+                    opener.previous,
+                    owner_person,
+                    opener.thread_key,
                 ]
                 for p in group:
-                    m = p.message
-                    args += [
-                        m.message_id,
-                        repr(self._sent(m, now)),
-                        2 if is_outbound(m) else 1,
-                        p.role,
-                        m.SerializeToString(),
-                        m.text,
-                        m.author.id,
-                        m.author.SerializeToString(),
-                        1 if p.claimed else 0,
-                    ]
+                    args += self._message_args(p, now)
                 script_at[cid] = len(pipe)
                 pipe.eval(THREAD_SCRIPT, 7, *k.thread_script_keys(cid), *args)
+                sent_open = self._sent(opener.message, now)
+                if owner_person:
+                    pipe.zadd(k.profile_conversations(owner_person), {cid: sent_open}, nx=True)
+                for p in group:
+                    self._profile_writes(pipe, p, cid, owner_person, now)
+                if held or cid in held_before:
+                    if held:
+                        pipe.zadd(k.held(), {cid: now}, nx=True)
+                    continue
                 # New messages move the conversation up the lists; a re-thread only restores a missing entry.
                 touched = any(p.claimed for p in group)
                 flag = {"gt": True} if touched else {"nx": True}
                 pipe.zadd(k.index_all(), {cid: now}, **flag)
                 pipe.zadd(k.index_channel(opener.message.channel), {cid: now}, **flag)
-                pipe.zadd(k.index_opened(), {cid: self._sent(opener.message, now)}, nx=True)
+                pipe.zadd(k.index_opened(), {cid: sent_open}, nx=True)
                 if any(p.new_conversation and p.claimed for p in group):
                     pipe.zadd(k.index_state(STATE_NEW), {cid: now})
+                    attrs = {"channel": CHANNEL_NAMES.get(opener.message.channel, "")}
+                    if opener.previous:
+                        attrs["previous_conversation_id"] = opener.previous
                     events.append(
-                        EventRecord(
-                            "conversation.opened",
-                            cid,
-                            opener.message.message_id,
-                            now,
-                            {"channel": CHANNEL_NAMES.get(opener.message.channel, "")},
-                        )
+                        EventRecord("conversation.opened", cid, opener.message.message_id, now, attrs)
                     )
                 elif touched:
-                    pipe.zadd(
-                        k.index_state(int(meta.get(cid, ("", "0"))[1] or 0)), {cid: now}, xx=True, gt=True
-                    )
+                    state = int(meta.get(cid, {}).get("state") or 0)
+                    pipe.zadd(k.index_state(state), {cid: now}, xx=True, gt=True)
             for p in placed.values():
                 if p.claimed:
                     events.append(
@@ -278,19 +365,204 @@ class Conversations:
                     )
             add_to_pipeline(pipe, self.keys.keys, events, self.settings.events_maxlen)
             written = await pipe.execute()
-        states = {cid: int(_text(written[at]) or STATE_NEW) for cid, at in script_at.items()}
+        states: dict[str, tuple[int, bool, str]] = {}
+        changes: list[tuple[str, list[str]]] = []
+        for cid, at in script_at.items():
+            state, held, moved_by, *flat = [_text(v) for v in written[at]]
+            states[cid] = (int(state or STATE_NEW), bool(held), moved_by)
+            if flat:
+                changes.append((cid, flat))
+        await self._publish_changes(changes, {cid: held for cid, (_, held, _) in states.items()})
 
-        return [
-            conversations_pb2.ThreadResult(
-                message_id=p.message.message_id,
-                conversation_id=p.conversation_id,
-                opened_conversation=p.conversation_id == conversation_id_for(p.message.message_id),
-                role=p.role,
-                state=states[p.conversation_id],
-                context=p.context,
+        # 6. Merge the conversations of replies that arrived before this batch's messages.
+        final: dict[str, str] = {}
+        for src, dst in merges.items():
+            if await self._merge(src, dst):
+                final[src] = dst
+        if merges:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for p in placed.values():
+                    if known.get(k.awaiting(p.message.message_id)) in merges:
+                        pipe.delete(k.awaiting(p.message.message_id))
+                await pipe.execute()
+
+        results = []
+        for p in order:
+            cid = final.get(p.conversation_id, p.conversation_id)
+            state, held, moved_by = states.get(cid) or states[p.conversation_id]
+            results.append(
+                conversations_pb2.ThreadResult(
+                    message_id=p.message.message_id,
+                    conversation_id=cid,
+                    opened_conversation=cid == conversation_id_for(p.message.message_id),
+                    role=p.role,
+                    state=state,
+                    context=p.context,
+                    held=held,
+                    customer_tier="" if is_outbound(p.message) else self.tiers.tier(p.person, p.message),
+                    moved_to_private=moved_by == p.message.message_id,
+                )
             )
-            for p in order
+        return results
+
+    def _message_args(self, p: _Placement, now: float) -> list[str | bytes | float]:
+        m = p.message
+        return [
+            m.message_id,
+            repr(self._sent(m, now)),
+            2 if is_outbound(m) else 1,
+            p.role,
+            m.SerializeToString(),
+            m.text,
+            m.author.id,
+            m.author.SerializeToString(),
+            1 if p.claimed else 0,
+            m.visibility,
         ]
+
+    def _profile_writes(self, pipe: Any, p: _Placement, cid: str, owner_person: str, now: float) -> None:
+        """The customer's reach and identities, and their latest public exchange (a DM may continue it)."""
+        k, m = self.keys, p.message
+        sent = self._sent(m, now)
+        if not is_outbound(m):
+            fields = {"handle": m.author.handle, "verified": int(m.author.verified)}
+            if m.author.follower_count:
+                fields["followers"] = m.author.follower_count
+            pipe.hset(k.profile(p.person), mapping=fields)
+            pipe.sadd(k.profile_identities(p.person), identity_of(m.channel, m.author.id))
+        person = p.person if p.role == ROLE_OWNER else owner_person if p.role == ROLE_BRAND else ""
+        if person and m.visibility == common_pb2.VISIBILITY_PUBLIC:
+            pipe.set(k.last_public(person), f"{cid} {sent!r}")
+
+    async def _open_public(
+        self,
+        messages: Sequence[common_pb2.InboundMessage],
+        known: dict[str, str],
+        persons: dict[str, str],
+        now: float,
+    ) -> dict[str, str]:
+        """The open public conversation each new customer DM continues, if any: the same person, the same
+        brand account, a public exchange within the window."""
+        k = self.keys
+        candidates = [
+            m
+            for m in messages
+            if m.visibility == common_pb2.VISIBILITY_PRIVATE
+            and not is_outbound(m)
+            and k.message_index(m.message_id) not in known
+            and not (m.in_reply_to_id and k.message_index(message_id(m.channel, m.in_reply_to_id)) in known)
+            and not (
+                m.platform_thread_id
+                and k.thread(m.channel, m.brand_account_id, m.platform_thread_id) in known
+            )
+        ]
+        if not candidates:
+            return {}
+        people = list(dict.fromkeys(persons[m.message_id] for m in candidates))
+        last = dict(zip(people, await self._get_many([k.last_public(p) for p in people]), strict=True))
+        found: dict[str, tuple[str, float]] = {}
+        for person, raw in last.items():
+            if raw:
+                cid, at = _text(raw).split(" ")
+                found[person] = (cid, float(at))
+        if not found:
+            return {}
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for cid, _ in found.values():
+                pipe.hmget(k.meta(cid), ["state", "brand_account_id", "merged_into"])
+            rows = dict(zip(found, await pipe.execute(), strict=True))
+        window = self.settings.conversations_private_window_seconds
+        out = {}
+        for m in candidates:
+            person = persons[m.message_id]
+            if person not in found:
+                continue
+            cid, at = found[person]
+            state, brand, merged = (_text(v) for v in rows[person])
+            if merged or brand != m.brand_account_id or int(state or 0) in CLOSED_STATES:
+                continue
+            if 0 <= self._sent(m, now) - at <= window:
+                out[m.message_id] = cid
+        return out
+
+    @staticmethod
+    def _repoint(
+        placed: dict[str, _Placement],
+        threads: dict[str, str],
+        awaiting: dict[str, str],
+        opened: set[str],
+        old: str,
+        new: str,
+    ) -> None:
+        """A conversation this batch was about to open joins another (its awaited parent arrived)."""
+        for p in placed.values():
+            if p.conversation_id == old:
+                p.conversation_id, p.new_conversation, p.held = new, False, False
+        for table in (threads, awaiting):
+            for key, cid in table.items():
+                if cid == old:
+                    table[key] = new
+        opened.discard(old)
+
+    @staticmethod
+    def _follow(placed: dict[str, _Placement], moved: dict[str, str], overwrite: list[_Placement]) -> None:
+        for p in placed.values():
+            target = moved.get(p.conversation_id)
+            if target:
+                p.conversation_id, p.new_conversation = target, False
+                if p.claimed:
+                    overwrite.append(p)
+
+    async def _read_meta(
+        self, placed: dict[str, _Placement], overwrite: list[_Placement], now: float
+    ) -> dict[str, dict[str, str]]:
+        """The stored conversations the batch joins, following merges; a customer coming back after the
+        reopen window starts a new conversation linked to the resolved one."""
+        k = self.keys
+        fields = ["owner", "state", "resolved_at", "merged_into", "owner_person", "held"]
+        meta: dict[str, dict[str, str]] = {}
+        for _ in range(4):  # a merge chain is short; each round follows one step
+            todo = list(
+                dict.fromkeys(
+                    p.conversation_id
+                    for p in placed.values()
+                    if not p.new_conversation and p.conversation_id not in meta
+                )
+            )
+            if not todo:
+                break
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for cid in todo:
+                    pipe.hmget(k.meta(cid), fields)
+                rows = await pipe.execute()
+            into: dict[str, str] = {}
+            for cid, row in zip(todo, rows, strict=True):
+                values = dict(zip(fields, (_text(v) for v in row), strict=True))
+                if values["merged_into"]:
+                    into[cid] = values["merged_into"]
+                elif values["state"]:
+                    meta[cid] = values
+                else:  # claimed by a call whose writes are not stored yet: write it as new
+                    meta[cid] = values
+            self._follow(placed, into, overwrite)
+        window = self.settings.conversations_reopen_window_seconds
+        successor: dict[str, str] = {}
+        for p in sorted(placed.values(), key=lambda q: self._sent(q.message, now)):
+            row = meta.get(p.conversation_id)
+            if not row or not p.claimed or is_outbound(p.message) or p.new_conversation:
+                continue
+            late = now - float(row["resolved_at"] or 0) > window
+            if row["state"] != str(STATE_RESOLVED) or row["owner"] != p.message.author.id or not late:
+                continue
+            old, m = p.conversation_id, p.message
+            if old not in successor:
+                successor[old] = conversation_id_for(m.message_id)
+                p.new_conversation, p.previous = True, old
+                if m.platform_thread_id:
+                    p.thread_key = k.thread(m.channel, m.brand_account_id, m.platform_thread_id)
+            p.conversation_id = successor[old]
+            overwrite.append(p)
+        return meta
 
     def _joins(
         self,
@@ -303,7 +575,7 @@ class Conversations:
         """The conversation a new message joins; '' opens a new one.
 
         In order: its parent's (or, parent unknown, that of an earlier reply waiting for the same parent),
-        that of a reply to it which arrived first, that of its platform thread.
+        that of its platform thread.
         """
         k = self.keys
         if m.in_reply_to_id:
@@ -316,13 +588,267 @@ class Conversations:
             sibling = k.awaiting(parent)
             if sibling in awaiting or sibling in known:
                 return awaiting.get(sibling) or known[sibling]
-        waiting = k.awaiting(m.message_id)
-        if waiting in awaiting or waiting in known:
-            return awaiting.get(waiting) or known[waiting]
         if m.platform_thread_id:
             key = k.thread(m.channel, m.brand_account_id, m.platform_thread_id)
             return threads.get(key) or known.get(key, "")
         return ""
+
+    async def _publish_changes(self, changes: list[tuple[str, list[str]]], held: dict[str, bool]) -> None:
+        """Publish state changes (old, new, at triples per conversation) and keep the state index."""
+        if not changes:
+            return
+        k = self.keys
+        events = []
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for cid, flat in changes:
+                for j in range(0, len(flat), 3):
+                    old, new, at = int(flat[j] or 0), int(flat[j + 1]), float(flat[j + 2])
+                    events.append(
+                        EventRecord("conversation.state_changed", cid, "", at, {"from": old, "to": new})
+                    )
+                    pipe.zrem(k.index_state(old), cid)
+                if not held.get(cid):
+                    pipe.zadd(k.index_state(int(flat[-2])), {cid: float(flat[-1])})
+            add_to_pipeline(pipe, self.keys.keys, events, self.settings.events_maxlen)
+            await pipe.execute()
+
+    async def _merge(self, src: str, dst: str) -> bool:
+        """Move every message and decision of `src` into `dst` (the reply chain joins them), leaving `src`
+        as a pointer to `dst`. Idempotent: a merged conversation is not merged again."""
+        k = self.keys
+        src, dst = await self._current(src), await self._current(dst)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hgetall(k.meta(src))
+            pipe.hgetall(k.bodies(src))
+            pipe.hgetall(k.triage(src))
+            pipe.hgetall(k.routing(src))
+            pipe.hgetall(k.applied(src))
+            pipe.zrange(k.agents(src), 0, -1, withscores=True)
+            pipe.hmget(k.meta(dst), ["owner", "held", "channel", "state"])
+            meta, bodies, triage, routing, applied, agents, target = await pipe.execute()
+        meta = {_text(a): _text(b) for a, b in meta.items()}
+        if not meta or meta.get("merged_into") or src == dst or not target[2]:
+            return False
+        now = self.clock.now()
+        owner, dst_held = _text(target[0]), bool(target[1])
+        placements = []
+        for raw in bodies.values():
+            m = common_pb2.InboundMessage.FromString(raw)
+            placements.append(_Placement(m, dst, existing=True))
+        placements.sort(key=lambda p: self._sent(p.message, now))
+        for p in placements:
+            if is_outbound(p.message):
+                p.role = ROLE_BRAND
+            else:
+                owner = owner or p.message.author.id
+                p.role = ROLE_OWNER if p.message.author.id == owner else ROLE_PARTICIPANT
+        async with self.redis.pipeline(transaction=False) as pipe:
+            args: list[str | bytes | float] = [repr(now), 0, "", repr(now), STATE_NEW, len(placements)]
+            args += [0, "", "", ""]
+            for p in placements:
+                args += self._message_args(p, now)
+            pipe.eval(THREAD_SCRIPT, 7, *k.thread_script_keys(dst), *args)
+            for name, table in (("triage", triage), ("routing", routing), ("applied", applied)):
+                if table:
+                    pipe.hset(getattr(k, name)(dst), mapping=table)
+            if agents:
+                pipe.zadd(k.agents(dst), dict(agents), nx=True)
+            for name in ("intent", "topic", "team", "agent", "sla_due_at"):
+                if meta.get(name):
+                    pipe.hsetnx(k.meta(dst), name, meta[name])
+            for p in placements:
+                pipe.set(k.message_index(p.message.message_id), dst)
+            if meta.get("thread_key"):
+                pipe.set(meta["thread_key"], dst)
+            pipe.delete(k.meta(src), *k.parts(src))
+            pipe.hset(k.meta(src), "merged_into", dst)
+            pipe.expire(k.meta(src), AWAITING_TTL_SECONDS)
+            for index in (k.index_all(), k.index_channel(int(meta.get("channel") or 0)), k.index_opened()):
+                pipe.zrem(index, src)
+            pipe.zrem(k.index_state(int(meta.get("state") or 0)), src)
+            pipe.zrem(k.held(), src)
+            if meta.get("owner_person"):
+                pipe.zrem(k.profile_conversations(meta["owner_person"]), src)
+            if not dst_held:
+                pipe.zadd(k.index_all(), {dst: now}, gt=True)
+                pipe.zadd(k.index_channel(int(_text(target[2]))), {dst: now}, gt=True)
+            event = EventRecord(
+                "conversation.merged", src, "", now, {"into": dst, "messages": len(placements)}
+            )
+            add_to_pipeline(pipe, self.keys.keys, [event], self.settings.events_maxlen)
+            await pipe.execute()
+        return True
+
+    async def _current(self, cid: str) -> str:
+        """The conversation `cid` is now: itself, or the one it was merged into."""
+        for _ in range(8):  # a merge chain is short
+            into = _text(await self.redis.hget(self.keys.meta(cid), "merged_into"))
+            if not into:
+                break
+            cid = into
+        return cid
+
+    async def sweep_held(self) -> int:
+        """Open the held conversations whose parent did not arrive in time; returns how many."""
+        k = self.keys
+        now = self.clock.now()
+        cutoff = now - self.settings.conversations_held_timeout_seconds
+        cids = [_text(c) for c in await self.redis.zrangebyscore(k.held(), "-inf", repr(cutoff))]
+        if not cids:
+            return 0
+        fields = ["held", "merged_into", "channel", "opened_at", "state"]
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for cid in cids:
+                pipe.hmget(k.meta(cid), fields)
+            rows = await pipe.execute()
+        released = 0
+        events = []
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for cid, row in zip(cids, rows, strict=True):
+                held, merged, channel, opened_at, state = (_text(v) for v in row)
+                pipe.zrem(k.held(), cid)
+                if not held or merged or not channel:
+                    continue
+                released += 1
+                pipe.hdel(k.meta(cid), "held")
+                pipe.zadd(k.index_all(), {cid: now}, gt=True)
+                pipe.zadd(k.index_channel(int(channel)), {cid: now}, gt=True)
+                pipe.zadd(k.index_opened(), {cid: float(opened_at)}, nx=True)
+                pipe.zadd(k.index_state(int(state or STATE_NEW)), {cid: now})
+                events.append(
+                    EventRecord(
+                        "conversation.opened",
+                        cid,
+                        "",
+                        now,
+                        {"channel": CHANNEL_NAMES.get(int(channel), ""), "reason": "parent did not arrive"},
+                    )
+                )
+            add_to_pipeline(pipe, self.keys.keys, events, self.settings.events_maxlen)
+            await pipe.execute()
+        return released
+
+    # ---- lifecycle events from the other services --------------------------------------------------------
+
+    async def apply_events(self, entries: Sequence[tuple[str, dict[str, str]]]) -> int:
+        """Apply lifecycle events (stream entry id, flat fields as published); returns how many moved a
+        conversation. Each event applies once, by its id."""
+        pending = []
+        for event_id, fields in entries:
+            args = _event_args(fields)
+            if args is not None and fields.get("conversation_id"):
+                pending.append((fields["conversation_id"], [event_id, *args]))
+        moved = 0
+        changes: list[tuple[str, list[str]]] = []
+        for _ in range(4):  # follow merges: an event may name a conversation merged into another
+            if not pending:
+                break
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for cid, args in pending:
+                    pipe.eval(EVENT_SCRIPT, 4, *self.keys.event_script_keys(cid), *args)
+                replies = await pipe.execute()
+            retry = []
+            for (cid, args), reply in zip(pending, replies, strict=True):
+                reply = [_text(v) for v in reply]
+                if reply and reply[0] == "merged":
+                    retry.append((reply[1], args))
+                elif len(reply) == 3:
+                    moved += 1
+                    changes.append((cid, [reply[1], reply[2], args[2]]))
+            pending = retry
+        if changes:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for cid, _ in changes:
+                    pipe.hget(self.keys.meta(cid), "held")
+                held = {cid: bool(h) for (cid, _), h in zip(changes, await pipe.execute(), strict=True)}
+            await self._publish_changes(changes, held)
+        return moved
+
+    # ---- customers ---------------------------------------------------------------------------------------
+
+    async def _person(self, identity: str) -> str:
+        return _text(await self.redis.get(self.keys.identity(identity))) or identity
+
+    async def link_identities(self, identity: str, other: str) -> str:
+        """Make `other` (and every identity already linked to it) part of the customer of `identity`."""
+        k = self.keys
+        person, absorbed = await self._person(identity), await self._person(other)
+        if person == absorbed:
+            return person
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.smembers(k.profile_identities(absorbed))
+            pipe.hgetall(k.profile(absorbed))
+            pipe.hgetall(k.profile(person))
+            pipe.zrange(k.profile_conversations(absorbed), 0, -1, withscores=True)
+            pipe.get(k.last_public(absorbed))
+            pipe.get(k.last_public(person))
+            ids, theirs, ours, convs, their_public, our_public = await pipe.execute()
+        ids = {_text(i) for i in ids} | {other}
+        theirs = {_text(a): _text(b) for a, b in theirs.items()}
+        ours = {_text(a): _text(b) for a, b in ours.items()}
+        merged = {**theirs, **ours}
+        merged["followers"] = str(max(int(theirs.get("followers") or 0), int(ours.get("followers") or 0)))
+        merged["verified"] = str(max(int(theirs.get("verified") or 0), int(ours.get("verified") or 0)))
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.set(k.identity(identity), person)
+            for i in ids:
+                pipe.set(k.identity(i), person)
+            pipe.sadd(k.profile_identities(person), identity, *ids)
+            pipe.hset(k.profile(person), mapping=merged)
+            if convs:
+                pipe.zadd(k.profile_conversations(person), dict(convs), nx=True)
+            if their_public and (
+                not our_public
+                or float(_text(their_public).split(" ")[1]) > float(_text(our_public).split(" ")[1])
+            ):
+                pipe.set(k.last_public(person), their_public)
+            pipe.delete(
+                k.profile(absorbed),
+                k.profile_identities(absorbed),
+                k.profile_conversations(absorbed),
+                k.last_public(absorbed),
+            )
+            await pipe.execute()
+        return person
+
+    async def profile(
+        self, identity: str = "", person: str = "", limit: int = 50
+    ) -> conversations_pb2.CustomerProfile:
+        k = self.keys
+        person = person or await self._person(identity)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hgetall(k.profile(person))
+            pipe.smembers(k.profile_identities(person))
+            pipe.zrevrange(k.profile_conversations(person), 0, limit - 1, withscores=True)
+            fields, ids, convs = await pipe.execute()
+        if not fields and not ids:
+            raise NotFound(f"no customer with identity {identity or person}")
+        fields = {_text(a): _text(b) for a, b in fields.items()}
+        out = conversations_pb2.CustomerProfile(
+            person_id=person,
+            follower_count=int(fields.get("followers") or 0),
+            verified=fields.get("verified") == "1",
+        )
+        for raw in sorted(_text(i) for i in ids):
+            channel, _, author_id = raw.partition(":")
+            out.identities.add(channel=CHANNEL_BY_NAME.get(channel, 0), author_id=author_id)
+        out.tier = self.tiers.for_profile(out)
+        if convs:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for cid, _ in convs:
+                    pipe.hmget(k.meta(_text(cid)), ["channel", "intent", "state", "merged_into"])
+                rows = await pipe.execute()
+            for (cid, opened), (channel, intent, state, merged) in zip(convs, rows, strict=True):
+                if merged or not channel:
+                    continue
+                out.conversations.add(
+                    conversation_id=_text(cid),
+                    channel=int(_text(channel)),
+                    intent=int(_text(intent) or 0),
+                    state=int(_text(state) or 0),
+                    opened_at=to_timestamp(opened),
+                )
+        return out
 
     # ---- outcomes ----------------------------------------------------------------------------------------
 
@@ -333,23 +859,31 @@ class Conversations:
         k = self.keys
         async with self.redis.pipeline(transaction=False) as pipe:
             for o in outcomes:
-                pipe.exists(k.meta(o.conversation_id))
+                pipe.hmget(k.meta(o.conversation_id), ["channel", "merged_into"])
                 pipe.get(k.message_index(o.message_id))
             checks = await pipe.execute()
         violations = []
+        resolved = []
         for i, o in enumerate(outcomes):
-            exists, owner = checks[2 * i], _text(checks[2 * i + 1])
-            if not exists:
+            (channel, merged), owner = [_text(v) for v in checks[2 * i]], _text(checks[2 * i + 1])
+            if not channel and not merged:
                 raise NotFound(f"conversation {o.conversation_id} not found")
-            if owner != o.conversation_id:
+            if merged and owner != o.conversation_id:
+                # The conversation was merged into another (its reply chain joined them): follow it.
+                o = conversations_pb2.Outcome()
+                o.CopyFrom(outcomes[i])
+                o.conversation_id = owner
+            elif owner != o.conversation_id:
                 violations.append(
                     (
                         f"outcomes[{i}].message_id",
                         f"message {o.message_id} is not in conversation {o.conversation_id}",
                     )
                 )
+            resolved.append(o)
         if violations:
             raise InvalidArgument(violations)
+        outcomes = resolved
 
         now = self.clock.now()
         by_cid: dict[str, list[conversations_pb2.Outcome]] = {}
@@ -373,14 +907,17 @@ class Conversations:
                         routing.agent_id,
                         repr(at),
                         1 if routing.action == common_pb2.ROUTE_ACTION_BOT_REPLY else 0,
+                        repr(from_timestamp(routing.sla_due_at)) if routing.HasField("sla_due_at") else "",
                     ]
-                pipe.eval(OUTCOME_SCRIPT, 5, *k.outcome_script_keys(cid), *args)
+                pipe.eval(OUTCOME_SCRIPT, 6, *k.outcome_script_keys(cid), *args)
             changed = await pipe.execute()
 
         events = []
         async with self.redis.pipeline(transaction=False) as pipe:
             for cid, reply in zip(by_cid, changed, strict=True):
-                channel, updated, *flat = [_text(v) for v in reply]
+                channel, updated, held, *flat = [_text(v) for v in reply]
+                if held:  # not listed until its parent arrives or the sweep opens it
+                    updated = ""
                 if updated:
                     pipe.zadd(k.index_all(), {cid: float(updated)}, gt=True)
                     pipe.zadd(k.index_channel(int(channel)), {cid: float(updated)}, gt=True)
@@ -390,7 +927,7 @@ class Conversations:
                     events.append(
                         EventRecord("conversation.state_changed", cid, mid, at, {"from": old, "to": new})
                     )
-                if flat:
+                if flat and not held:
                     pipe.zadd(k.index_state(int(flat[-2])), {cid: float(updated)})
             add_to_pipeline(pipe, self.keys.keys, events, self.settings.events_maxlen)
             await pipe.execute()
@@ -409,10 +946,13 @@ class Conversations:
             pipe.hgetall(k.triage(cid))
             pipe.hgetall(k.routing(cid))
             pipe.lrange(k.transitions(cid), 0, -1)
-            meta, ids, bodies, roles, triages, routings, transitions = await pipe.execute()
+            pipe.zrange(k.agents(cid), 0, -1)
+            meta, ids, bodies, roles, triages, routings, transitions, agents = await pipe.execute()
         if not meta:
             raise NotFound(f"conversation {cid} not found")
         meta = {_text(a): b for a, b in meta.items()}
+        if meta.get("merged_into"):  # its reply chain joined another conversation
+            return await self.get(_text(meta["merged_into"]))
         conv = conversations_pb2.Conversation(
             conversation_id=cid,
             channel=int(_text(meta.get("channel")) or 0),
@@ -446,6 +986,15 @@ class Conversations:
         for raw in transitions:
             t = json.loads(raw)
             conv.transitions.add(state=t["state"], at=to_timestamp(t["at"]), reason=t.get("reason", ""))
+        text_meta = {a: _text(b) for a, b in meta.items() if a != "owner_author"}
+        conv.moved_to_private = bool(text_meta.get("moved_to_private")) or conv.moved_to_private
+        conv.reopen_count = int(text_meta.get("reopen_count") or 0)
+        conv.previous_conversation_id = text_meta.get("previous", "")
+        conv.agents.extend(_text(a) for a in agents)
+        conv.metrics.CopyFrom(conversation_metrics(text_meta, len(ids), len(agents), self.clock.now()))
+        if text_meta.get("owner_person"):
+            with contextlib.suppress(NotFound):
+                conv.profile.CopyFrom(await self.profile(person=text_meta["owner_person"]))
         return conv
 
     async def list(
@@ -497,46 +1046,115 @@ class Conversations:
         if group_by not in GROUP_BY:
             raise InvalidArgument([("group_by", f"must be one of {', '.join(repr(g) for g in GROUP_BY)}")])
         k = self.keys
+        now = self.clock.now()
+        # The opened-time index bounds the read to the conversations of the window.
         cids = [_text(c) for c in await self.redis.zrangebyscore(k.index_opened(), start, f"({end!r}")]
-        fields = ["channel", "intent", "topic", "team", "first_inbound_at", "first_response_at"]
-        fields += ["bot_first_response_at", "human_first_response_at"]
         async with self.redis.pipeline(transaction=False) as pipe:
             for cid in cids:
-                pipe.hmget(k.meta(cid), fields)
+                pipe.hmget(k.meta(cid), METRIC_FIELDS)
                 pipe.zcard(k.messages(cid))
+                pipe.zcard(k.agents(cid))
             rows = await pipe.execute()
-        groups: dict[str, dict[str, list[float]]] = {}
+        groups: dict[str, list[conversations_pb2.ConversationMetrics]] = {}
         for j in range(len(cids)):
-            row = dict(zip(fields, (_text(v) for v in rows[2 * j]), strict=True))
+            row = {f: _text(v) for f, v in zip(METRIC_FIELDS, rows[3 * j], strict=True) if v is not None}
+            if not row.get("channel"):
+                continue
             key = _group_key(group_by, row)
-            g = groups.setdefault(key, {"n": [], "first": [], "bot": [], "human": [], "messages": []})
-            g["n"].append(1)
-            g["messages"].append(float(rows[2 * j + 1]))
-            first_in = row["first_inbound_at"]
-            for name, f in (
-                ("first", "first_response_at"),
-                ("bot", "bot_first_response_at"),
-                ("human", "human_first_response_at"),
-            ):
-                if first_in and row[f]:
-                    g[name].append(float(row[f]) - float(first_in))
-        return [
-            conversations_pb2.MetricsGroup(
-                key=key,
-                conversations=len(g["n"]),
-                first_response_seconds=distribution(g["first"]),
-                bot_first_response_seconds=distribution(g["bot"]),
-                human_first_response_seconds=distribution(g["human"]),
-                messages=distribution(g["messages"]),
+            groups.setdefault(key, []).append(
+                conversation_metrics(row, rows[3 * j + 1], rows[3 * j + 2], now)
             )
-            for key, g in sorted(groups.items())
-        ]
+        out = []
+        for key, items in sorted(groups.items()):
+
+            def dist(name: str, values: list[conversations_pb2.ConversationMetrics] = items) -> Any:
+                return distribution(getattr(m, name) for m in values if m.HasField(name))
+
+            out.append(
+                conversations_pb2.MetricsGroup(
+                    key=key,
+                    conversations=len(items),
+                    first_response_seconds=dist("first_response_seconds"),
+                    bot_first_response_seconds=dist("bot_first_response_seconds"),
+                    human_first_response_seconds=dist("human_first_response_seconds"),
+                    handling_seconds=distribution(m.handling_seconds for m in items if m.agents_touched),
+                    resolution_seconds=dist("resolution_seconds"),
+                    messages=distribution(float(m.messages) for m in items),
+                    agents_touched=distribution(float(m.agents_touched) for m in items),
+                    reopened=sum(1 for m in items if m.reopen_count),
+                    moved_to_private=sum(1 for m in items if m.moved_to_private),
+                    sla_met=sum(1 for m in items if m.sla == conversations_pb2.SLA_STATUS_MET),
+                    sla_missed=sum(1 for m in items if m.sla == conversations_pb2.SLA_STATUS_MISSED),
+                )
+            )
+        return out
+
+
+def _event_args(fields: dict[str, str]) -> list[str] | None:
+    """The EVENT_SCRIPT arguments for a lifecycle event (after the event id), None for other events."""
+    kind = fields.get("type", "")
+    attrs = json.loads(fields.get("attrs") or "{}")
+    at = fields.get("at") or "0"
+    if kind in EVENT_STATES:
+        agent = str(attrs.get("agent_id") or "") if kind == "conversation.assigned" else ""
+        team = str(attrs.get("team") or "")
+        return [str(EVENT_STATES[kind]), at, kind, agent, team, "0", "0"]
+    if kind == "reply.sent":
+        sent_by = str(attrs.get("sent_by") or "")
+        if sent_by == "bot":
+            return ["", at, kind, "", "", "0", "1"]
+        if sent_by:  # an agent answered: the conversation now waits on the customer
+            return [str(STATE_WAITING), at, f"reply by {sent_by}", sent_by, "", "1", "0"]
+    return None
+
+
+def conversation_metrics(
+    meta: dict[str, str], messages: int, agents: int, now: float
+) -> conversations_pb2.ConversationMetrics:
+    """One conversation's metrics from its record (durations from the first customer message)."""
+    out = conversations_pb2.ConversationMetrics(
+        messages=messages,
+        agents_touched=agents,
+        reopen_count=int(meta.get("reopen_count") or 0),
+        moved_to_private=bool(meta.get("moved_to_private")),
+    )
+    first_in = float(meta["first_inbound_at"]) if meta.get("first_inbound_at") else None
+    if first_in is not None:
+        for name, f in (
+            ("first_response_seconds", "first_response_at"),
+            ("bot_first_response_seconds", "bot_first_response_at"),
+            ("human_first_response_seconds", "human_first_response_at"),
+        ):
+            if meta.get(f):
+                setattr(out, name, float(meta[f]) - first_in)
+    state = int(meta.get("state") or 0)
+    out.handling_seconds = float(meta.get("handling") or 0)
+    if state == STATE_ASSIGNED and meta.get("work_since"):
+        out.handling_seconds += max(0.0, now - float(meta["work_since"]))
+    if state == STATE_RESOLVED and meta.get("resolved_at"):
+        start = first_in if first_in is not None else float(meta.get("opened_at") or 0)
+        out.resolution_seconds = float(meta["resolved_at"]) - start
+    if meta.get("sla_due_at"):
+        due = float(meta["sla_due_at"])
+        out.sla_due_at.CopyFrom(to_timestamp(due))
+        answers = [float(meta[f]) for f in ("human_first_response_at", "resolved_at") if meta.get(f)]
+        if answers:
+            out.sla = (
+                conversations_pb2.SLA_STATUS_MET
+                if min(answers) <= due
+                else conversations_pb2.SLA_STATUS_MISSED
+            )
+        else:
+            out.sla = (
+                conversations_pb2.SLA_STATUS_MISSED if now > due else conversations_pb2.SLA_STATUS_PENDING
+            )
+    return out
 
 
 def _group_key(group_by: str, row: dict[str, str]) -> str:
     if not group_by:
         return "all"
-    value = row[group_by]
+    value = row.get(group_by, "")
     if group_by == "channel":
         return CHANNEL_NAMES.get(int(value or 0), "unspecified")
     if group_by == "intent":

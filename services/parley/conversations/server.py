@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+
 from parley import rpc, store
 from parley.clock import Clock, SystemClock
 from parley.config import Settings
 from parley.v1 import conversations_pb2, conversations_pb2_grpc
 
 from .core import Conversations
+from .follower import ensure_group, run_follower, run_sweeper
 from .servicer import ConversationsServicer
 
 SERVICE_NAME = conversations_pb2.DESCRIPTOR.services_by_name["ConversationsService"].full_name
@@ -31,5 +35,20 @@ async def create_server(settings: Settings, address: str, clock: Clock | None = 
     except BaseException:
         await redis.aclose()
         raise
+    # The group exists before the server answers, so no event published after start-up is missed.
+    await ensure_group(redis, core.keys.keys.events())
+    tasks = [
+        asyncio.create_task(run_follower(core, settings)),
+        asyncio.create_task(run_sweeper(core, settings)),
+    ]
+
+    async def stop_tasks() -> None:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
     running.on_stop.append(redis.aclose)
+    running.on_stop.append(stop_tasks)  # cleanups run last-first: the tasks stop before Redis closes
     return running

@@ -11,6 +11,7 @@ from parley.v1 import conversations_pb2, conversations_pb2_grpc
 
 from . import validation
 from .core import Conversations
+from .profiles import identity_of
 
 DEFAULT_PAGE_SIZE = 50
 
@@ -65,3 +66,22 @@ class ConversationsServicer(conversations_pb2_grpc.ConversationsServiceServicer)
         return conversations_pb2.GetMetricsResponse(
             groups=await self.core.metrics(start, end, request.group_by)
         )
+
+    @mapped_errors
+    async def GetProfile(
+        self, request: conversations_pb2.GetProfileRequest, context: grpc.aio.ServicerContext
+    ) -> conversations_pb2.GetProfileResponse:
+        validation.identity(request.identity, "identity")
+        identity = identity_of(request.identity.channel, request.identity.author_id)
+        return conversations_pb2.GetProfileResponse(profile=await self.core.profile(identity))
+
+    @mapped_errors
+    async def LinkIdentities(
+        self, request: conversations_pb2.LinkIdentitiesRequest, context: grpc.aio.ServicerContext
+    ) -> conversations_pb2.LinkIdentitiesResponse:
+        validation.link_request(request)
+        person = await self.core.link_identities(
+            identity_of(request.identity.channel, request.identity.author_id),
+            identity_of(request.other.channel, request.other.author_id),
+        )
+        return conversations_pb2.LinkIdentitiesResponse(person_id=person)

@@ -84,3 +84,20 @@ def metrics_request(request: conversations_pb2.GetMetricsRequest) -> None:
     ):
         bad.append(("end", "must be after start"))
     _raise(bad)
+
+
+def _identity(value: conversations_pb2.Identity, at: str) -> list[tuple[str, str]]:
+    bad = []
+    if value.channel not in CHANNEL_NAMES:
+        bad.append((f"{at}.channel", "required: one of the supported channels"))
+    if not value.author_id:
+        bad.append((f"{at}.author_id", "required"))
+    return bad
+
+
+def identity(value: conversations_pb2.Identity, at: str) -> None:
+    _raise(_identity(value, at))
+
+
+def link_request(request: conversations_pb2.LinkIdentitiesRequest) -> None:
+    _raise(_identity(request.identity, "identity") + _identity(request.other, "other"))

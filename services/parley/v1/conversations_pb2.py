@@ -26,55 +26,73 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from parley.v1 import common_pb2 as parley_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dparley/v1/conversations.proto\x12\tparley.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16parley/v1/common.proto\"<\n\rThreadRequest\x12+\n\x08messages\x18\x01 \x03(\x0b\x32\x19.parley.v1.InboundMessage\"\xce\x01\n\x0cThreadResult\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x17\n\x0f\x63onversation_id\x18\x02 \x01(\t\x12\x1b\n\x13opened_conversation\x18\x03 \x01(\x08\x12(\n\x04role\x18\x04 \x01(\x0e\x32\x1a.parley.v1.ParticipantRole\x12+\n\x05state\x18\x05 \x01(\x0e\x32\x1c.parley.v1.ConversationState\x12\x0f\n\x07\x63ontext\x18\x06 \x03(\t\x12\x0c\n\x04held\x18\x07 \x01(\x08\":\n\x0eThreadResponse\x12(\n\x07results\x18\x01 \x03(\x0b\x32\x17.parley.v1.ThreadResult\"\x86\x01\n\x07Outcome\x12\x17\n\x0f\x63onversation_id\x18\x01 \x01(\t\x12\x12\n\nmessage_id\x18\x02 \x01(\t\x12!\n\x06triage\x18\x03 \x01(\x0b\x32\x11.parley.v1.Triage\x12+\n\x07routing\x18\x04 \x01(\x0b\x32\x1a.parley.v1.RoutingDecision\"=\n\x15RecordOutcomesRequest\x12$\n\x08outcomes\x18\x01 \x03(\x0b\x32\x12.parley.v1.Outcome\"*\n\x16RecordOutcomesResponse\x12\x10\n\x08recorded\x18\x01 \x01(\x05\"\xbb\x01\n\x13\x43onversationMessage\x12*\n\x07message\x18\x01 \x01(\x0b\x32\x19.parley.v1.InboundMessage\x12(\n\x04role\x18\x02 \x01(\x0e\x32\x1a.parley.v1.ParticipantRole\x12!\n\x06triage\x18\x03 \x01(\x0b\x32\x11.parley.v1.Triage\x12+\n\x07routing\x18\x04 \x01(\x0b\x32\x1a.parley.v1.RoutingDecision\"Z\n\x0bParticipant\x12!\n\x06\x61uthor\x18\x01 \x01(\x0b\x32\x11.parley.v1.Author\x12(\n\x04role\x18\x02 \x01(\x0e\x32\x1a.parley.v1.ParticipantRole\"q\n\nTransition\x12+\n\x05state\x18\x01 \x01(\x0e\x32\x1c.parley.v1.ConversationState\x12&\n\x02\x61t\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06reason\x18\x03 \x01(\t\"\xec\x03\n\x0c\x43onversation\x12\x17\n\x0f\x63onversation_id\x18\x01 \x01(\t\x12#\n\x07\x63hannel\x18\x02 \x01(\x0e\x32\x12.parley.v1.Channel\x12\x18\n\x10\x62rand_account_id\x18\x03 \x01(\t\x12+\n\x05state\x18\x04 \x01(\x0e\x32\x1c.parley.v1.ConversationState\x12 \n\x05owner\x18\x05 \x01(\x0b\x32\x11.parley.v1.Author\x12,\n\x0cparticipants\x18\x06 \x03(\x0b\x32\x16.parley.v1.Participant\x12\x30\n\x08messages\x18\x07 \x03(\x0b\x32\x1e.parley.v1.ConversationMessage\x12*\n\x0btransitions\x18\x08 \x03(\x0b\x32\x15.parley.v1.Transition\x12-\n\topened_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12!\n\x06intent\x18\x0b \x01(\x0e\x32\x11.parley.v1.Intent\x12\r\n\x05topic\x18\x0c \x01(\t\x12\x18\n\x10moved_to_private\x18\r \x01(\x08\"1\n\x16GetConversationRequest\x12\x17\n\x0f\x63onversation_id\x18\x01 \x01(\t\"H\n\x17GetConversationResponse\x12-\n\x0c\x63onversation\x18\x01 \x01(\x0b\x32\x17.parley.v1.Conversation\"\xd8\x02\n\x13\x43onversationSummary\x12\x17\n\x0f\x63onversation_id\x18\x01 \x01(\t\x12#\n\x07\x63hannel\x18\x02 \x01(\x0e\x32\x12.parley.v1.Channel\x12+\n\x05state\x18\x03 \x01(\x0e\x32\x1c.parley.v1.ConversationState\x12 \n\x05owner\x18\x04 \x01(\x0b\x32\x11.parley.v1.Author\x12\x15\n\rmessage_count\x18\x05 \x01(\x05\x12-\n\topened_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12!\n\x06intent\x18\x08 \x01(\x0e\x32\x11.parley.v1.Intent\x12\r\n\x05topic\x18\t \x01(\t\x12\x0c\n\x04team\x18\n \x01(\t\"\x93\x01\n\x18ListConversationsRequest\x12+\n\x05state\x18\x01 \x01(\x0e\x32\x1c.parley.v1.ConversationState\x12#\n\x07\x63hannel\x18\x02 \x01(\x0e\x32\x12.parley.v1.Channel\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"k\n\x19ListConversationsResponse\x12\x35\n\rconversations\x18\x01 \x03(\x0b\x32\x1e.parley.v1.ConversationSummary\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"y\n\x11GetMetricsRequest\x12)\n\x05start\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\'\n\x03\x65nd\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08group_by\x18\x03 \x01(\t\"R\n\x0c\x44istribution\x12\r\n\x05\x63ount\x18\x01 \x01(\x03\x12\x0c\n\x04mean\x18\x02 \x01(\x01\x12\x0b\n\x03p50\x18\x03 \x01(\x01\x12\x0b\n\x03p90\x18\x04 \x01(\x01\x12\x0b\n\x03p99\x18\x05 \x01(\x01\"\xfc\x03\n\x0cMetricsGroup\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x15\n\rconversations\x18\x02 \x01(\x03\x12\x37\n\x16\x66irst_response_seconds\x18\x03 \x01(\x0b\x32\x17.parley.v1.Distribution\x12;\n\x1a\x62ot_first_response_seconds\x18\x04 \x01(\x0b\x32\x17.parley.v1.Distribution\x12=\n\x1chuman_first_response_seconds\x18\x05 \x01(\x0b\x32\x17.parley.v1.Distribution\x12\x31\n\x10handling_seconds\x18\x06 \x01(\x0b\x32\x17.parley.v1.Distribution\x12\x33\n\x12resolution_seconds\x18\x07 \x01(\x0b\x32\x17.parley.v1.Distribution\x12)\n\x08messages\x18\x08 \x01(\x0b\x32\x17.parley.v1.Distribution\x12/\n\x0e\x61gents_touched\x18\t \x01(\x0b\x32\x17.parley.v1.Distribution\x12\x10\n\x08reopened\x18\n \x01(\x03\x12\x18\n\x10moved_to_private\x18\x0b \x01(\x03\x12\x0f\n\x07sla_met\x18\x0c \x01(\x03\x12\x12\n\nsla_missed\x18\r \x01(\x03\"=\n\x12GetMetricsResponse\x12\'\n\x06groups\x18\x01 \x03(\x0b\x32\x17.parley.v1.MetricsGroup*\xc6\x02\n\x11\x43onversationState\x12\"\n\x1e\x43ONVERSATION_STATE_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x43ONVERSATION_STATE_NEW\x10\x01\x12\x1a\n\x16\x43ONVERSATION_STATE_BOT\x10\x02\x12\x1d\n\x19\x43ONVERSATION_STATE_QUEUED\x10\x03\x12\x1f\n\x1b\x43ONVERSATION_STATE_ASSIGNED\x10\x04\x12*\n&CONVERSATION_STATE_WAITING_ON_CUSTOMER\x10\x05\x12\x1f\n\x1b\x43ONVERSATION_STATE_RESOLVED\x10\x06\x12\x1f\n\x1b\x43ONVERSATION_STATE_REOPENED\x10\x07\x12\'\n#CONVERSATION_STATE_CLOSED_NO_ACTION\x10\x08*\x8d\x01\n\x0fParticipantRole\x12 \n\x1cPARTICIPANT_ROLE_UNSPECIFIED\x10\x00\x12\x1a\n\x16PARTICIPANT_ROLE_OWNER\x10\x01\x12 \n\x1cPARTICIPANT_ROLE_PARTICIPANT\x10\x02\x12\x1a\n\x16PARTICIPANT_ROLE_BRAND\x10\x03\x32\xb1\x03\n\x14\x43onversationsService\x12=\n\x06Thread\x12\x18.parley.v1.ThreadRequest\x1a\x19.parley.v1.ThreadResponse\x12U\n\x0eRecordOutcomes\x12 .parley.v1.RecordOutcomesRequest\x1a!.parley.v1.RecordOutcomesResponse\x12X\n\x0fGetConversation\x12!.parley.v1.GetConversationRequest\x1a\".parley.v1.GetConversationResponse\x12^\n\x11ListConversations\x12#.parley.v1.ListConversationsRequest\x1a$.parley.v1.ListConversationsResponse\x12I\n\nGetMetrics\x12\x1c.parley.v1.GetMetricsRequest\x1a\x1d.parley.v1.GetMetricsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dparley/v1/conversations.proto\x12\tparley.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16parley/v1/common.proto\"<\n\rThreadRequest\x12+\n\x08messages\x18\x01 \x03(\x0b\x32\x19.parley.v1.InboundMessage\"\xff\x01\n\x0cThreadResult\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x17\n\x0f\x63onversation_id\x18\x02 \x01(\t\x12\x1b\n\x13opened_conversation\x18\x03 \x01(\x08\x12(\n\x04role\x18\x04 \x01(\x0e\x32\x1a.parley.v1.ParticipantRole\x12+\n\x05state\x18\x05 \x01(\x0e\x32\x1c.parley.v1.ConversationState\x12\x0f\n\x07\x63ontext\x18\x06 \x03(\t\x12\x0c\n\x04held\x18\x07 \x01(\x08\x12\x15\n\rcustomer_tier\x18\x08 \x01(\t\x12\x18\n\x10moved_to_private\x18\t \x01(\x08\":\n\x0eThreadResponse\x12(\n\x07results\x18\x01 \x03(\x0b\x32\x17.parley.v1.ThreadResult\"\x86\x01\n\x07Outcome\x12\x17\n\x0f\x63onversation_id\x18\x01 \x01(\t\x12\x12\n\nmessage_id\x18\x02 \x01(\t\x12!\n\x06triage\x18\x03 \x01(\x0b\x32\x11.parley.v1.Triage\x12+\n\x07routing\x18\x04 \x01(\x0b\x32\x1a.parley.v1.RoutingDecision\"=\n\x15RecordOutcomesRequest\x12$\n\x08outcomes\x18\x01 \x03(\x0b\x32\x12.parley.v1.Outcome\"*\n\x16RecordOutcomesResponse\x12\x10\n\x08recorded\x18\x01 \x01(\x05\"\xbb\x01\n\x13\x43onversationMessage\x12*\n\x07message\x18\x01 \x01(\x0b\x32\x19.parley.v1.InboundMessage\x12(\n\x04role\x18\x02 \x01(\x0e\x32\x1a.parley.v1.ParticipantRole\x12!\n\x06triage\x18\x03 \x01(\x0b\x32\x11.parley.v1.Triage\x12+\n\x07routing\x18\x04 \x01(\x0b\x32\x1a.parley.v1.RoutingDecision\"Z\n\x0bParticipant\x12!\n\x06\x61uthor\x18\x01 \x01(\x0b\x32\x11.parley.v1.Author\x12(\n\x04role\x18\x02 \x01(\x0e\x32\x1a.parley.v1.ParticipantRole\"q\n\nTransition\x12+\n\x05state\x18\x01 \x01(\x0e\x32\x1c.parley.v1.ConversationState\x12&\n\x02\x61t\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06reason\x18\x03 \x01(\t\"\x92\x05\n\x0c\x43onversation\x12\x17\n\x0f\x63onversation_id\x18\x01 \x01(\t\x12#\n\x07\x63hannel\x18\x02 \x01(\x0e\x32\x12.parley.v1.Channel\x12\x18\n\x10\x62rand_account_id\x18\x03 \x01(\t\x12+\n\x05state\x18\x04 \x01(\x0e\x32\x1c.parley.v1.ConversationState\x12 \n\x05owner\x18\x05 \x01(\x0b\x32\x11.parley.v1.Author\x12,\n\x0cparticipants\x18\x06 \x03(\x0b\x32\x16.parley.v1.Participant\x12\x30\n\x08messages\x18\x07 \x03(\x0b\x32\x1e.parley.v1.ConversationMessage\x12*\n\x0btransitions\x18\x08 \x03(\x0b\x32\x15.parley.v1.Transition\x12-\n\topened_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12!\n\x06intent\x18\x0b \x01(\x0e\x32\x11.parley.v1.Intent\x12\r\n\x05topic\x18\x0c \x01(\t\x12\x18\n\x10moved_to_private\x18\r \x01(\x08\x12\x14\n\x0creopen_count\x18\x0e \x01(\x05\x12 \n\x18previous_conversation_id\x18\x0f \x01(\t\x12+\n\x07profile\x18\x10 \x01(\x0b\x32\x1a.parley.v1.CustomerProfile\x12/\n\x07metrics\x18\x11 \x01(\x0b\x32\x1e.parley.v1.ConversationMetrics\x12\x0e\n\x06\x61gents\x18\x12 \x03(\t\"\xe8\x03\n\x13\x43onversationMetrics\x12#\n\x16\x66irst_response_seconds\x18\x01 \x01(\x01H\x00\x88\x01\x01\x12\'\n\x1a\x62ot_first_response_seconds\x18\x02 \x01(\x01H\x01\x88\x01\x01\x12)\n\x1chuman_first_response_seconds\x18\x03 \x01(\x01H\x02\x88\x01\x01\x12\x18\n\x10handling_seconds\x18\x04 \x01(\x01\x12\x1f\n\x12resolution_seconds\x18\x05 \x01(\x01H\x03\x88\x01\x01\x12\x10\n\x08messages\x18\x06 \x01(\x05\x12\x16\n\x0e\x61gents_touched\x18\x07 \x01(\x05\x12\x14\n\x0creopen_count\x18\x08 \x01(\x05\x12\x18\n\x10moved_to_private\x18\t \x01(\x08\x12!\n\x03sla\x18\n \x01(\x0e\x32\x14.parley.v1.SlaStatus\x12.\n\nsla_due_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x19\n\x17_first_response_secondsB\x1d\n\x1b_bot_first_response_secondsB\x1f\n\x1d_human_first_response_secondsB\x15\n\x13_resolution_seconds\"B\n\x08Identity\x12#\n\x07\x63hannel\x18\x01 \x01(\x0e\x32\x12.parley.v1.Channel\x12\x11\n\tauthor_id\x18\x02 \x01(\t\"\xcf\x01\n\x10PastConversation\x12\x17\n\x0f\x63onversation_id\x18\x01 \x01(\t\x12#\n\x07\x63hannel\x18\x02 \x01(\x0e\x32\x12.parley.v1.Channel\x12!\n\x06intent\x18\x03 \x01(\x0e\x32\x11.parley.v1.Intent\x12+\n\x05state\x18\x04 \x01(\x0e\x32\x1c.parley.v1.ConversationState\x12-\n\topened_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xb9\x01\n\x0f\x43ustomerProfile\x12\x11\n\tperson_id\x18\x01 \x01(\t\x12\'\n\nidentities\x18\x02 \x03(\x0b\x32\x13.parley.v1.Identity\x12\x16\n\x0e\x66ollower_count\x18\x03 \x01(\x03\x12\x10\n\x08verified\x18\x04 \x01(\x08\x12\x0c\n\x04tier\x18\x05 \x01(\t\x12\x32\n\rconversations\x18\x06 \x03(\x0b\x32\x1b.parley.v1.PastConversation\":\n\x11GetProfileRequest\x12%\n\x08identity\x18\x01 \x01(\x0b\x32\x13.parley.v1.Identity\"A\n\x12GetProfileResponse\x12+\n\x07profile\x18\x01 \x01(\x0b\x32\x1a.parley.v1.CustomerProfile\"b\n\x15LinkIdentitiesRequest\x12%\n\x08identity\x18\x01 \x01(\x0b\x32\x13.parley.v1.Identity\x12\"\n\x05other\x18\x02 \x01(\x0b\x32\x13.parley.v1.Identity\"+\n\x16LinkIdentitiesResponse\x12\x11\n\tperson_id\x18\x01 \x01(\t\"1\n\x16GetConversationRequest\x12\x17\n\x0f\x63onversation_id\x18\x01 \x01(\t\"H\n\x17GetConversationResponse\x12-\n\x0c\x63onversation\x18\x01 \x01(\x0b\x32\x17.parley.v1.Conversation\"\xd8\x02\n\x13\x43onversationSummary\x12\x17\n\x0f\x63onversation_id\x18\x01 \x01(\t\x12#\n\x07\x63hannel\x18\x02 \x01(\x0e\x32\x12.parley.v1.Channel\x12+\n\x05state\x18\x03 \x01(\x0e\x32\x1c.parley.v1.ConversationState\x12 \n\x05owner\x18\x04 \x01(\x0b\x32\x11.parley.v1.Author\x12\x15\n\rmessage_count\x18\x05 \x01(\x05\x12-\n\topened_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12!\n\x06intent\x18\x08 \x01(\x0e\x32\x11.parley.v1.Intent\x12\r\n\x05topic\x18\t \x01(\t\x12\x0c\n\x04team\x18\n \x01(\t\"\x93\x01\n\x18ListConversationsRequest\x12+\n\x05state\x18\x01 \x01(\x0e\x32\x1c.parley.v1.ConversationState\x12#\n\x07\x63hannel\x18\x02 \x01(\x0e\x32\x12.parley.v1.Channel\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"k\n\x19ListConversationsResponse\x12\x35\n\rconversations\x18\x01 \x03(\x0b\x32\x1e.parley.v1.ConversationSummary\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"y\n\x11GetMetricsRequest\x12)\n\x05start\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\'\n\x03\x65nd\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08group_by\x18\x03 \x01(\t\"R\n\x0c\x44istribution\x12\r\n\x05\x63ount\x18\x01 \x01(\x03\x12\x0c\n\x04mean\x18\x02 \x01(\x01\x12\x0b\n\x03p50\x18\x03 \x01(\x01\x12\x0b\n\x03p90\x18\x04 \x01(\x01\x12\x0b\n\x03p99\x18\x05 \x01(\x01\"\xfc\x03\n\x0cMetricsGroup\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x15\n\rconversations\x18\x02 \x01(\x03\x12\x37\n\x16\x66irst_response_seconds\x18\x03 \x01(\x0b\x32\x17.parley.v1.Distribution\x12;\n\x1a\x62ot_first_response_seconds\x18\x04 \x01(\x0b\x32\x17.parley.v1.Distribution\x12=\n\x1chuman_first_response_seconds\x18\x05 \x01(\x0b\x32\x17.parley.v1.Distribution\x12\x31\n\x10handling_seconds\x18\x06 \x01(\x0b\x32\x17.parley.v1.Distribution\x12\x33\n\x12resolution_seconds\x18\x07 \x01(\x0b\x32\x17.parley.v1.Distribution\x12)\n\x08messages\x18\x08 \x01(\x0b\x32\x17.parley.v1.Distribution\x12/\n\x0e\x61gents_touched\x18\t \x01(\x0b\x32\x17.parley.v1.Distribution\x12\x10\n\x08reopened\x18\n \x01(\x03\x12\x18\n\x10moved_to_private\x18\x0b \x01(\x03\x12\x0f\n\x07sla_met\x18\x0c \x01(\x03\x12\x12\n\nsla_missed\x18\r \x01(\x03\"=\n\x12GetMetricsResponse\x12\'\n\x06groups\x18\x01 \x03(\x0b\x32\x17.parley.v1.MetricsGroup*\xc6\x02\n\x11\x43onversationState\x12\"\n\x1e\x43ONVERSATION_STATE_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x43ONVERSATION_STATE_NEW\x10\x01\x12\x1a\n\x16\x43ONVERSATION_STATE_BOT\x10\x02\x12\x1d\n\x19\x43ONVERSATION_STATE_QUEUED\x10\x03\x12\x1f\n\x1b\x43ONVERSATION_STATE_ASSIGNED\x10\x04\x12*\n&CONVERSATION_STATE_WAITING_ON_CUSTOMER\x10\x05\x12\x1f\n\x1b\x43ONVERSATION_STATE_RESOLVED\x10\x06\x12\x1f\n\x1b\x43ONVERSATION_STATE_REOPENED\x10\x07\x12\'\n#CONVERSATION_STATE_CLOSED_NO_ACTION\x10\x08*\x8d\x01\n\x0fParticipantRole\x12 \n\x1cPARTICIPANT_ROLE_UNSPECIFIED\x10\x00\x12\x1a\n\x16PARTICIPANT_ROLE_OWNER\x10\x01\x12 \n\x1cPARTICIPANT_ROLE_PARTICIPANT\x10\x02\x12\x1a\n\x16PARTICIPANT_ROLE_BRAND\x10\x03*j\n\tSlaStatus\x12\x1a\n\x16SLA_STATUS_UNSPECIFIED\x10\x00\x12\x16\n\x12SLA_STATUS_PENDING\x10\x01\x12\x12\n\x0eSLA_STATUS_MET\x10\x02\x12\x15\n\x11SLA_STATUS_MISSED\x10\x03\x32\xd3\x04\n\x14\x43onversationsService\x12=\n\x06Thread\x12\x18.parley.v1.ThreadRequest\x1a\x19.parley.v1.ThreadResponse\x12U\n\x0eRecordOutcomes\x12 .parley.v1.RecordOutcomesRequest\x1a!.parley.v1.RecordOutcomesResponse\x12X\n\x0fGetConversation\x12!.parley.v1.GetConversationRequest\x1a\".parley.v1.GetConversationResponse\x12^\n\x11ListConversations\x12#.parley.v1.ListConversationsRequest\x1a$.parley.v1.ListConversationsResponse\x12I\n\nGetMetrics\x12\x1c.parley.v1.GetMetricsRequest\x1a\x1d.parley.v1.GetMetricsResponse\x12I\n\nGetProfile\x12\x1c.parley.v1.GetProfileRequest\x1a\x1d.parley.v1.GetProfileResponse\x12U\n\x0eLinkIdentities\x12 .parley.v1.LinkIdentitiesRequest\x1a!.parley.v1.LinkIdentitiesResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'parley.v1.conversations_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_CONVERSATIONSTATE']._serialized_start=3081
-  _globals['_CONVERSATIONSTATE']._serialized_end=3407
-  _globals['_PARTICIPANTROLE']._serialized_start=3410
-  _globals['_PARTICIPANTROLE']._serialized_end=3551
+  _globals['_CONVERSATIONSTATE']._serialized_start=4525
+  _globals['_CONVERSATIONSTATE']._serialized_end=4851
+  _globals['_PARTICIPANTROLE']._serialized_start=4854
+  _globals['_PARTICIPANTROLE']._serialized_end=4995
+  _globals['_SLASTATUS']._serialized_start=4997
+  _globals['_SLASTATUS']._serialized_end=5103
   _globals['_THREADREQUEST']._serialized_start=101
   _globals['_THREADREQUEST']._serialized_end=161
   _globals['_THREADRESULT']._serialized_start=164
-  _globals['_THREADRESULT']._serialized_end=370
-  _globals['_THREADRESPONSE']._serialized_start=372
-  _globals['_THREADRESPONSE']._serialized_end=430
-  _globals['_OUTCOME']._serialized_start=433
-  _globals['_OUTCOME']._serialized_end=567
-  _globals['_RECORDOUTCOMESREQUEST']._serialized_start=569
-  _globals['_RECORDOUTCOMESREQUEST']._serialized_end=630
-  _globals['_RECORDOUTCOMESRESPONSE']._serialized_start=632
-  _globals['_RECORDOUTCOMESRESPONSE']._serialized_end=674
-  _globals['_CONVERSATIONMESSAGE']._serialized_start=677
-  _globals['_CONVERSATIONMESSAGE']._serialized_end=864
-  _globals['_PARTICIPANT']._serialized_start=866
-  _globals['_PARTICIPANT']._serialized_end=956
-  _globals['_TRANSITION']._serialized_start=958
-  _globals['_TRANSITION']._serialized_end=1071
-  _globals['_CONVERSATION']._serialized_start=1074
-  _globals['_CONVERSATION']._serialized_end=1566
-  _globals['_GETCONVERSATIONREQUEST']._serialized_start=1568
-  _globals['_GETCONVERSATIONREQUEST']._serialized_end=1617
-  _globals['_GETCONVERSATIONRESPONSE']._serialized_start=1619
-  _globals['_GETCONVERSATIONRESPONSE']._serialized_end=1691
-  _globals['_CONVERSATIONSUMMARY']._serialized_start=1694
-  _globals['_CONVERSATIONSUMMARY']._serialized_end=2038
-  _globals['_LISTCONVERSATIONSREQUEST']._serialized_start=2041
-  _globals['_LISTCONVERSATIONSREQUEST']._serialized_end=2188
-  _globals['_LISTCONVERSATIONSRESPONSE']._serialized_start=2190
-  _globals['_LISTCONVERSATIONSRESPONSE']._serialized_end=2297
-  _globals['_GETMETRICSREQUEST']._serialized_start=2299
-  _globals['_GETMETRICSREQUEST']._serialized_end=2420
-  _globals['_DISTRIBUTION']._serialized_start=2422
-  _globals['_DISTRIBUTION']._serialized_end=2504
-  _globals['_METRICSGROUP']._serialized_start=2507
-  _globals['_METRICSGROUP']._serialized_end=3015
-  _globals['_GETMETRICSRESPONSE']._serialized_start=3017
-  _globals['_GETMETRICSRESPONSE']._serialized_end=3078
-  _globals['_CONVERSATIONSSERVICE']._serialized_start=3554
-  _globals['_CONVERSATIONSSERVICE']._serialized_end=3987
+  _globals['_THREADRESULT']._serialized_end=419
+  _globals['_THREADRESPONSE']._serialized_start=421
+  _globals['_THREADRESPONSE']._serialized_end=479
+  _globals['_OUTCOME']._serialized_start=482
+  _globals['_OUTCOME']._serialized_end=616
+  _globals['_RECORDOUTCOMESREQUEST']._serialized_start=618
+  _globals['_RECORDOUTCOMESREQUEST']._serialized_end=679
+  _globals['_RECORDOUTCOMESRESPONSE']._serialized_start=681
+  _globals['_RECORDOUTCOMESRESPONSE']._serialized_end=723
+  _globals['_CONVERSATIONMESSAGE']._serialized_start=726
+  _globals['_CONVERSATIONMESSAGE']._serialized_end=913
+  _globals['_PARTICIPANT']._serialized_start=915
+  _globals['_PARTICIPANT']._serialized_end=1005
+  _globals['_TRANSITION']._serialized_start=1007
+  _globals['_TRANSITION']._serialized_end=1120
+  _globals['_CONVERSATION']._serialized_start=1123
+  _globals['_CONVERSATION']._serialized_end=1781
+  _globals['_CONVERSATIONMETRICS']._serialized_start=1784
+  _globals['_CONVERSATIONMETRICS']._serialized_end=2272
+  _globals['_IDENTITY']._serialized_start=2274
+  _globals['_IDENTITY']._serialized_end=2340
+  _globals['_PASTCONVERSATION']._serialized_start=2343
+  _globals['_PASTCONVERSATION']._serialized_end=2550
+  _globals['_CUSTOMERPROFILE']._serialized_start=2553
+  _globals['_CUSTOMERPROFILE']._serialized_end=2738
+  _globals['_GETPROFILEREQUEST']._serialized_start=2740
+  _globals['_GETPROFILEREQUEST']._serialized_end=2798
+  _globals['_GETPROFILERESPONSE']._serialized_start=2800
+  _globals['_GETPROFILERESPONSE']._serialized_end=2865
+  _globals['_LINKIDENTITIESREQUEST']._serialized_start=2867
+  _globals['_LINKIDENTITIESREQUEST']._serialized_end=2965
+  _globals['_LINKIDENTITIESRESPONSE']._serialized_start=2967
+  _globals['_LINKIDENTITIESRESPONSE']._serialized_end=3010
+  _globals['_GETCONVERSATIONREQUEST']._serialized_start=3012
+  _globals['_GETCONVERSATIONREQUEST']._serialized_end=3061
+  _globals['_GETCONVERSATIONRESPONSE']._serialized_start=3063
+  _globals['_GETCONVERSATIONRESPONSE']._serialized_end=3135
+  _globals['_CONVERSATIONSUMMARY']._serialized_start=3138
+  _globals['_CONVERSATIONSUMMARY']._serialized_end=3482
+  _globals['_LISTCONVERSATIONSREQUEST']._serialized_start=3485
+  _globals['_LISTCONVERSATIONSREQUEST']._serialized_end=3632
+  _globals['_LISTCONVERSATIONSRESPONSE']._serialized_start=3634
+  _globals['_LISTCONVERSATIONSRESPONSE']._serialized_end=3741
+  _globals['_GETMETRICSREQUEST']._serialized_start=3743
+  _globals['_GETMETRICSREQUEST']._serialized_end=3864
+  _globals['_DISTRIBUTION']._serialized_start=3866
+  _globals['_DISTRIBUTION']._serialized_end=3948
+  _globals['_METRICSGROUP']._serialized_start=3951
+  _globals['_METRICSGROUP']._serialized_end=4459
+  _globals['_GETMETRICSRESPONSE']._serialized_start=4461
+  _globals['_GETMETRICSRESPONSE']._serialized_end=4522
+  _globals['_CONVERSATIONSSERVICE']._serialized_start=5106
+  _globals['_CONVERSATIONSSERVICE']._serialized_end=5701
 # @@protoc_insertion_point(module_scope)

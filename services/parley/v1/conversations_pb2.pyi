@@ -29,6 +29,13 @@ class ParticipantRole(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     PARTICIPANT_ROLE_OWNER: _ClassVar[ParticipantRole]
     PARTICIPANT_ROLE_PARTICIPANT: _ClassVar[ParticipantRole]
     PARTICIPANT_ROLE_BRAND: _ClassVar[ParticipantRole]
+
+class SlaStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    SLA_STATUS_UNSPECIFIED: _ClassVar[SlaStatus]
+    SLA_STATUS_PENDING: _ClassVar[SlaStatus]
+    SLA_STATUS_MET: _ClassVar[SlaStatus]
+    SLA_STATUS_MISSED: _ClassVar[SlaStatus]
 CONVERSATION_STATE_UNSPECIFIED: ConversationState
 CONVERSATION_STATE_NEW: ConversationState
 CONVERSATION_STATE_BOT: ConversationState
@@ -42,6 +49,10 @@ PARTICIPANT_ROLE_UNSPECIFIED: ParticipantRole
 PARTICIPANT_ROLE_OWNER: ParticipantRole
 PARTICIPANT_ROLE_PARTICIPANT: ParticipantRole
 PARTICIPANT_ROLE_BRAND: ParticipantRole
+SLA_STATUS_UNSPECIFIED: SlaStatus
+SLA_STATUS_PENDING: SlaStatus
+SLA_STATUS_MET: SlaStatus
+SLA_STATUS_MISSED: SlaStatus
 
 class ThreadRequest(_message.Message):
     __slots__ = ("messages",)
@@ -50,7 +61,7 @@ class ThreadRequest(_message.Message):
     def __init__(self, messages: _Optional[_Iterable[_Union[_common_pb2.InboundMessage, _Mapping]]] = ...) -> None: ...
 
 class ThreadResult(_message.Message):
-    __slots__ = ("message_id", "conversation_id", "opened_conversation", "role", "state", "context", "held")
+    __slots__ = ("message_id", "conversation_id", "opened_conversation", "role", "state", "context", "held", "customer_tier", "moved_to_private")
     MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
     CONVERSATION_ID_FIELD_NUMBER: _ClassVar[int]
     OPENED_CONVERSATION_FIELD_NUMBER: _ClassVar[int]
@@ -58,6 +69,8 @@ class ThreadResult(_message.Message):
     STATE_FIELD_NUMBER: _ClassVar[int]
     CONTEXT_FIELD_NUMBER: _ClassVar[int]
     HELD_FIELD_NUMBER: _ClassVar[int]
+    CUSTOMER_TIER_FIELD_NUMBER: _ClassVar[int]
+    MOVED_TO_PRIVATE_FIELD_NUMBER: _ClassVar[int]
     message_id: str
     conversation_id: str
     opened_conversation: bool
@@ -65,7 +78,9 @@ class ThreadResult(_message.Message):
     state: ConversationState
     context: _containers.RepeatedScalarFieldContainer[str]
     held: bool
-    def __init__(self, message_id: _Optional[str] = ..., conversation_id: _Optional[str] = ..., opened_conversation: _Optional[bool] = ..., role: _Optional[_Union[ParticipantRole, str]] = ..., state: _Optional[_Union[ConversationState, str]] = ..., context: _Optional[_Iterable[str]] = ..., held: _Optional[bool] = ...) -> None: ...
+    customer_tier: str
+    moved_to_private: bool
+    def __init__(self, message_id: _Optional[str] = ..., conversation_id: _Optional[str] = ..., opened_conversation: _Optional[bool] = ..., role: _Optional[_Union[ParticipantRole, str]] = ..., state: _Optional[_Union[ConversationState, str]] = ..., context: _Optional[_Iterable[str]] = ..., held: _Optional[bool] = ..., customer_tier: _Optional[str] = ..., moved_to_private: _Optional[bool] = ...) -> None: ...
 
 class ThreadResponse(_message.Message):
     __slots__ = ("results",)
@@ -128,7 +143,7 @@ class Transition(_message.Message):
     def __init__(self, state: _Optional[_Union[ConversationState, str]] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class Conversation(_message.Message):
-    __slots__ = ("conversation_id", "channel", "brand_account_id", "state", "owner", "participants", "messages", "transitions", "opened_at", "updated_at", "intent", "topic", "moved_to_private")
+    __slots__ = ("conversation_id", "channel", "brand_account_id", "state", "owner", "participants", "messages", "transitions", "opened_at", "updated_at", "intent", "topic", "moved_to_private", "reopen_count", "previous_conversation_id", "profile", "metrics", "agents")
     CONVERSATION_ID_FIELD_NUMBER: _ClassVar[int]
     CHANNEL_FIELD_NUMBER: _ClassVar[int]
     BRAND_ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
@@ -142,6 +157,11 @@ class Conversation(_message.Message):
     INTENT_FIELD_NUMBER: _ClassVar[int]
     TOPIC_FIELD_NUMBER: _ClassVar[int]
     MOVED_TO_PRIVATE_FIELD_NUMBER: _ClassVar[int]
+    REOPEN_COUNT_FIELD_NUMBER: _ClassVar[int]
+    PREVIOUS_CONVERSATION_ID_FIELD_NUMBER: _ClassVar[int]
+    PROFILE_FIELD_NUMBER: _ClassVar[int]
+    METRICS_FIELD_NUMBER: _ClassVar[int]
+    AGENTS_FIELD_NUMBER: _ClassVar[int]
     conversation_id: str
     channel: _common_pb2.Channel
     brand_account_id: str
@@ -155,7 +175,102 @@ class Conversation(_message.Message):
     intent: _common_pb2.Intent
     topic: str
     moved_to_private: bool
-    def __init__(self, conversation_id: _Optional[str] = ..., channel: _Optional[_Union[_common_pb2.Channel, str]] = ..., brand_account_id: _Optional[str] = ..., state: _Optional[_Union[ConversationState, str]] = ..., owner: _Optional[_Union[_common_pb2.Author, _Mapping]] = ..., participants: _Optional[_Iterable[_Union[Participant, _Mapping]]] = ..., messages: _Optional[_Iterable[_Union[ConversationMessage, _Mapping]]] = ..., transitions: _Optional[_Iterable[_Union[Transition, _Mapping]]] = ..., opened_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., intent: _Optional[_Union[_common_pb2.Intent, str]] = ..., topic: _Optional[str] = ..., moved_to_private: _Optional[bool] = ...) -> None: ...
+    reopen_count: int
+    previous_conversation_id: str
+    profile: CustomerProfile
+    metrics: ConversationMetrics
+    agents: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, conversation_id: _Optional[str] = ..., channel: _Optional[_Union[_common_pb2.Channel, str]] = ..., brand_account_id: _Optional[str] = ..., state: _Optional[_Union[ConversationState, str]] = ..., owner: _Optional[_Union[_common_pb2.Author, _Mapping]] = ..., participants: _Optional[_Iterable[_Union[Participant, _Mapping]]] = ..., messages: _Optional[_Iterable[_Union[ConversationMessage, _Mapping]]] = ..., transitions: _Optional[_Iterable[_Union[Transition, _Mapping]]] = ..., opened_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., intent: _Optional[_Union[_common_pb2.Intent, str]] = ..., topic: _Optional[str] = ..., moved_to_private: _Optional[bool] = ..., reopen_count: _Optional[int] = ..., previous_conversation_id: _Optional[str] = ..., profile: _Optional[_Union[CustomerProfile, _Mapping]] = ..., metrics: _Optional[_Union[ConversationMetrics, _Mapping]] = ..., agents: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class ConversationMetrics(_message.Message):
+    __slots__ = ("first_response_seconds", "bot_first_response_seconds", "human_first_response_seconds", "handling_seconds", "resolution_seconds", "messages", "agents_touched", "reopen_count", "moved_to_private", "sla", "sla_due_at")
+    FIRST_RESPONSE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    BOT_FIRST_RESPONSE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    HUMAN_FIRST_RESPONSE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    HANDLING_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    RESOLUTION_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    MESSAGES_FIELD_NUMBER: _ClassVar[int]
+    AGENTS_TOUCHED_FIELD_NUMBER: _ClassVar[int]
+    REOPEN_COUNT_FIELD_NUMBER: _ClassVar[int]
+    MOVED_TO_PRIVATE_FIELD_NUMBER: _ClassVar[int]
+    SLA_FIELD_NUMBER: _ClassVar[int]
+    SLA_DUE_AT_FIELD_NUMBER: _ClassVar[int]
+    first_response_seconds: float
+    bot_first_response_seconds: float
+    human_first_response_seconds: float
+    handling_seconds: float
+    resolution_seconds: float
+    messages: int
+    agents_touched: int
+    reopen_count: int
+    moved_to_private: bool
+    sla: SlaStatus
+    sla_due_at: _timestamp_pb2.Timestamp
+    def __init__(self, first_response_seconds: _Optional[float] = ..., bot_first_response_seconds: _Optional[float] = ..., human_first_response_seconds: _Optional[float] = ..., handling_seconds: _Optional[float] = ..., resolution_seconds: _Optional[float] = ..., messages: _Optional[int] = ..., agents_touched: _Optional[int] = ..., reopen_count: _Optional[int] = ..., moved_to_private: _Optional[bool] = ..., sla: _Optional[_Union[SlaStatus, str]] = ..., sla_due_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class Identity(_message.Message):
+    __slots__ = ("channel", "author_id")
+    CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    AUTHOR_ID_FIELD_NUMBER: _ClassVar[int]
+    channel: _common_pb2.Channel
+    author_id: str
+    def __init__(self, channel: _Optional[_Union[_common_pb2.Channel, str]] = ..., author_id: _Optional[str] = ...) -> None: ...
+
+class PastConversation(_message.Message):
+    __slots__ = ("conversation_id", "channel", "intent", "state", "opened_at")
+    CONVERSATION_ID_FIELD_NUMBER: _ClassVar[int]
+    CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    INTENT_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    OPENED_AT_FIELD_NUMBER: _ClassVar[int]
+    conversation_id: str
+    channel: _common_pb2.Channel
+    intent: _common_pb2.Intent
+    state: ConversationState
+    opened_at: _timestamp_pb2.Timestamp
+    def __init__(self, conversation_id: _Optional[str] = ..., channel: _Optional[_Union[_common_pb2.Channel, str]] = ..., intent: _Optional[_Union[_common_pb2.Intent, str]] = ..., state: _Optional[_Union[ConversationState, str]] = ..., opened_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class CustomerProfile(_message.Message):
+    __slots__ = ("person_id", "identities", "follower_count", "verified", "tier", "conversations")
+    PERSON_ID_FIELD_NUMBER: _ClassVar[int]
+    IDENTITIES_FIELD_NUMBER: _ClassVar[int]
+    FOLLOWER_COUNT_FIELD_NUMBER: _ClassVar[int]
+    VERIFIED_FIELD_NUMBER: _ClassVar[int]
+    TIER_FIELD_NUMBER: _ClassVar[int]
+    CONVERSATIONS_FIELD_NUMBER: _ClassVar[int]
+    person_id: str
+    identities: _containers.RepeatedCompositeFieldContainer[Identity]
+    follower_count: int
+    verified: bool
+    tier: str
+    conversations: _containers.RepeatedCompositeFieldContainer[PastConversation]
+    def __init__(self, person_id: _Optional[str] = ..., identities: _Optional[_Iterable[_Union[Identity, _Mapping]]] = ..., follower_count: _Optional[int] = ..., verified: _Optional[bool] = ..., tier: _Optional[str] = ..., conversations: _Optional[_Iterable[_Union[PastConversation, _Mapping]]] = ...) -> None: ...
+
+class GetProfileRequest(_message.Message):
+    __slots__ = ("identity",)
+    IDENTITY_FIELD_NUMBER: _ClassVar[int]
+    identity: Identity
+    def __init__(self, identity: _Optional[_Union[Identity, _Mapping]] = ...) -> None: ...
+
+class GetProfileResponse(_message.Message):
+    __slots__ = ("profile",)
+    PROFILE_FIELD_NUMBER: _ClassVar[int]
+    profile: CustomerProfile
+    def __init__(self, profile: _Optional[_Union[CustomerProfile, _Mapping]] = ...) -> None: ...
+
+class LinkIdentitiesRequest(_message.Message):
+    __slots__ = ("identity", "other")
+    IDENTITY_FIELD_NUMBER: _ClassVar[int]
+    OTHER_FIELD_NUMBER: _ClassVar[int]
+    identity: Identity
+    other: Identity
+    def __init__(self, identity: _Optional[_Union[Identity, _Mapping]] = ..., other: _Optional[_Union[Identity, _Mapping]] = ...) -> None: ...
+
+class LinkIdentitiesResponse(_message.Message):
+    __slots__ = ("person_id",)
+    PERSON_ID_FIELD_NUMBER: _ClassVar[int]
+    person_id: str
+    def __init__(self, person_id: _Optional[str] = ...) -> None: ...
 
 class GetConversationRequest(_message.Message):
     __slots__ = ("conversation_id",)

@@ -60,6 +60,16 @@ class ConversationsServiceStub:
                 request_serializer=parley_dot_v1_dot_conversations__pb2.GetMetricsRequest.SerializeToString,
                 response_deserializer=parley_dot_v1_dot_conversations__pb2.GetMetricsResponse.FromString,
                 _registered_method=True)
+        self.GetProfile = channel.unary_unary(
+                '/parley.v1.ConversationsService/GetProfile',
+                request_serializer=parley_dot_v1_dot_conversations__pb2.GetProfileRequest.SerializeToString,
+                response_deserializer=parley_dot_v1_dot_conversations__pb2.GetProfileResponse.FromString,
+                _registered_method=True)
+        self.LinkIdentities = channel.unary_unary(
+                '/parley.v1.ConversationsService/LinkIdentities',
+                request_serializer=parley_dot_v1_dot_conversations__pb2.LinkIdentitiesRequest.SerializeToString,
+                response_deserializer=parley_dot_v1_dot_conversations__pb2.LinkIdentitiesResponse.FromString,
+                _registered_method=True)
 
 
 class ConversationsServiceServicer:
@@ -98,6 +108,20 @@ class ConversationsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetProfile(self, request, context):
+        """The customer behind an identity: linked identities, reach, tier and past conversations.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def LinkIdentities(self, request, context):
+        """Declares two identities (on any channels) to be the same customer.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ConversationsServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -125,6 +149,16 @@ def add_ConversationsServiceServicer_to_server(servicer, server):
                     servicer.GetMetrics,
                     request_deserializer=parley_dot_v1_dot_conversations__pb2.GetMetricsRequest.FromString,
                     response_serializer=parley_dot_v1_dot_conversations__pb2.GetMetricsResponse.SerializeToString,
+            ),
+            'GetProfile': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetProfile,
+                    request_deserializer=parley_dot_v1_dot_conversations__pb2.GetProfileRequest.FromString,
+                    response_serializer=parley_dot_v1_dot_conversations__pb2.GetProfileResponse.SerializeToString,
+            ),
+            'LinkIdentities': grpc.unary_unary_rpc_method_handler(
+                    servicer.LinkIdentities,
+                    request_deserializer=parley_dot_v1_dot_conversations__pb2.LinkIdentitiesRequest.FromString,
+                    response_serializer=parley_dot_v1_dot_conversations__pb2.LinkIdentitiesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -263,6 +297,60 @@ class ConversationsService:
             '/parley.v1.ConversationsService/GetMetrics',
             parley_dot_v1_dot_conversations__pb2.GetMetricsRequest.SerializeToString,
             parley_dot_v1_dot_conversations__pb2.GetMetricsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetProfile(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/parley.v1.ConversationsService/GetProfile',
+            parley_dot_v1_dot_conversations__pb2.GetProfileRequest.SerializeToString,
+            parley_dot_v1_dot_conversations__pb2.GetProfileResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def LinkIdentities(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/parley.v1.ConversationsService/LinkIdentities',
+            parley_dot_v1_dot_conversations__pb2.LinkIdentitiesRequest.SerializeToString,
+            parley_dot_v1_dot_conversations__pb2.LinkIdentitiesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -198,6 +198,7 @@ class PipelineWorker:
                             message=message,
                             triage=triage,
                             opened_conversation=result.opened_conversation,
+                            customer_tier=result.customer_tier,
                         )
                         for (message, result), triage in zip(inbound, classified.results, strict=True)
                     ]

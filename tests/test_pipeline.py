@@ -181,3 +181,17 @@ async def test_a_worker_killed_mid_batch_loses_nothing_and_duplicates_nothing(
     assert set(counts) == inbound_ids
     assert set(counts.values()) == {1}, "a message was routed twice"
     assert await inbound_log.pending_count() == 0
+
+
+async def test_replaying_a_file_again_reports_duplicates_and_prefixed_ids_are_new_traffic(suite) -> None:
+    suite.add_worker("w1")
+    first = await replay(read_twcs(FIXTURE), suite.settings, timeout=60)
+    again = await replay(read_twcs(FIXTURE), suite.settings, timeout=60)
+    assert (again.accepted, again.duplicates, again.unfinished) == (0, first.accepted, [])
+
+    fresh = read_twcs(FIXTURE, id_prefix="run2-")
+    assert all(m.platform_message_id.startswith("run2-") for m in fresh)
+    assert {m.in_reply_to_id for m in fresh} - {""} <= {m.platform_message_id for m in fresh}
+    third = await replay(fresh, suite.settings, timeout=60)
+    assert (third.accepted, third.unfinished) == (len(fresh), [])
+    assert len(third.conversations) == len(first.conversations)

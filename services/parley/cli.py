@@ -7,6 +7,7 @@ import json
 import logging
 import signal
 import sys
+import time
 from pathlib import Path
 
 import typer
@@ -82,7 +83,9 @@ def up(
             table.add_row("redis", settings.redis_url + ("  (embedded Valkey)" if embedded else ""))
             table.add_row("logs", ".parley/logs/")
             console.print(table)
-            demo_code = await _replay_and_print(DEMO_FILE, settings) if demo else 0
+            # Fresh ids per run: the embedded Valkey keeps its data, and the demo should show new traffic.
+            demo_run = f"demo{int(time.time())}-"
+            demo_code = await _replay_and_print(DEMO_FILE, settings, id_prefix=demo_run) if demo else 0
             if exit_after_demo:
                 return 1 if demo_code or suite.failed() else 0
             console.print("[bold]Ctrl-C stops the suite.[/bold]")
@@ -151,11 +154,13 @@ def replay(
     raise typer.Exit(code)
 
 
-async def _replay_and_print(file: Path, settings: Settings, timeout: float = 60.0) -> int:
+async def _replay_and_print(
+    file: Path, settings: Settings, timeout: float = 60.0, id_prefix: str = ""
+) -> int:
     from parley.replay import read_twcs
     from parley.replay import replay as run_replay
 
-    messages = read_twcs(file)
+    messages = read_twcs(file, id_prefix)
     report = await run_replay(messages, settings, timeout=timeout)
     console.print(
         f"[bold]{file.name}[/bold]: {len(messages)} messages, {report.accepted} accepted, "

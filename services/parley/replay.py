@@ -53,8 +53,11 @@ def parse_time(value: str) -> float:
         return datetime.fromisoformat(value).timestamp()
 
 
-def read_twcs(path: Path | str) -> list[common_pb2.InboundMessage]:
-    """Read a twcs-layout CSV into inbound messages on channel X (all public), in file order."""
+def read_twcs(path: Path | str, id_prefix: str = "") -> list[common_pb2.InboundMessage]:
+    """Read a twcs-layout CSV into inbound messages on channel X (all public), in file order.
+
+    `id_prefix` is put before every tweet id, so the same file can be replayed again as new traffic.
+    """
     with open(path, newline="", encoding="utf-8-sig") as handle:
         reader = csv.DictReader(handle)
         missing = [c for c in TWCS_COLUMNS if c not in (reader.fieldnames or [])]
@@ -90,8 +93,10 @@ def read_twcs(path: Path | str) -> list[common_pb2.InboundMessage]:
             common_pb2.InboundMessage(
                 channel=common_pb2.CHANNEL_X,
                 visibility=common_pb2.VISIBILITY_PUBLIC,
-                platform_message_id=row["tweet_id"].strip(),
-                in_reply_to_id=row["in_response_to_tweet_id"].strip(),
+                platform_message_id=id_prefix + row["tweet_id"].strip(),
+                in_reply_to_id=id_prefix + parent
+                if (parent := row["in_response_to_tweet_id"].strip())
+                else "",
                 brand_account_id=brand_of(row),
                 author=common_pb2.Author(id=row["author_id"], handle=row["author_id"]),
                 text=row["text"],
@@ -100,6 +105,10 @@ def read_twcs(path: Path | str) -> list[common_pb2.InboundMessage]:
             )
         )
     return messages
+
+
+def _prefixed(prefix: str, tweet_id: str) -> str:
+    return prefix + tweet_id.strip() if tweet_id.strip() else ""
 
 
 @dataclass
@@ -120,6 +129,8 @@ async def replay(
     """Ingest `messages`, wait until the pipeline has finished each one, then fetch the conversations."""
     report = ReplayReport()
     ids = {message_id(m.channel, m.platform_message_id) for m in messages}
+    accepted: set[str] = set()  # only these will come through the pipeline now
+    all_ingested = asyncio.Event()
     async with (
         channel(settings, settings.address("ingestion")) as ingestion_ch,
         channel(settings, settings.address("conversations")) as conversations_ch,
@@ -134,7 +145,7 @@ async def replay(
             async for reply in watch:
                 if reply.event.message_id in ids:
                     threaded[reply.event.message_id] = reply.event.conversation_id
-                if len(threaded) == len(ids):
+                if all_ingested.is_set() and accepted <= threaded.keys():
                     return
 
         follower = asyncio.create_task(follow())
@@ -144,22 +155,29 @@ async def replay(
             )
             for item in result.results:
                 if item.status == ingestion_pb2.INGEST_STATUS_ACCEPTED:
-                    report.accepted += 1
+                    accepted.add(item.message_id)
                 else:
                     report.duplicates += 1
+        report.accepted = len(accepted)
+        all_ingested.set()
         try:
-            await asyncio.wait_for(follower, timeout)
+            if not accepted <= threaded.keys():
+                await asyncio.wait_for(follower, timeout)
         except TimeoutError:
-            report.unfinished = sorted(ids - set(threaded))
+            report.unfinished = sorted(accepted - threaded.keys())
         finally:
             watch.cancel()
+            follower.cancel()
 
         conversations = conversations_pb2_grpc.ConversationsServiceStub(conversations_ch)
         for conversation_id in dict.fromkeys(threaded[i] for i in sorted(threaded, key=_order(messages))):
             got = await conversations.GetConversation(
                 conversations_pb2.GetConversationRequest(conversation_id=conversation_id), timeout=timeout
             )
-            report.conversations.append(got.conversation)
+            if got.conversation.conversation_id not in {c.conversation_id for c in report.conversations}:
+                report.conversations.append(
+                    got.conversation
+                )  # a merged conversation resolves to its survivor
         dispatch = dispatch_pb2_grpc.DispatchServiceStub(dispatch_ch)
         for conversation in report.conversations:
             for item in conversation.messages:

@@ -103,21 +103,25 @@ class ChildProcessSuite:
         env = dict(os.environ) | env_for(settings)
         os.makedirs(log_dir, exist_ok=True)
         suite = cls(settings, env)
-        names = [*SERVICES] + [f"{WORKER}-{i}" for i in range(workers)]
-        for name in names:
-            service = WORKER if name.startswith(WORKER) else name
-            env_one = env | {"PARLEY_WORKER_NAME": name}
-            log_path = os.path.join(log_dir, f"{name}.log")
-            with open(log_path, "ab") as out:  # noqa: ASYNC230 - opening a log file does not block
-                suite.processes[name] = subprocess.Popen(
-                    [sys.executable, "-m", "parley", "serve", service], env=env_one, stdout=out, stderr=out
-                )
         try:
+            for name in SERVICES:
+                suite._spawn(name, name, log_dir)
             await suite._wait_ready(log_dir)
+            # Workers only once every service listens: a client that keeps dialling a port in the ephemeral
+            # range before its server binds can end up connected to itself and hold that port.
+            for i in range(workers):
+                suite._spawn(f"{WORKER}-{i}", WORKER, log_dir)
         except Exception:
             suite.stop()
             raise
         return suite
+
+    def _spawn(self, name: str, service: str, log_dir: str) -> None:
+        env = self.env | {"PARLEY_WORKER_NAME": name}
+        with open(os.path.join(log_dir, f"{name}.log"), "ab") as out:
+            self.processes[name] = subprocess.Popen(
+                [sys.executable, "-m", "parley", "serve", service], env=env, stdout=out, stderr=out
+            )
 
     async def _wait_ready(self, log_dir: str, timeout: float = 120.0) -> None:
         """Wait for every service's health check; fail at once, with its log, if a child exits first."""

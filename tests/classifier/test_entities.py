@@ -68,3 +68,20 @@ def test_address() -> None:
 
 def test_plain_numbers_are_not_entities() -> None:
     assert spans("I waited 2 hours 30 min, 10 000 people in line in 2024") == []
+
+
+def test_anonymised_numeric_handles_are_handles_only() -> None:
+    assert spans("@115873 @Uber_Support my driver never came") == [
+        ("handle", "@115873"),
+        ("handle", "@Uber_Support"),
+    ]
+    # A number outside a handle still counts.
+    assert spans("@115873 order #55512 is late") == [("handle", "@115873"), ("order_number", "55512")]
+
+
+def test_flight_designators_need_a_known_code_in_capitals() -> None:
+    assert spans("DL4047 to CLE and BA 117 back") == [
+        ("flight_number", "DL4047"),
+        ("flight_number", "BA 117"),
+    ]
+    assert spans("ZZ 123 and dl 404 are not flights") == []

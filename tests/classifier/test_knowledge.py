@@ -47,3 +47,20 @@ def test_abstains_on_a_channel_the_answer_is_not_allowed_on(tmp_path: Path) -> N
     on_x, on_whatsapp = kb.answer_many(["where is my order?"] * 2, ["question"] * 2, ["x", "whatsapp"])
     assert on_x.abstained and on_x.reason == "channel_not_allowed"
     assert not on_whatsapp.abstained and on_whatsapp.text == "It ships tomorrow."
+
+
+def test_words_outside_the_paraphrases_count_against_a_match() -> None:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    store = Answer("store", "general", ("x",), "We have 40 stores.", ("where is your store",))
+    message = "is the phone promotion only on the website or in store too?"
+    # Fitted on the paraphrases alone, every other word of the message is unknown and "store" looks perfect.
+    narrow = KnowledgeBase([store], threshold=0.5)
+    assert narrow.scores([message])[1][0] > 0.9
+    # In a vocabulary that knows the message's words, the lone shared word is a weak match.
+    wide = TfidfVectorizer().fit([message, "where is your store", "the website is down", "a new phone"])
+    kb = KnowledgeBase([store], threshold=0.5, vectorize=wide.transform)
+    [ans] = kb.answer_many([message], ["question"], ["x"])
+    assert ans.abstained and ans.reason == "low_confidence" and ans.confidence < 0.5
+    [hit] = kb.answer_many(["where is your store?"], ["question"], ["x"])
+    assert not hit.abstained and hit.answer_id == "store"

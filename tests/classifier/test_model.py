@@ -1,8 +1,21 @@
 import math
+import re
 
+import numpy as np
 import pytest
 
-from parley.classifier.model import INTENTS, TOPICS, Item, Triager, normalize
+from parley.classifier.model import (
+    CONTEXT_TOKEN,
+    INTENTS,
+    TOKEN_PATTERN,
+    TOPICS,
+    Item,
+    Triager,
+    model_text,
+    normalize,
+    tfidf_transform,
+    tokens,
+)
 from parley.config import REPO_ROOT
 
 
@@ -16,9 +29,53 @@ def one(triager: Triager, text: str, channel: str = "x"):
 
 
 def test_normalize_fixes_artifacts_and_replaces_tokens() -> None:
-    assert normalize("@united Flight Cancelled Flightled, Late Flightr http://t.co/x 123") == (
-        "xhandle flight cancelled, later xurl xnum"
+    assert normalize("@united Flight Cancelled Flightled, Late Flightr http://t.co/x 123").split() == (
+        ["xhandle", "flight", "cancelled,", "later", "xurl", "xnum"]
     )
+    assert normalize("mail me at jo@x.com &amp; call 555-1234").split() == [
+        "mail",
+        "me",
+        "at",
+        "xemail",
+        "&",
+        "call",
+        "xnum",
+    ]
+
+
+TRICKY = [
+    "",
+    "   ",
+    "?!?",
+    "why?? why!!",
+    "don’t stop — naïve café_bar 😀 ok",
+    "tabs\tand\nnewlines",
+    "résumé über straße 123abc a&e",
+    "snake_case __init__ x_y",
+    "@brand (hi) [there] {you} <3 100% #tag",
+]
+
+
+@pytest.mark.parametrize("text", TRICKY)
+def test_tokens_match_the_vectorizer_pattern(text: str) -> None:
+    assert tokens(text) == re.findall(TOKEN_PATTERN, text)
+
+
+def test_batched_tfidf_equals_scikit_learn(triager: Triager) -> None:
+    texts = [model_text(t) for t in TRICKY] + [
+        model_text("my order #123 never arrived, where is it?"),
+        model_text("thanks so much, all sorted!", ("it still doesn't work",)),
+        "zzzz qqqq",  # nothing in the vocabulary
+    ]
+    ours = tfidf_transform(triager.intent.features, texts)
+    theirs = triager.intent.features.transform(texts)
+    assert ours.shape == theirs.shape
+    assert np.allclose(ours.toarray(), theirs.toarray(), atol=1e-6)
+
+
+def test_context_marks_follow_ups() -> None:
+    assert model_text("done") == "done"
+    assert model_text("done", ("my router keeps dropping",)).split() == ["done", CONTEXT_TOKEN]
 
 
 def test_probabilities_cover_all_intents_and_sum_to_one(triager: Triager) -> None:
@@ -73,5 +130,49 @@ def test_bot_answer_only_for_questions(triager: Triager) -> None:
     assert moaned.intent == "complaint" and moaned.bot_answer.abstained
 
 
+def test_context_is_used(triager: Triager) -> None:
+    assert CONTEXT_TOKEN in triager.intent.features.vocabulary_
+    alone = triager.classify([Item("a", "ok done, sent you a DM")])[0]
+    follow_up = triager.classify([Item("b", "ok done, sent you a DM", "x", ("my wifi keeps dropping",))])[0]
+    assert alone.scores != follow_up.scores
+
+
+def test_explanations_name_features_of_the_message(triager: Triager) -> None:
+    [r] = triager.classify([Item("m", "worst airline ever, lost my bag again")])
+    vocabulary = triager.intent.features.vocabulary_
+    assert r.explanation.top_features
+    for name, weight in r.explanation.top_features:
+        assert name in vocabulary and weight > 0
+        assert all(
+            word in model_text("worst airline ever, lost my bag again").split() for word in name.split()
+        )
+
+
+def test_batch_results_do_not_depend_on_batch_composition(triager: Triager) -> None:
+    texts = ["how do I reset my password?", "my card was stolen", "thanks!!", "lol", "order #5551 is late"]
+    together = triager.classify([Item(str(i), t) for i, t in enumerate(texts)])
+    for i, t in enumerate(texts):
+        [alone] = triager.classify([Item(str(i), t)])
+        assert alone.intent == together[i].intent and alone.entities == together[i].entities
+        assert all(math.isclose(alone.scores[c], together[i].scores[c], abs_tol=1e-6) for c in INTENTS)
+        assert alone.explanation.top_features == together[i].explanation.top_features
+
+
 def test_empty_batch(triager: Triager) -> None:
     assert triager.classify([]) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "lang"),
+    [
+        ("@AcmeCare my order never arrived, can you check?", "en"),
+        ("@AcmeCare hola, no he recibido el código de descuento", "es"),
+        ("@AcmeCare okay, danke für die Info", "de"),
+        ("@AcmeCare merci, je suis très content", "fr"),
+        ("@AcmeCare ありがとうございます", "ja"),
+        ("@AcmeCare https://t.co/abc", "und"),
+        ("@AcmeCare help", "en"),
+    ],
+)
+def test_language(triager: Triager, text: str, lang: str) -> None:
+    assert one(triager, text).language == lang

@@ -1,6 +1,6 @@
 import pytest
 
-from parley.classifier.rules import RULES, raise_intent, urgency
+from parley.classifier.rules import RULES, raise_intent, urgency, urgency_full
 
 CLEAR = {
     "account_takeover": "someone logged into my account and changed my email",
@@ -12,6 +12,7 @@ CLEAR = {
     "stranded": "literally stranded in Leeds because your driver never came",
     "harassment_threat": "your driver threatened me when I asked for a receipt",
     "data_exposure": "I can see other customers' orders in my account",
+    "assistance_time_pressure": "I'm legally blind, my flight is at 330pm (45mins) and I need assistance",
 }
 
 NEAR_MISS = {
@@ -24,6 +25,7 @@ NEAR_MISS = {
     "stranded": "the train was late but I made my connection, thanks",
     "harassment_threat": "I'm going to kill it at the interview tomorrow",
     "data_exposure": "can I see my old orders in the app?",
+    "assistance_time_pressure": "why did you disable my ability to reply? is wheelchair access online?",
 }
 
 
@@ -62,3 +64,30 @@ def test_stranded_needs_time_pressure() -> None:
 def test_rules_raise_and_never_lower(intent: str) -> None:
     assert raise_intent(intent, urgency(CLEAR["fraud_charges"])) == "urgent"
     assert raise_intent(intent, []) == intent
+
+
+MORE = [
+    "someone got to my account and changed the email",
+    "since when does the tikka masala have cashew nuts in it? 😡",
+    "I'll be filing a complaint with the BBB",
+    "My wife account got charged w 2 uber eats orders we never placed.",
+    "UNAUTHORISED LOGIN on my account!!",
+    "my card got cloned, theres payments from spain",
+    "went to the A&E after eating there",
+    "the e.coli outbreak, was it your store?",
+    "she's stranded in DC, flight cancelled, needs to be home tonight",
+    "ok thanks, DM sent",
+    "where's my parcel? tracking says delivered",
+    "",
+]
+
+
+def test_new_triggers_from_training_messages() -> None:
+    assert [h.rule for h in urgency(MORE[0])] == ["account_takeover"]
+    assert [h.rule for h in urgency(MORE[1])] == ["safety_health"]
+    assert [h.rule for h in urgency(MORE[2])] == ["legal_threat"]
+
+
+@pytest.mark.parametrize("text", [*CLEAR.values(), *NEAR_MISS.values(), *MORE])
+def test_cue_precheck_never_skips_a_rule_that_fires(text: str) -> None:
+    assert urgency(text) == urgency_full(text)

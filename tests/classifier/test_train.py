@@ -5,11 +5,44 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from parley.classifier.model import Triager
-from parley.classifier.train import classify_csv, evaluate, in_test, load_rows, train
+from parley.classifier.train import (
+    Row,
+    balance,
+    calibration,
+    classify_csv,
+    evaluate,
+    in_test,
+    load_rows,
+    refresh_card,
+    source_weights,
+    train,
+    twcs_context,
+)
 from parley.config import REPO_ROOT
+
+TWCS_HEADER = [
+    "tweet_id",
+    "author_id",
+    "inbound",
+    "created_at",
+    "text",
+    "response_tweet_id",
+    "in_response_to_tweet_id",
+]
+# Two threads written by the team: (id, author, inbound, text, parent).
+TWCS = [
+    ("1", "900001", "True", "@AcmeCare my router keeps dropping every hour", ""),
+    ("2", "AcmeCare", "False", "@900001 Sorry! Can you DM us your account number?", "1"),
+    ("3", "900001", "True", "@AcmeCare done, sent you a DM", "2"),
+    ("4", "AcmeCare", "False", "@900001 Thanks, please restart it and tell us", "3"),
+    ("5", "900001", "True", "@AcmeCare restarted it, still dropping", "4"),
+    ("6", "900002", "True", "@AcmeAir is there wifi on the plane?", ""),
+    ("7", "900003", "True", "@AcmeCare thank you, all sorted now!", ""),
+]
 
 AIRLINE_HEADER = ["tweet_id", "airline_sentiment", "airline_sentiment_confidence", "negativereason", "text"]
 AIRLINE = [
@@ -46,14 +79,41 @@ def write_data(root: Path) -> None:
             w.writerow([f"I was charged twice for one payment ({split})", "transaction_charged_twice"])
 
 
+def write_twcs(root: Path) -> None:
+    (root / "twcs").mkdir(parents=True)
+    with (root / "twcs" / "twcs_head5000.csv").open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(TWCS_HEADER)
+        for tid, author, inbound, text, parent in TWCS:
+            w.writerow([tid, author, inbound, "Tue Oct 31 22:10:47 +0000 2017", text, "", parent])
+
+
+def write_labels(models: Path) -> None:
+    (models / "labels").mkdir()
+    (models / "labels" / "twcs_train.csv").write_text(
+        "dataset,id,intent,topic\ntwcs,1,complaint,technical\ntwcs,3,other,technical\ntwcs,7,praise,general\n"
+    )
+    (models / "labels" / "twcs_heldout.csv").write_text(
+        "dataset,id,intent,topic\ntwcs,5,complaint,technical\ntwcs,6,question,travel\n"
+    )
+    (models / "labels" / "airline_heldout.csv").write_text(
+        "dataset,id,intent,topic\nairline,1006,question,travel\n"
+    )
+    (models / "labels" / "bot_judgements.csv").write_text(
+        "dataset,id,answer_id,resolves\ntwcs,6,wifi_onboard,yes\n"
+    )
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict]:
     root = tmp_path_factory.mktemp("train")
     data, models = root / "data", root / "models"
     write_data(data)
+    write_twcs(data)
     models.mkdir()
     for name in ("label_mapping.yaml", "examples.yaml", "knowledge_base.yaml"):
         shutil.copy(REPO_ROOT / "models" / name, models / name)
+    write_labels(models)
     messages: list[str] = []
     metrics = train(data, models, messages.append)
     assert messages and messages[-1].startswith("done")
@@ -64,9 +124,11 @@ def test_rows_are_mapped_and_deduplicated(trained: tuple[Path, Path, dict]) -> N
     data, models, _ = trained
     rows, stats = load_rows(data, models, lambda _: None)
     airline = {r.text: r.intent for r in rows if r.dataset == "airline_sentiment"}
-    # 10 distinct airline texts: id 1000 carries two sentiments and is dropped, its text survives elsewhere.
-    assert len(airline) == 10
-    assert airline["@AcmeAir what is the baggage allowance for economy?"] == "question"
+    # 10 distinct airline texts: id 1000 carries two sentiments and is dropped, its text survives elsewhere;
+    # the held-out tweet 1006 is dropped with every copy of its text.
+    assert len(airline) == 9
+    assert "@AcmeAir what is the baggage allowance for economy?" not in airline
+    assert airline["@AcmeAir do you fly to Boston?"] == "question"
     assert airline["@AcmeAir watching planes at the airport today"] == "other"
     assert airline["@AcmeAir Cancelled Flightled my flight, worst airline"] == "complaint"
     banking = {r.text.split(" (")[0]: r.intent for r in rows if r.dataset == "banking77"}
@@ -122,3 +184,77 @@ def test_evaluate_and_classify_csv(tmp_path: Path) -> None:
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     assert [line["message_id"] for line in lines] == ["0", "1", "2", "3"]
     assert lines[0]["intent"] == "urgent" and lines[0]["urgency_reasons"]
+
+
+def test_twcs_context_is_the_earlier_customer_turns(tmp_path: Path) -> None:
+    write_twcs(tmp_path)
+    context = twcs_context(tmp_path)
+    assert context["1"] == ()
+    assert context["3"] == ("@AcmeCare my router keeps dropping every hour",)
+    assert context["5"] == ("@AcmeCare my router keeps dropping every hour", "@AcmeCare done, sent you a DM")
+    assert "2" not in context  # brand tweets are not classified
+
+
+def test_hand_labels_train_with_context_and_heldout_never_trains(trained: tuple[Path, Path, dict]) -> None:
+    data, models, _ = trained
+    rows, stats = load_rows(data, models, lambda _: None)
+    twcs = {r.id: r for r in rows if r.dataset == "twcs"}
+    assert set(twcs) == {"1", "3", "7"}
+    assert twcs["3"].intent == "other" and twcs["3"].context == (
+        "@AcmeCare my router keeps dropping every hour",
+    )
+    assert stats["hand_labels_heldout"] == 3
+    # The held-out airline tweet is not trained on.
+    assert "1006" not in {r.id for r in rows if r.dataset == "airline_sentiment"}
+
+
+def test_heldout_bot_rules_and_card(trained: tuple[Path, Path, dict]) -> None:
+    _, models, metrics = trained
+    hand = metrics["hand_heldout"]
+    assert hand["rows"] == 3 and hand["with_context_rows"] == 1
+    assert sum(map(sum, hand["confusion_matrix"])) == 3
+    assert 0.0 <= hand["calibration"]["ece"] <= 1.0
+    bot = metrics["bot"]
+    assert bot["messages"] == len([t for t in TWCS if t[2] == "True"]) + len(AIRLINE) * 4
+    assert bot["judged"] + len(bot["unjudged"]) == bot["answered"]
+    assert metrics["rules"]["precheck_mismatches"] == 0
+    card = (models / "model_card.md").read_text()
+    for phrase in ("praise → complaint", "urgent → praise", "hand-labelled held-out", "ECE", "Brier"):
+        assert phrase in card
+    assert (models / "confusion_intent_heldout.png").stat().st_size > 0
+
+
+def test_refresh_card_adds_speed(trained: tuple[Path, Path, dict]) -> None:
+    _, models, _ = trained
+    speed = {"messages": 10, "batch": 5, "source": "x", "in_process_per_s": 123, "rpc_per_s": 45, "cpus": 2}
+    (models / "speed.json").write_text(json.dumps(speed))
+    refresh_card(models)
+    card = (models / "model_card.md").read_text()
+    assert "in-process 123 messages/s" in card and "45 messages/s" in card
+    assert json.loads((models / "metrics.json").read_text())["speed"] == speed
+    (models / "speed.json").unlink()
+
+
+def test_source_shares_set_each_sources_total_weight() -> None:
+    rows = [Row("a", str(i), "t", "other", "general") for i in range(30)]
+    rows += [Row("b", str(i), "t", "other", "general") for i in range(10)]
+    w = source_weights(rows, {"a": 1.0, "b": 3.0})
+    assert np.isclose(w[:30].sum() * 3, w[30:].sum())
+    assert np.isclose(w.sum(), len(rows))
+
+
+def test_calibration_measures() -> None:
+    labels = ("a", "b")
+    perfect = calibration(["a", "b"], np.array([[1.0, 0.0], [0.0, 1.0]]), labels)
+    assert perfect["ece"] == 0.0 and perfect["brier"] == 0.0
+    # Always 0.9 sure, right half the time: the gap is 0.4.
+    unsure = calibration(["a", "b"], np.array([[0.9, 0.1], [0.9, 0.1]]), labels)
+    assert np.isclose(unsure["ece"], 0.4)
+    assert np.isclose(unsure["brier"], ((0.1**2 + 0.1**2) + (0.9**2 + 0.9**2)) / 2)
+
+
+def test_balance_gives_every_class_the_same_total_weight() -> None:
+    labels = ["a", "a", "a", "b"]
+    w = balance(labels, np.array([1.0, 1.0, 2.0, 0.5]))
+    assert np.isclose(w[:3].sum(), w[3]) and np.isclose(w.sum(), 4.5)
+    assert np.isclose(w[2], 2 * w[0])  # weights within a class keep their ratios

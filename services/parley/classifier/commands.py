@@ -93,3 +93,33 @@ def classify(
 
     n = classify_csv(input, output, _models_dir(models))
     console.print(f"{n} messages classified → {output}")
+
+
+@commands.command("classify-bench")
+def classify_bench(
+    models: Path | None = typer.Option(None, "--models"),
+    data: Path | None = typer.Option(
+        None, "--data", help="CSV with a text column (default: twcs traffic if present, else the demo)."
+    ),
+    messages: int = typer.Option(20_000, "--messages", help="How many messages to classify."),
+    batch: int = typer.Option(1000, "--batch", help="Messages per batch (and per Classify call)."),
+    rpc: bool = typer.Option(True, "--rpc/--no-rpc", help="Also measure through the Classify RPC."),
+    write: bool = typer.Option(
+        False, "--write", help="Save the figures to speed.json and refresh the model card."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the figures as JSON."),
+) -> None:
+    """Measure classification speed in-process and through the Classify RPC (reported, not asserted)."""
+    from parley.classifier import bench
+    from parley.classifier.train import refresh_card
+
+    models_dir = _models_dir(models)
+    speed = bench.run(
+        models_dir, data, messages, batch, rpc, say=lambda m: None if as_json else console.log(m)
+    )
+    figures = bench.as_dict(speed)
+    if write:
+        (models_dir / "speed.json").write_text(json.dumps(figures, indent=2) + "\n")
+        refresh_card(models_dir)
+    if as_json:
+        typer.echo(json.dumps(figures, indent=2))

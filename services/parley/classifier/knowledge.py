@@ -1,4 +1,4 @@
-"""The bot's knowledge base: answers a brand can give in one reply, found by TF-IDF cosine similarity.
+"""The bot's knowledge base: answers a brand can give in one reply, found by word TF-IDF cosine similarity.
 
 The bot abstains unless the message is a plain question (not a complaint, not urgent), the best answer is
 similar enough to one of its paraphrased questions, and the answer is allowed on the message's channel.
@@ -6,11 +6,12 @@ similar enough to one of its paraphrased questions, and the answer is allowed on
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import scipy.sparse as sp
 import yaml
 from sklearn.feature_extraction.text import TfidfVectorizer
 
@@ -42,24 +43,37 @@ def abstention(reason: str, confidence: float = 0.0) -> BotAnswer:
     return BotAnswer("", "", confidence, True, (), "", reason)
 
 
-class KnowledgeBase:
-    """Answers and their paraphrased questions, indexed for retrieval when loaded."""
+Vectorize = Callable[[Sequence[str]], "sp.csr_matrix"]
 
-    def __init__(self, answers: Sequence[Answer], threshold: float = 0.5) -> None:
+
+class KnowledgeBase:
+    """Answers and their paraphrased questions, indexed for retrieval when loaded.
+
+    Messages and paraphrases are compared in one TF-IDF space. The classifier passes its own vectorizer
+    (fitted on tens of thousands of messages), so a message's words outside the paraphrases still count
+    against a match: a vocabulary fitted on the paraphrases alone would drop them and call "is the iPhone
+    promotion in store too?" a perfect match for "where is your store". Without one, the knowledge base fits
+    a word vectorizer on its paraphrases (enough for small tests).
+    """
+
+    def __init__(
+        self, answers: Sequence[Answer], threshold: float = 0.5, vectorize: Vectorize | None = None
+    ) -> None:
         if not answers:
             raise ValueError("the knowledge base has no answers")
         self.answers = list(answers)
         self.threshold = threshold
         questions = [q for a in self.answers for q in a.questions]
         self._owner = np.array([i for i, a in enumerate(self.answers) for _ in a.questions])
-        # Words carry the meaning; character n-grams forgive typos and word forms.
-        self._word = TfidfVectorizer(ngram_range=(1, 2), stop_words="english", sublinear_tf=True)
-        self._char = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), sublinear_tf=True)
-        self._qw = self._word.fit_transform(questions)
-        self._qc = self._char.fit_transform(questions)
+        if vectorize is None:
+            fitted = TfidfVectorizer(ngram_range=(1, 2), stop_words="english", sublinear_tf=True)
+            fitted.fit(questions)
+            vectorize = fitted.transform
+        self.vectorize = vectorize
+        self._qw = vectorize(questions).T.tocsr()
 
     @classmethod
-    def from_yaml(cls, path: Path) -> KnowledgeBase:
+    def from_yaml(cls, path: Path, vectorize: Vectorize | None = None) -> KnowledgeBase:
         doc = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
         answers = []
         for entry in doc["answers"]:
@@ -72,12 +86,17 @@ class KnowledgeBase:
                     entry["id"], entry["topic"], channels, entry["answer"].strip(), tuple(entry["questions"])
                 )
             )
-        return cls(answers, float(doc.get("threshold", 0.5)))
+        return cls(answers, float(doc.get("threshold", 0.5)), vectorize)
 
-    def scores(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        """For each text, the best answer's index and its similarity in [0, 1]."""
-        sim = 0.5 * (self._word.transform(texts) @ self._qw.T).toarray()
-        sim += 0.5 * (self._char.transform(texts) @ self._qc.T).toarray()
+    def scores(
+        self, texts: Sequence[str], vectors: sp.csr_matrix | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """For each text, the best answer's index and its cosine similarity in [0, 1].
+
+        `vectors`: the texts already vectorized with this knowledge base's vectorizer, if the caller has them.
+        """
+        x = self.vectorize(texts) if vectors is None else vectors
+        sim = (x @ self._qw).toarray()
         best_q = sim.argmax(axis=1)
         return self._owner[best_q], sim[np.arange(len(texts)), best_q]
 
@@ -87,16 +106,17 @@ class KnowledgeBase:
         intents: Sequence[str],
         channels: Sequence[str],
         topics: Sequence[str] | None = None,
+        vectors: sp.csr_matrix | None = None,
     ) -> list[BotAnswer]:
         """One BotAnswer per text; only questions are looked up, everything else abstains."""
         out = [abstention("not_a_question") for _ in texts]
         asked = [i for i, intent in enumerate(intents) if intent == "question"]
         if not asked:
             return out
-        best, sims = self.scores([texts[i] for i in asked])
+        best, sims = self.scores([texts[i] for i in asked], None if vectors is None else vectors[asked])
         for i, a, s in zip(asked, best, sims, strict=True):
             ans = self.answers[a]
-            conf = float(round(s, 4))
+            conf = round(float(s), 4)
             if conf < self.threshold:
                 out[i] = abstention("low_confidence", conf)
             elif channels[i] and channels[i] not in ans.channels:

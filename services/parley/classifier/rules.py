@@ -3,6 +3,11 @@
 Each rule is a set of trigger patterns, optionally a second set that must also match (a time-pressure cue for
 "stranded"), and guards that veto a match (figures of speech such as "this app is killing me").
 Every rule that fires is reported with the text that triggered it.
+
+Each rule also lists `cues`: words (or word prefixes) one of which every trigger match contains. Looking the
+message's words up in a table of cues tells which rules can fire at all, so the detailed patterns run only on
+the few messages, and for the few rules, that need them. `urgency_full` skips nothing; training checks that
+the two agree on every row.
 """
 
 from __future__ import annotations
@@ -14,6 +19,8 @@ from dataclasses import dataclass, field
 @dataclass(frozen=True)
 class Rule:
     name: str
+    # Space-separated words (ending in "$") or word prefixes; every trigger match contains one.
+    cues: str
     triggers: tuple[re.Pattern[str], ...]
     also: tuple[re.Pattern[str], ...] = ()
     guards: tuple[re.Pattern[str], ...] = field(default=())
@@ -53,6 +60,7 @@ _MONEY_EVENT = r"(?:charges?|transactions?|payments?|purchases?|withdrawals?|deb
 RULES: tuple[Rule, ...] = (
     Rule(
         "account_takeover",
+        "hack compromis taken$ stol breach someone somebody unauthori suspicious$ unknown$ changed$ hijack",
         _p(
             r"\b(?:account|profile|email|instagram|facebook|page)\b[^.!?]{0,30}\b(?:was|has been|got|been"
             r"|is)\s+"
@@ -62,7 +70,9 @@ RULES: tuple[Rule, ...] = (
             r"\bsome(?:one|body)\s+(?:has\s+)?(?:logged|log|got|get|broke|hacked|signed)\s+(?:in(?:to)?"
             r"|on to)\s+"
             r"(?:my|our)\s+account",
-            r"\bsome(?:one|body)\s+(?:has\s+)?changed\s+my\s+(?:email|password|phone number|login|pin)",
+            r"\bsome(?:one|body)\b[^.!?]{0,40}\bchanged\s+(?:my|the)\s+"
+            r"(?:email|password|phone number|login|pin)",
+            r"\bsome(?:one|body)\s+(?:has\s+)?(?:got|gotten|get|gets)\s+(?:in)?to\s+(?:my|our)\s+account",
             r"\b(?:unauthori[sz]ed|suspicious|unknown)\s+(?:log ?ins?|sign[- ]ins?|access|logins?)\b",
             r"\bchanged my (?:email|password)[^.!?]{0,30}(?:without|wasn'?t me|not me)",
             r"\b(?:account|profile|page)\b[^.!?]{0,30}\bhijack\w*|\bhijacked\b",
@@ -73,6 +83,10 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         "fraud_charges",
+        (
+            "unauthori fraud unrecogni unknown$ suspicious$ make made authori recogni place scam stol "
+            "taken$ phish cyber theft$"
+        ),
         _p(
             rf"\b(?:unauthori[sz]ed|fraudulent|unrecogni[sz]ed|unknown|suspicious)\s+(?:card\s+)?{_MONEY_EVENT}",
             rf"\b{_MONEY_EVENT}\b[^.!?]{{0,40}}\b(?:i|we)\s+{_NEG}\s+(?:make|made|authori[sz]e|recogni[sz]e|place)",
@@ -87,6 +101,7 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         "card_compromised",
+        "stol compromis clon skim lost someone somebody freeze$ block$ cancel",
         _p(
             r"\b(?:card|wallet|purse|bank card|credit card|debit card)\b[^.!?]{0,20}\b(?:was|has been|got"
             r"|is|been)\s+"
@@ -99,6 +114,14 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         "safety_health",
+        (
+            "glass$ metal$ plastic$ blade$ needle$ bug$ insect$ cockroach$ roach$ mouse$ rat$ worm$ "
+            "mold$ mould$ poisoning$ allerg anaphyla salmonella$ coli$ ecoli$ injured$ injury$ "
+            "bleeding$ concussion$ broke$ cut$ burn$ burned$ burnt$ fire$ exploded$ explosion$ smoke$ "
+            "sparking$ shock$ leak$ monoxide$ hospital$ a&e$ er$ emergency$ unsafe$ dangerous$ "
+            "choking$ choked$ breathe$ insulin$ medication$ pain$ passed$ fainted$ unconscious$ "
+            "seizure$ heart$ stroke$ breathing$ epipen$ nut$ cashew peanut tree$ sesame$ shellfish$"
+        ),
         _p(
             r"\b(?:glass|metal|plastic|blade|needle|bug|insect|cockroach|roach|mouse|rat|worm|mou?ld)\b"
             r"[^.!?]{0,25}\b(?:in|inside)\s+(?:my|the|our|his|her)\s+(?:food|meal|sandwich|drink|burger"
@@ -116,6 +139,8 @@ RULES: tuple[Rule, ...] = (
             r"|heart attack|"
             r"stroke|not breathing)\b",
             r"\b(?:allergic|allergy|allergies|allergen|epipen|nut[- ]free)\b",
+            # An allergen in food that should not hold it ("since when does the curry have cashews in it?").
+            r"\b(?:cashews?|peanuts?|tree nuts?|sesame|shellfish)\b[^.!?]{0,40}\bin (?:it|this|my|the)\b",
         ),
         guards=_p(
             r"\b(?:lol|lmao|haha)\b[^.!?]{0,10}$", r"\bon fire\b[^.!?]{0,20}(?:today|tonight|lately|🔥)"
@@ -123,6 +148,12 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         "legal_threat",
+        (
+            "lawyer attorney solicitor sue$ suing$ taking$ lawsuit$ legal$ action$ claims$ court$ "
+            "fca$ ftc$ cfpb$ ofcom$ ofgem$ ombudsman$ bbb$ bureau$ standards$ dot$ faa$ regulator "
+            "fcc$ cma$ ico$ consumer$ press$ media$ news$ newspaper journalist reporter bbc$ cnn$ "
+            "papers$"
+        ),
         _p(
             r"\b(?:my|our|contact(?:ing|ed)? (?:a|my)|call(?:ing)? (?:a|my)|speak(?:ing)? to (?:a|my)"
             r"|get(?:ting)? a)\s+"
@@ -131,10 +162,10 @@ RULES: tuple[Rule, ...] = (
             r"\b(?:su(?:e|ing)|taking)\s+(?:you|your company|them|this company|@\w+)\b",
             r"\b(?:lawsuit|legal action|class action|small claims|take (?:you|this) to court"
             r"|see you in court)\b",
-            r"\b(?:report(?:ing)?|complain(?:ing)?|escalat\w+|writ(?:e|ing))\s+(?:you\s+|this\s+"
-            r"|it\s+)?to\s+(?:the\s+)?"
+            r"\b(?:report(?:ing|ed)?|complain(?:ing|t)?|escalat\w+|writ(?:e|ing)|contact(?:ing)?|fil(?:e|ing))\b"
+            r"[^.!?]{0,30}\b(?:to|with)\s+(?:the\s+)?"
             r"(?:fca|ftc|cfpb|ofcom|ofgem|ombudsman|bbb|better business bureau|trading standards|dot|faa|"
-            r"attorney general|regulator|fcc|cma|ico)\b",
+            r"attorney general|regulators?|fcc|cma|ico|consumer (?:protection|affairs|council))\b",
             r"\b(?:going to|will|gonna)\s+(?:go to|contact|call|tell)\s+(?:the\s+)?(?:press|media|news"
             r"|newspapers?|"
             r"journalists?|reporters?|bbc|cnn)\b",
@@ -143,6 +174,11 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         "stranded_time_pressure",
+        (
+            "stranded$ stuck$ trapped$ sleeping$ cancel missed$ power$ electricity$ heat$ heating$ "
+            "water$ gas$ locked$ boarding$ miss$ missing$ takes$ leaves$ departs$ boards$ closes$ "
+            "gate$"
+        ),
         _p(
             r"\b(?:stranded|stuck|trapped|sleeping)\s+(?:at|in)\s+(?:the\s+)?(?:airport|gate|terminal"
             r"|station|[A-Z]{3}\b)",
@@ -167,11 +203,32 @@ RULES: tuple[Rule, ...] = (
         guards=_p(r"\b(?:stuck|been)\s+on hold\b", r"\blocked out of (?:the )?(?:game|chat)\b"),
     ),
     Rule(
+        # A passenger who needs assistance to travel, with the departure close
+        # ("legally blind, flight at 330pm (45mins), need assistance").
+        "assistance_time_pressure",
+        "blind$ wheelchair$ assistance$ disabled$ mobility$",
+        _p(
+            r"\b(?:legally blind|blind|wheelchair|special assistance|need(?:s|ed)? assistance"
+            r"|reduced mobility)\b"
+        ),
+        also=_p(
+            r"\b(?:today|tonight|right now|asap|immediately|urgent(?:ly)?"
+            r"|this (?:morning|afternoon|evening))\b",
+            r"\bin\s+(?:\d+|an?|one|two|three)\s*(?:hours?|hrs?|h|minutes?|mins?)\b",
+            r"\(?\d+\s*mins?\)?|\bat\s+\d{1,2}(?::\d\d)?\s*(?:am|pm)\b|\b\d{3,4}\s*(?:am|pm)\b",
+        ),
+    ),
+    Rule(
         "stranded",
+        "stranded$ overnight$ sleep$ sleeping$",
         _p(r"\bstranded\b", r"\bstuck overnight\b", r"\bsleep(?:ing)? (?:at|in) the (?:airport|station)\b"),
     ),
     Rule(
         "harassment_threat",
+        (
+            "threat harass stalk assault groped$ abused$ sexual racial doxx kill$ hurt$ find$ shoot$ "
+            "stab$ hit$ attacked$ grabbed$"
+        ),
         _p(
             r"\b(?:threaten(?:ed|ing)?|harass(?:ed|ing|ment)?|stalk(?:ed|ing)|assault(?:ed)?|groped"
             r"|abused)\s+"
@@ -188,6 +245,7 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         "data_exposure",
+        "leak expos breach shared sold publish see$",
         _p(
             r"\b(?:my|our|customer|personal)\s+(?:data|details|information|info)\s+(?:was|were|has been"
             r"|have been|"
@@ -210,8 +268,51 @@ class RuleHit:
         return f"{self.rule}: {self.matched}"
 
 
+# Cues: a word ending in "$" must equal a word of the message; any other cue is a prefix of one.
+_WORD = re.compile(r"[\w&]+")
+_EXACT: dict[str, set[int]] = {}
+_PREFIX: dict[str, set[int]] = {}
+for _i, _rule in enumerate(RULES):
+    for _cue in _rule.cues.split():
+        if _cue.endswith("$"):
+            _EXACT.setdefault(_cue[:-1], set()).add(_i)
+        else:
+            _PREFIX.setdefault(_cue, set()).add(_i)
+_EXACT_WORDS = frozenset(_EXACT)
+# One scan finds word-initial prefixes, longest first; a prefix found stands for the rules of every shorter
+# prefix it starts with, which the scan cannot report at the same place.
+_PREFIX_SCAN = re.compile(
+    r"\b(?:" + "|".join(re.escape(c) for c in sorted(_PREFIX, key=len, reverse=True)) + ")"
+)
+_PREFIX_RULES = {c: set().union(*(r for p, r in _PREFIX.items() if c.startswith(p))) for c in _PREFIX}
+
+
+def _candidates(text: str) -> set[int]:
+    """Indices of the rules whose cues occur in `text`: the only rules that can fire on it."""
+    lower = text.lower()
+    found: set[int] = set()
+    for word in _EXACT_WORDS.intersection(_WORD.findall(lower)):
+        found |= _EXACT[word]
+    for prefix in _PREFIX_SCAN.findall(lower):
+        found |= _PREFIX_RULES[prefix]
+    return found
+
+
 def urgency(text: str) -> list[RuleHit]:
     """Every urgency rule that fires on `text`, in rule order."""
+    candidates = _candidates(text)
+    if not candidates:
+        return []
+    return [hit for i in sorted(candidates) if (hit := _hit(RULES[i], text)) is not None]
+
+
+def _hit(rule: Rule, text: str) -> RuleHit | None:
+    matched = rule.match(text)
+    return None if matched is None else RuleHit(rule.name, matched.strip())
+
+
+def urgency_full(text: str) -> list[RuleHit]:
+    """The same as `urgency`, without the cue pre-check (the reference it is checked against)."""
     hits = []
     for rule in RULES:
         matched = rule.match(text)

@@ -1,10 +1,11 @@
 """The router core: routing decisions, team queues, the agent desk (claim, decline, transfer, escalate,
 resolve, presence), queue status and staffing.
 
-State per conversation (hash under the conversation's tag): state (queued, assigned, bot, resolved), team,
-tier, priority, sla_due, enqueued_at, agent, assigned_at, reason (of the assignment), topic, language,
-bot_replied, resolved_at, last_agent (for sticky assignment), declined_by, sla_alerted (the deadline already
-escalated for), claim_token / revoked (claim recovery), version.
+State per conversation (hash under the conversation's tag): state (queued, assigned, bot, resolved,
+merged), team, tier, priority, sla_due, enqueued_at, agent, assigned_at, reason (of the assignment), topic,
+language, bot_replied, resolved_at, last_agent (for sticky assignment), declined_by, sla_alerted (the
+deadline already escalated for), claim_token / revoked (claim recovery), merged_into / merge_action (a
+merged conversation: a pointer Route follows, see `merges`), version.
 
 `tick()` is the background step: policy reload, recovery of half-done claims, presence grace expiry, SLA
 escalation, ageing and backlog draining. The server runs it in a loop; tests call it with a manual clock.
@@ -62,6 +63,13 @@ def _flat(fields: Mapping[str, Any]) -> list[str]:
     for name, value in fields.items():
         out += [name, str(value)]
     return out
+
+
+def _moved(item: router_pb2.RouteItem, conversation_id: str) -> router_pb2.RouteItem:
+    moved = router_pb2.RouteItem()
+    moved.CopyFrom(item)
+    moved.conversation_id = conversation_id
+    return moved
 
 
 @dataclass
@@ -369,6 +377,7 @@ class Router:
         whose effects were never marked applied, older than `claim_idle_ms`, belongs to a router that died in
         between, and the next call for that message writes them."""
         results: list[common_pb2.RoutingDecision | None] = [None] * len(items)
+        items = list(items)
         pending = list(range(len(items)))
         lease = self.settings.claim_idle_ms / 1000
         for _ in range(ROUTE_ATTEMPTS):
@@ -384,6 +393,7 @@ class Router:
                 read = await pipe.execute()
             # Messages of one conversation in one batch are decided in order against a running state.
             states: dict[str, dict[str, str]] = {}
+            merged: list[int] = []
             plans = []
             to_apply = []
             for n, i in enumerate(pending):
@@ -394,6 +404,9 @@ class Router:
                         to_apply.append(results[i])
                     continue
                 cid = items[i].conversation_id
+                if cid not in states and raw_state.get(b"merged_into"):
+                    merged.append(i)  # not decided before the merge: routed in the surviving conversation
+                    continue
                 state = states.setdefault(cid, _decode(raw_state))
                 decision, fields, offset = self._decide(items[i], state, now)
                 audit = router_pb2.RoutingAudit(
@@ -433,6 +446,11 @@ class Router:
                     )
                 outcomes = await pipe.execute()
             pending = []
+            if merged:
+                where = await self.current(sorted({items[i].conversation_id for i in merged}))
+                for i in merged:
+                    items[i] = _moved(items[i], where[items[i].conversation_id])
+                pending = merged
             fresh = []
             for (i, _, decision, _, _), (code, payload) in zip(plans, outcomes, strict=True):
                 if code == 0:
@@ -453,6 +471,20 @@ class Router:
         if pending:
             raise FailedPrecondition("conversations kept changing while routing; retry")
         return [r for r in results if r is not None]
+
+    async def current(self, cids: list[str]) -> dict[str, str]:
+        """Each conversation id -> the conversation it is now: itself, or the one it was merged into."""
+        out = {cid: cid for cid in cids}
+        for _ in range(4):  # a merge chain is short; each round follows one step
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for cid in out.values():
+                    pipe.hget(self.k.state(cid), "merged_into")
+                into = await pipe.execute()
+            moved = {orig: _text(nxt) for (orig, _), nxt in zip(out.items(), into, strict=True) if nxt}
+            if not moved:
+                break
+            out.update(moved)
+        return out
 
     async def _apply_route_effects(self, decisions: list[common_pb2.RoutingDecision], now: float) -> None:
         """Queue entries, arrival counts and `conversation.routed` events of newly stored decisions."""

@@ -169,3 +169,65 @@ if ARGV[3] == '1' then
 end
 return 1
 """
+
+# Merges (a reply held in a conversation of its own joins its parent's). Each step is safe to repeat.
+
+# Team slot. KEYS: queue, since, due, base. ARGV: conversation id, priority, enqueued at, sla due.
+# Folds another entry into a waiting one: the higher priority, the earlier enqueue time and deadline.
+# Returns 0 when the conversation is not waiting.
+JOIN = """
+local base = redis.call('ZSCORE', KEYS[4], ARGV[1])
+if not base then return 0 end
+local lift = tonumber(ARGV[2]) - tonumber(base)
+if lift > 0 then
+  redis.call('ZADD', KEYS[4], ARGV[2], ARGV[1])
+  redis.call('ZINCRBY', KEYS[1], lift, ARGV[1])
+end
+redis.call('ZADD', KEYS[2], 'XX', 'LT', ARGV[3], ARGV[1])
+redis.call('ZADD', KEYS[3], 'XX', 'LT', ARGV[4], ARGV[1])
+return 1
+"""
+
+# Conversation slot. KEYS: state. ARGV: priority, sla due, enqueued at ('' to leave one alone), field, value,
+# ... Sets the fields, then keeps the higher priority and the earlier deadline and enqueue time of what is
+# stored and what is given, and moves the version on (so a Route in flight re-reads the state).
+MERGE_STATE = """
+for i = 4, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+local function keep(name, value, higher)
+  if value == '' then return end
+  local current = tonumber(redis.call('HGET', KEYS[1], name) or '')
+  local given = tonumber(value)
+  if current and ((higher and current >= given) or (not higher and current <= given)) then return end
+  redis.call('HSET', KEYS[1], name, value)
+end
+keep('priority', ARGV[1], true)
+keep('sla_due', ARGV[2], false)
+keep('enqueued_at', ARGV[3], false)
+return redis.call('HINCRBY', KEYS[1], 'version', 1)
+"""
+
+# Agent slot. KEYS: active, feed. ARGV: merged id, surviving id, assignment bytes, feed maxlen.
+# The agent's merged conversation becomes the surviving one: capacity counts it once, and the feed shows the
+# surviving conversation (once: a repeat finds it active already). 1 moved, 0 already moved, -1 the agent no
+# longer has the merged conversation.
+SWAP = """
+if redis.call('SISMEMBER', KEYS[1], ARGV[2]) == 1 then
+  redis.call('SREM', KEYS[1], ARGV[1])
+  return 0
+end
+if redis.call('SREM', KEYS[1], ARGV[1]) == 0 then return -1 end
+redis.call('SADD', KEYS[1], ARGV[2])
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', 'assignment', ARGV[3])
+return 1
+"""
+
+# Conversation slot. KEYS: state. ARGV: expected version, ttl, surviving id.
+# The last step of a merge: the merged conversation becomes a pointer to the surviving one, unless a Route
+# changed it since it was read (0: read it again).
+FINALIZE_MERGE = """
+if (redis.call('HGET', KEYS[1], 'version') or '0') ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'state', 'merged', 'merged_into', ARGV[3], 'agent', '')
+redis.call('HINCRBY', KEYS[1], 'version', 1)
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+return 1
+"""

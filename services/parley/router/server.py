@@ -1,6 +1,7 @@
 """Starts RouterService: `create_server(settings, address)` is what `parley serve router` and tests call.
 
-The server also runs the router's background loop (`Router.tick` every `router_tick_seconds`)."""
+The server also runs the router's background loop (`Router.tick` every `router_tick_seconds`) and follows
+conversation merges (`parley.router.merges`)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from parley import store
 from parley.clock import Clock, SystemClock
 from parley.config import Settings
 from parley.router.core import Router
+from parley.router.merges import Merges, run_follower
 from parley.router.policy import load_policy
 from parley.router.servicer import RouterServicer
 from parley.rpc import RunningServer, start_server
@@ -54,20 +56,24 @@ async def create_server(
     running.on_stop.append(redis.aclose)
     if run_background:
         stopping = asyncio.Event()
-        task = asyncio.create_task(
-            run_loop(router, settings.router_tick_seconds, stopping), name="router-loop"
-        )
+        consumer = settings.worker_name or "router"
+        tasks = [
+            asyncio.create_task(run_loop(router, settings.router_tick_seconds, stopping), name="router-loop"),
+            # Merges of conversations, folded into the router's state (a consumer group of its own).
+            asyncio.create_task(run_follower(Merges(router), consumer, stopping), name="router-merges"),
+        ]
 
         async def stop_loop() -> None:
             # The step in flight finishes (each is safe to cut short, but a clean end is quicker to reason
             # about); past the grace period it is cancelled.
             stopping.set()
-            try:
-                await asyncio.wait_for(asyncio.shield(task), settings.shutdown_grace_seconds)
-            except TimeoutError:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            for task in tasks:
+                try:
+                    await asyncio.wait_for(asyncio.shield(task), settings.shutdown_grace_seconds)
+                except TimeoutError:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
 
         running.on_stop.append(stop_loop)  # runs before Redis closes (cleanups run in reverse)
     return running

@@ -1,0 +1,407 @@
+"""Following conversation merges: a reply that arrived before its parent was routed under a conversation of
+its own; when conversations merges it into the parent's (`conversation.merged`), the router folds its state
+into the surviving conversation, so one issue never waits in two queue entries or sits with two agents.
+
+Every step touches one hash slot and is safe to repeat; the last one turns the merged conversation into a
+pointer (which Route follows), so a replayed event finds nothing left to do. The follower has a consumer
+group of its own on the event stream and acknowledges an event only after applying it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from redis.exceptions import ResponseError
+
+from parley.clock import to_timestamp
+from parley.events import EventRecord, add_to_pipeline
+from parley.router import scripts
+from parley.router.core import FEED_MAXLEN, Router, _decode, _flat, _text
+from parley.v1 import common_pb2, router_pb2
+
+GROUP = "router-merges"
+MERGED = "conversation.merged"
+BATCH = 128
+ATTEMPTS = 5
+
+log = logging.getLogger(__name__)
+
+# Routing fields the surviving conversation takes over when it had no routing of its own.
+CARRIED = ("team", "tier", "priority", "sla_due", "enqueued_at", "topic", "language")
+
+
+class MergeDeferred(Exception):
+    """The merge cannot be applied now (an agent's claim of one of the conversations is in flight); the
+    event stays unacknowledged and is applied on a later pass."""
+
+
+class _Replan(Exception):
+    """Something moved one of the conversations meanwhile: read both again."""
+
+
+@dataclass
+class MergeOutcome:
+    merged: str
+    into: str
+    action: str  # joined_queue, joined_agent, moved_queue, moved_to_agent, same_agent, withdrawn, bot, none
+    agent_id: str = ""
+    withdrawn_agent: str = ""
+    team: str = ""
+    applied: bool = True  # False when an earlier pass already did it
+    why: str = ""
+
+
+class Merges:
+    def __init__(self, router: Router) -> None:
+        self.router = router
+        self.redis = router.redis
+        self.k = router.k
+        self._join = self.redis.register_script(scripts.JOIN)
+        self._merge_state = self.redis.register_script(scripts.MERGE_STATE)
+        self._swap = self.redis.register_script(scripts.SWAP)
+        self._finalize = self.redis.register_script(scripts.FINALIZE_MERGE)
+
+    async def apply_events(self, entries: list[tuple[str, dict[str, str]]]) -> list[MergeOutcome]:
+        """Apply the `conversation.merged` events among stream entries (others are ignored)."""
+        out = []
+        for _, fields in entries:
+            if fields.get("type") != MERGED:
+                continue
+            attrs = json.loads(fields.get("attrs") or "{}")
+            merged, into = fields.get("conversation_id", ""), str(attrs.get("into") or "")
+            if merged and into:
+                out.append(await self.apply(merged, into))
+        return out
+
+    async def apply(self, merged: str, into: str) -> MergeOutcome:
+        """Fold the router's state of `merged` into `into` (or where `into` itself went since)."""
+        into = (await self.router.current([into]))[into]
+        if into == merged:
+            return MergeOutcome(merged, into, "none", applied=False, why="a conversation merged into itself")
+        prior: str | None = None
+        for _ in range(ATTEMPTS):
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.hgetall(self.k.state(merged))
+                pipe.hgetall(self.k.state(into))
+                src, dst = (_decode(raw) for raw in await pipe.execute())
+            if src.get("merged_into"):
+                return MergeOutcome(merged, src["merged_into"], "none", applied=False, why="already merged")
+            if prior is None:
+                # A pass that died half-way left its plan: the steps it did make the case look different
+                # now (an agent holding both, say), but the report is of what the merge did as a whole.
+                prior = src.get("merge_action", "")
+            if not prior:
+                await self.redis.hset(self.k.state(merged), "merge_action", self._plan(src, dst))
+            try:
+                outcome = await self._reconcile(merged, into, src, dst)
+                if prior and prior != outcome.action:
+                    outcome.action, outcome.why = prior, f"{outcome.why} (finishing an interrupted merge)"
+                await self._finish(outcome, src, dst)
+            except _Replan:
+                continue
+            if outcome.withdrawn_agent:
+                await self.router._fill(outcome.withdrawn_agent)  # the freed capacity takes the next one
+            return outcome
+        raise MergeDeferred(f"merging {merged} into {into}: a claim is in flight; retry later")
+
+    # ------------------------------------------------------------------------------------------- steps
+
+    @staticmethod
+    def _plan(src: dict[str, str], dst: dict[str, str]) -> str:
+        """The case at hand, as `_reconcile` names its outcome."""
+        s, d = src.get("state", ""), dst.get("state", "")
+        if s == "queued":
+            return {"queued": "joined_queue", "assigned": "joined_agent"}.get(d, "moved_queue")
+        if s == "assigned":
+            if d == "assigned":
+                return "same_agent" if dst.get("agent") == src.get("agent") else "withdrawn"
+            return "moved_to_agent"
+        return "bot" if s == "bot" or src.get("bot_replied") == "1" else "none"
+
+    async def _reconcile(
+        self, merged: str, into: str, src: dict[str, str], dst: dict[str, str]
+    ) -> MergeOutcome:
+        s, d = src.get("state", ""), dst.get("state", "")
+        carry = self._carried_marks(src, dst)
+        if s == "queued":
+            team = src["team"]
+            priority, due, since = src["priority"], src["sla_due"], src["enqueued_at"]
+            if d == "queued":
+                if not await self._join(
+                    keys=self._queue_keys(dst["team"]), args=[into, priority, since, due]
+                ):
+                    raise _Replan  # taken by an agent meanwhile: it is assigned now, or about to be
+                await self._set(into, carry, priority, due, since)
+                await self._remove_waiting(team, merged)
+                return MergeOutcome(
+                    merged,
+                    into,
+                    "joined_queue",
+                    team=dst["team"],
+                    why=(
+                        f"its queue entry in {team} joined {into}'s in {dst['team']} "
+                        f"(priority {max(float(priority), float(dst['priority'])):g})"
+                    ),
+                )
+            if d == "assigned":
+                await self._set(into, carry, priority, due, "")
+                await self._remove_waiting(team, merged)
+                return MergeOutcome(
+                    merged,
+                    into,
+                    "joined_agent",
+                    agent_id=dst["agent"],
+                    team=dst["team"],
+                    why=(f"its queue entry in {team} left: agent {dst['agent']} already has {into}"),
+                )
+            # The surviving conversation had no waiting entry: the merged one's entry becomes its.
+            await self.router._enqueue_on(self.redis, team, into, float(priority), float(since), float(due))
+            fields = {name: src[name] for name in CARRIED if name in src}
+            await self._set(into, {**carry, **fields, "state": "queued", "agent": ""}, priority, due, since)
+            await self._remove_waiting(team, merged)
+            return MergeOutcome(
+                merged, into, "moved_queue", team=team, why=f"its queue entry in {team} moved to {into}"
+            )
+        if s == "assigned":
+            agent = src["agent"]
+            if d == "assigned" and dst.get("agent") == agent:
+                await self.redis.srem(self.k.active(agent), merged)
+                await self._set(into, carry, src.get("priority", ""), src.get("sla_due", ""), "")
+                return MergeOutcome(
+                    merged,
+                    into,
+                    "same_agent",
+                    agent_id=agent,
+                    team=dst.get("team", ""),
+                    why=(f"agent {agent} had both; counted once"),
+                )
+            if d == "assigned":
+                # Two agents: the surviving conversation's agent keeps it; the other one is released. The
+                # assignment feed has no way to withdraw, so the audit and the event say so.
+                await self.redis.srem(self.k.active(agent), merged)
+                await self._set(into, carry, src.get("priority", ""), src.get("sla_due", ""), "")
+                return MergeOutcome(
+                    merged,
+                    into,
+                    "withdrawn",
+                    agent_id=dst["agent"],
+                    withdrawn_agent=agent,
+                    team=dst["team"],
+                    why=f"agent {dst['agent']} keeps {into}; {merged} withdrawn from agent {agent}",
+                )
+            took = False
+            if d == "queued":
+                took = await self.router._take_from(dst["team"], into)
+                if not took and await self.redis.hexists(self.k.taking(dst["team"]), into):
+                    raise _Replan  # an agent is claiming it right now
+            # A waiting surviving conversation keeps the higher priority and earlier deadline of the two.
+            kept = ("priority", "sla_due", "enqueued_at") if d == "queued" else ()
+            state = {name: src[name] for name in CARRIED if name in src and name not in kept}
+            state.update(carry, state="assigned", agent=agent, last_agent=agent)
+            state["assigned_at"] = src.get("assigned_at", str(self.router.clock.now()))
+            state["reason"] = f"merged: {merged} joined {into}, which stays with agent {agent}"
+            assignment = self.router._assignment(into, agent, {**src, **state})
+            moved = await self._swap(
+                keys=[self.k.active(agent), self.k.feed(agent)],
+                args=[merged, into, assignment.SerializeToString(), FEED_MAXLEN],
+            )
+            if moved == -1:  # the agent let go of the merged conversation meanwhile
+                if took:
+                    await self.router._enqueue_on(
+                        self.redis,
+                        dst["team"],
+                        into,
+                        float(dst["priority"]),
+                        float(dst["enqueued_at"]),
+                        float(dst["sla_due"]),
+                    )
+                raise _Replan
+            await self._set(
+                into, state, src.get("priority", ""), src.get("sla_due", ""), src.get("enqueued_at", "")
+            )
+            return MergeOutcome(
+                merged,
+                into,
+                "moved_to_agent",
+                agent_id=agent,
+                team=state.get("team", ""),
+                why=(
+                    f"{into} goes to agent {agent}, who had {merged}"
+                    + (f"; its queue entry in {dst['team']} left" if d == "queued" else "")
+                ),
+            )
+        # Routed to the bot, or nothing to act on: nothing moves, but the bot's one reply is remembered.
+        if s == "bot" and not d:
+            carry.update(state="bot", topic=src.get("topic", ""))
+        if carry:
+            await self._set(into, carry, "", "", "")
+        bot = s == "bot" or src.get("bot_replied") == "1"
+        return MergeOutcome(
+            merged,
+            into,
+            "bot" if bot else "none",
+            why="the bot already answered in it" if bot else "nothing to move",
+        )
+
+    @staticmethod
+    def _carried_marks(src: dict[str, str], dst: dict[str, str]) -> dict[str, str]:
+        """What the surviving conversation learns whatever the case: the bot answered, who declined, who
+        handled it before."""
+        out = {}
+        if src.get("bot_replied") == "1":
+            out["bot_replied"] = "1"
+        declined = set(src.get("declined_by", "").split(",")) | set(dst.get("declined_by", "").split(","))
+        if declined - {""} != set(dst.get("declined_by", "").split(",")) - {""}:
+            out["declined_by"] = ",".join(sorted(declined - {""}))
+        if src.get("last_agent") and not dst.get("last_agent"):
+            out["last_agent"] = src["last_agent"]
+        return out
+
+    def _queue_keys(self, team: str) -> list[str]:
+        return [self.k.queue(team), self.k.since(team), self.k.due(team), self.k.base(team)]
+
+    async def _set(self, cid: str, fields: dict[str, Any], priority: Any, due: Any, since: Any) -> None:
+        await self._merge_state(
+            keys=[self.k.state(cid)], args=[str(priority), str(due), str(since), *_flat(fields)]
+        )
+
+    async def _remove_waiting(self, team: str, cid: str) -> None:
+        """Take the merged conversation out of its queue; if an agent's claim of it is in flight, read again
+        (it is about to be assigned). Gone already is fine: an earlier pass removed it."""
+        if not await self.router._take_from(team, cid) and await self.redis.hexists(self.k.taking(team), cid):
+            raise _Replan
+
+    async def _finish(self, outcome: MergeOutcome, src: dict[str, str], dst: dict[str, str]) -> None:
+        """Audit on both conversations (the surviving one also gets the merged one's history), then the
+        pointer and the event. The pointer is written only if no Route changed the merged conversation."""
+        now = self.router.clock.now()
+        merged, into = outcome.merged, outcome.into
+        audit = router_pb2.RoutingAudit(
+            kind="merge",
+            at=to_timestamp(now),
+            action=common_pb2.ROUTE_ACTION_ASSIGNED if outcome.agent_id else common_pb2.ROUTE_ACTION_QUEUED,
+            team=outcome.team,
+            agent_id=outcome.agent_id,
+            priority=float(self._value(src, dst, "priority")),
+            why=f"{merged} merged into {into}: {outcome.why}",
+        )
+        if outcome.action in ("bot", "none"):
+            audit.action = common_pb2.ROUTE_ACTION_NO_ACTION
+        history = await self.redis.hgetall(self.k.audit(merged))
+        async with self.redis.pipeline(transaction=False) as pipe:
+            if history:
+                pipe.hset(self.k.audit(into), mapping=history)
+            pipe.hset(self.k.audit(into), f"merge:{merged}", audit.SerializeToString())
+            pipe.expire(self.k.audit(into), self.router.settings.dedupe_ttl_seconds)
+            pipe.hset(self.k.audit(merged), f"merge:{merged}", audit.SerializeToString())
+            await pipe.execute()
+        done = await self._finalize(
+            keys=[self.k.state(merged)],
+            args=[src.get("version", "0"), self.router.settings.dedupe_ttl_seconds, into],
+        )
+        if not done:
+            raise _Replan
+        event = EventRecord(
+            "conversation.merged_routing",
+            merged,
+            "",
+            now,
+            {
+                "into": into,
+                "action": outcome.action,
+                "agent_id": outcome.agent_id,
+                "withdrawn_agent": outcome.withdrawn_agent,
+                "team": outcome.team,
+                "why": outcome.why,
+            },
+        )
+        published = [event]
+        if outcome.action == "moved_to_agent":
+            # Conversations learns the surviving conversation is with an agent now, as for any assignment.
+            attrs = {"agent_id": outcome.agent_id, "team": outcome.team, "how": "merged", "why": outcome.why}
+            published.append(EventRecord("conversation.assigned", into, "", now, attrs))
+        async with self.redis.pipeline(transaction=False) as pipe:
+            add_to_pipeline(pipe, self.router.keys, published, self.router.settings.events_maxlen)
+            await pipe.execute()
+
+    @staticmethod
+    def _value(src: dict[str, str], dst: dict[str, str], name: str) -> float:
+        values = [float(s[name]) for s in (src, dst) if s.get(name)]
+        return max(values) if values else 0.0
+
+
+# ----------------------------------------------------------------------------------------------- follower
+
+
+async def ensure_group(merges: Merges) -> None:
+    """The group starts at the stream's end the first time; afterwards it resumes where it stopped."""
+    try:
+        await merges.redis.xgroup_create(merges.router.keys.events(), GROUP, id="$", mkstream=True)
+    except ResponseError as error:
+        if "BUSYGROUP" not in str(error):
+            raise
+
+
+async def follow_once(merges: Merges, consumer: str, block_ms: int | None = 1000) -> int:
+    """One pass: this consumer's unacknowledged entries, else entries another consumer left unacknowledged
+    for longer than `claim_idle_ms`; then, unless one of those was applied, new entries (so an entry whose
+    merge must wait never holds up the ones behind it). Each is applied, then acknowledged. Returns how many
+    were acknowledged, or minus how many were deferred (a claim of the conversation in flight) and stay
+    pending."""
+    redis, stream = merges.redis, merges.router.keys.events()
+    reply = await redis.xreadgroup(GROUP, consumer, {stream: "0"}, count=BATCH)
+    entries = reply[0][1] if reply else []
+    if not entries:
+        claimed = await redis.xautoclaim(
+            stream, GROUP, consumer, merges.router.settings.claim_idle_ms, "0-0", count=BATCH
+        )
+        entries = claimed[1] if claimed else []
+    done, deferred = await _apply_entries(merges, entries)
+    if not done:
+        block = None if deferred else block_ms
+        reply = await redis.xreadgroup(GROUP, consumer, {stream: ">"}, count=BATCH, block=block)
+        done, more = await _apply_entries(merges, reply[0][1] if reply else [])
+        deferred += more
+    if done:
+        await redis.xack(stream, GROUP, *done)
+    return len(done) if done or not deferred else -deferred
+
+
+async def _apply_entries(merges: Merges, entries: list[Any]) -> tuple[list[Any], int]:
+    """The ids to acknowledge, and how many merges must wait."""
+    done, deferred = [], 0
+    for entry_id, fields in entries:
+        if fields:  # an entry trimmed from the stream meanwhile has none: nothing to apply
+            try:
+                await merges.apply_events(
+                    [(_text(entry_id), {_text(k): _text(v) for k, v in fields.items()})]
+                )
+            except MergeDeferred as error:
+                log.info("%s", error)  # stays pending; a later pass applies it
+                deferred += 1
+                continue
+        done.append(entry_id)
+    return done, deferred
+
+
+async def run_follower(merges: Merges, consumer: str, stopping: asyncio.Event) -> None:
+    """Follow merges until `stopping` is set; a failed batch stays unacknowledged and is retried."""
+    while not stopping.is_set():
+        try:
+            await ensure_group(merges)
+            while not stopping.is_set():
+                # A short block keeps shutdown prompt; a stop waits for the batch in hand.
+                if await follow_once(merges, consumer, merges.router.settings.worker_block_ms) < 0:
+                    # Wait for the claim to settle rather than re-reading the deferred entry at once.
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stopping.wait(), 0.2)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("following conversation merges failed; retrying")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), 1.0)

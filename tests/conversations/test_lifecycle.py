@@ -214,6 +214,28 @@ async def test_follower_applies_stream_events_and_acks(core: Conversations, redi
     assert pending["pending"] == 0
 
 
+async def test_follower_takes_over_a_dead_consumers_entries_and_skips_trimmed_ones(
+    core: Conversations, redis: Redis, keys: Keys
+) -> None:
+    await ensure_group(redis, keys.events())
+    [first] = await core.thread([msg("1")])
+    while await follow_once(core, "test", block_ms=None):
+        pass
+    event = EventRecord("conversation.assigned", first.conversation_id, "", T0 + 5, {"agent_id": "a1"})
+    await publish(redis, keys, [event])
+    # A consumer reads the event and dies before applying it; a trimmed entry is left pending too.
+    await redis.xreadgroup("conversations-lifecycle", "dead", {keys.events(): ">"}, count=10)
+    trimmed_id = await redis.xadd(keys.events(), {"type": "noise"})
+    await redis.xreadgroup("conversations-lifecycle", "dead", {keys.events(): ">"}, count=10)
+    await redis.xdel(keys.events(), trimmed_id)
+    await asyncio.sleep(core.settings.claim_idle_ms / 1000 + 0.1)
+
+    while await follow_once(core, "rescuer", block_ms=None):
+        pass
+    assert (await core.get(first.conversation_id)).state == ASSIGNED
+    assert (await redis.xpending(keys.events(), "conversations-lifecycle"))["pending"] == 0
+
+
 async def test_server_follows_events_and_serves_profiles(
     settings: Settings, clock: ManualClock, redis: Redis, keys: Keys
 ) -> None:

@@ -33,8 +33,14 @@ async def ensure_group(redis: Redis, stream: str) -> None:
 
 
 async def follow_once(core: Conversations, consumer: str, block_ms: int | None = BLOCK_MS) -> int:
-    """Read one batch (this consumer's unacknowledged entries first), apply it, ack it; returns its size."""
+    """Read one batch (this consumer's unacknowledged entries first), apply it, ack it; returns its size.
+
+    Entries a dead consumer left pending for longer than claim_idle_ms are taken over first.
+    """
     stream = core.keys.keys.events()
+    await core.redis.xautoclaim(
+        stream, GROUP, consumer, min_idle_time=core.settings.claim_idle_ms, start_id="0-0", count=BATCH
+    )
     entries = []
     for start in ("0", ">"):
         reply = await core.redis.xreadgroup(
@@ -43,9 +49,14 @@ async def follow_once(core: Conversations, consumer: str, block_ms: int | None =
         entries = reply[0][1] if reply else []
         if entries:
             break
+    # An entry trimmed from the stream while pending comes back without fields: ack it, or the "0" read
+    # would return it forever and the follower would never reach new events.
+    trimmed = [entry_id for entry_id, fields in entries if not fields]
+    if trimmed:
+        await core.redis.xack(stream, GROUP, *trimmed)
     entries = [(entry_id, fields) for entry_id, fields in entries if fields]
     if not entries:
-        return 0
+        return len(trimmed)
     decoded = [
         (entry_id.decode(), {k.decode(): v.decode() for k, v in fields.items()})
         for entry_id, fields in entries

@@ -230,6 +230,18 @@ async def fixed_rate(
     }
 
 
+async def drop_namespace(settings: Settings) -> None:
+    """Remove every key the benchmark wrote, so a shared Redis keeps nothing of it."""
+    from parley.store import connect
+
+    redis = connect(settings)
+    try:
+        async for key in redis.scan_iter(match=f"{settings.key_prefix}:*", count=1000):
+            await redis.unlink(key)
+    finally:
+        await redis.aclose()
+
+
 async def run_bench(
     settings: Settings, count: int, rate: float, duration: float, workers: int, progress: bool = True
 ) -> dict:
@@ -261,6 +273,7 @@ async def run_bench(
             watcher.stop()
     finally:
         suite.stop()
+        await drop_namespace(settings)
     result["baseline_echo_msgs_per_s"] = base
     result["suite_to_baseline_ratio"] = result["saturation_routed_msgs_per_s"] / base
     result["workers"] = workers

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from parley.v1 import common_pb2 as parley_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1aparley/v1/classifier.proto\x12\tparley.v1\x1a\x16parley/v1/common.proto\"\x91\x01\n\x0c\x43lassifyItem\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12#\n\x07\x63hannel\x18\x03 \x01(\x0e\x32\x12.parley.v1.Channel\x12)\n\nvisibility\x18\x04 \x01(\x0e\x32\x15.parley.v1.Visibility\x12\x0f\n\x07\x63ontext\x18\x05 \x03(\t\"9\n\x0f\x43lassifyRequest\x12&\n\x05items\x18\x01 \x03(\x0b\x32\x17.parley.v1.ClassifyItem\"6\n\x10\x43lassifyResponse\x12\"\n\x07results\x18\x01 \x03(\x0b\x32\x11.parley.v1.Triage\"B\n\rAnswerRequest\x12\x0c\n\x04text\x18\x01 \x01(\t\x12#\n\x07\x63hannel\x18\x02 \x01(\x0e\x32\x12.parley.v1.Channel\"6\n\x0e\x41nswerResponse\x12$\n\x06\x61nswer\x18\x01 \x01(\x0b\x32\x14.parley.v1.BotAnswer\"\x12\n\x10ModelInfoRequest\"\xea\x01\n\x11ModelInfoResponse\x12\x15\n\rmodel_version\x18\x01 \x01(\t\x12\"\n\x07intents\x18\x02 \x03(\x0e\x32\x11.parley.v1.Intent\x12\x0e\n\x06topics\x18\x03 \x03(\t\x12:\n\x07metrics\x18\x04 \x03(\x0b\x32).parley.v1.ModelInfoResponse.MetricsEntry\x12\x1e\n\x16knowledge_base_answers\x18\x05 \x01(\x05\x1a.\n\x0cMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\x32\xdf\x01\n\x11\x43lassifierService\x12\x43\n\x08\x43lassify\x12\x1a.parley.v1.ClassifyRequest\x1a\x1b.parley.v1.ClassifyResponse\x12=\n\x06\x41nswer\x12\x18.parley.v1.AnswerRequest\x1a\x19.parley.v1.AnswerResponse\x12\x46\n\tModelInfo\x12\x1b.parley.v1.ModelInfoRequest\x1a\x1c.parley.v1.ModelInfoResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1aparley/v1/classifier.proto\x12\tparley.v1\x1a\x16parley/v1/common.proto\"\xa6\x01\n\x0c\x43lassifyItem\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12#\n\x07\x63hannel\x18\x03 \x01(\x0e\x32\x12.parley.v1.Channel\x12)\n\nvisibility\x18\x04 \x01(\x0e\x32\x15.parley.v1.Visibility\x12\x0f\n\x07\x63ontext\x18\x05 \x03(\t\x12\x13\n\x0b\x62rand_reply\x18\x06 \x01(\t\"9\n\x0f\x43lassifyRequest\x12&\n\x05items\x18\x01 \x03(\x0b\x32\x17.parley.v1.ClassifyItem\"6\n\x10\x43lassifyResponse\x12\"\n\x07results\x18\x01 \x03(\x0b\x32\x11.parley.v1.Triage\"B\n\rAnswerRequest\x12\x0c\n\x04text\x18\x01 \x01(\t\x12#\n\x07\x63hannel\x18\x02 \x01(\x0e\x32\x12.parley.v1.Channel\"6\n\x0e\x41nswerResponse\x12$\n\x06\x61nswer\x18\x01 \x01(\x0b\x32\x14.parley.v1.BotAnswer\"\x12\n\x10ModelInfoRequest\"\xea\x01\n\x11ModelInfoResponse\x12\x15\n\rmodel_version\x18\x01 \x01(\t\x12\"\n\x07intents\x18\x02 \x03(\x0e\x32\x11.parley.v1.Intent\x12\x0e\n\x06topics\x18\x03 \x03(\t\x12:\n\x07metrics\x18\x04 \x03(\x0b\x32).parley.v1.ModelInfoResponse.MetricsEntry\x12\x1e\n\x16knowledge_base_answers\x18\x05 \x01(\x05\x1a.\n\x0cMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\x32\xdf\x01\n\x11\x43lassifierService\x12\x43\n\x08\x43lassify\x12\x1a.parley.v1.ClassifyRequest\x1a\x1b.parley.v1.ClassifyResponse\x12=\n\x06\x41nswer\x12\x18.parley.v1.AnswerRequest\x1a\x19.parley.v1.AnswerResponse\x12\x46\n\tModelInfo\x12\x1b.parley.v1.ModelInfoRequest\x1a\x1c.parley.v1.ModelInfoResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,21 +35,21 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_MODELINFORESPONSE_METRICSENTRY']._loaded_options = None
   _globals['_MODELINFORESPONSE_METRICSENTRY']._serialized_options = b'8\001'
   _globals['_CLASSIFYITEM']._serialized_start=66
-  _globals['_CLASSIFYITEM']._serialized_end=211
-  _globals['_CLASSIFYREQUEST']._serialized_start=213
-  _globals['_CLASSIFYREQUEST']._serialized_end=270
-  _globals['_CLASSIFYRESPONSE']._serialized_start=272
-  _globals['_CLASSIFYRESPONSE']._serialized_end=326
-  _globals['_ANSWERREQUEST']._serialized_start=328
-  _globals['_ANSWERREQUEST']._serialized_end=394
-  _globals['_ANSWERRESPONSE']._serialized_start=396
-  _globals['_ANSWERRESPONSE']._serialized_end=450
-  _globals['_MODELINFOREQUEST']._serialized_start=452
-  _globals['_MODELINFOREQUEST']._serialized_end=470
-  _globals['_MODELINFORESPONSE']._serialized_start=473
-  _globals['_MODELINFORESPONSE']._serialized_end=707
-  _globals['_MODELINFORESPONSE_METRICSENTRY']._serialized_start=661
-  _globals['_MODELINFORESPONSE_METRICSENTRY']._serialized_end=707
-  _globals['_CLASSIFIERSERVICE']._serialized_start=710
-  _globals['_CLASSIFIERSERVICE']._serialized_end=933
+  _globals['_CLASSIFYITEM']._serialized_end=232
+  _globals['_CLASSIFYREQUEST']._serialized_start=234
+  _globals['_CLASSIFYREQUEST']._serialized_end=291
+  _globals['_CLASSIFYRESPONSE']._serialized_start=293
+  _globals['_CLASSIFYRESPONSE']._serialized_end=347
+  _globals['_ANSWERREQUEST']._serialized_start=349
+  _globals['_ANSWERREQUEST']._serialized_end=415
+  _globals['_ANSWERRESPONSE']._serialized_start=417
+  _globals['_ANSWERRESPONSE']._serialized_end=471
+  _globals['_MODELINFOREQUEST']._serialized_start=473
+  _globals['_MODELINFOREQUEST']._serialized_end=491
+  _globals['_MODELINFORESPONSE']._serialized_start=494
+  _globals['_MODELINFORESPONSE']._serialized_end=728
+  _globals['_MODELINFORESPONSE_METRICSENTRY']._serialized_start=682
+  _globals['_MODELINFORESPONSE_METRICSENTRY']._serialized_end=728
+  _globals['_CLASSIFIERSERVICE']._serialized_start=731
+  _globals['_CLASSIFIERSERVICE']._serialized_end=954
 # @@protoc_insertion_point(module_scope)

@@ -8,18 +8,20 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class ClassifyItem(_message.Message):
-    __slots__ = ("message_id", "text", "channel", "visibility", "context")
+    __slots__ = ("message_id", "text", "channel", "visibility", "context", "brand_reply")
     MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
     CHANNEL_FIELD_NUMBER: _ClassVar[int]
     VISIBILITY_FIELD_NUMBER: _ClassVar[int]
     CONTEXT_FIELD_NUMBER: _ClassVar[int]
+    BRAND_REPLY_FIELD_NUMBER: _ClassVar[int]
     message_id: str
     text: str
     channel: _common_pb2.Channel
     visibility: _common_pb2.Visibility
     context: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, message_id: _Optional[str] = ..., text: _Optional[str] = ..., channel: _Optional[_Union[_common_pb2.Channel, str]] = ..., visibility: _Optional[_Union[_common_pb2.Visibility, str]] = ..., context: _Optional[_Iterable[str]] = ...) -> None: ...
+    brand_reply: str
+    def __init__(self, message_id: _Optional[str] = ..., text: _Optional[str] = ..., channel: _Optional[_Union[_common_pb2.Channel, str]] = ..., visibility: _Optional[_Union[_common_pb2.Visibility, str]] = ..., context: _Optional[_Iterable[str]] = ..., brand_reply: _Optional[str] = ...) -> None: ...
 
 class ClassifyRequest(_message.Message):
     __slots__ = ("items",)

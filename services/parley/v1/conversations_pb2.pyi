@@ -61,7 +61,7 @@ class ThreadRequest(_message.Message):
     def __init__(self, messages: _Optional[_Iterable[_Union[_common_pb2.InboundMessage, _Mapping]]] = ...) -> None: ...
 
 class ThreadResult(_message.Message):
-    __slots__ = ("message_id", "conversation_id", "opened_conversation", "role", "state", "context", "held", "customer_tier", "moved_to_private")
+    __slots__ = ("message_id", "conversation_id", "opened_conversation", "role", "state", "context", "held", "customer_tier", "moved_to_private", "brand_reply")
     MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
     CONVERSATION_ID_FIELD_NUMBER: _ClassVar[int]
     OPENED_CONVERSATION_FIELD_NUMBER: _ClassVar[int]
@@ -71,6 +71,7 @@ class ThreadResult(_message.Message):
     HELD_FIELD_NUMBER: _ClassVar[int]
     CUSTOMER_TIER_FIELD_NUMBER: _ClassVar[int]
     MOVED_TO_PRIVATE_FIELD_NUMBER: _ClassVar[int]
+    BRAND_REPLY_FIELD_NUMBER: _ClassVar[int]
     message_id: str
     conversation_id: str
     opened_conversation: bool
@@ -80,7 +81,8 @@ class ThreadResult(_message.Message):
     held: bool
     customer_tier: str
     moved_to_private: bool
-    def __init__(self, message_id: _Optional[str] = ..., conversation_id: _Optional[str] = ..., opened_conversation: _Optional[bool] = ..., role: _Optional[_Union[ParticipantRole, str]] = ..., state: _Optional[_Union[ConversationState, str]] = ..., context: _Optional[_Iterable[str]] = ..., held: _Optional[bool] = ..., customer_tier: _Optional[str] = ..., moved_to_private: _Optional[bool] = ...) -> None: ...
+    brand_reply: str
+    def __init__(self, message_id: _Optional[str] = ..., conversation_id: _Optional[str] = ..., opened_conversation: _Optional[bool] = ..., role: _Optional[_Union[ParticipantRole, str]] = ..., state: _Optional[_Union[ConversationState, str]] = ..., context: _Optional[_Iterable[str]] = ..., held: _Optional[bool] = ..., customer_tier: _Optional[str] = ..., moved_to_private: _Optional[bool] = ..., brand_reply: _Optional[str] = ...) -> None: ...
 
 class ThreadResponse(_message.Message):
     __slots__ = ("results",)

@@ -240,3 +240,20 @@ async def test_rethread_repairs_a_claim_whose_writes_were_lost(
     assert conv.owner.id == "alice"
     summaries, _ = await core.list()
     assert [s.conversation_id for s in summaries] == [cid]
+
+
+async def test_a_reply_to_the_brand_carries_the_brand_message_for_the_classifier(core: Conversations) -> None:
+    ask = "Sorry! Please DM us your order number."
+    same_batch = await core.thread(
+        [
+            msg("1", text="my order is late"),
+            msg("2", at=60, reply_to="1", outbound=True, text=ask),
+            msg("3", at=120, reply_to="2", text="done"),
+        ]
+    )
+    assert [r.brand_reply for r in same_batch] == ["", "", ask]
+    # Across batches the brand message is read back from the store; a reply to a customer carries nothing.
+    later = await core.thread(
+        [msg("4", at=180, reply_to="2", text="sent it"), msg("5", at=200, reply_to="3")]
+    )
+    assert [r.brand_reply for r in later] == [ask, ""]

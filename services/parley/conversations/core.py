@@ -386,6 +386,7 @@ class Conversations:
                         pipe.delete(k.awaiting(p.message.message_id))
                 await pipe.execute()
 
+        brand_replies = await self._brand_replies(order, placed, known)
         results = []
         for p in order:
             cid = final.get(p.conversation_id, p.conversation_id)
@@ -401,9 +402,39 @@ class Conversations:
                     held=held,
                     customer_tier="" if is_outbound(p.message) else self.tiers.tier(p.person, p.message),
                     moved_to_private=moved_by == p.message.message_id,
+                    brand_reply=brand_replies.get(p.message.message_id, ""),
                 )
             )
         return results
+
+    async def _brand_replies(
+        self, order: list[_Placement], placed: dict[str, _Placement], known: dict[str, str]
+    ) -> dict[str, str]:
+        """For each customer message that answers a brand message, that brand message's text (the classifier
+        reads "here it is" differently after "please DM us your order number"). One round trip at most."""
+        out: dict[str, str] = {}
+        stored: list[tuple[str, str, str]] = []  # (message id, parent's conversation, parent id)
+        for p in order:
+            m = p.message
+            if is_outbound(m) or not m.in_reply_to_id:
+                continue
+            parent = message_id(m.channel, m.in_reply_to_id)
+            if parent in placed:
+                if is_outbound(placed[parent].message):
+                    out[m.message_id] = placed[parent].message.text
+            elif parent_cid := known.get(self.keys.message_index(parent)):
+                stored.append((m.message_id, parent_cid, parent))
+        if stored:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for _, parent_cid, parent in stored:
+                    pipe.hget(self.keys.bodies(parent_cid), parent)
+                bodies = await pipe.execute()
+            for (mid, _, _), body in zip(stored, bodies, strict=True):
+                if body:
+                    parent_message = common_pb2.InboundMessage.FromString(body)
+                    if is_outbound(parent_message):
+                        out[mid] = parent_message.text
+        return out
 
     def _message_args(self, p: _Placement, now: float) -> list[str | bytes | float]:
         m = p.message

@@ -181,6 +181,7 @@ class PipelineWorker:
                             channel=message.channel,
                             visibility=message.visibility,
                             context=result.context,
+                            brand_reply=result.brand_reply,
                         )
                         for message, result in inbound
                     ]

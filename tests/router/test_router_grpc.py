@@ -137,6 +137,14 @@ async def test_watch_assignments_receives_an_assignment_made_on_arrival(stub):
     received = await asyncio.wait_for(first, 10)
     assert received.assignment.conversation_id == "c9"
     assert received.assignment.agent_id == "ann" and received.assignment.team == "billing"
+    assert not received.assignment.withdrawn
+    # Transferred away from ann: her stream is told it is no longer hers.
+    await stub.Transfer(
+        router_pb2.TransferRequest(conversation_id="c9", to_team="first_line", reason="misfiled")
+    )
+    withdrawn = (await asyncio.wait_for(stream.read(), 10)).assignment
+    assert (withdrawn.conversation_id, withdrawn.withdrawn) == ("c9", True)
+    assert "misfiled" in withdrawn.reason
     stream.cancel()
 
 

@@ -70,9 +70,12 @@ async def test_a_reopened_conversation_returns_to_its_agent(router: Router):
     await route(router, "other", "praise")  # a tie at 0/5, broken by name: ann now carries more than bob
     reopened = await route(router, "c1", "complaint", mid="x:2", topic="weather")
     assert reopened.agent_id == "ann" and "handled this conversation before" in reopened.reason
-    # Not available: the conversation goes to someone else rather than wait.
+    # Not available: the conversation waits for ann (see test_router_sticky), unless holds are off.
     await router.resolve("c1", "ann")
     await router.set_presence("ann", "away")
+    router.policy = router.policy.model_copy(
+        update={"assignment": router.policy.assignment.model_copy(update={"sticky_hold_seconds": 0})}
+    )
     assert (await route(router, "c1", "praise", mid="x:3")).agent_id == "bob"
 
 
@@ -87,6 +90,7 @@ async def test_ageing_lifts_a_long_waiting_low_priority_conversation(router: Rou
         "claims_recovered": 0,
         "requeued_offline": 0,
         "sla_at_risk": 0,
+        "holds_released": 0,
         "aged": 2,
         "drained": 0,
     }
@@ -214,6 +218,14 @@ async def test_many_routers_and_agents_at_once_never_assign_a_conversation_twice
     agents = [f"agent{i}" for i in range(16)]
     for n, agent in enumerate(agents):
         await setup.set_presence(agent, "away", ["billing", "first_line"], capacity=2 + n % 3)
+    # Eight conversations each handled by one agent and resolved; they reopen during the race and are
+    # held for that agent (who is coming online, or full, at that moment).
+    for n in range(8):
+        await setup.set_presence(agents[n], "online")
+        (first,) = await setup.route([make_item(f"sticky{n}", f"x:s{n}:1", "praise")])
+        assert first.agent_id == agents[n]
+        await setup.resolve(f"sticky{n}")
+        await setup.set_presence(agents[n], "away")
     await setup.route([make_item(f"early{i}", f"x:e{i}", "complaint", topic="billing") for i in range(40)])
     clients = [connect(settings) for _ in range(8)]
     routers = [Router(settings, c, keys, clock) for c in clients]
@@ -234,6 +246,8 @@ async def test_many_routers_and_agents_at_once_never_assign_a_conversation_twice
             item = make_item(f"late{n}", f"x:l{n}", intent, topic=topic)
             work.append(routers[n % 8].route([item]))
             work.append(routers[(n + 5) % 8].route([item]))  # the same message routed twice at once
+        for n in range(8):
+            work.append(routers[(n + 2) % 8].route([make_item(f"sticky{n}", f"x:s{n}:2", "complaint")]))
         work += [routers[n].drain() for n in range(8)]
         work += [quietly(routers[n % 8].claim(agents[n], "early1")) for n in range(8)]
         await asyncio.gather(*work)
@@ -261,10 +275,16 @@ async def test_many_routers_and_agents_at_once_never_assign_a_conversation_twice
     }
     assert not waiting & set(owners)
     assert len(owners) == capacity_total  # the backlog filled every free place
-    assert len(owners) + len(waiting) == 120  # and nothing was lost
+    assert len(owners) + len(waiting) == 128  # and nothing was lost
+    for n in range(8):  # a reopened one is with its agent, or still held for them: never with another
+        cid = f"sticky{n}"
+        if cid in owners:
+            assert owners[cid] == agents[n]
+        else:
+            assert (await redis.hget(k.held("first_line"), cid)).decode().startswith(f"{agents[n]}|")
     assert await redis.hlen(k.taking("billing")) == await redis.hlen(k.taking("first_line")) == 0
     assigned_events = await events_of(redis, keys, "conversation.assigned")
-    assert len(assigned_events) == len(owners)
+    assert len(assigned_events) == len(owners) + 8  # and the eight first assignments of the setup
 
 
 async def test_policy_reload_on_change_and_a_bad_file_keeps_the_old_one(

@@ -14,7 +14,7 @@ from parley.router.core import Router
 from parley.router.keys import RouterKeys
 from parley.router.merges import GROUP, MergeDeferred, Merges, ensure_group, follow_once
 from parley.router.server import create_server
-from parley.v1 import common_pb2
+from parley.v1 import common_pb2, router_pb2
 
 ASSIGNED = common_pb2.ROUTE_ACTION_ASSIGNED
 QUEUED = common_pb2.ROUTE_ACTION_QUEUED
@@ -100,8 +100,14 @@ async def test_the_merged_conversations_agent_gets_the_surviving_one(router: Rou
     assert await queued_members(redis, k, "first_line") == {}
     survivor = await state(redis, k, "parent")
     assert (survivor["state"], survivor["agent"], survivor["last_agent"]) == ("assigned", "ann", "ann")
-    feed = [f[b"assignment"] for _, f in await redis.xrange(k.feed("ann"))]
-    assert len(feed) == 2  # the first assignment, then the surviving conversation
+    feed = [router_pb2.Assignment.FromString(f[b"assignment"]) for _, f in await redis.xrange(k.feed("ann"))]
+    # The first assignment, then the merged conversation withdrawn and the surviving one given, in one step.
+    assert [(a.conversation_id, a.withdrawn) for a in feed] == [
+        ("held", False),
+        ("held", True),
+        ("parent", False),
+    ]
+    assert "merged into parent" in feed[1].reason
     # The agent resolves the surviving conversation and is free again.
     await router.resolve("parent", "ann")
     assert await active(redis, k, "ann") == set()
@@ -152,6 +158,19 @@ async def test_two_agents_the_surviving_ones_keeps_it_and_the_other_is_freed(rou
     assert event["attrs"]["withdrawn_agent"] == "ann" and event["attrs"]["agent_id"] == "bob"
     merge_entry = (await router.get_audit("parent"))[-1]
     assert merge_entry.kind == "merge" and "withdrawn from agent ann" in merge_entry.why
+    # ann's feed says the conversation was taken away before it hands her the next one; bob's is untouched.
+    ann = [router_pb2.Assignment.FromString(f[b"assignment"]) for _, f in await redis.xrange(k.feed("ann"))]
+    assert [(a.conversation_id, a.withdrawn) for a in ann] == [
+        ("held", False),
+        ("held", True),
+        ("waiting", False),
+    ]
+    assert "stays with agent bob" in ann[1].reason
+    bob = [router_pb2.Assignment.FromString(f[b"assignment"]) for _, f in await redis.xrange(k.feed("bob"))]
+    assert [(a.conversation_id, a.withdrawn) for a in bob] == [("parent", False)]
+    # A replayed merge withdraws nothing a second time.
+    await Merges(router).apply("held", "parent")
+    assert await redis.xlen(k.feed("ann")) == 3
 
 
 async def test_the_same_agent_with_both_counts_the_survivor_once(router: Router, redis):
@@ -163,6 +182,9 @@ async def test_the_same_agent_with_both_counts_the_survivor_once(router: Router,
     outcome = await Merges(router).apply("held", "parent")
     assert outcome.action == "same_agent"
     assert await active(redis, k, "ann") == {"parent"}
+    feed = [router_pb2.Assignment.FromString(f[b"assignment"]) for _, f in await redis.xrange(k.feed("ann"))]
+    assert [(a.conversation_id, a.withdrawn) for a in feed][-1] == ("held", True)
+    assert "merged into parent" in feed[-1].reason
 
 
 async def test_a_bot_answer_in_the_merged_conversation_counts_for_the_surviving_one(router: Router, redis):
@@ -246,7 +268,13 @@ async def test_a_crash_between_agent_steps_counts_the_load_once(router: Router, 
 
     assert await active(redis, k, "ann") == {"parent"}
     assert await queued_members(redis, k, "first_line") == {}
-    assert await redis.xlen(k.feed("ann")) == 2  # the survivor is announced once
+    feed = [router_pb2.Assignment.FromString(f[b"assignment"]) for _, f in await redis.xrange(k.feed("ann"))]
+    # The merged one is withdrawn and the survivor announced once.
+    assert [(a.conversation_id, a.withdrawn) for a in feed] == [
+        ("held", False),
+        ("held", True),
+        ("parent", False),
+    ]
     assert (await state(redis, k, "parent"))["agent"] == "ann"
     (assigned,) = [
         e for e in await events_of(redis, keys, "conversation.assigned") if e["conversation_id"] == "parent"

@@ -34,7 +34,7 @@ def test_traffic_is_seeded():
 
 
 async def test_ample_staff_answers_everything_at_once_and_none_twice(settings):
-    simulation = Simulation(settings, roster(capacity=20), TRAFFIC, hours=2)
+    simulation = Simulation(settings, roster(capacity=20), {**TRAFFIC, "reopen_after_resolve": 0}, hours=2)
     try:
         report = await simulation.run()
     finally:
@@ -44,6 +44,19 @@ async def test_ample_staff_answers_everything_at_once_and_none_twice(settings):
     assert billing["service_level"] == 1.0 and billing["max_wait_seconds"] == 0
     assert report["double_assignments"] == 0 and report["still_waiting_at_end"] == 0
     assert 0 < billing["agent_utilisation"] < 1
+
+
+async def test_reopened_conversations_go_back_to_their_agents(settings):
+    simulation = Simulation(settings, roster(capacity=2), {**TRAFFIC, "reopen_after_resolve": 0.5}, hours=2)
+    try:
+        report = await simulation.run()
+    finally:
+        await simulation.close()
+    reopened = report["reopened"]
+    assert reopened["reopened"] > 0 and reopened["held"] > 0  # some came back while their agent was full
+    assert reopened["back_with_previous_agent"] > reopened["reopened"] / 2
+    assert report["loop"]["holds_released"] < reopened["held"]  # most holds ended with the agent taking it
+    assert report["double_assignments"] == 0
 
 
 async def test_short_staff_waits_and_escalates(settings):

@@ -41,6 +41,8 @@ def _table(report: dict[str, Any]) -> str:
         f"{report['bot_replies']} bot replies, {report['human_conversations']} to people, "
         f"{report['no_action']} needing no action, {report['still_waiting_at_end']} still waiting at the end",
         f"double assignments: {report['double_assignments']}",
+        "reopened: {reopened}, held for their previous agent {held}, back with their previous agent "
+        "{back_with_previous_agent}".format(**report["reopened"]),
         "loop: " + ", ".join(f"{k} {v}" for k, v in report["loop"].items()),
         "",
         f"{'team':<16}{'convs':>7}{'SL ' + within:>10}{'SLA met':>9}{'mean wait':>11}{'p90 wait':>10}"

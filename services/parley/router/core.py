@@ -7,13 +7,22 @@ language, bot_replied, resolved_at, last_agent (for sticky assignment), declined
 deadline already escalated for), claim_token / revoked (claim recovery), merged_into / merge_action (a
 merged conversation: a pointer Route follows, see `merges`), version.
 
+A reopened conversation whose previous agent is busy, away or briefly offline waits for them (the sticky
+hold): its queue entry is reserved for that agent in the team's `held` hash, written with the entry itself,
+and the queue scripts give it to nobody else until the hold ends.
+
+Taking a conversation away from an agent (re-queue after the grace period, transfer, escalation, merge)
+pushes a withdrawn assignment to their feed in the same step.
+
 `tick()` is the background step: policy reload, recovery of half-done claims, presence grace expiry, SLA
-escalation, ageing and backlog draining. The server runs it in a loop; tests call it with a manual clock.
+escalation, the end of sticky holds, ageing and backlog draining. The server runs it in a loop; tests call it
+with a manual clock.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import uuid
 from collections.abc import AsyncIterator, Mapping
@@ -124,6 +133,27 @@ class Candidate:
 
 
 @dataclass(frozen=True)
+class Hold:
+    """A newly queued conversation reserved for its previous agent, and why."""
+
+    team: str
+    decision: common_pb2.RoutingDecision
+    agent: Candidate
+    candidates: list[Candidate]
+    why: str
+    until: float
+
+
+@dataclass
+class NewPlan:
+    """How one Route batch's newly queued conversations are handed out: (team, decision, chosen agent,
+    candidates) to assign now, and holds by message id."""
+
+    plans: list[tuple[str, common_pb2.RoutingDecision, Candidate, list[Candidate]]]
+    holds: dict[str, Hold]
+
+
+@dataclass(frozen=True)
 class Match:
     """The outcome of the policy for one message."""
 
@@ -157,6 +187,8 @@ class Router:
         self._assign_script = redis.register_script(scripts.ASSIGN)
         self._revoke = redis.register_script(scripts.REVOKE)
         self._settle = redis.register_script(scripts.SETTLE)
+        self._unhold = redis.register_script(scripts.UNHOLD)
+        self._withdraw_script = redis.register_script(scripts.WITHDRAW)
 
     def _mtime(self) -> int:
         try:
@@ -461,11 +493,13 @@ class Router:
                     results[i] = common_pb2.RoutingDecision.FromString(payload)
                 else:
                     pending.append(i)
-            await self._apply_route_effects(to_apply, now)
-            # Newly queued conversations go straight to an agent when one fits.
+            # Newly queued conversations go straight to an agent when one fits, or wait for their previous
+            # agent: planned before the queue entries are written, so a hold is written with its entry.
             queued = {i: d for i in fresh if (d := results[i]) and d.action == common_pb2.ROUTE_ACTION_QUEUED}
+            plan = await self._plan_new(list(queued.values()), states)
+            await self._apply_route_effects(to_apply, now, plan.holds)
             if queued:
-                assigned = await self._assign_new(list(queued.values()), states)
+                assigned = await self._assign_new(plan)
                 for i, decision in queued.items():
                     results[i] = assigned.get(decision.message_id, decision)
         if pending:
@@ -486,8 +520,11 @@ class Router:
             out.update(moved)
         return out
 
-    async def _apply_route_effects(self, decisions: list[common_pb2.RoutingDecision], now: float) -> None:
-        """Queue entries, arrival counts and `conversation.routed` events of newly stored decisions."""
+    async def _apply_route_effects(
+        self, decisions: list[common_pb2.RoutingDecision], now: float, holds: Mapping[str, Hold] | None = None
+    ) -> None:
+        """Queue entries (reserved for the previous agent where `holds` says so), arrival counts and
+        `conversation.routed` events of newly stored decisions."""
         if not decisions:
             return
         window = self.policy.staffing.window_seconds
@@ -498,7 +535,12 @@ class Router:
                 cid, team, due = decision.conversation_id, decision.team, from_timestamp(decision.sla_due_at)
                 if decision.action == common_pb2.ROUTE_ACTION_QUEUED:
                     since = from_timestamp(decision.decided_at)
-                    await self._enqueue_on(pipe, team, cid, decision.priority, since, due, "add")
+                    hold = (holds or {}).get(decision.message_id)
+                    if hold is not None:
+                        # The agent's index first: it is what finds the hold when their room frees.
+                        pipe.sadd(self.k.holds(hold.agent.agent_id), f"{team}|{cid}")
+                    entry = f"{hold.agent.agent_id}|{hold.until}" if hold else ""
+                    await self._enqueue_on(pipe, team, cid, decision.priority, since, due, "add", entry)
                     arrivals.setdefault(team, {})[f"{cid}|{decision.message_id}"] = since
                 elif decision.action == common_pb2.ROUTE_ACTION_APPENDED and not decision.agent_id:
                     # Lifts the waiting entry only if it is still waiting and only upwards.
@@ -527,12 +569,20 @@ class Router:
             await pipe.execute()
 
     async def _enqueue_on(
-        self, pipe: Any, team: str, cid: str, priority: float, since: float, due: float, mode: str = "add"
+        self,
+        pipe: Any,
+        team: str,
+        cid: str,
+        priority: float,
+        since: float,
+        due: float,
+        mode: str = "add",
+        hold: str = "",
     ) -> None:
         k = self.k
         await self._enqueue(
-            keys=[k.queue(team), k.since(team), k.due(team), k.base(team)],
-            args=[cid, priority, since, due, mode],
+            keys=[k.queue(team), k.since(team), k.due(team), k.base(team), k.held(team)],
+            args=[cid, priority, since, due, mode, hold],
             client=pipe,
         )
 
@@ -595,31 +645,46 @@ class Router:
         why = f"chosen: {chosen.note()}; {eligible} of {len(candidates)} agents eligible"
         return await self._assign(chosen.agent_id, cid, token, how, candidates, chosen, why)
 
-    async def _assign_new(
+    async def _plan_new(
         self, decisions: list[common_pb2.RoutingDecision], states: dict[str, dict[str, str]]
-    ) -> dict[str, common_pb2.RoutingDecision]:
-        """Newly queued conversations of one Route batch, assigned on arrival where an agent fits.
-
-        The agents of each team are read once and the batch is planned against loads counted as it goes
-        (so a batch spreads over the agents like one-by-one arrivals would); the plan then runs
-        concurrently, each step still reserving capacity and taking the conversation atomically."""
+    ) -> NewPlan:
+        """Who takes each newly queued conversation of one Route batch: an agent who fits now, or its
+        previous agent, for whom it is held. The agents of each team are read once and the batch is
+        planned against loads counted as it goes (so a batch spreads over the agents like one-by-one
+        arrivals would)."""
         by_team: dict[str, list[common_pb2.RoutingDecision]] = {}
         for decision in decisions:
             by_team.setdefault(decision.team, []).append(decision)
         plans = []
+        holds: dict[str, Hold] = {}
+        now = self.clock.now()
         for team, group in by_team.items():
             extra = {states.get(d.conversation_id, {}).get("last_agent", "") for d in group}
             agents = await self._read_agents(team, extra)
             if not agents:
                 continue
             loads = {agent_id: load for agent_id, _, load in agents}
+            offline_at = await self._offline_since(
+                [a for a, profile, _ in agents if a in extra and profile.get("presence") == "offline"]
+            )
+            profiles = {agent_id: profile for agent_id, profile, _ in agents}
             for decision in group:
                 state = states.get(decision.conversation_id, {})
                 candidates = self._rank(agents, state, loads)
                 chosen = next((c for c in candidates if c.eligible), None)
-                if chosen is not None:
+                held = self._hold_for(team, candidates, profiles, offline_at)
+                if held is not None:
+                    until = now + self.policy.assignment.sticky_hold_seconds
+                    holds[decision.message_id] = Hold(team, decision, held[0], candidates, held[1], until)
+                if chosen is not None and (held is None or chosen is held[0]):
                     loads[chosen.agent_id] += 1
                     plans.append((team, decision, chosen, candidates))
+        return NewPlan(plans, holds)
+
+    async def _assign_new(self, plan: NewPlan) -> dict[str, common_pb2.RoutingDecision]:
+        """Run a batch plan: the assignments concurrently, each still reserving capacity and taking the
+        conversation atomically; the holds (already in the queue) get their audit, event and reason."""
+        plans = plan.plans
         gate = asyncio.Semaphore(ASSIGN_CONCURRENCY)
 
         async def run(
@@ -650,7 +715,176 @@ class Router:
                 )
                 out[decision.message_id] = assigned
             await pipe.execute()
+        for hold in plan.holds.values():
+            cid = hold.decision.conversation_id
+            if hold.decision.message_id in out or not await self.redis.hexists(self.k.held(hold.team), cid):
+                # Its agent took it at once: the hold only kept others off it meanwhile.
+                await self.redis.srem(self.k.holds(hold.agent.agent_id), f"{hold.team}|{cid}")
+                continue
+            if not hold.why:
+                hold = dataclasses.replace(hold, why="no longer free (filled up meanwhile)")
+            out[hold.decision.message_id] = await self._announce_hold(hold)
+        for agent_id in sorted({hold.agent.agent_id for hold in plan.holds.values()}):
+            await self._hand_held(agent_id)  # room may have freed since the agent was read
         return out
+
+    async def _offline_since(self, agent_ids: list[str]) -> dict[str, float]:
+        """When each of these agents went offline, for those still within the grace period's bookkeeping."""
+        if not agent_ids:
+            return {}
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for agent_id in agent_ids:
+                pipe.zscore(self.k.offline(), agent_id)
+            scores = await pipe.execute()
+        return {a: float(t) for a, t in zip(agent_ids, scores, strict=True) if t is not None}
+
+    def _hold_for(
+        self,
+        team: str,
+        candidates: list[Candidate],
+        profiles: Mapping[str, Mapping[str, str]],
+        offline_at: Mapping[str, float],
+    ) -> tuple[Candidate, str] | None:
+        """The previous agent to reserve a reopened conversation for, and why: one of the team's agents who
+        has not declined it, and who is free (why is empty: they are given it at once), busy, away, or offline
+        within the presence grace period. None when the hold does not apply."""
+        if self.policy.assignment.sticky_hold_seconds <= 0:
+            return None
+        sticky = next((c for c in candidates if c.sticky), None)
+        if sticky is None or sticky.declined:
+            return None
+        if team not in profiles.get(sticky.agent_id, {}).get("teams", "").split(","):
+            return None  # the reopened conversation now needs a team its previous agent is not in
+        if sticky.eligible:
+            return sticky, ""  # they take it at once; the hold keeps others off it until they do
+        if sticky.presence == "online":
+            return sticky, f"at capacity ({sticky.load}/{sticky.capacity})"
+        if sticky.presence == "away":
+            return sticky, "away"
+        since = offline_at.get(sticky.agent_id)
+        grace = self.policy.presence.offline_grace_seconds
+        if since is not None and self.clock.now() - since < grace:
+            return sticky, f"offline for {self.clock.now() - since:g}s, within the {grace:g}s grace period"
+        return None
+
+    async def _announce_hold(self, hold: Hold) -> common_pb2.RoutingDecision:
+        """Audit, event and the stored decision of a conversation queued on hold for its previous agent."""
+        team, decision, candidates, until = hold.team, hold.decision, hold.candidates, hold.until
+        cid, agent_id, why = decision.conversation_id, hold.agent.agent_id, hold.why
+        now = self.clock.now()
+        reason = (
+            f"held for agent {agent_id}, who handled this conversation before and is {why}, "
+            f"for up to {self.policy.assignment.sticky_hold_seconds:g}s"
+        )
+        held = common_pb2.RoutingDecision()
+        held.CopyFrom(decision)
+        held.reason = decision.reason + f"; {reason}"
+        audit = router_pb2.RoutingAudit(
+            kind="hold",
+            at=to_timestamp(now),
+            action=common_pb2.ROUTE_ACTION_QUEUED,
+            team=team,
+            agent_id=agent_id,
+            priority=decision.priority,
+            candidates=[c.to_proto() for c in candidates[:AUDIT_CANDIDATES]],
+            why=reason,
+        )
+        event = EventRecord(
+            "conversation.held",
+            cid,
+            decision.message_id,
+            now,
+            {"team": team, "agent_id": agent_id, "until": until, "why": reason},
+        )
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.set(
+                self.k.decision(cid, decision.message_id), held.SerializeToString(), xx=True, keepttl=True
+            )
+            pipe.hset(self.k.audit(cid), f"hold:{decision.message_id}", audit.SerializeToString())
+            add_to_pipeline(pipe, self.keys, [event], self.settings.events_maxlen)
+            await pipe.execute()
+        return held
+
+    async def _release_hold(self, team: str, cid: str, entry: str, reason: str) -> bool:
+        """End a hold (if it is still the one read): the conversation becomes an ordinary queue entry."""
+        if not await self._unhold(keys=[self.k.held(team)], args=[cid, entry]):
+            return False
+        agent_id = entry.rsplit("|", 1)[0]
+        now = self.clock.now()
+        audit = router_pb2.RoutingAudit(
+            kind="hold_released",
+            at=to_timestamp(now),
+            action=common_pb2.ROUTE_ACTION_QUEUED,
+            team=team,
+            agent_id=agent_id,
+            why=reason,
+        )
+        event = EventRecord(
+            "conversation.hold_released", cid, "", now, {"team": team, "agent_id": agent_id, "reason": reason}
+        )
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.srem(self.k.holds(agent_id), f"{team}|{cid}")
+            pipe.hset(self.k.audit(cid), f"hold_released:{now:.6f}", audit.SerializeToString())
+            add_to_pipeline(pipe, self.keys, [event], self.settings.events_maxlen)
+            await pipe.execute()
+        return True
+
+    async def _hand_held(self, agent_id: str) -> list[router_pb2.Assignment]:
+        """Give the agent the conversations held for them, while they have room."""
+        handed: list[router_pb2.Assignment] = []
+        for raw in sorted(await self.redis.smembers(self.k.holds(agent_id))):
+            member = _text(raw)
+            team, cid = member.split("|", 1)
+            entry = _text(await self.redis.hget(self.k.held(team), cid) or "")
+            try:
+                token = await self._reserve_capacity(agent_id)
+            except FailedPrecondition:
+                break  # no room (or not online): the hold stays
+            taken = await self._take_from(team, cid, agent_id, token)
+            # Taken, or no longer waiting for this agent: either way the index entry is done.
+            await self.redis.srem(self.k.holds(agent_id), member)
+            if not taken:
+                await self.redis.srem(self.k.active(agent_id), token)
+                continue
+            waited = ""
+            if entry:
+                since = float(entry.rsplit("|", 1)[1]) - self.policy.assignment.sticky_hold_seconds
+                waited = f" after a hold of {max(0.0, self.clock.now() - since):g}s"
+            why = f"handled this conversation before; it was held for them{waited}"
+            assignment = await self._assign(agent_id, cid, token, "returned to its agent", why=why, held=True)
+            if assignment is not None:
+                handed.append(assignment)
+        return handed
+
+    async def release_holds(self) -> int:
+        """Holds that ended (their time is up, or their agent has been offline beyond the grace period):
+        the conversations become ordinary queue entries, which the drain then hands out."""
+        now, grace = self.clock.now(), self.policy.presence.offline_grace_seconds
+        teams = [t.name for t in self.policy.teams]
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for team in teams:
+                pipe.hgetall(self.k.held(team))
+            tables = await pipe.execute()
+        gone: dict[str, bool] = {}
+        released = 0
+        for team, table in zip(teams, tables, strict=True):
+            for raw_cid, raw_entry in table.items():
+                cid, entry = _text(raw_cid), _text(raw_entry)
+                agent_id, until = entry.rsplit("|", 1)
+                if float(until) <= now:
+                    reason = f"the hold for agent {agent_id} ran out; any agent of {team} may take it"
+                else:
+                    if agent_id not in gone:
+                        presence = _text(await self.redis.hget(self.k.agent(agent_id), "presence") or "")
+                        since = await self.redis.zscore(self.k.offline(), agent_id)
+                        gone[agent_id] = presence in ("", "offline") and (
+                            since is None or now - float(since) >= grace
+                        )
+                    if not gone[agent_id]:
+                        continue
+                    reason = f"agent {agent_id} has been offline for more than {grace:g}s"
+                released += await self._release_hold(team, cid, entry, reason)
+        return released
 
     async def _assign_waiting(
         self, team: str, cid: str, how: str
@@ -661,6 +895,10 @@ class Router:
         state = _decode(await self.redis.hgetall(self.k.state(cid)))
         candidates = await self._candidates(team, state)
         eligible = [c for c in candidates if c.eligible]
+        entry = _text(await self.redis.hget(self.k.held(team), cid) or "")
+        if entry and float(entry.rsplit("|", 1)[1]) > self.clock.now():
+            holder = entry.rsplit("|", 1)[0]
+            eligible = [c for c in eligible if c.agent_id == holder]  # reserved for its previous agent
         for chosen in eligible:
             try:
                 token = await self._reserve_capacity(chosen.agent_id)
@@ -739,8 +977,9 @@ class Router:
         return await self._fill(agent_id) if presence == "online" else []
 
     async def _fill(self, agent_id: str) -> list[router_pb2.Assignment]:
-        """Hand the agent the best waiting conversations of their teams until full or nothing waits."""
-        handed: list[router_pb2.Assignment] = []
+        """Hand the agent the conversations held for them, then the best waiting conversations of their teams,
+        until full or nothing waits."""
+        handed = await self._hand_held(agent_id)
         while True:
             try:
                 assignment = await self.claim(agent_id)
@@ -760,11 +999,13 @@ class Router:
             raise FailedPrecondition(f"agent {agent_id} is at capacity")
         return token
 
-    async def _best_waiting(self, teams: list[str]) -> tuple[str, str] | None:
-        """(team, conversation id) of the best waiting conversation: highest priority, then longest wait."""
+    async def _best_waiting(self, teams: list[str], agent_id: str) -> tuple[str, str] | None:
+        """(team, conversation id) of the best waiting conversation the agent may take (none held for
+        another agent): highest priority, then longest wait."""
+        now = self.clock.now()
         async with self.redis.pipeline(transaction=False) as pipe:
             for team in teams:
-                await self._best(keys=self.k.team_keys(team), args=["peek"], client=pipe)
+                await self._best(keys=self.k.team_keys(team), args=["peek", agent_id, "", now], client=pipe)
             tops = await pipe.execute()
         candidates = [
             (float(top[1]), -float(top[2]), team, _text(top[0]))
@@ -778,8 +1019,12 @@ class Router:
 
     async def _take_from(self, team: str, cid: str, agent_id: str = "", token: str = "") -> bool:
         """Remove a waiting conversation; with an agent, journal the claim until the assignment exists."""
+        return await self._take_code(team, cid, agent_id, token) == 1
+
+    async def _take_code(self, team: str, cid: str, agent_id: str = "", token: str = "") -> int:
+        """TAKE's answer: 1 taken, 0 not waiting, -1 held for another agent."""
         args = [cid, agent_id, token, self.clock.now()]
-        return bool(await self._take(keys=self.k.team_keys(team), args=args))
+        return int(await self._take(keys=self.k.team_keys(team), args=args))
 
     async def _take_best(self, team: str, agent_id: str, token: str) -> str | None:
         best = await self._best(keys=self.k.team_keys(team), args=["take", agent_id, token, self.clock.now()])
@@ -800,8 +1045,15 @@ class Router:
         taken: tuple[str, str] | None = None
         try:
             if conversation_id:
-                if await self._take_from(state["team"], conversation_id, agent_id, token):
+                code = await self._take_code(state["team"], conversation_id, agent_id, token)
+                if code == 1:
                     taken = (state["team"], conversation_id)
+                elif code == -1:
+                    holder = _text(await self.redis.hget(self.k.held(state["team"]), conversation_id) or "")
+                    raise FailedPrecondition(
+                        f"conversation {conversation_id} is held for its previous agent "
+                        f"{holder.rsplit('|', 1)[0]} for now"
+                    )
                 else:
                     raise FailedPrecondition(
                         f"conversation {conversation_id} was just taken by another agent"
@@ -810,7 +1062,7 @@ class Router:
                 # Peek to choose the team, then take that team's best atomically: a racing claim may take
                 # the peeked one first, and this one then gets the next best of the same team.
                 for _ in range(CLAIM_ATTEMPTS):
-                    best = await self._best_waiting(agent["teams"])
+                    best = await self._best_waiting(agent["teams"], agent_id)
                     if best is None:
                         break
                     cid = await self._take_best(best[0], agent_id, token)
@@ -836,6 +1088,7 @@ class Router:
         candidates: list[Candidate] | None = None,
         chosen: Candidate | None = None,
         why: str = "",
+        held: bool = False,
     ) -> router_pb2.Assignment | None:
         """Record a conversation already removed from its queue as the agent's: state, capacity, feed, audit
         and event. None when the claim was revoked by `recover_claims` (its capacity is released)."""
@@ -889,7 +1142,8 @@ class Router:
                     "priority": assignment.priority,
                     "how": how,
                     "why": assignment.reason,
-                    "sticky": bool(chosen and chosen.sticky),
+                    "sticky": held or bool(chosen and chosen.sticky),
+                    "held": held,
                     "skill_match": bool(chosen and chosen.skill_match),
                     "candidates": len(candidates or []),
                 },
@@ -910,13 +1164,29 @@ class Router:
             reason=state.get("reason", ""),
         )
 
-    async def _detach(self, cid: str, state: dict[str, str]) -> None:
-        """Take a conversation out of its queue or off its agent, failing if someone moved it first."""
+    async def _detach(self, cid: str, state: dict[str, str], withdraw: str = "") -> None:
+        """Take a conversation out of its queue or off its agent, failing if someone moved it first. With
+        `withdraw` (why), the agent's feed is told in the same step that the conversation left them."""
         if state["state"] == "queued":
             if not await self._take_from(state["team"], cid):
                 raise FailedPrecondition(f"conversation {cid} was just taken by an agent; retry")
-        elif state["state"] == "assigned" and not await self.redis.srem(self.k.active(state["agent"]), cid):
-            raise FailedPrecondition(f"conversation {cid} is no longer with agent {state['agent']}")
+        elif state["state"] == "assigned":
+            if withdraw:
+                taken = await self._withdraw(state["agent"], cid, state, withdraw)
+            else:
+                taken = await self.redis.srem(self.k.active(state["agent"]), cid)
+            if not taken:
+                raise FailedPrecondition(f"conversation {cid} is no longer with agent {state['agent']}")
+
+    async def _withdraw(self, agent_id: str, cid: str, state: Mapping[str, str], why: str) -> bool:
+        """Take a conversation off an agent and push a withdrawn assignment to their feed, atomically. False
+        when the agent no longer had it (nothing is written)."""
+        withdrawn = self._assignment(cid, agent_id, dict(state))
+        withdrawn.reason, withdrawn.withdrawn = why, True
+        args = [cid, withdrawn.SerializeToString(), FEED_MAXLEN]
+        return bool(
+            await self._withdraw_script(keys=[self.k.active(agent_id), self.k.feed(agent_id)], args=args)
+        )
 
     async def _requeue(
         self,
@@ -994,6 +1264,7 @@ class Router:
             event,
             {"declined_by": declined},
         )
+        await self._hand_held(agent_id)  # the freed room goes to a conversation waiting for this agent
         return state["team"]
 
     async def transfer(
@@ -1011,7 +1282,7 @@ class Router:
         now = self.clock.now()
         why = f"transferred from {state['team']}" + (f": {reason}" if reason else "")
         if to_team:
-            await self._detach(conversation_id, state)
+            await self._detach(conversation_id, state, withdraw=f"{why}; transferred to {to_team}")
             event = EventRecord(
                 "conversation.transferred", conversation_id, "", now, {"from": state["team"], "team": to_team}
             )
@@ -1022,8 +1293,11 @@ class Router:
             return decision
         await self._agent(to_agent_id)
         token = await self._reserve_capacity(to_agent_id)
+        away = state["state"] == "assigned" and state.get("agent") != to_agent_id
         try:
-            await self._detach(conversation_id, state)
+            await self._detach(
+                conversation_id, state, withdraw=f"{why}; transferred to agent {to_agent_id}" if away else ""
+            )
         except FailedPrecondition:
             await self.redis.srem(self.k.active(to_agent_id), token)
             raise
@@ -1058,7 +1332,11 @@ class Router:
         target = self.policy.escalation_target(state["team"], state.get("topic", ""))
         if target is None:
             raise FailedPrecondition(f"{state['team']} is already the top tier")
-        await self._detach(conversation_id, state)
+        await self._detach(
+            conversation_id,
+            state,
+            withdraw=f"escalated to {target.name} ({target.tier})" + (f": {reason}" if reason else ""),
+        )
         now = self.clock.now()
         priority = float(state["priority"]) + self.policy.priority.escalation
         due = min(float(state["sla_due"]), now + self.policy.sla_band(priority).first_response_seconds)
@@ -1209,7 +1487,9 @@ class Router:
         if not raw:
             raise NotFound(f"conversation {conversation_id} has no routing decisions")
         entries = [router_pb2.RoutingAudit.FromString(v) for v in raw.values()]
-        return sorted(entries, key=lambda e: (from_timestamp(e.at), e.kind != "route"))
+        # At one instant: the route, then a hold placed or ended, then what followed from them.
+        order = {"route": 0, "hold": 1, "hold_released": 2}
+        return sorted(entries, key=lambda e: (from_timestamp(e.at), order.get(e.kind, 3)))
 
     # ----------------------------------------------------------------------------------------------- loop
 
@@ -1220,6 +1500,7 @@ class Router:
             "claims_recovered": await self.recover_claims(),
             "requeued_offline": await self.expire_offline(),
             "sla_at_risk": await self.escalate_at_risk(),
+            "holds_released": await self.release_holds(),
             "aged": await self.age_queues(),
             "drained": await self.drain(),
         }
@@ -1281,8 +1562,9 @@ class Router:
                     if state.get("state") != "assigned" or state.get("agent") != agent_id:
                         await self.redis.srem(self.k.active(agent_id), cid)  # a stale entry
                         continue
+                    why = f"agent offline for more than {grace:g}s: back in the {state['team']} queue"
                     try:
-                        await self._detach(cid, state)
+                        await self._detach(cid, state, withdraw=why)
                     except FailedPrecondition:
                         continue
                     event = EventRecord(
@@ -1322,9 +1604,15 @@ class Router:
                     continue
                 if state.get("sla_alerted") == state.get("sla_due"):
                     continue
+                due_in = float(state["sla_due"]) - now
+                entry = _text(await self.redis.hget(self.k.held(team), cid) or "")
+                if entry:
+                    # The SLA comes first: nobody waits for one agent at the cost of the deadline.
+                    await self._release_hold(
+                        team, cid, entry, f"SLA at risk (due in {due_in:.0f}s): the hold ends"
+                    )
                 target = policy.escalation_target(team, state.get("topic", ""))
                 mark = {"sla_alerted": state["sla_due"]}
-                due_in = float(state["sla_due"]) - now
                 escalated_to = ""
                 if target is not None and policy.escalation.on_sla_risk:
                     try:

@@ -58,8 +58,19 @@ class RouterKeys:
         """Hash: conversations taken from the queue whose assignment is not yet recorded (claim journal)."""
         return self._team(team, "taking")
 
+    def held(self, team: str) -> str:
+        """Hash: waiting conversations reserved for their previous agent, as "agent|until" (sticky hold)."""
+        return self._team(team, "held")
+
     def team_keys(self, team: str) -> list[str]:
-        return [self.queue(team), self.since(team), self.due(team), self.base(team), self.taking(team)]
+        return [
+            self.queue(team),
+            self.since(team),
+            self.due(team),
+            self.base(team),
+            self.taking(team),
+            self.held(team),
+        ]
 
     # Presence slot: agents that went offline (score: when), for the grace period; every agent seen.
     def offline(self) -> str:
@@ -80,3 +91,7 @@ class RouterKeys:
 
     def feed(self, agent_id: str) -> str:
         return self._agent(agent_id, "feed")
+
+    def holds(self, agent_id: str) -> str:
+        """Set of "team|conversation id" held for the agent: where to look when their capacity frees."""
+        return self._agent(agent_id, "holds")

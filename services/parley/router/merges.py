@@ -169,7 +169,9 @@ class Merges:
         if s == "assigned":
             agent = src["agent"]
             if d == "assigned" and dst.get("agent") == agent:
-                await self.redis.srem(self.k.active(agent), merged)
+                await self.router._withdraw(
+                    agent, merged, src, f"merged into {into}, which agent {agent} has"
+                )
                 await self._set(into, carry, src.get("priority", ""), src.get("sla_due", ""), "")
                 return MergeOutcome(
                     merged,
@@ -180,9 +182,11 @@ class Merges:
                     why=(f"agent {agent} had both; counted once"),
                 )
             if d == "assigned":
-                # Two agents: the surviving conversation's agent keeps it; the other one is released. The
-                # assignment feed has no way to withdraw, so the audit and the event say so.
-                await self.redis.srem(self.k.active(agent), merged)
+                # Two agents: the surviving conversation's agent keeps it; the other one is released, and
+                # their feed is told in the same step.
+                await self.router._withdraw(
+                    agent, merged, src, f"merged into {into}, which stays with agent {dst['agent']}"
+                )
                 await self._set(into, carry, src.get("priority", ""), src.get("sla_due", ""), "")
                 return MergeOutcome(
                     merged,
@@ -205,9 +209,17 @@ class Merges:
             state["assigned_at"] = src.get("assigned_at", str(self.router.clock.now()))
             state["reason"] = f"merged: {merged} joined {into}, which stays with agent {agent}"
             assignment = self.router._assignment(into, agent, {**src, **state})
+            withdrawn = self.router._assignment(merged, agent, src)
+            withdrawn.reason, withdrawn.withdrawn = f"merged into {into}, which is now agent {agent}'s", True
             moved = await self._swap(
                 keys=[self.k.active(agent), self.k.feed(agent)],
-                args=[merged, into, assignment.SerializeToString(), FEED_MAXLEN],
+                args=[
+                    merged,
+                    into,
+                    assignment.SerializeToString(),
+                    FEED_MAXLEN,
+                    withdrawn.SerializeToString(),
+                ],
             )
             if moved == -1:  # the agent let go of the merged conversation meanwhile
                 if took:

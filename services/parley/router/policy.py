@@ -116,6 +116,12 @@ class PresenceSettings(_Strict):
     offline_grace_seconds: float = Field(default=120.0, ge=0)
 
 
+class AssignmentSettings(_Strict):
+    # A reopened conversation whose previous agent is busy, away or offline within the grace period is
+    # reserved for them this long (0: never) before any agent of the team may take it.
+    sticky_hold_seconds: float = Field(default=120.0, ge=0)
+
+
 class EscalationSettings(_Strict):
     # A waiting conversation whose deadline is within `sla_at_risk_seconds` moves to the next tier once.
     on_sla_risk: bool = True
@@ -142,6 +148,7 @@ class Policy(_Strict):
     priority: PriorityWeights = PriorityWeights()
     staffing: StaffingSettings = StaffingSettings()
     presence: PresenceSettings = PresenceSettings()
+    assignment: AssignmentSettings = AssignmentSettings()
     escalation: EscalationSettings = EscalationSettings()
 
     def team(self, name: str) -> Team | None:

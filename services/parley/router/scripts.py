@@ -24,9 +24,11 @@ for i = 1, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
 return redis.call('HINCRBY', KEYS[1], 'version', 1)
 """
 
-# Team slot. KEYS: queue, since, due, base. ARGV: conversation id, priority, enqueued at, sla due, mode.
-# mode "add" puts a conversation in the queue (keeping an earlier enqueue time); "raise" only lifts the
-# priority and tightens the deadline of a conversation still waiting (a claimed one is not put back).
+# Team slot. KEYS: queue, since, due, base, held. ARGV: conversation id, priority, enqueued at, sla due, mode,
+# hold ("agent|until" or '').
+# mode "add" puts a conversation in the queue (keeping an earlier enqueue time), reserved for its previous
+# agent when a hold is given (in the same step, so no other agent can take it in between); "raise" only
+# lifts the priority and tightens the deadline of a conversation still waiting (a claimed one stays out).
 ENQUEUE = """
 if ARGV[5] == 'raise' then
   local base = redis.call('ZSCORE', KEYS[4], ARGV[1])
@@ -43,13 +45,22 @@ redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
 redis.call('ZADD', KEYS[4], ARGV[2], ARGV[1])
 redis.call('ZADD', KEYS[2], 'NX', ARGV[3], ARGV[1])
 redis.call('ZADD', KEYS[3], ARGV[4], ARGV[1])
+if (ARGV[6] or '') ~= '' then redis.call('HSET', KEYS[5], ARGV[1], ARGV[6]) end
 return 1
 """
 
-# Shared by TAKE and BEST: removes a member from the team's queue keys and, when an agent is given, writes
-# the claim journal entry "agent|token|at|base|since|due" in the same step, so a claimer that dies before
-# recording the assignment leaves a trace the recovery puts back.
+# Shared by TAKE and BEST: removes a member from the team's queue keys (and its sticky hold) and, when an
+# agent is given, writes the claim journal entry "agent|token|at|base|since|due" in the same step, so a
+# claimer that dies before recording the assignment leaves a trace the recovery puts back. `held_for_other`
+# tells whether a member is reserved, until a time after `now`, for an agent other than `agent`.
 _REMOVE = """
+local function held_for_other(member, agent, now)
+  local entry = redis.call('HGET', KEYS[6], member)
+  if not entry then return false end
+  local holder, untl = string.match(entry, '^(.*)|([^|]*)$')
+  if tonumber(untl) <= tonumber(now) then return false end
+  return holder ~= agent
+end
 local function remove(member, agent, token, at)
   local base = redis.call('ZSCORE', KEYS[4], member) or '0'
   local since = redis.call('ZSCORE', KEYS[2], member) or '0'
@@ -58,6 +69,7 @@ local function remove(member, agent, token, at)
   redis.call('ZREM', KEYS[2], member)
   redis.call('ZREM', KEYS[3], member)
   redis.call('ZREM', KEYS[4], member)
+  redis.call('HDEL', KEYS[6], member)
   if agent ~= '' then
     local entry = table.concat({agent, token, at, base, since, due}, '|')
     redis.call('HSET', KEYS[5], member, entry)
@@ -65,35 +77,66 @@ local function remove(member, agent, token, at)
 end
 """
 
-# Team slot. KEYS: queue, since, due, base, taking. ARGV: conversation id, agent, token, now.
-# ZSCORE is the ownership test: exactly one caller removes a given conversation.
+# Team slot. KEYS: queue, since, due, base, taking, held. ARGV: conversation id, agent, token, now.
+# ZSCORE is the ownership test: exactly one caller removes a given conversation. 1 taken, 0 not waiting, -1
+# held for another agent. With no agent (a transfer, escalation or merge moving it) a hold does not stop it.
 TAKE = (
     _REMOVE
     + """
 if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 0 end
+if ARGV[2] ~= '' and held_for_other(ARGV[1], ARGV[2], ARGV[4]) then return -1 end
 remove(ARGV[1], ARGV[2], ARGV[3], ARGV[4])
 return 1
 """
 )
 
-# Team slot. KEYS: queue, since, due, base, taking. ARGV: "peek" or "take", agent, token, now.
-# The highest priority; among equals, the longest waiting. "take" also removes it, so under contention each
-# caller atomically gets a different conversation. Returns {conversation id, priority, enqueued at} or false.
+# Team slot. KEYS: queue, since, due, base, taking, held. ARGV: "peek" or "take", agent, token, now.
+# The highest priority not held for another agent; among equals, the longest waiting. "take" also removes
+# it, so under contention each caller atomically gets a different conversation. Returns {conversation id,
+# priority, enqueued at} or false.
 BEST = (
     _REMOVE
     + """
-local top = redis.call('ZREVRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-if #top == 0 then return false end
-local same = redis.call('ZRANGEBYSCORE', KEYS[1], top[2], top[2], 'LIMIT', 0, 64)
-local best, best_since = top[1], nil
-for _, member in ipairs(same) do
-  local since = tonumber(redis.call('ZSCORE', KEYS[2], member) or '0')
-  if best_since == nil or since < best_since then best, best_since = member, since end
+local agent, now = ARGV[2] or '', ARGV[4] or '0'
+local best, best_score, best_since = nil, nil, nil
+local offset, done = 0, false
+while not done do
+  local page = redis.call('ZREVRANGE', KEYS[1], offset, offset + 63, 'WITHSCORES')
+  if #page == 0 then break end
+  for i = 1, #page, 2 do
+    local member, score = page[i], page[i + 1]
+    if best_score ~= nil and tonumber(score) < tonumber(best_score) then done = true break end
+    if not held_for_other(member, agent, now) then
+      local since = tonumber(redis.call('ZSCORE', KEYS[2], member) or '0')
+      if best == nil or since < best_since or (since == best_since and member < best) then
+        best, best_score, best_since = member, score, since
+      end
+    end
+  end
+  offset = offset + 64
 end
-if ARGV[1] == 'take' then remove(best, ARGV[2] or '', ARGV[3] or '', ARGV[4] or '0') end
-return {best, top[2], tostring(best_since or 0)}
+if best == nil then return false end
+if ARGV[1] == 'take' then remove(best, agent, ARGV[3] or '', now) end
+return {best, best_score, tostring(best_since)}
 """
 )
+
+# Team slot. KEYS: held. ARGV: conversation id, the entry read. Ends a hold if it is still the one read, so
+# two routers never both report its end. 1 ended, 0 already gone or replaced.
+UNHOLD = """
+if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
+redis.call('HDEL', KEYS[1], ARGV[1])
+return 1
+"""
+
+# Agent slot. KEYS: active, feed. ARGV: conversation id, withdrawn assignment bytes, feed maxlen.
+# Takes a conversation away from the agent and tells their feed in the same step. 1 taken, 0 they did not
+# have it (so a repeat writes nothing twice).
+WITHDRAW = """
+if redis.call('SREM', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'assignment', ARGV[2])
+return 1
+"""
 
 # Team slot. KEYS: queue, since, due, base. ARGV: now, points per minute, cap, SLA pressure.
 # Rescores every waiting conversation: base + min(cap, per minute * minutes waited) + pressure * share of
@@ -206,10 +249,11 @@ keep('enqueued_at', ARGV[3], false)
 return redis.call('HINCRBY', KEYS[1], 'version', 1)
 """
 
-# Agent slot. KEYS: active, feed. ARGV: merged id, surviving id, assignment bytes, feed maxlen.
+# Agent slot. KEYS: active, feed. ARGV: merged id, surviving id, assignment bytes, feed maxlen, withdrawn
+# assignment bytes (of the merged id).
 # The agent's merged conversation becomes the surviving one: capacity counts it once, and the feed shows the
-# surviving conversation (once: a repeat finds it active already). 1 moved, 0 already moved, -1 the agent no
-# longer has the merged conversation.
+# merged conversation withdrawn and the surviving one assigned (once: a repeat finds it active already).
+# 1 moved, 0 already moved, -1 the agent no longer has the merged conversation.
 SWAP = """
 if redis.call('SISMEMBER', KEYS[1], ARGV[2]) == 1 then
   redis.call('SREM', KEYS[1], ARGV[1])
@@ -217,6 +261,7 @@ if redis.call('SISMEMBER', KEYS[1], ARGV[2]) == 1 then
 end
 if redis.call('SREM', KEYS[1], ARGV[1]) == 0 then return -1 end
 redis.call('SADD', KEYS[1], ARGV[2])
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', 'assignment', ARGV[5])
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', 'assignment', ARGV[3])
 return 1
 """

@@ -2,8 +2,10 @@
 background loop) on a simulated clock.
 
 Agents learn of their assignments the way a desk does, from their assignment feeds; they resolve each after a
-random handling time. Every loop step the state in Redis is checked for a conversation held by two agents at
-once, or held while still waiting in a queue (a double assignment).
+random handling time. Some resolved conversations reopen a little later (the customer writes again), which
+exercises the sticky hold: the report says how many came back to the agent who had them. Every loop step the
+state in Redis is checked for a conversation held by two agents at once, or held while still waiting in a
+queue (a double assignment).
 """
 
 from __future__ import annotations
@@ -160,6 +162,11 @@ class Simulation:
         self.usage = {a["id"]: AgentClock() for a in roster["agents"]}
         self.presence = {a["id"]: "offline" for a in roster["agents"]}
         self.counts = {"bot_replies": 0, "no_action": 0, "double_assignments": 0, "loop": {}}
+        self.items: dict[str, router_pb2.RouteItem] = {}
+        self.reopens: list[tuple[float, int, str, router_pb2.RouteItem]] = []
+        self.previous: dict[str, str] = {}  # reopened conversation -> the agent who resolved it
+        self.reopened = {"reopened": 0, "held": 0, "back_with_previous_agent": 0}
+        self.end = MIDNIGHT + hours * 3600
         self.doubles: set[str] = set()
         self.total = 0
 
@@ -207,10 +214,17 @@ class Simulation:
                 self.feed_positions[agent_id] = _text(entry_id)
                 assignment = router_pb2.Assignment.FromString(fields[b"assignment"])
                 cid = assignment.conversation_id
+                if assignment.withdrawn:
+                    # Taken away from the agent (offline too long, say): they stop working on it.
+                    if self.holding.get(cid, ("",))[0] == agent_id:
+                        self._release(cid, now)
+                    continue
                 episode = self.episodes.get(cid)
                 if episode is not None and episode.assigned_at is None:
                     episode.assigned_at = from_timestamp(assignment.assigned_at)
                     episode.team = assignment.team
+                if self.previous.get(cid):
+                    self.reopened["back_with_previous_agent"] += self.previous.pop(cid) == agent_id
                 if cid in self.holding:
                     self._release(cid, now)  # it was taken from its previous agent (offline too long)
                 self.holding[cid] = (agent_id, now)
@@ -234,6 +248,24 @@ class Simulation:
             episode = self.episodes.pop(cid, None)
             if episode is not None:
                 self.done.append(episode)
+            self._maybe_reopen(cid, agent_id, now)
+
+    def _maybe_reopen(self, cid: str, agent_id: str, now: float) -> None:
+        """The customer writes again a few minutes after some resolutions: a complaint, to a person."""
+        at = now + 60 + self.rng.random() * 840
+        if cid not in self.items or at >= self.end:
+            return
+        if self.rng.random() >= float(self.traffic.get("reopen_after_resolve", 0.0)):
+            return
+        n = len(self.reopens) + self.reopened["reopened"]
+        item = router_pb2.RouteItem()
+        item.CopyFrom(self.items[cid])
+        item.message.message_id = item.triage.message_id = f"x:{cid}-r{n}"
+        item.triage.intent = INTENTS["complaint"]
+        item.triage.ClearField("bot_answer")
+        item.triage.ClearField("scores")
+        self.previous[cid] = agent_id
+        heapq.heappush(self.reopens, (at, n, cid, item))
 
     def _release(self, cid: str, now: float) -> None:
         agent_id, since = self.holding.pop(cid)
@@ -276,10 +308,15 @@ class Simulation:
                     common_pb2.ROUTE_ACTION_ASSIGNED,
                 ):
                     self.episodes[cid] = Episode(decision.team, now, from_timestamp(decision.sla_due_at))
+                    if cid in self.previous and decision.action == common_pb2.ROUTE_ACTION_QUEUED:
+                        self.reopened["held"] += bool(
+                            await self.redis.hexists(self.k.held(decision.team), cid)
+                        )
 
     async def run(self) -> dict[str, Any]:
         arrivals = generate_traffic(self.traffic, self.seed, self.hours)
         self.total = len(arrivals)
+        self.items = {a.cid: a.item for a in arrivals}
         pending: list[tuple[float, int, router_pb2.RouteItem]] = []
         for n, a in enumerate(arrivals):
             pending.append((a.at, n, a.item))
@@ -296,6 +333,9 @@ class Simulation:
             while index < len(pending) and pending[index][0] <= now:
                 batch.append(pending[index][2])
                 index += 1
+            while self.reopens and self.reopens[0][0] <= now:
+                batch.append(heapq.heappop(self.reopens)[3])
+                self.reopened["reopened"] += 1
             if batch:
                 await self._route(batch, now)
             await self._read_feeds(now)
@@ -362,6 +402,7 @@ class Simulation:
             "no_action": self.counts["no_action"],
             "still_waiting_at_end": len(still_waiting),
             "double_assignments": self.counts["double_assignments"],
+            "reopened": self.reopened,
             "loop": self.counts["loop"],
             "teams": out_teams,
             "agent_utilisation": agents,

@@ -49,7 +49,7 @@ class RouteResponse(_message.Message):
     def __init__(self, decisions: _Optional[_Iterable[_Union[_common_pb2.RoutingDecision, _Mapping]]] = ...) -> None: ...
 
 class Assignment(_message.Message):
-    __slots__ = ("conversation_id", "agent_id", "team", "priority", "assigned_at", "sla_due_at", "reason")
+    __slots__ = ("conversation_id", "agent_id", "team", "priority", "assigned_at", "sla_due_at", "reason", "withdrawn")
     CONVERSATION_ID_FIELD_NUMBER: _ClassVar[int]
     AGENT_ID_FIELD_NUMBER: _ClassVar[int]
     TEAM_FIELD_NUMBER: _ClassVar[int]
@@ -57,6 +57,7 @@ class Assignment(_message.Message):
     ASSIGNED_AT_FIELD_NUMBER: _ClassVar[int]
     SLA_DUE_AT_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    WITHDRAWN_FIELD_NUMBER: _ClassVar[int]
     conversation_id: str
     agent_id: str
     team: str
@@ -64,7 +65,8 @@ class Assignment(_message.Message):
     assigned_at: _timestamp_pb2.Timestamp
     sla_due_at: _timestamp_pb2.Timestamp
     reason: str
-    def __init__(self, conversation_id: _Optional[str] = ..., agent_id: _Optional[str] = ..., team: _Optional[str] = ..., priority: _Optional[float] = ..., assigned_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., sla_due_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reason: _Optional[str] = ...) -> None: ...
+    withdrawn: bool
+    def __init__(self, conversation_id: _Optional[str] = ..., agent_id: _Optional[str] = ..., team: _Optional[str] = ..., priority: _Optional[float] = ..., assigned_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., sla_due_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reason: _Optional[str] = ..., withdrawn: _Optional[bool] = ...) -> None: ...
 
 class WatchAssignmentsRequest(_message.Message):
     __slots__ = ("agent_id",)

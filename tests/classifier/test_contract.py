@@ -91,3 +91,27 @@ async def test_invalid_arguments_name_each_field(stub: classifier_pb2_grpc.Class
     with pytest.raises(grpc.aio.AioRpcError) as answer:
         await stub.Answer(classifier_pb2.AnswerRequest(text=""))
     assert [f for f, _ in field_violations(answer.value)] == ["text"]
+
+
+async def test_brand_reply_reaches_the_model(stub: classifier_pb2_grpc.ClassifierServiceStub) -> None:
+    text = "sure, the order number is 12345"
+    reply = await stub.Classify(
+        classifier_pb2.ClassifyRequest(
+            items=[
+                item(1, text),
+                classifier_pb2.ClassifyItem(
+                    message_id="x:2", text=text, brand_reply="Please DM us your order number?"
+                ),
+            ]
+        )
+    )
+    alone, answering = reply.results
+    assert [s.probability for s in alone.scores] != [s.probability for s in answering.scores]
+
+    with pytest.raises(grpc.aio.AioRpcError) as too_long:
+        await stub.Classify(
+            classifier_pb2.ClassifyRequest(
+                items=[classifier_pb2.ClassifyItem(message_id="x:3", text="ok", brand_reply="x" * 201)]
+            )
+        )
+    assert [f for f, _ in field_violations(too_long.value)] == ["items[0].brand_reply"]

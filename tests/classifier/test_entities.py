@@ -1,4 +1,6 @@
-from parley.classifier.entities import extract, luhn_valid
+import pytest
+
+from parley.classifier.entities import extract, iban_valid, luhn_valid
 
 
 def spans(text: str) -> list[tuple[str, str]]:
@@ -85,3 +87,63 @@ def test_flight_designators_need_a_known_code_in_capitals() -> None:
         ("flight_number", "BA 117"),
     ]
     assert spans("ZZ 123 and dl 404 are not flights") == []
+
+
+def test_street_first_addresses() -> None:
+    assert spans("please send it to Hauptstraße 5, 10115 Berlin") == [
+        ("address", "Hauptstraße 5, 10115 Berlin")
+    ]
+    assert spans("we moved to Berliner Allee 12a, 40212 Düsseldorf") == [
+        ("address", "Berliner Allee 12a, 40212 Düsseldorf")
+    ]
+    assert spans("Keizersgracht 123, 1015 CJ Amsterdam") == [
+        ("address", "Keizersgracht 123, 1015 CJ Amsterdam")
+    ]
+    assert spans("Hauptstr. 5") == [("address", "Hauptstr. 5")]
+
+
+def test_number_first_addresses() -> None:
+    assert spans("deliver to 350 5th Ave, New York, NY 10118 tomorrow") == [
+        ("address", "350 5th Ave, New York, NY 10118")
+    ]
+    assert spans("10 Downing Street, London SW1A 2AA") == [("address", "10 Downing Street, London SW1A 2AA")]
+    assert spans("12 Oak Court, Springfield, IL 62704") == [
+        ("address", "12 Oak Court, Springfield, IL 62704")
+    ]
+    # A town on the next line, as people paste addresses.
+    assert spans("13341 Woodland Park Drive\nHerndon, Virginia, 20171") == [
+        ("address", "13341 Woodland Park Drive\nHerndon, Virginia, 20171")
+    ]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I bought 3 New Balance Court shoes",
+        "the Spring 5 collection is out",
+        "I waited 5 Long Days at the gate",
+        "give it 2 Big Way points",
+        "Turn to page 42 Main menu",
+        "Ring 5 times before you hang up",
+        "flight 5 Way too long",
+    ],
+)
+def test_no_address_in_ordinary_sentences(text: str) -> None:
+    assert [t for t, _ in spans(text) if t == "address"] == []
+
+
+def test_iban_checksum() -> None:
+    assert iban_valid("DE89 3704 0044 0532 0130 00")
+    assert iban_valid("GB82WEST12345698765432")
+    assert not iban_valid("DE89 3704 0044 0532 0130 01")  # checksum fails
+    assert not iban_valid("DE89 3704 0044 0532 0130")  # too short for Germany
+    assert not iban_valid("XX89 3704 0044 0532 0130 00")  # unknown country
+
+
+def test_iban_entities() -> None:
+    assert spans("my IBAN is DE89 3704 0044 0532 0130 00, please refund") == [
+        ("iban", "DE89 3704 0044 0532 0130 00")
+    ]
+    assert spans("GB82WEST12345698765432") == [("iban", "GB82WEST12345698765432")]
+    # One digit off: no IBAN, and its digit groups are not claimed as a card either.
+    assert [t for t, _ in spans("IBAN DE89 3704 0044 0532 0130 01")] == []

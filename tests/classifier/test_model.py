@@ -11,6 +11,7 @@ from parley.classifier.model import (
     TOPICS,
     Item,
     Triager,
+    brand_tokens,
     model_text,
     normalize,
     tfidf_transform,
@@ -176,3 +177,20 @@ def test_empty_batch(triager: Triager) -> None:
 )
 def test_language(triager: Triager, text: str, lang: str) -> None:
     assert one(triager, text).language == lang
+
+
+def test_brand_reply_tokens() -> None:
+    assert brand_tokens("") == ""
+    assert brand_tokens("Sorry to hear that! Please DM us your order number.") == "xbrdm"
+    assert brand_tokens("Could you send us a DM with the details?").split() == ["xbrdm", "xbrask"]
+    assert brand_tokens("Which device are you using?") == "xbrask"
+    assert brand_tokens("Thanks for the love!") == ""
+    answering = model_text("sure, it's 12345", (), "Could you send us a DM?")
+    assert answering.split() == [*model_text("sure, it's 12345").split(), "xbrdm", "xbrask"]
+
+
+def test_brand_reply_is_used(triager: Triager) -> None:
+    text = "sure, the order number is 12345"
+    alone = triager.classify([Item("a", text)])[0]
+    answering = triager.classify([Item("b", text, "x", (), "Please DM us your order number?")])[0]
+    assert alone.scores != answering.scores

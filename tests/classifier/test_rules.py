@@ -13,6 +13,7 @@ CLEAR = {
     "harassment_threat": "your driver threatened me when I asked for a receipt",
     "data_exposure": "I can see other customers' orders in my account",
     "assistance_time_pressure": "I'm legally blind, my flight is at 330pm (45mins) and I need assistance",
+    "accident_injury": "my driver crashed into a pole and I hit my head",
 }
 
 NEAR_MISS = {
@@ -26,6 +27,7 @@ NEAR_MISS = {
     "harassment_threat": "I'm going to kill it at the interview tomorrow",
     "data_exposure": "can I see my old orders in the app?",
     "assistance_time_pressure": "why did you disable my ability to reply? is wheelchair access online?",
+    "accident_injury": "the app crashed again and I hit refresh ten times",
 }
 
 
@@ -91,3 +93,42 @@ def test_new_triggers_from_training_messages() -> None:
 @pytest.mark.parametrize("text", [*CLEAR.values(), *NEAR_MISS.values(), *MORE])
 def test_cue_precheck_never_skips_a_rule_that_fires(text: str) -> None:
     assert urgency(text) == urgency_full(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "rule"),
+    [
+        ("I was charged for a subscription and didn't sign up for it", "fraud_charges"),
+        ("worst service ever. Too bad for you I'm a lawyer", "legal_threat"),
+        ("a pilot on his phone during the checks, what will the FAA say?", "legal_threat"),
+        ("someone else's passport info was on my booking", "data_exposure"),
+        ("I got into a car accident while riding with your driver", "accident_injury"),
+    ],
+)
+def test_more_urgent_wordings(text: str, rule: str) -> None:
+    assert rule in [h.rule for h in urgency(text)]
+    assert urgency(text) == urgency_full(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I was charged twice for the subscription I signed up for",
+        "why can't I transfer money into someone else's account?",
+        "what will the weather be like for my flight?",
+    ],
+)
+def test_more_near_misses(text: str) -> None:
+    assert urgency(text) == []
+
+
+def test_prefix_trie_matches_longest_first() -> None:
+    import re
+
+    from parley.classifier.rules import _trie
+
+    words = ["stol", "stolen", "hack", "ha", "scam"]
+    trie = re.compile(r"\b" + _trie(words))
+    plain = re.compile(r"\b(?:" + "|".join(sorted(words, key=len, reverse=True)) + ")")
+    for text in ["stolen card", "he stole it", "hacked! haha", "scammer stoled", "nothing here", "ha"]:
+        assert trie.findall(text) == plain.findall(text)

@@ -20,6 +20,7 @@ from parley.classifier.train import (
     refresh_card,
     source_weights,
     train,
+    twcs_brand_replies,
     twcs_context,
 )
 from parley.config import REPO_ROOT
@@ -195,6 +196,15 @@ def test_twcs_context_is_the_earlier_customer_turns(tmp_path: Path) -> None:
     assert "2" not in context  # brand tweets are not classified
 
 
+def test_twcs_brand_reply_is_the_brand_tweet_answered(tmp_path: Path) -> None:
+    write_twcs(tmp_path)
+    replies = twcs_brand_replies(tmp_path)
+    assert replies == {
+        "3": "@900001 Sorry! Can you DM us your account number?",
+        "5": "@900001 Thanks, please restart it and tell us",
+    }
+
+
 def test_hand_labels_train_with_context_and_heldout_never_trains(trained: tuple[Path, Path, dict]) -> None:
     data, models, _ = trained
     rows, stats = load_rows(data, models, lambda _: None)
@@ -203,6 +213,8 @@ def test_hand_labels_train_with_context_and_heldout_never_trains(trained: tuple[
     assert twcs["3"].intent == "other" and twcs["3"].context == (
         "@AcmeCare my router keeps dropping every hour",
     )
+    assert twcs["3"].brand_reply == "@900001 Sorry! Can you DM us your account number?"
+    assert twcs["1"].brand_reply == ""
     assert stats["hand_labels_heldout"] == 3
     # The held-out airline tweet is not trained on.
     assert "1006" not in {r.id for r in rows if r.dataset == "airline_sentiment"}

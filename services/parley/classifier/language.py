@@ -37,6 +37,12 @@ _FUNCTION_WORDS = {
 }
 # (Single letters are not words here: "a", "e", "o", "y" belong to too many languages.)
 _WORDS = {lang: frozenset(words.split()) for lang, words in _FUNCTION_WORDS.items()}
+_LANGS = tuple(_WORDS)
+# word → the indices (in _LANGS) of the languages that list it
+_LANGS_OF: dict[str, tuple[int, ...]] = {}
+for _i, _lang in enumerate(_LANGS):
+    for _w in _WORDS[_lang]:
+        _LANGS_OF[_w] = (*_LANGS_OF.get(_w, ()), _i)
 # Words of two letters or more, outside URLs and handles (whose fragments look like words of any language).
 _TOKEN = re.compile(r"(?:https?://|www\.|@)\S*|([^\W\d_]{2,})")
 
@@ -50,11 +56,13 @@ def detect(text: str) -> str:
     words = [w for w in _TOKEN.findall(text.lower()) if w]
     if not words:
         return "und"
-    # English is tried first and wins ties.
-    best, best_hits = "", 0
-    for lang, vocab in _WORDS.items():
-        hits = len(vocab.intersection(words))
-        if hits > best_hits:
-            best, best_hits = lang, hits
+    # Count each language's function words (each distinct word once) in one pass over the message's words.
+    hits = [0] * len(_LANGS)
+    for w in set(words):
+        for i in _LANGS_OF.get(w, ()):
+            hits[i] += 1
+    # English is first and wins ties.
+    best_hits = max(hits)
+    best = _LANGS[hits.index(best_hits)] if best_hits else ""
     # No function word at all: words in plain ASCII are most likely English.
     return best or ("en" if all(w.isascii() for w in words) else "und")

@@ -6,16 +6,18 @@ text once. Texts are normalised here, before the pipeline, so the saved artifact
 NumPy and SciPy types and load with skops under an explicit list of trusted types.
 
 A message that follows earlier customer turns of its conversation gets one extra token (`xctx`): follow-ups
-("done, DM sent", "still not working") are labelled differently from conversation openers.
+("done, DM sent", "still not working") are labelled differently from conversation openers. A message that
+answers a brand's message gets a token for each thing that message asked for (a DM, details): "sure, it's
+12345" after "please DM us your order number" supplies details.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from itertools import islice
 from pathlib import Path
 
 import numpy as np
@@ -63,6 +65,16 @@ _DIGIT = re.compile(r"\d")
 _REPEAT = re.compile(r"(\w)\1{3,}")
 
 
+def _glued_at(text: str) -> bool:
+    """True when some "@" follows a non-space character."""
+    i = text.find("@", 1)
+    while i > 0:
+        if not text[i - 1].isspace():
+            return True
+        i = text.find("@", i + 1)
+    return False
+
+
 def normalize(text: str) -> str:
     """Lower-cased text with URLs, emails, handles and numbers replaced by placeholder tokens.
 
@@ -77,7 +89,8 @@ def normalize(text: str) -> str:
     if "http" in text or "www." in text:
         text = _URL.sub(" xurl ", text)
     if "@" in text:
-        if "." in text:
+        # An email needs a non-space right before its "@"; a handle has a space or nothing there.
+        if "." in text and _glued_at(text):
             text = _EMAIL.sub(" xemail ", text)
         text = _HANDLE.sub(" xhandle ", text)
     if _DIGIT.search(text):
@@ -85,10 +98,43 @@ def normalize(text: str) -> str:
     return _REPEAT.sub(r"\1\1\1", text).strip()
 
 
-def model_text(text: str, context: Sequence[str] = ()) -> str:
-    """What the models read: the normalised text, plus the follow-up token when earlier turns exist."""
+# What the brand's message being answered asked for, as tokens of their own (neither is an English word).
+# Tokens for apologies, a closing "glad to help" and for the mere presence of a brand message were tried too
+# and made the hand-labelled evaluation worse (see the model card).
+_BRAND_ACTS = (
+    (
+        "xbrdm",
+        re.compile(r"\b(?:dms?|direct message|private message|message us|inbox|reach out|send us a note)\b"),
+    ),
+    (
+        "xbrask",
+        re.compile(
+            r"\?|\b(?:could you|can you|please (?:send|share|provide|confirm|let us know|tell|check|try)"
+            r"|let us know|what|which|when did|are you|have you|did you|do you)\b"
+        ),
+    ),
+)
+
+
+def brand_tokens(brand_reply: str) -> str:
+    """Tokens for what the brand's message asked for ("" when it asked for nothing or there is none)."""
+    if not brand_reply.strip():
+        return ""
+    lower = brand_reply.lower()
+    return " ".join(token for token, pattern in _BRAND_ACTS if pattern.search(lower))
+
+
+def model_text(text: str, context: Sequence[str] = (), brand_reply: str = "") -> str:
+    """What the models read: the normalised text, plus the follow-up token when earlier turns exist and the
+    tokens describing the brand message it answers."""
     norm = normalize(text)
-    return f"{norm} {CONTEXT_TOKEN}" if context else norm
+    if context:
+        norm = f"{norm} {CONTEXT_TOKEN}"
+    if brand_reply:
+        extra = brand_tokens(brand_reply)
+        if extra:
+            norm = f"{norm} {extra}"
+    return norm
 
 
 def build_vectorizer(min_df: int = 2) -> TfidfVectorizer:
@@ -119,7 +165,7 @@ def same_features(a: TfidfVectorizer, b: TfidfVectorizer) -> bool:
     )
 
 
-_SENTINEL = "\x00"  # never a token, so an n-gram across two messages is never in the vocabulary
+_SENTINEL = "\x00"  # never a token
 _WORD_CHARS = re.compile(r"\w+")
 # ASCII characters that are not word characters become spaces; "?" and "!" become tokens of their own.
 _SPLIT_TABLE = {
@@ -141,34 +187,73 @@ def tokens(text: str) -> list[str]:
     return fixed
 
 
+@dataclass(frozen=True, slots=True)
+class _Lookup:
+    """A fitted vectorizer's vocabulary as arrays: bigrams are found by binary search on a pair of word ids
+    instead of building and hashing a string per pair of tokens."""
+
+    # Every word of the vocabulary, then words that occur only inside bigrams (ids from n_features up).
+    words: dict[str, int]
+    n_features: int
+    width: int
+    keys: np.ndarray  # sorted word-id pair keys (first * width + second) of every bigram
+    ids: np.ndarray  # the bigram's feature index, aligned with keys
+
+
+_LOOKUPS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _lookup(vectorizer: TfidfVectorizer) -> _Lookup:
+    found = _LOOKUPS.get(vectorizer)
+    if found is not None:
+        return found
+    vocabulary = vectorizer.vocabulary_
+    words = {t: int(j) for t, j in vocabulary.items() if " " not in t}
+    n_features = len(vocabulary)
+    pairs = [(t.split(" "), int(j)) for t, j in vocabulary.items() if " " in t]
+    for (a, b), _ in pairs:
+        for w in (a, b):
+            if w not in words:
+                words[w] = n_features + len(words)
+    width = n_features + len(words)
+    keys = np.array([words[a] * width + words[b] for (a, b), _ in pairs], dtype=np.int64)
+    order = np.argsort(keys)
+    ids = np.array([j for _, j in pairs], dtype=np.int64)
+    found = _Lookup(words, n_features, width, keys[order], ids[order])
+    _LOOKUPS[vectorizer] = found
+    return found
+
+
 def tfidf_transform(vectorizer: TfidfVectorizer, texts: Sequence[str]) -> sp.csr_matrix:
     """The same matrix as `vectorizer.transform(texts)` for the word 1–2-gram TF-IDF built here, faster.
 
-    scikit-learn counts n-grams document by document in Python; here every token and bigram of the batch is
-    looked up in one pass and the counting, sublinear TF, IDF weighting and L2 norm run as array operations.
+    scikit-learn counts n-grams document by document in Python; here every token of the batch is looked up
+    in one pass, bigrams are found by a vectorised binary search, and the counting, sublinear TF, IDF
+    weighting and L2 norm run as array operations.
     """
-    get = vectorizer.vocabulary_.get
+    lookup = _lookup(vectorizer)
+    get = lookup.words.get
     flat: list[str] = []
     lengths: list[int] = []
     for text in texts:
         toks = tokens(text.lower())
         flat.extend(toks)
-        flat.append(_SENTINEL)
+        flat.append(_SENTINEL)  # never a word: no bigram spans two messages
         lengths.append(len(toks) + 1)
     n = len(flat)
     doc = np.repeat(np.arange(len(texts)), lengths)
-    uni = np.fromiter((get(w, -1) for w in flat), dtype=np.int64, count=n)
-    bi = np.fromiter(
-        (get(f"{a} {b}", -1) for a, b in zip(flat, islice(flat, 1, None), strict=False)),
-        dtype=np.int64,
-        count=max(n - 1, 0),
-    )
-    ids = np.concatenate([uni, bi])
-    rows = np.concatenate([doc, doc[: max(n - 1, 0)]])
-    keep = ids >= 0
+    word = np.fromiter((get(w, -1) for w in flat), dtype=np.int64, count=n)
+    first, second = word[:-1], word[1:]
+    pos = np.flatnonzero((first >= 0) & (second >= 0))
+    keys = first[pos] * lookup.width + second[pos]
+    at = np.minimum(np.searchsorted(lookup.keys, keys), max(len(lookup.keys) - 1, 0))
+    hit = lookup.keys[at] == keys if len(lookup.keys) else np.zeros(len(keys), dtype=bool)
+    uni = (word >= 0) & (word < lookup.n_features)
+    ids = np.concatenate([word[uni], lookup.ids[at[hit]]])
+    rows = np.concatenate([doc[uni], doc[pos[hit]]])
     x = sp.csr_matrix(
-        (np.ones(int(keep.sum()), dtype=np.float32), (rows[keep], ids[keep])),
-        shape=(len(texts), len(vectorizer.vocabulary_)),
+        (np.ones(len(ids), dtype=np.float32), (rows, ids)),
+        shape=(len(texts), lookup.n_features),
     )
     x.sum_duplicates()
     x.data = (np.log(x.data) + 1.0) * vectorizer.idf_[x.indices].astype(np.float32)
@@ -213,6 +298,8 @@ class Item:
     text: str
     channel: str = ""
     context: tuple[str, ...] = field(default=())
+    # The brand's message this one replies to, when the parent is a brand message.
+    brand_reply: str = ""
 
 
 class _Model:
@@ -231,20 +318,24 @@ class _Model:
     def top_features(self, x, chosen: np.ndarray, k: int) -> list[list[tuple[str, float]]]:
         """Per row of `x`, the k features that pushed hardest toward the row's chosen class (positive only).
 
-        Vectorised over the whole batch: one product over every non-zero, one sort by (row, -contribution).
+        Vectorised over the whole batch: one product over every non-zero, one sort by (row, -contribution),
+        then only the first k positive contributions of each row become Python objects.
         """
         indptr, indices = x.indptr, x.indices
         counts = np.diff(indptr)
         rows = np.repeat(np.arange(x.shape[0]), counts)
         contrib = x.data * self.coef[chosen[rows], indices]
         order = np.lexsort((-contrib, rows))
-        top_idx = indices[order].tolist()
-        top_val = contrib[order].tolist()
+        rank = np.arange(len(order)) - indptr[rows[order]]
+        keep = order[(rank < k) & (contrib[order] > 0)]
         names = self.names
+        pairs = [(names[j], v) for j, v in zip(indices[keep].tolist(), contrib[keep].tolist(), strict=True)]
+        kept_per_row = np.bincount(rows[keep], minlength=x.shape[0]).tolist()
         out = []
-        for start, end in zip(indptr[:-1].tolist(), indptr[1:].tolist(), strict=True):
-            stop = min(end, start + k)
-            out.append([(names[top_idx[j]], top_val[j]) for j in range(start, stop) if top_val[j] > 0])
+        start = 0
+        for n in kept_per_row:
+            out.append(pairs[start : start + n])
+            start += n
         return out
 
 
@@ -278,7 +369,7 @@ class Triager:
 
     def probabilities(self, items: Sequence[Item]):
         """(intent features, intent probabilities in INTENTS order, topic probabilities) for a batch."""
-        texts = [model_text(item.text, item.context) for item in items]
+        texts = [model_text(item.text, item.context, item.brand_reply) for item in items]
         x_intent = tfidf_transform(self.intent.features, texts)
         p_intent = self.intent.clf.predict_proba(x_intent)[:, self._intent_cols]
         x_topic = x_intent if self.shared_features else tfidf_transform(self.topic.features, texts)

@@ -85,7 +85,7 @@ RULES: tuple[Rule, ...] = (
         "fraud_charges",
         (
             "unauthori fraud unrecogni unknown$ suspicious$ make made authori recogni place scam stol "
-            "taken$ phish cyber theft$"
+            "taken$ phish cyber theft$ charged$ billed$"
         ),
         _p(
             rf"\b(?:unauthori[sz]ed|fraudulent|unrecogni[sz]ed|unknown|suspicious)\s+(?:card\s+)?{_MONEY_EVENT}",
@@ -97,6 +97,9 @@ RULES: tuple[Rule, ...] = (
             r"\b(?:charged|charging|billed|debited|used)\s+fraudulently\b|\bfraudulently\s+(?:charged|used"
             r"|debited)\b",
             r"\b(?:scammed|phishing|cyber ?crime|identity theft)\b",
+            # Charged for a subscription the customer never took out.
+            r"\b(?:charged|billed)\b[^.!?]{0,40}\b(?:i|and)\s+(?:didn'?t|did not|never)\s+"
+            r"(?:sign(?:ed)? up|subscribe[ds]?|authori[sz]e[ds]?)\b",
         ),
     ),
     Rule(
@@ -152,13 +155,15 @@ RULES: tuple[Rule, ...] = (
             "lawyer attorney solicitor sue$ suing$ taking$ lawsuit$ legal$ action$ claims$ court$ "
             "fca$ ftc$ cfpb$ ofcom$ ofgem$ ombudsman$ bbb$ bureau$ standards$ dot$ faa$ regulator "
             "fcc$ cma$ ico$ consumer$ press$ media$ news$ newspaper journalist reporter bbc$ cnn$ "
-            "papers$"
+            "papers$ nyt$ what$"
         ),
         _p(
             r"\b(?:my|our|contact(?:ing|ed)? (?:a|my)|call(?:ing)? (?:a|my)|speak(?:ing)? to (?:a|my)"
             r"|get(?:ting)? a)\s+"
             r"(?:lawyer|attorney|solicitor)s?\b(?! for\b)",
             r"\blawyer(?:ing)? up\b",
+            r"\b(?:i'?m|i am)\s+an?\s+(?:lawyer|attorney)\b",
+            r"\bwhat (?:will|would)\s+(?:the\s+)?(?:faa|dot|ftc|fcc|cfpb|bbb|press|media|news|nyt|bbc|cnn)\b",
             r"\b(?:su(?:e|ing)|taking)\s+(?:you|your company|them|this company|@\w+)\b",
             r"\b(?:lawsuit|legal action|class action|small claims|take (?:you|this) to court"
             r"|see you in court)\b",
@@ -244,8 +249,19 @@ RULES: tuple[Rule, ...] = (
         ),
     ),
     Rule(
+        # A crash or an injury on a ride or a trip, even told after the fact.
+        "accident_injury",
+        "accident colli crash rear hit$",
+        _p(
+            r"\b(?:car|road|traffic|bus|taxi|cab)\s+(?:accident|crash|collision)\b",
+            r"\b(?:got|been|was|were|had)\s+(?:in|into)\s+(?:a|an)\s+(?:\w+\s+)?(?:accident|crash|collision)\b",
+            r"\b(?:driver|car|bus|cab|taxi|uber|lyft)\s+(?:crashed|collided|rear[- ]ended)\b",
+            r"\bhit\s+(?:my|his|her)\s+(?:head|face|neck)\b",
+        ),
+    ),
+    Rule(
         "data_exposure",
-        "leak expos breach shared sold publish see$",
+        "leak expos breach shared sold publish see$ someone somebody",
         _p(
             r"\b(?:my|our|customer|personal)\s+(?:data|details|information|info)\s+(?:was|were|has been"
             r"|have been|"
@@ -254,6 +270,8 @@ RULES: tuple[Rule, ...] = (
             r"\b(?:i can|can)\s+see\s+(?:other|someone else'?s|another)\s+(?:people'?s|person'?s"
             r"|customers?'?|user'?s)?"
             r"\s*(?:orders?|accounts?|data|details|information|addresses)",
+            r"\bsome(?:one|body) else'?s\s+(?:passport|personal|details|info|information|data|address"
+            r"|phone number)",
         ),
     ),
 )
@@ -270,6 +288,8 @@ class RuleHit:
 
 # Cues: a word ending in "$" must equal a word of the message; any other cue is a prefix of one.
 _WORD = re.compile(r"[\w&]+")
+# For ASCII text the same words come from a translate and a split, without a regex scan.
+_SEPARATORS = {ord(c): " " for c in map(chr, range(128)) if not (c.isalnum() or c in "_&")}
 _EXACT: dict[str, set[int]] = {}
 _PREFIX: dict[str, set[int]] = {}
 for _i, _rule in enumerate(RULES):
@@ -279,11 +299,31 @@ for _i, _rule in enumerate(RULES):
         else:
             _PREFIX.setdefault(_cue, set()).add(_i)
 _EXACT_WORDS = frozenset(_EXACT)
+
+
+def _trie(words: list[str]) -> str:
+    """A regular expression matching any of `words`, longest first, written as a character trie: at each
+    character at most one branch can continue, so the scan never retries the same letters word by word."""
+    root: dict = {}
+    for word in words:
+        node = root
+        for ch in word:
+            node = node.setdefault(ch, {})
+        node[""] = {}
+
+    def build(node: dict) -> str:
+        branches = [re.escape(ch) + build(child) for ch, child in sorted(node.items()) if ch]
+        if not branches:
+            return ""
+        body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
+        return f"(?:{body})?" if "" in node else body
+
+    return build(root)
+
+
 # One scan finds word-initial prefixes, longest first; a prefix found stands for the rules of every shorter
 # prefix it starts with, which the scan cannot report at the same place.
-_PREFIX_SCAN = re.compile(
-    r"\b(?:" + "|".join(re.escape(c) for c in sorted(_PREFIX, key=len, reverse=True)) + ")"
-)
+_PREFIX_SCAN = re.compile(r"\b" + _trie(list(_PREFIX)))
 _PREFIX_RULES = {c: set().union(*(r for p, r in _PREFIX.items() if c.startswith(p))) for c in _PREFIX}
 
 
@@ -291,7 +331,8 @@ def _candidates(text: str) -> set[int]:
     """Indices of the rules whose cues occur in `text`: the only rules that can fire on it."""
     lower = text.lower()
     found: set[int] = set()
-    for word in _EXACT_WORDS.intersection(_WORD.findall(lower)):
+    words = lower.translate(_SEPARATORS).split() if lower.isascii() else _WORD.findall(lower)
+    for word in _EXACT_WORDS.intersection(words):
         found |= _EXACT[word]
     for prefix in _PREFIX_SCAN.findall(lower):
         found |= _PREFIX_RULES[prefix]

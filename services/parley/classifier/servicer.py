@@ -38,6 +38,10 @@ def validate_classify(request: classifier_pb2.ClassifyRequest, settings: Setting
             )
         if item.channel and item.channel not in CHANNEL_NAMES:
             violations.append((f"items[{i}].channel", f"unknown channel {item.channel}"))
+        if len(item.brand_reply) > settings.max_text_chars:
+            violations.append(
+                (f"items[{i}].brand_reply", f"must be at most {settings.max_text_chars} characters")
+            )
         for j, turn in enumerate(item.context):
             if len(turn) > settings.max_text_chars:
                 violations.append(
@@ -91,7 +95,7 @@ class ClassifierServicer(classifier_pb2_grpc.ClassifierServiceServicer):
     ) -> classifier_pb2.ClassifyResponse:
         validate_classify(request, self.settings)
         items = [
-            Item(it.message_id, it.text, CHANNEL_NAMES.get(it.channel, ""), tuple(it.context))
+            Item(it.message_id, it.text, CHANNEL_NAMES.get(it.channel, ""), tuple(it.context), it.brand_reply)
             for it in request.items
         ]
         # The model call is CPU-bound: run it off the event loop so health checks and other calls stay served.

@@ -34,6 +34,7 @@ SEEDED = [
     ("order_number", "Your order number is AB12345, it ships today.", "AB12345"),
     ("account_number", "Your account number is 12345678.", "12345678"),
     ("address", "We will ship to 221 Baker Street, London tomorrow.", "221 Baker Street"),
+    ("iban", "The refund went to DE89 3704 0044 0532 0130 00 this morning.", "DE89 3704 0044 0532 0130 00"),
 ]
 
 

@@ -22,7 +22,7 @@ from parley.dispatch.rules import Refusal
 from parley.v1 import common_pb2, dispatch_pb2
 
 # Entity types that must never appear in a public reply.
-SENSITIVE = ("email", "phone", "payment_card", "order_number", "account_number", "address")
+SENSITIVE = ("email", "phone", "payment_card", "order_number", "account_number", "address", "iban")
 
 PRIVATE_SUFFIX = "/private"
 

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 
 from parley.config import Settings
-from parley.store import EmbeddedValkey, Keys, Redis, connect
+from parley.store import EmbeddedValkey, Keys, Redis, connect, drop_namespace
 
 
 @pytest.fixture(scope="session")
@@ -50,6 +50,5 @@ async def redis(settings: Settings) -> AsyncIterator[Redis]:
     client = connect(settings)
     yield client
     # Leave the shared Redis clean: drop this test's namespace.
-    async for key in client.scan_iter(match=f"{settings.key_prefix}:*", count=1000):
-        await client.unlink(key)
+    await drop_namespace(client, settings.key_prefix)
     await client.aclose()

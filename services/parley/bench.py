@@ -232,12 +232,11 @@ async def fixed_rate(
 
 async def drop_namespace(settings: Settings) -> None:
     """Remove every key the benchmark wrote, so a shared Redis keeps nothing of it."""
-    from parley.store import connect
+    from parley.store import connect, drop_namespace
 
     redis = connect(settings)
     try:
-        async for key in redis.scan_iter(match=f"{settings.key_prefix}:*", count=1000):
-            await redis.unlink(key)
+        await drop_namespace(redis, settings.key_prefix)
     finally:
         await redis.aclose()
 

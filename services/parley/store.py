@@ -91,5 +91,17 @@ class Keys:
         return ":".join((self.prefix, *parts))
 
 
+async def drop_namespace(redis: Redis, prefix: str, batch: int = 1000) -> None:
+    """Delete every key under `prefix` (benchmarks, simulations and tests leave a shared Redis clean)."""
+    doomed: list[bytes] = []
+    async for key in redis.scan_iter(match=f"{prefix}:*", count=batch):
+        doomed.append(key)
+        if len(doomed) >= batch:
+            await redis.unlink(*doomed)
+            doomed = []
+    if doomed:
+        await redis.unlink(*doomed)
+
+
 def keys_for(settings: Settings) -> Keys:
     return Keys(settings.key_prefix)

@@ -25,7 +25,7 @@ from parley.config import Settings  # noqa: E402
 from parley.dispatch.adapters import AdapterRegistry  # noqa: E402
 from parley.dispatch.dispatcher import Dispatcher  # noqa: E402
 from parley.dispatch.rules import split_thread, x_weighted_length  # noqa: E402
-from parley.store import EmbeddedValkey, Keys, connect  # noqa: E402
+from parley.store import EmbeddedValkey, Keys, connect, drop_namespace  # noqa: E402
 
 
 async def main(count: int) -> None:
@@ -84,8 +84,7 @@ async def main(count: int) -> None:
         print(f"x_weighted_length of 10,000 characters: {(t1 - t0) / 20 * 1000:.2f} ms")
         print(f"split_thread of 10,000 characters into {len(parts)} parts: {(t2 - t1) / 20 * 1000:.2f} ms")
     finally:
-        async for key in redis.scan_iter(match=f"{settings.key_prefix}:*", count=1000):
-            await redis.unlink(key)
+        await drop_namespace(redis, settings.key_prefix)
         await adapters.aclose()
         await redis.aclose()
         await network.stop()

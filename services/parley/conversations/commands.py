@@ -21,7 +21,7 @@ import typer
 from parley.clock import SystemClock, to_timestamp
 from parley.config import Settings
 from parley.messages import message_id
-from parley.store import EmbeddedValkey, Redis, connect, keys_for
+from parley.store import EmbeddedValkey, Redis, connect, drop_namespace, keys_for
 from parley.v1 import common_pb2
 
 from .core import Conversations
@@ -44,14 +44,7 @@ async def _redis(settings: Settings) -> AsyncIterator[tuple[Settings, Redis]]:
         yield settings, redis
     finally:
         if server is None:  # a shared Redis: leave nothing behind
-            batch = []
-            async for key in redis.scan_iter(match=f"{settings.key_prefix}:*", count=10_000):
-                batch.append(key)
-                if len(batch) >= 10_000:
-                    await redis.unlink(*batch)
-                    batch = []
-            if batch:
-                await redis.unlink(*batch)
+            await drop_namespace(redis, settings.key_prefix, batch=10_000)
         await redis.aclose()
         if server is not None:
             server.stop()

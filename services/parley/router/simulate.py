@@ -171,8 +171,7 @@ class Simulation:
         self.total = 0
 
     async def close(self) -> None:
-        async for key in self.redis.scan_iter(match=f"{self.settings.key_prefix}:*", count=1000):
-            await self.redis.delete(key)
+        await store.drop_namespace(self.redis, self.settings.key_prefix)
         await self.redis.aclose()
 
     # ---------------------------------------------------------------------------------------------- agents

@@ -108,8 +108,7 @@ async def run(deliveries: int, per_delivery: int, concurrency: int, network: str
     finally:
         await running.stop(0)
         redis = store.connect(settings)
-        async for key in redis.scan_iter(match=f"{settings.key_prefix}:*", count=1000):
-            await redis.unlink(key)
+        await store.drop_namespace(redis, settings.key_prefix)
         await redis.aclose()
         if embedded is not None:
             embedded.stop()

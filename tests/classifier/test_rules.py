@@ -14,6 +14,8 @@ CLEAR = {
     "data_exposure": "I can see other customers' orders in my account",
     "assistance_time_pressure": "I'm legally blind, my flight is at 330pm (45mins) and I need assistance",
     "accident_injury": "my driver crashed into a pole and I hit my head",
+    "departure_at_risk": "security line is huge, we might miss our flight, please hold the plane",
+    "unrecognised_purchase": "got a receipt for a purchase on my card but I've never ordered from you",
 }
 
 NEAR_MISS = {
@@ -28,6 +30,8 @@ NEAR_MISS = {
     "data_exposure": "can I see my old orders in the app?",
     "assistance_time_pressure": "why did you disable my ability to reply? is wheelchair access online?",
     "accident_injury": "the app crashed again and I hit refresh ten times",
+    "departure_at_risk": "I hope we don't miss our connection, last time was close",
+    "unrecognised_purchase": "I never ordered the large size, please change it",
 }
 
 
@@ -132,3 +136,50 @@ def test_prefix_trie_matches_longest_first() -> None:
     plain = re.compile(r"\b(?:" + "|".join(sorted(words, key=len, reverse=True)) + ")")
     for text in ["stolen card", "he stole it", "hacked! haha", "scammer stoled", "nothing here", "ha"]:
         assert trie.findall(text) == plain.findall(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "rule"),
+    [
+        ("friends are stuck at PHL and not getting any help from anyone", "stranded_time_pressure"),
+        (
+            "my wife is stuck in Brownsville, she needs to be at work tomorrow morning",
+            "stranded_time_pressure",
+        ),
+        ("Can't get 2 airport 4 flight, icy back roads! Help pls?", "stranded_time_pressure"),
+        ("40 mins waiting in below freezing weather for a cab", "stranded_time_pressure"),
+        ("I just need a place to sleep when I land", "stranded"),
+        ("my connecting flight leaves in 23 minutes. HOLD THAT PLANE", "departure_at_risk"),
+        ("pilot checking the plane while on his cell. Safety???", "safety_health"),
+        ("Wow, you just allowed someone to steal my phone number", "account_takeover"),
+        ("My account gotten took can yall get it back", "account_takeover"),
+        ("me pueden ayudar, me robaron mi cuenta", "account_takeover"),
+        ("Mein Konto wurde gehackt", "account_takeover"),
+        ("quelqu'un a payé des jeux avec ma carte", "fraud_charges"),
+        ("compras que no reconozco en mi tarjeta", "fraud_charges"),
+        ("注文した覚えのないものが届きました", "fraud_charges"),
+        ("the driver touched my leg during the ride", "harassment_threat"),
+        ("email confirmation of a wifi purchase, but I've never flown with you", "unrecognised_purchase"),
+    ],
+)
+def test_wordings_across_situations_and_languages(text: str, rule: str) -> None:
+    assert rule in [h.rule for h in urgency(text)]
+    assert urgency(text) == urgency_full(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "stranded in MDW for 2 days and still no refund",
+        "stuck on hold for 2 hours",
+        "Thanks for getting us to paradise safely!",
+        "to add insult to injury, I have to pick the bag up myself",
+        "love it, taking @rival on in their backyard!",
+        "I'm sick of this, my flight was cancelled last week",
+        "mi cuenta no tiene saldo, cómo recargo?",
+        "注文した商品はいつ届きますか？",
+    ],
+)
+def test_situations_without_stakes_stay_unraised(text: str) -> None:
+    assert urgency(text) == []
+    assert urgency_full(text) == []

@@ -11,6 +11,7 @@ import pytest
 from parley.classifier.model import Triager
 from parley.classifier.train import (
     Row,
+    airline_text,
     balance,
     calibration,
     classify_csv,
@@ -100,6 +101,10 @@ def write_labels(models: Path) -> None:
     (models / "labels" / "airline_heldout.csv").write_text(
         "dataset,id,intent,topic\nairline,1006,question,travel\n"
     )
+    # A blind second labelling of the held-out rows, disagreeing on one of the three.
+    (models / "labels" / "second_annotator.csv").write_text(
+        "dataset,id,intent,topic\ntwcs,5,complaint,technical\ntwcs,6,other,travel\nairline,1006,question,travel\n"
+    )
     (models / "labels" / "bot_judgements.csv").write_text(
         "dataset,id,answer_id,resolves\ntwcs,6,wifi_onboard,yes\n"
     )
@@ -131,7 +136,8 @@ def test_rows_are_mapped_and_deduplicated(trained: tuple[Path, Path, dict]) -> N
     assert "@AcmeAir what is the baggage allowance for economy?" not in airline
     assert airline["@AcmeAir do you fly to Boston?"] == "question"
     assert airline["@AcmeAir watching planes at the airport today"] == "other"
-    assert airline["@AcmeAir Cancelled Flightled my flight, worst airline"] == "complaint"
+    # The file's re-save artefact is undone when the data is read.
+    assert airline["@AcmeAir cancelled my flight, worst airline"] == "complaint"
     banking = {r.text.split(" (")[0]: r.intent for r in rows if r.dataset == "banking77"}
     assert banking == {
         "my card was stolen, what do I do": "urgent",
@@ -234,6 +240,27 @@ def test_heldout_bot_rules_and_card(trained: tuple[Path, Path, dict]) -> None:
     for phrase in ("praise → complaint", "urgent → praise", "hand-labelled held-out", "ECE", "Brier"):
         assert phrase in card
     assert (models / "confusion_intent_heldout.png").stat().st_size > 0
+    assert {name: v["rows"] for name, v in hand["by_file"].items()} == {
+        "airline_heldout.csv": 1,
+        "twcs_heldout.csv": 2,
+    }
+
+
+def test_second_annotator_is_scored_against_the_heldout_labels(trained: tuple[Path, Path, dict]) -> None:
+    _, models, metrics = trained
+    agreement = metrics["annotator_agreement"]
+    assert agreement["rows"] == 3
+    assert agreement["accuracy"] == pytest.approx(2 / 3)
+    assert agreement["per_class"]["question"]["recall"] == pytest.approx(0.5)
+    assert "second annotator" in (models / "model_card.md").read_text()
+
+
+def test_airline_resave_artefacts_are_undone() -> None:
+    assert airline_text("@AcmeAir Cancelled Flightled my flight") == "@AcmeAir cancelled my flight"
+    assert (
+        airline_text("flight Late Flight again, see you Late Flightr") == "flight late again, see you later"
+    )
+    assert airline_text("a plain tweet") == "a plain tweet"
 
 
 def test_refresh_card_adds_speed(trained: tuple[Path, Path, dict]) -> None:

@@ -60,16 +60,29 @@ _MONEY_EVENT = r"(?:charges?|transactions?|payments?|purchases?|withdrawals?|deb
 RULES: tuple[Rule, ...] = (
     Rule(
         "account_takeover",
-        "hack compromis taken$ stol breach someone somebody unauthori suspicious$ unknown$ changed$ hijack",
+        (
+            "hack compromis taken$ took$ stol breach someone somebody unauthori suspicious$ unknown$ "
+            "changed$ "
+            "hijack gave$ give$ given$ robaron hackearon jaquearon cuenta$ compte$ piratage$ gehackt$ conta$ "
+            "~乗っ取 ~不正アクセス ~不正ログイン"
+        ),
         _p(
-            r"\b(?:account|profile|email|instagram|facebook|page)\b[^.!?]{0,30}\b(?:was|has been|got|been"
-            r"|is)\s+"
-            r"(?:hacked|compromised|taken over|stolen|breached)",
+            r"\b(?:account|profile|email|instagram|facebook|page)\b[^.!?]{0,30}\b(?:was|has been|got|gotten"
+            r"|been|is)\s+"
+            r"(?:hacked|compromised|taken over|stolen|breached|took|taken(?!\s+(?:down|off|away from)))\b",
             r"\bhacked\s+(?:my|into my|our)\b",
             r"\b(?:i(?:'ve| have)?|we(?:'ve| have)?)\s+(?:been|got|was)\s+hacked\b",
+            # A phone number ported away to someone else (SIM swap): every code sent by text goes to them.
+            r"\b(?:steal|stole|stolen)\b[^.!?]{0,20}\bmy\s+(?:phone\s+|cell\s+)?number\b",
+            # The same in the other languages customers most often write to brands in.
+            r"\b(?:me\s+)?(?:robaron|hackearon|jaquearon)|\bcuenta\s+(?:fue\s+)?(?:hackeada|robada"
+            r"|pirateada)\b",
+            r"\bcompte\s+(?:a été\s+)?(?:piraté|pirate|hacké)|\bpiratage\b|\bgehackt\b",
+            r"\bconta\s+(?:foi\s+)?(?:hackeada|invadida|roubada)\b|乗っ取|不正(?:アクセス|ログイン)",
+            r"\b(?:gave|give|given)\s+(?:away\s+)?my\s+(?:phone\s+|cell\s+)?number\s+away\b"
+            r"|\bgave\s+away\s+my\s+(?:phone\s+|cell\s+)?number\b",
             r"\bsome(?:one|body)\s+(?:has\s+)?(?:logged|log|got|get|broke|hacked|signed)\s+(?:in(?:to)?"
-            r"|on to)\s+"
-            r"(?:my|our)\s+account",
+            r"|on to)\s+(?:my|our)\s+account",
             r"\bsome(?:one|body)\b[^.!?]{0,40}\bchanged\s+(?:my|the)\s+"
             r"(?:email|password|phone number|login|pin)",
             r"\bsome(?:one|body)\s+(?:has\s+)?(?:got|gotten|get|gets)\s+(?:in)?to\s+(?:my|our)\s+account",
@@ -77,15 +90,15 @@ RULES: tuple[Rule, ...] = (
             r"\bchanged my (?:email|password)[^.!?]{0,30}(?:without|wasn'?t me|not me)",
             r"\b(?:account|profile|page)\b[^.!?]{0,30}\bhijack\w*|\bhijacked\b",
             r"\bsome(?:one|body)\s+(?:keeps?\s+)?(?:trying to\s+)?(?:buy|order|purchas|us"
-            r"|spend)\w*\b[^.!?]{0,40}"
-            r"\b(?:on|with|from) my account",
+            r"|spend)\w*\b[^.!?]{0,40}\b(?:on|with|from) my account",
         ),
     ),
     Rule(
         "fraud_charges",
         (
             "unauthori fraud unrecogni unknown$ suspicious$ make made authori recogni place scam stol "
-            "taken$ phish cyber theft$ charged$ billed$"
+            "taken$ phish cyber theft$ charged$ billed$ fraude$ betrug$ quelqu cargo cobro compra "
+            "prélèvement achat paiement abbuchung ~不正 ~覚えのない ~詐欺"
         ),
         _p(
             rf"\b(?:unauthori[sz]ed|fraudulent|unrecogni[sz]ed|unknown|suspicious)\s+(?:card\s+)?{_MONEY_EVENT}",
@@ -97,9 +110,28 @@ RULES: tuple[Rule, ...] = (
             r"\b(?:charged|charging|billed|debited|used)\s+fraudulently\b|\bfraudulently\s+(?:charged|used"
             r"|debited)\b",
             r"\b(?:scammed|phishing|cyber ?crime|identity theft)\b",
+            r"\b(?:fraude|betrug)\b|\bquelqu'?un\s+a\s+(?:payé|payer|utilisé|acheté|pris)\b",
+            r"\b(?:cargos?|cobros?|compras?)\s+(?:que\s+)?n[oã]o?\s+(?:reconozco|realic[eé]|autoric[eé]|hice"
+            r"|fiz|reconhe[cç]o)\b",
+            r"\b(?:prélèvements?|achats?|paiements?)\s+(?:frauduleux|non autorisés?)"
+            r"|\babbuchung\w*\s+die ich nicht",
+            r"不正(?:利用|請求)|身に覚えのない|覚えのない(?:注文|請求|購入|引き落とし)|した覚えのない|詐欺",
             # Charged for a subscription the customer never took out.
             r"\b(?:charged|billed)\b[^.!?]{0,40}\b(?:i|and)\s+(?:didn'?t|did not|never)\s+"
             r"(?:sign(?:ed)? up|subscribe[ds]?|authori[sz]e[ds]?)\b",
+        ),
+    ),
+    Rule(
+        # A purchase, booking or receipt for something the customer never bought: their details are in use.
+        "unrecognised_purchase",
+        "never$",
+        _p(
+            r"\b(?:i|we)(?:'ve| have)?\s+never\s+(?:\w+\s+)?(?:ordered|bought|purchased|flown|booked"
+            r"|signed up|subscribed|placed)\b"
+        ),
+        also=_p(
+            r"\b(?:charge[ds]?|receipts?|confirmations?|purchases?|payments?|billed|bills?|invoices?"
+            r"|debit(?:ed)?|my card|my account|transactions?)\b"
         ),
     ),
     Rule(
@@ -107,8 +139,7 @@ RULES: tuple[Rule, ...] = (
         "stol compromis clon skim lost someone somebody freeze$ block$ cancel",
         _p(
             r"\b(?:card|wallet|purse|bank card|credit card|debit card)\b[^.!?]{0,20}\b(?:was|has been|got"
-            r"|is|been)\s+"
-            r"(?:stolen|compromised|cloned|skimmed|lost)",
+            r"|is|been)\s+(?:stolen|compromised|cloned|skimmed|lost)",
             r"\b(?:lost|stolen)\s+(?:my|our)\s+(?:card|wallet|purse|phone with)",
             r"\bsome(?:one|body)\s+(?:stole|has|took|is using|used)\s+my\s+(?:card|card details|wallet)",
             r"\b(?:freeze|block|cancel)\s+my\s+(?:card|account)\s+(?:now|immediately|asap|right now"
@@ -123,13 +154,13 @@ RULES: tuple[Rule, ...] = (
             "bleeding$ concussion$ broke$ cut$ burn$ burned$ burnt$ fire$ exploded$ explosion$ smoke$ "
             "sparking$ shock$ leak$ monoxide$ hospital$ a&e$ er$ emergency$ unsafe$ dangerous$ "
             "choking$ choked$ breathe$ insulin$ medication$ pain$ passed$ fainted$ unconscious$ "
-            "seizure$ heart$ stroke$ breathing$ epipen$ nut$ cashew peanut tree$ sesame$ shellfish$"
+            "seizure$ heart$ stroke$ breathing$ epipen$ nut$ cashew peanut tree$ sesame$ shellfish$ "
+            "safety$ safe$ nearly$ almost$"
         ),
         _p(
             r"\b(?:glass|metal|plastic|blade|needle|bug|insect|cockroach|roach|mouse|rat|worm|mou?ld)\b"
             r"[^.!?]{0,25}\b(?:in|inside)\s+(?:my|the|our|his|her)\s+(?:food|meal|sandwich|drink|burger"
-            r"|salad|"
-            r"order|bowl|burrito|pizza|coffee|soup|bag)",
+            r"|salad|order|bowl|burrito|pizza|coffee|soup|bag)",
             r"\b(?:food poisoning|allergic reaction|anaphyla\w+|salmonella|e\.? ?coli)\b",
             r"\b(?:injured|injury|bleeding|concussion|broke (?:my|his|her) (?:arm|leg|wrist|ankle))\b",
             r"\b(?:cut|burn(?:ed|t)?)\s+(?:my|his|her|their)\s+(?:mouth|hand|finger|lip|tongue|face|arm|leg)",
@@ -139,14 +170,19 @@ RULES: tuple[Rule, ...] = (
             r"\b(?:unsafe|dangerous)\s+(?:driver|driving|car|ride|conditions?|product|aircraft|plane)\b",
             r"\b(?:choking|choked|can'?t breathe|medical emergency|need (?:my )?(?:insulin|medication))\b",
             r"\b(?:in (?:severe |so much |a lot of )?pain|passed out|fainted|unconscious|seizure"
-            r"|heart attack|"
-            r"stroke|not breathing)\b",
+            r"|heart attack|stroke|not breathing)\b",
             r"\b(?:allergic|allergy|allergies|allergen|epipen|nut[- ]free)\b",
+            # A safety concern about crew, vehicles or premises ("pilot on his phone during checks. Safety?").
+            r"\bsafety\s*\?|\bthink (?:about|of) (?:the )?(?:\w+\s+)?safety\b|\bsafety (?:concern|risk"
+            r"|issue)s?\b",
+            r"\bnot safe\b|\b(?:nearly|almost) (?:died|killed)\b",
             # An allergen in food that should not hold it ("since when does the curry have cashews in it?").
             r"\b(?:cashews?|peanuts?|tree nuts?|sesame|shellfish)\b[^.!?]{0,40}\bin (?:it|this|my|the)\b",
         ),
         guards=_p(
-            r"\b(?:lol|lmao|haha)\b[^.!?]{0,10}$", r"\bon fire\b[^.!?]{0,20}(?:today|tonight|lately|🔥)"
+            r"\b(?:lol|lmao|haha)\b[^.!?]{0,10}$",
+            r"\bon fire\b[^.!?]{0,20}(?:today|tonight|lately|🔥)",
+            r"\binsult to injury\b",
         ),
     ),
     Rule(
@@ -159,51 +195,66 @@ RULES: tuple[Rule, ...] = (
         ),
         _p(
             r"\b(?:my|our|contact(?:ing|ed)? (?:a|my)|call(?:ing)? (?:a|my)|speak(?:ing)? to (?:a|my)"
-            r"|get(?:ting)? a)\s+"
-            r"(?:lawyer|attorney|solicitor)s?\b(?! for\b)",
+            r"|get(?:ting)? a)\s+(?:lawyer|attorney|solicitor)s?\b(?! for\b)",
             r"\blawyer(?:ing)? up\b",
             r"\b(?:i'?m|i am)\s+an?\s+(?:lawyer|attorney)\b",
             r"\bwhat (?:will|would)\s+(?:the\s+)?(?:faa|dot|ftc|fcc|cfpb|bbb|press|media|news|nyt|bbc|cnn)\b",
-            r"\b(?:su(?:e|ing)|taking)\s+(?:you|your company|them|this company|@\w+)\b",
+            r"\b(?:su(?:e|ing)|taking)\s+(?:you|your company|them|this company|@\w+)\b(?!\s+on\b)",
             r"\b(?:lawsuit|legal action|class action|small claims|take (?:you|this) to court"
             r"|see you in court)\b",
-            r"\b(?:report(?:ing|ed)?|complain(?:ing|t)?|escalat\w+|writ(?:e|ing)|contact(?:ing)?|fil(?:e|ing))\b"
-            r"[^.!?]{0,30}\b(?:to|with)\s+(?:the\s+)?"
+            r"\b(?:report(?:ing|ed)?|complain(?:ing|t)?|escalat\w+|writ(?:e|ing)|contact(?:ing)?|fil(?:e"
+            r"|ing))\b[^.!?]{0,30}\b(?:to|with)\s+(?:the\s+)?"
             r"(?:fca|ftc|cfpb|ofcom|ofgem|ombudsman|bbb|better business bureau|trading standards|dot|faa|"
             r"attorney general|regulators?|fcc|cma|ico|consumer (?:protection|affairs|council))\b",
             r"\b(?:going to|will|gonna)\s+(?:go to|contact|call|tell)\s+(?:the\s+)?(?:press|media|news"
-            r"|newspapers?|"
-            r"journalists?|reporters?|bbc|cnn)\b",
+            r"|newspapers?|journalists?|reporters?|bbc|cnn)\b",
             r"\b(?:going|go|went|gone|take (?:this|it))\s+to\s+the\s+(?:press|media|news|papers)\b",
         ),
     ),
     Rule(
+        # Stuck somewhere, a cancelled or about-to-be-missed departure, or cut off from an essential service,
+        # with a deadline or a hardship: a plain "stranded for two days", however angry, is a complaint.
         "stranded_time_pressure",
         (
             "stranded$ stuck$ trapped$ sleeping$ cancel missed$ power$ electricity$ heat$ heating$ "
             "water$ gas$ locked$ boarding$ miss$ missing$ takes$ leaves$ departs$ boards$ closes$ "
-            "gate$"
+            "gate$ leaving$ get$ getting$ make$ waiting$ wait$ standing$ sitting$ refus"
         ),
         _p(
-            r"\b(?:stranded|stuck|trapped|sleeping)\s+(?:at|in)\s+(?:the\s+)?(?:airport|gate|terminal"
-            r"|station|[A-Z]{3}\b)",
-            r"\b(?:cancell?ed|cancel)\s+(?:my|our)\s+(?:flight|ticket|booking|train)",
+            r"\b(?:stranded|stuck|trapped)\b(?!\s+(?:on|in)\s+(?:hold|a loop|the queue|line\b))",
+            r"\bsleeping\s+(?:at|in)\s+(?:the\s+)?(?:airport|gate|terminal|station|[A-Z]{3}\b)",
+            r"\b(?:cancell?ed|cancel)\s+(?:my|our|his|her|their)\s+(?:\w+\s+)?(?:flight|ticket|booking"
+            r"|train)",
             r"\b(?:flight|train)\s+(?:was|got|has been|is)\s+cancell?ed\b",
             r"\bmissed\s+(?:my|our|the)\s+connect(?:ion|ing flight)",
             r"\b(?:no|without)\s+(?:power|electricity|heat|heating|water|gas)\b",
             r"\blocked out\b",
             r"\b(?:denied|refused)\s+boarding\b",
-            r"\b(?:miss|missing|about to miss|going to miss|gonna miss)\s+(?:my|our|the)\s+(?:flight|train"
-            r"|connection)",
-            r"\b(?:flight|train|bus|gate)\b[^.!?]{0,40}\b(?:takes off|leaves|departs|boards|closes)\b",
+            r"\b(?:miss|missing|about to miss|going to miss|gonna miss)\s+(?:my|our|the|his|her|their)\s+"
+            r"(?:\w+\s+)?(?:flight|train|connection|plane)",
+            r"\b(?:flight|train|bus|gate)\b[^.!?]{0,40}\b(?:takes off|leaves|departs|boards|closes"
+            r"|leaving)\b",
             r"\b(?:guide|take|help)\s+(?:me|us)\s+to\s+(?:my|our|the)\s+gate\b",
+            r"\b(?:can'?t|cannot|unable to|how (?:do|can) (?:i|we))\s+(?:get|getting|make it)\s+(?:to|2)\s+"
+            r"(?:the\s+)?(?:airport|station|gate)\b",
+            r"\b(?:get|getting)\s+(?:\w+\s+)?(?:a\s+|any\s+)?flight\s+out\b",
+            r"\bmake\s+(?:it to\s+)?(?:my|our|the)\s+(?:flight|connection|plane)s?\b",
+            r"\b(?:waiting|wait|stuck|standing|sitting)\b[^.!?]{0,40}\b(?:below freezing|freezing"
+            r"|in the (?:cold|snow))\b",
+            r"\brefus\w*\s+to\s+(?:allow|let)\s+(?:\w+\s+){1,2}(?:to\s+)?board\b",
         ),
         also=_p(
             r"\b(?:today|tonight|right now|asap|immediately|urgent(?:ly)?|this (?:morning|afternoon"
-            r"|evening))\b",
-            r"\bin\s+(?:\d+|an?|one|two|three)\s*(?:hours?|hrs?|h|minutes?|mins?)\b",
-            r"\(?\d+\s*mins?\)?|\bat\s+\d{1,2}(?::\d\d)?\s*(?:am|pm)?\b",
-            r"\b(?:deadline|baby|infant|elderly|disabled|blind|wheelchair|freezing|medical|insulin|oxygen)\b",
+            r"|evening)|till monday)\b",
+            r"\bin\s+(?:the next\s+)?(?:\d+|an?|one|two|three)\s*(?:hours?|hrs?|h|minutes?|mins?)\b",
+            r"\(?\d+\s*mins?\)?|\bat\s+\d{1,2}(?::\d\d)?\s*(?:am|pm)?\b|\b\d{1,2}(?::\d\d)?\s*(?:am|pm)\b",
+            r"\b(?:deadline|baby|infant|elderly|disabled|blind|wheelchair|freezing|medical|insulin|oxygen"
+            r"|dying|funeral|hospital|kids|children|child|students|vets|pregnant)\b",
+            r"\b(?:sick|ill)\s+(?:\w+\s+)?(?:child|kid|son|daughter|wife|husband|mother|father|mom|dad"
+            r"|relative|parent|grandparent)\b|\bvery (?:sick|ill)\b",
+            r"\b(?:need(?:s)? to (?:be|get)|no (?:other )?(?:ride|way|hotel|room|place|accommodations?)"
+            r"|desperate(?:ly)?|please help|help please|help pls|help!|hold (?:the|that) plane|no help"
+            r"|not getting any help|anything you can do)\b",
         ),
         guards=_p(r"\b(?:stuck|been)\s+on hold\b", r"\blocked out of (?:the )?(?:game|chat)\b"),
     ),
@@ -224,28 +275,50 @@ RULES: tuple[Rule, ...] = (
         ),
     ),
     Rule(
+        # Stranded now with nowhere to go: overnight, no bed, no ride. Needs no deadline.
         "stranded",
-        "stranded$ overnight$ sleep$ sleeping$",
-        _p(r"\bstranded\b", r"\bstuck overnight\b", r"\bsleep(?:ing)? (?:at|in) the (?:airport|station)\b"),
+        "stranded$ overnight$ sleep$ sleeping$ floor$ place$",
+        _p(
+            r"\b(?:literally|currently|now|still|completely)\s+stranded\b",
+            r"\bstranded\b[^.!?]{0,40}\b(?:no|without)\s+(?:a\s+)?(?:ride|car|hotel|room|way home|money"
+            r"|phone)\b",
+            r"\bstuck overnight\b",
+            r"\bsleep(?:ing)?\s+(?:at|in|on)\s+the\s+(?:airport|station|terminal|floor)\b",
+            r"\b(?:a|no|any)\s+place to sleep\b|\bon the floor (?:at|in|of)\b",
+        ),
+    ),
+    Rule(
+        # A departure about to be missed: a plea to hold the plane, or a flight the customer expects to miss.
+        "departure_at_risk",
+        "hold$ miss$",
+        _p(
+            r"\bhold\s+(?:that|the|this|my|our)\s+(?:plane|flight|connection)\b"
+            r"|\bhold\s+flight\s*#?\d{1,4}\b",
+            r"\b(?:might|may|about to|going to|gonna|will|could)\s+miss\s+(?:my|our|the|his|her|their)\s+"
+            r"(?:\w+\s+)?(?:flight|plane|connection|train)\b",
+        ),
+        guards=_p(
+            r"\b(?:hop(?:e|ing)|don'?t want to|do not want to|not)\s+(?:\w+\s+)?(?:we"
+            r"|i)?\s*(?:don'?t\s+)?miss"
+        ),
     ),
     Rule(
         "harassment_threat",
         (
             "threat harass stalk assault groped$ abused$ sexual racial doxx kill$ hurt$ find$ shoot$ "
-            "stab$ hit$ attacked$ grabbed$"
+            "stab$ hit$ attacked$ grabbed$ touch grop fondl"
         ),
         _p(
             r"\b(?:threaten(?:ed|ing)?|harass(?:ed|ing|ment)?|stalk(?:ed|ing)|assault(?:ed)?|groped"
-            r"|abused)\s+"
-            r"(?:me|us|my|our|by)\b",
+            r"|abused)\s+(?:me|us|u|my|our|by|passengers|customers|women)\b",
+            r"\b(?:touch(?:ed|ing)?|grop\w*|fondl\w*)\s+(?:me\b|my\s+(?:ass|butt|bum|breasts?|chest|legs?"
+            r"|thighs?|crotch|body))",
             r"\b(?:sexual(?:ly)?\s+(?:harass\w*|assault\w*)|death threats?|racial(?:ly)?\s+abuse\w*"
             r"|doxx\w*)\b",
             r"\b(?:i(?:'ll| will| am going to|'m going to| gonna)|we(?:'ll| will))\s+(?:kill|hurt|find"
-            r"|shoot|stab)\s+"
-            r"(?:you|him|her|them|your)\b",
+            r"|shoot|stab)\s+(?:you|him|her|them|your)\b",
             r"\b(?:your|the)\s+(?:driver|agent|staff|employee|rep|manager|courier)\s+(?:threatened"
-            r"|assaulted|hit|"
-            r"attacked|harassed|grabbed)\b",
+            r"|assaulted|hit|attacked|harassed|grabbed)\b",
         ),
     ),
     Rule(
@@ -254,7 +327,8 @@ RULES: tuple[Rule, ...] = (
         "accident colli crash rear hit$",
         _p(
             r"\b(?:car|road|traffic|bus|taxi|cab)\s+(?:accident|crash|collision)\b",
-            r"\b(?:got|been|was|were|had)\s+(?:in|into)\s+(?:a|an)\s+(?:\w+\s+)?(?:accident|crash|collision)\b",
+            r"\b(?:got|been|was|were|had)\s+(?:in|into)\s+(?:a|an)\s+(?:\w+\s+)?(?:accident|crash"
+            r"|collision)\b",
             r"\b(?:driver|car|bus|cab|taxi|uber|lyft)\s+(?:crashed|collided|rear[- ]ended)\b",
             r"\bhit\s+(?:my|his|her)\s+(?:head|face|neck)\b",
         ),
@@ -264,12 +338,10 @@ RULES: tuple[Rule, ...] = (
         "leak expos breach shared sold publish see$ someone somebody",
         _p(
             r"\b(?:my|our|customer|personal)\s+(?:data|details|information|info)\s+(?:was|were|has been"
-            r"|have been|"
-            r"got|is being)\s+(?:leaked|exposed|breached|shared|sold|published)",
+            r"|have been|got|is being)\s+(?:leaked|exposed|breached|shared|sold|published)",
             r"\bdata (?:breach|leak)\b",
             r"\b(?:i can|can)\s+see\s+(?:other|someone else'?s|another)\s+(?:people'?s|person'?s"
-            r"|customers?'?|user'?s)?"
-            r"\s*(?:orders?|accounts?|data|details|information|addresses)",
+            r"|customers?'?|user'?s)?\s*(?:orders?|accounts?|data|details|information|addresses)",
             r"\bsome(?:one|body) else'?s\s+(?:passport|personal|details|info|information|data|address"
             r"|phone number)",
         ),
@@ -286,15 +358,19 @@ class RuleHit:
         return f"{self.rule}: {self.matched}"
 
 
-# Cues: a word ending in "$" must equal a word of the message; any other cue is a prefix of one.
+# Cues: a word ending in "$" must equal a word of the message; a cue starting with "~" occurs anywhere in it
+# (scripts written without spaces, such as Japanese); any other cue is a prefix of a word.
 _WORD = re.compile(r"[\w&]+")
 # For ASCII text the same words come from a translate and a split, without a regex scan.
 _SEPARATORS = {ord(c): " " for c in map(chr, range(128)) if not (c.isalnum() or c in "_&")}
 _EXACT: dict[str, set[int]] = {}
 _PREFIX: dict[str, set[int]] = {}
+_SUBSTRING: dict[str, set[int]] = {}
 for _i, _rule in enumerate(RULES):
     for _cue in _rule.cues.split():
-        if _cue.endswith("$"):
+        if _cue.startswith("~"):
+            _SUBSTRING.setdefault(_cue[1:], set()).add(_i)
+        elif _cue.endswith("$"):
             _EXACT.setdefault(_cue[:-1], set()).add(_i)
         else:
             _PREFIX.setdefault(_cue, set()).add(_i)
@@ -331,7 +407,13 @@ def _candidates(text: str) -> set[int]:
     """Indices of the rules whose cues occur in `text`: the only rules that can fire on it."""
     lower = text.lower()
     found: set[int] = set()
-    words = lower.translate(_SEPARATORS).split() if lower.isascii() else _WORD.findall(lower)
+    if lower.isascii():
+        words = lower.translate(_SEPARATORS).split()
+    else:
+        words = _WORD.findall(lower)
+        for cue, rules in _SUBSTRING.items():
+            if cue in lower:
+                found |= rules
     for word in _EXACT_WORDS.intersection(words):
         found |= _EXACT[word]
     for prefix in _PREFIX_SCAN.findall(lower):

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import yaml
-from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
+from sklearn.metrics import cohen_kappa_score, confusion_matrix, precision_recall_fscore_support
 from sklearn.pipeline import Pipeline
 
 from parley.classifier.model import (
@@ -47,7 +47,7 @@ LICENSES = {
 SOURCE_USE = {
     "airline_sentiment": (
         "positive→praise, negative→complaint, neutral→question if it asks else other; hand labels "
-        "(models/labels/airline_train.csv) override"
+        "(models/labels/airline_*_train.csv) override"
     ),
     "banking77": "question; security and loss categories→urgent; failure reports→complaint",
     "bitext": "question; complaint→complaint; review rows → question/complaint/praise by wording",
@@ -97,6 +97,24 @@ def load_hand_labels(labels_dir: Path, suffix: str) -> dict[tuple[str, str], tup
     return out
 
 
+def airline_text(raw: str) -> str:
+    """An airline tweet as its author wrote it: the published file replaced every "cancel" with "Cancelled
+    Flight" and every "late" with "Late Flight", even inside words ("Cancelled Flightled", "Late Flightr").
+    Undone here so the rules and the models see what a customer actually writes."""
+    return raw.replace("Cancelled Flight", "cancel").replace("Late Flight", "late")
+
+
+def hand_label_files(labels_dir: Path, suffix: str) -> dict[str, set[tuple[str, str]]]:
+    """File name → the (dataset, id) keys it labels, for every labels/*_{suffix}.csv."""
+    out: dict[str, set[tuple[str, str]]] = {}
+    for path in sorted(labels_dir.glob(f"*_{suffix}.csv")) if labels_dir.is_dir() else []:
+        out[path.name] = {
+            (DATASET_ALIASES.get(r["dataset"].strip(), r["dataset"].strip()), r["id"].strip())
+            for r in _csv(path)
+        }
+    return out
+
+
 def _airline(data_dir: Path, m: dict) -> Iterable[Row]:
     rows = _csv(data_dir / "airline_sentiment" / "Tweets.csv")
     # Ids that occur twice with different sentiments cannot be trusted either way.
@@ -117,7 +135,7 @@ def _airline(data_dir: Path, m: dict) -> Iterable[Row]:
             intent = m["intent"]["neutral_question" if asks else "neutral_other"]
         else:
             intent = m["intent"][sentiment]
-        yield Row("airline_sentiment", r["tweet_id"], r["text"], intent, m["topic"])
+        yield Row("airline_sentiment", r["tweet_id"], airline_text(r["text"]), intent, m["topic"])
 
 
 def _banking(data_dir: Path, m: dict) -> Iterable[Row]:
@@ -236,7 +254,7 @@ def load_rows(data_dir: Path, models_dir: Path, progress: Progress) -> tuple[lis
     brand = twcs_brand_replies(data_dir) if twcs else {}
     # Airline tweets the mapping skipped (low crowd agreement, conflicting ids) join when hand-labelled.
     airline = (
-        {r["tweet_id"]: r["text"] for r in _csv(data_dir / "airline_sentiment" / "Tweets.csv")}
+        {r["tweet_id"]: airline_text(r["text"]) for r in _csv(data_dir / "airline_sentiment" / "Tweets.csv")}
         if any(k[0] == "airline_sentiment" and k not in by_key for k in hand)
         and (data_dir / "airline_sentiment").is_dir()
         else {}
@@ -407,6 +425,34 @@ def _plot_confusion(matrix: list[list[int]], labels: list[str], path: Path, titl
     plt.close(fig)
 
 
+def fit_models(rows: list[Row], mapping: dict) -> tuple[Pipeline, Pipeline]:
+    """The intent and topic pipelines fitted on `rows`; the topic model shares the intent model's features."""
+    texts = [model_text(r.text, r.context, r.brand_reply) for r in rows]
+    weights = source_weights(rows, mapping.get("source_shares", {}))
+    model = mapping.get("model", {})
+    intents = [r.intent for r in rows]
+    intent = build_pipeline(c=model.get("intent_c", 4.0), min_df=model.get("min_df", 2))
+    intent.fit(texts, intents, clf__sample_weight=balance(intents, weights))
+    # The topic classifier reuses the intent model's fitted features, so serving transforms each text once.
+    features = intent.named_steps["features"]
+    topics = [r.topic for r in rows]
+    # Every airline tweet is `travel`, so the topic model gives that source less weight than the intent model
+    # does (chosen by cross-validation on the hand-labelled tweets).
+    topic_shares = {**mapping.get("source_shares", {}), **mapping.get("topic_source_shares", {})}
+    topic_weights = source_weights(rows, topic_shares)
+    topic_clf = build_classifier(c=model.get("topic_c", 2.0)).fit(
+        features.transform(texts), topics, sample_weight=balance(topics, topic_weights)
+    )
+    return intent, Pipeline([("features", features), ("clf", topic_clf)])
+
+
+def _save_models(intent: Pipeline, topic: Pipeline, out_dir: Path, version: str) -> None:
+    _save(intent, out_dir / "intent.skops")
+    _save(topic, out_dir / "topic.skops")
+    # Written before evaluation so a Triager loads exactly what was saved; rewritten with figures at the end.
+    (out_dir / "metrics.json").write_text(json.dumps({"model_version": version}))
+
+
 def train(data_dir: Path, out_dir: Path, progress: Progress = lambda _: None) -> dict:
     """Build the intent and topic models from `data_dir` into `out_dir`; return the metrics written."""
     data_dir, out_dir = Path(data_dir), Path(out_dir)
@@ -416,32 +462,9 @@ def train(data_dir: Path, out_dir: Path, progress: Progress = lambda _: None) ->
     test = [r for r in rows if in_test(r, split["test_fraction"], split["seed"])]
     train_rows = [r for r in rows if not in_test(r, split["test_fraction"], split["seed"])]
     progress(f"split: {len(train_rows)} train, {len(test)} test")
-    texts = [model_text(r.text, r.context, r.brand_reply) for r in train_rows]
-
-    progress("fitting the intent model")
-    weights = source_weights(train_rows, mapping.get("source_shares", {}))
-    model = mapping.get("model", {})
-    intents = [r.intent for r in train_rows]
-    intent = build_pipeline(c=model.get("intent_c", 4.0), min_df=model.get("min_df", 2))
-    intent.fit(texts, intents, clf__sample_weight=balance(intents, weights))
-    progress("fitting the topic model")
-    # The topic classifier reuses the intent model's fitted features, so serving transforms each text once.
-    features = intent.named_steps["features"]
-    topics = [r.topic for r in train_rows]
-    # Every airline tweet is `travel`, so the topic model gives that source less weight than the intent model
-    # does (chosen by cross-validation on the hand-labelled tweets).
-    topic_shares = {**mapping.get("source_shares", {}), **mapping.get("topic_source_shares", {})}
-    topic_weights = source_weights(train_rows, topic_shares)
-    topic_clf = build_classifier(c=model.get("topic_c", 2.0)).fit(
-        features.transform(texts), topics, sample_weight=balance(topics, topic_weights)
-    )
-    topic = Pipeline([("features", features), ("clf", topic_clf)])
-
+    progress("fitting the intent and topic models on the training split")
     version = "intent-" + datetime.now(UTC).strftime("%Y%m%d%H%M")
-    _save(intent, out_dir / "intent.skops")
-    _save(topic, out_dir / "topic.skops")
-    # Written before evaluation so the Triager below loads exactly what ships; rewritten with figures after.
-    (out_dir / "metrics.json").write_text(json.dumps({"model_version": version}))
+    _save_models(*fit_models(train_rows, mapping), out_dir, version)
 
     progress("evaluating on the held-out split")
     triager = Triager(out_dir)
@@ -470,6 +493,12 @@ def train(data_dir: Path, out_dir: Path, progress: Progress = lambda _: None) ->
         idx = [i for i, r in enumerate(test) if r.dataset == dataset]
         sub = scores([y_intent[i] for i in idx], [final[i] for i in idx], INTENTS)
         metrics["intent_by_dataset"][dataset] = {"rows": len(idx), "macro_f1": sub["macro_f1"]}
+    # What ships learns from every row, the test split included: the split has measured the method, and the
+    # hand labels are too few to leave a fifth of them out. The hand-labelled held-out files below still never
+    # train.
+    progress("refitting on every row for the shipped models")
+    _save_models(*fit_models(rows, mapping), out_dir, version)
+    triager = Triager(out_dir)
     progress("checking the urgency rules")
     metrics["rules"] = rule_report(rows, out_dir, data_dir)
     heldout = out_dir / "labels"
@@ -477,6 +506,9 @@ def train(data_dir: Path, out_dir: Path, progress: Progress = lambda _: None) ->
         progress("evaluating on the hand-labelled held-out messages")
         metrics["hand_heldout"] = evaluate_hand_heldout(data_dir, out_dir, triager)
         metrics["bot"] = evaluate_bot(data_dir, out_dir, triager)
+        agreement = annotator_agreement(out_dir / "labels")
+        if agreement:
+            metrics["annotator_agreement"] = agreement
     metrics["summary"] = {
         "macro_f1": metrics["intent_with_rules"]["macro_f1"],
         "model_macro_f1": metrics["intent_model"]["macro_f1"],
@@ -561,6 +593,20 @@ def evaluate_hand_heldout(data_dir: Path, models_dir: Path, triager: Triager) ->
         sub = scores([labels[i] for i in idx], [preds[i].intent for i in idx], INTENTS)
         by_source[dataset] = {"rows": len(idx), "macro_f1": sub["macro_f1"]}
     result["by_source"] = by_source
+    # Each file separately: the files were labelled at different times, some after the rules were written.
+    by_file = {}
+    for name, keys in hand_label_files(models_dir / "labels", "heldout").items():
+        idx = [i for i, (k, _, _) in enumerate(found) if k in keys]
+        if idx:
+            sub = scores([labels[i] for i in idx], [preds[i].intent for i in idx], INTENTS)
+            urgent = [i for i in idx if labels[i] == "urgent"]
+            by_file[name] = {
+                "rows": len(idx),
+                "macro_f1": sub["macro_f1"],
+                "urgent": len(urgent),
+                "urgent_found": sum(preds[i].intent == "urgent" for i in urgent),
+            }
+    result["by_file"] = by_file
     heldout = load_hand_labels(models_dir / "labels", "heldout")
     topical = [i for i, (key, _, _) in enumerate(found) if heldout[key][1]]
     result["topic"] = scores(
@@ -603,6 +649,28 @@ def rule_report(rows: list[Row], models_dir: Path, data_dir: Path) -> dict:
     }
 
 
+def annotator_agreement(labels_dir: Path) -> dict | None:
+    """How a second annotator's labels (`second_annotator.csv`, made without seeing the first) score against
+    the held-out labels they re-label: the ceiling a model can be expected to reach on those labels."""
+    path = labels_dir / "second_annotator.csv"
+    if not path.exists():
+        return None
+    first = load_hand_labels(labels_dir, "heldout")
+    second = {
+        (DATASET_ALIASES.get(r["dataset"].strip(), r["dataset"].strip()), r["id"].strip()): r[
+            "intent"
+        ].strip()
+        for r in _csv(path)
+    }
+    keys = sorted(k for k in second if k in first)
+    if not keys:
+        return None
+    result = scores([first[k][0] for k in keys], [second[k] for k in keys], INTENTS)
+    result["rows"] = len(keys)
+    result["kappa"] = float(cohen_kappa_score([first[k][0] for k in keys], [second[k] for k in keys]))
+    return result
+
+
 def load_bot_judgements(path: Path) -> dict[tuple[str, str], tuple[str, bool]]:
     """(dataset, id) → (answer_id, resolves) from the team's judgements of the bot's answers."""
     if not path.exists():
@@ -627,7 +695,12 @@ def _real_items(data_dir: Path) -> list[tuple[tuple[str, str], Item]]:
     for r in _csv(path) if path.exists() else []:
         if r["tweet_id"] not in seen:
             seen.add(r["tweet_id"])
-            out.append((("airline_sentiment", r["tweet_id"]), Item(f"airline:{r['tweet_id']}", r["text"])))
+            out.append(
+                (
+                    ("airline_sentiment", r["tweet_id"]),
+                    Item(f"airline:{r['tweet_id']}", airline_text(r["text"])),
+                )
+            )
     return out
 
 
@@ -827,6 +900,21 @@ def _rules_table(report: dict) -> str:
     return "\n".join(lines)
 
 
+def _agreement_text(agreement: dict | None) -> str:
+    if not agreement:
+        return ""
+    urgent = agreement["per_class"]["urgent"]
+    return f"""
+**How far people agree.** A second annotator labelled the {agreement["rows"]} original held-out messages
+again, from the same guide, without seeing the first labels (`models/labels/second_annotator.csv`). Scored
+against the first annotator's labels as if it were a model: macro-F1 **{agreement["macro_f1"]:.3f}**,
+accuracy {agreement["accuracy"]:.3f}, Cohen's kappa {agreement["kappa"]:.3f}; `urgent` recall
+**{urgent["recall"]:.3f}** and precision {urgent["precision"]:.3f}. Macro-F1 0.80 is within human reach on
+these labels; `urgent` recall 0.90 is beyond what a second careful reader achieves: the line between a
+stranded or angry customer and one at real risk is where people differ most.
+"""
+
+
 def _calibration_line(c: dict) -> str:
     return f"ECE {c['ece']:.3f} (10 bins, top class), multiclass Brier score {c['brier']:.3f}"
 
@@ -844,15 +932,28 @@ def model_card(metrics: dict, out_dir: Path) -> str:
         by_source = ", ".join(
             f"{k} {v['macro_f1']:.3f} ({v['rows']} rows)" for k, v in hand["by_source"].items()
         )
-        hand_text = f"""On {hand["rows"]} hand-labelled real messages (models/labels/*_heldout.csv:
-450 twcs tweets, 150 airline tweets; never trained on). The twcs tweets carry the earlier customer turns of
-their thread as context, as the conversations service supplies them ({hand["with_context_rows"]} have such
-turns).
+        by_file = "\n".join(
+            f"| `{k}` | {v['rows']} | {v['macro_f1']:.3f} | {v['urgent_found']} / {v['urgent']} |"
+            for k, v in hand.get("by_file", {}).items()
+        )
+        hand_text = f"""On {hand["rows"]} hand-labelled real messages (`models/labels/*_heldout.csv`, never
+trained on). The twcs tweets carry the earlier customer turns of their thread as context, as the
+conversations service supplies them ({hand["with_context_rows"]} have such turns).
 
 {_table(hand)}
 
 Model alone (before the urgency rules): macro-F1 {hand["model_alone"]:.3f}. By source: {by_source}.
 
+| file | rows | macro-F1 | urgent found |
+|---|---|---|---|
+{by_file}
+
+`twcs_heldout.csv` and `airline_heldout.csv` are the original yardstick (600 messages); the rules and
+features were revised while it was in use, so it flatters them a little (see "Changes" below).
+`airline_fresh_heldout.csv` (300 airline tweets) was labelled independently, from the labelling guide alone,
+after the last rule change, and had not been looked at when these figures were first computed: it is the
+least biased of the three.
+{_agreement_text(metrics.get("annotator_agreement"))}
 Confusion matrix (rows true, columns predicted; also `confusion_intent_heldout.png`):
 
 {_matrix(hand)}
@@ -1002,9 +1103,9 @@ parley classify-bench --write               # speed figures into speed.json and 
 
 ## Changes measured on the held-out set
 
-Each change below was measured by retraining and scoring the 600 held-out messages (macro-F1 with the
-rules; the set was never trained on and no rule or feature was written from its misses). With 19 urgent
-messages and 600 in all, differences under about 0.02 are within noise.
+Each change below was measured by retraining and scoring the 600 original held-out messages (macro-F1 with
+the rules). With 19 urgent messages and 600 in all, differences under about 0.02 are within noise. Until
+the second block, no rule or feature was written from the held-out misses.
 
 | change | held-out macro-F1 | urgent recall | kept |
 |---|---|---|---|
@@ -1016,13 +1117,41 @@ messages and 600 in all, differences under about 0.02 are within noise.
 | + more urgency wordings (1) | 0.592 | 5 / 19 | yes (fires on no held-out message) |
 | source shares twcs 16, airline 1 instead of 8 and 2 (2) | 0.581 | 5 / 19 | no |
 
+| change (second block) | held-out macro-F1 | urgent recall | kept |
+|---|---|---|---|
+| + 573 twcs tweets (the rest of the pool), 1,200 random airline tweets, by hand | 0.612 | 5 / 19 | yes |
+| the shipped models refitted on every row, the 20% test split included | 0.620 | 5 / 19 | yes |
+| previous customer turn's words as features (prefixed tokens) | 0.580 | | no |
+| brand message's words as features (prefixed tokens) | 0.576 | | no |
+| hand-labelled airline rows weighted ×3 / ×10 / ×30 | 0.626 / 0.606 / 0.612 | | no (noise) |
+| airline re-save artefacts undone when the data is read, so the rules see real text (3) | | | yes |
+| urgency rules revised from misses and false alarms on *training* tweets (4) | 0.638 | 6 / 19 | yes |
+| + security and fraud wordings in es, fr, de, pt and ja (5) | 0.662 | 8 / 19 | yes |
+| per-class decision offsets tuned by 5-fold cross-validation on the training hand labels | 0.658 | | no |
+| `urgent` once its probability passes a threshold (0.05–0.5) | | | no (no gain in CV) |
+| a follow-up inherits `urgent` when an earlier customer turn fired a rule | | | no (6) |
+| sentence embeddings (all-MiniLM-L6-v2) instead of TF-IDF / added to it | 0.559 / 0.671 | | no (7) |
+
 (1) an accident/injury rule, "I'm a lawyer", "what will the FAA say", someone else's data shown on one's
 booking, charged for a subscription never taken; each checked against the hand-labelled training tweets.
 (2) the best of six weightings by 4-fold cross-validation on the hand-labelled training tweets (0.663 against
 0.654 for the shipped setting); the gain did not carry over to the held-out set.
+(3) the published airline file replaced "cancel" by "Cancelled Flight" and "late" by "Late Flight", even
+inside words; the rules matched "cancelled my flight" only in text no customer writes.
+(4) a bare "stranded" no longer suffices (7 of 25 such hand-labelled tweets were urgent): it needs a deadline
+or a hardship, or no bed or ride; new: a departure at risk ("hold the plane", "might miss our flight"),
+stuck while "not getting any help", cut off from the airport, waiting in freezing weather, a purchase for
+something never bought, a SIM swap, unwanted touching, "Safety???". On the hand-labelled training tweets
+the rules now catch 55 of 76 urgent messages and fire on 15 others.
+(5) written after reading two held-out misses (a French and a Japanese fraud report): this row flatters the
+original set by 0.024; `airline_fresh_heldout.csv` carries no such bias.
+(6) on the hand-labelled training tweets only 6 of 19 such follow-ups were labelled urgent.
+(7) in a separate environment, not a dependency: about 100 messages/s on this machine against thousands
+for TF-IDF, for +0.009 macro-F1 when added to TF-IDF.
 
 ## Caveats
-- The held-out set is small: 19 urgent messages, so urgent recall moves by 0.05 per message.
+- The held-out sets are small: 19 urgent messages in the original 600 (0.05 of recall each) and 7 in the
+  fresh 300.
 - Labels are mapped, not judged per message, for every source but the hand-labelled tweets: airline
   "negative" includes urgent cases, "neutral" mixes questions and chatter, banking77 and bitext are not social
   text (bitext is generated).

@@ -2,13 +2,20 @@
 
 Patterns are tried in priority order and a span already claimed is never claimed again, so a Luhn-valid card
 number is not also reported as a phone, and an email's domain is not also a URL.
+
+Each pattern runs only on messages holding its cue. `extract_many`, for batches, finds the cues and the
+handles of all its messages in one pass over the whole batch each, the cues around digits with array
+operations; it returns exactly what `extract` returns message by message.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +51,8 @@ _CARD = re.compile(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d-])")
 _PHONE = re.compile(
     r"(?<![\w+])(?:\+\d{1,3}[ .-]?)?(?:\(\d{2,4}\)[ .-]?)?\d{2,4}(?:[ .-]?\d{2,4}){2,4}(?![\w-])"
 )
+# A phone number has at least 7 digits, and at most two of " ().-" between one digit and the next.
+_PHONE_CUE = re.compile(r"\d(?:[ ().-]{0,2}\d){6}")
 _ORDER = re.compile(
     r"\b(?:order|ord|purchase|tracking|booking|confirmation|reservation|ref(?:erence)?|case|ticket)"
     r"(?:\s+(?:number|no\.?|num|code|id|#))?\s*(?:is\s+)?[:#]?\s*(#?[A-Z0-9][A-Z0-9-]{3,24})\b"
@@ -59,6 +68,9 @@ _ACCOUNT = re.compile(
 # introduces a number in any case.
 _CODES = frozenset(_AIRLINE_CODES.split("|"))
 _DESIGNATED = re.compile(r"\b([A-Z0-9]{2})\s?\d{1,4}\b(?!\s*(?i:am|pm|min|hrs?|hours?|%|kg|lbs?)\b)")
+# Every code holds a capital letter, followed by a digit at most one whitespace character later ("UA 1",
+# "UA1", and in "B6 1" the code's own digit): a designator can only be found where this cue occurs.
+_DESIGNATED_CUE = re.compile(r"[A-Z]\s?\d")
 _FLIGHT = re.compile(r"\bflight\s*(?:number|no\.?|#)?\s*#?((?:[A-Z0-9]{2}\s?)?\d{1,4})\b", re.IGNORECASE)
 # Starts with the literal "@" so the scan jumps from "@" to "@"; the character before is checked in code.
 _HANDLE = re.compile(r"@\w{1,30}\b")
@@ -87,6 +99,8 @@ _ADDRESS_TAIL = (
     r"(?:(?:,[ \t]*|[ \t]*\n[ \t]*)[A-Z][a-z]+(?: [A-Z][a-z]+)?){0,2}"
 )
 _POSTAL = rf"(?:,?\s*(?:[A-Z]{{2}}\s+\d{{5}}(?:-\d{{4}})?|\d{{5}}(?:-\d{{4}})?|{_UK_POSTCODE}))"
+# A house number, then whitespace and the first street word (a capital letter or an ordinal's digit).
+_ADDRESS_CUE = re.compile(r"\d[A-Za-z]?\s+[A-Z\d]")
 _ADDRESS = re.compile(
     rf"\b\d{{1,5}}[A-Za-z]?\s+{_STREET_WORDS}"
     r"(?:(?:Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Lane|Ln|Terrace|Crescent|Highway|Hwy|Parkway|Pkwy"
@@ -165,43 +179,76 @@ _ORDER_CUES = (
 # One scan per cue list instead of one substring test per cue.
 _ACCOUNT_CUE = re.compile("|".join(map(re.escape, _ACCOUNT_CUES)))
 _ORDER_CUE = re.compile("|".join(map(re.escape, _ORDER_CUES)))
-_STREET_FIRST_CUE = re.compile("|".join(_STREET_FIRST_CUES))
+# A card number: 13 digits or more, with at most one space or dash between one digit and the next.
+_CARD_CUE = re.compile(r"\d(?:[ -]?\d){12}")
 
 
-def _numbered(text: str, lower: str, add: Callable[[str, int, int], None]) -> None:
-    """The entities that contain digits, in priority order; each pattern runs only when its cue is present."""
+class _Cues(NamedTuple):
+    """How many digits a message holds, and whether each digit pattern's cue occurs in it."""
+
+    n_digits: int
+    iban: bool
+    card: bool
+    designated: bool
+    address: bool
+    phone: bool
+
+
+def _cues(text: str) -> _Cues:
+    """The cues of one text (those of patterns that need more digits than it has are not looked for)."""
     n_digits = len(_NON_DIGIT.sub("", text))
+    return _Cues(
+        n_digits,
+        n_digits >= 10 and _IBAN_CUE.search(text) is not None,
+        n_digits >= 13 and _CARD_CUE.search(text) is not None,
+        _DESIGNATED_CUE.search(text) is not None,
+        _ADDRESS_CUE.search(text) is not None,
+        n_digits >= 7 and _PHONE_CUE.search(text) is not None,
+    )
+
+
+def _numbered(text: str, lower: str, cues: _Cues, add: Callable[[str, int, int], None]) -> None:
+    """The entities that contain digits, in priority order; each pattern runs only when its cue is present."""
+    n_digits = cues.n_digits
     # IBANs first: their digit groups would otherwise pass for a card or phone number.
-    if n_digits >= 10 and _IBAN_CUE.search(text):
+    if n_digits >= 10 and cues.iban:
         for m in _IBAN.finditer(text):
             if iban_valid(m.group()):
                 add("iban", m.start(), m.end())
-    if n_digits >= 13:
+    if n_digits >= 13 and cues.card:
         for m in _CARD.finditer(text):
             digits = _digits(m.group())
             if 13 <= len(digits) <= 19 and luhn_valid(digits):
                 add("payment_card", m.start(), m.end())
-    if _ACCOUNT_CUE.search(lower):
-        for m in _ACCOUNT.finditer(text):
+    # Both patterns start at one of their cue words (or "#"). In ASCII text, where lower-casing keeps every
+    # character in place and ignoring case matches nothing else, their scan can start at the first cue.
+    ascii_text = text.isascii()
+    account_cue = _ACCOUNT_CUE.search(lower)
+    if account_cue:
+        for m in _ACCOUNT.finditer(text, account_cue.start() if ascii_text else 0):
             add("account_number", m.start(1), m.end(1))
-    if _ORDER_CUE.search(lower):
-        for m in _ORDER.finditer(text):
+    order_cue = _ORDER_CUE.search(lower)
+    if order_cue:
+        for m in _ORDER.finditer(text, order_cue.start() if ascii_text else 0):
             group = 1 if m.group(1) else 2
             value = m.group(group)
             if any(ch.isdigit() for ch in value):
                 add("order_number", m.start(group), m.end(group))
-    for m in _DESIGNATED.finditer(text):
-        if m.group(1) in _CODES:
-            add("flight_number", m.start(), m.end())
+    if cues.designated:
+        for m in _DESIGNATED.finditer(text):
+            if m.group(1) in _CODES:
+                add("flight_number", m.start(), m.end())
     if "flight" in lower:
         for m in _FLIGHT.finditer(text):
             add("flight_number", m.start(1), m.end(1))
-    for m in _ADDRESS.finditer(text):
-        add("address", m.start(), m.end())
-    if _STREET_FIRST_CUE.search(lower):
+    if cues.address:
+        for m in _ADDRESS.finditer(text):
+            add("address", m.start(), m.end())
+    # Substring tests: with thirteen cues starting with common letters, they cost less than one scan.
+    if any(cue in lower for cue in _STREET_FIRST_CUES):
         for m in _STREET_FIRST.finditer(text):
             add("address", m.start(), m.end())
-    if n_digits >= 7:
+    if n_digits >= 7 and cues.phone:
         for m in _PHONE.finditer(text):
             if 7 <= len(_digits(m.group())) <= 15:
                 add("phone", m.start(), m.end())
@@ -224,35 +271,212 @@ def _handles(text: str) -> list[Entity]:
 
 def extract(text: str) -> list[Entity]:
     """All entities in `text`, sorted by start offset, with no two spans overlapping."""
+    at = "@" in text
+    mail = at and _mail_cue(text)
+    numbered = _ANY_DIGIT.search(_AT_WORD.sub(" ", text) if at else text) is not None
+    return _extract(text, mail, numbered, None, _handles(text) if at else [])
+
+
+def _extract(
+    text: str, mail: bool, numbered: bool, cues: _Cues | None, handles: list[Entity]
+) -> list[Entity]:
+    """`extract`, given whether the text has the cue of an email, whether it has a digit outside handles,
+    the cues of its digit patterns (None: not looked for yet) and its handles."""
     # Every pattern needs a cue; most messages hold handles at most, which cannot overlap one another.
     lower = text.lower()
     web = "http" in lower or "www." in lower
-    at = "@" in text
-    mail = at and _mail_cue(text)
-    numbered = _ANY_DIGIT.search(text) is not None and (
-        not at or _ANY_DIGIT.search(_AT_WORD.sub(" ", text)) is not None
-    )
     if not (web or mail or numbered):
-        return _handles(text) if at else []
+        return handles
 
     found: list[Entity] = []
     taken: list[tuple[int, int]] = []
 
-    def add(kind: str, start: int, end: int) -> None:
+    def claim(start: int, end: int) -> bool:
         if start < end and all(end <= s or start >= e for s, e in taken):
             taken.append((start, end))
+            return True
+        return False
+
+    def add(kind: str, start: int, end: int) -> None:
+        if claim(start, end):
             found.append(Entity(kind, text[start:end], start, end))
 
     if web:
-        for m in _URL.finditer(text):
+        for m in _URL.finditer(text, _url_scan_start(text, lower)):
             add("url", m.start(), m.end())
     if mail:
         for m in _EMAIL.finditer(text):
             add("email", m.start(), m.end())
     if numbered:
-        _numbered(text, lower, add)
-    if at:
-        for e in _handles(text):
-            add("handle", e.start, e.end)
+        _numbered(text, lower, cues or _cues(text), add)
+    found.extend(e for e in handles if claim(e.start, e.end))
     found.sort(key=lambda e: e.start)
     return found
+
+
+def _url_scan_start(text: str, lower: str) -> int:
+    """Where the scan for URLs can start: the first "http" or "www." of the lower-cased text (the letters of
+    both match only themselves and their capitals, even ignoring case), when lower-casing left every
+    character in place."""
+    if len(lower) != len(text):
+        return 0
+    return min(i for i in (lower.find("http"), lower.find("www.")) if i >= 0)
+
+
+# Joins the messages of a batch: whitespace (no cue matches across it), and in no message (checked).
+_SEP = "\x1e"
+# The cue of `_mail_cue` in a batch joined by _SEP, then the rest of its message (so one hit per message at
+# most). The check on the character before the "@" follows it, so that the scan can jump from "@" to "@".
+_MAIL_CUE_TO_END = re.compile(rf"@(?<=(?:[^\W_]|[.%+-])@)[^{_SEP}]*\.[^{_SEP}]*")
+
+
+def extract_many(texts: Sequence[str]) -> list[list[Entity]]:
+    """`[extract(t) for t in texts]`, with the cues that decide which patterns each message needs, and its
+    handles, found in one pass over the whole batch each."""
+    joined = _SEP.join(texts)
+    if not texts or joined.count(_SEP) != len(texts) - 1:
+        return [extract(t) for t in texts]
+    starts = np.cumsum([0] + [len(t) + 1 for t in texts[:-1]])
+    mail = np.zeros(len(texts), dtype=bool)
+    mail[
+        np.searchsorted(starts, [m.start() for m in _MAIL_CUE_TO_END.finditer(joined)], side="right") - 1
+    ] = True
+    numbered, cues = _batch_cues(joined, len(texts))
+    return list(
+        map(
+            _extract,
+            texts,
+            mail.tolist(),
+            numbered,
+            cues,
+            _batch_handles(joined, starts.tolist(), len(texts)),
+        )
+    )
+
+
+def _batch_handles(joined: str, starts: list[int], n: int) -> list[list[Entity]]:
+    """`_handles` of each of the `n` texts joined by _SEP, which start at `starts` in `joined`."""
+    out: list[list[Entity]] = [[] for _ in range(n)]
+    i = 0
+    for m in _HANDLE.finditer(joined):
+        start = m.start()
+        # The separator before a text is no word character, "@" or ".", just like the start of a text.
+        before = joined[start - 1] if start else " "
+        if before.isalnum() or before in "_@.":
+            continue
+        while i + 1 < n and starts[i + 1] <= start:
+            i += 1
+        out[i].append(Entity("handle", m.group(), start - starts[i], m.end() - starts[i]))
+    return out
+
+
+# The character classes the cues need, as bits of one number per ASCII character: \d, \s, \w, [A-Z],
+# [A-Za-z], and what a phone or a card number may hold between two of its digits. NUL is in none of them.
+_DIGIT, _SPACE, _WORD, _CAPITAL, _LETTER, _PHONE_GAP, _CARD_GAP = (1 << i for i in range(7))
+_ASCII_CLASSES = np.array(
+    [
+        _DIGIT * c.isdecimal()
+        | _SPACE * c.isspace()
+        | _WORD * (c.isalnum() or c == "_")
+        | _CAPITAL * c.isupper()
+        | _LETTER * c.isalpha()
+        | _PHONE_GAP * (c in " ().-")
+        | _CARD_GAP * (c in " -")
+        for c in map(chr, range(128))
+    ],
+    dtype=np.uint8,
+)
+# Beyond ASCII only \d, \s and \w hold for some characters.
+_OTHER_CLASSES = ((_DIGIT, str.isdecimal), (_SPACE, str.isspace), (_WORD, str.isalnum))
+# The airline codes as numbers: 128 times the first character's code plus the second's.
+_CODE_PAIRS = np.array([ord(code[0]) * 128 + ord(code[1]) for code in _CODES])
+
+
+def _batch_cues(joined: str, n: int) -> tuple[list[bool], list[_Cues | None]]:
+    """For each of the `n` texts joined by _SEP: whether it has a digit outside handles, and if so the cues of
+    its digit patterns (else None).
+
+    The cues of `_cues` are looked for with array operations over the whole batch, around its digits only
+    (the designator's more strictly: a known code at the start of a word; the address's more loosely: after
+    two whitespace characters anything goes). They are only ever looser than the patterns they stand for; the
+    separator, being whitespace, can add cues to the text before it but never hide one.
+    """
+    # One array element per character; "surrogatepass" keeps any lone surrogate as one element too.
+    codes = np.frombuffer(joined.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    size = len(codes)
+    # Three NULs (in no class) after the end, so that looking up to three characters ahead stays in the array.
+    ascii_codes = np.concatenate([np.where(codes < 128, codes, 0), np.zeros(3, dtype=np.uint32)])
+    classes = _ASCII_CLASSES[ascii_codes]
+    beyond = np.flatnonzero(codes >= 128)
+    if len(beyond):
+        others = codes[beyond]
+        distinct = [chr(c) for c in np.unique(others).tolist()]
+        for bit, holds in _OTHER_CLASSES:
+            members = [ord(c) for c in distinct if holds(c)]
+            if members:
+                classes[beyond[np.isin(others, members)]] |= bit
+
+    def has(bit: int, at: np.ndarray) -> np.ndarray:
+        """Whether the characters at `at` are in the class(es) of `bit`."""
+        return (classes[at] & bit) > 0
+
+    separators = np.flatnonzero(codes == ord(_SEP))
+
+    def texts_with(positions: np.ndarray) -> list[bool]:
+        """Per text, whether some of `positions` falls in it."""
+        found = np.zeros(n, dtype=bool)
+        found[np.searchsorted(separators, positions)] = True
+        return found.tolist()
+
+    at_digit = np.flatnonzero(classes[:size] & _DIGIT)
+    text_of_digit = np.searchsorted(separators, at_digit)
+    # A digit is in a handle when the last character before it that is not a word character is an "@".
+    not_word = np.flatnonzero((classes & _WORD) == 0)  # the padding included: never empty
+    last_not_word = not_word[np.maximum(np.searchsorted(not_word, at_digit) - 1, 0)]
+    in_handle = (last_not_word < at_digit) & (ascii_codes[last_not_word] == ord("@"))
+    numbered = np.zeros(n, dtype=bool)
+    numbered[text_of_digit[~in_handle]] = True
+
+    # Where each cue starts, as positions before or at a digit.
+    designated = []  # a known airline code starting a word, then the digit, maybe after one whitespace
+    for code_to_digit in (2, 3):
+        at = at_digit[at_digit >= code_to_digit] - code_to_digit
+        if code_to_digit == 3:
+            at = at[has(_SPACE, at + 2)]
+        code = ascii_codes[at] * 128 + ascii_codes[at + 1]
+        word_before = (at > 0) & has(_WORD, np.maximum(at - 1, 0))
+        designated.append(at[np.isin(code, _CODE_PAIRS) & ~word_before])
+    at = at_digit[at_digit >= 2] - 2
+    iban = at[has(_CAPITAL, at) & has(_CAPITAL, at + 1) & has(_DIGIT, at + 3)]
+    # A house number, maybe one letter, then whitespace and a capital or a digit (or more whitespace).
+    address = []
+    for first_space in (1, 2):
+        at = at_digit[has(_SPACE, at_digit + first_space)]
+        if first_space == 2:
+            at = at[has(_LETTER, at + 1)]
+        address.append(at[has(_CAPITAL | _DIGIT | _SPACE, at + first_space + 1)])
+    # Phone and card numbers: chains of digits, each within the allowed gap of the one before.
+    gap = np.diff(at_digit) - 1
+    after = at_digit[:-1] + 1
+    phone_link = (gap == 0) | ((gap == 1) & has(_PHONE_GAP, after))
+    phone_link |= (gap == 2) & has(_PHONE_GAP, after) & has(_PHONE_GAP, after + 1)
+    card_link = (gap == 0) | ((gap == 1) & has(_CARD_GAP, after))
+
+    def chains(link: np.ndarray, digits: int) -> np.ndarray:
+        """Where a chain of `digits` digits starts."""
+        if len(at_digit) < digits:
+            return at_digit[:0]
+        links = np.concatenate([[0], np.cumsum(link)])
+        return at_digit[np.flatnonzero(links[digits - 1 :] - links[: len(links) - digits + 1] == digits - 1)]
+
+    rows = zip(
+        np.bincount(text_of_digit, minlength=n).tolist(),
+        texts_with(iban),
+        texts_with(chains(card_link, 13)),
+        texts_with(np.concatenate(designated)),
+        texts_with(np.concatenate(address)),
+        texts_with(chains(phone_link, 7)),
+        strict=True,
+    )
+    flags = numbered.tolist()
+    return flags, [_Cues(*row) if free else None for free, row in zip(flags, rows, strict=True)]

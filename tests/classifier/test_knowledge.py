@@ -64,3 +64,21 @@ def test_words_outside_the_paraphrases_count_against_a_match() -> None:
     assert ans.abstained and ans.reason == "low_confidence" and ans.confidence < 0.5
     [hit] = kb.answer_many(["where is your store?"], ["question"], ["x"])
     assert not hit.abstained and hit.answer_id == "store"
+
+
+def test_abstains_when_the_answer_does_not_fit_the_situation(kb: KnowledgeBase) -> None:
+    plain, cancelled = kb.answer_many(
+        ["how do I change my flight?", "4 hours on hold. How do I change my flight that was cancelled?"],
+        ["question", "question"],
+        ["x", "x"],
+    )
+    assert (plain.answer_id, plain.abstained) == ("change_flight", False)
+    assert cancelled.abstained and cancelled.reason == "needs_agent" and cancelled.text == ""
+    assert cancelled.answer_id == "change_flight"
+
+
+def test_unless_words_match_word_beginnings_only() -> None:
+    change = Answer("change", "travel", ("x",), "Use Manage booking.", ("change my flight",), ("cancel",))
+    assert change.excluded_by("my flight was Cancelled") == "Cancel"
+    assert change.excluded_by("the concelled... no, uncancelled flight") is None
+    assert Answer("a", "general", ("x",), "t", ("q",)).excluded_by("cancel") is None

@@ -1,11 +1,13 @@
 """The bot's knowledge base: answers a brand can give in one reply, found by word TF-IDF cosine similarity.
 
 The bot abstains unless the message is a plain question (not a complaint, not urgent), the best answer is
-similar enough to one of its paraphrased questions, and the answer is allowed on the message's channel.
+similar enough to one of its paraphrased questions, the answer is allowed on the message's channel, and none
+of the answer's `unless` words (a situation it does not fit) occurs in the message.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +27,16 @@ class Answer:
     channels: tuple[str, ...]
     text: str
     questions: tuple[str, ...]
+    # Words (or word beginnings) that mean this answer does not fit the customer's case and a person should
+    # reply: "how do I change my flight" after a cancellation is a rebooking, not a paid change.
+    unless: tuple[str, ...] = ()
+
+    def excluded_by(self, text: str) -> str | None:
+        """The first `unless` word found at the start of a word of `text`, else None."""
+        if not self.unless:
+            return None
+        m = re.search(r"\b(?:" + "|".join(map(re.escape, self.unless)) + ")", text, re.IGNORECASE)
+        return m.group(0) if m else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +53,10 @@ class BotAnswer:
 
 def abstention(reason: str, confidence: float = 0.0) -> BotAnswer:
     return BotAnswer("", "", confidence, True, (), "", reason)
+
+
+# Most messages are not questions; a BotAnswer is immutable, so they can all share this one.
+_NOT_A_QUESTION = abstention("not_a_question")
 
 
 Vectorize = Callable[[Sequence[str]], "sp.csr_matrix"]
@@ -83,7 +99,12 @@ class KnowledgeBase:
                 raise ValueError(f"answer {entry['id']}: unknown channels {sorted(unknown)}")
             answers.append(
                 Answer(
-                    entry["id"], entry["topic"], channels, entry["answer"].strip(), tuple(entry["questions"])
+                    entry["id"],
+                    entry["topic"],
+                    channels,
+                    entry["answer"].strip(),
+                    tuple(entry["questions"]),
+                    tuple(entry.get("unless") or ()),
                 )
             )
         return cls(answers, float(doc.get("threshold", 0.5)), vectorize)
@@ -109,7 +130,7 @@ class KnowledgeBase:
         vectors: sp.csr_matrix | None = None,
     ) -> list[BotAnswer]:
         """One BotAnswer per text; only questions are looked up, everything else abstains."""
-        out = [abstention("not_a_question") for _ in texts]
+        out = [_NOT_A_QUESTION] * len(texts)
         asked = [i for i, intent in enumerate(intents) if intent == "question"]
         if not asked:
             return out
@@ -121,6 +142,8 @@ class KnowledgeBase:
                 out[i] = abstention("low_confidence", conf)
             elif channels[i] and channels[i] not in ans.channels:
                 out[i] = BotAnswer(ans.id, "", conf, True, ans.channels, ans.topic, "channel_not_allowed")
+            elif ans.excluded_by(texts[i]):
+                out[i] = BotAnswer(ans.id, "", conf, True, ans.channels, ans.topic, "needs_agent")
             else:
                 out[i] = BotAnswer(ans.id, ans.text, conf, False, ans.channels, ans.topic)
         return out

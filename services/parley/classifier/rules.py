@@ -63,7 +63,7 @@ RULES: tuple[Rule, ...] = (
         (
             "hack compromis taken$ took$ stol breach someone somebody unauthori suspicious$ unknown$ "
             "changed$ "
-            "hijack gave$ give$ given$ robaron hackearon jaquearon cuenta$ compte$ piratage$ gehackt$ conta$ "
+            "hijack away$ robaron hackearon jaquearon cuenta$ compte$ piratage$ gehackt$ conta$ "
             "~乗っ取 ~不正アクセス ~不正ログイン"
         ),
         _p(
@@ -124,7 +124,7 @@ RULES: tuple[Rule, ...] = (
     Rule(
         # A purchase, booking or receipt for something the customer never bought: their details are in use.
         "unrecognised_purchase",
-        "never$",
+        "ordered$ bought$ purchased$ flown$ booked$ signed$ subscribed$ placed$",
         _p(
             r"\b(?:i|we)(?:'ve| have)?\s+never\s+(?:\w+\s+)?(?:ordered|bought|purchased|flown|booked"
             r"|signed up|subscribed|placed)\b"
@@ -155,7 +155,7 @@ RULES: tuple[Rule, ...] = (
             "sparking$ shock$ leak$ monoxide$ hospital$ a&e$ er$ emergency$ unsafe$ dangerous$ "
             "choking$ choked$ breathe$ insulin$ medication$ pain$ passed$ fainted$ unconscious$ "
             "seizure$ heart$ stroke$ breathing$ epipen$ nut$ cashew peanut tree$ sesame$ shellfish$ "
-            "safety$ safe$ nearly$ almost$"
+            "safety$ safe$ died$ killed$"
         ),
         _p(
             r"\b(?:glass|metal|plastic|blade|needle|bug|insect|cockroach|roach|mouse|rat|worm|mou?ld)\b"
@@ -218,7 +218,8 @@ RULES: tuple[Rule, ...] = (
         (
             "stranded$ stuck$ trapped$ sleeping$ cancel missed$ power$ electricity$ heat$ heating$ "
             "water$ gas$ locked$ boarding$ miss$ missing$ takes$ leaves$ departs$ boards$ closes$ "
-            "gate$ leaving$ get$ getting$ make$ waiting$ wait$ standing$ sitting$ refus"
+            "gate$ leaving$ airport$ station$ flight$ flights$ connection$ plane$ planes$ freezing$ cold$ "
+            "snow$ refus"
         ),
         _p(
             r"\b(?:stranded|stuck|trapped)\b(?!\s+(?:on|in)\s+(?:hold|a loop|the queue|line\b))",
@@ -290,7 +291,7 @@ RULES: tuple[Rule, ...] = (
     Rule(
         # A departure about to be missed: a plea to hold the plane, or a flight the customer expects to miss.
         "departure_at_risk",
-        "hold$ miss$",
+        "plane$ flight$ connection$ train$",
         _p(
             r"\bhold\s+(?:that|the|this|my|our)\s+(?:plane|flight|connection)\b"
             r"|\bhold\s+flight\s*#?\d{1,4}\b",

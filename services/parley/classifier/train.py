@@ -79,21 +79,37 @@ def _csv(path: Path, encoding: str = "utf-8") -> list[dict[str, str]]:
 # Short dataset names used in hand-label files.
 DATASET_ALIASES = {"airline": "airline_sentiment"}
 
+# The issue's targets for the hand-labelled held-out set, reported in the model card.
+TARGET_MACRO_F1 = 0.80
+TARGET_URGENT_RECALL = 0.90
 
-def load_hand_labels(labels_dir: Path, suffix: str) -> dict[tuple[str, str], tuple[str, str]]:
-    """(dataset, id) → (intent, topic) from every labels/*_{suffix}.csv; topic may be empty.
 
-    Rows are dataset,id,label[,topic] (the label column may also be named `intent`).
+def read_label_file(path: Path) -> dict[tuple[str, str], tuple[str, str]]:
+    """(dataset, id) → (intent, topic) from one hand-label file; topic may be empty.
+
+    Rows are dataset,id,label[,topic] (the label column may also be named `intent`); rows whose label is not
+    an intent are skipped.
     """
     out: dict[tuple[str, str], tuple[str, str]] = {}
-    for path in sorted(labels_dir.glob(f"*_{suffix}.csv")) if labels_dir.is_dir() else []:
-        for r in _csv(path):
-            label = (r.get("label") or r.get("intent") or "").strip()
-            if label in INTENTS:
-                topic = (r.get("topic") or "").strip()
-                dataset = r["dataset"].strip()
-                key = (DATASET_ALIASES.get(dataset, dataset), r["id"].strip())
-                out[key] = (label, topic if topic in TOPICS else "")
+    for r in _csv(path):
+        label = (r.get("label") or r.get("intent") or "").strip()
+        if label in INTENTS:
+            topic = (r.get("topic") or "").strip()
+            dataset = r["dataset"].strip()
+            key = (DATASET_ALIASES.get(dataset, dataset), r["id"].strip())
+            out[key] = (label, topic if topic in TOPICS else "")
+    return out
+
+
+def _label_files(labels_dir: Path, suffix: str) -> list[Path]:
+    return sorted(labels_dir.glob(f"*_{suffix}.csv")) if labels_dir.is_dir() else []
+
+
+def load_hand_labels(labels_dir: Path, suffix: str) -> dict[tuple[str, str], tuple[str, str]]:
+    """(dataset, id) → (intent, topic) from every labels/*_{suffix}.csv; topic may be empty."""
+    out: dict[tuple[str, str], tuple[str, str]] = {}
+    for path in _label_files(labels_dir, suffix):
+        out.update(read_label_file(path))
     return out
 
 
@@ -106,13 +122,7 @@ def airline_text(raw: str) -> str:
 
 def hand_label_files(labels_dir: Path, suffix: str) -> dict[str, set[tuple[str, str]]]:
     """File name → the (dataset, id) keys it labels, for every labels/*_{suffix}.csv."""
-    out: dict[str, set[tuple[str, str]]] = {}
-    for path in sorted(labels_dir.glob(f"*_{suffix}.csv")) if labels_dir.is_dir() else []:
-        out[path.name] = {
-            (DATASET_ALIASES.get(r["dataset"].strip(), r["dataset"].strip()), r["id"].strip())
-            for r in _csv(path)
-        }
-    return out
+    return {path.name: set(read_label_file(path)) for path in _label_files(labels_dir, suffix)}
 
 
 def _airline(data_dir: Path, m: dict) -> Iterable[Row]:
@@ -656,18 +666,14 @@ def annotator_agreement(labels_dir: Path) -> dict | None:
     if not path.exists():
         return None
     first = load_hand_labels(labels_dir, "heldout")
-    second = {
-        (DATASET_ALIASES.get(r["dataset"].strip(), r["dataset"].strip()), r["id"].strip()): r[
-            "intent"
-        ].strip()
-        for r in _csv(path)
-    }
+    second = read_label_file(path)
     keys = sorted(k for k in second if k in first)
     if not keys:
         return None
-    result = scores([first[k][0] for k in keys], [second[k] for k in keys], INTENTS)
+    y_first, y_second = [first[k][0] for k in keys], [second[k][0] for k in keys]
+    result = scores(y_first, y_second, INTENTS)
     result["rows"] = len(keys)
-    result["kappa"] = float(cohen_kappa_score([first[k][0] for k in keys], [second[k] for k in keys]))
+    result["kappa"] = float(cohen_kappa_score(y_first, y_second))
     return result
 
 
@@ -855,8 +861,12 @@ def _targets(metrics: dict) -> str:
 
     hand = metrics.get("hand_heldout")
     if hand:
-        row("intent macro-F1, hand-labelled held-out", 0.80, hand["macro_f1"])
-        row("urgent recall, hand-labelled held-out", 0.90, hand["per_class"]["urgent"]["recall"])
+        row("intent macro-F1, hand-labelled held-out", TARGET_MACRO_F1, hand["macro_f1"])
+        row(
+            "urgent recall, hand-labelled held-out",
+            TARGET_URGENT_RECALL,
+            hand["per_class"]["urgent"]["recall"],
+        )
     bot = metrics.get("bot")
     if bot:
         row(
@@ -904,14 +914,18 @@ def _agreement_text(agreement: dict | None) -> str:
     if not agreement:
         return ""
     urgent = agreement["per_class"]["urgent"]
+
+    def reach(value: float, target: float) -> str:
+        return "within" if value >= target else "beyond"
+
     return f"""
 **How far people agree.** A second annotator labelled the {agreement["rows"]} original held-out messages
 again, from the same guide, without seeing the first labels (`models/labels/second_annotator.csv`). Scored
 against the first annotator's labels as if it were a model: macro-F1 **{agreement["macro_f1"]:.3f}**,
 accuracy {agreement["accuracy"]:.3f}, Cohen's kappa {agreement["kappa"]:.3f}; `urgent` recall
-**{urgent["recall"]:.3f}** and precision {urgent["precision"]:.3f}. Macro-F1 0.80 is within human reach on
-these labels; `urgent` recall 0.90 is beyond what a second careful reader achieves: the line between a
-stranded or angry customer and one at real risk is where people differ most.
+**{urgent["recall"]:.3f}** and precision {urgent["precision"]:.3f}. Macro-F1 {TARGET_MACRO_F1:.2f} is
+{reach(agreement["macro_f1"], TARGET_MACRO_F1)} what a second careful reader reaches on these labels;
+`urgent` recall {TARGET_URGENT_RECALL:.2f} is {reach(urgent["recall"], TARGET_URGENT_RECALL)} it.
 """
 
 

@@ -19,12 +19,14 @@ from parley.classifier.model import (
     Item,
     Triager,
     extra_tokens,
+    languages_of,
     model_text,
     normalize,
     normalize_many,
     tfidf_from_tokens,
     tfidf_transform,
     tokens,
+    tokens_many,
 )
 from parley.config import REPO_ROOT
 
@@ -134,6 +136,15 @@ def test_tokens_match_the_vectorizer_pattern() -> None:
         assert tokens(text) == re.findall(TOKEN_PATTERN, text), text
 
 
+@pytest.mark.parametrize(
+    "texts", [TRICKY, random_texts(7, 400), [], [""], ["a" + SEP + "b?", "c!"], ["é", "x"]]
+)
+def test_tokens_many_is_tokens(texts: list[str]) -> None:
+    assert tokens_many(texts) == [tokens(t) for t in texts]
+    normalized = normalize_many(texts)
+    assert tokens_many(normalized) == [tokens(t) for t in normalized]
+
+
 def test_tfidf_from_tokens_is_tfidf_transform(triager: Triager) -> None:
     items = [
         Item(str(i), t, "x", ("earlier",) if i % 3 else (), "DM us?" if i % 2 else "")
@@ -177,6 +188,11 @@ def test_language_guesses_agree(seed: int) -> None:
         expected = reference_detect(text)
         assert language.detect(text) == expected, text
         assert model_mod.language_of(text, norm, tokens(norm)) == expected, text
+    assert languages_of(texts, normalized, tokens_many(normalized)) == [reference_detect(t) for t in texts]
+    odd = ["x" + SEP + "@a@b", "@b thanks"]
+    assert languages_of(odd, normalize_many(odd), tokens_many(normalize_many(odd))) == list(
+        map(reference_detect, odd)
+    )
 
 
 @pytest.mark.parametrize(

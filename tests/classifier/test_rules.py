@@ -183,3 +183,90 @@ def test_wordings_across_situations_and_languages(text: str, rule: str) -> None:
 def test_situations_without_stakes_stay_unraised(text: str) -> None:
     assert urgency(text) == []
     assert urgency_full(text) == []
+
+
+# The batch path: a Hyperscan prefilter picks the (message, rule) pairs to confirm; messages it cannot scan
+# exactly take the cue path. Both must give what running every rule gives.
+PREFILTER_EDGES = [
+    "my account was hacked 😡😡 please help",  # symbols replaced by the stand-in
+    "my account was hacked\u00a0today",  # a non-ASCII space: the cue path
+    "my card was stolen\x1cyesterday",  # an ASCII space Hyperscan's \s does not know: the cue path
+    "my aͨccount was hacked",  # a combining mark (no word character) beside a letter
+    "my \u212aey card was stolen",  # KELVIN SIGN, which matches "k" ignoring case
+    "there are charges I didn’t make on my card",  # curly apostrophe
+    "someone ſtole my card",  # LONG S, which matches "s" ignoring case
+    "me robaron la cuenta 😭",
+    "注文した覚えのない請求があります",
+    "hacked",
+    "😀hacked😀",
+    "",
+]
+
+
+def random_rule_texts(seed: int, count: int) -> list[str]:
+    """Texts built from pieces of rule wordings, separators and characters from other scripts."""
+    import random
+
+    pieces = [
+        *CLEAR.values(),
+        *NEAR_MISS.values(),
+        *PREFILTER_EDGES,
+        "my ",
+        "account ",
+        "was ",
+        "hacked",
+        "stolen ",
+        "card",
+        "\n",
+        ". ",
+        "😀",
+        "é",
+        "\u00a0",
+        "\x1e",
+        "K",
+        "lawyer",
+        "stuck at JFK ",
+        "tonight",
+        "never ordered",
+        "receipt",
+    ]
+    rng = random.Random(seed)
+    return ["".join(rng.choice(pieces) for _ in range(rng.randint(0, 8))) for _ in range(count)]
+
+
+@pytest.mark.parametrize(
+    "texts",
+    [PREFILTER_EDGES, list(CLEAR.values()) + list(NEAR_MISS.values()), random_rule_texts(1, 500), [], [""]],
+)
+def test_batch_prefilter_gives_what_every_rule_gives(texts: list[str]) -> None:
+    from parley.classifier.rules import urgency_by_cues, urgency_many
+
+    expected = [urgency_full(t) for t in texts]
+    assert urgency_many(texts) == expected
+    assert [urgency_by_cues(t) for t in texts] == expected
+
+
+def test_prefilter_catches_rules_whatever_surrounds_them() -> None:
+    """A rule's wording must be found in every position of a batch, next to symbols, after newlines."""
+    from parley.classifier.rules import urgency_many
+
+    filler = ["thanks!", "😀 ok", "where is my order?\n", ""]
+    texts = filler + [CLEAR["account_takeover"] + " 😡", "\n" + CLEAR["fraud_charges"]] + filler
+    found = urgency_many(texts)
+    assert [h.rule for h in found[4]] == ["account_takeover"]
+    assert [h.rule for h in found[5]] == ["fraud_charges"]
+    assert all(not found[i] for i in (0, 1, 2, 3, 6, 7, 8, 9))
+
+
+def test_no_symbol_matches_an_ascii_word_character_ignoring_case() -> None:
+    """Why a symbol may be replaced by the stand-in: outside ASCII, only letters and digits (word characters)
+    can match an ASCII letter or digit of a pattern, even ignoring case."""
+    import re
+    import sys
+
+    ascii_word = re.compile(r"[a-z0-9]", re.IGNORECASE)
+    word = re.compile(r"\w")
+    offenders = [
+        hex(c) for c in range(0x80, sys.maxunicode + 1) if ascii_word.match(chr(c)) and not word.match(chr(c))
+    ]
+    assert offenders == []

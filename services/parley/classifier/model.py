@@ -65,6 +65,8 @@ _HANDLE = re.compile(r"@\w+")
 _NUMBER = re.compile(r"\d+(?:[.,:/-]\d+)*")
 _DIGIT = re.compile(r"\d")
 _REPEAT = re.compile(r"(\w)\1{3,}")
+# Joins the texts of a batch in `tokens_many`: a separator to the tokenizer, and in no text (checked).
+_SEP = "\x1e"
 
 
 def _glued_at(text: str) -> bool:
@@ -209,16 +211,40 @@ def language_of(text: str, normalized: str, normalized_tokens: list[str]) -> str
     entity names "amp", "lt" and "gt" (no function words). Runs of four or more repeated letters are
     shortened, but no function word has even three.
     """
+    lower = text.lower()
+    tangled = bool(
+        (("http" in lower or "www." in lower) and _LOOSE_URL.search(lower))
+        or ("@" in lower and _TANGLED_AT.search(lower))
+    )
+    return _language_of(text, normalized, normalized_tokens, tangled)
+
+
+def languages_of(
+    texts: Sequence[str], normalized: Sequence[str], normalized_tokens: Sequence[list[str]]
+) -> list[str]:
+    """`list(map(language_of, texts, normalized, normalized_tokens))`, looking for tangled handles in one scan
+    of the whole batch (from "@" to "@")."""
+    lowered = [t.lower() for t in texts]
+    joined = _SEP.join(lowered)
+    if joined.count(_SEP) != len(texts) - 1:
+        return list(map(language_of, texts, normalized, normalized_tokens))
+    tangled = [("http" in t or "www." in t) and _LOOSE_URL.search(t) is not None for t in lowered]
+    # The separator is whitespace to the pattern, just like the start of a text.
+    found = [m.start() for m in _TANGLED_AT.finditer(joined)]
+    if found:
+        ends = np.cumsum([len(t) + 1 for t in lowered])
+        for i in np.searchsorted(ends, found, side="right").tolist():
+            tangled[i] = True
+    return list(map(_language_of, texts, normalized, normalized_tokens, tangled))
+
+
+def _language_of(text: str, normalized: str, normalized_tokens: list[str], tangled: bool) -> str:
+    """`language_of`, told whether the text holds a loose URL or a tangled handle."""
     if not text.isascii():
         script = language_mod.script(text)
         if script:
             return script
-    if "Flight" in text or "_" in normalized:
-        return language_mod.detect(text)
-    lower = text.lower()
-    if (("http" in lower or "www." in lower) and _LOOSE_URL.search(lower)) or (
-        "@" in lower and _TANGLED_AT.search(lower)
-    ):
+    if tangled or "Flight" in text or "_" in normalized:
         return language_mod.detect(text)
     by_function_words = language_mod.function_word_vote(normalized_tokens)
     if by_function_words:
@@ -280,6 +306,22 @@ def tokens(text: str) -> list[str]:
     return text.translate(_ASCII_SEPARATORS).split()
 
 
+# _ASCII_SEPARATORS, keeping the batch separator.
+_ASCII_SEPARATORS_BUT_SEP = {k: v for k, v in _ASCII_SEPARATORS.items() if k != ord(_SEP)}
+
+
+def tokens_many(texts: Sequence[str]) -> list[list[str]]:
+    """`[tokens(t) for t in texts]`: the ASCII texts are translated and split as one string."""
+    ascii_texts = [t for t in texts if t.isascii()]
+    joined = _SEP.join(ascii_texts)
+    if joined.count(_SEP) != len(ascii_texts) - 1:
+        return [tokens(t) for t in texts]
+    if "?" in joined or "!" in joined:
+        joined = joined.replace("?", " ? ").replace("!", " ! ")
+    ascii_tokens = iter([part.split() for part in joined.translate(_ASCII_SEPARATORS_BUT_SEP).split(_SEP)])
+    return [next(ascii_tokens) if t.isascii() else _WORD_OR_MARK.findall(t) for t in texts]
+
+
 @dataclass(frozen=True, slots=True)
 class _Lookup:
     """A fitted vectorizer's vocabulary as arrays: bigrams are found by binary search on a pair of word ids
@@ -291,6 +333,9 @@ class _Lookup:
     width: int
     keys: np.ndarray  # sorted word-id pair keys (first * width + second) of every bigram
     ids: np.ndarray  # the bigram's feature index, aligned with keys
+    # By word id, whether the word begins (ends) some bigram; one entry more, False, for id -1 (unknown word).
+    begins: np.ndarray
+    ends: np.ndarray
 
 
 _LOOKUPS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -312,7 +357,11 @@ def _lookup(vectorizer: TfidfVectorizer) -> _Lookup:
     keys = np.array([words[a] * width + words[b] for (a, b), _ in pairs], dtype=np.int64)
     order = np.argsort(keys)
     ids = np.array([j for _, j in pairs], dtype=np.int64)
-    found = _Lookup(words, n_features, width, keys[order], ids[order])
+    begins = np.zeros(width + 1, dtype=bool)
+    ends = np.zeros(width + 1, dtype=bool)
+    begins[keys // width] = True
+    ends[keys % width] = True
+    found = _Lookup(words, n_features, width, keys[order], ids[order], begins, ends)
     _LOOKUPS[vectorizer] = found
     return found
 
@@ -338,19 +387,25 @@ def tfidf_from_tokens(vectorizer: TfidfVectorizer, token_lists: Sequence[list[st
     doc = np.repeat(np.arange(len(token_lists)), [len(toks) + 1 for toks in token_lists])
     word = np.fromiter(map(lookup.words.get, flat, repeat(-1)), dtype=np.int64, count=n)
     first, second = word[:-1], word[1:]
-    pos = np.flatnonzero((first >= 0) & (second >= 0))
+    pos = np.flatnonzero(lookup.begins[first] & lookup.ends[second])
     keys = first[pos] * lookup.width + second[pos]
     at = np.minimum(np.searchsorted(lookup.keys, keys), max(len(lookup.keys) - 1, 0))
     hit = lookup.keys[at] == keys if len(lookup.keys) else np.zeros(len(keys), dtype=bool)
     uni = (word >= 0) & (word < lookup.n_features)
     ids = np.concatenate([word[uni], lookup.ids[at[hit]]])
     rows = np.concatenate([doc[uni], doc[pos[hit]]])
+    # Counted by sorting (row, feature) keys: the sorted distinct keys are the matrix in CSR order.
+    n_docs, n_features = len(token_lists), lookup.n_features
+    cell, count = np.unique(rows * n_features + ids, return_counts=True)
+    columns = cell % n_features
     x = sp.csr_matrix(
-        (np.ones(len(ids), dtype=np.float32), (rows, ids)),
-        shape=(len(token_lists), lookup.n_features),
+        (
+            (np.log(count.astype(np.float32)) + 1.0) * vectorizer.idf_[columns].astype(np.float32),
+            columns.astype(np.int32),
+            np.searchsorted(cell, np.arange(n_docs + 1) * n_features).astype(np.int32),
+        ),
+        shape=(n_docs, n_features),
     )
-    x.sum_duplicates()
-    x.data = (np.log(x.data) + 1.0) * vectorizer.idf_[x.indices].astype(np.float32)
     l2_normalize(x, copy=False)
     return x
 
@@ -362,14 +417,16 @@ def load_pipeline(path: Path) -> Pipeline:
     return sio.load(path, trusted=TRUSTED_TYPES)
 
 
-@dataclass(frozen=True, slots=True)
+# Results are plain slotted records, not frozen ones, for the same reason as entities.Entity: classify makes
+# one of each per message, and a frozen dataclass's __init__ costs twice as much.
+@dataclass(slots=True)
 class Explanation:
     model_version: str
     top_features: list[tuple[str, float]]
     rules_fired: list[str]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Triage:
     message_id: str
     intent: str
@@ -440,6 +497,9 @@ class _Model:
         return out
 
 
+_GC_YOUNG_THRESHOLD = 50_000
+
+
 class Triager:
     """Intent, topic, urgency, entities and the bot's answer for batches of messages.
 
@@ -469,12 +529,19 @@ class Triager:
         self._intent_cols = [self.intent.classes.index(c) for c in INTENTS]
         # The loaded models are a few hundred thousand objects that live as long as the process: moved out of
         # the collector's generations, they are no longer re-scanned by every full collection while serving.
+        # The urgency rules' prefilter is compiled now, not on the first request.
+        rules.urgency_many([""])
         gc.freeze()
+        # A batch of a thousand messages allocates tens of thousands of short-lived containers (results,
+        # token lists), none in a reference cycle: at the default threshold (700) the collector would run
+        # a young-generation pass every few dozen messages. Measured by `parley classify-bench`.
+        if gc.get_threshold()[0] < _GC_YOUNG_THRESHOLD:
+            gc.set_threshold(_GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
 
     def probabilities(self, items: Sequence[Item]):
         """(intent features, intent probabilities in INTENTS order, topic probabilities) for a batch."""
         normalized = normalize_many([item.text for item in items])
-        return self._probabilities(items, [tokens(t) for t in normalized])
+        return self._probabilities(items, tokens_many(normalized))
 
     def _probabilities(self, items: Sequence[Item], normalized_tokens: list[list[str]]):
         """`probabilities`, from the tokens of each item's normalised text."""
@@ -493,8 +560,8 @@ class Triager:
             return []
         texts = [item.text for item in items]
         normalized = normalize_many(texts)
-        normalized_tokens = [tokens(t) for t in normalized]
-        languages = list(map(language_of, texts, normalized, normalized_tokens))
+        normalized_tokens = tokens_many(normalized)
+        languages = languages_of(texts, normalized, normalized_tokens)
         x_intent, p_intent, p_topic = self._probabilities(items, normalized_tokens)
         # Dropped now rather than at return: the fewer objects stay alive while a batch is classified, the
         # less work for the garbage collector.
@@ -502,7 +569,7 @@ class Triager:
         chosen = p_intent.argmax(axis=1)
         model_intents = [INTENTS[c] for c in chosen.tolist()]
         # None, not an empty list, for the many messages no rule fires on (again fewer live objects).
-        hits = [rules.urgency(text) or None for text in texts]
+        hits = [hit or None for hit in rules.urgency_many(texts)]
         finals = [rules.raise_intent(m, hit or []) for m, hit in zip(model_intents, hits, strict=True)]
         topic_idx = p_topic.argmax(axis=1)
         topics = [self.topic.classes[t] for t in topic_idx.tolist()]

@@ -6,14 +6,25 @@ Every rule that fires is reported with the text that triggered it.
 
 Each rule also lists `cues`: words (or word prefixes) one of which every trigger match contains. Looking the
 message's words up in a table of cues tells which rules can fire at all, so the detailed patterns run only on
-the few messages, and for the few rules, that need them. `urgency_full` skips nothing; training checks that
-the two agree on every row.
+the few messages, and for the few rules, that need them.
+
+`urgency_many`, for batches, goes further: one Hyperscan pass over the whole batch, with every trigger
+compiled in prefilter mode (a superset of what the pattern matches), tells which rules can fire on which
+messages; the Python patterns confirm only those. Messages the prefilter cannot read exactly enough (see
+`_scannable`) take the cue path. `urgency_full` skips nothing; training checks that all three agree on every
+row.
 """
 
 from __future__ import annotations
 
+import functools
 import re
+import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+
+import hyperscan
+import numpy as np
 
 
 @dataclass(frozen=True)
@@ -424,10 +435,116 @@ def _candidates(text: str) -> set[int]:
 
 def urgency(text: str) -> list[RuleHit]:
     """Every urgency rule that fires on `text`, in rule order."""
+    return urgency_many([text])[0]
+
+
+def urgency_many(texts: Sequence[str]) -> list[list[RuleHit]]:
+    """`[urgency(t) for t in texts]`: one prefilter scan of the batch finds the (message, rule) pairs worth
+    confirming."""
+    out: list[list[RuleHit]] = [[] for _ in texts]
+    if not texts:
+        return out
+    joined = "\n".join(texts)
+    by_cues = _cue_path_texts(texts, joined)
+    for i in by_cues:
+        out[i] = urgency_by_cues(texts[i])
+    for i, rule in _prefilter().candidates(texts, joined):
+        if i not in by_cues:
+            hit = _hit(RULES[rule], texts[i])
+            if hit is not None:
+                out[i].append(hit)
+    return out
+
+
+def urgency_by_cues(text: str) -> list[RuleHit]:
+    """`urgency` through the cue pre-check alone: for the messages the prefilter cannot scan."""
     candidates = _candidates(text)
     if not candidates:
         return []
     return [hit for i in sorted(candidates) if (hit := _hit(RULES[i], text)) is not None]
+
+
+# The prefilter scans ASCII only, matching case-blind (exact for ASCII letters). A message's other characters
+# are symbols (emoji, curly quotes, dashes), letters, digits or spaces. A symbol is replaced by "\x01", which
+# every pattern element able to match a symbol (".", "\W", "\S", "\D", a negated class) also matches, and
+# which, like a symbol, is no word character for "\b". A message holding any other non-ASCII character, or one
+# a trigger spells out, or an ASCII space that Hyperscan's "\s" does not know, takes the cue path.
+_SYMBOL_STAND_IN = "\x01"
+_NON_ASCII = re.compile(r"[^\x00-\x7f]")
+# ASCII characters that Python's "\s" matches and Hyperscan's does not.
+_UNSEEN_SPACE = re.compile(r"[\x1c-\x1f]")
+_WORD_CHAR = re.compile(r"\w")
+_TRIGGER_CHARS = frozenset(
+    ch for rule in RULES for pattern in rule.triggers for ch in pattern.pattern if not ch.isascii()
+)
+
+
+@functools.lru_cache(maxsize=4096)
+def _stands_in(ch: str) -> bool:
+    """True for a non-ASCII character the stand-in may replace."""
+    return not (ch.isspace() or _WORD_CHAR.match(ch) or ch in _TRIGGER_CHARS)
+
+
+def _cue_path_texts(texts: Sequence[str], joined: str) -> set[int]:
+    """Indices of the texts that only the cue path reads exactly; `joined` is the texts joined by newlines."""
+    out: set[int] = set()
+    if _UNSEEN_SPACE.search(joined):
+        out.update(i for i, text in enumerate(texts) if _UNSEEN_SPACE.search(text))
+    if not joined.isascii():
+        unscannable = sorted(ch for ch in set(_NON_ASCII.findall(joined)) if not _stands_in(ch))
+        if unscannable:
+            found = re.compile("[" + "".join(map(re.escape, unscannable)) + "]").finditer(joined)
+            ends = np.cumsum([len(t) + 1 for t in texts])
+            out.update(np.searchsorted(ends, [m.start() for m in found], side="right").tolist())
+    return out
+
+
+class _Prefilter:
+    """Every rule's triggers in one Hyperscan database, in prefilter mode: each reports at least wherever its
+    Python pattern matches (lookarounds, which Hyperscan cannot run, are left out)."""
+
+    def __init__(self) -> None:
+        for rule in RULES:
+            for pattern in rule.triggers:
+                # Messages are scanned joined by newlines: no anchor to a text's start or end would hold.
+                if re.search(r"\\[AZ]|(?<![\[\\])\^|(?<!\\)\$", pattern.pattern):
+                    raise ValueError(f"rule {rule.name}: anchored pattern {pattern.pattern!r}")
+        self.database = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
+        flags = hyperscan.HS_FLAG_PREFILTER | hyperscan.HS_FLAG_CASELESS
+        self.database.compile(
+            expressions=[rule._trigger.pattern.encode() for rule in RULES],
+            ids=list(range(len(RULES))),
+            elements=len(RULES),
+            flags=[flags] * len(RULES),
+        )
+        # One scratch space per database: scans from several threads take turns.
+        self.lock = threading.Lock()
+
+    def candidates(self, texts: Sequence[str], joined: str) -> list[tuple[int, int]]:
+        """Sorted, distinct (text index, rule index) pairs whose trigger may match, from one scan of `joined`
+        (the texts joined by newlines) with every non-ASCII character replaced by the stand-in."""
+        matches: list[int] = []
+        pairs: list[int] = []
+
+        def on_match(rule: int, start: int, end: int, flags: int, context: object) -> None:
+            matches.append(end)
+            pairs.append(rule)
+
+        scanned = joined if joined.isascii() else _NON_ASCII.sub(_SYMBOL_STAND_IN, joined)
+        with self.lock:
+            self.database.scan(scanned.encode("ascii"), match_event_handler=on_match)
+        if not matches:
+            return []
+        # Attributed by the match's last character (each replacement keeps the length, so offsets hold); a
+        # match across the newline between two messages only adds a candidate the Python pattern rejects.
+        ends = np.cumsum([len(t) + 1 for t in texts])
+        which = np.searchsorted(ends, np.asarray(matches) - 1, side="right")
+        return sorted(set(zip(which.tolist(), pairs, strict=True)))
+
+
+@functools.cache
+def _prefilter() -> _Prefilter:
+    return _Prefilter()
 
 
 def _hit(rule: Rule, text: str) -> RuleHit | None:

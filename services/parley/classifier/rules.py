@@ -444,11 +444,11 @@ def urgency_many(texts: Sequence[str]) -> list[list[RuleHit]]:
     out: list[list[RuleHit]] = [[] for _ in texts]
     if not texts:
         return out
-    joined = "\n".join(texts)
-    by_cues = _cue_path_texts(texts, joined)
+    scanned, by_cues = _scan_buffer(texts)
     for i in by_cues:
         out[i] = urgency_by_cues(texts[i])
-    for i, rule in _prefilter().candidates(texts, joined):
+    ends = np.cumsum([len(t) + 1 for t in texts])
+    for i, rule in _prefilter().candidates(scanned, ends):
         if i not in by_cues:
             hit = _hit(RULES[rule], texts[i])
             if hit is not None:
@@ -470,7 +470,6 @@ def urgency_by_cues(text: str) -> list[RuleHit]:
 # which, like a symbol, is no word character for "\b". A message holding any other non-ASCII character, or one
 # a trigger spells out, or an ASCII space that Hyperscan's "\s" does not know, takes the cue path.
 _SYMBOL_STAND_IN = "\x01"
-_NON_ASCII = re.compile(r"[^\x00-\x7f]")
 # ASCII characters that Python's "\s" matches and Hyperscan's does not.
 _UNSEEN_SPACE = re.compile(r"[\x1c-\x1f]")
 _WORD_CHAR = re.compile(r"\w")
@@ -485,18 +484,25 @@ def _stands_in(ch: str) -> bool:
     return not (ch.isspace() or _WORD_CHAR.match(ch) or ch in _TRIGGER_CHARS)
 
 
-def _cue_path_texts(texts: Sequence[str], joined: str) -> set[int]:
-    """Indices of the texts that only the cue path reads exactly; `joined` is the texts joined by newlines."""
-    out: set[int] = set()
+def _scan_buffer(texts: Sequence[str]) -> tuple[bytes, set[int]]:
+    """What the prefilter scans (the texts joined by newlines, every non-ASCII character replaced by the
+    stand-in, so that offsets stay those of the characters), and the indices of the texts that only the cue
+    path reads exactly."""
+    joined = "\n".join(texts)
+    by_cues: set[int] = set()
     if _UNSEEN_SPACE.search(joined):
-        out.update(i for i, text in enumerate(texts) if _UNSEEN_SPACE.search(text))
-    if not joined.isascii():
-        unscannable = sorted(ch for ch in set(_NON_ASCII.findall(joined)) if not _stands_in(ch))
-        if unscannable:
-            found = re.compile("[" + "".join(map(re.escape, unscannable)) + "]").finditer(joined)
-            ends = np.cumsum([len(t) + 1 for t in texts])
-            out.update(np.searchsorted(ends, [m.start() for m in found], side="right").tolist())
-    return out
+        by_cues.update(i for i, text in enumerate(texts) if _UNSEEN_SPACE.search(text))
+    if joined.isascii():
+        return joined.encode("ascii"), by_cues
+    # One array element per character; "surrogatepass" keeps any lone surrogate as one element too.
+    codes = np.frombuffer(joined.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    beyond = codes >= 128
+    unscannable = [c for c in np.unique(codes[beyond]).tolist() if not _stands_in(chr(c))]
+    if unscannable:
+        ends = np.cumsum([len(t) + 1 for t in texts])
+        at = np.flatnonzero(np.isin(codes, unscannable))
+        by_cues.update(np.searchsorted(ends, at, side="right").tolist())
+    return np.where(beyond, ord(_SYMBOL_STAND_IN), codes).astype(np.uint8).tobytes(), by_cues
 
 
 class _Prefilter:
@@ -520,9 +526,9 @@ class _Prefilter:
         # One scratch space per database: scans from several threads take turns.
         self.lock = threading.Lock()
 
-    def candidates(self, texts: Sequence[str], joined: str) -> list[tuple[int, int]]:
-        """Sorted, distinct (text index, rule index) pairs whose trigger may match, from one scan of `joined`
-        (the texts joined by newlines) with every non-ASCII character replaced by the stand-in."""
+    def candidates(self, scanned: bytes, ends: np.ndarray) -> list[tuple[int, int]]:
+        """Sorted, distinct (text index, rule index) pairs whose trigger may match, from one scan of
+        `scanned`, which holds the texts that end at `ends` (each followed by a newline)."""
         matches: list[int] = []
         pairs: list[int] = []
 
@@ -530,14 +536,12 @@ class _Prefilter:
             matches.append(end)
             pairs.append(rule)
 
-        scanned = joined if joined.isascii() else _NON_ASCII.sub(_SYMBOL_STAND_IN, joined)
         with self.lock:
-            self.database.scan(scanned.encode("ascii"), match_event_handler=on_match)
+            self.database.scan(scanned, match_event_handler=on_match)
         if not matches:
             return []
-        # Attributed by the match's last character (each replacement keeps the length, so offsets hold); a
-        # match across the newline between two messages only adds a candidate the Python pattern rejects.
-        ends = np.cumsum([len(t) + 1 for t in texts])
+        # Attributed by the match's last character; a match across the newline between two messages only
+        # adds a candidate that the Python pattern then rejects.
         which = np.searchsorted(ends, np.asarray(matches) - 1, side="right")
         return sorted(set(zip(which.tolist(), pairs, strict=True)))
 

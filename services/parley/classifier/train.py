@@ -884,7 +884,12 @@ def _targets(metrics: dict) -> str:
         )
     speed = metrics.get("speed")
     if speed:
-        row("in-process batched classification", 20000, speed["in_process_per_s"], "{:,.0f}", " msg/s")
+        median = speed.get("in_process_median_per_s")
+        if median:
+            # Judged by the median round: on a shared machine the best round can flatter.
+            row("in-process batched classification (median round)", 20000, median, "{:,.0f}", " msg/s")
+        else:
+            row("in-process batched classification", 20000, speed["in_process_per_s"], "{:,.0f}", " msg/s")
         row("Classify RPC", 5000, speed.get("rpc_per_s"), "{:,.0f}", " msg/s")
     return "\n".join(rows)
 
@@ -1006,10 +1011,15 @@ specific brands: coverage on them is necessarily tiny. A brand that loads its ow
     speed = metrics.get("speed")
     if speed:
         rpc = f"{speed['rpc_per_s']:,.0f}" if speed.get("rpc_per_s") else "not measured"
+        median = (
+            f" (best of the rounds; median {speed['in_process_median_per_s']:,.0f})"
+            if speed.get("in_process_median_per_s")
+            else ""
+        )
         speed_text = f"""Measured by `parley classify-bench --write` on {speed["messages"]:,} messages
 ({speed["source"]}), batches of {speed["batch"]}, on a {speed["cpus"]}-core machine:
-**in-process {speed["in_process_per_s"]:,.0f} messages/s**; **through the Classify RPC {rpc} messages/s**
-(server in its own process, two batches in flight).
+**in-process {speed["in_process_per_s"]:,.0f} messages/s**{median};
+**through the Classify RPC {rpc} messages/s** (server in its own process, two batches in flight).
 Figures vary with machine load; the command reports, it does not assert.
 """
     else:
@@ -1059,7 +1069,10 @@ Version `{metrics["model_version"]}`, trained {metrics["trained_at"]} by `parley
   threshold.
 - Artifacts are saved with skops and loaded with an explicit list of trusted types (no pickle).
 - Serving computes the same TF-IDF matrix as scikit-learn with a batched implementation (checked equal in the
-  tests), and runs rules, entity patterns and the knowledge base only on the messages that need them.
+  tests), and runs rules, entity patterns and the knowledge base only on the messages that need them. Which
+  urgency rules can fire on which messages of a batch is found by one Hyperscan scan, every trigger compiled
+  in prefilter mode (a superset of its matches); the Python patterns then confirm those few. Training checks
+  that this gives exactly what running every rule on every message gives.
 
 ## Data and licenses
 | source | license | use |

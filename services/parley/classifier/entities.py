@@ -317,8 +317,9 @@ def _extract(
     if numbered:
         _numbered(text, lower, cues or _cues(text), add)
     if not found:
-        return handles  # handles never overlap one another
-    found.extend(e for e in handles if claim(e.start, e.end))
+        return handles
+    # Handles never overlap one another: each needs checking against the other entities only.
+    found.extend(e for e in handles if all(e.end <= start or e.start >= end for start, end in taken))
     found.sort(key=lambda e: e.start)
     return found
 

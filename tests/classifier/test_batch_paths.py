@@ -10,6 +10,7 @@ from __future__ import annotations
 import random
 import re
 
+import numpy as np
 import pytest
 
 from parley.classifier import entities, language
@@ -244,3 +245,10 @@ def test_classify_in_one_batch_equals_one_by_one(triager: Triager) -> None:
         assert alone.explanation == together.explanation and alone.bot_answer == together.bot_answer
         assert alone.scores == pytest.approx(together.scores, abs=1e-9)
         assert alone.topic_confidence == pytest.approx(together.topic_confidence, abs=1e-9)
+
+
+def test_proba_is_predict_proba(triager: Triager) -> None:
+    texts = TRICKY + random_texts(8, 300)
+    x = tfidf_transform(triager.intent.features, [model_text(t) for t in texts])
+    for model in (triager.intent, triager.topic):
+        assert np.array_equal(model.proba(x), model.clf.predict_proba(x))

@@ -1123,6 +1123,13 @@ are not social traffic: this split flatters the model; the hand-labelled set abo
 ## Speed
 
 {speed_text}
+On this shared machine wall-clock figures swing by up to a quarter between runs minutes apart, for the same
+code. Instruction counts do not: `scripts/classify-instructions` (callgrind over 4,000 twcs messages in
+batches of 1,000, after loading and a warm-up batch) counted 499k instructions per message for the serving
+code of 2026-11-24 and 264k after the changes of 2026-11-25 (the urgency rules prefiltered by one Hyperscan
+scan per batch, batched tokenising, language checks and handles, TF-IDF counted by sorting, no per-call
+input checks), with identical results on 41,175 texts from the data folder.
+
 ## Reproduce
 
 ```

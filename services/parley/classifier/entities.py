@@ -74,8 +74,9 @@ _DESIGNATED = re.compile(r"\b([A-Z0-9]{2})\s?\d{1,4}\b(?!\s*(?i:am|pm|min|hrs?|h
 # "UA1", and in "B6 1" the code's own digit): a designator can only be found where this cue occurs.
 _DESIGNATED_CUE = re.compile(r"[A-Z]\s?\d")
 _FLIGHT = re.compile(r"\bflight\s*(?:number|no\.?|#)?\s*#?((?:[A-Z0-9]{2}\s?)?\d{1,4})\b", re.IGNORECASE)
-# Starts with the literal "@" so the scan jumps from "@" to "@"; the character before is checked in code.
-_HANDLE = re.compile(r"@\w{1,30}\b")
+# "@" plus word characters, not after a word character, "@" or "." (an email's "@"). That check follows the
+# "@", so that the scan jumps from "@" to "@".
+_HANDLE = re.compile(r"@(?<![\w@.]@)\w{1,30}\b")
 
 
 def _mail_cue(text: str) -> bool:
@@ -266,14 +267,7 @@ def _digits(text: str) -> str:
 
 
 def _handles(text: str) -> list[Entity]:
-    """Handles: "@" plus word characters, not preceded by a word character, "@" or "." (an email's "@")."""
-    out = []
-    for m in _HANDLE.finditer(text):
-        start = m.start()
-        before = text[start - 1] if start else " "
-        if not (before.isalnum() or before in "_@."):
-            out.append(Entity("handle", m.group(), start, m.end()))
-    return out
+    return [Entity("handle", m.group(), m.start(), m.end()) for m in _HANDLE.finditer(text)]
 
 
 def extract(text: str) -> list[Entity]:
@@ -368,18 +362,13 @@ def _batch_handles(joined: str, starts: list[int], n: int) -> list[list[Entity]]
     """`_handles` of each of the `n` texts joined by _SEP, which start at `starts` in `joined`."""
     out: list[list[Entity]] = [[] for _ in range(n)]
     # The separator before a text is no word character, "@" or ".", just like the start of a text.
-    found = [(m.start(), m.group()) for m in _FREE_HANDLE.finditer(joined)]
+    found = [(m.start(), m.group()) for m in _HANDLE.finditer(joined)]
     if found:
         which = np.searchsorted(starts, [start for start, _ in found], side="right") - 1
         for i, (start, handle) in zip(which.tolist(), found, strict=True):
             start -= starts[i]
             out[i].append(Entity("handle", handle, start, start + len(handle)))
     return out
-
-
-# _HANDLE where `_handles` keeps it: not after a word character, "@" or "." (checked after the "@", so that
-# the scan jumps from "@" to "@").
-_FREE_HANDLE = re.compile(r"@(?<![\w@.]@)\w{1,30}\b")
 
 
 # The character classes the cues need, as bits of one number per ASCII character: \d, \s, \w, [A-Z],

@@ -536,10 +536,9 @@ class Triager:
             raise ValueError(f"intent model lacks classes {sorted(missing)}")
         # Scores are reported in the canonical intent order, whatever order the classifier learned.
         self._intent_cols = [self.intent.classes.index(c) for c in INTENTS]
+        rules.compile_prefilter()
         # The loaded models are a few hundred thousand objects that live as long as the process: moved out of
         # the collector's generations, they are no longer re-scanned by every full collection while serving.
-        # The urgency rules' prefilter is compiled now, not on the first request.
-        rules.urgency_many([""])
         gc.freeze()
         # A batch of a thousand messages allocates tens of thousands of short-lived containers (results,
         # token lists), none in a reference cycle: at the default threshold (700) the collector would run

@@ -444,10 +444,11 @@ def urgency_many(texts: Sequence[str]) -> list[list[RuleHit]]:
     out: list[list[RuleHit]] = [[] for _ in texts]
     if not texts:
         return out
-    scanned, by_cues = _scan_buffer(texts)
+    # Where each text ends in the batch joined by newlines, its newline included.
+    ends = np.cumsum([len(t) + 1 for t in texts])
+    scanned, by_cues = _scan_buffer(texts, ends)
     for i in by_cues:
         out[i] = urgency_by_cues(texts[i])
-    ends = np.cumsum([len(t) + 1 for t in texts])
     for i, rule in _prefilter().candidates(scanned, ends):
         if i not in by_cues:
             hit = _hit(RULES[rule], texts[i])
@@ -484,10 +485,10 @@ def _stands_in(ch: str) -> bool:
     return not (ch.isspace() or _WORD_CHAR.match(ch) or ch in _TRIGGER_CHARS)
 
 
-def _scan_buffer(texts: Sequence[str]) -> tuple[bytes, set[int]]:
+def _scan_buffer(texts: Sequence[str], ends: np.ndarray) -> tuple[bytes, set[int]]:
     """What the prefilter scans (the texts joined by newlines, every non-ASCII character replaced by the
     stand-in, so that offsets stay those of the characters), and the indices of the texts that only the cue
-    path reads exactly."""
+    path reads exactly; `ends` is where each text ends in the joined batch."""
     joined = "\n".join(texts)
     by_cues: set[int] = set()
     if _UNSEEN_SPACE.search(joined):
@@ -499,7 +500,6 @@ def _scan_buffer(texts: Sequence[str]) -> tuple[bytes, set[int]]:
     beyond = codes >= 128
     unscannable = [c for c in np.unique(codes[beyond]).tolist() if not _stands_in(chr(c))]
     if unscannable:
-        ends = np.cumsum([len(t) + 1 for t in texts])
         at = np.flatnonzero(np.isin(codes, unscannable))
         by_cues.update(np.searchsorted(ends, at, side="right").tolist())
     return np.where(beyond, ord(_SYMBOL_STAND_IN), codes).astype(np.uint8).tobytes(), by_cues
@@ -549,6 +549,11 @@ class _Prefilter:
 @functools.cache
 def _prefilter() -> _Prefilter:
     return _Prefilter()
+
+
+def compile_prefilter() -> None:
+    """Compile the prefilter now (about half a second) rather than on the first batch."""
+    _prefilter()
 
 
 def _hit(rule: Rule, text: str) -> RuleHit | None:

@@ -20,9 +20,11 @@ from parley.classifier.train import (
     load_rows,
     refresh_card,
     source_weights,
+    targets_table,
     train,
     twcs_brand_replies,
     twcs_context,
+    wilson_interval,
 )
 from parley.config import REPO_ROOT
 
@@ -310,3 +312,30 @@ def test_balance_gives_every_class_the_same_total_weight() -> None:
     w = balance(labels, np.array([1.0, 1.0, 2.0, 0.5]))
     assert np.isclose(w[:3].sum(), w[3]) and np.isclose(w.sum(), 4.5)
     assert np.isclose(w[2], 2 * w[0])  # weights within a class keep their ratios
+
+
+def test_wilson_interval_is_wide_for_few_trials() -> None:
+    assert wilson_interval(3, 3) == pytest.approx((0.4385, 1.0), abs=1e-4)
+    assert wilson_interval(0, 10) == pytest.approx((0.0, 0.2775), abs=1e-4)
+    low, high = wilson_interval(95, 100)
+    assert 0.88 < low < 0.95 < high < 0.98
+
+
+def test_bot_precision_on_few_answers_is_not_called_met_outright() -> None:
+    def bot(correct: int, judged: int) -> dict:
+        return {
+            "bot": {
+                "correct": correct,
+                "judged": judged,
+                "precision": correct / judged,
+                "answered": judged,
+                "predicted_questions": 100,
+                "coverage_of_predicted_questions": judged / 100,
+            }
+        }
+
+    few = targets_table(bot(3, 3))
+    assert "| met on too few answers to be sure (95% interval 0.44–1.00) |" in few
+    many = targets_table(bot(196, 200))
+    assert many.splitlines()[2].endswith("| 0.980 | met |")
+    assert "not met" in targets_table(bot(8, 10))

@@ -292,14 +292,9 @@ def _extract(
     found: list[Entity] = []
     taken: list[tuple[int, int]] = []
 
-    def claim(start: int, end: int) -> bool:
+    def add(kind: str, start: int, end: int) -> None:
         if start < end and all(end <= s or start >= e for s, e in taken):
             taken.append((start, end))
-            return True
-        return False
-
-    def add(kind: str, start: int, end: int) -> None:
-        if claim(start, end):
             found.append(Entity(kind, text[start:end], start, end))
 
     if web:

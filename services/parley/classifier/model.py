@@ -174,14 +174,7 @@ def brand_tokens(brand_reply: str) -> str:
 def model_text(text: str, context: Sequence[str] = (), brand_reply: str = "") -> str:
     """What the models read: the normalised text, plus the follow-up token when earlier turns exist and the
     tokens describing the brand message it answers."""
-    norm = normalize(text)
-    if context:
-        norm = f"{norm} {CONTEXT_TOKEN}"
-    if brand_reply:
-        extra = brand_tokens(brand_reply)
-        if extra:
-            norm = f"{norm} {extra}"
-    return norm
+    return " ".join([normalize(text), *extra_tokens(context, brand_reply)])
 
 
 def extra_tokens(context: Sequence[str] = (), brand_reply: str = "") -> list[str]:

@@ -13,6 +13,7 @@ import re
 import numpy as np
 import pytest
 
+from parley.classifier import batch as batch_mod
 from parley.classifier import entities, language
 from parley.classifier import model as model_mod
 from parley.classifier.model import (
@@ -31,7 +32,7 @@ from parley.classifier.model import (
 )
 from parley.config import REPO_ROOT
 
-SEP = entities._SEP
+SEP = batch_mod.SEP
 
 TRICKY = [
     "",
@@ -217,7 +218,7 @@ def test_extract_many_is_extract(texts: list[str]) -> None:
 
 def test_batch_cues_are_never_stricter_than_the_patterns_cues() -> None:
     texts = TRICKY + random_texts(7, 600)
-    numbered, cues = entities._batch_cues(SEP.join(texts), len(texts))
+    numbered, cues = entities._batch_cues(SEP.join(texts), batch_mod.ends(texts, 1))
     for text, has_digit, batch in zip(texts, numbered, cues, strict=True):
         at = "@" in text
         assert has_digit == (
@@ -252,3 +253,14 @@ def test_proba_is_predict_proba(triager: Triager) -> None:
     x = tfidf_transform(triager.intent.features, [model_text(t) for t in texts])
     for model in (triager.intent, triager.topic):
         assert np.array_equal(model.proba(x), model.clf.predict_proba(x))
+
+
+def test_batch_offsets_trace_back_to_their_text() -> None:
+    texts = ["ab", "", "cde"]
+    joined = batch_mod.join(texts)
+    assert joined == f"ab{SEP}{SEP}cde"
+    ends = batch_mod.ends(texts, 1)
+    # Every character, the separator after a text included, belongs to that text.
+    assert batch_mod.owners(ends, range(len(joined))).tolist() == [0, 0, 0, 1, 2, 2, 2]
+    assert batch_mod.join(["a", "b" + SEP]) is None and batch_mod.join([]) is None
+    assert batch_mod.code_points("a\U0001f600\ud800").tolist() == [97, 0x1F600, 0xD800]

@@ -17,6 +17,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from parley.classifier import batch
+
 
 # Not frozen: a frozen dataclass's __init__ sets each field through object.__setattr__, which doubles the cost
 # of the one or two entities most messages carry. Nothing changes an entity once made.
@@ -322,25 +324,22 @@ def _url_scan_start(text: str, lower: str) -> int:
     return min(i for i in (lower.find("http"), lower.find("www.")) if i >= 0)
 
 
-# Joins the messages of a batch: whitespace (no cue matches across it), and in no message (checked).
-_SEP = "\x1e"
-# The cue of `_mail_cue` in a batch joined by _SEP, then the rest of its message (so one hit per message at
-# most). The check on the character before the "@" follows it, so that the scan can jump from "@" to "@".
-_MAIL_CUE_TO_END = re.compile(rf"@(?<=(?:[^\W_]|[.%+-])@)[^{_SEP}]*\.[^{_SEP}]*")
+# The cue of `_mail_cue` in a batch joined by batch.SEP (whitespace: no cue matches across it), then the rest
+# of its message (so one hit per message at most). The check on the character before the "@" follows it, so
+# that the scan can jump from "@" to "@".
+_MAIL_CUE_TO_END = re.compile(rf"@(?<=(?:[^\W_]|[.%+-])@)[^{batch.SEP}]*\.[^{batch.SEP}]*")
 
 
 def extract_many(texts: Sequence[str]) -> list[list[Entity]]:
     """`[extract(t) for t in texts]`, with the cues that decide which patterns each message needs, and its
     handles, found in one pass over the whole batch each."""
-    joined = _SEP.join(texts)
-    if not texts or joined.count(_SEP) != len(texts) - 1:
+    joined = batch.join(texts)
+    if joined is None:
         return [extract(t) for t in texts]
-    starts = np.cumsum([0] + [len(t) + 1 for t in texts[:-1]])
+    ends = batch.ends(texts, 1)
     mail = np.zeros(len(texts), dtype=bool)
-    mail[
-        np.searchsorted(starts, [m.start() for m in _MAIL_CUE_TO_END.finditer(joined)], side="right") - 1
-    ] = True
-    numbered, cues = _batch_cues(joined, len(texts))
+    mail[batch.owners(ends, [m.start() for m in _MAIL_CUE_TO_END.finditer(joined)])] = True
+    numbered, cues = _batch_cues(joined, ends)
     return list(
         map(
             _extract,
@@ -348,18 +347,19 @@ def extract_many(texts: Sequence[str]) -> list[list[Entity]]:
             mail.tolist(),
             numbered,
             cues,
-            _batch_handles(joined, starts.tolist(), len(texts)),
+            _batch_handles(joined, ends),
         )
     )
 
 
-def _batch_handles(joined: str, starts: list[int], n: int) -> list[list[Entity]]:
-    """`_handles` of each of the `n` texts joined by _SEP, which start at `starts` in `joined`."""
-    out: list[list[Entity]] = [[] for _ in range(n)]
+def _batch_handles(joined: str, ends: np.ndarray) -> list[list[Entity]]:
+    """`_handles` of each of the texts joined by batch.SEP, which end at `ends` in `joined`."""
+    out: list[list[Entity]] = [[] for _ in range(len(ends))]
     # The separator before a text is no word character, "@" or ".", just like the start of a text.
     found = [(m.start(), m.group()) for m in _HANDLE.finditer(joined)]
     if found:
-        which = np.searchsorted(starts, [start for start, _ in found], side="right") - 1
+        starts = [0, *ends[:-1].tolist()]
+        which = batch.owners(ends, [start for start, _ in found])
         for i, (start, handle) in zip(which.tolist(), found, strict=True):
             start -= starts[i]
             out[i].append(Entity("handle", handle, start, start + len(handle)))
@@ -388,18 +388,17 @@ _OTHER_CLASSES = ((_DIGIT, str.isdecimal), (_SPACE, str.isspace), (_WORD, str.is
 _CODE_PAIRS = np.array([ord(code[0]) * 128 + ord(code[1]) for code in _CODES])
 
 
-def _batch_cues(joined: str, n: int) -> tuple[list[bool], list[_Cues | None]]:
-    """For each of the `n` texts joined by _SEP: whether it has a digit outside handles, and if so the cues of
-    its digit patterns (else None).
+def _batch_cues(joined: str, ends: np.ndarray) -> tuple[list[bool], list[_Cues | None]]:
+    """For each of the texts joined by batch.SEP, which end at `ends`: whether it has a digit outside handles,
+    and if so the cues of its digit patterns (else None).
 
     The cues of `_cues` are looked for with array operations over the whole batch, around its digits only
     (the designator's more strictly: a known code at the start of a word; the address's more loosely: after
     two whitespace characters anything goes). They are only ever looser than the patterns they stand for; the
     separator, being whitespace, can add cues to the text before it but never hide one.
     """
-    # One array element per character; "surrogatepass" keeps any lone surrogate as one element too.
-    codes = np.frombuffer(joined.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
-    size = len(codes)
+    codes = batch.code_points(joined)
+    size, n = len(codes), len(ends)
     # Three NULs (in no class) after the end, so that looking up to three characters ahead stays in the array.
     ascii_codes = np.concatenate([np.where(codes < 128, codes, 0), np.zeros(3, dtype=np.uint32)])
     classes = _ASCII_CLASSES[ascii_codes]
@@ -416,16 +415,14 @@ def _batch_cues(joined: str, n: int) -> tuple[list[bool], list[_Cues | None]]:
         """Whether the characters at `at` are in the class(es) of `bit`."""
         return (classes[at] & bit) > 0
 
-    separators = np.flatnonzero(codes == ord(_SEP))
-
     def texts_with(positions: np.ndarray) -> list[bool]:
         """Per text, whether some of `positions` falls in it."""
         found = np.zeros(n, dtype=bool)
-        found[np.searchsorted(separators, positions)] = True
+        found[batch.owners(ends, positions)] = True
         return found.tolist()
 
     at_digit = np.flatnonzero(classes[:size] & _DIGIT)
-    text_of_digit = np.searchsorted(separators, at_digit)
+    text_of_digit = batch.owners(ends, at_digit)
     # A digit is in a handle when the last character before it that is not a word character is an "@".
     not_word = np.flatnonzero((classes & _WORD) == 0)  # the padding included: never empty
     last_not_word = not_word[np.maximum(np.searchsorted(not_word, at_digit) - 1, 0)]

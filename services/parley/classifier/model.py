@@ -30,9 +30,9 @@ from sklearn.pipeline import Pipeline
 from sklearn.utils.extmath import softmax
 from sklearn.utils.sparsefuncs_fast import inplace_csr_row_normalize_l2
 
+from parley.classifier import batch, rules
 from parley.classifier import entities as entities_mod
 from parley.classifier import language as language_mod
-from parley.classifier import rules
 from parley.classifier.knowledge import BotAnswer, KnowledgeBase
 
 INTENTS = ("praise", "question", "complaint", "urgent", "other")
@@ -66,8 +66,6 @@ _HANDLE = re.compile(r"@\w+")
 _NUMBER = re.compile(r"\d+(?:[.,:/-]\d+)*")
 _DIGIT = re.compile(r"\d")
 _REPEAT = re.compile(r"(\w)\1{3,}")
-# Joins the texts of a batch in `tokens_many`: a separator to the tokenizer, and in no text (checked).
-_SEP = "\x1e"
 
 
 def _glued_at(text: str) -> bool:
@@ -109,9 +107,7 @@ def normalize_many(texts: Sequence[str]) -> list[str]:
 def _with_digits_and_runs(texts: list[str]) -> tuple[list[int], list[int]]:
     """Indices of the texts holding a digit (`\\d`), and of those holding some character four times in a
     row (all that `_REPEAT` can match)."""
-    joined = "".join(texts)
-    # One array element per character; "surrogatepass" keeps any lone surrogate as one element too.
-    codes = np.frombuffer(joined.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    codes = batch.code_points("".join(texts))
     digit = (codes >= ord("0")) & (codes <= ord("9"))
     decimals = [c for c in np.unique(codes[codes >= 128]).tolist() if chr(c).isdecimal()]
     if decimals:
@@ -119,10 +115,10 @@ def _with_digits_and_runs(texts: list[str]) -> tuple[list[int], list[int]]:
     same_as_next = codes[1:] == codes[:-1]
     run_starts = np.flatnonzero(same_as_next[:-2] & same_as_next[1:-1] & same_as_next[2:])
     # A run that straddles two texts also marks the first one: harmless, the substitution changes nothing.
-    ends = np.cumsum([len(t) for t in texts])
+    ends = batch.ends(texts, 0)
     return (
-        np.unique(np.searchsorted(ends, np.flatnonzero(digit), side="right")).tolist(),
-        np.unique(np.searchsorted(ends, run_starts, side="right")).tolist(),
+        np.unique(batch.owners(ends, np.flatnonzero(digit))).tolist(),
+        np.unique(batch.owners(ends, run_starts)).tolist(),
     )
 
 
@@ -219,15 +215,14 @@ def languages_of(
     """`list(map(language_of, texts, normalized, normalized_tokens))`, looking for tangled handles in one scan
     of the whole batch (from "@" to "@")."""
     lowered = [t.lower() for t in texts]
-    joined = _SEP.join(lowered)
-    if joined.count(_SEP) != len(texts) - 1:
+    joined = batch.join(lowered)
+    if joined is None:
         return list(map(language_of, texts, normalized, normalized_tokens))
     tangled = [("http" in t or "www." in t) and _LOOSE_URL.search(t) is not None for t in lowered]
     # The separator is whitespace to the pattern, just like the start of a text.
     found = [m.start() for m in _TANGLED_AT.finditer(joined)]
     if found:
-        ends = np.cumsum([len(t) + 1 for t in lowered])
-        for i in np.searchsorted(ends, found, side="right").tolist():
+        for i in batch.owners(batch.ends(lowered, 1), found).tolist():
             tangled[i] = True
     return list(map(_language_of, texts, normalized, normalized_tokens, tangled))
 
@@ -301,18 +296,19 @@ def tokens(text: str) -> list[str]:
 
 
 # _ASCII_SEPARATORS, keeping the batch separator.
-_ASCII_SEPARATORS_BUT_SEP = {k: v for k, v in _ASCII_SEPARATORS.items() if k != ord(_SEP)}
+_ASCII_SEPARATORS_BUT_SEP = {k: v for k, v in _ASCII_SEPARATORS.items() if k != ord(batch.SEP)}
 
 
 def tokens_many(texts: Sequence[str]) -> list[list[str]]:
     """`[tokens(t) for t in texts]`: the ASCII texts are translated and split as one string."""
     ascii_texts = [t for t in texts if t.isascii()]
-    joined = _SEP.join(ascii_texts)
-    if joined.count(_SEP) != len(ascii_texts) - 1:
+    joined = batch.join(ascii_texts)
+    if joined is None:
         return [tokens(t) for t in texts]
     if "?" in joined or "!" in joined:
         joined = joined.replace("?", " ? ").replace("!", " ! ")
-    ascii_tokens = iter([part.split() for part in joined.translate(_ASCII_SEPARATORS_BUT_SEP).split(_SEP)])
+    parts = joined.translate(_ASCII_SEPARATORS_BUT_SEP).split(batch.SEP)
+    ascii_tokens = iter([part.split() for part in parts])
     return [next(ascii_tokens) if t.isascii() else _WORD_OR_MARK.findall(t) for t in texts]
 
 

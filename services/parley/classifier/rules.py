@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 import hyperscan
 import numpy as np
 
+from parley.classifier import batch
+
 
 @dataclass(frozen=True)
 class Rule:
@@ -445,7 +447,7 @@ def urgency_many(texts: Sequence[str]) -> list[list[RuleHit]]:
     if not texts:
         return out
     # Where each text ends in the batch joined by newlines, its newline included.
-    ends = np.cumsum([len(t) + 1 for t in texts])
+    ends = batch.ends(texts, 1)
     scanned, by_cues = _scan_buffer(texts, ends)
     for i in by_cues:
         out[i] = urgency_by_cues(texts[i])
@@ -495,13 +497,12 @@ def _scan_buffer(texts: Sequence[str], ends: np.ndarray) -> tuple[bytes, set[int
         by_cues.update(i for i, text in enumerate(texts) if _UNSEEN_SPACE.search(text))
     if joined.isascii():
         return joined.encode("ascii"), by_cues
-    # One array element per character; "surrogatepass" keeps any lone surrogate as one element too.
-    codes = np.frombuffer(joined.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    codes = batch.code_points(joined)
     beyond = codes >= 128
     unscannable = [c for c in np.unique(codes[beyond]).tolist() if not _stands_in(chr(c))]
     if unscannable:
         at = np.flatnonzero(np.isin(codes, unscannable))
-        by_cues.update(np.searchsorted(ends, at, side="right").tolist())
+        by_cues.update(batch.owners(ends, at).tolist())
     return np.where(beyond, ord(_SYMBOL_STAND_IN), codes).astype(np.uint8).tobytes(), by_cues
 
 
@@ -542,7 +543,7 @@ class _Prefilter:
             return []
         # Attributed by the match's last character; a match across the newline between two messages only
         # adds a candidate that the Python pattern then rejects.
-        which = np.searchsorted(ends, np.asarray(matches) - 1, side="right")
+        which = batch.owners(ends, np.asarray(matches) - 1)
         return sorted(set(zip(which.tolist(), pairs, strict=True)))
 
 

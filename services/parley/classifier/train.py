@@ -1150,7 +1150,7 @@ Wall-clock figures depend on the machine and its load. The same serving code mea
 in-process (median round) on the 2-core machine of 2026-11-24 and 21,520 to 27,285 (eight runs) on the one of
 2026-11-25; on one machine, runs minutes apart differ by up to a quarter. Instruction counts do not move:
 `scripts/classify-instructions` (callgrind over 4,000 twcs messages in batches of 1,000, after loading and a
-warm-up batch) counted 499k instructions per message for the serving code of 2026-11-24 and 264k after the
+warm-up batch) counted 499k instructions per message for the serving code of 2026-11-24 and 261k after the
 changes of 2026-11-25 (the urgency rules prefiltered by one Hyperscan scan per batch, batched tokenising,
 language checks and handles, TF-IDF counted by sorting, no per-call input checks), with identical results on
 41,175 texts from the data folder.

@@ -68,6 +68,16 @@ class Settings(BaseSettings):
     events_maxlen: int = 1_000_000
 
     models_dir: Path = REPO_ROOT / "models"
+    # Urgent review: the model's urgent probability at or above which a message is flagged for review (unset:
+    # the operating point chosen by `parley train`, in metrics.json), and the file of review cues (unset:
+    # urgent_review.yaml in models_dir).
+    urgent_review_threshold: float | None = Field(default=None, ge=0.0, le=1.0)
+    urgent_review_file: Path | None = None
+    # The bot's knowledge base: a brand's CSV (intent,question,answer[,topic,channels]) or YAML (unset:
+    # knowledge_base.yaml in models_dir). Edits are picked up without a restart. The confidence at or above
+    # which the bot answers (unset: the file's own threshold, else the default of its retrieval).
+    knowledge_base: Path | None = None
+    bot_min_confidence: float | None = Field(default=None, ge=0.0, le=1.0)
     policy_file: Path | None = None
 
     # dispatch: outbox partitions (fixed once replies are queued: a reply's partition is a hash of its id),

@@ -30,7 +30,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.utils.extmath import softmax
 from sklearn.utils.sparsefuncs_fast import inplace_csr_row_normalize_l2
 
-from parley.classifier import batch, rules
+from parley.classifier import batch, review, rules
 from parley.classifier import entities as entities_mod
 from parley.classifier import language as language_mod
 from parley.classifier.knowledge import BotAnswer, KnowledgeBase
@@ -430,6 +430,8 @@ class Triage:
     bot_answer: BotAnswer
     model_intent: str
     language: str = "en"
+    urgent_review: bool = False
+    review_reasons: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -505,7 +507,13 @@ class Triager:
     and runs the urgency rules, entity patterns and knowledge base only on the messages that need them.
     """
 
-    def __init__(self, models_dir: Path, top_k: int = 5) -> None:
+    def __init__(
+        self,
+        models_dir: Path,
+        top_k: int = 5,
+        urgent_threshold: float | None = None,
+        review_file: Path | None = None,
+    ) -> None:
         self.models_dir = Path(models_dir)
         self.intent = _Model(load_pipeline(self.models_dir / "intent.skops"))
         self.topic = _Model(load_pipeline(self.models_dir / "topic.skops"))
@@ -517,6 +525,10 @@ class Triager:
         metrics_path = self.models_dir / "metrics.json"
         self.metrics: dict = json.loads(metrics_path.read_text()) if metrics_path.exists() else {}
         self.version = str(self.metrics.get("model_version", "unversioned"))
+        # The urgent-review operating point: from settings, else the one training chose on held-out labels.
+        chosen = self.metrics.get("urgent_review", {}).get("threshold", review.DEFAULT_THRESHOLD)
+        self.urgent_threshold = float(chosen if urgent_threshold is None else urgent_threshold)
+        self.review_cues = review.ReviewCues.load(review_file or self.models_dir / "urgent_review.yaml")
         self.top_k = top_k
         # Training fits the topic classifier on the intent model's features; then one transform serves both.
         self.shared_features = same_features(self.intent.features, self.topic.features)
@@ -578,6 +590,14 @@ class Triager:
         coef_rows = np.asarray(self._intent_cols)[chosen]
         features = self.intent.top_features(x_intent, coef_rows, self.top_k)
         found = entities_mod.extract_many(texts)
+        flags, review_reasons = review.flag_many(
+            self.review_cues,
+            texts,
+            [item.context for item in items],
+            finals,
+            p_intent[:, INTENTS.index("urgent")],
+            self.urgent_threshold,
+        )
         version = self.version
         # Arguments by position, in the order of Triage's fields: by keyword they cost over a microsecond more
         # per message.
@@ -594,8 +614,24 @@ class Triager:
                 answer,  # bot_answer
                 model_intent,
                 lang,  # language
+                flag,  # urgent_review
+                why,  # review_reasons
             )
-            for item, final, row, topic, confidence, hit, entities, top, answer, model_intent, lang in zip(
+            for (
+                item,
+                final,
+                row,
+                topic,
+                confidence,
+                hit,
+                entities,
+                top,
+                answer,
+                model_intent,
+                lang,
+                flag,
+                why,
+            ) in zip(
                 items,
                 finals,
                 p_intent.tolist(),
@@ -607,6 +643,8 @@ class Triager:
                 answers,
                 model_intents,
                 languages,
+                flags,
+                review_reasons,
                 strict=True,
             )
         ]

@@ -18,7 +18,12 @@ async def create_server(settings: Settings, address: str) -> RunningServer:
 
     The classifier keeps no state, so it opens no Redis connection.
     """
-    triager = await asyncio.to_thread(Triager, settings.models_dir)
+    triager = await asyncio.to_thread(
+        Triager,
+        settings.models_dir,
+        urgent_threshold=settings.urgent_review_threshold,
+        review_file=settings.urgent_review_file,
+    )
     servicer = ClassifierServicer(settings, triager)
     return await start_server(
         settings,

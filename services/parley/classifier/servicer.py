@@ -81,6 +81,8 @@ def triage_pb(t: Triage) -> common_pb2.Triage:
         bot_answer=bot_answer_pb(t.bot_answer),
         model_intent=INTENTS_BY_NAME[t.model_intent],
         language=t.language,
+        urgent_review=t.urgent_review,
+        review_reasons=t.review_reasons,
     )
 
 

@@ -23,6 +23,7 @@ import yaml
 from sklearn.metrics import cohen_kappa_score, confusion_matrix, precision_recall_fscore_support
 from sklearn.pipeline import Pipeline
 
+from parley.classifier import review_eval
 from parley.classifier.model import (
     INTENTS,
     TOPICS,
@@ -436,12 +437,41 @@ def _plot_confusion(matrix: list[list[int]], labels: list[str], path: Path, titl
     plt.close(fig)
 
 
+def off_domain_text(row: Row, off_domain: dict) -> str:
+    """The text a row trains on: rows of the off-domain sets, written without any handle, address the brand
+    as almost every social message does, so that a handle stops telling their classes apart from the rest."""
+    if off_domain.get("address_brand") and row.dataset in off_domain.get("sources", ()):
+        return "@brand " + row.text
+    return row.text
+
+
+def cap_off_domain(rows: list[Row], weights: np.ndarray, off_domain: dict) -> np.ndarray:
+    """`weights` with the off-domain sources' rows scaled down wherever together they carry more than
+    `max_class_share` of a class's weight (banking77 and team-written rows would otherwise be most of
+    `urgent`, teaching the model what urgency looks like off social media)."""
+    cap = off_domain.get("max_class_share")
+    sources = set(off_domain.get("sources", ()))
+    if cap is None or not sources:
+        return weights
+    out = weights.copy()
+    for label in {r.intent for r in rows}:
+        idx = np.array([i for i, r in enumerate(rows) if r.intent == label])
+        off = np.array([rows[i].dataset in sources for i in idx])
+        off_w, on_w = out[idx[off]].sum(), out[idx[~off]].sum()
+        if on_w > 0 and off_w > cap * (off_w + on_w):
+            # Scaled so that off / (off + on) == cap.
+            out[idx[off]] *= cap * on_w / ((1 - cap) * off_w)
+    return out
+
+
 def fit_models(rows: list[Row], mapping: dict) -> tuple[Pipeline, Pipeline]:
     """The intent and topic pipelines fitted on `rows`; the topic model shares the intent model's features."""
-    texts = [model_text(r.text, r.context, r.brand_reply) for r in rows]
+    off_domain = mapping.get("off_domain", {})
+    texts = [model_text(off_domain_text(r, off_domain), r.context, r.brand_reply) for r in rows]
     weights = source_weights(rows, mapping.get("source_shares", {}))
     model = mapping.get("model", {})
     intents = [r.intent for r in rows]
+    weights = cap_off_domain(rows, weights, off_domain)
     intent = build_pipeline(c=model.get("intent_c", 4.0), min_df=model.get("min_df", 2))
     intent.fit(texts, intents, clf__sample_weight=balance(intents, weights))
     # The topic classifier reuses the intent model's fitted features, so serving transforms each text once.
@@ -516,6 +546,8 @@ def train(data_dir: Path, out_dir: Path, progress: Progress = lambda _: None) ->
     if list(heldout.glob("*_heldout.csv")) if heldout.is_dir() else []:
         progress("evaluating on the hand-labelled held-out messages")
         metrics["hand_heldout"] = evaluate_hand_heldout(data_dir, out_dir, triager)
+        # The urgent-review operating point that serving reads (unless settings name another).
+        metrics["urgent_review"] = {"threshold": metrics["hand_heldout"]["urgent_review"]["threshold"]}
         metrics["bot"] = evaluate_bot(data_dir, out_dir, triager)
         agreement = annotator_agreement(out_dir / "labels")
         if agreement:
@@ -618,6 +650,13 @@ def evaluate_hand_heldout(data_dir: Path, models_dir: Path, triager: Triager) ->
                 "urgent_found": sum(preds[i].intent == "urgent" for i in urgent),
             }
     result["by_file"] = by_file
+    files = hand_label_files(models_dir / "labels", "heldout")
+    result["urgent_review"] = review_eval.report(
+        {name: [i for i, (k, _, _) in enumerate(found) if k in keys] for name, keys in files.items()},
+        labels,
+        [p.intent == "urgent" or bool(p.review_reasons) for p in preds],
+        [p.scores["urgent"] for p in preds],
+    )
     heldout = load_hand_labels(models_dir / "labels", "heldout")
     topical = [i for i, (key, _, _) in enumerate(found) if heldout[key][1]]
     result["topic"] = scores(
@@ -815,6 +854,8 @@ def triage_dict(t) -> dict:
         "topic_confidence": round(t.topic_confidence, 4),
         "language": t.language,
         "urgency_reasons": t.urgency_reasons,
+        "urgent_review": t.urgent_review,
+        "review_reasons": t.review_reasons,
         "entities": [{"type": e.type, "text": e.text, "start": e.start, "end": e.end} for e in t.entities],
         "top_features": [[n, round(w, 4)] for n, w in t.explanation.top_features],
         "bot_answer": None

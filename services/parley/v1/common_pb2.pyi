@@ -185,7 +185,7 @@ class BotAnswer(_message.Message):
     def __init__(self, answer_id: _Optional[str] = ..., text: _Optional[str] = ..., confidence: _Optional[float] = ..., abstained: _Optional[bool] = ..., allowed_channels: _Optional[_Iterable[_Union[Channel, str]]] = ..., topic: _Optional[str] = ...) -> None: ...
 
 class Triage(_message.Message):
-    __slots__ = ("message_id", "intent", "scores", "topic", "topic_confidence", "urgency_reasons", "entities", "explanation", "bot_answer", "model_intent", "language")
+    __slots__ = ("message_id", "intent", "scores", "topic", "topic_confidence", "urgency_reasons", "entities", "explanation", "bot_answer", "model_intent", "language", "urgent_review", "review_reasons")
     MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
     INTENT_FIELD_NUMBER: _ClassVar[int]
     SCORES_FIELD_NUMBER: _ClassVar[int]
@@ -197,6 +197,8 @@ class Triage(_message.Message):
     BOT_ANSWER_FIELD_NUMBER: _ClassVar[int]
     MODEL_INTENT_FIELD_NUMBER: _ClassVar[int]
     LANGUAGE_FIELD_NUMBER: _ClassVar[int]
+    URGENT_REVIEW_FIELD_NUMBER: _ClassVar[int]
+    REVIEW_REASONS_FIELD_NUMBER: _ClassVar[int]
     message_id: str
     intent: Intent
     scores: _containers.RepeatedCompositeFieldContainer[IntentScore]
@@ -208,7 +210,9 @@ class Triage(_message.Message):
     bot_answer: BotAnswer
     model_intent: Intent
     language: str
-    def __init__(self, message_id: _Optional[str] = ..., intent: _Optional[_Union[Intent, str]] = ..., scores: _Optional[_Iterable[_Union[IntentScore, _Mapping]]] = ..., topic: _Optional[str] = ..., topic_confidence: _Optional[float] = ..., urgency_reasons: _Optional[_Iterable[str]] = ..., entities: _Optional[_Iterable[_Union[Entity, _Mapping]]] = ..., explanation: _Optional[_Union[Explanation, _Mapping]] = ..., bot_answer: _Optional[_Union[BotAnswer, _Mapping]] = ..., model_intent: _Optional[_Union[Intent, str]] = ..., language: _Optional[str] = ...) -> None: ...
+    urgent_review: bool
+    review_reasons: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, message_id: _Optional[str] = ..., intent: _Optional[_Union[Intent, str]] = ..., scores: _Optional[_Iterable[_Union[IntentScore, _Mapping]]] = ..., topic: _Optional[str] = ..., topic_confidence: _Optional[float] = ..., urgency_reasons: _Optional[_Iterable[str]] = ..., entities: _Optional[_Iterable[_Union[Entity, _Mapping]]] = ..., explanation: _Optional[_Union[Explanation, _Mapping]] = ..., bot_answer: _Optional[_Union[BotAnswer, _Mapping]] = ..., model_intent: _Optional[_Union[Intent, str]] = ..., language: _Optional[str] = ..., urgent_review: _Optional[bool] = ..., review_reasons: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class RoutingDecision(_message.Message):
     __slots__ = ("conversation_id", "message_id", "action", "team", "tier", "agent_id", "priority", "rule", "reason", "sla_due_at", "bot_reply_text", "decided_at", "bot_answer_id")

@@ -1,0 +1,122 @@
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from parley.classifier import review, review_eval
+from parley.classifier.model import Item, Triager
+from parley.config import REPO_ROOT
+
+CUES_FILE = REPO_ROOT / "models" / "urgent_review.yaml"
+
+
+@pytest.fixture(scope="module")
+def cues() -> review.ReviewCues:
+    return review.ReviewCues.load(CUES_FILE)
+
+
+@pytest.fixture(scope="module")
+def triager() -> Triager:
+    return Triager(REPO_ROOT / "models")
+
+
+@pytest.mark.parametrize(
+    ("text", "label"),
+    [
+        ("@comcast this is the third outage, cc @FTC", "regulator/US: @FTC"),
+        ("@united I'm writing to @TXAttorneyGeneral about this", "attorney_general/US: @TXAttorneyGeneral"),
+        ("@virginmedia sending this to @WhichUK", "consumer_protection/GB: @WhichUK"),
+        ("@brand off to the consumer forum with this", "regulator/IN: consumer forum"),
+        ("@brand maybe @nytimes wants to hear it", "press/US: @nytimes"),
+        ("@brand someone keeps hacking my account", "account_takeover: keeps hacking"),
+        ("@brand I'm being hacked", "account_takeover: being hacked"),
+        ("@brand someone has been using my account", "account_takeover: someone has been using my account"),
+        ("locked for suspicious activity again", "account_takeover: locked for suspicious activity"),
+        ("@amazon 警察に相談します", "regulator/JP: 警察"),
+    ],
+)
+def test_cues_match_the_raw_text(cues: review.ReviewCues, text: str, label: str) -> None:
+    assert label in cues.reasons(text)
+    assert cues.reasons_many([text]) == [cues.reasons(text)]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "@FTCfan great show",  # a longer handle is not the regulator's
+        "@brand where is the dot on the map",
+        "@brand thanks, all sorted",
+        "@united my flight was hacked to pieces by delays",  # no "being/got hacked"
+    ],
+)
+def test_cues_do_not_match_lookalikes(cues: review.ReviewCues, text: str) -> None:
+    assert cues.reasons(text) == []
+
+
+def test_batched_scan_equals_per_text(cues: review.ReviewCues) -> None:
+    texts = [
+        "@FTC now",
+        "plain",
+        "naïve café 😀 @BBB_US",
+        "",
+        "lone \ud800 surrogate @FTC",  # not UTF-8: the per-text path
+        "someone has been using my account and @CFPB knows",
+    ]
+    assert cues.reasons_many(texts) == [cues.reasons(t) for t in texts]
+    assert cues.reasons_many(texts[:4]) == [cues.reasons(t) for t in texts[:4]]
+
+
+def test_bad_file_names_the_entry(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"countries\.US\.press\.words\[1\]"):
+        review.parse({"countries": {"US": {"press": {"words": ["ok", "(unclosed"]}}}})
+    with pytest.raises(ValueError, match=r"countries\.US\.press\.accounts"):
+        review.parse({"countries": {"US": {"press": {"accounts": ["not a handle"]}}}})
+    assert review.ReviewCues.load(tmp_path / "missing.yaml").reasons("@FTC") == []
+
+
+def test_flags_follow_intent_probability_cues_and_earlier_turns(cues: review.ReviewCues) -> None:
+    texts = ["fine", "fine", "@FTC hello", "still nothing?", "still nothing?"]
+    contexts = [(), (), (), ("someone has been using my account",), ("my parcel is late",)]
+    intents = ["urgent", "complaint", "complaint", "complaint", "complaint"]
+    p = np.array([0.01, 0.30, 0.01, 0.01, 0.01])
+    flags, reasons = review.flag_many(cues, texts, contexts, intents, p, threshold=0.25)
+    assert flags == [True, True, True, True, False]
+    assert reasons[2] == ["regulator/US: @FTC"]
+    assert reasons[3] and reasons[3][0].startswith("earlier turn ")
+    flags, _ = review.flag_many(cues, texts, contexts, intents, p, threshold=0.5)
+    assert flags == [True, False, True, True, False]
+
+
+def test_every_triage_carries_the_review_flag(triager: Triager) -> None:
+    out = triager.classify(
+        [
+            Item("a", "@delta thanks, lovely flight"),
+            Item("b", "@comcast fix my bill or I'm going to @FTC"),
+            Item("c", "@brand any update?", context=("someone logged into my account and changed my email",)),
+        ]
+    )
+    assert [t.urgent_review for t in out] == [False, True, True]
+    assert out[1].review_reasons == ["regulator/US: @FTC"]
+    assert out[1].intent != "urgent" or out[1].urgency_reasons
+
+
+def test_threshold_from_settings_overrides_the_trained_one() -> None:
+    everything = Triager(REPO_ROOT / "models", urgent_threshold=0.0)
+    assert everything.classify([Item("a", "@delta thanks, lovely flight")])[0].urgent_review
+
+
+def test_operating_point_is_chosen_on_tuning_files_only() -> None:
+    labels = ["urgent", "urgent"] + ["other"] * 18
+    p = [0.9, 0.6, 0.5] + [0.1] * 17
+    base = [False] * 20
+    # Recall 1.0 needs 0.6 (10% flagged); 0.5 would flag a third message (15% > 12%).
+    assert review_eval.choose_threshold(labels, base, p) == 0.6
+    # When the share allows no full recall: the best recall within it, at the highest such threshold.
+    assert review_eval.choose_threshold(labels, base, [0.9, 0.4, 0.5] + [0.1] * 17) == 0.9
+    # Unseen rows never move the threshold.
+    unseen_labels = ["urgent"] * 3
+    files = {"twcs_heldout.csv": list(range(20)), "airline_fresh_heldout.csv": [20, 21, 22]}
+    report = review_eval.report(files, labels + unseen_labels, base + [False] * 3, p + [0.05, 0.7, 0.9])
+    assert report["threshold"] == 0.6
+    assert report["unseen"]["recall"] == pytest.approx(2 / 3)
+    assert report["tuning"]["flagged_share"] == pytest.approx(0.1)

@@ -123,3 +123,41 @@ def classify_bench(
         refresh_card(models_dir)
     if as_json:
         typer.echo(json.dumps(figures, indent=2))
+
+
+@commands.command("bot-eval")
+def bot_eval(
+    kb: Path = typer.Option(
+        ..., "--kb", help="Knowledge base CSV (intent,question,answer[,topic,channels])."
+    ),
+    data: Path = typer.Option(..., "--data", help="CSV text,label (a KB intent, or oos)."),
+    output: Path = typer.Option(..., "--output", help="JSON lines, one per test row, in order."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+) -> None:
+    """The bot's precision, coverage and speed on a brand's knowledge base (threshold: settings)."""
+    from parley.classifier import bot_eval as run_eval
+    from parley.classifier.kb_files import KnowledgeBaseError
+
+    try:
+        summary = run_eval.run(kb, data, output, Settings().bot_min_confidence)
+    except KnowledgeBaseError as e:
+        typer.echo(str(e), err=True)
+        raise typer.Exit(2) from e
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2))
+        return
+    table = Table(title=f"{summary['rows']} queries ({summary['oos']} oos), threshold {summary['threshold']}")
+    for col in ("threshold", "precision", "coverage", "oos answered"):
+        table.add_column(col)
+    for row in summary["curve"]:
+        table.add_row(
+            f"{row['threshold']:.2f}",
+            "" if row["precision"] is None else f"{row['precision']:.3f}",
+            "" if row["coverage"] is None else f"{row['coverage']:.3f}",
+            "" if row["oos_answered"] is None else f"{row['oos_answered']:.3f}",
+        )
+    console.print(table)
+    console.print(
+        f"at {summary['threshold']}: precision {summary['precision']}, coverage {summary['coverage']}, "
+        f"oos answered {summary['oos_answered']}, {summary['lookups_per_second']} lookups/s"
+    )

@@ -33,7 +33,7 @@ from sklearn.utils.sparsefuncs_fast import inplace_csr_row_normalize_l2
 from parley.classifier import batch, review, rules
 from parley.classifier import entities as entities_mod
 from parley.classifier import language as language_mod
-from parley.classifier.knowledge import BotAnswer, KnowledgeBase
+from parley.classifier.knowledge import BotAnswer, KnowledgeBase, KnowledgeSource
 
 INTENTS = ("praise", "question", "complaint", "urgent", "other")
 TOPICS = ("billing", "orders_delivery", "account_access", "technical", "travel", "general")
@@ -513,14 +513,18 @@ class Triager:
         top_k: int = 5,
         urgent_threshold: float | None = None,
         review_file: Path | None = None,
+        knowledge_base: Path | None = None,
+        bot_min_confidence: float | None = None,
     ) -> None:
         self.models_dir = Path(models_dir)
         self.intent = _Model(load_pipeline(self.models_dir / "intent.skops"))
         self.topic = _Model(load_pipeline(self.models_dir / "topic.skops"))
-        # The bot compares messages and paraphrases in the intent model's TF-IDF space.
-        self.knowledge = KnowledgeBase.from_yaml(
-            self.models_dir / "knowledge_base.yaml",
+        # A knowledge base that retrieves by cosine compares messages and paraphrases in the intent model's
+        # TF-IDF space; one with a classifier head has its own features.
+        self.knowledge_source = KnowledgeSource(
+            Path(knowledge_base or self.models_dir / "knowledge_base.yaml"),
             lambda texts: tfidf_transform(self.intent.features, [model_text(t) for t in texts]),
+            bot_min_confidence,
         )
         metrics_path = self.models_dir / "metrics.json"
         self.metrics: dict = json.loads(metrics_path.read_text()) if metrics_path.exists() else {}
@@ -546,6 +550,10 @@ class Triager:
         # a young-generation pass every few dozen messages. Measured by `parley classify-bench`.
         if gc.get_threshold()[0] < _GC_YOUNG_THRESHOLD:
             gc.set_threshold(_GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
+
+    @property
+    def knowledge(self) -> KnowledgeBase:
+        return self.knowledge_source.current()
 
     def probabilities(self, items: Sequence[Item]):
         """(intent features, intent probabilities in INTENTS order, topic probabilities) for a batch."""

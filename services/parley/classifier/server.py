@@ -23,6 +23,8 @@ async def create_server(settings: Settings, address: str) -> RunningServer:
         settings.models_dir,
         urgent_threshold=settings.urgent_review_threshold,
         review_file=settings.urgent_review_file,
+        knowledge_base=settings.knowledge_base,
+        bot_min_confidence=settings.bot_min_confidence,
     )
     servicer = ClassifierServicer(settings, triager)
     return await start_server(

@@ -66,8 +66,8 @@ _NOT_A_QUESTION = abstention("not_a_question")
 Vectorize = Callable[[Sequence[str]], "sp.csr_matrix"]
 
 # The classifier head's confidence at or above which the bot answers: the lowest of bot-eval's curve whose
-# precision reached 0.96 (0.95 and a margin) on banking77's training split (a knowledge base of 10 questions per
-# intent, queries from the rest of that split, team-written out-of-scope questions); its test split is
+# precision reached 0.96 (0.95 and a margin) on banking77's training split (a knowledge base of 10 questions
+# per intent, queries from the rest of that split, team-written out-of-scope questions); its test split is
 # reported in the model card.
 CLASSIFIER_THRESHOLD = 0.5
 

@@ -28,12 +28,16 @@ def train(
     models: Path | None = typer.Option(
         None, "--models", help="Output folder (default: settings.models_dir)."
     ),
+    corrections: bool = typer.Option(
+        False, "--corrections", help="Add the agents' triage corrections (from REDIS_URL) as hand labels."
+    ),
 ) -> None:
     """Build intent.skops, topic.skops, metrics.json and model_card.md from the data sets."""
     from parley.classifier.train import train as run
 
     if not data.is_dir():
         raise typer.BadParameter(f"{data} is not a folder", param_hint="--data")
+    fixes = _load_corrections() if corrections else None
     with Progress(
         SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console
     ) as bar:
@@ -43,12 +47,33 @@ def train(
             bar.console.log(message)
             bar.update(task, description=message)
 
-        metrics = run(data, _models_dir(models), progress)
+        metrics = run(data, _models_dir(models), progress, fixes)
     s = metrics["summary"]
     console.print(
         f"intent macro-F1 {s['macro_f1']:.3f} (model alone {s['model_macro_f1']:.3f}), "
         f"urgent recall {s['urgent_recall']:.3f}, topic macro-F1 {s['topic_macro_f1']:.3f}"
     )
+
+
+def _load_corrections() -> list[dict]:
+    """Every desk correction as a hand label, read from the suite's Redis (REDIS_URL)."""
+    import asyncio
+
+    from parley.corrections import hand_labels
+    from parley.store import connect, keys_for
+
+    settings = Settings()
+    if not settings.redis_url:
+        raise typer.BadParameter("set REDIS_URL to the suite's Redis", param_hint="--corrections")
+
+    async def read() -> list[dict]:
+        redis = connect(settings)
+        try:
+            return await hand_labels(redis, keys_for(settings))
+        finally:
+            await redis.aclose()
+
+    return asyncio.run(read())
 
 
 @commands.command("eval")

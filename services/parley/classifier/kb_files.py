@@ -11,8 +11,8 @@ from pathlib import Path
 import yaml
 
 from parley.classifier.knowledge import CHANNELS, Answer
+from parley.classifier.labels import TOPICS
 
-TOPICS = ("billing", "orders_delivery", "account_access", "technical", "travel", "general")
 REQUIRED_COLUMNS = ("intent", "question", "answer")
 
 

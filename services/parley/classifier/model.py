@@ -34,9 +34,8 @@ from parley.classifier import batch, review, rules
 from parley.classifier import entities as entities_mod
 from parley.classifier import language as language_mod
 from parley.classifier.knowledge import BotAnswer, KnowledgeBase, KnowledgeSource
-
-INTENTS = ("praise", "question", "complaint", "urgent", "other")
-TOPICS = ("billing", "orders_delivery", "account_access", "technical", "travel", "general")
+from parley.classifier.labels import INTENTS as INTENTS
+from parley.classifier.labels import TOPICS as TOPICS
 
 # Every type the saved pipelines may contain; skops refuses to load anything else.
 TRUSTED_TYPES = [

@@ -494,11 +494,38 @@ def _save_models(intent: Pipeline, topic: Pipeline, out_dir: Path, version: str)
     (out_dir / "metrics.json").write_text(json.dumps({"model_version": version}))
 
 
-def train(data_dir: Path, out_dir: Path, progress: Progress = lambda _: None) -> dict:
-    """Build the intent and topic models from `data_dir` into `out_dir`; return the metrics written."""
+def correction_rows(corrections: list[dict], out_dir: Path, weight: float) -> list[Row]:
+    """Desk corrections as hand-labelled rows; their labels (without the texts, which are customers' messages
+    and stay in the deployment's store) are written to labels/corrections_train.csv with their source."""
+    path = out_dir / "labels" / "corrections_train.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(("dataset", "id", "intent", "topic", "source"))
+        w.writerows((c["dataset"], c["id"], c["intent"], c["topic"], c["source"]) for c in corrections)
+    return [
+        Row("corrections", c["id"], c["text"], c["intent"], c["topic"] or "general", weight)
+        for c in corrections
+    ]
+
+
+def train(
+    data_dir: Path,
+    out_dir: Path,
+    progress: Progress = lambda _: None,
+    corrections: list[dict] | None = None,
+) -> dict:
+    """Build the intent and topic models from `data_dir` (and desk corrections, if given) into `out_dir`;
+    return the metrics written."""
     data_dir, out_dir = Path(data_dir), Path(out_dir)
     mapping = yaml.safe_load((out_dir / "label_mapping.yaml").read_text())
+    previous_path = out_dir / "metrics.json"
+    previous = json.loads(previous_path.read_text()) if previous_path.exists() else {}
     rows, stats = load_rows(data_dir, out_dir, progress)
+    if corrections:
+        rows += correction_rows(corrections, out_dir, mapping["hand_label_weight"])
+        stats["corrections"] = len(corrections)
+        progress(f"{len(corrections)} desk corrections added as hand labels")
     split = mapping["split"]
     test = [r for r in rows if in_test(r, split["test_fraction"], split["seed"])]
     train_rows = [r for r in rows if not in_test(r, split["test_fraction"], split["seed"])]
@@ -570,6 +597,13 @@ def train(data_dir: Path, out_dir: Path, progress: Progress = lambda _: None) ->
                 "heldout_ece": hand["calibration"]["ece"],
             }
         )
+    if previous.get("summary"):
+        # How the model changed since the one it replaces (on the same held-out files, when both had them).
+        metrics["previous"] = {
+            "model_version": previous.get("model_version", ""),
+            "summary": previous["summary"],
+            "urgent_review": previous.get("hand_heldout", {}).get("urgent_review", {}).get("unseen"),
+        }
     speed_path = out_dir / "speed.json"
     if speed_path.exists():
         metrics["speed"] = json.loads(speed_path.read_text())

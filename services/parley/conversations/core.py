@@ -29,6 +29,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from parley import corrections
 from parley.clock import Clock, from_timestamp, to_timestamp
 from parley.config import Settings
 from parley.events import EventRecord, add_to_pipeline
@@ -978,7 +979,8 @@ class Conversations:
             pipe.hgetall(k.routing(cid))
             pipe.lrange(k.transitions(cid), 0, -1)
             pipe.zrange(k.agents(cid), 0, -1)
-            meta, ids, bodies, roles, triages, routings, transitions, agents = await pipe.execute()
+            pipe.lrange(k.corrections(cid), 0, -1)
+            meta, ids, bodies, roles, triages, routings, transitions, agents, fixes = await pipe.execute()
         if not meta:
             raise NotFound(f"conversation {cid} not found")
         meta = {_text(a): b for a, b in meta.items()}
@@ -1022,6 +1024,7 @@ class Conversations:
         conv.reopen_count = int(text_meta.get("reopen_count") or 0)
         conv.previous_conversation_id = text_meta.get("previous", "")
         conv.agents.extend(_text(a) for a in agents)
+        conv.corrections.extend(corrections.from_json(raw) for raw in fixes)
         conv.metrics.CopyFrom(conversation_metrics(text_meta, len(ids), len(agents), self.clock.now()))
         if text_meta.get("owner_person"):
             with contextlib.suppress(NotFound):
@@ -1085,16 +1088,19 @@ class Conversations:
                 pipe.hmget(k.meta(cid), METRIC_FIELDS)
                 pipe.zcard(k.messages(cid))
                 pipe.zcard(k.agents(cid))
+                pipe.llen(k.corrections(cid))
             rows = await pipe.execute()
         groups: dict[str, list[conversations_pb2.ConversationMetrics]] = {}
+        fixed: dict[str, int] = {}
         for j in range(len(cids)):
-            row = {f: _text(v) for f, v in zip(METRIC_FIELDS, rows[3 * j], strict=True) if v is not None}
+            row = {f: _text(v) for f, v in zip(METRIC_FIELDS, rows[4 * j], strict=True) if v is not None}
             if not row.get("channel"):
                 continue
             key = _group_key(group_by, row)
             groups.setdefault(key, []).append(
-                conversation_metrics(row, rows[3 * j + 1], rows[3 * j + 2], now)
+                conversation_metrics(row, rows[4 * j + 1], rows[4 * j + 2], now)
             )
+            fixed[key] = fixed.get(key, 0) + rows[4 * j + 3]
         out = []
         for key, items in sorted(groups.items()):
 
@@ -1116,6 +1122,7 @@ class Conversations:
                     moved_to_private=sum(1 for m in items if m.moved_to_private),
                     sla_met=sum(1 for m in items if m.sla == conversations_pb2.SLA_STATUS_MET),
                     sla_missed=sum(1 for m in items if m.sla == conversations_pb2.SLA_STATUS_MISSED),
+                    triage_corrections=fixed[key],
                 )
             )
         return out

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
+from parley.corrections import corrections_key
 from parley.store import Keys
 
 
@@ -59,13 +60,27 @@ class ConversationKeys:
         """Sorted set: agent id by when it first touched the conversation."""
         return self.keys.conversation_part(cid, "agents")
 
+    def corrections(self, cid: str) -> str:
+        """List: corrections of its messages' triage (written by the router's desk API)."""
+        return corrections_key(self.keys, cid)
+
     def events_applied(self, cid: str) -> str:
         """Ids of the lifecycle events already applied (the follower is at-least-once)."""
         return self.keys.conversation_part(cid, "events")
 
     def parts(self, cid: str) -> list[str]:
         """Every key of a conversation but its record."""
-        names = ("bodies", "roles", "inbound", "texts", "triage", "routing", "applied", "transitions")
+        names = (
+            "bodies",
+            "roles",
+            "inbound",
+            "texts",
+            "triage",
+            "routing",
+            "applied",
+            "transitions",
+            "corrections",
+        )
         return [self.messages(cid), *(self.keys.conversation_part(cid, n) for n in names)] + [
             self.agents(cid),
             self.events_applied(cid),

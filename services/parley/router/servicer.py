@@ -8,7 +8,9 @@ import grpc
 
 from parley.clock import to_timestamp
 from parley.config import Settings
+from parley.messages import INTENT_NAMES
 from parley.router.core import Router
+from parley.router.corrections import Corrections
 from parley.rpc import FailedPrecondition, InvalidArgument, NotFound, abort_for, mapped_errors
 from parley.v1 import common_pb2, router_pb2, router_pb2_grpc
 
@@ -45,6 +47,7 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
         self.settings = settings
         self.router = router
         self.watch_block_ms = watch_block_ms
+        self.corrections = Corrections(router.redis, router.keys, router.clock, settings.events_maxlen)
 
     def _validator(self) -> Validator:
         return Validator(self.settings)
@@ -213,3 +216,28 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
             teams=len(policy.teams),
             rules=len(policy.rules),
         )
+
+    @mapped_errors
+    async def CorrectTriage(
+        self, request: router_pb2.CorrectTriageRequest, context: grpc.aio.ServicerContext
+    ) -> router_pb2.CorrectTriageResponse:
+        v = self._validator()
+        v.id("conversation_id", request.conversation_id)
+        v.id("message_id", request.message_id)
+        v.id("agent_id", request.agent_id)
+        if request.intent and request.intent not in INTENT_NAMES:
+            v.add("intent", "unknown intent")
+        if len(request.note) > self.settings.max_text_chars:
+            v.add("note", f"longer than {self.settings.max_text_chars} characters")
+        v.check()
+        correction = await self.corrections.correct(
+            request.conversation_id,
+            request.message_id,
+            request.agent_id,
+            supervisor=request.supervisor,
+            intent=INTENT_NAMES.get(request.intent, ""),
+            topic=request.topic,
+            urgent=request.urgent if request.HasField("urgent") else None,
+            note=request.note,
+        )
+        return router_pb2.CorrectTriageResponse(correction=correction)

@@ -214,6 +214,32 @@ class Triage(_message.Message):
     review_reasons: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, message_id: _Optional[str] = ..., intent: _Optional[_Union[Intent, str]] = ..., scores: _Optional[_Iterable[_Union[IntentScore, _Mapping]]] = ..., topic: _Optional[str] = ..., topic_confidence: _Optional[float] = ..., urgency_reasons: _Optional[_Iterable[str]] = ..., entities: _Optional[_Iterable[_Union[Entity, _Mapping]]] = ..., explanation: _Optional[_Union[Explanation, _Mapping]] = ..., bot_answer: _Optional[_Union[BotAnswer, _Mapping]] = ..., model_intent: _Optional[_Union[Intent, str]] = ..., language: _Optional[str] = ..., urgent_review: _Optional[bool] = ..., review_reasons: _Optional[_Iterable[str]] = ...) -> None: ...
 
+class TriageCorrection(_message.Message):
+    __slots__ = ("message_id", "intent", "topic", "urgent", "corrected_by", "by_supervisor", "corrected_at", "note", "previous_intent", "previous_topic", "previous_urgent_review")
+    MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    INTENT_FIELD_NUMBER: _ClassVar[int]
+    TOPIC_FIELD_NUMBER: _ClassVar[int]
+    URGENT_FIELD_NUMBER: _ClassVar[int]
+    CORRECTED_BY_FIELD_NUMBER: _ClassVar[int]
+    BY_SUPERVISOR_FIELD_NUMBER: _ClassVar[int]
+    CORRECTED_AT_FIELD_NUMBER: _ClassVar[int]
+    NOTE_FIELD_NUMBER: _ClassVar[int]
+    PREVIOUS_INTENT_FIELD_NUMBER: _ClassVar[int]
+    PREVIOUS_TOPIC_FIELD_NUMBER: _ClassVar[int]
+    PREVIOUS_URGENT_REVIEW_FIELD_NUMBER: _ClassVar[int]
+    message_id: str
+    intent: Intent
+    topic: str
+    urgent: bool
+    corrected_by: str
+    by_supervisor: bool
+    corrected_at: _timestamp_pb2.Timestamp
+    note: str
+    previous_intent: Intent
+    previous_topic: str
+    previous_urgent_review: bool
+    def __init__(self, message_id: _Optional[str] = ..., intent: _Optional[_Union[Intent, str]] = ..., topic: _Optional[str] = ..., urgent: _Optional[bool] = ..., corrected_by: _Optional[str] = ..., by_supervisor: _Optional[bool] = ..., corrected_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., note: _Optional[str] = ..., previous_intent: _Optional[_Union[Intent, str]] = ..., previous_topic: _Optional[str] = ..., previous_urgent_review: _Optional[bool] = ...) -> None: ...
+
 class RoutingDecision(_message.Message):
     __slots__ = ("conversation_id", "message_id", "action", "team", "tier", "agent_id", "priority", "rule", "reason", "sla_due_at", "bot_reply_text", "decided_at", "bot_answer_id")
     CONVERSATION_ID_FIELD_NUMBER: _ClassVar[int]

@@ -145,7 +145,7 @@ class Transition(_message.Message):
     def __init__(self, state: _Optional[_Union[ConversationState, str]] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class Conversation(_message.Message):
-    __slots__ = ("conversation_id", "channel", "brand_account_id", "state", "owner", "participants", "messages", "transitions", "opened_at", "updated_at", "intent", "topic", "moved_to_private", "reopen_count", "previous_conversation_id", "profile", "metrics", "agents")
+    __slots__ = ("conversation_id", "channel", "brand_account_id", "state", "owner", "participants", "messages", "transitions", "opened_at", "updated_at", "intent", "topic", "moved_to_private", "reopen_count", "previous_conversation_id", "profile", "metrics", "agents", "corrections")
     CONVERSATION_ID_FIELD_NUMBER: _ClassVar[int]
     CHANNEL_FIELD_NUMBER: _ClassVar[int]
     BRAND_ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
@@ -164,6 +164,7 @@ class Conversation(_message.Message):
     PROFILE_FIELD_NUMBER: _ClassVar[int]
     METRICS_FIELD_NUMBER: _ClassVar[int]
     AGENTS_FIELD_NUMBER: _ClassVar[int]
+    CORRECTIONS_FIELD_NUMBER: _ClassVar[int]
     conversation_id: str
     channel: _common_pb2.Channel
     brand_account_id: str
@@ -182,7 +183,8 @@ class Conversation(_message.Message):
     profile: CustomerProfile
     metrics: ConversationMetrics
     agents: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, conversation_id: _Optional[str] = ..., channel: _Optional[_Union[_common_pb2.Channel, str]] = ..., brand_account_id: _Optional[str] = ..., state: _Optional[_Union[ConversationState, str]] = ..., owner: _Optional[_Union[_common_pb2.Author, _Mapping]] = ..., participants: _Optional[_Iterable[_Union[Participant, _Mapping]]] = ..., messages: _Optional[_Iterable[_Union[ConversationMessage, _Mapping]]] = ..., transitions: _Optional[_Iterable[_Union[Transition, _Mapping]]] = ..., opened_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., intent: _Optional[_Union[_common_pb2.Intent, str]] = ..., topic: _Optional[str] = ..., moved_to_private: _Optional[bool] = ..., reopen_count: _Optional[int] = ..., previous_conversation_id: _Optional[str] = ..., profile: _Optional[_Union[CustomerProfile, _Mapping]] = ..., metrics: _Optional[_Union[ConversationMetrics, _Mapping]] = ..., agents: _Optional[_Iterable[str]] = ...) -> None: ...
+    corrections: _containers.RepeatedCompositeFieldContainer[_common_pb2.TriageCorrection]
+    def __init__(self, conversation_id: _Optional[str] = ..., channel: _Optional[_Union[_common_pb2.Channel, str]] = ..., brand_account_id: _Optional[str] = ..., state: _Optional[_Union[ConversationState, str]] = ..., owner: _Optional[_Union[_common_pb2.Author, _Mapping]] = ..., participants: _Optional[_Iterable[_Union[Participant, _Mapping]]] = ..., messages: _Optional[_Iterable[_Union[ConversationMessage, _Mapping]]] = ..., transitions: _Optional[_Iterable[_Union[Transition, _Mapping]]] = ..., opened_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., intent: _Optional[_Union[_common_pb2.Intent, str]] = ..., topic: _Optional[str] = ..., moved_to_private: _Optional[bool] = ..., reopen_count: _Optional[int] = ..., previous_conversation_id: _Optional[str] = ..., profile: _Optional[_Union[CustomerProfile, _Mapping]] = ..., metrics: _Optional[_Union[ConversationMetrics, _Mapping]] = ..., agents: _Optional[_Iterable[str]] = ..., corrections: _Optional[_Iterable[_Union[_common_pb2.TriageCorrection, _Mapping]]] = ...) -> None: ...
 
 class ConversationMetrics(_message.Message):
     __slots__ = ("first_response_seconds", "bot_first_response_seconds", "human_first_response_seconds", "handling_seconds", "resolution_seconds", "messages", "agents_touched", "reopen_count", "moved_to_private", "sla", "sla_due_at")
@@ -355,7 +357,7 @@ class Distribution(_message.Message):
     def __init__(self, count: _Optional[int] = ..., mean: _Optional[float] = ..., p50: _Optional[float] = ..., p90: _Optional[float] = ..., p99: _Optional[float] = ...) -> None: ...
 
 class MetricsGroup(_message.Message):
-    __slots__ = ("key", "conversations", "first_response_seconds", "bot_first_response_seconds", "human_first_response_seconds", "handling_seconds", "resolution_seconds", "messages", "agents_touched", "reopened", "moved_to_private", "sla_met", "sla_missed")
+    __slots__ = ("key", "conversations", "first_response_seconds", "bot_first_response_seconds", "human_first_response_seconds", "handling_seconds", "resolution_seconds", "messages", "agents_touched", "reopened", "moved_to_private", "sla_met", "sla_missed", "triage_corrections")
     KEY_FIELD_NUMBER: _ClassVar[int]
     CONVERSATIONS_FIELD_NUMBER: _ClassVar[int]
     FIRST_RESPONSE_SECONDS_FIELD_NUMBER: _ClassVar[int]
@@ -369,6 +371,7 @@ class MetricsGroup(_message.Message):
     MOVED_TO_PRIVATE_FIELD_NUMBER: _ClassVar[int]
     SLA_MET_FIELD_NUMBER: _ClassVar[int]
     SLA_MISSED_FIELD_NUMBER: _ClassVar[int]
+    TRIAGE_CORRECTIONS_FIELD_NUMBER: _ClassVar[int]
     key: str
     conversations: int
     first_response_seconds: Distribution
@@ -382,7 +385,8 @@ class MetricsGroup(_message.Message):
     moved_to_private: int
     sla_met: int
     sla_missed: int
-    def __init__(self, key: _Optional[str] = ..., conversations: _Optional[int] = ..., first_response_seconds: _Optional[_Union[Distribution, _Mapping]] = ..., bot_first_response_seconds: _Optional[_Union[Distribution, _Mapping]] = ..., human_first_response_seconds: _Optional[_Union[Distribution, _Mapping]] = ..., handling_seconds: _Optional[_Union[Distribution, _Mapping]] = ..., resolution_seconds: _Optional[_Union[Distribution, _Mapping]] = ..., messages: _Optional[_Union[Distribution, _Mapping]] = ..., agents_touched: _Optional[_Union[Distribution, _Mapping]] = ..., reopened: _Optional[int] = ..., moved_to_private: _Optional[int] = ..., sla_met: _Optional[int] = ..., sla_missed: _Optional[int] = ...) -> None: ...
+    triage_corrections: int
+    def __init__(self, key: _Optional[str] = ..., conversations: _Optional[int] = ..., first_response_seconds: _Optional[_Union[Distribution, _Mapping]] = ..., bot_first_response_seconds: _Optional[_Union[Distribution, _Mapping]] = ..., human_first_response_seconds: _Optional[_Union[Distribution, _Mapping]] = ..., handling_seconds: _Optional[_Union[Distribution, _Mapping]] = ..., resolution_seconds: _Optional[_Union[Distribution, _Mapping]] = ..., messages: _Optional[_Union[Distribution, _Mapping]] = ..., agents_touched: _Optional[_Union[Distribution, _Mapping]] = ..., reopened: _Optional[int] = ..., moved_to_private: _Optional[int] = ..., sla_met: _Optional[int] = ..., sla_missed: _Optional[int] = ..., triage_corrections: _Optional[int] = ...) -> None: ...
 
 class GetMetricsResponse(_message.Message):
     __slots__ = ("groups",)

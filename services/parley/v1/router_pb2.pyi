@@ -297,6 +297,32 @@ class GetRoutingAuditResponse(_message.Message):
     entries: _containers.RepeatedCompositeFieldContainer[RoutingAudit]
     def __init__(self, entries: _Optional[_Iterable[_Union[RoutingAudit, _Mapping]]] = ...) -> None: ...
 
+class CorrectTriageRequest(_message.Message):
+    __slots__ = ("conversation_id", "message_id", "agent_id", "supervisor", "intent", "topic", "urgent", "note")
+    CONVERSATION_ID_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    AGENT_ID_FIELD_NUMBER: _ClassVar[int]
+    SUPERVISOR_FIELD_NUMBER: _ClassVar[int]
+    INTENT_FIELD_NUMBER: _ClassVar[int]
+    TOPIC_FIELD_NUMBER: _ClassVar[int]
+    URGENT_FIELD_NUMBER: _ClassVar[int]
+    NOTE_FIELD_NUMBER: _ClassVar[int]
+    conversation_id: str
+    message_id: str
+    agent_id: str
+    supervisor: bool
+    intent: _common_pb2.Intent
+    topic: str
+    urgent: bool
+    note: str
+    def __init__(self, conversation_id: _Optional[str] = ..., message_id: _Optional[str] = ..., agent_id: _Optional[str] = ..., supervisor: _Optional[bool] = ..., intent: _Optional[_Union[_common_pb2.Intent, str]] = ..., topic: _Optional[str] = ..., urgent: _Optional[bool] = ..., note: _Optional[str] = ...) -> None: ...
+
+class CorrectTriageResponse(_message.Message):
+    __slots__ = ("correction",)
+    CORRECTION_FIELD_NUMBER: _ClassVar[int]
+    correction: _common_pb2.TriageCorrection
+    def __init__(self, correction: _Optional[_Union[_common_pb2.TriageCorrection, _Mapping]] = ...) -> None: ...
+
 class ReloadPolicyRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...

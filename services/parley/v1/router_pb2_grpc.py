@@ -95,6 +95,11 @@ class RouterServiceStub:
                 request_serializer=parley_dot_v1_dot_router__pb2.ReloadPolicyRequest.SerializeToString,
                 response_deserializer=parley_dot_v1_dot_router__pb2.ReloadPolicyResponse.FromString,
                 _registered_method=True)
+        self.CorrectTriage = channel.unary_unary(
+                '/parley.v1.RouterService/CorrectTriage',
+                request_serializer=parley_dot_v1_dot_router__pb2.CorrectTriageRequest.SerializeToString,
+                response_deserializer=parley_dot_v1_dot_router__pb2.CorrectTriageResponse.FromString,
+                _registered_method=True)
 
 
 class RouterServiceServicer:
@@ -185,6 +190,14 @@ class RouterServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CorrectTriage(self, request, context):
+        """Corrects the intent, topic or urgency of a message: by the agent the conversation is assigned to, or by
+        a supervisor on any conversation. Stored with who and when; training can learn from it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RouterServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -247,6 +260,11 @@ def add_RouterServiceServicer_to_server(servicer, server):
                     servicer.ReloadPolicy,
                     request_deserializer=parley_dot_v1_dot_router__pb2.ReloadPolicyRequest.FromString,
                     response_serializer=parley_dot_v1_dot_router__pb2.ReloadPolicyResponse.SerializeToString,
+            ),
+            'CorrectTriage': grpc.unary_unary_rpc_method_handler(
+                    servicer.CorrectTriage,
+                    request_deserializer=parley_dot_v1_dot_router__pb2.CorrectTriageRequest.FromString,
+                    response_serializer=parley_dot_v1_dot_router__pb2.CorrectTriageResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -574,6 +592,33 @@ class RouterService:
             '/parley.v1.RouterService/ReloadPolicy',
             parley_dot_v1_dot_router__pb2.ReloadPolicyRequest.SerializeToString,
             parley_dot_v1_dot_router__pb2.ReloadPolicyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CorrectTriage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/parley.v1.RouterService/CorrectTriage',
+            parley_dot_v1_dot_router__pb2.CorrectTriageRequest.SerializeToString,
+            parley_dot_v1_dot_router__pb2.CorrectTriageResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -23,7 +23,7 @@ import yaml
 from sklearn.metrics import cohen_kappa_score, confusion_matrix, precision_recall_fscore_support
 from sklearn.pipeline import Pipeline
 
-from parley.classifier import review_eval
+from parley.classifier import card_triage, review_eval
 from parley.classifier.model import (
     INTENTS,
     TOPICS,
@@ -43,6 +43,7 @@ LICENSES = {
     "bitext": "CDLA-Sharing-1.0 as declared for the Bitext family (the sample states none; verify)",
     "twcs": "CC BY-NC-SA 4.0 (Thought Vector Customer Support on Twitter)",
     "examples": "Apache-2.0 (written by the Parley team)",
+    "corrections": "the deployment's own traffic (its texts stay in its store, never in the project)",
 }
 
 SOURCE_USE = {
@@ -51,9 +52,13 @@ SOURCE_USE = {
         "(models/labels/airline_*_train.csv) override"
     ),
     "banking77": "question; security and loss categories→urgent; failure reports→complaint",
-    "bitext": "question; complaint→complaint; review rows → question/complaint/praise by wording",
+    "bitext": (
+        "question; complaint, payment_issue, registration_problems→complaint; review rows → "
+        "question/complaint/praise by wording"
+    ),
     "twcs": "only the hand-labelled tweets (models/labels)",
     "examples": "team-written messages: other, urgent cases, praise and complaints outside airlines",
+    "corrections": "agents' desk corrections as hand labels, with `parley train --corrections` only",
 }
 
 
@@ -548,6 +553,7 @@ def train(
         "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "data": stats,
         "source_shares": mapping.get("source_shares", {}),
+        "off_domain": mapping.get("off_domain", {}),
         "train_rows": len(train_rows),
         "test_rows": len(test),
         "train_label_counts": dict(Counter(r.intent for r in train_rows)),
@@ -937,7 +943,7 @@ def wilson_interval(successes: int, trials: int, z: float = 1.96) -> tuple[float
     return float(centre - half), float(centre + half)
 
 
-def targets_table(metrics: dict) -> str:
+def targets_table(metrics: dict, models_dir: Path | None = None) -> str:
     rows = ["| target | goal | measured | |", "|---|---|---|---|"]
 
     def row(
@@ -989,7 +995,7 @@ def targets_table(metrics: dict) -> str:
         else:
             row("in-process batched classification", 20000, speed["in_process_per_s"], "{:,.0f}", " msg/s")
         row("Classify RPC", 5000, speed.get("rpc_per_s"), "{:,.0f}", " msg/s")
-    return "\n".join(rows)
+    return "\n".join(rows + (card_triage.target_rows(metrics, models_dir) if models_dir else []))
 
 
 def _rules_table(report: dict) -> str:
@@ -1144,7 +1150,7 @@ Version `{metrics["model_version"]}`, trained {metrics["trained_at"]} by `parley
 
 ## Targets
 
-{targets_table(metrics)}
+{targets_table(metrics, out_dir)}
 
 ## Models
 - **intent** (`intent.skops`): TF-IDF over word 1–2-grams (words, "?" and "!" as tokens) → multinomial
@@ -1163,8 +1169,12 @@ Version `{metrics["model_version"]}`, trained {metrics["trained_at"]} by `parley
   Luhn-checked payment cards, mod-97-checked IBANs, flight numbers, URLs, handles, street addresses with
   the number first or the street first, with ZIP codes, UK and continental postcodes); no statistical
   model.
-- **knowledge base** (`knowledge_base.yaml`, by the team): retrieval by cosine similarity, abstains below a
+- **knowledge base** (`knowledge_base.yaml`, by the team, or a brand's CSV or YAML set by
+  `PARLEY_KNOWLEDGE_BASE`): the team's YAML retrieves by cosine similarity; a brand's CSV by a classifier
+  head over its example questions (see "The bot on a brand's knowledge base"); both abstain below a
   threshold.
+- **urgent review** (`review.py`, cues in `urgent_review.yaml`): the `urgent_review` flag (see "Urgent
+  review").
 - Artifacts are saved with skops and loaded with an explicit list of trusted types (no pickle).
 - Serving computes the same TF-IDF matrix as scikit-learn with a batched implementation (checked equal in the
   tests), and runs rules, entity patterns and the knowledge base only on the messages that need them. Which
@@ -1184,8 +1194,12 @@ Rows mapped: {d["rows_mapped"]}; hand labels used for training: {d["hand_labels_
 never trained on: {d["hand_labels_heldout"]}); after de-duplication on normalised text (before the split):
 {d["rows"]} rows ({d["conflicting_texts_dropped"]} texts with conflicting labels dropped).
 Each source carries a share of the total training weight ({shares}), so the real social-media rows dominate
-the two large non-social sets. Split: a stable hash of (dataset, id) holds out 20%: {metrics["train_rows"]}
-train, {metrics["test_rows"]} test. Train label counts: {json.dumps(metrics["train_label_counts"])}.
+the two large non-social sets. The off-domain sets (banking77, bitext, the team's examples) are trained as
+addressed to the brand ("@brand …", as 95% of real messages are) and together carry at most
+{metrics.get("off_domain", {}).get("max_class_share", "–")} of any class's weight. Bitext's payment and
+sign-up problem reports map to `complaint` (LABELS.md).
+Split: a stable hash of (dataset, id) holds out 20%: {metrics["train_rows"]} train,
+{metrics["test_rows"]} test. Train label counts: {json.dumps(metrics["train_label_counts"])}.
 
 ## Metrics on the hand-labelled held-out set (real traffic — the yardstick)
 
@@ -1218,7 +1232,7 @@ are not social traffic: this split flatters the model; the hand-labelled set abo
 ## The bot's answers
 
 {bot_text}
-## Speed
+{card_triage.sections(metrics, out_dir)}## Speed
 
 {speed_text}
 Wall-clock figures depend on the machine and its load. The same serving code measured 14,518 messages/s
@@ -1237,6 +1251,10 @@ parley train --data ../shared/data          # every model, metrics.json, this ca
 parley eval --data FILE.csv [--json]        # text,label CSV
 parley classify --input FILE.csv --output FILE.jsonl
 parley classify-bench --write               # speed figures into speed.json and this card
+parley train --data ../shared/data --corrections   # also the agents' desk corrections (REDIS_URL)
+scripts/learning-curve --data ../shared/data > models/learning_curve.jsonl
+scripts/bot-eval-banking77 --out /tmp/b77 && parley bot-eval --kb /tmp/b77/kb.csv --data /tmp/b77/test.csv \
+  --output /tmp/b77/pred.jsonl --json > models/bot_eval/banking77_test.json
 ```
 
 ## Changes measured on the held-out set

@@ -164,24 +164,8 @@ class KnowledgeBase:
 
     @classmethod
     def from_yaml(cls, path: Path, vectorize: Vectorize | None = None) -> KnowledgeBase:
-        doc = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-        answers = []
-        for entry in doc["answers"]:
-            channels = tuple(entry.get("channels") or CHANNELS)
-            unknown = set(channels) - set(CHANNELS)
-            if unknown:
-                raise ValueError(f"answer {entry['id']}: unknown channels {sorted(unknown)}")
-            answers.append(
-                Answer(
-                    entry["id"],
-                    entry["topic"],
-                    channels,
-                    entry["answer"].strip(),
-                    tuple(entry["questions"]),
-                    tuple(entry.get("unless") or ()),
-                )
-            )
-        return cls(answers, float(doc.get("threshold", 0.5)), vectorize)
+        """`from_file` for the team's YAML format."""
+        return cls.from_file(path, vectorize)
 
     def scores(
         self, texts: Sequence[str], vectors: sp.csr_matrix | None = None

@@ -1,3 +1,4 @@
+import json
 from pathlib import Path
 
 import numpy as np
@@ -120,3 +121,21 @@ def test_operating_point_is_chosen_on_tuning_files_only() -> None:
     assert report["threshold"] == 0.6
     assert report["unseen"]["recall"] == pytest.approx(2 / 3)
     assert report["tuning"]["flagged_share"] == pytest.approx(0.1)
+
+
+def test_review_flag_reaches_the_proto_and_the_json_lines(triager: Triager, tmp_path: Path) -> None:
+    from parley.classifier.servicer import triage_pb
+    from parley.classifier.train import classify_csv
+
+    [t] = triager.classify([Item("m", "@comcast fix my bill or I'm going to @FTC")])
+    pb = triage_pb(t)
+    assert pb.urgent_review and list(pb.review_reasons) == ["regulator/US: @FTC"]
+    data = tmp_path / "in.csv"
+    data.write_text(
+        "id,text\n1,@comcast fix my bill or I'm going to @FTC\n2,@delta thanks for a lovely flight\n"
+    )
+    out = tmp_path / "out.jsonl"
+    classify_csv(data, out, REPO_ROOT / "models")
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [line["urgent_review"] for line in lines] == [True, False]
+    assert lines[0]["review_reasons"] == ["regulator/US: @FTC"]

@@ -139,3 +139,12 @@ def test_review_flag_reaches_the_proto_and_the_json_lines(triager: Triager, tmp_
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     assert [line["urgent_review"] for line in lines] == [True, False]
     assert lines[0]["review_reasons"] == ["regulator/US: @FTC"]
+
+
+def test_a_question_flagged_for_review_never_goes_to_the_bot() -> None:
+    answered = Triager(REPO_ROOT / "models", urgent_threshold=1.0)
+    flagged = Triager(REPO_ROOT / "models", urgent_threshold=0.0)
+    question = [Item("q", "@AcmeCare what are your customer service opening hours?", "x")]
+    [plain], [review_first] = answered.classify(question), flagged.classify(question)
+    assert plain.intent == "question" and not plain.bot_answer.abstained
+    assert review_first.urgent_review and review_first.bot_answer.abstained

@@ -590,13 +590,6 @@ class Triager:
         topic_idx = p_topic.argmax(axis=1)
         topics = [self.topic.classes[t] for t in topic_idx.tolist()]
         topic_confidences = p_topic[np.arange(len(items)), topic_idx].tolist()
-        answers = self.knowledge.answer_many(
-            texts, finals, [item.channel for item in items], topics, x_intent
-        )
-        # Explanations use the coefficient row of the chosen class, in the classifier's own class order.
-        coef_rows = np.asarray(self._intent_cols)[chosen]
-        features = self.intent.top_features(x_intent, coef_rows, self.top_k)
-        found = entities_mod.extract_many(texts)
         flags, review_reasons = review.flag_many(
             self.review_cues,
             texts,
@@ -605,6 +598,18 @@ class Triager:
             p_intent[:, INTENTS.index("urgent")],
             self.urgent_threshold,
         )
+        # A message that may be urgent goes to a person, never to the bot, whatever its top intent.
+        answers = self.knowledge.answer_many(
+            texts,
+            [f if not flag else "urgent" for f, flag in zip(finals, flags, strict=True)],
+            [item.channel for item in items],
+            topics,
+            x_intent,
+        )
+        # Explanations use the coefficient row of the chosen class, in the classifier's own class order.
+        coef_rows = np.asarray(self._intent_cols)[chosen]
+        features = self.intent.top_features(x_intent, coef_rows, self.top_k)
+        found = entities_mod.extract_many(texts)
         version = self.version
         # Arguments by position, in the order of Triage's fields: by keyword they cost over a microsecond more
         # per message.

@@ -1098,15 +1098,15 @@ Topic on the {hand["topic"]["rows"]} held-out messages with a hand-labelled topi
         hand_text = "No hand-labelled held-out set was present at training time.\n"
     bot = metrics.get("bot")
     if bot:
-        bot_text = f"""The bot answers only messages classified `question` whose best paraphrase reaches
-cosine similarity {bot["threshold"]} in the intent model's TF-IDF space, and only on the channels the
-answer allows. Run over every real customer message in the data folder ({bot["messages"]:,} twcs and airline
-tweets, the held-out ones included), it answered **{bot["answered"]}** of the {bot["predicted_questions"]:,}
-messages it classified as questions (coverage {bot["coverage_of_predicted_questions"]:.2%}). Each answer was
-judged by reading the message against the answer (`models/labels/bot_judgements.csv`): **{bot["correct"]}
-of {bot["judged"]} judged answers resolve the message (precision {_pct(bot["precision"])})**; unjudged
-answers: {len(bot["unjudged"])}. Of the {bot["heldout_questions"]} hand-labelled held-out questions it
-answered {bot["heldout_questions_answered"]}.
+        bot_text = f"""The bot answers only messages classified `question` and not flagged for urgent review
+whose best paraphrase reaches cosine similarity {bot["threshold"]} in the intent model's TF-IDF space, and
+only on the channels the answer allows. Run over every real customer message in the data folder
+({bot["messages"]:,} twcs and airline tweets, the held-out ones included), it answered
+**{bot["answered"]}** of the {bot["predicted_questions"]:,} messages it classified as questions (coverage
+{bot["coverage_of_predicted_questions"]:.2%}). Each answer was judged by reading the message against the
+answer (`models/labels/bot_judgements.csv`): **{bot["correct"]} of {bot["judged"]} judged answers resolve
+the message (precision {_pct(bot["precision"])})**; unjudged answers: {len(bot["unjudged"])}. Of the
+{bot["heldout_questions"]} hand-labelled held-out questions it answered {bot["heldout_questions_answered"]}.
 The team's knowledge base is written for a generic consumer brand, while the real tweets go to dozens of
 specific brands: coverage on them is necessarily tiny. A brand that loads its own answers gets more.
 """

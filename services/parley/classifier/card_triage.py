@@ -170,8 +170,9 @@ A brand brings its answers as a CSV (`intent,question,answer`, optional `topic`,
 questions per intent) or the YAML format, set by `PARLEY_KNOWLEDGE_BASE`, validated with line-numbered errors
 and reloaded when the file changes. A CSV knowledge base retrieves with a classifier head: word 1–2-gram
 and character 2–5-gram TF-IDF fitted on the brand's example questions, multinomial logistic regression over
-its intents; the confidence is the geometric mean of the head's probability and the cosine similarity to
-the chosen intent's nearest example. Urgent and complaint messages never reach the bot.
+its intents; the confidence is the geometric mean of the head's margin (best probability minus the
+runner-up's) and the cosine similarity to the chosen intent's nearest example. Urgent and complaint
+messages, and any flagged for urgent review, never reach the bot.
 
 On banking77 with a knowledge base of 10 training questions per intent ({test["kb_intents"]} intents) and its
 test split ({test["in_scope"]} queries) plus {test["oos"]} team-written out-of-scope questions
@@ -180,12 +181,14 @@ the curve whose precision reached 0.96 on 20 other training questions per intent
 `models/bot_eval/oos_dev.csv`): **precision {_f(test["precision"])}, in-scope coverage
 {_f(test["coverage"])}**, out-of-scope answered {_f(test["oos_answered"])}, best answer right on
 {_f(test["top_intent_accuracy"])} of in-scope queries, {test["lookups_per_second"]:,.0f} lookups/s.{chosen}
+The threshold rule was fixed before the test split was scored; the test split's precision at it falls
+short of the development split's.
 
 | threshold | precision | in-scope coverage | oos answered |
 |---|---|---|---|
 {curve}
 
-Precision 0.95 at coverage 0.80 is not reached: at 0.80 coverage precision is about 0.82. The previous
+Precision 0.95 at coverage 0.80 is not reached: {_near_80(test)} The previous
 retrieval (nearest paraphrase in the intent model's TF-IDF space) picked the right answer for about half
 the queries; this head for {_f(test["top_intent_accuracy"], "{:.0%}")}.
 
@@ -273,3 +276,12 @@ Against `{previous["model_version"]}`, the model this training replaced, on the 
 {chr(10).join(rows)}
 
 """
+
+
+def _near_80(test: dict) -> str:
+    """The curve point whose coverage is nearest the 0.80 target, in words."""
+    point = min(test["curve"], key=lambda c: abs((c["coverage"] or 0) - TARGET_BOT_COVERAGE))
+    return (
+        f"the curve's point nearest 0.80 coverage (threshold {point['threshold']}) answers "
+        f"{_f(point['coverage'])} of in-scope queries at precision {_f(point['precision'])}."
+    )

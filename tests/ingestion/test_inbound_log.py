@@ -80,12 +80,12 @@ async def test_loads_the_script_when_the_server_lacks_it(
     settings: Settings, redis: Redis, keys: Keys
 ) -> None:
     log = InboundLog(settings, redis, keys)
-    real_sha = log._script.sha
+    real_sha = log._append.sha
     # A sha the server has never seen answers NOSCRIPT, as a fresh server does (without flushing the
     # script cache of a Redis others share).
-    log._script.sha = "0" * 40
+    log._append.sha = "0" * 40
     assert await log.append([make("1"), make("1"), make("2")]) == [ACCEPTED, DUPLICATE, ACCEPTED]
-    assert log._script.sha == real_sha
+    assert log._append.sha == real_sha
     assert await log.backlog() == 2
 
 

@@ -29,6 +29,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from parley import lua
 from parley.clock import Clock, from_timestamp, to_timestamp
 from parley.config import Settings
 from parley.events import EventRecord, add_to_pipeline
@@ -38,14 +39,7 @@ from parley.store import Keys, Redis
 from parley.v1 import common_pb2, conversations_pb2
 
 from .profiles import CHANNEL_BY_NAME, Tiers, identity_of
-from .store import (
-    CONTEXT_SCRIPT,
-    EVENT_SCRIPT,
-    OUTCOME_SCRIPT,
-    THREAD_SCRIPT,
-    ConversationKeys,
-    conversation_id_for,
-)
+from .store import ConversationKeys, conversation_id_for
 
 CONTEXT_TURNS = 5
 # How long a reply that arrived before its parent keeps a place for the parent.
@@ -130,6 +124,10 @@ class Conversations:
         self.keys = ConversationKeys(keys)
         self.clock = clock
         self.tiers = Tiers.from_settings(settings)
+        self._thread, self._outcome, self._context, self._event = (
+            lua.register(redis, "parley.conversations", name)
+            for name in ("thread", "outcome", "context", "event")
+        )
 
     def _sent(self, message: common_pb2.InboundMessage, now: float) -> float:
         """A message's time: when it was sent, else when it reached us, else now."""
@@ -144,7 +142,7 @@ class Conversations:
         client splits them by node)."""
         if not self.settings.redis_cluster:
             return list(await self.redis.mget(keys))
-        async with self.redis.pipeline(transaction=False) as pipe:
+        async with lua.pipeline(self.redis) as pipe:
             for key in keys:
                 pipe.get(key)
             return list(await pipe.execute())
@@ -230,7 +228,7 @@ class Conversations:
         # 3. Claim each new message's index, each new thread and each awaited parent, unless a concurrent
         # call got there first.
         fresh = [p for p in placed.values() if not p.existing]
-        async with self.redis.pipeline(transaction=False) as pipe:
+        async with lua.pipeline(self.redis) as pipe:
             for key, cid in threads.items():
                 pipe.set(key, cid, nx=True, get=True)
             for p in fresh:
@@ -269,11 +267,13 @@ class Conversations:
             earliest[p.conversation_id] = min(sent, earliest.get(p.conversation_id, sent))
         history: dict[str, list[str]] = {}
         if existing_cids:
-            async with self.redis.pipeline(transaction=False) as pipe:
+            async with lua.pipeline(self.redis) as pipe:
                 for cid in existing_cids:
                     # Customer turns before the earliest message of this batch in the conversation.
                     before = repr(earliest[cid])
-                    pipe.eval(CONTEXT_SCRIPT, 2, k.inbound(cid), k.texts(cid), before, CONTEXT_TURNS)
+                    await self._context(
+                        keys=[k.inbound(cid), k.texts(cid)], args=[before, CONTEXT_TURNS], client=pipe
+                    )
                 out = await pipe.execute()
             for cid, texts in zip(existing_cids, out, strict=True):
                 history[cid] = [_text(t) for t in reversed(texts)]
@@ -303,7 +303,7 @@ class Conversations:
             by_cid.setdefault(p.conversation_id, []).append(p)
         script_at: dict[str, int] = {}  # conversation id -> position of its script's reply
         held_before = {cid for cid, row in meta.items() if row.get("held")}
-        async with self.redis.pipeline(transaction=False) as pipe:
+        async with lua.pipeline(self.redis) as pipe:
             for p in overwrite:
                 pipe.set(k.message_index(p.message.message_id), p.conversation_id)
                 if p.thread_key:
@@ -329,7 +329,7 @@ class Conversations:
                 for p in group:
                     args += self._message_args(p, now)
                 script_at[cid] = len(pipe)
-                pipe.eval(THREAD_SCRIPT, 7, *k.thread_script_keys(cid), *args)
+                await self._thread(keys=k.thread_script_keys(cid), args=args, client=pipe)
                 sent_open = self._sent(opener.message, now)
                 if owner_person:
                     pipe.zadd(k.profile_conversations(owner_person), {cid: sent_open}, nx=True)
@@ -380,7 +380,7 @@ class Conversations:
             if await self._merge(src, dst):
                 final[src] = dst
         if merges:
-            async with self.redis.pipeline(transaction=False) as pipe:
+            async with lua.pipeline(self.redis) as pipe:
                 for p in placed.values():
                     if known.get(k.awaiting(p.message.message_id)) in merges:
                         pipe.delete(k.awaiting(p.message.message_id))
@@ -425,7 +425,7 @@ class Conversations:
             elif parent_cid := known.get(self.keys.message_index(parent)):
                 stored.append((m.message_id, parent_cid, parent))
         if stored:
-            async with self.redis.pipeline(transaction=False) as pipe:
+            async with lua.pipeline(self.redis) as pipe:
                 for _, parent_cid, parent in stored:
                     pipe.hget(self.keys.bodies(parent_cid), parent)
                 bodies = await pipe.execute()
@@ -498,7 +498,7 @@ class Conversations:
                 found[person] = (cid, float(at))
         if not found:
             return {}
-        async with self.redis.pipeline(transaction=False) as pipe:
+        async with lua.pipeline(self.redis) as pipe:
             for cid, _ in found.values():
                 pipe.hmget(k.meta(cid), ["state", "brand_account_id", "merged_into"])
             rows = dict(zip(found, await pipe.execute(), strict=True))
@@ -562,7 +562,7 @@ class Conversations:
             )
             if not todo:
                 break
-            async with self.redis.pipeline(transaction=False) as pipe:
+            async with lua.pipeline(self.redis) as pipe:
                 for cid in todo:
                     pipe.hmget(k.meta(cid), fields)
                 rows = await pipe.execute()
@@ -630,7 +630,7 @@ class Conversations:
             return
         k = self.keys
         events = []
-        async with self.redis.pipeline(transaction=False) as pipe:
+        async with lua.pipeline(self.redis) as pipe:
             for cid, flat in changes:
                 for j in range(0, len(flat), 3):
                     old, new, at = int(flat[j] or 0), int(flat[j + 1]), float(flat[j + 2])
@@ -648,7 +648,7 @@ class Conversations:
         as a pointer to `dst`. Idempotent: a merged conversation is not merged again."""
         k = self.keys
         src, dst = await self._current(src), await self._current(dst)
-        async with self.redis.pipeline(transaction=False) as pipe:
+        async with lua.pipeline(self.redis) as pipe:
             pipe.hgetall(k.meta(src))
             pipe.hgetall(k.bodies(src))
             pipe.hgetall(k.triage(src))
@@ -673,12 +673,12 @@ class Conversations:
             else:
                 owner = owner or p.message.author.id
                 p.role = ROLE_OWNER if p.message.author.id == owner else ROLE_PARTICIPANT
-        async with self.redis.pipeline(transaction=False) as pipe:
+        async with lua.pipeline(self.redis) as pipe:
             args: list[str | bytes | float] = [repr(now), 0, "", repr(now), STATE_NEW, len(placements)]
             args += [0, "", "", ""]
             for p in placements:
                 args += self._message_args(p, now)
-            pipe.eval(THREAD_SCRIPT, 7, *k.thread_script_keys(dst), *args)
+            await self._thread(keys=k.thread_script_keys(dst), args=args, client=pipe)
             for name, table in (("triage", triage), ("routing", routing), ("applied", applied)):
                 if table:
                     pipe.hset(getattr(k, name)(dst), mapping=table)
@@ -728,13 +728,13 @@ class Conversations:
         if not cids:
             return 0
         fields = ["held", "merged_into", "channel", "opened_at", "state"]
-        async with self.redis.pipeline(transaction=False) as pipe:
+        async with lua.pipeline(self.redis) as pipe:
             for cid in cids:
                 pipe.hmget(k.meta(cid), fields)
             rows = await pipe.execute()
         released = 0
         events = []
-        async with self.redis.pipeline(transaction=False) as pipe:
+        async with lua.pipeline(self.redis) as pipe:
             for cid, row in zip(cids, rows, strict=True):
                 held, merged, channel, opened_at, state = (_text(v) for v in row)
                 pipe.zrem(k.held(), cid)
@@ -774,9 +774,9 @@ class Conversations:
         for _ in range(4):  # follow merges: an event may name a conversation merged into another
             if not pending:
                 break
-            async with self.redis.pipeline(transaction=False) as pipe:
+            async with lua.pipeline(self.redis) as pipe:
                 for cid, args in pending:
-                    pipe.eval(EVENT_SCRIPT, 4, *self.keys.event_script_keys(cid), *args)
+                    await self._event(keys=self.keys.event_script_keys(cid), args=args, client=pipe)
                 replies = await pipe.execute()
             retry = []
             for (cid, args), reply in zip(pending, replies, strict=True):
@@ -788,7 +788,7 @@ class Conversations:
                     changes.append((cid, [reply[1], reply[2], args[2]]))
             pending = retry
         if changes:
-            async with self.redis.pipeline(transaction=False) as pipe:
+            async with lua.pipeline(self.redis) as pipe:
                 for cid, _ in changes:
                     pipe.hget(self.keys.meta(cid), "held")
                 held = {cid: bool(h) for (cid, _), h in zip(changes, await pipe.execute(), strict=True)}
@@ -806,7 +806,7 @@ class Conversations:
         person, absorbed = await self._person(identity), await self._person(other)
         if person == absorbed:
             return person
-        async with self.redis.pipeline(transaction=False) as pipe:
+        async with lua.pipeline(self.redis) as pipe:
             pipe.smembers(k.profile_identities(absorbed))
             pipe.hgetall(k.profile(absorbed))
             pipe.hgetall(k.profile(person))
@@ -820,7 +820,7 @@ class Conversations:
         merged = {**theirs, **ours}
         merged["followers"] = str(max(int(theirs.get("followers") or 0), int(ours.get("followers") or 0)))
         merged["verified"] = str(max(int(theirs.get("verified") or 0), int(ours.get("verified") or 0)))
-        async with self.redis.pipeline(transaction=False) as pipe:
+        async with lua.pipeline(self.redis) as pipe:
             pipe.set(k.identity(identity), person)
             for i in ids:
                 pipe.set(k.identity(i), person)
@@ -847,7 +847,7 @@ class Conversations:
     ) -> conversations_pb2.CustomerProfile:
         k = self.keys
         person = person or await self._person(identity)
-        async with self.redis.pipeline(transaction=False) as pipe:
+        async with lua.pipeline(self.redis) as pipe:
             pipe.hgetall(k.profile(person))
             pipe.smembers(k.profile_identities(person))
             pipe.zrevrange(k.profile_conversations(person), 0, limit - 1, withscores=True)
@@ -865,7 +865,7 @@ class Conversations:
             out.identities.add(channel=CHANNEL_BY_NAME.get(channel, 0), author_id=author_id)
         out.tier = self.tiers.for_profile(out)
         if convs:
-            async with self.redis.pipeline(transaction=False) as pipe:
+            async with lua.pipeline(self.redis) as pipe:
                 for cid, _ in convs:
                     pipe.hmget(k.meta(_text(cid)), ["channel", "intent", "state", "merged_into"])
                 rows = await pipe.execute()
@@ -888,7 +888,7 @@ class Conversations:
         if not outcomes:
             return 0
         k = self.keys
-        async with self.redis.pipeline(transaction=False) as pipe:
+        async with lua.pipeline(self.redis) as pipe:
             for o in outcomes:
                 pipe.hmget(k.meta(o.conversation_id), ["channel", "merged_into"])
                 pipe.get(k.message_index(o.message_id))
@@ -920,7 +920,7 @@ class Conversations:
         by_cid: dict[str, list[conversations_pb2.Outcome]] = {}
         for o in outcomes:
             by_cid.setdefault(o.conversation_id, []).append(o)
-        async with self.redis.pipeline(transaction=False) as pipe:
+        async with lua.pipeline(self.redis) as pipe:
             for cid, group in by_cid.items():
                 args: list[str | bytes | int] = [len(group)]
                 for o in group:
@@ -940,11 +940,11 @@ class Conversations:
                         1 if routing.action == common_pb2.ROUTE_ACTION_BOT_REPLY else 0,
                         repr(from_timestamp(routing.sla_due_at)) if routing.HasField("sla_due_at") else "",
                     ]
-                pipe.eval(OUTCOME_SCRIPT, 6, *k.outcome_script_keys(cid), *args)
+                await self._outcome(keys=k.outcome_script_keys(cid), args=args, client=pipe)
             changed = await pipe.execute()
 
         events = []
-        async with self.redis.pipeline(transaction=False) as pipe:
+        async with lua.pipeline(self.redis) as pipe:
             for cid, reply in zip(by_cid, changed, strict=True):
                 channel, updated, held, *flat = [_text(v) for v in reply]
                 if held:  # not listed until its parent arrives or the sweep opens it
@@ -969,7 +969,7 @@ class Conversations:
     async def get(self, conversation_id: str) -> conversations_pb2.Conversation:
         k = self.keys
         cid = conversation_id
-        async with self.redis.pipeline(transaction=False) as pipe:
+        async with lua.pipeline(self.redis) as pipe:
             pipe.hgetall(k.meta(cid))
             pipe.zrange(k.messages(cid), 0, -1)
             pipe.hgetall(k.bodies(cid))
@@ -1052,7 +1052,7 @@ class Conversations:
                 entries = [(m, s) for m, s in entries if s < cursor[0] or (s == cursor[0] and m < cursor[1])]
             if not entries:
                 continue
-            async with self.redis.pipeline(transaction=False) as pipe:
+            async with lua.pipeline(self.redis) as pipe:
                 for cid, _ in entries:
                     pipe.hgetall(k.meta(cid))
                     pipe.zcard(k.messages(cid))
@@ -1080,7 +1080,7 @@ class Conversations:
         now = self.clock.now()
         # The opened-time index bounds the read to the conversations of the window.
         cids = [_text(c) for c in await self.redis.zrangebyscore(k.index_opened(), start, f"({end!r}")]
-        async with self.redis.pipeline(transaction=False) as pipe:
+        async with lua.pipeline(self.redis) as pipe:
             for cid in cids:
                 pipe.hmget(k.meta(cid), METRIC_FIELDS)
                 pipe.zcard(k.messages(cid))
@@ -1122,7 +1122,7 @@ class Conversations:
 
 
 def _event_args(fields: dict[str, str]) -> list[str] | None:
-    """The EVENT_SCRIPT arguments for a lifecycle event (after the event id), None for other events."""
+    """The event.lua arguments for a lifecycle event (after the event id), None for other events."""
     kind = fields.get("type", "")
     attrs = json.loads(fields.get("attrs") or "{}")
     at = fields.get("at") or "0"

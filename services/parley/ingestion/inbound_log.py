@@ -21,24 +21,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import ResponseError
 
-from parley import events
+from parley import events, lua
 from parley.config import Settings
 from parley.messages import CHANNEL_NAMES
 from parley.store import Keys, Redis
 from parley.v1 import common_pb2, ingestion_pb2
-
-# KEYS: seen mark, partition stream. ARGV: mark TTL (s), serialized message. Returns the entry id, or nil
-# when the mark was already there (a duplicate).
-# Append first, mark "seen" after: a failing XADD (Lua scripts are not rolled back) must not leave a mark
-# that would make the caller's retry a DUPLICATE of a message that was never logged.
-APPEND_SCRIPT = """
-if redis.call('EXISTS', KEYS[1]) == 1 then return false end
-local id = redis.call('XADD', KEYS[2], '*', 'm', ARGV[2])
-redis.call('SET', KEYS[1], '1', 'EX', ARGV[1])
-return id
-"""
 
 ACCEPTED = ingestion_pb2.INGEST_STATUS_ACCEPTED
 DUPLICATE = ingestion_pb2.INGEST_STATUS_DUPLICATE
@@ -73,7 +62,7 @@ class InboundLog:
         )
         self._streams = [keys.inbound_stream(p) for p in range(settings.stream_partitions)]
         self._partition_by_stream = {name.encode(): p for p, name in enumerate(self._streams)}
-        self._script = redis.register_script(APPEND_SCRIPT)
+        self._append = lua.register(redis, "parley.ingestion", "append")
 
     def partition_of(self, message: common_pb2.InboundMessage) -> int:
         route = f"{message.channel}\x1f{message.brand_account_id}\x1f{message.author.id}".encode()
@@ -133,29 +122,11 @@ class InboundLog:
         return statuses
 
     async def _run_appends(self, argv: list[tuple[str, str, int, bytes]]) -> list[Any]:
-        """EVALSHA the append script for each call in one pipeline; load it and retry on NOSCRIPT.
-
-        A NOSCRIPT reply means that call did nothing, so retrying exactly those calls is safe.
-        """
-        results: list[Any] = [NoScriptError()] * len(argv)
-        todo = list(range(len(argv)))
-        for attempt in range(2):
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for i in todo:
-                    seen, stream, ttl, payload = argv[i]
-                    pipe.evalsha(self._script.sha, 2, seen, stream, ttl, payload)
-                replies = await pipe.execute(raise_on_error=False)
-            for i, reply in zip(todo, replies, strict=True):
-                results[i] = reply
-            todo = [i for i in todo if isinstance(results[i], NoScriptError)]
-            if not todo:
-                break
-            if attempt == 0:
-                self._script.sha = await self.redis.script_load(APPEND_SCRIPT)
-        for reply in results:
-            if isinstance(reply, Exception):
-                raise reply
-        return results
+        """The append script for each call, all in one pipelined round trip."""
+        async with lua.pipeline(self.redis) as pipe:
+            for seen, stream, ttl, payload in argv:
+                await self._append(keys=[seen, stream], args=[ttl, payload], client=pipe)
+            return await pipe.execute()
 
     # -- read side ----------------------------------------------------------------------------------------
 

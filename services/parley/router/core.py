@@ -29,10 +29,11 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from parley import lua
 from parley.clock import Clock, from_timestamp, to_timestamp
 from parley.config import Settings
 from parley.events import EventRecord, add_to_pipeline
-from parley.router import erlang, scripts
+from parley.router import erlang
 from parley.router.keys import RouterKeys
 from parley.router.policy import (
     VISIBILITY_NAMES,
@@ -176,19 +177,19 @@ class Router:
         self.policy_source = policy_path(settings.policy_file)
         self._policy_mtime = self._mtime()
         self.policy = policy or load_policy(settings.policy_file)
-        self._route = redis.register_script(scripts.ROUTE)
-        self._set_state = redis.register_script(scripts.SET_STATE)
-        self._enqueue = redis.register_script(scripts.ENQUEUE)
-        self._take = redis.register_script(scripts.TAKE)
-        self._best = redis.register_script(scripts.BEST)
-        self._reserve = redis.register_script(scripts.RESERVE)
-        self._commit = redis.register_script(scripts.COMMIT)
-        self._age = redis.register_script(scripts.AGE)
-        self._assign_script = redis.register_script(scripts.ASSIGN)
-        self._revoke = redis.register_script(scripts.REVOKE)
-        self._settle = redis.register_script(scripts.SETTLE)
-        self._unhold = redis.register_script(scripts.UNHOLD)
-        self._withdraw_script = redis.register_script(scripts.WITHDRAW)
+        self._route = lua.register(redis, "parley.router", "route")
+        self._set_state = lua.register(redis, "parley.router", "set_state")
+        self._enqueue = lua.register(redis, "parley.router", "enqueue")
+        self._take = lua.register(redis, "parley.router", "take")
+        self._best = lua.register(redis, "parley.router", "best")
+        self._reserve = lua.register(redis, "parley.router", "reserve")
+        self._commit = lua.register(redis, "parley.router", "commit")
+        self._age = lua.register(redis, "parley.router", "age")
+        self._assign_script = lua.register(redis, "parley.router", "assign")
+        self._revoke = lua.register(redis, "parley.router", "revoke")
+        self._settle = lua.register(redis, "parley.router", "settle")
+        self._unhold = lua.register(redis, "parley.router", "unhold")
+        self._withdraw_script = lua.register(redis, "parley.router", "withdraw")
 
     def _mtime(self) -> int:
         try:
@@ -416,7 +417,7 @@ class Router:
             if not pending:
                 break
             now = self.clock.now()
-            async with self.redis.pipeline(transaction=False) as pipe:
+            async with lua.pipeline(self.redis) as pipe:
                 for i in pending:
                     cid, mid = items[i].conversation_id, items[i].message.message_id
                     pipe.get(self.k.decision(cid, mid))
@@ -456,7 +457,7 @@ class Router:
                 plans.append((i, state.get("version", "0"), decision, fields, audit))
                 state.update({k: str(v) for k, v in fields.items()})
                 state["version"] = str(int(state.get("version", "0")) + 1)
-            async with self.redis.pipeline(transaction=False) as pipe:
+            async with lua.pipeline(self.redis) as pipe:
                 for i, version, decision, fields, audit in plans:
                     cid = items[i].conversation_id
                     args = [
@@ -510,7 +511,7 @@ class Router:
         """Each conversation id -> the conversation it is now: itself, or the one it was merged into."""
         out = {cid: cid for cid in cids}
         for _ in range(4):  # a merge chain is short; each round follows one step
-            async with self.redis.pipeline(transaction=False) as pipe:
+            async with lua.pipeline(self.redis) as pipe:
                 for cid in out.values():
                     pipe.hget(self.k.state(cid), "merged_into")
                 into = await pipe.execute()
@@ -530,7 +531,7 @@ class Router:
         window = self.policy.staffing.window_seconds
         events = []
         arrivals: dict[str, dict[str, float]] = {}
-        async with self.redis.pipeline(transaction=False) as pipe:
+        async with lua.pipeline(self.redis) as pipe:
             for decision in decisions:
                 cid, team, due = decision.conversation_id, decision.team, from_timestamp(decision.sla_due_at)
                 if decision.action == common_pb2.ROUTE_ACTION_QUEUED:
@@ -590,7 +591,7 @@ class Router:
         """(agent id, profile, load) of the team's online agents and of `extra` agents (previous ones)."""
         members = {_text(m) for m in await self.redis.smembers(self.k.online(team))} | (extra - {""})
         agents = sorted(members)
-        async with self.redis.pipeline(transaction=False) as pipe:
+        async with lua.pipeline(self.redis) as pipe:
             for agent_id in agents:
                 pipe.hgetall(self.k.agent(agent_id))
                 pipe.scard(self.k.active(agent_id))
@@ -697,7 +698,7 @@ class Router:
 
         done = await asyncio.gather(*(run(*plan) for plan in plans))
         out: dict[str, common_pb2.RoutingDecision] = {}
-        async with self.redis.pipeline(transaction=False) as pipe:
+        async with lua.pipeline(self.redis) as pipe:
             for (_, decision, _, _), assignment in zip(plans, done, strict=True):
                 if assignment is None:
                     continue
@@ -732,7 +733,7 @@ class Router:
         """When each of these agents went offline, for those still within the grace period's bookkeeping."""
         if not agent_ids:
             return {}
-        async with self.redis.pipeline(transaction=False) as pipe:
+        async with lua.pipeline(self.redis) as pipe:
             for agent_id in agent_ids:
                 pipe.zscore(self.k.offline(), agent_id)
             scores = await pipe.execute()
@@ -796,7 +797,7 @@ class Router:
             now,
             {"team": team, "agent_id": agent_id, "until": until, "why": reason},
         )
-        async with self.redis.pipeline(transaction=False) as pipe:
+        async with lua.pipeline(self.redis) as pipe:
             pipe.set(
                 self.k.decision(cid, decision.message_id), held.SerializeToString(), xx=True, keepttl=True
             )
@@ -822,7 +823,7 @@ class Router:
         event = EventRecord(
             "conversation.hold_released", cid, "", now, {"team": team, "agent_id": agent_id, "reason": reason}
         )
-        async with self.redis.pipeline(transaction=False) as pipe:
+        async with lua.pipeline(self.redis) as pipe:
             pipe.srem(self.k.holds(agent_id), f"{team}|{cid}")
             pipe.hset(self.k.audit(cid), f"hold_released:{now:.6f}", audit.SerializeToString())
             add_to_pipeline(pipe, self.keys, [event], self.settings.events_maxlen)
@@ -861,7 +862,7 @@ class Router:
         the conversations become ordinary queue entries, which the drain then hands out."""
         now, grace = self.clock.now(), self.policy.presence.offline_grace_seconds
         teams = [t.name for t in self.policy.teams]
-        async with self.redis.pipeline(transaction=False) as pipe:
+        async with lua.pipeline(self.redis) as pipe:
             for team in teams:
                 pipe.hgetall(self.k.held(team))
             tables = await pipe.execute()
@@ -959,7 +960,7 @@ class Router:
         fields = {"presence": presence, "teams": ",".join(new_teams)}
         fields["capacity"] = str(capacity if capacity else old.get("capacity", "1"))
         fields["skills"] = ",".join(skills) if skills else old.get("skills", "")
-        async with self.redis.pipeline(transaction=False) as pipe:
+        async with lua.pipeline(self.redis) as pipe:
             pipe.hset(self.k.agent(agent_id), mapping=fields)
             pipe.sadd(self.k.agents(), agent_id)
             if presence == "offline":
@@ -1003,7 +1004,7 @@ class Router:
         """(team, conversation id) of the best waiting conversation the agent may take (none held for
         another agent): highest priority, then longest wait."""
         now = self.clock.now()
-        async with self.redis.pipeline(transaction=False) as pipe:
+        async with lua.pipeline(self.redis) as pipe:
             for team in teams:
                 await self._best(keys=self.k.team_keys(team), args=["peek", agent_id, "", now], client=pipe)
             tops = await pipe.execute()
@@ -1122,7 +1123,7 @@ class Router:
             candidates=[c.to_proto(notes.get(c.agent_id, "")) for c in (candidates or [])[:AUDIT_CANDIDATES]],
             why=assignment.reason,
         )
-        async with self.redis.pipeline(transaction=False) as pipe:
+        async with lua.pipeline(self.redis) as pipe:
             await self._commit(
                 keys=[self.k.active(agent_id), self.k.feed(agent_id)],
                 args=[token, cid, assignment.SerializeToString(), FEED_MAXLEN],
@@ -1211,7 +1212,7 @@ class Router:
             priority=priority,
             why="; ".join(f"{k}={v}" for k, v in event.attributes.items() if v not in ("", None)),
         )
-        async with self.redis.pipeline(transaction=False) as pipe:
+        async with lua.pipeline(self.redis) as pipe:
             await self._set_state(
                 keys=[self.k.state(cid)],
                 args=_flat(
@@ -1370,7 +1371,7 @@ class Router:
             raise FailedPrecondition(f"conversation {conversation_id} is not assigned to agent {agent_id}")
         await self._detach(conversation_id, state)
         now = self.clock.now()
-        async with self.redis.pipeline(transaction=False) as pipe:
+        async with lua.pipeline(self.redis) as pipe:
             await self._set_state(
                 keys=[self.k.state(conversation_id)],
                 args=_flat({"state": "resolved", "resolved_at": now, "agent": ""}),
@@ -1399,7 +1400,7 @@ class Router:
     async def list_queues(self) -> list[router_pb2.QueueStatus]:
         now = self.clock.now()
         teams = [t.name for t in self.policy.teams]
-        async with self.redis.pipeline(transaction=False) as pipe:
+        async with lua.pipeline(self.redis) as pipe:
             for team in teams:
                 pipe.zcard(self.k.queue(team))
                 pipe.zrange(self.k.since(team), 0, 0, withscores=True)
@@ -1434,7 +1435,7 @@ class Router:
             raise InvalidArgument(problems)
         now, window = self.clock.now(), self.policy.staffing.window_seconds
         teams = [t.name for t in self.policy.teams]
-        async with self.redis.pipeline(transaction=False) as pipe:
+        async with lua.pipeline(self.redis) as pipe:
             for team in teams:
                 pipe.zcount(self.k.arrivals(team), f"({now - window}", "+inf")
                 pipe.hgetall(self.k.handled(team))
@@ -1512,7 +1513,7 @@ class Router:
         lease = self.settings.claim_idle_ms / 1000
         now = self.clock.now()
         teams = [t.name for t in self.policy.teams]
-        async with self.redis.pipeline(transaction=False) as pipe:
+        async with lua.pipeline(self.redis) as pipe:
             for team in teams:
                 pipe.hgetall(self.k.taking(team))
             journals = await pipe.execute()
@@ -1527,7 +1528,7 @@ class Router:
                 settled = await self._settle(keys=self.k.team_keys(team), args=[cid, entry, 0 if done else 1])
                 if not settled:
                     continue  # another router settled it
-                async with self.redis.pipeline(transaction=False) as pipe:
+                async with lua.pipeline(self.redis) as pipe:
                     pipe.srem(self.k.active(agent_id), token)
                     if done:
                         pipe.sadd(self.k.active(agent_id), cid)
@@ -1591,7 +1592,7 @@ class Router:
         now, policy = self.clock.now(), self.policy
         horizon = now + policy.sla_at_risk_seconds
         teams = [t.name for t in policy.teams]
-        async with self.redis.pipeline(transaction=False) as pipe:
+        async with lua.pipeline(self.redis) as pipe:
             for team in teams:
                 pipe.zrangebyscore(self.k.due(team), "-inf", horizon, start=0, num=DRAIN_PER_TEAM)
             at_risk = await pipe.execute()
@@ -1629,7 +1630,7 @@ class Router:
                     now,
                     {"team": team, "due_in_seconds": round(due_in, 3), "escalated_to": escalated_to},
                 )
-                async with self.redis.pipeline(transaction=False) as pipe:
+                async with lua.pipeline(self.redis) as pipe:
                     add_to_pipeline(pipe, self.keys, [event], self.settings.events_maxlen)
                     await pipe.execute()
                 flagged += 1
@@ -1638,7 +1639,7 @@ class Router:
     async def age_queues(self) -> int:
         """Rescore every waiting conversation: base priority plus time waited and SLA pressure."""
         w = self.policy.priority
-        async with self.redis.pipeline(transaction=False) as pipe:
+        async with lua.pipeline(self.redis) as pipe:
             for team in self.policy.teams:
                 k = self.k
                 await self._age(
@@ -1653,7 +1654,7 @@ class Router:
         """Hand waiting conversations, best first, to online agents with free capacity. A conversation that
         only its declining agents could take is skipped, not a block for the ones behind it."""
         teams = [t.name for t in self.policy.teams]
-        async with self.redis.pipeline(transaction=False) as pipe:
+        async with lua.pipeline(self.redis) as pipe:
             for team in teams:
                 pipe.scard(self.k.online(team))
                 pipe.zrevrange(self.k.queue(team), 0, DRAIN_PER_TEAM - 1, withscores=True)

@@ -108,6 +108,9 @@ class Settings(BaseSettings):
     # A public reply naming an email, phone, card, order or account number or address: "block" or "move"
     # (a short public invitation to a DM, and the detail sent privately as "<reply_id>/private").
     dispatch_public_pii_policy: str = "move"
+    # Regions (ISO 3166 codes) whose national phone formats the guard reads; international (+...) numbers are
+    # read whatever the region.
+    dispatch_pii_phone_regions: str = "US,GB,FR,DE"
     dispatch_move_to_private_text: str = (
         "We'd rather not share those details here: we've sent you a direct message."
     )

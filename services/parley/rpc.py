@@ -18,10 +18,24 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 from grpc_status import rpc_status
+from redis.exceptions import ClusterDownError, RedisClusterException, TryAgainError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from parley.config import Settings
 
 log = logging.getLogger(__name__)
+
+
+# Redis failures that pass once it is back, so a caller should retry (UNAVAILABLE) rather than see UNKNOWN.
+# RedisClusterException covers a cluster with no reachable node (redis-py does not derive it from RedisError).
+STORE_UNAVAILABLE = (
+    RedisConnectionError,
+    RedisTimeoutError,
+    ClusterDownError,
+    TryAgainError,
+    RedisClusterException,
+)
 
 
 class InvalidArgument(Exception):
@@ -89,6 +103,9 @@ def mapped_errors(method: Callable[..., Awaitable[Any]]) -> Callable[..., Awaita
             return await method(self, request, context)
         except (InvalidArgument, NotFound, FailedPrecondition) as error:
             await abort_for(context, error)
+        except STORE_UNAVAILABLE as error:
+            log.warning("%s: state store unavailable (%s)", method.__name__, type(error).__name__)
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "state store unavailable; retry shortly")
 
     wrapper.__name__ = method.__name__
     wrapper.__doc__ = method.__doc__

@@ -31,6 +31,9 @@ from parley.v1 import common_pb2, ingestion_pb2
 
 ACCEPTED = ingestion_pb2.INGEST_STATUS_ACCEPTED
 DUPLICATE = ingestion_pb2.INGEST_STATUS_DUPLICATE
+# On a cluster each partition is read on its own; no read blocks longer than this, so entries that arrived on
+# one partition wait at most this long for the reads of the others.
+READ_SLICE_MS = 50
 
 
 @dataclass(frozen=True)
@@ -57,9 +60,7 @@ class InboundLog:
         self.group = group
         # A cluster refuses one XREADGROUP over streams in different slots, so there each partition gets
         # its own concurrent read.
-        self.read_each_partition = (
-            settings.redis_cluster if read_each_partition is None else read_each_partition
-        )
+        self.read_each_partition = settings.redis_cluster or bool(read_each_partition)
         self._streams = [keys.inbound_stream(p) for p in range(settings.stream_partitions)]
         self._partition_by_stream = {name.encode(): p for p, name in enumerate(self._streams)}
         self._append = lua.register(redis, "parley.ingestion", "append")
@@ -143,17 +144,30 @@ class InboundLog:
     async def read(self, consumer: str, count: int, block_ms: int) -> list[LogEntry]:
         """New entries for `consumer` from all partitions in one call (up to `count` per partition)."""
         if self.read_each_partition:
-            replies = await asyncio.gather(
-                *(
-                    self.redis.xreadgroup(self.group, consumer, {s: ">"}, count=count, block=block_ms)
-                    for s in self._streams
-                )
-            )
-            return [entry for reply in replies for entry in self._entries(reply or [])]
+            return await self._read_each(consumer, count, block_ms)
         reply = await self.redis.xreadgroup(
             self.group, consumer, {s: ">" for s in self._streams}, count=count, block=block_ms
         )
         return self._entries(reply or [])
+
+    async def _read_each(self, consumer: str, count: int, block_ms: int) -> list[LogEntry]:
+        """One read per partition (a cluster has no XREADGROUP over several slots), blocking in short slices:
+        the reads run side by side, so one partition's blocked read would hold back what another returned."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + block_ms / 1000
+        while True:
+            block = (
+                max(1, min(READ_SLICE_MS, round((deadline - loop.time()) * 1000))) if block_ms else block_ms
+            )
+            replies = await asyncio.gather(
+                *(
+                    self.redis.xreadgroup(self.group, consumer, {s: ">"}, count=count, block=block)
+                    for s in self._streams
+                )
+            )
+            entries = [entry for reply in replies for entry in self._entries(reply or [])]
+            if entries or not block_ms or loop.time() >= deadline:
+                return entries
 
     async def claim_stale(self, consumer: str, min_idle_ms: int, count: int) -> list[LogEntry]:
         """Take over entries pending for longer than `min_idle_ms` (their worker is presumed dead).

@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     max_batch: int = 1000
     max_text_chars: int = 10_000
     max_id_chars: int = 256
+    # Attachments per message, and the longest attachment field (a URL, a type, a platform id).
+    max_attachments: int = 50
+    max_attachment_chars: int = 2048
 
     # Deadline on every outbound call, and the grace period on shutdown.
     rpc_timeout_seconds: float = 10.0
@@ -66,6 +69,10 @@ class Settings(BaseSettings):
     claim_idle_ms: int = 30_000
     worker_name: str = ""
     events_maxlen: int = 1_000_000
+    # Backpressure: with this many entries in the inbound log not yet processed, Ingest answers
+    # RESOURCE_EXHAUSTED and the webhooks 429, each with a hint to retry after so many seconds (0: no bound).
+    inbound_max_backlog: int = 250_000
+    inbound_retry_after_seconds: int = 5
 
     models_dir: Path = REPO_ROOT / "models"
     policy_file: Path | None = None
@@ -123,6 +130,13 @@ class Settings(BaseSettings):
     # with 503, never read unsigned.
     webhook_enabled: bool = True
     webhook_max_body_bytes: int = 1024 * 1024
+    # A connection whose request headers have not all arrived this long after it opened (or after its
+    # previous answer) is closed; a body not read whole in its timeout gets 408. At most
+    # webhook_max_connections are open at once (the next one gets 503), so partial bodies never hold more
+    # than that many times the body cap.
+    webhook_header_timeout_seconds: float = 10.0
+    webhook_body_timeout_seconds: float = 30.0
+    webhook_max_connections: int = 64
     webhook_meta_app_secret: str = ""
     webhook_meta_verify_token: str = ""
     # Messenger and Instagram echo every message the Page sends; those sent by this app id are Parley's own

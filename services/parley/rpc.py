@@ -6,6 +6,7 @@ A service module builds its servicer and calls `start_server`; tests do the same
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -112,6 +113,90 @@ def mapped_errors(method: Callable[..., Awaitable[Any]]) -> Callable[..., Awaita
     return wrapper
 
 
+class _Undecodable:
+    """What a guarded deserializer returns for bytes that do not parse as the request message."""
+
+    def __init__(self, type_name: str) -> None:
+        self.type_name = type_name
+
+
+async def _refuse_undecodable(context: grpc.aio.ServicerContext, request: _Undecodable) -> None:
+    description = f"is not a valid {request.type_name} (corrupt protobuf or a string that is not UTF-8)"
+    await context.abort_with_status(bad_request_status([("request", description)]))
+
+
+class RefuseUndecodable(grpc.aio.ServerInterceptor):
+    """Answers a request that does not parse with INVALID_ARGUMENT (a BadRequest on `request`).
+
+    grpc.aio itself answers a deserializer's exception with UNKNOWN and the exception's class name, which
+    tells a caller nothing useful and shows an internal name. So the deserializer is wrapped to hand the
+    handler a marker instead, and the marker is refused before the servicer sees it.
+    """
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        if handler is None or handler.request_deserializer is None:
+            return handler
+        parse = handler.request_deserializer
+        message_type = getattr(parse, "__self__", None)
+        type_name = getattr(getattr(message_type, "DESCRIPTOR", None), "full_name", "request message")
+
+        def deserialize(data: bytes) -> Any:
+            try:
+                return parse(data)
+            except Exception:  # protobuf's DecodeError, or a UnicodeDecodeError from a pure-Python build
+                return _Undecodable(type_name)
+
+        return _guarded(handler, deserialize)
+
+
+def _guarded(handler: grpc.RpcMethodHandler, deserialize: Callable[[bytes], Any]) -> grpc.RpcMethodHandler:
+    async def checked(requests: Any, context: grpc.aio.ServicerContext) -> Any:
+        async for request in requests:
+            if isinstance(request, _Undecodable):
+                await _refuse_undecodable(context, request)
+            yield request
+
+    async def unary_unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        if isinstance(request, _Undecodable):
+            await _refuse_undecodable(context, request)
+        return await handler.unary_unary(request, context)
+
+    async def responses(call: Any) -> Any:
+        # A streaming handler is an async generator, or a coroutine that writes through its context.
+        if inspect.isasyncgen(call):
+            async for response in call:
+                yield response
+        else:
+            await call
+
+    async def unary_stream(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        if isinstance(request, _Undecodable):
+            await _refuse_undecodable(context, request)
+        async for response in responses(handler.unary_stream(request, context)):
+            yield response
+
+    async def stream_unary(requests: Any, context: grpc.aio.ServicerContext) -> Any:
+        return await handler.stream_unary(checked(requests, context), context)
+
+    async def stream_stream(requests: Any, context: grpc.aio.ServicerContext) -> Any:
+        async for response in responses(handler.stream_stream(checked(requests, context), context)):
+            yield response
+
+    serialize = handler.response_serializer
+    if handler.request_streaming and handler.response_streaming:
+        return grpc.stream_stream_rpc_method_handler(stream_stream, deserialize, serialize)
+    if handler.request_streaming:
+        return grpc.stream_unary_rpc_method_handler(stream_unary, deserialize, serialize)
+    if handler.response_streaming:
+        return grpc.unary_stream_rpc_method_handler(unary_stream, deserialize, serialize)
+    return grpc.unary_unary_rpc_method_handler(unary_unary, deserialize, serialize)
+
+
 @dataclass
 class RunningServer:
     """A started gRPC server with its health servicer and bound port."""
@@ -140,7 +225,7 @@ async def start_server(
     `register` lists (add_XServicer_to_server, servicer, full service name) for each service to expose.
     Health checking reports SERVING for each service and for "" (the whole server); reflection lists them.
     """
-    server = grpc.aio.server(options=settings.grpc_options)
+    server = grpc.aio.server(options=settings.grpc_options, interceptors=[RefuseUndecodable()])
     health_servicer = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     names = []

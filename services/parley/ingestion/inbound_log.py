@@ -1,10 +1,11 @@
 """The durable inbound log: de-duplicated appends on the write side, a consumer group on the read side.
 
-The log is `settings.stream_partitions` Redis streams. A message goes to the partition chosen by its
-(channel, brand account, author), so one customer's messages to one brand keep their order, and a redelivered
-message always lands where its first copy did: its de-duplication mark lives in that partition's hash slot,
-and one Lua script sets the mark and appends the entry together. A crash can therefore never leave a mark
-without its entry (a message refused as a duplicate that was never logged).
+The log is `settings.stream_partitions` Redis streams. A message goes to the partition chosen by its Parley
+id (channel and platform message id) and nothing else, so every copy of it lands where its first copy did,
+whatever brand account or author a delivery names (X sends one copy per subscribed account): its
+de-duplication mark lives in that partition's hash slot, and one Lua script sets the mark and appends the
+entry together. A crash can therefore never leave a mark without its entry (a message refused as a duplicate
+that was never logged). Order between messages is not the partitions' job: threading orders by send time.
 
 Workers read through one consumer group; an entry stays pending until acked, is re-claimed by another worker
 once idle long enough, and is deleted when acked (its de-duplication mark keeps living for `dedupe_ttl`).
@@ -66,8 +67,7 @@ class InboundLog:
         self._append = lua.register(redis, "parley.ingestion", "append")
 
     def partition_of(self, message: common_pb2.InboundMessage) -> int:
-        route = f"{message.channel}\x1f{message.brand_account_id}\x1f{message.author.id}".encode()
-        return zlib.crc32(route) % self.settings.stream_partitions
+        return zlib.crc32(message.message_id.encode()) % self.settings.stream_partitions
 
     # -- write side ---------------------------------------------------------------------------------------
 
@@ -84,7 +84,6 @@ class InboundLog:
         calls: list[tuple[int, common_pb2.InboundMessage, int]] = []  # (index, message, partition)
         first_in_batch: set[str] = set()
         for index, message in enumerate(messages):
-            # A repeat inside the batch is a duplicate even if its author (hence partition) differs.
             if message.message_id in first_in_batch:
                 continue
             first_in_batch.add(message.message_id)

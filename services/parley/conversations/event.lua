@@ -10,6 +10,7 @@ if redis.call('EXISTS', meta) == 0 then return {} end
 local into = redis.call('HGET', meta, 'merged_into')
 if into then return {'merged', into} end
 if redis.call('SADD', KEYS[3], ARGV[1]) == 0 then return {} end
+redis.call('HINCRBY', meta, 'rev', 1) -- see retire.lua
 local at = ARGV[3]
 if ARGV[5] ~= '' then
   redis.call('HSET', meta, 'agent', ARGV[5])

@@ -8,6 +8,7 @@
 -- transition}.
 --#include move.lua
 local meta = KEYS[1]
+if redis.call('EXISTS', meta) == 1 then redis.call('HINCRBY', meta, 'rev', 1) end -- see retire.lua
 local changes = {redis.call('HGET', meta, 'channel') or '0', '', redis.call('HGET', meta, 'held') or ''}
 local i = 2
 for _ = 1, tonumber(ARGV[1]) do

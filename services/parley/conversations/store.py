@@ -108,7 +108,8 @@ class ConversationKeys:
 
     def awaiting(self, parent_message_id: str) -> str:
         """The conversation a reply opened while its parent was unknown: the parent joins it on arrival."""
-        return self.keys.namespaced("awaiting", parent_message_id)
+        # The parent's hash tag: registering a wait and claiming the parent are atomic with each other.
+        return self.keys.namespaced("awaiting", f"{{{parent_message_id}}}")
 
     def held(self) -> str:
         """Sorted set: held conversation id by when it was held (the sweep opens the overdue ones)."""

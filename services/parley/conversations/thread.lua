@@ -6,9 +6,13 @@
 --   message_id, sent_at, direction (1 inbound / 2 outbound), role, body, text, author_id, author, is_new,
 --   visibility (1 public / 2 private)
 -- Returns {state, held ('1' or ''), the id of the message that moved it to private or '', then
---   (old, new, at) per transition}.
+--   (old, new, at) per transition}, or {'merged', conversation id} when the conversation was merged into
+--   another (nothing is written: the caller threads the messages there).
 --#include move.lua
 local meta = KEYS[1]
+local into = redis.call('HGET', meta, 'merged_into')
+if into then return {'merged', into} end
+redis.call('HINCRBY', meta, 'rev', 1)
 local now = ARGV[1]
 local changes = {}
 if redis.call('HSETNX', meta, 'state', ARGV[5]) == 1 then

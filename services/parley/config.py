@@ -156,6 +156,9 @@ class Settings(BaseSettings):
     conversations_sweep_seconds: float = 5.0
     conversations_reopen_window_seconds: float = 7 * 24 * 3600.0
     conversations_private_window_seconds: float = 24 * 3600.0
+    # A closed (resolved or closed-without-action) conversation and its messages expire this long after
+    # closing; reopening it clears the expiry. 0 keeps them forever.
+    conversations_retention_seconds: int = 90 * 24 * 3600
     # Customer value tiers: a YAML/JSON file mapping "channel:author_id" (or author_id) to a tier, then
     # follower-count thresholds ("tier:min_followers,..."), else the default tier.
     conversations_tier_file: Path | None = None

@@ -38,6 +38,7 @@ from parley.rpc import FailedPrecondition, InvalidArgument, NotFound
 from parley.store import Keys, Redis
 from parley.v1 import common_pb2, conversations_pb2
 
+from . import retention
 from .profiles import CHANNEL_BY_NAME, Tiers, identity_of
 from .store import ConversationKeys, conversation_id_for
 
@@ -690,6 +691,8 @@ class Conversations:
                     pipe.zadd(k.index_state(int(flat[-2])), {cid: float(flat[-1])})
             add_to_pipeline(pipe, self.keys.keys, events, self.settings.events_maxlen)
             await pipe.execute()
+        steps = {cid: [(int(f[j] or 0), int(f[j + 1])) for j in range(0, len(f), 3)] for cid, f in changes}
+        await retention.apply(self.redis, self.keys, self.settings, steps)
 
     async def _merge(self, src: str, dst: str) -> bool:
         """Move every message and decision of `src` into `dst` (the reply chain joins them), leaving `src`
@@ -1006,9 +1009,11 @@ class Conversations:
             changed = await pipe.execute()
 
         events = []
+        steps: dict[str, list[tuple[int, int]]] = {}
         async with lua.pipeline(self.redis) as pipe:
             for cid, reply in zip(by_cid, changed, strict=True):
                 channel, updated, held, *flat = [_text(v) for v in reply]
+                steps[cid] = [(int(flat[j + 1]), int(flat[j + 2])) for j in range(0, len(flat), 4)]
                 if held:  # not listed until its parent arrives or the sweep opens it
                     updated = ""
                 if updated:
@@ -1024,6 +1029,7 @@ class Conversations:
                     pipe.zadd(k.index_state(int(flat[-2])), {cid: float(updated)})
             add_to_pipeline(pipe, self.keys.keys, events, self.settings.events_maxlen)
             await pipe.execute()
+        await retention.apply(self.redis, self.keys, self.settings, steps)
         return len(outcomes)
 
     # ---- reading -----------------------------------------------------------------------------------------
@@ -1120,6 +1126,8 @@ class Conversations:
                     pipe.zcard(k.messages(cid))
                 rows = await pipe.execute()
             for j, (cid, score) in enumerate(entries):
+                if not rows[2 * j]:
+                    continue  # expired after closing, or erased: the index entry outlives the record
                 meta = {_text(a): b for a, b in rows[2 * j].items()}
                 summary = _summary(cid, meta, rows[2 * j + 1])
                 # The index may lag the record under concurrent writes: the record decides.

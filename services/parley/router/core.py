@@ -51,6 +51,8 @@ from parley.v1 import common_pb2, router_pb2
 PRESENCES = ("online", "away", "offline")
 HUMAN_ONLY_INTENTS = ("urgent", "complaint")
 FEED_MAXLEN = 1000
+# Capacity held for a claim in flight is a member of the agent's active set named "reserving:<at>:<id>".
+RESERVING = "reserving:"
 ROUTE_ATTEMPTS = 5
 CLAIM_ATTEMPTS = 20
 ASSIGN_CONCURRENCY = 32
@@ -58,6 +60,14 @@ DRAIN_PER_TEAM = 200
 AUDIT_CANDIDATES = 20
 
 log = logging.getLogger(__name__)
+
+
+def _float(text: str) -> float:
+    """A number written by this module, 0 for anything else (an entry from before times were written)."""
+    try:
+        return float(text)
+    except ValueError:
+        return 0.0
 
 
 def _text(value: Any) -> str:
@@ -190,6 +200,7 @@ class Router:
         self._settle = lua.register(redis, "parley.router", "settle")
         self._unhold = lua.register(redis, "parley.router", "unhold")
         self._withdraw_script = lua.register(redis, "parley.router", "withdraw")
+        self._release = lua.register(redis, "parley.router", "release")
 
     def _mtime(self) -> int:
         try:
@@ -992,7 +1003,8 @@ class Router:
         return handed
 
     async def _reserve_capacity(self, agent_id: str) -> str:
-        token = f"reserving:{uuid.uuid4().hex}"
+        # The time in the token lets the loop give back a reservation whose claimer died before its journal.
+        token = f"{RESERVING}{self.clock.now():.3f}:{uuid.uuid4().hex}"
         result = await self._reserve(keys=[self.k.agent(agent_id), self.k.active(agent_id)], args=[token])
         if result == -1:
             raise FailedPrecondition(f"agent {agent_id} is not online")
@@ -1470,7 +1482,7 @@ class Router:
             pipe.xrevrange(self.k.feed(agent_id), count=1)
             active, last = await pipe.execute()
         position = _text(last[0][0]) if last else "0-0"
-        for cid in sorted(_text(m) for m in active if not _text(m).startswith("reserving:")):
+        for cid in sorted(_text(m) for m in active if not _text(m).startswith(RESERVING)):
             state = _decode(await self.redis.hgetall(self.k.state(cid)))
             yield self._assignment(cid, agent_id, state)
         while True:
@@ -1499,6 +1511,7 @@ class Router:
         return {
             "policy_reloaded": int(self.reload_policy()),
             "claims_recovered": await self.recover_claims(),
+            "reservations_released": await self.release_stale_reservations(),
             "requeued_offline": await self.expire_offline(),
             "sla_at_risk": await self.escalate_at_risk(),
             "holds_released": await self.release_holds(),
@@ -1545,6 +1558,32 @@ class Router:
                 recovered += 0 if done else 1
         return recovered
 
+    async def release_stale_reservations(self) -> int:
+        """Capacity reserved longer than `claim_idle_ms` ago by a claimer that never wrote its claim journal
+        (it died in between): given back. A reservation named in a journal is `recover_claims`' to settle."""
+        lease = self.settings.claim_idle_ms / 1000
+        now = self.clock.now()
+        agents = sorted(_text(a) for a in await self.redis.smembers(self.k.agents()))
+        teams = [t.name for t in self.policy.teams]
+        async with lua.pipeline(self.redis) as pipe:
+            for agent_id in agents:
+                pipe.smembers(self.k.active(agent_id))
+            for team in teams:
+                pipe.hvals(self.k.taking(team))
+            raw = await pipe.execute()
+        # Journal entries are "agent|token|at|base|since|due".
+        journaled = {_text(entry).split("|")[1] for entries in raw[len(agents) :] for entry in entries}
+        released = 0
+        for agent_id, members in zip(agents, raw[: len(agents)], strict=False):
+            for token in (_text(m) for m in members):
+                if not token.startswith(RESERVING) or token in journaled:
+                    continue
+                at = token[len(RESERVING) :].split(":", 1)[0]
+                if now - _float(at) < lease:
+                    continue
+                released += await self._release(keys=[self.k.active(agent_id)], args=[token])
+        return released
+
     async def expire_offline(self) -> int:
         """Agents offline for longer than the grace period: their open conversations go back to their queues
         with the priority, enqueue time and deadline they had."""
@@ -1557,7 +1596,7 @@ class Router:
             if profile.get("presence") == "offline":
                 for raw in await self.redis.smembers(self.k.active(agent_id)):
                     cid = _text(raw)
-                    if cid.startswith("reserving:"):
+                    if cid.startswith(RESERVING):
                         continue
                     state = _decode(await self.redis.hgetall(self.k.state(cid)))
                     if state.get("state") != "assigned" or state.get("agent") != agent_id:

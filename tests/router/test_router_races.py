@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
 from router_testkit import known_conversations, make_item
 
 from parley.router.core import Router
+from parley.router.merges import Merges
 
 
 async def test_a_router_killed_after_reserving_capacity_leaks_none(router: Router, redis, keys, clock):
@@ -26,3 +28,22 @@ async def test_a_fresh_reservation_is_left_alone(router: Router, redis, keys, cl
     token = await router._reserve_capacity("ann")  # a claim in flight right now
     await router.tick()
     assert token.encode() in await redis.smembers(router.k.active("ann"))
+
+
+@pytest.mark.parametrize("router_merged", [False, True], ids=["merge-pending", "merge-applied"])
+async def test_a_batch_retried_after_a_merge_keeps_its_one_decision(
+    router: Router, redis, keys, router_merged: bool
+):
+    await known_conversations(redis, keys, "held", "parent")
+    # A reply routed in the conversation it waited in; its worker dies before acknowledging the batch.
+    (first,) = await router.route([make_item("held", "x:r", "complaint", topic="weather")])
+    await router.route([make_item("parent", "x:p", "question", topic="weather")])
+    # Conversations merges the reply's conversation into its parent's (the router may not have followed yet);
+    # the retried batch threads the reply into the parent's conversation and routes it again.
+    if router_merged:
+        await Merges(router).apply("held", "parent")
+    (again,) = await router.route([make_item("parent", "x:r", "complaint", topic="weather")])
+    assert again == first
+    assert not await redis.exists(router.k.decision("parent", "x:r"))
+    audits = await redis.hkeys(router.k.audit("parent")) + await redis.hkeys(router.k.audit("held"))
+    assert audits.count(b"route:x:r") <= 1 + router_merged  # a merge may carry the audit over, never a second

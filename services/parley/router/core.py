@@ -434,14 +434,16 @@ class Router:
                     pipe.get(self.k.decision(cid, mid))
                     pipe.exists(self.k.applied(cid, mid))
                     pipe.hgetall(self.k.state(cid))
+                    pipe.get(self.k.decided_in(mid))
                 read = await pipe.execute()
+            read = await self._decided_elsewhere(items, pending, read)
             # Messages of one conversation in one batch are decided in order against a running state.
             states: dict[str, dict[str, str]] = {}
             merged: list[int] = []
             plans = []
             to_apply = []
             for n, i in enumerate(pending):
-                stored, applied, raw_state = read[3 * n : 3 * n + 3]
+                stored, applied, raw_state = read[4 * n : 4 * n + 3]
                 if stored is not None:
                     results[i] = common_pb2.RoutingDecision.FromString(stored)
                     if not applied and now - from_timestamp(results[i].decided_at) >= lease:
@@ -471,6 +473,8 @@ class Router:
             async with lua.pipeline(self.redis) as pipe:
                 for i, version, decision, fields, audit in plans:
                     cid = items[i].conversation_id
+                    ttl = self.settings.dedupe_ttl_seconds
+                    pipe.set(self.k.decided_in(decision.message_id), cid, nx=True, ex=ttl)
                     args = [
                         version,
                         decision.SerializeToString(),
@@ -488,7 +492,7 @@ class Router:
                         args=args,
                         client=pipe,
                     )
-                outcomes = await pipe.execute()
+                outcomes = (await pipe.execute())[1::2]
             pending = []
             if merged:
                 where = await self.current(sorted({items[i].conversation_id for i in merged}))
@@ -517,6 +521,31 @@ class Router:
         if pending:
             raise FailedPrecondition("conversations kept changing while routing; retry")
         return [r for r in results if r is not None]
+
+    async def _decided_elsewhere(
+        self, items: list[router_pb2.RouteItem], pending: list[int], read: list[Any]
+    ) -> list[Any]:
+        """`read` (decision, applied, state, decided in: four per pending item) with the decision and applied
+        mark taken from the conversation a message was first routed in, where that is another one (the
+        message moved there by a merge since): a retried batch gets its one decision back."""
+        elsewhere = {}
+        for n, i in enumerate(pending):
+            first = _text(read[4 * n + 3])
+            if read[4 * n] is None and first and first != items[i].conversation_id:
+                elsewhere[n] = first
+        if not elsewhere:
+            return read
+        mid = {n: items[pending[n]].message.message_id for n in elsewhere}
+        async with lua.pipeline(self.redis) as pipe:
+            for n, cid in elsewhere.items():
+                pipe.get(self.k.decision(cid, mid[n]))
+                pipe.exists(self.k.applied(cid, mid[n]))
+            found = await pipe.execute()
+        read = list(read)
+        for j, n in enumerate(elsewhere):
+            if found[2 * j] is not None:
+                read[4 * n], read[4 * n + 1] = found[2 * j], found[2 * j + 1]
+        return read
 
     async def current(self, cids: list[str]) -> dict[str, str]:
         """Each conversation id -> the conversation it is now: itself, or the one it was merged into."""

@@ -10,7 +10,7 @@ import pytest
 
 from parley.cli import DEMO_FILE
 from parley.ingestion.inbound_log import InboundLog
-from parley.ingestion.worker import Peers, PipelineWorker
+from parley.pipeline.worker import Peers, PipelineWorker
 from parley.messages import message_id
 from parley.replay import read_twcs, replay
 from parley.rpc import channel

@@ -55,6 +55,13 @@ class FailedPrecondition(Exception):
     """Raised by a core when the request is valid but the state does not allow it."""
 
 
+class Aborted(FailedPrecondition):
+    """A race lost to a concurrent change (ABORTED): the same request may succeed when simply retried.
+
+    A kind of failed precondition, so code that catches those inside a service treats it the same; callers
+    across the wire see ABORTED, which workers retry and never dead-letter."""
+
+
 def bad_request_status(violations: Sequence[tuple[str, str]]) -> grpc.Status:
     """An INVALID_ARGUMENT status carrying google.rpc.BadRequest with each field violation."""
     detail = any_pb2.Any()
@@ -91,6 +98,8 @@ async def abort_for(context: grpc.aio.ServicerContext, error: Exception) -> None
         await context.abort_with_status(bad_request_status(error.violations))
     if isinstance(error, NotFound):
         await context.abort(grpc.StatusCode.NOT_FOUND, str(error) or "not found")
+    if isinstance(error, Aborted):
+        await context.abort(grpc.StatusCode.ABORTED, str(error))
     if isinstance(error, FailedPrecondition):
         await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(error))
     raise error

@@ -139,8 +139,12 @@ class RefuseUndecodable(grpc.aio.ServerInterceptor):
 
     grpc.aio itself answers a deserializer's exception with UNKNOWN and the exception's class name, which
     tells a caller nothing useful and shows an internal name. So the deserializer is wrapped to hand the
-    handler a marker instead, and the marker is refused before the servicer sees it.
+    handler a marker instead, and the marker is refused before the servicer sees it. Each method's guarded
+    handler is made once and kept.
     """
+
+    def __init__(self) -> None:
+        self._guarded: dict[int, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
 
     async def intercept_service(
         self,
@@ -150,6 +154,14 @@ class RefuseUndecodable(grpc.aio.ServerInterceptor):
         handler = await continuation(handler_call_details)
         if handler is None or handler.request_deserializer is None:
             return handler
+        known = self._guarded.get(id(handler))
+        if known is None or known[0] is not handler:
+            known = (handler, self._guard(handler))
+            self._guarded[id(handler)] = known
+        return known[1]
+
+    @staticmethod
+    def _guard(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
         parse = handler.request_deserializer
         message_type = getattr(parse, "__self__", None)
         type_name = getattr(getattr(message_type, "DESCRIPTOR", None), "full_name", "request message")

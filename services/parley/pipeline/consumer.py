@@ -192,9 +192,12 @@ class StreamConsumer:
                 )
             replies = await pipe.execute()
         out: list[StreamEntry] = []
+        gone: list[StreamEntry] = []
         for stream, reply in zip(self.streams, replies, strict=True):
-            # [next cursor, claimed entries, deleted ids]; deleted ones leave the group by themselves
-            out.extend(entry for entry in _entries(stream, reply[1]) if entry.fields)
+            # [next cursor, claimed entries, deleted ids (Redis 7 drops those from the group itself)]
+            for entry in _entries(stream, reply[1]):
+                (out if entry.fields else gone).append(entry)
+        await self.ack(gone)
         return out
 
     # --- settling ---------------------------------------------------------------------------------------
@@ -246,9 +249,10 @@ class StreamConsumer:
 
     # --- one pass ---------------------------------------------------------------------------------------
 
-    async def once(self, handler: Handler, block_ms: int | None = None) -> PassResult:
-        """Take a batch, handle it, settle it. Outages propagate (the entries stay pending with us)."""
-        entries = await self.take(self.options.block_ms if block_ms is None else block_ms)
+    async def once(self, handler: Handler, block_ms: int | None) -> PassResult:
+        """Take a batch (waiting up to `block_ms` for new entries; None or 0: not at all), handle it, settle
+        it. Outages propagate: the entries stay pending with this consumer for the next pass."""
+        entries = await self.take(block_ms or None)
         result = PassResult()
         if entries:
             async with self._kept_claimed(entries):
@@ -314,7 +318,7 @@ class StreamConsumer:
                 if not grouped:
                     await self.ensure_group()
                     grouped = True
-                result = await self.once(handler)
+                result = await self.once(handler, self.options.block_ms)
                 if failures and on_health:
                     on_health(True)
                 failures = 0

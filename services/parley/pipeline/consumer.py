@@ -1,14 +1,16 @@
 """The one stream consumer: every reader of a Redis stream (the pipeline worker over the inbound log, the
-conversations lifecycle follower, the router's merges follower, dispatch's delivery loop) goes through it.
+conversations lifecycle follower, the router's merges follower) goes through it.
 
 A pass takes this consumer's own pending entries (a batch it held back or did not finish before a
-restart), then entries another consumer left idle for `claim_idle_ms` (it is presumed dead: XAUTOCLAIM),
-then new ones. While a batch is being handled its claim is renewed every third of `claim_idle_ms`, so a
-slow batch is never taken over by a live worker. When the handler fails, what happens depends on the error
-(`verdict`): an outage (Redis or a peer unreachable, a "retry" answer) is retried with backoff for as long
-as it lasts and never dead-letters anything; a refusal (bad input, too large) splits the batch in halves
-until the refused entry is alone, and that one entry is dead-lettered with the reason, so it never blocks
-the entries behind it; any other error is retried `attempts` times, then treated as a refusal.
+restart) and entries another consumer left idle for `claim_idle_ms` (it is presumed dead: XAUTOCLAIM),
+then, unless one of those was settled, new ones. While a batch is being handled its claim is renewed every
+third of `claim_idle_ms`, so a slow batch is never taken over by a live worker.
+
+When the handler fails, what happens depends on the error (`verdict`). An outage (Redis or a peer
+unreachable, an ABORTED "retry") is retried with backoff for as long as it lasts and never dead-letters
+anything. A refusal (bad input, a batch too large) splits the batch in halves until the refused entry is
+alone, and that one entry is dead-lettered with the reason, so it never blocks the entries behind it. Any
+other error is retried `attempts` times, then treated as a refusal.
 """
 
 from __future__ import annotations
@@ -145,14 +147,11 @@ class StreamConsumer:
             if isinstance(reply, Exception) and "BUSYGROUP" not in str(reply):
                 raise reply
 
-    async def take(self, block_ms: int | None) -> list[StreamEntry]:
-        """Own pending entries and entries idle past claim_idle_ms, then new ones; wait up to `block_ms`
-        for new ones only when there is nothing else (a held-back entry never holds up those behind it)."""
+    async def earlier(self) -> list[StreamEntry]:
+        """This consumer's own pending entries, and entries other consumers left idle past claim_idle_ms."""
         entries = await self._read("0", None)
         seen = {(e.stream, e.entry_id) for e in entries}
-        entries += [e for e in await self._claim_idle() if (e.stream, e.entry_id) not in seen]
-        entries += await self._read(">", None if entries else block_ms)
-        return entries
+        return entries + [e for e in await self._claim_idle() if (e.stream, e.entry_id) not in seen]
 
     async def _read(self, start: str, block_ms: int | None) -> list[StreamEntry]:
         count = self.options.batch
@@ -250,14 +249,23 @@ class StreamConsumer:
     # --- one pass ---------------------------------------------------------------------------------------
 
     async def once(self, handler: Handler, block_ms: int | None) -> PassResult:
-        """Take a batch (waiting up to `block_ms` for new entries; None or 0: not at all), handle it, settle
-        it. Outages propagate: the entries stay pending with this consumer for the next pass."""
-        entries = await self.take(block_ms or None)
+        """Handle earlier entries (own pending, then idle ones), and new ones unless one of those was settled
+        (so an entry held back never holds up the ones behind it); wait up to `block_ms` for new entries only
+        when there were no earlier ones (None or 0: no wait). Outages propagate: the entries stay pending
+        with this consumer for the next pass."""
         result = PassResult()
-        if entries:
-            async with self._kept_claimed(entries):
-                await self._handle(entries, handler, result)
+        earlier = await self.earlier()
+        if earlier:
+            await self._settle(earlier, handler, result)
+        if not (result.done or result.dead):
+            fresh = await self._read(">", None if earlier else (block_ms or None))
+            if fresh:
+                await self._settle(fresh, handler, result)
         return result
+
+    async def _settle(self, entries: list[StreamEntry], handler: Handler, result: PassResult) -> None:
+        async with self._kept_claimed(entries):
+            await self._handle(entries, handler, result)
 
     async def _handle(self, entries: list[StreamEntry], handler: Handler, result: PassResult) -> None:
         faults = 0

@@ -89,7 +89,9 @@ def up(
             if exit_after_demo:
                 return 1 if demo_code or suite.failed() else 0
             console.print("[bold]Ctrl-C stops the suite.[/bold]")
+            supervisor = asyncio.create_task(suite.supervise())  # a child that dies is started again
             await _wait_for_signal()
+            supervisor.cancel()
             return 0
         finally:
             suite.stop()

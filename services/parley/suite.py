@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib
+import logging
 import os
 import signal
 import subprocess
@@ -18,14 +19,19 @@ from pathlib import Path
 
 from parley.config import SERVICES, Settings
 from parley.rpc import RunningServer, wait_ready
+from parley.supervision import Restarts, watch_redis
 
 WORKER = "worker"
+
+log = logging.getLogger(__name__)
 
 
 async def start_service(name: str, settings: Settings, address: str | None = None) -> RunningServer:
     """Start one service's gRPC server (address defaults to host:port from settings)."""
     module = importlib.import_module(f"parley.{name}.server")
-    return await module.create_server(settings, address or f"{settings.host}:{settings.port(name)}")
+    running = await module.create_server(settings, address or f"{settings.host}:{settings.port(name)}")
+    watch_redis(running, settings)  # NOT_SERVING while Redis is unreachable
+    return running
 
 
 @dataclass
@@ -95,6 +101,9 @@ class ChildProcessSuite:
     settings: Settings
     env: dict[str, str]
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    services: dict[str, str] = field(default_factory=dict)  # child name -> what it runs
+    log_dir: str = ".parley/logs"
+    stopping: bool = False
 
     @classmethod
     async def start(
@@ -117,6 +126,7 @@ class ChildProcessSuite:
         return suite
 
     def _spawn(self, name: str, service: str, log_dir: str) -> None:
+        self.services[name], self.log_dir = service, log_dir
         env = self.env | {"PARLEY_WORKER_NAME": name}
         with open(os.path.join(log_dir, f"{name}.log"), "ab") as out:
             self.processes[name] = subprocess.Popen(
@@ -143,7 +153,26 @@ class ChildProcessSuite:
     def failed(self) -> list[str]:
         return [name for name, proc in self.processes.items() if proc.poll() is not None]
 
+    async def supervise(self, every: float = 0.5) -> None:
+        """Start again each child that dies (with backoff per child) until `stop`; runs until cancelled."""
+        restarts = Restarts()
+        due: dict[str, float] = {}
+        loop = asyncio.get_running_loop()
+        while not self.stopping:
+            for name in self.failed():
+                if name not in due:
+                    delay = restarts.next_delay(name)
+                    code = self.processes[name].returncode
+                    log.warning("%s exited with code %s; restarting it in %.1fs", name, code, delay)
+                    due[name] = loop.time() + delay
+                elif loop.time() >= due[name] and not self.stopping:
+                    del due[name]
+                    self._spawn(name, self.services[name], self.log_dir)
+                    restarts.started_now(name)
+            await asyncio.sleep(every)
+
     def stop(self) -> None:
+        self.stopping = True
         for proc in self.processes.values():
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)

@@ -254,7 +254,7 @@ def _mount_optional_commands() -> None:
     import importlib
     import importlib.util
 
-    for name in SERVICES:
+    for name in (*SERVICES, "chaos"):
         package = importlib.util.find_spec(f"parley.{name}")
         if package is not None and importlib.util.find_spec(f"parley.{name}.commands") is not None:
             module = importlib.import_module(f"parley.{name}.commands")

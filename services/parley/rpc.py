@@ -19,7 +19,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 from grpc_status import rpc_status
-from redis.exceptions import ClusterDownError, RedisClusterException, TryAgainError
+from redis.exceptions import ClusterDownError, OutOfMemoryError, RedisClusterException, TryAgainError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -28,10 +28,12 @@ from parley.config import Settings
 log = logging.getLogger(__name__)
 
 
-# Redis failures that pass once it is back, so a caller should retry (UNAVAILABLE) rather than see UNKNOWN.
-# RedisClusterException covers a cluster with no reachable node (redis-py does not derive it from RedisError).
+# Redis failures that pass once it is back (or has room again), so a caller should retry (UNAVAILABLE) rather
+# than see UNKNOWN. RedisClusterException covers a cluster with no reachable node (redis-py does not derive it
+# from RedisError); OutOfMemoryError is a Redis at `maxmemory` refusing writes.
 STORE_UNAVAILABLE = (
     RedisConnectionError,
+    OutOfMemoryError,
     RedisTimeoutError,
     ClusterDownError,
     TryAgainError,

@@ -12,15 +12,13 @@ from google.protobuf import any_pb2, duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc import Status
 from grpc_status import rpc_status
-from redis.exceptions import OutOfMemoryError
 
 from parley.config import Settings
 from parley.ingestion.inbound_log import InboundLog
 from parley.rpc import STORE_UNAVAILABLE
 
-# Failures that pass once Redis is back or has room again: for the front door, a Redis at `maxmemory` that
-# refuses the append is one more "not now".
-NOT_NOW = (*STORE_UNAVAILABLE, OutOfMemoryError)
+# Failures that pass once Redis is back or has room again (a Redis at `maxmemory` included).
+NOT_NOW = STORE_UNAVAILABLE
 
 
 class BacklogFull(Exception):

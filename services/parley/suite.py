@@ -83,6 +83,7 @@ def env_for(settings: Settings) -> dict[str, str]:
     """The environment that gives a child process the same Redis, namespace and addresses as `settings`."""
     env = {
         "REDIS_URL": settings.redis_url or "",
+        "PARLEY_REDIS_CLUSTER": "true" if settings.redis_cluster else "false",
         "PARLEY_KEY_PREFIX": settings.key_prefix,
         "PARLEY_HOST": settings.host,
         "PARLEY_STREAM_PARTITIONS": str(settings.stream_partitions),

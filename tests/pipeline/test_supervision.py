@@ -36,7 +36,8 @@ async def health_becomes(settings: Settings, port: int, wanted: int, seconds: fl
 async def test_a_service_is_not_serving_while_redis_is_down(settings: Settings, tmp_path: Path) -> None:
     server = RedisServer(tmp_path / "redis")
     server.start()
-    settings = settings.model_copy(update={"redis_url": server.url})
+    # Its own single server, killed and restarted: never a cluster, whatever mode the suite runs in.
+    settings = settings.model_copy(update={"redis_url": server.url, "redis_cluster": False})
     running = await start_service("dispatch", settings, "127.0.0.1:0")
     try:
         await health_becomes(settings, running.port, SERVING)

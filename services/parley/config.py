@@ -6,6 +6,7 @@ Every service reads its ports, peers and limits from here; `PARLEY_` is the pref
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -38,7 +39,13 @@ class Settings(BaseSettings):
     router_port: int = 50054
     dispatch_port: int = 50055
     webhook_port: int = 8080
-    metrics_port: int = 0
+    # Each process serves Prometheus `/metrics` on this port plus its offset (ingestion +0, conversations +1,
+    # classifier +2, router +3, dispatch +4, worker +5 + worker_index); 0 serves none.
+    metrics_port: int = 9101
+    # Which of several workers on one host this is (`parley up` numbers its workers), for its metrics port.
+    worker_index: int = 0
+    # Log lines: "text" for people, "json" (one object per line, with trace and message ids) for collectors.
+    log_format: Literal["text", "json"] = "text"
 
     # Peer addresses (host:port); empty means host plus the peer's port.
     ingestion_addr: str = ""
@@ -154,6 +161,15 @@ class Settings(BaseSettings):
 
     def port(self, service: str) -> int:
         return int(getattr(self, f"{service}_port"))
+
+    def metrics_port_of(self, process: str, worker_index: int | None = None) -> int:
+        """The `/metrics` port of a service or of the worker (0 when metrics are off)."""
+        if not self.metrics_port:
+            return 0
+        if process == "worker":
+            index = self.worker_index if worker_index is None else worker_index
+            return self.metrics_port + len(SERVICES) + index
+        return self.metrics_port + SERVICES.index(process)
 
     @property
     def grpc_options(self) -> list[tuple[str, int]]:

@@ -6,6 +6,7 @@ A service module builds its servicer and calls `start_server`; tests do the same
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -20,6 +21,8 @@ from grpc_reflection.v1alpha import reflection
 from grpc_status import rpc_status
 
 from parley.config import Settings
+from parley.telemetry import tracing
+from parley.telemetry.metrics import ObservingInterceptor
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +126,9 @@ async def start_server(
     `register` lists (add_XServicer_to_server, servicer, full service name) for each service to expose.
     Health checking reports SERVING for each service and for "" (the whole server); reflection lists them.
     """
-    server = grpc.aio.server(options=settings.grpc_options)
+    # SO_REUSEPORT off: otherwise a second suite binds a port this one holds and the two share its traffic.
+    options = [*settings.grpc_options, ("grpc.so_reuseport", 0)]
+    server = grpc.aio.server(interceptors=[ObservingInterceptor()], options=options)
     health_servicer = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     names = []
@@ -131,7 +136,10 @@ async def start_server(
         add(servicer, server)
         names.append(name)
     reflection.enable_server_reflection([*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
-    port = server.add_insecure_port(address)
+    try:
+        port = server.add_insecure_port(address)
+    except RuntimeError as error:  # grpcio's way of saying the bind failed (the port is taken, mostly)
+        raise OSError(errno.EADDRINUSE, f"could not bind {address}") from error
     if port == 0:
         raise OSError(f"could not bind {address}")
     await server.start()
@@ -141,8 +149,10 @@ async def start_server(
 
 
 def channel(settings: Settings, address: str) -> grpc.aio.Channel:
-    """A client channel with the suite's message size limits."""
-    return grpc.aio.insecure_channel(address, options=settings.grpc_options)
+    """A client channel with the suite's message size limits (and trace context, when tracing is on)."""
+    return grpc.aio.insecure_channel(
+        address, options=settings.grpc_options, interceptors=tracing.client_interceptors()
+    )
 
 
 async def wait_ready(address: str, timeout: float = 10.0) -> None:

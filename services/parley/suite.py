@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import importlib
 import os
 import signal
+import socket
 import subprocess
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,10 +25,47 @@ from parley.rpc import RunningServer, wait_ready
 WORKER = "worker"
 
 
+class PortInUse(OSError):
+    """A port the suite needs is held by another process; the message names the setting that moves it."""
+
+    def __init__(self, what: str, host: str, port: int, setting: str) -> None:
+        super().__init__(
+            errno.EADDRINUSE,
+            f"{what}: port {port} on {host} is in use (another Parley still running?); "
+            f"stop what holds it or set {setting} to a free port",
+        )
+
+    def __str__(self) -> str:
+        return str(self.strerror)
+
+
 async def start_service(name: str, settings: Settings, address: str | None = None) -> RunningServer:
     """Start one service's gRPC server (address defaults to host:port from settings)."""
     module = importlib.import_module(f"parley.{name}.server")
-    return await module.create_server(settings, address or f"{settings.host}:{settings.port(name)}")
+    address = address or f"{settings.host}:{settings.port(name)}"
+    try:
+        return await module.create_server(settings, address)
+    except OSError as error:
+        if error.errno != errno.EADDRINUSE or isinstance(error, PortInUse):
+            raise
+        host, _, port = address.rpartition(":")
+        raise PortInUse(f"{name} gRPC", host, int(port), f"PARLEY_{name.upper()}_PORT") from error
+
+
+def check_ports_free(ports: Iterable[tuple[str, str, int, str]]) -> None:
+    """Raise PortInUse for the first (what, host, port, setting) some other process listens on."""
+    for what, host, port, setting in ports:
+        if port == 0:
+            continue
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+            # As the servers bind: a port left in TIME_WAIT is free, one with a listener is not.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((host, port))
+            except OSError as error:
+                if error.errno == errno.EADDRINUSE:
+                    raise PortInUse(what, host, port, setting) from None
+                raise
 
 
 @dataclass

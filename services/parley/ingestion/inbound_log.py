@@ -27,15 +27,21 @@ from parley import events
 from parley.config import Settings
 from parley.messages import CHANNEL_NAMES
 from parley.store import Keys, Redis
+from parley.telemetry import tracing
 from parley.v1 import common_pb2, ingestion_pb2
 
-# KEYS: seen mark, partition stream. ARGV: mark TTL (s), serialized message. Returns the entry id, or nil
-# when the mark was already there (a duplicate).
+# KEYS: seen mark, partition stream. ARGV: mark TTL (s), serialized message, W3C traceparent ("" when not
+# tracing). Returns the entry id, or nil when the mark was already there (a duplicate).
 # Append first, mark "seen" after: a failing XADD (Lua scripts are not rolled back) must not leave a mark
 # that would make the caller's retry a DUPLICATE of a message that was never logged.
 APPEND_SCRIPT = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return false end
-local id = redis.call('XADD', KEYS[2], '*', 'm', ARGV[2])
+local id
+if ARGV[3] ~= '' then
+  id = redis.call('XADD', KEYS[2], '*', 'm', ARGV[2], 't', ARGV[3])
+else
+  id = redis.call('XADD', KEYS[2], '*', 'm', ARGV[2])
+end
 redis.call('SET', KEYS[1], '1', 'EX', ARGV[1])
 return id
 """
@@ -51,6 +57,8 @@ class LogEntry:
     partition: int
     entry_id: str
     message: common_pb2.InboundMessage
+    # The trace of the call that accepted the message (W3C traceparent), so the worker continues it.
+    traceparent: str = ""
 
 
 class InboundLog:
@@ -103,8 +111,9 @@ class InboundLog:
             return statuses
 
         ttl = self.settings.dedupe_ttl_seconds
+        traceparent = tracing.current_traceparent()
         argv = [
-            (self.keys.seen(p, m.message_id), self._streams[p], ttl, m.SerializeToString())
+            (self.keys.seen(p, m.message_id), self._streams[p], ttl, m.SerializeToString(), traceparent)
             for _, m, p in calls
         ]
         results = await self._run_appends(argv)
@@ -132,7 +141,7 @@ class InboundLog:
         await events.publish(self.redis, self.keys, accepted, self.settings.events_maxlen)
         return statuses
 
-    async def _run_appends(self, argv: list[tuple[str, str, int, bytes]]) -> list[Any]:
+    async def _run_appends(self, argv: list[tuple[str, str, int, bytes, str]]) -> list[Any]:
         """EVALSHA the append script for each call in one pipeline; load it and retry on NOSCRIPT.
 
         A NOSCRIPT reply means that call did nothing, so retrying exactly those calls is safe.
@@ -142,8 +151,8 @@ class InboundLog:
         for attempt in range(2):
             async with self.redis.pipeline(transaction=False) as pipe:
                 for i in todo:
-                    seen, stream, ttl, payload = argv[i]
-                    pipe.evalsha(self._script.sha, 2, seen, stream, ttl, payload)
+                    seen, stream, ttl, payload, traceparent = argv[i]
+                    pipe.evalsha(self._script.sha, 2, seen, stream, ttl, payload, traceparent)
                 replies = await pipe.execute(raise_on_error=False)
             for i, reply in zip(todo, replies, strict=True):
                 results[i] = reply
@@ -274,5 +283,5 @@ class InboundLog:
                 continue
             message = common_pb2.InboundMessage.FromString(fields[b"m"])
             ident = entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
-            out.append(LogEntry(partition, ident, message))
+            out.append(LogEntry(partition, ident, message, fields.get(b"t", b"").decode()))
         return out

@@ -22,6 +22,7 @@ from parley.config import Settings
 from parley.events import EventRecord
 from parley.ingestion.inbound_log import InboundLog, LogEntry
 from parley.rpc import channel
+from parley.telemetry import metrics, tracing
 from parley.v1 import (
     classifier_pb2,
     classifier_pb2_grpc,
@@ -129,7 +130,11 @@ class PipelineWorker:
                         self.consumer, self.settings.worker_batch, self.settings.worker_block_ms
                     )
                 if entries:
-                    await self.process_isolating(entries)
+                    with (
+                        tracing.pipeline_span([e.traceparent for e in entries], len(entries)),
+                        metrics.PIPELINE_BATCH_SECONDS.time(),
+                    ):
+                        await self.process_isolating(entries)
                 failures = 0
             except (grpc.aio.AioRpcError, ConnectionError, OSError) as error:
                 failures += 1
@@ -147,9 +152,21 @@ class PipelineWorker:
             if error.code() not in REFUSALS:
                 raise
             if len(entries) == 1:
-                log.error("dead-lettering %s: %s", entries[0].message.message_id, error.details())
+                entry, stage = entries[0], self.current_stage
+                log.error(
+                    "dead-lettering %s at %s: %s",
+                    entry.message.message_id,
+                    stage,
+                    error.code().name,
+                    extra={
+                        "message_id": entry.message.message_id,
+                        "partition": entry.partition,
+                        "stage": stage,
+                    },
+                )
                 reason = f"{error.code().name}: {error.details()}"
-                await self.inbound.dead_letter(entries[0], self.current_stage, reason)
+                await self.inbound.dead_letter(entry, stage, reason)
+                metrics.PIPELINE_DEAD_LETTERS.labels(str(entry.partition), stage).inc()
                 return
             middle = len(entries) // 2
             await self.process_isolating(entries[:middle])
@@ -163,7 +180,7 @@ class PipelineWorker:
         threaded = await self.peers.conversations.Thread(
             conversations_pb2.ThreadRequest(messages=messages), timeout=timeout
         )
-        await self._stage("thread")
+        await self._stage("thread", len(messages))
 
         inbound = [
             (message, result)
@@ -188,7 +205,7 @@ class PipelineWorker:
                 ),
                 timeout=timeout,
             )
-            await self._stage("classify")
+            await self._stage("classify", len(inbound))
 
             self.current_stage = "route"
             routed = await self.peers.router.Route(
@@ -206,7 +223,7 @@ class PipelineWorker:
                 ),
                 timeout=timeout,
             )
-            await self._stage("route")
+            await self._stage("route", len(inbound))
 
             replies = [
                 bot_reply_for(message, decision)
@@ -218,7 +235,7 @@ class PipelineWorker:
                 await self.peers.dispatch.SendReply(
                     dispatch_pb2.SendReplyRequest(replies=replies), timeout=timeout
                 )
-                await self._stage("dispatch")
+                await self._stage("dispatch", len(replies))
 
             self.current_stage = "record"
             await self.peers.conversations.RecordOutcomes(
@@ -237,7 +254,7 @@ class PipelineWorker:
                 ),
                 timeout=timeout,
             )
-            await self._stage("record")
+            await self._stage("record", len(inbound))
 
         # "Done" for whoever follows the events (replay waits for it); at-least-once, like every stage.
         finished = [
@@ -248,7 +265,8 @@ class PipelineWorker:
         await self.inbound.ack(entries)
         self.processed += len(entries)
 
-    async def _stage(self, name: str) -> None:
+    async def _stage(self, name: str, messages: int) -> None:
+        metrics.PIPELINE_MESSAGES.labels(name).inc(messages)
         if self._stage_hook is not None:
             await self._stage_hook(name)
 

@@ -1,0 +1,78 @@
+"""One message, one trace: Ingest → inbound log → worker → Thread, Classify, Route, SendReply, RecordOutcomes."""
+
+from __future__ import annotations
+
+import pytest
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
+
+from parley.cli import DEMO_FILE
+from parley.ingestion.inbound_log import InboundLog
+from parley.replay import read_twcs, replay
+from parley.rpc import channel
+from parley.suite import InProcessSuite
+from parley.telemetry import tracing
+from parley.v1 import ingestion_pb2, ingestion_pb2_grpc
+
+STAGES = (
+    "parley.v1.ConversationsService/Thread",
+    "parley.v1.ClassifierService/Classify",
+    "parley.v1.RouterService/Route",
+    "parley.v1.DispatchService/SendReply",
+    "parley.v1.ConversationsService/RecordOutcomes",
+)
+
+
+@pytest.fixture
+def spans():
+    exporter = InMemorySpanExporter()
+    tracing.configure("parley-test", SimpleSpanProcessor(exporter))
+    yield exporter
+    tracing.shutdown()
+
+
+async def test_one_message_gives_one_trace_through_every_hop(spans, settings, redis) -> None:
+    suite = await InProcessSuite.start(settings, workers=1)
+    try:
+        question = [m for m in read_twcs(DEMO_FILE) if m.platform_message_id == "9001"]
+        report = await replay(question, suite.settings, timeout=60)
+        assert report.unfinished == [] and report.deliveries, "the password question gets a bot reply"
+    finally:
+        await suite.stop()
+
+    finished = spans.get_finished_spans()
+    by_id = {span.context.span_id: span for span in finished}
+    ingest = next(
+        s for s in finished if s.name == "parley.v1.IngestionService/Ingest" and s.kind == SpanKind.SERVER
+    )
+    trace = [s for s in finished if s.context.trace_id == ingest.context.trace_id]
+
+    def ancestors(span):  # noqa: ANN001, ANN202
+        while span.parent is not None and span.parent.span_id in by_id:
+            span = by_id[span.parent.span_id]
+            yield span
+
+    pipeline = [s for s in trace if s.name == "pipeline process"]
+    assert len(pipeline) == 1 and ingest in ancestors(pipeline[0])
+    for stage in STAGES:
+        servers = [s for s in trace if s.name == stage and s.kind == SpanKind.SERVER]
+        assert len(servers) == 1, stage
+        assert pipeline[0] in ancestors(servers[0]), stage
+        assert servers[0].attributes["rpc.grpc.status_code"] == "OK"
+
+
+async def test_with_tracing_off_nothing_is_carried_or_intercepted(settings, redis, keys) -> None:
+    assert not tracing.enabled() and tracing.client_interceptors() == []
+    suite = await InProcessSuite.start(settings, workers=0)
+    try:
+        async with channel(suite.settings, suite.address("ingestion")) as ch:
+            await ingestion_pb2_grpc.IngestionServiceStub(ch).Ingest(
+                ingestion_pb2.IngestRequest(messages=read_twcs(DEMO_FILE)[:3])
+            )
+        log = InboundLog(suite.settings, redis, keys)
+        await log.ensure_groups()
+        entries = await log.read("reader", 10, 10)
+        assert len(entries) == 3 and {e.traceparent for e in entries} == {""}
+    finally:
+        await suite.stop()

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
+
 import pytest
 
 from parley.rpc import start_server
@@ -28,3 +33,43 @@ async def test_a_busy_service_port_names_the_setting_to_change(settings) -> None
         assert "\n" not in message
     finally:
         await holder.stop(0)
+
+
+def _parley(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "parley", *args],
+        env=os.environ | env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.fixture
+def held_port():
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        yield holder.getsockname()[1]
+
+
+def test_serve_on_a_busy_port_says_so_in_one_line(settings, held_port) -> None:
+    env = {
+        "REDIS_URL": settings.redis_url,
+        "PARLEY_CONVERSATIONS_PORT": str(held_port),
+        "PARLEY_METRICS_PORT": "0",
+    }
+    done = _parley(["serve", "conversations"], env)
+    assert done.returncode == 1
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert str(held_port) in lines[0] and "PARLEY_CONVERSATIONS_PORT" in lines[0]
+
+
+def test_up_refuses_a_busy_metrics_port_before_starting_anything(settings, held_port) -> None:
+    env = {"REDIS_URL": settings.redis_url, "PARLEY_METRICS_PORT": str(held_port - 3)}  # the router's
+    done = _parley(["up", "--exit"], env)
+    assert done.returncode == 1
+    assert done.stdout.strip() == ""  # nothing was started, nothing announced
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"port {held_port}" in lines[0] and "PARLEY_METRICS_PORT" in lines[0], lines

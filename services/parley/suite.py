@@ -52,6 +52,26 @@ async def start_service(name: str, settings: Settings, address: str | None = Non
         raise PortInUse(f"{name} gRPC", host, int(port), f"PARLEY_{name.upper()}_PORT") from error
 
 
+def ports_of(settings: Settings, process: str, worker_index: int = 0) -> list[tuple[str, str, int, str]]:
+    """The (what, host, port, setting) one process listens on: its gRPC port, webhooks, /metrics."""
+    ports = []
+    if process != WORKER:
+        ports.append(
+            (f"{process} gRPC", settings.host, settings.port(process), f"PARLEY_{process.upper()}_PORT")
+        )
+    if process == "ingestion" and settings.webhook_enabled:
+        ports.append(("webhooks", settings.host, settings.webhook_port, "PARLEY_WEBHOOK_PORT"))
+    metrics_port = settings.metrics_port_of(process, worker_index)
+    ports.append((f"{process} metrics", settings.host, metrics_port, "PARLEY_METRICS_PORT"))
+    return ports
+
+
+def ports_needed(settings: Settings, workers: int) -> list[tuple[str, str, int, str]]:
+    """Every port the whole suite listens on."""
+    ports = [p for name in SERVICES for p in ports_of(settings, name)]
+    return ports + [p for i in range(workers) for p in ports_of(settings, WORKER, i)]
+
+
 def check_ports_free(ports: Iterable[tuple[str, str, int, str]]) -> None:
     """Raise PortInUse for the first (what, host, port, setting) some other process listens on."""
     for what, host, port, setting in ports:
@@ -121,6 +141,8 @@ def env_for(settings: Settings) -> dict[str, str]:
         "PARLEY_HOST": settings.host,
         "PARLEY_STREAM_PARTITIONS": str(settings.stream_partitions),
         "PARLEY_WEBHOOK_PORT": str(settings.webhook_port),
+        "PARLEY_METRICS_PORT": str(settings.metrics_port),
+        "PARLEY_LOG_FORMAT": settings.log_format,
     }
     for name in SERVICES:
         env[f"PARLEY_{name.upper()}_PORT"] = str(settings.port(name))
@@ -150,14 +172,14 @@ class ChildProcessSuite:
             # Workers only once every service listens: a client that keeps dialling a port in the ephemeral
             # range before its server binds can end up connected to itself and hold that port.
             for i in range(workers):
-                suite._spawn(f"{WORKER}-{i}", WORKER, log_dir)
+                suite._spawn(f"{WORKER}-{i}", WORKER, log_dir, {"PARLEY_WORKER_INDEX": str(i)})
         except Exception:
             suite.stop()
             raise
         return suite
 
-    def _spawn(self, name: str, service: str, log_dir: str) -> None:
-        env = self.env | {"PARLEY_WORKER_NAME": name}
+    def _spawn(self, name: str, service: str, log_dir: str, extra_env: dict[str, str] | None = None) -> None:
+        env = self.env | {"PARLEY_WORKER_NAME": name} | (extra_env or {})
         with open(os.path.join(log_dir, f"{name}.log"), "ab") as out:
             self.processes[name] = subprocess.Popen(
                 [sys.executable, "-m", "parley", "serve", service], env=env, stdout=out, stderr=out
@@ -173,8 +195,9 @@ class ChildProcessSuite:
                 dead = self.failed()
                 if dead:
                     log = Path(log_dir, f"{dead[0]}.log")
-                    tail = log.read_text(errors="replace")[-2000:]  # noqa: ASYNC240 - failing anyway
-                    raise RuntimeError(f"{dead[0]} exited during start-up; its log ends:\n{tail}")
+                    lines = log.read_text(errors="replace").strip().splitlines()  # noqa: ASYNC240 - failing
+                    said = lines[-1].strip() if lines else "no output"
+                    raise RuntimeError(f"{dead[0]} exited during start-up: {said} (whole log: {log})")
                 await asyncio.sleep(0.1)
             await ready
         finally:

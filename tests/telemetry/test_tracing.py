@@ -1,4 +1,5 @@
-"""One message, one trace: Ingest → inbound log → worker → Thread, Classify, Route, SendReply, RecordOutcomes."""
+"""One message, one trace: Ingest → inbound log → worker → Thread, Classify, Route, SendReply and
+RecordOutcomes."""
 
 from __future__ import annotations
 

@@ -8,6 +8,7 @@ looks.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import time
 from collections.abc import Iterable
@@ -108,6 +109,8 @@ class ObservingInterceptor(grpc.aio.ServerInterceptor):
 def _code_of(context: grpc.aio.ServicerContext, error: BaseException | None) -> str:
     code = context.code()
     if code is None:
+        if isinstance(error, asyncio.CancelledError):  # the client went away (a stream it stopped reading)
+            return "CANCELLED"
         return "OK" if error is None else "UNKNOWN"
     return code.name if isinstance(code, grpc.StatusCode) else str(code)
 

@@ -246,6 +246,11 @@ async def _replay_and_print(
         f"[bold]{file.name}[/bold]: {len(messages)} messages, {report.accepted} accepted, "
         f"{report.duplicates} duplicates, {len(report.conversations)} conversations"
     )
+    if report.duplicates:
+        console.print(
+            f"{report.duplicates} of these messages were already ingested (the file was replayed before): "
+            "nothing new was done for them; the conversations they are in follow."
+        )
     for conversation in report.conversations:
         console.rule(
             f"{conversation.conversation_id} · {CHANNEL_NAMES.get(conversation.channel, '?')} · "

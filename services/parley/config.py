@@ -32,6 +32,8 @@ class Settings(BaseSettings):
     # A namespace prefix for every key, so several suites (or test runs) can share one Redis.
     key_prefix: str = "parley"
 
+    # The interface every service binds ("0.0.0.0" in containers), each service's gRPC port, and the HTTP port
+    # of the ingestion service's webhooks.
     host: str = "127.0.0.1"
     ingestion_port: int = 50051
     conversations_port: int = 50052
@@ -71,10 +73,15 @@ class Settings(BaseSettings):
     worker_block_ms: int = 200
     # A pending entry idle this long belongs to a worker presumed dead and is re-claimed.
     claim_idle_ms: int = 30_000
+    # This worker's consumer name in the group (default: host name and process id).
     worker_name: str = ""
+    # Entries kept in the event stream (older ones are trimmed).
     events_maxlen: int = 1_000_000
 
+    # The classifier's trained artifacts and knowledge base.
     models_dir: Path = REPO_ROOT / "models"
+    # The router's escalation policy (YAML, reloaded when the file changes; see docs/policy.md); unset: the
+    # shipped default.
     policy_file: Path | None = None
 
     # dispatch: outbox partitions (fixed once replies are queued: a reply's partition is a hash of its id),
@@ -86,6 +93,9 @@ class Settings(BaseSettings):
     dispatch_concurrency: int = 32
     # How long a finished delivery (and so its reply_id's idempotency) is kept.
     dispatch_retention_seconds: int = 30 * 24 * 3600
+    # The adapter per channel name (JSON, e.g. {"x":"x","whatsapp":"whatsapp","messenger":"meta"}) and for
+    # every other channel: "log" writes one JSON line per post to dispatch_log_path, "network" calls the
+    # network's real API.
     dispatch_adapters: dict[str, str] = Field(default_factory=dict)
     dispatch_default_adapter: str = "log"
     dispatch_log_path: Path = Path(".parley/outbox.log")
@@ -133,6 +143,7 @@ class Settings(BaseSettings):
     # replies (dispatch records them), so they are skipped. Echoes from other senders (the Page inbox) are
     # logged as the brand's outbound messages.
     webhook_meta_app_id: str = ""
+    # X's consumer secret: answers the CRC challenge and checks x-twitter-webhooks-signature.
     webhook_x_consumer_secret: str = ""
     # Messages of a signed delivery that Parley's validation refuses are kept here (newest last), not dropped.
     webhook_refused_maxlen: int = 10_000

@@ -3,19 +3,28 @@ RecordOutcomes."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+from pathlib import Path
+
+import aiohttp
 import pytest
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
 from parley.cli import DEMO_FILE
+from parley.clock import ManualClock
 from parley.ingestion.inbound_log import InboundLog
+from parley.ingestion.server import create_server
 from parley.replay import read_twcs, replay
 from parley.rpc import channel
 from parley.suite import InProcessSuite
 from parley.telemetry import tracing
 from parley.v1 import ingestion_pb2, ingestion_pb2_grpc
 
+X_SECRET = "x-consumer-secret-for-tracing"
 STAGES = (
     "parley.v1.ConversationsService/Thread",
     "parley.v1.ClassifierService/Classify",
@@ -77,3 +86,27 @@ async def test_with_tracing_off_nothing_is_carried_or_intercepted(settings, redi
         assert len(entries) == 3 and {e.traceparent for e in entries} == {""}
     finally:
         await suite.stop()
+
+
+async def test_a_webhook_delivery_starts_the_trace_its_messages_carry(spans, settings, redis, keys) -> None:
+    hooked = settings.model_copy(update={"webhook_x_consumer_secret": X_SECRET})
+    running = await create_server(hooked, "127.0.0.1:0", clock=ManualClock())
+    try:
+        body = (Path(__file__).parents[1] / "ingestion" / "webhook_payloads" / "x_tweets.json").read_bytes()
+        signature = base64.b64encode(hmac.new(X_SECRET.encode(), body, hashlib.sha256).digest()).decode()
+        headers = {"Content-Type": "application/json", "x-twitter-webhooks-signature": f"sha256={signature}"}
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(
+                f"http://127.0.0.1:{running.webhook_port}/webhooks/x", data=body, headers=headers
+            ) as reply,
+        ):
+            assert reply.status == 200
+    finally:
+        await running.stop(0)
+    (webhook,) = [s for s in spans.get_finished_spans() if s.name == "POST /webhooks/x"]
+    log = InboundLog(hooked, redis, keys)
+    await log.ensure_groups()
+    entries = await log.read("reader", 100, 10)
+    assert entries
+    assert {e.traceparent.split("-")[1] for e in entries} == {format(webhook.context.trace_id, "032x")}

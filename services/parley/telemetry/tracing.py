@@ -105,6 +105,19 @@ def server_span(method: str, metadata: Any) -> Iterator[trace.Span | None]:
         yield span
 
 
+@contextlib.contextmanager
+def webhook_span(network: str) -> Iterator[None]:
+    """A SERVER span for a network's webhook delivery: the root of its messages' traces."""
+    if _tracer is None:
+        yield
+        return
+    attributes = {"http.request.method": "POST", "url.path": f"/webhooks/{network}"}
+    with _tracer.start_as_current_span(
+        f"POST /webhooks/{network}", kind=trace.SpanKind.SERVER, attributes=attributes
+    ):
+        yield
+
+
 class _ClientInterceptor(grpc.aio.UnaryUnaryClientInterceptor):
     """A CLIENT span around each unary call, its context sent along as `traceparent` metadata."""
 

@@ -37,6 +37,7 @@ from parley.ingestion.webhooks.x import parse_x
 from parley.messages import CHANNEL_NAMES
 from parley.rpc import InvalidArgument
 from parley.store import Keys, Redis
+from parley.telemetry import tracing
 from parley.v1 import common_pb2
 
 log = logging.getLogger(__name__)
@@ -216,7 +217,8 @@ class WebhookEndpoints:
                 refused.append((message, violations))
             else:
                 good.append(normalize(message, now))
-        statuses = await self.log.append(good) if good else []
+        with tracing.webhook_span(network):  # the trace its messages carry through the pipeline
+            statuses = await self.log.append(good) if good else []
         if refused:
             await self._set_aside(network, refused)
         accepted = sum(1 for s in statuses if s == ACCEPTED)

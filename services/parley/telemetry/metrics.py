@@ -9,9 +9,10 @@ looks.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -109,41 +110,42 @@ class ObservingInterceptor(grpc.aio.ServerInterceptor):
 def _code_of(context: grpc.aio.ServicerContext, error: BaseException | None) -> str:
     code = context.code()
     if code is None:
-        if isinstance(error, asyncio.CancelledError):  # the client went away (a stream it stopped reading)
+        if isinstance(error, asyncio.CancelledError | GeneratorExit):  # the client went away mid-call
             return "CANCELLED"
         return "OK" if error is None else "UNKNOWN"
     return code.name if isinstance(code, grpc.StatusCode) else str(code)
 
 
+@contextlib.contextmanager
+def _observing(
+    labels: tuple[str, str, str], method: str, metadata: Any, context: grpc.aio.ServicerContext
+) -> Iterator[None]:
+    """Time one call, count it under its final status code, and hold its server span while tracing."""
+    start = time.perf_counter()
+    error: BaseException | None = None
+    with tracing.server_span(method, metadata) as span:
+        try:
+            yield
+        except BaseException as caught:
+            error = caught
+            raise
+        finally:
+            _record(labels, start, _code_of(context, error), span)
+
+
 def _observed_unary(behavior: Any, labels: tuple[str, str, str], method: str, metadata: Any) -> Any:
     async def observed(request: Any, context: grpc.aio.ServicerContext) -> Any:
-        start = time.perf_counter()
-        error: BaseException | None = None
-        with tracing.server_span(method, metadata) as span:
-            try:
-                return await behavior(request, context)
-            except BaseException as caught:
-                error = caught
-                raise
-            finally:
-                _record(labels, start, _code_of(context, error), span)
+        with _observing(labels, method, metadata, context):
+            return await behavior(request, context)
 
     return observed
 
 
 def _observed_stream(behavior: Any, labels: tuple[str, str, str], method: str, metadata: Any) -> Any:
     async def observed(request: Any, context: grpc.aio.ServicerContext) -> Any:
-        start = time.perf_counter()
-        error: BaseException | None = None
-        with tracing.server_span(method, metadata) as span:
-            try:
-                async for response in behavior(request, context):
-                    yield response
-            except BaseException as caught:
-                error = caught
-                raise
-            finally:
-                _record(labels, start, _code_of(context, error), span)
+        with _observing(labels, method, metadata, context):
+            async for response in behavior(request, context):
+                yield response
 
     return observed
 

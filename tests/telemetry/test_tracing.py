@@ -110,3 +110,41 @@ async def test_a_webhook_delivery_starts_the_trace_its_messages_carry(spans, set
     entries = await log.read("reader", 100, 10)
     assert entries
     assert {e.traceparent.split("-")[1] for e in entries} == {format(webhook.context.trace_id, "032x")}
+
+
+def test_with_an_otlp_endpoint_set_spans_are_exported_there(monkeypatch) -> None:
+    from concurrent import futures
+
+    import grpc
+    from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+
+    received: list[trace_service_pb2.ExportTraceServiceRequest] = []
+
+    class Collector(trace_service_pb2_grpc.TraceServiceServicer):
+        def Export(self, request, context):  # noqa: ANN001, ANN201, N802 - the OTLP service's method
+            received.append(request)
+            return trace_service_pb2.ExportTraceServiceResponse()
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(Collector(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://127.0.0.1:{port}")
+        tracing.configure("parley-ingestion")
+        assert tracing.enabled()
+        with tracing.webhook_span("meta"):
+            pass
+        tracing.shutdown()  # flushes the batch
+    finally:
+        server.stop(0)
+    spans = [
+        (resource.resource, span)
+        for request in received
+        for resource in request.resource_spans
+        for scope in resource.scope_spans
+        for span in scope.spans
+    ]
+    assert [span.name for _, span in spans] == ["POST /webhooks/meta"]
+    attributes = {a.key: a.value.string_value for a in spans[0][0].attributes}
+    assert attributes["service.name"] == "parley-ingestion"

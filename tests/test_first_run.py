@@ -9,6 +9,7 @@ import sys
 
 import pytest
 
+from parley.config import SERVICES
 from parley.rpc import start_server
 from parley.suite import PortInUse, start_service
 
@@ -68,6 +69,8 @@ def test_serve_on_a_busy_port_says_so_in_one_line(settings, held_port) -> None:
 
 def test_up_refuses_a_busy_metrics_port_before_starting_anything(settings, held_port) -> None:
     env = {"REDIS_URL": settings.redis_url, "PARLEY_METRICS_PORT": str(held_port - 3)}  # the router's
+    # Its other ports are left out of the check (0), so a suite running elsewhere on this machine cannot matter.
+    env |= {f"PARLEY_{name.upper()}_PORT": "0" for name in (*SERVICES, "webhook")}
     done = _parley(["up", "--exit"], env)
     assert done.returncode == 1
     assert done.stdout.strip() == ""  # nothing was started, nothing announced

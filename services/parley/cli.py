@@ -199,7 +199,7 @@ def serve(
 
     async def serve_until_stopped() -> None:
         if service == "worker":
-            from parley.ingestion.worker import run_worker
+            from parley.pipeline.worker import run_worker
 
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()

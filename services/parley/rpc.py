@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import inspect
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -19,12 +20,26 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 from grpc_status import rpc_status
+from redis.exceptions import ClusterDownError, RedisClusterException, TryAgainError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from parley.config import Settings
 from parley.telemetry import tracing
 from parley.telemetry.metrics import ObservingInterceptor
 
 log = logging.getLogger(__name__)
+
+
+# Redis failures that pass once it is back, so a caller should retry (UNAVAILABLE) rather than see UNKNOWN.
+# RedisClusterException covers a cluster with no reachable node (redis-py does not derive it from RedisError).
+STORE_UNAVAILABLE = (
+    RedisConnectionError,
+    RedisTimeoutError,
+    ClusterDownError,
+    TryAgainError,
+    RedisClusterException,
+)
 
 
 class InvalidArgument(Exception):
@@ -92,10 +107,97 @@ def mapped_errors(method: Callable[..., Awaitable[Any]]) -> Callable[..., Awaita
             return await method(self, request, context)
         except (InvalidArgument, NotFound, FailedPrecondition) as error:
             await abort_for(context, error)
+        except STORE_UNAVAILABLE as error:
+            log.warning("%s: state store unavailable (%s)", method.__name__, type(error).__name__)
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "state store unavailable; retry shortly")
 
     wrapper.__name__ = method.__name__
     wrapper.__doc__ = method.__doc__
     return wrapper
+
+
+class _Undecodable:
+    """What a guarded deserializer returns for bytes that do not parse as the request message."""
+
+    def __init__(self, type_name: str) -> None:
+        self.type_name = type_name
+
+
+async def _refuse_undecodable(context: grpc.aio.ServicerContext, request: _Undecodable) -> None:
+    description = f"is not a valid {request.type_name} (corrupt protobuf or a string that is not UTF-8)"
+    await context.abort_with_status(bad_request_status([("request", description)]))
+
+
+class RefuseUndecodable(grpc.aio.ServerInterceptor):
+    """Answers a request that does not parse with INVALID_ARGUMENT (a BadRequest on `request`).
+
+    grpc.aio itself answers a deserializer's exception with UNKNOWN and the exception's class name, which
+    tells a caller nothing useful and shows an internal name. So the deserializer is wrapped to hand the
+    handler a marker instead, and the marker is refused before the servicer sees it.
+    """
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        if handler is None or handler.request_deserializer is None:
+            return handler
+        parse = handler.request_deserializer
+        message_type = getattr(parse, "__self__", None)
+        type_name = getattr(getattr(message_type, "DESCRIPTOR", None), "full_name", "request message")
+
+        def deserialize(data: bytes) -> Any:
+            try:
+                return parse(data)
+            except Exception:  # protobuf's DecodeError, or a UnicodeDecodeError from a pure-Python build
+                return _Undecodable(type_name)
+
+        return _guarded(handler, deserialize)
+
+
+def _guarded(handler: grpc.RpcMethodHandler, deserialize: Callable[[bytes], Any]) -> grpc.RpcMethodHandler:
+    async def checked(requests: Any, context: grpc.aio.ServicerContext) -> Any:
+        async for request in requests:
+            if isinstance(request, _Undecodable):
+                await _refuse_undecodable(context, request)
+            yield request
+
+    async def unary_unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        if isinstance(request, _Undecodable):
+            await _refuse_undecodable(context, request)
+        return await handler.unary_unary(request, context)
+
+    async def responses(call: Any) -> Any:
+        # A streaming handler is an async generator, or a coroutine that writes through its context.
+        if inspect.isasyncgen(call):
+            async for response in call:
+                yield response
+        else:
+            await call
+
+    async def unary_stream(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        if isinstance(request, _Undecodable):
+            await _refuse_undecodable(context, request)
+        async for response in responses(handler.unary_stream(request, context)):
+            yield response
+
+    async def stream_unary(requests: Any, context: grpc.aio.ServicerContext) -> Any:
+        return await handler.stream_unary(checked(requests, context), context)
+
+    async def stream_stream(requests: Any, context: grpc.aio.ServicerContext) -> Any:
+        async for response in responses(handler.stream_stream(checked(requests, context), context)):
+            yield response
+
+    serialize = handler.response_serializer
+    if handler.request_streaming and handler.response_streaming:
+        return grpc.stream_stream_rpc_method_handler(stream_stream, deserialize, serialize)
+    if handler.request_streaming:
+        return grpc.stream_unary_rpc_method_handler(stream_unary, deserialize, serialize)
+    if handler.response_streaming:
+        return grpc.unary_stream_rpc_method_handler(unary_stream, deserialize, serialize)
+    return grpc.unary_unary_rpc_method_handler(unary_unary, deserialize, serialize)
 
 
 @dataclass
@@ -128,7 +230,8 @@ async def start_server(
     """
     # SO_REUSEPORT off: otherwise a second suite binds a port this one holds and the two share its traffic.
     options = [*settings.grpc_options, ("grpc.so_reuseport", 0)]
-    server = grpc.aio.server(interceptors=[ObservingInterceptor()], options=options)
+    # Observing first (outermost), so every call is counted, a refused undecodable one too.
+    server = grpc.aio.server(options=options, interceptors=[ObservingInterceptor(), RefuseUndecodable()])
     health_servicer = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     names = []

@@ -4,12 +4,18 @@ import asyncio
 
 import grpc
 import pytest
-from router_testkit import make_item
+from router_testkit import known_conversations, make_item
 
 from parley.router.policy import DEFAULT_POLICY_FILE, PolicyError
 from parley.router.server import create_server
 from parley.rpc import channel, field_violations, wait_ready
 from parley.v1 import common_pb2, router_pb2, router_pb2_grpc
+
+
+@pytest.fixture(autouse=True)
+async def conversations(redis, keys):
+    # Route takes only conversations the conversations service opened.
+    await known_conversations(redis, keys, "c1", "c2", "c9")
 
 
 @pytest.fixture

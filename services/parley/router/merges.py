@@ -17,9 +17,9 @@ from typing import Any
 
 from redis.exceptions import ResponseError
 
+from parley import lua
 from parley.clock import to_timestamp
 from parley.events import EventRecord, add_to_pipeline
-from parley.router import scripts
 from parley.router.core import FEED_MAXLEN, Router, _decode, _flat, _text
 from parley.v1 import common_pb2, router_pb2
 
@@ -60,10 +60,10 @@ class Merges:
         self.router = router
         self.redis = router.redis
         self.k = router.k
-        self._join = self.redis.register_script(scripts.JOIN)
-        self._merge_state = self.redis.register_script(scripts.MERGE_STATE)
-        self._swap = self.redis.register_script(scripts.SWAP)
-        self._finalize = self.redis.register_script(scripts.FINALIZE_MERGE)
+        self._join = lua.register(self.redis, "parley.router", "join")
+        self._merge_state = lua.register(self.redis, "parley.router", "merge_state")
+        self._swap = lua.register(self.redis, "parley.router", "swap")
+        self._finalize = lua.register(self.redis, "parley.router", "finalize_merge")
 
     async def apply_events(self, entries: list[tuple[str, dict[str, str]]]) -> list[MergeOutcome]:
         """Apply the `conversation.merged` events among stream entries (others are ignored)."""
@@ -84,7 +84,7 @@ class Merges:
             return MergeOutcome(merged, into, "none", applied=False, why="a conversation merged into itself")
         prior: str | None = None
         for _ in range(ATTEMPTS):
-            async with self.redis.pipeline(transaction=False) as pipe:
+            async with lua.pipeline(self.redis) as pipe:
                 pipe.hgetall(self.k.state(merged))
                 pipe.hgetall(self.k.state(into))
                 src, dst = (_decode(raw) for raw in await pipe.execute())
@@ -304,7 +304,7 @@ class Merges:
         if outcome.action in ("bot", "none"):
             audit.action = common_pb2.ROUTE_ACTION_NO_ACTION
         history = await self.redis.hgetall(self.k.audit(merged))
-        async with self.redis.pipeline(transaction=False) as pipe:
+        async with lua.pipeline(self.redis) as pipe:
             if history:
                 pipe.hset(self.k.audit(into), mapping=history)
             pipe.hset(self.k.audit(into), f"merge:{merged}", audit.SerializeToString())
@@ -336,7 +336,7 @@ class Merges:
             # Conversations learns the surviving conversation is with an agent now, as for any assignment.
             attrs = {"agent_id": outcome.agent_id, "team": outcome.team, "how": "merged", "why": outcome.why}
             published.append(EventRecord("conversation.assigned", into, "", now, attrs))
-        async with self.redis.pipeline(transaction=False) as pipe:
+        async with lua.pipeline(self.redis) as pipe:
             add_to_pipeline(pipe, self.router.keys, published, self.router.settings.events_maxlen)
             await pipe.execute()
 

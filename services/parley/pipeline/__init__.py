@@ -1,0 +1,1 @@
+"""The pipeline worker: takes each accepted message from the inbound log through every service."""

@@ -17,6 +17,14 @@ async def suite(settings, redis):
     await running.stop()
 
 
+@pytest.fixture
+async def idle_suite(settings, redis):
+    """No worker: the test drives one by hand."""
+    running = await InProcessSuite.start(settings, workers=0)
+    yield running
+    await running.stop()
+
+
 async def test_the_demo_shows_a_bot_reply_and_queued_work(suite) -> None:
     report = await replay(read_twcs(DEMO_FILE), suite.settings, timeout=60)
     assert report.unfinished == []
@@ -53,3 +61,34 @@ async def test_replaying_the_demo_again_shows_the_conversations_it_already_made(
     printed = capsys.readouterr().out
     assert "already ingested" in printed
     assert all(c.conversation_id in printed for c in first.conversations)
+
+
+async def test_a_batch_is_routed_in_the_order_its_messages_were_sent(idle_suite, redis, keys) -> None:
+    """Entries arrive partition by partition; the follow-up must not be routed before the question it
+    follows (the bot answers the question; the complaint after it goes to a person)."""
+    from parley.ingestion.inbound_log import InboundLog
+    from parley.pipeline.worker import Peers, PipelineWorker
+    from parley.rpc import channel
+    from parley.v1 import conversations_pb2, conversations_pb2_grpc, ingestion_pb2, ingestion_pb2_grpc
+
+    suite = idle_suite
+    question, follow_up = [m for m in read_twcs(DEMO_FILE) if m.platform_message_id in ("9017", "9018")]
+    async with channel(suite.settings, suite.address("ingestion")) as ch:
+        await ingestion_pb2_grpc.IngestionServiceStub(ch).Ingest(
+            ingestion_pb2.IngestRequest(messages=[question, follow_up])
+        )
+    log = InboundLog(suite.settings, redis, keys)
+    await log.ensure_groups()
+    entries = await log.read("reader", 10, 10)
+    entries.sort(key=lambda e: e.message.platform_message_id, reverse=True)  # the follow-up first
+    peers = Peers.connect(suite.settings)
+    try:
+        await PipelineWorker(suite.settings, log, peers, "w").process(entries)
+    finally:
+        await peers.close()
+    async with channel(suite.settings, suite.address("conversations")) as ch:
+        got = await conversations_pb2_grpc.ConversationsServiceStub(ch).GetConversation(
+            conversations_pb2.GetConversationRequest(message_id=entries[-1].message.message_id)
+        )
+    actions = [item.routing.action for item in got.conversation.messages]
+    assert actions == [common_pb2.ROUTE_ACTION_BOT_REPLY, common_pb2.ROUTE_ACTION_QUEUED]

@@ -175,7 +175,11 @@ class PipelineWorker:
     async def process(self, entries: Sequence[LogEntry]) -> None:
         """Run one batch through every stage, then ack it."""
         timeout = self.settings.rpc_timeout_seconds
-        messages = [entry.message for entry in entries]
+        # Entries come partition by partition; every stage sees them in the order they were sent, so a
+        # follow-up is never routed before the message it follows.
+        messages = sorted(
+            (entry.message for entry in entries), key=lambda m: (m.sent_at.seconds, m.sent_at.nanos)
+        )
         self.current_stage = "thread"
         threaded = await self.peers.conversations.Thread(
             conversations_pb2.ThreadRequest(messages=messages), timeout=timeout

@@ -76,3 +76,10 @@ def test_up_refuses_a_busy_metrics_port_before_starting_anything(settings, held_
     assert done.stdout.strip() == ""  # nothing was started, nothing announced
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and f"port {held_port}" in lines[0] and "PARLEY_METRICS_PORT" in lines[0], lines
+
+
+def test_a_bad_setting_is_named_in_one_line(settings) -> None:
+    done = _parley(["serve", "conversations"], {"REDIS_URL": settings.redis_url, "PARLEY_LOG_FORMAT": "xml"})
+    assert done.returncode == 1
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "PARLEY_LOG_FORMAT" in lines[0], done.stderr

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
@@ -35,10 +36,13 @@ ACTION_NAMES = {1: "bot reply", 2: "queued", 3: "assigned", 4: "no action", 5: "
 ROLE_NAMES = {1: "customer", 2: "participant", 3: "brand"}
 
 
-def _logging(verbose: bool, process: str = "") -> None:
+def _start(what: str, verbose: bool, process: str = "") -> Settings:
+    """The settings (a bad value is told in one line, naming its variable), and logging set up by them."""
     from parley.telemetry import logs
 
-    logs.configure(Settings().log_format, verbose, process)
+    settings = _one_line_errors(what, verbose, Settings)
+    logs.configure(settings.log_format, verbose, process)
+    return settings
 
 
 def _one_line_errors(what: str, verbose: bool, run: Callable[[], T]) -> T:
@@ -54,10 +58,18 @@ def _one_line_errors(what: str, verbose: bool, run: Callable[[], T]) -> T:
 
         lines = str(error).strip().splitlines()
         detail = lines[0] if lines else ""
-        if not isinstance(error, PortInUse):
+        if isinstance(error, ValidationError):  # a setting's value from the environment
+            detail = "; ".join(f"{_variable(e['loc'])}: {e['msg']}" for e in error.errors())
+        elif not isinstance(error, PortInUse):
             detail = f"{type(error).__name__}: {detail}" if detail else type(error).__name__
         print(f"{what} failed: {detail}  (--verbose shows the trace)", file=sys.stderr)
         raise typer.Exit(1) from None
+
+
+def _variable(loc: tuple[int | str, ...]) -> str:
+    """The environment variable of a setting a validation error points at (REDIS_URL has no prefix)."""
+    name = str(loc[0]) if loc else "?"
+    return name if name.isupper() else f"PARLEY_{name.upper()}"
 
 
 def _serve_metrics(process: str, settings: Settings) -> MetricsServer | None:
@@ -105,10 +117,9 @@ def up(
 ) -> None:
     """Start the whole suite on this machine: five services and the worker, on an embedded Valkey when
     REDIS_URL is unset."""
-    _logging(verbose)
+    settings = _start("parley up", verbose)
     from parley.suite import ChildProcessSuite, check_ports_free, ports_needed
 
-    settings = Settings()
     # Before anything starts: a port held by another process (a forgotten suite) fails here, in one line.
     _one_line_errors("parley up", verbose, lambda: check_ports_free(ports_needed(settings, workers)))
     settings, embedded = _one_line_errors(
@@ -166,19 +177,19 @@ def serve(
     verbose: bool = False,
 ) -> None:
     """Run one service (or one pipeline worker) alone, until SIGTERM or Ctrl-C."""
-    _logging(verbose, service)
+    settings = _start(f"parley serve {service}", verbose, service)
     if service not in (*SERVICES, "worker"):
         raise typer.BadParameter(f"unknown service {service!r}; one of {', '.join((*SERVICES, 'worker'))}")
     from parley.suite import check_ports_free, ports_of
 
     # Before anything starts: a port held by another process fails here, in one line.
     _one_line_errors(
-        f"parley serve {service}", verbose, lambda: check_ports_free(ports_of(Settings(), service))
+        f"parley serve {service}", verbose, lambda: check_ports_free(ports_of(settings, service))
     )
     settings, embedded = _one_line_errors(
         f"parley serve {service}: the embedded Valkey",
         verbose,
-        lambda: _with_redis(Settings(), Settings().embedded_data_dir),
+        lambda: _with_redis(settings, settings.embedded_data_dir),
     )
     if embedded is not None:
         console.print("[yellow]REDIS_URL is unset: this service runs on its own embedded Valkey[/yellow]")

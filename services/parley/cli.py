@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import json
+import os
 import signal
 import sys
 import time
@@ -136,20 +137,23 @@ def up(
         suite = await ChildProcessSuite.start(settings, workers=workers)
         try:
             table = Table(title="Parley is up")
-            table.add_column("service")
-            table.add_column("listens on", overflow="fold")
-            table.add_column("metrics", overflow="fold", min_width=len(metrics_url("ingestion")))
+            table.add_column("process")
+            table.add_column("gRPC")
+            table.add_column("metrics")
             for name in SERVICES:
-                table.add_row(name, f"grpc://{settings.address(name)}", metrics_url(name))
-            table.add_row(
-                "worker",
-                f"{workers} process(es), consumer group on {settings.stream_partitions} partitions",
-                ", ".join(metrics_url("worker", i) for i in range(workers)),
-            )
-            table.add_row("webhooks", f"http://{settings.host}:{settings.webhook_port}/webhooks/{{meta,x}}")
-            table.add_row("redis", settings.redis_url + ("  (embedded Valkey)" if embedded else ""))
-            table.add_row("logs", ".parley/logs/")
+                table.add_row(name, settings.address(name), metrics_url(name))
+            for i in range(workers):
+                table.add_row(f"worker-{i}", "-", metrics_url("worker", i))
             console.print(table)
+            endpoint = os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+            for what, where in (
+                ("webhooks", f"http://{settings.host}:{settings.webhook_port}/webhooks/{{meta,x}}"),
+                ("inbound log", f"{settings.stream_partitions} partitions, one consumer group"),
+                ("redis", settings.redis_url + ("  (embedded Valkey)" if embedded else "")),
+                ("logs", f".parley/logs/ ({settings.log_format})"),
+                ("traces", f"OTLP to {endpoint}" if endpoint else "off (set OTEL_EXPORTER_OTLP_ENDPOINT)"),
+            ):
+                console.print(f"  {what:<12} {where}")
             # Fresh ids per run: the embedded Valkey keeps its data, and the demo should show new traffic.
             demo_run = f"demo{int(time.time())}-"
             demo_code = await _replay_and_print(DEMO_FILE, settings, id_prefix=demo_run) if demo else 0

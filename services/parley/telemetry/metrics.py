@@ -9,6 +9,7 @@ looks.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import inspect
 import time
@@ -59,12 +60,13 @@ MODEL = Info("parley_classifier_model", "The classifier's model version in servi
 
 def count_triage(results: Iterable[Any]) -> None:
     """Intent mix and the bot's answers of one classified batch (`parley.classifier.model.Triage`)."""
-    intents: dict[str, int] = {}
-    bot: dict[tuple[str, str], int] = {}
+    intents: collections.Counter[str] = collections.Counter()
+    bot: collections.Counter[tuple[str, str]] = collections.Counter()
     for t in results:
-        intents[t.intent] = intents.get(t.intent, 0) + 1
-        key = ("abstained", t.bot_answer.reason or "unknown") if t.bot_answer.abstained else ("answered", "")
-        bot[key] = bot.get(key, 0) + 1
+        intents[t.intent] += 1
+        bot[
+            ("abstained", t.bot_answer.reason or "unknown") if t.bot_answer.abstained else ("answered", "")
+        ] += 1
     for intent, n in intents.items():
         CLASSIFIED.labels(intent).inc(n)
     for labels, n in bot.items():
@@ -80,31 +82,41 @@ _KINDS = (
 
 
 class ObservingInterceptor(grpc.aio.ServerInterceptor):
-    """Counts and times every call by method and status code, and opens its server span when tracing."""
+    """Counts and times every call by method and status code, and opens its server span when tracing.
+
+    Each method's observed handler is made once and kept (keyed by the handler it wraps)."""
+
+    def __init__(self) -> None:
+        self._observed: dict[int, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
 
     async def intercept_service(self, continuation, handler_call_details):  # noqa: ANN001, ANN201
         handler = await continuation(handler_call_details)
         if handler is None:
             return None
-        method = handler_call_details.method
-        service, _, name = method.lstrip("/").rpartition("/")
-        for attribute, kind in _KINDS:
-            behavior = getattr(handler, attribute)
-            if behavior is None:
-                continue
-            streaming = attribute.endswith("_stream")
-            if streaming and not inspect.isasyncgenfunction(behavior):
-                return handler  # writes through context.write (health's Watch): left as it is
-            labels = (kind, service, name)
-            metadata = handler_call_details.invocation_metadata
-            wrap = _observed_stream if streaming else _observed_unary
-            factory = getattr(grpc, f"{attribute}_rpc_method_handler")
-            return factory(
-                wrap(behavior, labels, method, metadata),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        return handler
+        known = self._observed.get(id(handler))
+        if known is None or known[0] is not handler:
+            known = (handler, _observe(handler, handler_call_details.method))
+            self._observed[id(handler)] = known
+        return known[1]
+
+
+def _observe(handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
+    service, _, name = method.lstrip("/").rpartition("/")
+    for attribute, kind in _KINDS:
+        behavior = getattr(handler, attribute)
+        if behavior is None:
+            continue
+        streaming = attribute.endswith("_stream")
+        if streaming and not inspect.isasyncgenfunction(behavior):
+            return handler  # writes through context.write: left as it is
+        wrap = _observed_stream if streaming else _observed_unary
+        factory = getattr(grpc, f"{attribute}_rpc_method_handler")
+        return factory(
+            wrap(behavior, (kind, service, name), method),
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+    return handler
 
 
 def _code_of(context: grpc.aio.ServicerContext, error: BaseException | None) -> str:
@@ -118,11 +130,12 @@ def _code_of(context: grpc.aio.ServicerContext, error: BaseException | None) -> 
 
 @contextlib.contextmanager
 def _observing(
-    labels: tuple[str, str, str], method: str, metadata: Any, context: grpc.aio.ServicerContext
+    labels: tuple[str, str, str], method: str, context: grpc.aio.ServicerContext
 ) -> Iterator[None]:
     """Time one call, count it under its final status code, and hold its server span while tracing."""
     start = time.perf_counter()
     error: BaseException | None = None
+    metadata = context.invocation_metadata() if tracing.enabled() else None
     with tracing.server_span(method, metadata) as span:
         try:
             yield
@@ -133,17 +146,17 @@ def _observing(
             _record(labels, start, _code_of(context, error), span)
 
 
-def _observed_unary(behavior: Any, labels: tuple[str, str, str], method: str, metadata: Any) -> Any:
+def _observed_unary(behavior: Any, labels: tuple[str, str, str], method: str) -> Any:
     async def observed(request: Any, context: grpc.aio.ServicerContext) -> Any:
-        with _observing(labels, method, metadata, context):
+        with _observing(labels, method, context):
             return await behavior(request, context)
 
     return observed
 
 
-def _observed_stream(behavior: Any, labels: tuple[str, str, str], method: str, metadata: Any) -> Any:
+def _observed_stream(behavior: Any, labels: tuple[str, str, str], method: str) -> Any:
     async def observed(request: Any, context: grpc.aio.ServicerContext) -> Any:
-        with _observing(labels, method, metadata, context):
+        with _observing(labels, method, context):
             async for response in behavior(request, context):
                 yield response
 

@@ -58,6 +58,13 @@ class FailedPrecondition(Exception):
     """Raised by a core when the request is valid but the state does not allow it."""
 
 
+class Aborted(FailedPrecondition):
+    """A race lost to a concurrent change (ABORTED): the same request may succeed when simply retried.
+
+    A kind of failed precondition, so code that catches those inside a service treats it the same; callers
+    across the wire see ABORTED, which workers retry and never dead-letter."""
+
+
 def bad_request_status(violations: Sequence[tuple[str, str]]) -> grpc.Status:
     """An INVALID_ARGUMENT status carrying google.rpc.BadRequest with each field violation."""
     detail = any_pb2.Any()
@@ -94,6 +101,8 @@ async def abort_for(context: grpc.aio.ServicerContext, error: Exception) -> None
         await context.abort_with_status(bad_request_status(error.violations))
     if isinstance(error, NotFound):
         await context.abort(grpc.StatusCode.NOT_FOUND, str(error) or "not found")
+    if isinstance(error, Aborted):
+        await context.abort(grpc.StatusCode.ABORTED, str(error))
     if isinstance(error, FailedPrecondition):
         await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(error))
     raise error
@@ -133,8 +142,12 @@ class RefuseUndecodable(grpc.aio.ServerInterceptor):
 
     grpc.aio itself answers a deserializer's exception with UNKNOWN and the exception's class name, which
     tells a caller nothing useful and shows an internal name. So the deserializer is wrapped to hand the
-    handler a marker instead, and the marker is refused before the servicer sees it.
+    handler a marker instead, and the marker is refused before the servicer sees it. Each method's guarded
+    handler is made once and kept.
     """
+
+    def __init__(self) -> None:
+        self._guarded: dict[int, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
 
     async def intercept_service(
         self,
@@ -144,6 +157,14 @@ class RefuseUndecodable(grpc.aio.ServerInterceptor):
         handler = await continuation(handler_call_details)
         if handler is None or handler.request_deserializer is None:
             return handler
+        known = self._guarded.get(id(handler))
+        if known is None or known[0] is not handler:
+            known = (handler, self._guard(handler))
+            self._guarded[id(handler)] = known
+        return known[1]
+
+    @staticmethod
+    def _guard(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
         parse = handler.request_deserializer
         message_type = getattr(parse, "__self__", None)
         type_name = getattr(getattr(message_type, "DESCRIPTOR", None), "full_name", "request message")

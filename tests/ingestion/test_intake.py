@@ -15,7 +15,7 @@ NOW = ManualClock().now()
 LIMITS = Settings(max_batch=5, max_text_chars=20, max_id_chars=10, max_attachments=2, max_attachment_chars=30)
 
 
-def validate_batch(
+def admit(
     messages: list[common_pb2.InboundMessage], settings: Settings, now: float = NOW
 ) -> list[common_pb2.InboundMessage]:
     return admit_batch(messages, settings, now)
@@ -36,7 +36,7 @@ def message(**overrides: object) -> common_pb2.InboundMessage:
 
 def violations(*messages: common_pb2.InboundMessage, settings: Settings = LIMITS) -> list[tuple[str, str]]:
     with pytest.raises(InvalidArgument) as caught:
-        validate_batch(list(messages), settings)
+        admit(list(messages), settings)
     return caught.value.violations
 
 
@@ -45,13 +45,11 @@ def fields(*messages: common_pb2.InboundMessage, settings: Settings = LIMITS) ->
 
 
 def test_a_good_batch_passes() -> None:
-    validate_batch(
-        [message(), message(platform_message_id="1002", text="", attachments=[{}])], LIMITS, now=NOW
-    )
+    admit([message(), message(platform_message_id="1002", text="", attachments=[{}])], LIMITS, now=NOW)
 
 
 def test_outbound_messages_need_no_author() -> None:
-    validate_batch([message(direction=common_pb2.DIRECTION_OUTBOUND, author=None)], LIMITS)
+    admit([message(direction=common_pb2.DIRECTION_OUTBOUND, author=None)], LIMITS)
 
 
 def test_empty_and_oversized_batches() -> None:
@@ -88,19 +86,19 @@ def test_ids_too_long_or_with_control_characters(overrides: dict[str, object], f
 
 
 def test_id_length_ignores_surrounding_whitespace() -> None:
-    validate_batch([message(platform_message_id="  " + "x" * 8 + "  ")], LIMITS)
+    admit([message(platform_message_id="  " + "x" * 8 + "  ")], LIMITS)
 
 
 def test_message_and_parent_ids_must_fit_with_their_channel_prefix() -> None:
     # "x:" + 8 characters is the longest Parley id of 10; 9 would be accepted alone and dropped later.
-    validate_batch([message(platform_message_id="1" * 8, in_reply_to_id="2" * 8)], LIMITS)
+    admit([message(platform_message_id="1" * 8, in_reply_to_id="2" * 8)], LIMITS)
     found = violations(message(platform_message_id="1" * 9, in_reply_to_id="2" * 9))
     assert [f for f, _ in found] == ["messages[0].platform_message_id", "messages[0].in_reply_to_id"]
     assert found[0][1] == "has 9 characters; at most 8 (the Parley id x:<id> holds at most 10)"
     # The longer the channel's name, the shorter the id.
     whatsapp = message(channel=common_pb2.CHANNEL_WHATSAPP, visibility=common_pb2.VISIBILITY_PRIVATE)
     whatsapp.platform_message_id = "1" * 2
-    validate_batch([whatsapp], Settings(max_id_chars=11))
+    admit([whatsapp], Settings(max_id_chars=11))
     whatsapp.platform_message_id = "1" * 3
     assert fields(whatsapp, settings=Settings(max_id_chars=11)) == ["messages[0].platform_message_id"]
 
@@ -110,7 +108,7 @@ def test_text_rules() -> None:
     assert violations(message(text=" \n\t ")) == [("messages[0].text", intake.TEXT_REQUIRED)]
     assert fields(message(text="x" * 21)) == ["messages[0].text"]
     # Characters, not bytes: 20 emoji are 80 bytes of UTF-8 and still fit.
-    validate_batch([message(text="\N{GRINNING FACE}" * 20)], LIMITS)
+    admit([message(text="\N{GRINNING FACE}" * 20)], LIMITS)
 
 
 def test_unknown_and_unspecified_enums() -> None:
@@ -128,7 +126,7 @@ def test_unknown_channel_survives_the_wire() -> None:
 
 
 def test_sent_at_far_in_the_future() -> None:
-    validate_batch([message(sent_at=to_timestamp(NOW + 23 * 3600))], LIMITS)
+    admit([message(sent_at=to_timestamp(NOW + 23 * 3600))], LIMITS)
     assert fields(message(sent_at=to_timestamp(NOW + 25 * 3600))) == ["messages[0].sent_at"]
     assert fields(message(sent_at={"seconds": int(NOW), "nanos": -1})) == ["messages[0].sent_at"]
 
@@ -139,12 +137,12 @@ def test_sent_at_outside_what_a_timestamp_can_hold(seconds: int) -> None:
     assert violations(message(sent_at={"seconds": seconds})) == [
         ("messages[0].sent_at", intake.OUT_OF_TIMESTAMP_RANGE)
     ]
-    validate_batch([message(sent_at={"seconds": -62_135_596_800})], LIMITS)  # 0001-01-01 is fine
+    admit([message(sent_at={"seconds": -62_135_596_800})], LIMITS)  # 0001-01-01 is fine
 
 
 def test_attachments_are_bounded_in_number_and_size() -> None:
     two = [{"type": "image", "url": "https://e.x/1"}, {"type": "image", "url": "https://e.x/2"}]
-    validate_batch([message(attachments=two)], LIMITS)
+    admit([message(attachments=two)], LIMITS)
     assert violations(message(attachments=[*two, {"type": "image"}])) == [
         ("messages[0].attachments", "holds 3 attachments; at most 2")
     ]
@@ -157,7 +155,7 @@ def test_attachments_are_bounded_in_number_and_size() -> None:
 
 def test_attachments_alone_need_no_text_and_blank_text_beside_them_is_none() -> None:
     photo = message(text=" \n ", attachments=[{"type": "image", "url": "https://e.x/p.jpg"}])
-    [out] = validate_batch([photo], LIMITS)
+    [out] = admit([photo], LIMITS)
     assert out.text == ""
 
 
@@ -182,7 +180,7 @@ def test_a_customers_direct_message_without_a_thread_gets_the_one_to_one_thread(
     brand_dm = dm(common_pb2.CHANNEL_X, "", "2", direction=common_pb2.DIRECTION_OUTBOUND)
     assert violations(brand_dm) == [("messages[0].platform_thread_id", intake.BRAND_DM_THREAD_REQUIRED)]
     brand_dm.in_reply_to_id = "77"
-    validate_batch([brand_dm], LIMITS)
+    admit([brand_dm], LIMITS)
 
 
 def test_admit_each_names_fields_relative_to_the_message() -> None:
@@ -262,4 +260,4 @@ def test_messenger_and_whatsapp_messages_cannot_be_public() -> None:
             NOW,
         )
     assert [f for f, _ in raised.value.violations] == ["messages[0].visibility", "messages[1].visibility"]
-    validate_batch([dm(common_pb2.CHANNEL_WHATSAPP, common_pb2.VISIBILITY_PRIVATE)], Settings())
+    admit([dm(common_pb2.CHANNEL_WHATSAPP, common_pb2.VISIBILITY_PRIVATE)], Settings())

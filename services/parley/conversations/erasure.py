@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from parley import lua
 from parley.messages import CHANNELS_BY_NAME
 from parley.store import Redis
-from parley.v1 import common_pb2, dispatch_pb2
+from parley.v1 import common_pb2, conversations_pb2, dispatch_pb2
 
 from .store import ConversationKeys
 
@@ -37,6 +37,10 @@ class Erased:
     outbox_lines: int = 0
     # Their messages in conversations others opened: conversation id -> message ids.
     elsewhere: dict[str, list[str]] = field(default_factory=dict)
+
+    def response(self) -> conversations_pb2.EraseCustomerResponse:
+        counts = {name: value for name, value in vars(self).items() if name != "elsewhere"}
+        return conversations_pb2.EraseCustomerResponse(**counts)
 
 
 def _text(value: bytes | str | None) -> str:

@@ -106,11 +106,4 @@ class ConversationsServicer(conversations_pb2_grpc.ConversationsServiceServicer)
                 grpc.StatusCode.UNAVAILABLE,
                 f"dispatch could not redact the customer's replies ({error.code().name}); nothing was erased",
             )
-        return conversations_pb2.EraseCustomerResponse(
-            person_id=erased.person_id,
-            identities=erased.identities,
-            conversations=erased.conversations,
-            messages=erased.messages,
-            deliveries=erased.deliveries,
-            outbox_lines=erased.outbox_lines,
-        )
+        return erased.response()

@@ -3,7 +3,9 @@
 // IngestStream: each request is one batch and gets one response with its results, in order.
 // A batch with a bad message is answered with INVALID_ARGUMENT (google.rpc.BadRequest naming each
 // bad field, e.g. messages[3].text), which ends the stream: batches sent before it stay accepted,
-// batches sent after it are not read. The client opens a new stream to go on.
+// batches sent after it are not read. The client opens a new stream to go on. A batch refused because
+// the inbound backlog is at its bound (RESOURCE_EXHAUSTED) or the log is unavailable (UNAVAILABLE) ends
+// the stream the same way; both carry a google.rpc.RetryInfo, and nothing of that batch was accepted.
 
 // WatchEvents: the response's initial metadata carries `parley-start-id`, the event id the watch
 // starts after; every event appended after it that matches the filters follows, until the client

@@ -1,1 +1,2 @@
-"""The pipeline worker: takes each accepted message from the inbound log through every service."""
+"""The pipeline: the worker that drives each accepted message through the services, and the one stream
+consumer that it and every follower of a Redis stream read through."""

@@ -44,7 +44,7 @@ from parley.router.policy import (
     load_policy,
     policy_path,
 )
-from parley.rpc import FailedPrecondition, InvalidArgument, NotFound
+from parley.rpc import Aborted, FailedPrecondition, InvalidArgument, NotFound
 from parley.store import Keys, Redis
 from parley.v1 import common_pb2, router_pb2
 
@@ -519,7 +519,7 @@ class Router:
                 for i, decision in queued.items():
                     results[i] = assigned.get(decision.message_id, decision)
         if pending:
-            raise FailedPrecondition("conversations kept changing while routing; retry")
+            raise Aborted("conversations kept changing while routing; retry")
         return [r for r in results if r is not None]
 
     async def _decided_elsewhere(

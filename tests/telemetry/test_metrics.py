@@ -68,6 +68,10 @@ async def test_metrics_after_the_demo_show_calls_stages_queues_agents_and_the_mo
     async with channel(suite.settings, suite.address("ingestion")) as ch:
         with pytest.raises(grpc.aio.AioRpcError):
             await ingestion_pb2_grpc.IngestionServiceStub(ch).Ingest(ingestion_pb2.IngestRequest())
+        raw = ch.unary_unary("/parley.v1.IngestionService/Ingest")  # bytes in, bytes out
+        with pytest.raises(grpc.aio.AioRpcError) as garbled:
+            await raw(b"\xff\xff\xff")  # not a protobuf message: refused before the servicer
+        assert garbled.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     suite.add_worker("w1")
     report = await replay(messages, suite.settings, timeout=60)
     assert report.unfinished == []
@@ -78,8 +82,8 @@ async def test_metrics_after_the_demo_show_calls_stages_queues_agents_and_the_mo
 
     ingest = {"grpc_service": "parley.v1.IngestionService", "grpc_method": "Ingest"}
     assert grown("grpc_server_handled_total", grpc_code="OK", **ingest) == 1  # 20 messages: one batch
-    assert grown("grpc_server_handled_total", grpc_code="INVALID_ARGUMENT", **ingest) == 1
-    assert grown("grpc_server_handling_seconds_count", **ingest) == 2
+    assert grown("grpc_server_handled_total", grpc_code="INVALID_ARGUMENT", **ingest) == 2
+    assert grown("grpc_server_handling_seconds_count", **ingest) == 3
     assert grown("grpc_server_handled_total", grpc_method="Route", grpc_code="OK") >= 1
     assert grown("grpc_server_handled_total", grpc_method="SetPresence", grpc_code="OK") == 2
 

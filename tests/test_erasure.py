@@ -159,9 +159,15 @@ async def test_erase_customer_removes_them_everywhere_and_only_them(suite, redis
     assert (again.conversations, again.messages, again.deliveries, again.outbox_lines) == (0, 0, 0, 0)
 
 
-async def test_erase_customer_validates_the_identity(suite) -> None:  # noqa: ANN001
-    conversations, _, _ = suite
-    with pytest.raises(grpc.aio.AioRpcError) as error:
-        await conversations.EraseCustomer(S.EraseCustomerRequest(identity=S.Identity(channel=99)))
+async def test_erase_customer_validates_the_identity(settings: Settings, redis) -> None:  # noqa: ANN001
+    # Refused before anything is read or dispatch is asked (none runs here).
+    running = await conversations_server(
+        settings.model_copy(update={"dispatch_addr": "127.0.0.1:1"}), "127.0.0.1:0"
+    )
+    async with rpc.channel(settings, f"127.0.0.1:{running.port}") as ch:
+        stub = conversations_pb2_grpc.ConversationsServiceStub(ch)
+        with pytest.raises(grpc.aio.AioRpcError) as error:
+            await stub.EraseCustomer(S.EraseCustomerRequest(identity=S.Identity(channel=99)))
+    await running.stop(0)
     assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert [f for f, _ in rpc.field_violations(error.value)] == ["identity.channel", "identity.author_id"]

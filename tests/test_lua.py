@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from pathlib import Path
 
 import pytest
+from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import ConnectionError
 
 from parley import lua
+from parley.cluster import LocalCluster
 from parley.store import Keys, Redis
 
 SERVICES = Path(lua.__file__).parent
@@ -61,3 +66,36 @@ async def test_an_error_of_a_script_is_raised_after_the_rest_ran(redis: Redis, k
         with pytest.raises(Exception, match="arguments|nil|wrong"):
             await pipe.execute()
     assert await redis.get(counter) == b"1"
+
+
+async def test_scripts_in_a_cluster_pipeline_survive_a_failover_onto_a_replica() -> None:
+    # A cluster of its own: one of its masters is killed and its replica, which never loaded a script,
+    # takes over.
+    cluster = LocalCluster(node_timeout_ms=1000)
+    await asyncio.to_thread(cluster.start)
+    client = RedisCluster.from_url(cluster.url)
+    try:
+        script = lua.register(client, "parley.router", "set_state")
+        states = [f"failover:{{c{i}}}" for i in range(24)]  # spread over every master
+
+        async def set_all(value: str) -> list[int]:
+            async with lua.pipeline(client) as pipe:
+                for key in states:
+                    await script(keys=[key], args=["state", value], client=pipe)
+                return await pipe.execute()
+
+        assert await set_all("queued") == [1] * len(states)  # every master loads it on first use
+        victim = cluster.master_of(states[0])
+        cluster.kill(victim)
+        await asyncio.to_thread(cluster.wait_for_failover, victim)
+        # The client's first call after the failover may still reach the dead node (a connection error, no
+        # script involved; callers retry); then it knows the new map. The promoted replica never loaded the
+        # script: NOSCRIPT there is loaded and re-sent inside the call.
+        with contextlib.suppress(ConnectionError):
+            await set_all("assigned")
+        assert all(version >= 2 for version in await set_all("assigned"))
+        assert {await client.hget(key, "state") for key in states} == {b"assigned"}
+        assert await client.script_exists(script.sha) == [True]  # on every master, the promoted one too
+    finally:
+        await client.aclose()
+        await asyncio.to_thread(cluster.stop)

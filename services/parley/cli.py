@@ -160,7 +160,9 @@ def up(
             if exit_after_demo:
                 return 1 if demo_code or suite.failed() else 0
             console.print("[bold]Ctrl-C stops the suite.[/bold]")
+            supervisor = asyncio.create_task(suite.supervise())  # a child that dies is started again
             await _wait_for_signal()
+            supervisor.cancel()
             return 0
         finally:
             suite.stop()
@@ -352,7 +354,7 @@ def _mount_optional_commands() -> None:
     import importlib
     import importlib.util
 
-    for name in SERVICES:
+    for name in (*SERVICES, "chaos"):
         package = importlib.util.find_spec(f"parley.{name}")
         if package is not None and importlib.util.find_spec(f"parley.{name}.commands") is not None:
             module = importlib.import_module(f"parley.{name}.commands")

@@ -114,6 +114,37 @@ class LocalCluster:
             last = SLOTS - 1 if n == self.masters - 1 else first + share - 1
             node.client().execute_command("CLUSTER", "ADDSLOTSRANGE", first, last)
 
+    def master_of(self, key: str) -> Node:
+        """The master that serves `key` now."""
+        slot = self.nodes[0].client().cluster("keyslot", key)
+        for node in self.nodes:
+            try:
+                shards = node.client().execute_command("CLUSTER", "SLOTS")
+            except redis.ConnectionError:
+                continue
+            for first, last, master, *_ in shards:
+                if int(first) <= slot <= int(last):
+                    return next(n for n in self.nodes if n.port == int(master[1]))
+        raise LookupError(f"no master serves slot {slot}")
+
+    def wait_for_failover(self, dead: Node, timeout: float = 30.0) -> Node:
+        """Wait until a replica of the killed master `dead` has taken its slots over; returns it."""
+        deadline = time.monotonic() + timeout
+        alive = next(n for n in self.nodes if n is not dead and n.process and n.process.poll() is None)
+
+        def promoted() -> bool:
+            shards = alive.client().execute_command("CLUSTER", "SLOTS")
+            covered = sum(int(last) - int(first) + 1 for first, last, *_ in shards)
+            served_by_dead = any(int(master[1]) == dead.port for _, _, master, *_ in shards)
+            return (
+                covered == SLOTS
+                and not served_by_dead
+                and alive.client().cluster("info")["cluster_state"] == "ok"
+            )
+
+        _wait(promoted, deadline)
+        return alive
+
     def kill(self, node: Node) -> None:
         """SIGKILL one node (a crash: no shutdown, no save)."""
         if node.process is not None:

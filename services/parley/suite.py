@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import errno
 import importlib
+import logging
 import os
 import signal
 import socket
@@ -21,8 +22,11 @@ from pathlib import Path
 
 from parley.config import SERVICES, Settings
 from parley.rpc import RunningServer, wait_ready
+from parley.supervision import Restarts, watch_redis
 
 WORKER = "worker"
+
+log = logging.getLogger(__name__)
 
 
 class PortInUse(OSError):
@@ -44,12 +48,14 @@ async def start_service(name: str, settings: Settings, address: str | None = Non
     module = importlib.import_module(f"parley.{name}.server")
     address = address or f"{settings.host}:{settings.port(name)}"
     try:
-        return await module.create_server(settings, address)
+        running = await module.create_server(settings, address)
     except OSError as error:
         if error.errno != errno.EADDRINUSE or isinstance(error, PortInUse):
             raise
         host, _, port = address.rpartition(":")
         raise PortInUse(f"{name} gRPC", host, int(port), f"PARLEY_{name.upper()}_PORT") from error
+    watch_redis(running, settings)  # NOT_SERVING while Redis is unreachable
+    return running
 
 
 def ports_of(settings: Settings, process: str, worker_index: int = 0) -> list[tuple[str, str, int, str]]:
@@ -157,6 +163,9 @@ class ChildProcessSuite:
     settings: Settings
     env: dict[str, str]
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    services: dict[str, str] = field(default_factory=dict)  # child name -> what it runs
+    log_dir: str = ".parley/logs"
+    stopping: bool = False
 
     @classmethod
     async def start(
@@ -172,14 +181,17 @@ class ChildProcessSuite:
             # Workers only once every service listens: a client that keeps dialling a port in the ephemeral
             # range before its server binds can end up connected to itself and hold that port.
             for i in range(workers):
-                suite._spawn(f"{WORKER}-{i}", WORKER, log_dir, {"PARLEY_WORKER_INDEX": str(i)})
+                suite._spawn(f"{WORKER}-{i}", WORKER, log_dir)
         except Exception:
             suite.stop()
             raise
         return suite
 
-    def _spawn(self, name: str, service: str, log_dir: str, extra_env: dict[str, str] | None = None) -> None:
-        env = self.env | {"PARLEY_WORKER_NAME": name} | (extra_env or {})
+    def _spawn(self, name: str, service: str, log_dir: str) -> None:
+        self.services[name], self.log_dir = service, log_dir
+        env = self.env | {"PARLEY_WORKER_NAME": name}
+        if service == WORKER:  # worker-<i>: its /metrics port follows its number
+            env["PARLEY_WORKER_INDEX"] = name.rpartition("-")[2]
         with open(os.path.join(log_dir, f"{name}.log"), "ab") as out:
             self.processes[name] = subprocess.Popen(
                 [sys.executable, "-m", "parley", "serve", service], env=env, stdout=out, stderr=out
@@ -206,7 +218,26 @@ class ChildProcessSuite:
     def failed(self) -> list[str]:
         return [name for name, proc in self.processes.items() if proc.poll() is not None]
 
+    async def supervise(self, every: float = 0.5) -> None:
+        """Start again each child that dies (with backoff per child) until `stop`; runs until cancelled."""
+        restarts = Restarts()
+        due: dict[str, float] = {}
+        loop = asyncio.get_running_loop()
+        while not self.stopping:
+            for name in self.failed():
+                if name not in due:
+                    delay = restarts.next_delay(name)
+                    code = self.processes[name].returncode
+                    log.warning("%s exited with code %s; restarting it in %.1fs", name, code, delay)
+                    due[name] = loop.time() + delay
+                elif loop.time() >= due[name] and not self.stopping:
+                    del due[name]
+                    self._spawn(name, self.services[name], self.log_dir)
+                    restarts.started_now(name)
+            await asyncio.sleep(every)
+
     def stop(self) -> None:
+        self.stopping = True
         for proc in self.processes.values():
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)

@@ -83,7 +83,8 @@ async def own_redis(tmp_path: Path) -> AsyncIterator[RedisServer]:
 async def test_a_redis_restart_under_a_running_worker_loses_nothing(
     settings: Settings, own_redis: RedisServer
 ) -> None:
-    settings = settings.model_copy(update={"redis_url": own_redis.url})
+    # Its own single server, killed and restarted: never a cluster, whatever mode the suite runs in.
+    settings = settings.model_copy(update={"redis_url": own_redis.url, "redis_cluster": False})
     first, second = read_twcs(DEMO_FILE), read_twcs(DEMO_FILE, id_prefix="after-")
     suite = await InProcessSuite.start(settings, workers=1)
     redis, keys = connect(settings), Keys(settings.key_prefix)

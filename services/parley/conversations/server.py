@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import logging
 
 from parley import rpc, store
 from parley.clock import Clock, SystemClock
@@ -13,6 +13,8 @@ from parley.v1 import conversations_pb2, conversations_pb2_grpc, dispatch_pb2, d
 from .core import Conversations
 from .follower import ensure_group, run_follower, run_sweeper
 from .servicer import ConversationsServicer
+
+log = logging.getLogger(__name__)
 
 SERVICE_NAME = conversations_pb2.DESCRIPTOR.services_by_name["ConversationsService"].full_name
 
@@ -45,17 +47,24 @@ async def create_server(settings: Settings, address: str, clock: Clock | None = 
         raise
     # The group exists before the server answers, so no event published after start-up is missed.
     await ensure_group(redis, core.keys.keys.events())
+    # The follower is asked to stop as well as cancelled: on Python 3.11 a cancellation that lands as an
+    # asyncio.wait_for inside it times out can be lost, and the task would then run on.
+    stopping = asyncio.Event()
     tasks = [
-        asyncio.create_task(run_follower(core, settings)),
+        asyncio.create_task(run_follower(core, settings, stopping)),
         asyncio.create_task(run_sweeper(core, settings)),
     ]
 
     async def stop_tasks() -> None:
+        stopping.set()
         for task in tasks:
             task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        # Bounded: a task that does not stop must not hold the shutdown (and Redis) forever.
+        _, stuck = await asyncio.wait(tasks, timeout=settings.shutdown_grace_seconds)
+        for task in stuck:
+            log.warning(
+                "background task %s did not stop within the grace period", task.get_coro().__qualname__
+            )
 
     running.on_stop.append(redis.aclose)
     running.on_stop.append(dispatch.close)

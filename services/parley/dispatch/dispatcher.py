@@ -1,11 +1,13 @@
 """The dispatch core: queue replies idempotently, deliver them through channel adapters, retry, dead-letter.
 
 `send` writes each reply once (by reply_id) into its partition's outbox stream. The delivery loop reads the
-streams in the consumer group "dispatch": it counts the attempt, calls the adapter with the reply's
-idempotency key (the reply_id in the key namespace), then records the outcome and acks the entry in one
-script. A loop that dies mid-attempt leaves its entries pending; another loop re-claims them after
-`claim_idle_ms` (XAUTOCLAIM). A delivery already SENT is never handed to an adapter again; the idempotency
-key and the per-part progress kept in the delivery hash cover a crash between a post and its record.
+streams in the consumer group "dispatch" through the one stream consumer (parley.pipeline.consumer): it
+counts the attempt, calls the adapter with the reply's idempotency key (the reply_id in the key namespace),
+then records the outcome and acks the entry in one script. A loop that dies mid-attempt leaves its entries
+pending; another loop re-claims them after `claim_idle_ms` (XAUTOCLAIM); a live loop renews its claim on
+the batch in hand, so a slow batch is never posted by two loops. A delivery already SENT is never handed
+to an adapter again; the idempotency key and the per-part progress kept in the delivery hash cover a
+crash between a post and its record.
 
 Before a reply is queued, and again before each attempt, the public-PII guard and the channel rules (length,
 the 24-hour window) run: a reply they refuse is BLOCKED with the reason, never posted and never dropped.
@@ -34,6 +36,7 @@ from parley.dispatch.adapters import AdapterRegistry, PermanentError, RetryableE
 from parley.dispatch.outbox import GROUP, DispatchKeys, RedisPartProgress
 from parley.dispatch.validation import validate_replies
 from parley.messages import CHANNEL_NAMES
+from parley.pipeline.consumer import ConsumerOptions, StreamConsumer, StreamEntry
 from parley.rpc import InvalidArgument, NotFound
 from parley.store import Keys, Redis
 from parley.v1 import dispatch_pb2
@@ -98,6 +101,18 @@ class Dispatcher:
         self._scripts = outbox.register_scripts(redis)
         self._groups_ready = False
         self._stopping = asyncio.Event()
+        streams = [self.dkeys.outbox(p) for p in range(self.dkeys.partitions)]
+        self._partition = {stream: p for p, stream in enumerate(streams)}
+        options = ConsumerOptions(
+            batch=settings.worker_batch,
+            claim_idle_ms=settings.claim_idle_ms,
+            start_id="0",
+            read_each_stream=settings.redis_cluster,
+        )
+        # The outcome script acks and deletes each entry with its record; the reader's ack after is a no-op.
+        self.reader = StreamConsumer(
+            redis, streams, GROUP, self.consumer, options, dead_letter=self._dead_entry
+        )
 
     # --- set-up ---------------------------------------------------------------------------------------
 
@@ -262,13 +277,35 @@ class Dispatcher:
         self._stopping.set()
 
     async def deliver_once(self) -> int:
-        """One round: promote due retries, re-claim stale entries, read new ones, deliver them.
+        """One round: promote due retries, then deliver through the stream consumer (this loop's own pending
+        entries and entries idle past claim_idle_ms first, else new ones; the claim on the batch is renewed
+        while it is being posted, so a slow batch is never taken over by a live loop).
 
         Returns how many stream entries were handled.
         """
-        attempts = await self._read()
-        if not attempts:
+        try:
+            await self._promote()
+            result = await self.reader.once(self._deliver, None)
+        except ResponseError as error:
+            if "NOGROUP" not in str(error):
+                raise
+            self._groups_ready = False
+            await self.start()
             return 0
+        return len(result.done) + len(result.dead)
+
+    async def _promote(self) -> None:
+        now, batch = self.clock.now(), self.settings.worker_batch
+
+        def build(pipe: lua.Pipeline) -> None:
+            for p in range(self.dkeys.partitions):
+                keys = [self.dkeys.retries(p), self.dkeys.outbox(p)]
+                pipe.script(self._scripts["promote"], keys, [f"{now:.6f}", batch])
+
+        await self._pipeline(build)
+
+    async def _deliver(self, entries: list[StreamEntry]) -> None:
+        attempts = [_Attempt(self._partition[e.stream], e.entry_id, e.text("reply_id")) for e in entries]
         # The same reply may sit in a batch twice (a re-claimed entry and a promoted retry): deliver it once.
         first: dict[str, _Attempt] = {}
         for attempt in attempts:
@@ -282,41 +319,11 @@ class Dispatcher:
         await self._begin(work)
         await self._post_all([a for a in work if a.kind == "go"])
         await self._record(attempts, first)
-        return len(attempts)
 
-    async def _read(self) -> list[_Attempt]:
-        now = self.clock.now()
-        batch = self.settings.worker_batch
-        partitions = range(self.dkeys.partitions)
-
-        def build(pipe: lua.Pipeline) -> None:
-            for p in partitions:
-                stream = self.dkeys.outbox(p)
-                pipe.script(self._scripts["promote"], [self.dkeys.retries(p), stream], [f"{now:.6f}", batch])
-                pipe.xautoclaim(
-                    stream, GROUP, self.consumer, self.settings.claim_idle_ms, start_id="0-0", count=batch
-                )
-                pipe.xreadgroup(GROUP, self.consumer, {stream: ">"}, count=batch)
-
-        try:
-            results = await self._pipeline(build)
-        except ResponseError as error:
-            if "NOGROUP" not in str(error):
-                raise
-            self._groups_ready = False
-            await self.start()
-            return []
-        attempts: list[_Attempt] = []
-        for p in partitions:
-            claimed = results[3 * p + 1][1]
-            read = results[3 * p + 2]
-            entries = list(claimed) + [entry for _, stream_entries in read for entry in stream_entries]
-            for entry_id, fields in entries:
-                if not fields:
-                    continue
-                reply_id = fields.get(b"reply_id", b"").decode()
-                attempts.append(_Attempt(p, _text(entry_id), reply_id))
-        return attempts
+    async def _dead_entry(self, entry: StreamEntry, reason: str) -> None:
+        """An outbox entry the loop cannot handle at all (it names no delivery it can read)."""
+        record = {"reply_id": entry.text("reply_id"), "error": reason, "attempts": 0, "at": self.clock.now()}
+        await self.redis.rpush(self.dkeys.dead(self._partition[entry.stream]), json.dumps(record))
 
     async def _begin(self, work: list[_Attempt]) -> None:
         """Count an attempt on each delivery still to be made (before the adapter call, so a crash counts)."""

@@ -297,9 +297,16 @@ class StreamConsumer:
 
     @contextlib.asynccontextmanager
     async def _kept_claimed(self, entries: list[StreamEntry]) -> Any:
+        every = max(self.options.claim_idle_ms / 3000, 0.05)
+        finished = asyncio.Event()
+
         async def renew() -> None:
-            while True:
-                await asyncio.sleep(self.options.claim_idle_ms / 3000)
+            # Ends on `finished` as well as on cancellation: a client library may absorb a cancellation that
+            # reaches it mid-call, and the batch must not wait on a renewal that never ends.
+            while not finished.is_set():
+                await _wait(finished, every)
+                if finished.is_set():
+                    return
                 try:
                     await self.extend(entries)
                 except Exception as error:  # an outage: the batch fails on its own, or a later renewal works
@@ -309,6 +316,7 @@ class StreamConsumer:
         try:
             yield
         finally:
+            finished.set()
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task

@@ -60,6 +60,8 @@ def settings(redis_url: str, tmp_path) -> Settings:
         shutdown_grace_seconds=0.5,
         dispatch_log_path=tmp_path / "outbox.log",
         embedded_data_dir="",
+        # Child processes a test starts serve no /metrics: the fixed ports may be taken by a running suite.
+        metrics_port=0,
     )
 
 

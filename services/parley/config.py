@@ -6,6 +6,7 @@ Every service reads its ports, peers and limits from here; `PARLEY_` is the pref
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -31,6 +32,8 @@ class Settings(BaseSettings):
     # A namespace prefix for every key, so several suites (or test runs) can share one Redis.
     key_prefix: str = "parley"
 
+    # The interface every service binds ("0.0.0.0" in containers), each service's gRPC port, and the HTTP port
+    # of the ingestion service's webhooks.
     host: str = "127.0.0.1"
     ingestion_port: int = 50051
     conversations_port: int = 50052
@@ -38,7 +41,13 @@ class Settings(BaseSettings):
     router_port: int = 50054
     dispatch_port: int = 50055
     webhook_port: int = 8080
-    metrics_port: int = 0
+    # Each process serves Prometheus `/metrics` on this port plus its offset (ingestion +0, conversations +1,
+    # classifier +2, router +3, dispatch +4, worker +5 + worker_index); 0 serves none.
+    metrics_port: int = 9101
+    # Which of several workers on one host this is (`parley up` numbers its workers), for its metrics port.
+    worker_index: int = 0
+    # Log lines: "text" for people, "json" (one object per line, with trace and message ids) for collectors.
+    log_format: Literal["text", "json"] = "text"
 
     # Peer addresses (host:port); empty means host plus the peer's port.
     ingestion_addr: str = ""
@@ -67,7 +76,9 @@ class Settings(BaseSettings):
     worker_block_ms: int = 200
     # A pending entry idle this long belongs to a worker presumed dead and is re-claimed.
     claim_idle_ms: int = 30_000
+    # This worker's consumer name in the group (default: host name and process id).
     worker_name: str = ""
+    # Entries kept in the event stream (older ones are trimmed).
     events_maxlen: int = 1_000_000
     # Every dead-letter list (inbound, dispatch) keeps its newest entries up to this many.
     dead_letter_maxlen: int = 10_000
@@ -76,7 +87,10 @@ class Settings(BaseSettings):
     inbound_max_backlog: int = 250_000
     inbound_retry_after_seconds: int = 5
 
+    # The classifier's trained artifacts and knowledge base.
     models_dir: Path = REPO_ROOT / "models"
+    # The router's escalation policy (YAML, reloaded when the file changes; see docs/policy.md); unset: the
+    # shipped default.
     policy_file: Path | None = None
 
     # dispatch: outbox partitions (fixed once replies are queued: a reply's partition is a hash of its id),
@@ -88,6 +102,9 @@ class Settings(BaseSettings):
     dispatch_concurrency: int = 32
     # How long a finished delivery (and so its reply_id's idempotency) is kept.
     dispatch_retention_seconds: int = 30 * 24 * 3600
+    # The adapter per channel name (JSON, e.g. {"x":"x","whatsapp":"whatsapp","messenger":"meta"}) and for
+    # every other channel: "log" writes one JSON line per post to dispatch_log_path, "network" calls the
+    # network's real API.
     dispatch_adapters: dict[str, str] = Field(default_factory=dict)
     dispatch_default_adapter: str = "log"
     dispatch_log_path: Path = Path(".parley/outbox.log")
@@ -145,6 +162,7 @@ class Settings(BaseSettings):
     # replies (dispatch records them), so they are skipped. Echoes from other senders (the Page inbox) are
     # logged as the brand's outbound messages.
     webhook_meta_app_id: str = ""
+    # X's consumer secret: answers the CRC challenge and checks x-twitter-webhooks-signature.
     webhook_x_consumer_secret: str = ""
     # Messages of a signed delivery that Parley's validation refuses are kept here (newest last), not dropped.
     webhook_refused_maxlen: int = 10_000
@@ -176,6 +194,15 @@ class Settings(BaseSettings):
 
     def port(self, service: str) -> int:
         return int(getattr(self, f"{service}_port"))
+
+    def metrics_port_of(self, process: str, worker_index: int | None = None) -> int:
+        """The `/metrics` port of a service or of the worker (0 when metrics are off)."""
+        if not self.metrics_port:
+            return 0
+        if process == "worker":
+            index = self.worker_index if worker_index is None else worker_index
+            return self.metrics_port + len(SERVICES) + index
+        return self.metrics_port + SERVICES.index(process)
 
     @property
     def grpc_options(self) -> list[tuple[str, int]]:

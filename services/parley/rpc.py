@@ -6,6 +6,7 @@ A service module builds its servicer and calls `start_server`; tests do the same
 from __future__ import annotations
 
 import asyncio
+import errno
 import inspect
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -24,6 +25,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from parley.config import Settings
+from parley.telemetry import tracing
+from parley.telemetry.metrics import ObservingInterceptor
 
 log = logging.getLogger(__name__)
 
@@ -248,7 +251,10 @@ async def start_server(
     `register` lists (add_XServicer_to_server, servicer, full service name) for each service to expose.
     Health checking reports SERVING for each service and for "" (the whole server); reflection lists them.
     """
-    server = grpc.aio.server(options=settings.grpc_options, interceptors=[RefuseUndecodable()])
+    # SO_REUSEPORT off: otherwise a second suite binds a port this one holds and the two share its traffic.
+    options = [*settings.grpc_options, ("grpc.so_reuseport", 0)]
+    # Observing first (outermost), so every call is counted, a refused undecodable one too.
+    server = grpc.aio.server(options=options, interceptors=[ObservingInterceptor(), RefuseUndecodable()])
     health_servicer = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     names = []
@@ -256,7 +262,10 @@ async def start_server(
         add(servicer, server)
         names.append(name)
     reflection.enable_server_reflection([*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
-    port = server.add_insecure_port(address)
+    try:
+        port = server.add_insecure_port(address)
+    except RuntimeError as error:  # grpcio's way of saying the bind failed (the port is taken, mostly)
+        raise OSError(errno.EADDRINUSE, f"could not bind {address}") from error
     if port == 0:
         raise OSError(f"could not bind {address}")
     await server.start()
@@ -266,8 +275,10 @@ async def start_server(
 
 
 def channel(settings: Settings, address: str) -> grpc.aio.Channel:
-    """A client channel with the suite's message size limits."""
-    return grpc.aio.insecure_channel(address, options=settings.grpc_options)
+    """A client channel with the suite's message size limits (and trace context, when tracing is on)."""
+    return grpc.aio.insecure_channel(
+        address, options=settings.grpc_options, interceptors=tracing.client_interceptors()
+    )
 
 
 async def wait_ready(address: str, timeout: float = 10.0) -> None:

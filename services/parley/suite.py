@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import importlib
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,12 +29,69 @@ WORKER = "worker"
 log = logging.getLogger(__name__)
 
 
+class PortInUse(OSError):
+    """A port the suite needs is held by another process; the message names the setting that moves it."""
+
+    def __init__(self, what: str, host: str, port: int, setting: str) -> None:
+        super().__init__(
+            errno.EADDRINUSE,
+            f"{what}: port {port} on {host} is in use (another Parley still running?); "
+            f"stop what holds it or set {setting} to a free port",
+        )
+
+    def __str__(self) -> str:
+        return str(self.strerror)
+
+
 async def start_service(name: str, settings: Settings, address: str | None = None) -> RunningServer:
     """Start one service's gRPC server (address defaults to host:port from settings)."""
     module = importlib.import_module(f"parley.{name}.server")
-    running = await module.create_server(settings, address or f"{settings.host}:{settings.port(name)}")
+    address = address or f"{settings.host}:{settings.port(name)}"
+    try:
+        running = await module.create_server(settings, address)
+    except OSError as error:
+        if error.errno != errno.EADDRINUSE or isinstance(error, PortInUse):
+            raise
+        host, _, port = address.rpartition(":")
+        raise PortInUse(f"{name} gRPC", host, int(port), f"PARLEY_{name.upper()}_PORT") from error
     watch_redis(running, settings)  # NOT_SERVING while Redis is unreachable
     return running
+
+
+def ports_of(settings: Settings, process: str, worker_index: int = 0) -> list[tuple[str, str, int, str]]:
+    """The (what, host, port, setting) one process listens on: its gRPC port, webhooks, /metrics."""
+    ports = []
+    if process != WORKER:
+        ports.append(
+            (f"{process} gRPC", settings.host, settings.port(process), f"PARLEY_{process.upper()}_PORT")
+        )
+    if process == "ingestion" and settings.webhook_enabled:
+        ports.append(("webhooks", settings.host, settings.webhook_port, "PARLEY_WEBHOOK_PORT"))
+    metrics_port = settings.metrics_port_of(process, worker_index)
+    ports.append((f"{process} metrics", settings.host, metrics_port, "PARLEY_METRICS_PORT"))
+    return ports
+
+
+def ports_needed(settings: Settings, workers: int) -> list[tuple[str, str, int, str]]:
+    """Every port the whole suite listens on."""
+    ports = [p for name in SERVICES for p in ports_of(settings, name)]
+    return ports + [p for i in range(workers) for p in ports_of(settings, WORKER, i)]
+
+
+def check_ports_free(ports: Iterable[tuple[str, str, int, str]]) -> None:
+    """Raise PortInUse for the first (what, host, port, setting) some other process listens on."""
+    for what, host, port, setting in ports:
+        if port == 0:
+            continue
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+            # As the servers bind: a port left in TIME_WAIT is free, one with a listener is not.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((host, port))
+            except OSError as error:
+                if error.errno == errno.EADDRINUSE:
+                    raise PortInUse(what, host, port, setting) from None
+                raise
 
 
 @dataclass
@@ -88,6 +148,8 @@ def env_for(settings: Settings) -> dict[str, str]:
         "PARLEY_HOST": settings.host,
         "PARLEY_STREAM_PARTITIONS": str(settings.stream_partitions),
         "PARLEY_WEBHOOK_PORT": str(settings.webhook_port),
+        "PARLEY_METRICS_PORT": str(settings.metrics_port),
+        "PARLEY_LOG_FORMAT": settings.log_format,
     }
     for name in SERVICES:
         env[f"PARLEY_{name.upper()}_PORT"] = str(settings.port(name))
@@ -129,6 +191,8 @@ class ChildProcessSuite:
     def _spawn(self, name: str, service: str, log_dir: str) -> None:
         self.services[name], self.log_dir = service, log_dir
         env = self.env | {"PARLEY_WORKER_NAME": name}
+        if service == WORKER:  # worker-<i>: its /metrics port follows its number
+            env["PARLEY_WORKER_INDEX"] = name.rpartition("-")[2]
         with open(os.path.join(log_dir, f"{name}.log"), "ab") as out:
             self.processes[name] = subprocess.Popen(
                 [sys.executable, "-m", "parley", "serve", service], env=env, stdout=out, stderr=out
@@ -144,8 +208,9 @@ class ChildProcessSuite:
                 dead = self.failed()
                 if dead:
                     log = Path(log_dir, f"{dead[0]}.log")
-                    tail = log.read_text(errors="replace")[-2000:]  # noqa: ASYNC240 - failing anyway
-                    raise RuntimeError(f"{dead[0]} exited during start-up; its log ends:\n{tail}")
+                    lines = log.read_text(errors="replace").strip().splitlines()  # noqa: ASYNC240 - failing
+                    said = lines[-1].strip() if lines else "no output"
+                    raise RuntimeError(f"{dead[0]} exited during start-up: {said} (whole log: {log})")
                 await asyncio.sleep(0.1)
             await ready
         finally:

@@ -154,6 +154,21 @@ async def test_profile_calls_name_bad_fields_and_unknown_customers(
     assert error.value.code() == grpc.StatusCode.NOT_FOUND
 
 
+async def test_get_conversation_by_one_of_its_message_ids(
+    stub: conversations_pb2_grpc.ConversationsServiceStub,
+) -> None:
+    reply = await stub.Thread(S.ThreadRequest(messages=[msg("m1", at=0), msg("m2", reply_to="m1", at=5)]))
+    cid = reply.results[0].conversation_id
+    second = reply.results[1].message_id
+    got = await stub.GetConversation(S.GetConversationRequest(message_id=second))
+    assert got.conversation.conversation_id == cid and len(got.conversation.messages) == 2
+    with pytest.raises(grpc.aio.AioRpcError) as missing:
+        await stub.GetConversation(S.GetConversationRequest(message_id="x:never-seen"))
+    assert missing.value.code() == grpc.StatusCode.NOT_FOUND
+    both = S.GetConversationRequest(conversation_id=cid, message_id=second)
+    assert await violations_of(stub.GetConversation(both)) == ["message_id"]
+
+
 @pytest.mark.parametrize(
     "field, outcome",
     [

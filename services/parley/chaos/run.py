@@ -91,7 +91,10 @@ def _settings(redis_url: str, data_dir: Path) -> Settings:
         "PARLEY_INBOUND_MAX_BACKLOG": "0",
     }
     os.environ.update(overrides)  # the children inherit them
-    base = Settings(redis_url=redis_url, key_prefix=f"chaos{int(time.time())}", webhook_port=free_port())
+    # No /metrics: the children's metrics ports would be the fixed ones of a suite that may be running.
+    base = Settings(
+        redis_url=redis_url, key_prefix=f"chaos{int(time.time())}", webhook_port=free_port(), metrics_port=0
+    )
     return replace_ports(base, {name: free_port() for name in SERVICES})
 
 

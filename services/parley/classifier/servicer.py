@@ -11,6 +11,7 @@ from parley.classifier.model import INTENTS, TOPICS, Item, Triage, Triager
 from parley.config import Settings
 from parley.messages import CHANNEL_NAMES, CHANNELS_BY_NAME, INTENTS_BY_NAME
 from parley.rpc import InvalidArgument, mapped_errors
+from parley.telemetry import metrics
 from parley.v1 import classifier_pb2, classifier_pb2_grpc, common_pb2
 
 
@@ -106,6 +107,7 @@ class ClassifierServicer(classifier_pb2_grpc.ClassifierServiceServicer):
         ]
         # The model call is CPU-bound: run it off the event loop so health checks and other calls stay served.
         results = await asyncio.to_thread(self.triager.classify, items)
+        metrics.count_triage(results)
         return classifier_pb2.ClassifyResponse(results=[triage_pb(t) for t in results])
 
     @mapped_errors

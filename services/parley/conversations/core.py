@@ -1034,6 +1034,13 @@ class Conversations:
 
     # ---- reading -----------------------------------------------------------------------------------------
 
+    async def conversation_of(self, message_id: str) -> str:
+        """The conversation a threaded message belongs to (NotFound before it is threaded)."""
+        found = await self.redis.get(self.keys.message_index(message_id))
+        if not found:
+            raise NotFound(f"message {message_id} is in no conversation")
+        return _text(found)
+
     async def get(self, conversation_id: str) -> conversations_pb2.Conversation:
         k = self.keys
         cid = conversation_id

@@ -46,10 +46,9 @@ class ConversationsServicer(conversations_pb2_grpc.ConversationsServiceServicer)
     async def GetConversation(
         self, request: conversations_pb2.GetConversationRequest, context: grpc.aio.ServicerContext
     ) -> conversations_pb2.GetConversationResponse:
-        validation.conversation_id(request.conversation_id)
-        return conversations_pb2.GetConversationResponse(
-            conversation=await self.core.get(request.conversation_id)
-        )
+        validation.get_request(request)
+        conversation_id = request.conversation_id or await self.core.conversation_of(request.message_id)
+        return conversations_pb2.GetConversationResponse(conversation=await self.core.get(conversation_id))
 
     @mapped_errors
     async def ListConversations(

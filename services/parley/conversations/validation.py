@@ -62,6 +62,14 @@ def conversation_id(value: str) -> None:
         _raise([("conversation_id", "required")])
 
 
+def get_request(request: conversations_pb2.GetConversationRequest) -> None:
+    """One of conversation_id and message_id."""
+    if request.conversation_id and request.message_id:
+        _raise([("message_id", "give either conversation_id or message_id, not both")])
+    if not request.message_id:
+        conversation_id(request.conversation_id)
+
+
 def list_request(request: conversations_pb2.ListConversationsRequest) -> None:
     bad: list[tuple[str, str]] = []
     if request.page_size < 0:

@@ -28,6 +28,7 @@ from parley import events, lua
 from parley.config import Settings
 from parley.messages import CHANNEL_NAMES
 from parley.store import Keys, Redis
+from parley.telemetry import tracing
 from parley.v1 import common_pb2, ingestion_pb2
 
 ACCEPTED = ingestion_pb2.INGEST_STATUS_ACCEPTED
@@ -44,6 +45,8 @@ class LogEntry:
     partition: int
     entry_id: str
     message: common_pb2.InboundMessage
+    # The trace of the call that accepted the message (W3C traceparent), so the worker continues it.
+    traceparent: str = ""
 
 
 class InboundLog:
@@ -92,8 +95,9 @@ class InboundLog:
             return statuses
 
         ttl = self.settings.dedupe_ttl_seconds
+        traceparent = tracing.current_traceparent()
         argv = [
-            (self.keys.seen(p, m.message_id), self._streams[p], ttl, m.SerializeToString())
+            (self.keys.seen(p, m.message_id), self._streams[p], ttl, m.SerializeToString(), traceparent)
             for _, m, p in calls
         ]
         results = await self._run_appends(argv)
@@ -121,11 +125,11 @@ class InboundLog:
         await events.publish(self.redis, self.keys, accepted, self.settings.events_maxlen)
         return statuses
 
-    async def _run_appends(self, argv: list[tuple[str, str, int, bytes]]) -> list[Any]:
+    async def _run_appends(self, argv: list[tuple[str, str, int, bytes, str]]) -> list[Any]:
         """The append script for each call, all in one pipelined round trip."""
         async with lua.pipeline(self.redis) as pipe:
-            for seen, stream, ttl, payload in argv:
-                await self._append(keys=[seen, stream], args=[ttl, payload], client=pipe)
+            for seen, stream, ttl, payload, traceparent in argv:
+                await self._append(keys=[seen, stream], args=[ttl, payload, traceparent], client=pipe)
             return await pipe.execute()
 
     # -- read side ----------------------------------------------------------------------------------------
@@ -259,5 +263,5 @@ class InboundLog:
                 continue
             message = common_pb2.InboundMessage.FromString(fields[b"m"])
             ident = entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
-            out.append(LogEntry(partition, ident, message))
+            out.append(LogEntry(partition, ident, message, fields.get(b"t", b"").decode()))
         return out

@@ -25,6 +25,7 @@ from parley.events import EventRecord
 from parley.ingestion.inbound_log import InboundLog, LogEntry
 from parley.pipeline.consumer import ConsumerOptions, StreamConsumer, StreamEntry
 from parley.rpc import channel
+from parley.telemetry import metrics, tracing
 from parley.v1 import (
     classifier_pb2,
     classifier_pb2_grpc,
@@ -137,11 +138,18 @@ class PipelineWorker:
         self.current_stage = "decode"
         entries = [
             LogEntry(
-                self._partition[e.stream], e.entry_id, common_pb2.InboundMessage.FromString(e.fields[b"m"])
+                self._partition[e.stream],
+                e.entry_id,
+                common_pb2.InboundMessage.FromString(e.fields[b"m"]),
+                e.fields.get(b"t", b"").decode(),
             )
             for e in batch
         ]
-        await self.process(entries)
+        with (
+            tracing.pipeline_span([e.traceparent for e in entries], len(entries)),
+            metrics.PIPELINE_BATCH_SECONDS.time(),
+        ):
+            await self.process(entries)
 
     async def _dead_letter(self, entry: StreamEntry, reason: str) -> None:
         try:
@@ -149,17 +157,25 @@ class PipelineWorker:
         except (DecodeError, KeyError):
             message = common_pb2.InboundMessage(message_id=f"undecodable:{entry.entry_id}")
         logged = LogEntry(self._partition[entry.stream], entry.entry_id, message)
-        await self.inbound.dead_letter(logged, self.current_stage or "decode", reason)
+        stage = self.current_stage or "decode"
+        await self.inbound.dead_letter(logged, stage, reason)
+        metrics.PIPELINE_DEAD_LETTERS.labels(str(logged.partition), stage).inc()
+        ids = {"message_id": message.message_id, "partition": logged.partition, "stage": stage}
+        log.error("dead-lettered %s at %s", message.message_id, stage, extra=ids)
 
     async def process(self, entries: Sequence[LogEntry]) -> None:
         """Run one batch through every stage (the consumer acks it after)."""
         timeout = self.settings.rpc_timeout_seconds
-        messages = [entry.message for entry in entries]
+        # Entries come partition by partition; every stage sees them in the order they were sent, so a
+        # follow-up is never routed before the message it follows.
+        messages = sorted(
+            (entry.message for entry in entries), key=lambda m: (m.sent_at.seconds, m.sent_at.nanos)
+        )
         self.current_stage = "thread"
         threaded = await self.peers.conversations.Thread(
             conversations_pb2.ThreadRequest(messages=messages), timeout=timeout
         )
-        await self._stage("thread")
+        await self._stage("thread", len(messages))
 
         inbound = [
             (message, result)
@@ -184,7 +200,7 @@ class PipelineWorker:
                 ),
                 timeout=timeout,
             )
-            await self._stage("classify")
+            await self._stage("classify", len(inbound))
 
             self.current_stage = "route"
             routed = await self.peers.router.Route(
@@ -202,7 +218,7 @@ class PipelineWorker:
                 ),
                 timeout=timeout,
             )
-            await self._stage("route")
+            await self._stage("route", len(inbound))
 
             replies = [
                 bot_reply_for(message, decision)
@@ -214,7 +230,7 @@ class PipelineWorker:
                 await self.peers.dispatch.SendReply(
                     dispatch_pb2.SendReplyRequest(replies=replies), timeout=timeout
                 )
-                await self._stage("dispatch")
+                await self._stage("dispatch", len(replies))
 
             self.current_stage = "record"
             await self.peers.conversations.RecordOutcomes(
@@ -233,7 +249,7 @@ class PipelineWorker:
                 ),
                 timeout=timeout,
             )
-            await self._stage("record")
+            await self._stage("record", len(inbound))
 
         # "Done" for whoever follows the events (replay waits for it); at-least-once, like every stage.
         finished = [
@@ -244,7 +260,8 @@ class PipelineWorker:
         self.current_stage = ""
         self.processed += len(entries)
 
-    async def _stage(self, name: str) -> None:
+    async def _stage(self, name: str, messages: int) -> None:
+        metrics.PIPELINE_MESSAGES.labels(name).inc(messages)
         if self._stage_hook is not None:
             await self._stage_hook(name)
 

@@ -46,6 +46,7 @@ from parley.ingestion.webhooks.payload import Parsed, PayloadError
 from parley.ingestion.webhooks.x import parse_x
 from parley.messages import CHANNEL_NAMES
 from parley.store import Keys, Redis
+from parley.telemetry import tracing
 from parley.v1 import common_pb2
 
 log = logging.getLogger(__name__)
@@ -251,7 +252,8 @@ class WebhookEndpoints:
         good, refused = intake.admit_each(parsed.messages, self.settings, self.clock.now())
         if good:
             await admission.ensure_room(self.log, self.settings)
-        statuses = await self.log.append(good) if good else []
+        with tracing.webhook_span(network):  # the trace its messages carry through the pipeline
+            statuses = await self.log.append(good) if good else []
         if refused:
             await self._set_aside(network, refused)
         accepted = sum(1 for s in statuses if s == ACCEPTED)

@@ -215,3 +215,14 @@ async def test_metrics_on_a_hand_checked_timeline(core: Conversations) -> None:
     assert [g.conversations for g in await core.metrics(T0, T0 + 10_000)] == [4]
     with pytest.raises(InvalidArgument):
         await core.metrics(T0, T0 + 1, "colour")
+
+
+async def test_list_finds_a_customer_by_handle(core: Conversations) -> None:
+    for i in range(6):
+        await core.thread([msg(f"h{i}", author="Alice_Q" if i % 3 == 0 else f"other{i}", at=i)])
+    found, token = await core.list(owner_handle="@alice_q", page_size=1)
+    assert [s.owner.handle for s in found] == ["Alice_Q"] and token
+    rest, token = await core.list(owner_handle="alice_q", page_size=1, page_token=token)
+    assert {s.conversation_id for s in found + rest} == {conversation_id_for(m) for m in ("x:h3", "x:h0")}
+    assert token == ""
+    assert (await core.list(owner_handle="nobody"))[0] == []

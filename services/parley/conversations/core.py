@@ -1029,9 +1029,19 @@ class Conversations:
         return conv
 
     async def list(
-        self, state: int = 0, channel: int = 0, page_size: int = 50, page_token: str = ""
+        self,
+        state: int = 0,
+        channel: int = 0,
+        page_size: int = 50,
+        page_token: str = "",
+        owner_handle: str = "",
     ) -> tuple[list[conversations_pb2.ConversationSummary], str]:
-        """Conversations by most recently updated; the token is the (time, id) of the last one returned."""
+        """Conversations by most recently updated; the token is the (time, id) of the last one returned.
+
+        `owner_handle` filters while reading the index (a search, not a hot path): it reads on until it
+        has a page of matches or the index ends.
+        """
+        handle = owner_handle.lstrip("@").casefold()
         k = self.keys
         cursor = _decode_token(page_token)
         source = k.index_state(state) if state else k.index_channel(channel) if channel else k.index_all()
@@ -1062,6 +1072,8 @@ class Conversations:
                 summary = _summary(cid, meta, rows[2 * j + 1])
                 # The index may lag the record under concurrent writes: the record decides.
                 if (state and summary.state != state) or (channel and summary.channel != channel):
+                    continue
+                if handle and summary.owner.handle.lstrip("@").casefold() != handle:
                     continue
                 out.append((summary, (score, cid)))
                 if len(out) > page_size:

@@ -52,7 +52,11 @@ class ConversationsServicer(conversations_pb2_grpc.ConversationsServiceServicer)
     ) -> conversations_pb2.ListConversationsResponse:
         validation.list_request(request)
         summaries, token = await self.core.list(
-            request.state, request.channel, request.page_size or DEFAULT_PAGE_SIZE, request.page_token
+            request.state,
+            request.channel,
+            request.page_size or DEFAULT_PAGE_SIZE,
+            request.page_token,
+            request.owner_handle,
         )
         return conversations_pb2.ListConversationsResponse(conversations=summaries, next_page_token=token)
 

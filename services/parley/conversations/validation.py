@@ -10,6 +10,7 @@ from parley.v1 import common_pb2, conversations_pb2
 from .core import GROUP_BY
 
 MAX_PAGE_SIZE = 500
+MAX_HANDLE_CHARS = 256
 
 
 def _raise(violations: list[tuple[str, str]]) -> None:
@@ -70,6 +71,8 @@ def list_request(request: conversations_pb2.ListConversationsRequest) -> None:
         bad.append(("state", "unknown state"))
     if request.channel and request.channel not in CHANNEL_NAMES:
         bad.append(("channel", "unknown channel"))
+    if len(request.owner_handle) > MAX_HANDLE_CHARS:
+        bad.append(("owner_handle", f"at most {MAX_HANDLE_CHARS} characters"))
     _raise(bad)
 
 

@@ -7,6 +7,7 @@ import pytest
 from parley.clock import ManualClock, from_timestamp, to_timestamp
 from parley.conversations.core import Conversations, distribution
 from parley.conversations.store import conversation_id_for
+from parley.events import EventRecord
 from parley.rpc import InvalidArgument, NotFound
 from parley.store import Keys, Redis
 from parley.v1 import common_pb2, conversations_pb2
@@ -213,6 +214,13 @@ async def test_metrics_on_a_hand_checked_timeline(core: Conversations) -> None:
     by_team = {g.key: g.conversations for g in await core.metrics(T0, T0 + 1000, "team")}
     assert by_team == {"billing": 2, "none": 1}
     assert [g.conversations for g in await core.metrics(T0, T0 + 10_000)] == [4]
+
+    # A and C are resolved: A had the brand's reply, C none (abandoned); B (bot) was never with a team.
+    for n, first in enumerate(("x:a1", "messenger:c1", "x:b1")):
+        resolved = EventRecord("conversation.resolved", conversation_id_for(first), "", T0 + 400, {})
+        await core.apply_events([(f"{n + 1}-0", resolved.fields())])
+    by_team_abandoned = {g.key: g.abandoned for g in await core.metrics(T0, T0 + 1000, "team")}
+    assert by_team_abandoned == {"billing": 1, "none": 0}
     with pytest.raises(InvalidArgument):
         await core.metrics(T0, T0 + 1, "colour")
 

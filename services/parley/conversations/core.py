@@ -1099,11 +1099,13 @@ class Conversations:
                 pipe.zcard(k.agents(cid))
             rows = await pipe.execute()
         groups: dict[str, list[conversations_pb2.ConversationMetrics]] = {}
+        abandoned: dict[str, int] = {}
         for j in range(len(cids)):
             row = {f: _text(v) for f, v in zip(METRIC_FIELDS, rows[3 * j], strict=True) if v is not None}
             if not row.get("channel"):
                 continue
             key = _group_key(group_by, row)
+            abandoned[key] = abandoned.get(key, 0) + is_abandoned(row)
             groups.setdefault(key, []).append(
                 conversation_metrics(row, rows[3 * j + 1], rows[3 * j + 2], now)
             )
@@ -1128,6 +1130,7 @@ class Conversations:
                     moved_to_private=sum(1 for m in items if m.moved_to_private),
                     sla_met=sum(1 for m in items if m.sla == conversations_pb2.SLA_STATUS_MET),
                     sla_missed=sum(1 for m in items if m.sla == conversations_pb2.SLA_STATUS_MISSED),
+                    abandoned=abandoned[key],
                 )
             )
         return out
@@ -1149,6 +1152,15 @@ def _event_args(fields: dict[str, str]) -> list[str] | None:
         if sent_by:  # an agent answered: the conversation now waits on the customer
             return [str(STATE_WAITING), at, f"reply by {sent_by}", sent_by, "", "1", "0"]
     return None
+
+
+def is_abandoned(meta: dict[str, str]) -> bool:
+    """Sent to a team, then closed without a single reply from the brand (the customer gave up)."""
+    return bool(
+        meta.get("team")
+        and int(meta.get("state") or 0) == STATE_RESOLVED
+        and not meta.get("first_response_at")
+    )
 
 
 def conversation_metrics(

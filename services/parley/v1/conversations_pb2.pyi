@@ -357,7 +357,7 @@ class Distribution(_message.Message):
     def __init__(self, count: _Optional[int] = ..., mean: _Optional[float] = ..., p50: _Optional[float] = ..., p90: _Optional[float] = ..., p99: _Optional[float] = ...) -> None: ...
 
 class MetricsGroup(_message.Message):
-    __slots__ = ("key", "conversations", "first_response_seconds", "bot_first_response_seconds", "human_first_response_seconds", "handling_seconds", "resolution_seconds", "messages", "agents_touched", "reopened", "moved_to_private", "sla_met", "sla_missed")
+    __slots__ = ("key", "conversations", "first_response_seconds", "bot_first_response_seconds", "human_first_response_seconds", "handling_seconds", "resolution_seconds", "messages", "agents_touched", "reopened", "moved_to_private", "sla_met", "sla_missed", "abandoned")
     KEY_FIELD_NUMBER: _ClassVar[int]
     CONVERSATIONS_FIELD_NUMBER: _ClassVar[int]
     FIRST_RESPONSE_SECONDS_FIELD_NUMBER: _ClassVar[int]
@@ -371,6 +371,7 @@ class MetricsGroup(_message.Message):
     MOVED_TO_PRIVATE_FIELD_NUMBER: _ClassVar[int]
     SLA_MET_FIELD_NUMBER: _ClassVar[int]
     SLA_MISSED_FIELD_NUMBER: _ClassVar[int]
+    ABANDONED_FIELD_NUMBER: _ClassVar[int]
     key: str
     conversations: int
     first_response_seconds: Distribution
@@ -384,7 +385,8 @@ class MetricsGroup(_message.Message):
     moved_to_private: int
     sla_met: int
     sla_missed: int
-    def __init__(self, key: _Optional[str] = ..., conversations: _Optional[int] = ..., first_response_seconds: _Optional[_Union[Distribution, _Mapping]] = ..., bot_first_response_seconds: _Optional[_Union[Distribution, _Mapping]] = ..., human_first_response_seconds: _Optional[_Union[Distribution, _Mapping]] = ..., handling_seconds: _Optional[_Union[Distribution, _Mapping]] = ..., resolution_seconds: _Optional[_Union[Distribution, _Mapping]] = ..., messages: _Optional[_Union[Distribution, _Mapping]] = ..., agents_touched: _Optional[_Union[Distribution, _Mapping]] = ..., reopened: _Optional[int] = ..., moved_to_private: _Optional[int] = ..., sla_met: _Optional[int] = ..., sla_missed: _Optional[int] = ...) -> None: ...
+    abandoned: int
+    def __init__(self, key: _Optional[str] = ..., conversations: _Optional[int] = ..., first_response_seconds: _Optional[_Union[Distribution, _Mapping]] = ..., bot_first_response_seconds: _Optional[_Union[Distribution, _Mapping]] = ..., human_first_response_seconds: _Optional[_Union[Distribution, _Mapping]] = ..., handling_seconds: _Optional[_Union[Distribution, _Mapping]] = ..., resolution_seconds: _Optional[_Union[Distribution, _Mapping]] = ..., messages: _Optional[_Union[Distribution, _Mapping]] = ..., agents_touched: _Optional[_Union[Distribution, _Mapping]] = ..., reopened: _Optional[int] = ..., moved_to_private: _Optional[int] = ..., sla_met: _Optional[int] = ..., sla_missed: _Optional[int] = ..., abandoned: _Optional[int] = ...) -> None: ...
 
 class GetMetricsResponse(_message.Message):
     __slots__ = ("groups",)

@@ -26,6 +26,7 @@ console = Console()
 DEMO_FILE = Path(__file__).parent / "demo" / "demo_conversations.csv"
 ACTION_NAMES = {1: "bot reply", 2: "queued", 3: "assigned", 4: "no action", 5: "appended"}
 ROLE_NAMES = {1: "customer", 2: "participant", 3: "brand"}
+CONSOLE = "console"
 
 
 def _logging(verbose: bool) -> None:
@@ -80,6 +81,7 @@ def up(
                 "worker", f"{workers} process(es), consumer group on {settings.stream_partitions} partitions"
             )
             table.add_row("webhooks", f"http://{settings.host}:{settings.webhook_port}/webhooks/{{meta,x}}")
+            table.add_row("console", console_url(settings) + "  (open it in a browser)")
             table.add_row("redis", settings.redis_url + ("  (embedded Valkey)" if embedded else ""))
             table.add_row("logs", ".parley/logs/")
             console.print(table)
@@ -105,14 +107,18 @@ def up(
 @app.command()
 def serve(
     service: str = typer.Argument(
-        ..., help="ingestion, conversations, classifier, router, dispatch or worker"
+        ..., help="ingestion, conversations, classifier, router, dispatch, worker or console"
     ),
     verbose: bool = False,
 ) -> None:
-    """Run one service (or one pipeline worker) alone, until SIGTERM or Ctrl-C."""
+    """Run one service (or one pipeline worker, or the supervisor console) alone, until SIGTERM or Ctrl-C."""
     _logging(verbose)
-    if service not in (*SERVICES, "worker"):
-        raise typer.BadParameter(f"unknown service {service!r}; one of {', '.join((*SERVICES, 'worker'))}")
+    if service not in (*SERVICES, "worker", CONSOLE):
+        choices = ", ".join((*SERVICES, "worker", CONSOLE))
+        raise typer.BadParameter(f"unknown service {service!r}; one of {choices}")
+    if service == CONSOLE:
+        asyncio.run(_serve_console(Settings()))
+        return
     settings, embedded = _with_redis(Settings(), Settings().embedded_data_dir)
     if embedded is not None:
         console.print("[yellow]REDIS_URL is unset: this service runs on its own embedded Valkey[/yellow]")
@@ -142,6 +148,20 @@ def serve(
     finally:
         if embedded is not None:
             embedded.stop()  # type: ignore[attr-defined]
+
+
+async def _serve_console(settings: Settings) -> None:
+    """The console reads the services over gRPC only: it needs no Redis of its own."""
+    from parley.console.server import create_console
+
+    running = await create_console(settings, settings.host, settings.console_port)
+    console.print(f"console on {console_url(settings, running.port)}")
+    await _wait_for_signal()
+    await running.stop()
+
+
+def console_url(settings: Settings, port: int | None = None) -> str:
+    return f"http://{settings.host}:{port or settings.console_port}/"
 
 
 @app.command()

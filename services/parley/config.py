@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     dispatch_port: int = 50055
     webhook_port: int = 8080
     metrics_port: int = 0
+    # The supervisor console (HTTP) and how many recent conversations its traffic page reads in full.
+    console_port: int = 8090
+    console_traffic_sample: int = 200
 
     # Peer addresses (host:port); empty means host plus the peer's port.
     ingestion_addr: str = ""

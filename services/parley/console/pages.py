@@ -160,6 +160,7 @@ def traffic_page(view: TrafficView) -> str:
         f'<div class="grid">{volume}</div>'
         "<h2>Response, handling and resolution times</h2>"
         + table(["time", "conversations", "mean", "p50", "p90", "p99"], timing_rows, "timings")
+        + "<h3>90th percentile of each</h3>"
         + medians
         + f'<h2>Mix</h2><div class="grid">{breakdowns}</div>'
     )

@@ -7,6 +7,7 @@ import re
 from parley.clock import to_timestamp
 from parley.console import pages, views
 from parley.console.client import ConversationData, FloorData, PipelineData, TrafficData
+from parley.console.conversation import conversation_view
 from parley.v1 import common_pb2, conversations_pb2, dispatch_pb2, ingestion_pb2, router_pb2
 
 T0 = 1_800_000_000.0
@@ -205,7 +206,7 @@ def conversation_data() -> ConversationData:
 
 
 def test_conversation_view_has_triage_decision_audit_and_delivery():
-    view = views.conversation_view(conversation_data())
+    view = conversation_view(conversation_data())
     (m,) = view.messages
     assert m.triage is not None and m.triage.scores[0] == ("question", 0.7)
     assert m.triage.bot_answer == "answer hours (0.90)"
@@ -218,7 +219,7 @@ def test_conversation_view_has_triage_decision_audit_and_delivery():
 def test_every_page_escapes_customer_text():
     html = "".join(
         [
-            pages.conversation_page(views.conversation_view(conversation_data())),
+            pages.conversation_page(conversation_view(conversation_data())),
             pages.floor_page(views.floor_view(floor_data())),
             pages.list_page(EVIL, [views.conversation_row(summary("cv-2", EVIL))], EVIL, EVIL),
             pages.pipeline_page(

@@ -7,15 +7,8 @@ from html import escape
 from urllib.parse import quote
 
 from parley.console import charts
-from parley.console.views import (
-    DASH,
-    ConversationRow,
-    ConversationView,
-    FloorView,
-    MessageView,
-    PipelineView,
-    TrafficView,
-)
+from parley.console.conversation import ConversationView, MessageView
+from parley.console.views import DASH, ConversationRow, FloorView, PipelineView, TrafficView
 
 NAV = (("floor", "/", "Floor"), ("traffic", "/traffic", "Traffic"), ("pipeline", "/pipeline", "Pipeline"))
 

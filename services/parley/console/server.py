@@ -19,6 +19,7 @@ import grpc
 from aiohttp import web
 
 from parley.config import Settings
+from parley.console import conversation as conversation_views
 from parley.console import pages, views
 from parley.console.client import ConsoleClient
 
@@ -99,7 +100,7 @@ async def conversation(request: web.Request) -> web.Response:
     data = await request.app[CLIENT].conversation(request.match_info["conversation_id"])
     if data is None:
         return render(request, pages.not_found_page("No conversation with this id."), 404)
-    return render(request, pages.conversation_page(views.conversation_view(data)))
+    return render(request, pages.conversation_page(conversation_views.conversation_view(data)))
 
 
 async def search(request: web.Request) -> web.Response:

@@ -43,6 +43,7 @@ from parley.router.policy import (
     load_policy,
     policy_path,
 )
+from parley.router.roster import roster_of_team
 from parley.rpc import FailedPrecondition, InvalidArgument, NotFound
 from parley.store import Keys, Redis
 from parley.v1 import common_pb2, router_pb2
@@ -162,31 +163,6 @@ class Match:
     team: str = ""
     offset: float = 0.0
     why: str = ""
-
-
-@dataclass(frozen=True)
-class TeamStaff:
-    """A team's agents right now: online with free capacity, away, and how full the online ones are."""
-
-    available: int
-    away: int
-    occupancy: float
-
-
-def roster_of_team(roster: list[tuple[dict[str, str], int]], team: str) -> TeamStaff:
-    available = away = held = capacity = 0
-    for profile, load in roster:
-        if team not in profile.get("teams", "").split(","):
-            continue
-        presence = profile.get("presence", "offline")
-        if presence == "away":
-            away += 1
-        elif presence == "online":
-            room = int(profile.get("capacity", "1"))
-            capacity += room
-            held += min(load, room)
-            available += load < room
-    return TeamStaff(available, away, held / capacity if capacity else 0.0)
 
 
 class Router:

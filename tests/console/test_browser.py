@@ -161,10 +161,19 @@ def screenshot(driver: WebDriver, folder: Path, name: str) -> None:
 def test_floor_shows_the_demo_and_the_queue_figures_of_list_queues(
     live: Live, browser: WebDriver, shots: Path
 ):
+    # Agents on the floor: one online with room to spare (she takes the billing conversation), one away.
+    for agent, presence in (("ann", router_pb2.PRESENCE_ONLINE), ("bob", router_pb2.PRESENCE_AWAY)):
+        request = router_pb2.SetPresenceRequest(
+            agent_id=agent, presence=presence, teams=["billing"], capacity=3
+        )
+        live.call("router", router_pb2_grpc.RouterServiceStub, "SetPresence", request)
     open_page(browser, live.url + "/")
     queues = live.call(
         "router", router_pb2_grpc.RouterServiceStub, "ListQueues", router_pb2.ListQueuesRequest()
     )
+    billing = next(q for q in queues.queues if q.team == "billing")
+    assert (billing.agents_online, billing.agents_available, billing.agents_away) == (1, 1, 1)
+    assert 0 < billing.occupancy < 1
     assert any(q.depth for q in queues.queues), "the demo leaves conversations waiting"
     for q in queues.queues:
         row = browser.find_element(By.CSS_SELECTOR, f'tr[data-team="{q.team}"]')
@@ -192,12 +201,20 @@ def test_floor_shows_the_demo_and_the_queue_figures_of_list_queues(
         )
         assert abs(waited - q.oldest_wait_seconds) < 10
         assert field(row, "agents_needed").isdigit()
+        assert field(row, "occupancy") == (f"{100 * q.occupancy:.0f}%" if q.agents_online else "—")
     listed = {
         e.get_attribute("data-conversation")
         for e in browser.find_elements(By.CSS_SELECTOR, "tr[data-conversation]")
     }
     assert {c.conversation_id for c in live.report.conversations} <= listed
     screenshot(browser, shots, "floor")
+
+    # A queue's name opens the conversations waiting in it.
+    busiest = max(queues.queues, key=lambda q: q.depth)
+    browser.find_element(By.CSS_SELECTOR, f'tr[data-team="{busiest.team}"] a').click()
+    WebDriverWait(browser, 10).until(lambda d: f"/queues/{busiest.team}" in d.current_url)
+    rows = browser.find_elements(By.CSS_SELECTOR, "tr[data-conversation]")
+    assert len([r for r in rows if "queued" in r.text]) == busiest.depth
 
     browser.get(live.url + "/traffic")
     metrics = live.call(

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
@@ -34,17 +34,25 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "same-origin",
 }
 SSE_KEEPALIVE_SECONDS = 15.0
+SSE_MIN_INTERVAL_SECONDS = 0.5
+# The traffic page reads many conversations: one read serves every page asking within this time.
+TRAFFIC_CACHE_SECONDS = 5.0
 CLIENT = web.AppKey("client", ConsoleClient)
 BROADCASTER = web.AppKey("broadcaster", "Broadcaster")
 SETTINGS = web.AppKey("settings", Settings)
+TRAFFIC_CACHE = web.AppKey("traffic_cache", dict)
 
 
 @dataclass
 class Broadcaster:
-    """Follows the suite's event stream once and hands each event to every open page's queue."""
+    """Follows the suite's event stream once and flags every open page that something changed.
+
+    A flag, not a queue: however fast events come, a page hears about them at most once per
+    `SSE_MIN_INTERVAL_SECONDS` and then fetches itself once.
+    """
 
     client: ConsoleClient
-    subscribers: set[asyncio.Queue[str]] = field(default_factory=set)
+    subscribers: set[asyncio.Event] = field(default_factory=set)
     task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -59,13 +67,9 @@ class Broadcaster:
     async def _follow(self) -> None:
         while True:
             try:
-                async for reply in self.client.watch():
-                    event = json.dumps(
-                        {"type": reply.event.type, "conversation_id": reply.event.conversation_id}
-                    )
-                    for queue in list(self.subscribers):
-                        if queue.qsize() < 100:  # a stalled page misses events, never blocks the others
-                            queue.put_nowait(event)
+                async for _ in self.client.watch():
+                    for changed in self.subscribers:
+                        changed.set()
             except grpc.aio.AioRpcError as error:
                 log.warning("event stream interrupted (%s); following again in 1 s", error.code().name)
                 await asyncio.sleep(1.0)
@@ -91,9 +95,12 @@ async def queue(request: web.Request) -> web.Response:
 
 
 async def traffic(request: web.Request) -> web.Response:
-    client = request.app[CLIENT]
-    data = await client.traffic(request.app[SETTINGS].console_traffic_sample)
-    return render(request, pages.traffic_page(views.traffic_view(data)))
+    cache = request.app[TRAFFIC_CACHE]
+    now = time.monotonic()
+    if cache.get("at", -TRAFFIC_CACHE_SECONDS) + TRAFFIC_CACHE_SECONDS <= now:
+        data = await request.app[CLIENT].traffic(request.app[SETTINGS].console_traffic_sample)
+        cache.update(at=now, html=pages.traffic_page(views.traffic_view(data)))
+    return render(request, cache["html"])
 
 
 async def conversation(request: web.Request) -> web.Response:
@@ -135,26 +142,29 @@ async def requeue(request: web.Request) -> web.Response:
 
 
 async def events(request: web.Request) -> web.StreamResponse:
-    """Server-Sent Events: one `data:` line per suite event, and a comment now and then to keep it open."""
+    """Server-Sent Events: `data: changed` when the suite changed; a comment now and then keeps it open."""
     response = web.StreamResponse(
         headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store", **SECURITY_HEADERS}
     )
     await response.prepare(request)
     broadcaster = request.app[BROADCASTER]
-    queue: asyncio.Queue[str] = asyncio.Queue()
-    broadcaster.subscribers.add(queue)
+    changed = asyncio.Event()
+    broadcaster.subscribers.add(changed)
     try:
         await response.write(b": connected\n\n")
         while True:
             try:
-                event = await asyncio.wait_for(queue.get(), SSE_KEEPALIVE_SECONDS)
-                await response.write(f"data: {event}\n\n".encode())
+                await asyncio.wait_for(changed.wait(), SSE_KEEPALIVE_SECONDS)
             except TimeoutError:
                 await response.write(b": keep-alive\n\n")
+                continue
+            changed.clear()
+            await response.write(b"data: changed\n\n")
+            await asyncio.sleep(SSE_MIN_INTERVAL_SECONDS)
     except (ConnectionResetError, asyncio.CancelledError):
         pass
     finally:
-        broadcaster.subscribers.discard(queue)
+        broadcaster.subscribers.discard(changed)
     return response
 
 
@@ -178,6 +188,7 @@ def build_app(settings: Settings, client: ConsoleClient) -> web.Application:
     app[CLIENT] = client
     app[SETTINGS] = settings
     app[BROADCASTER] = Broadcaster(client)
+    app[TRAFFIC_CACHE] = {}
     app.router.add_get("/", floor)
     app.router.add_get("/queues/{team}", queue)
     app.router.add_get("/traffic", traffic)

@@ -21,9 +21,11 @@
       .then(function () { pending = false; last = Date.now(); });
   }
 
+  var scheduled = false;
   function soon() {
-    var wait = Math.max(0, 500 - (Date.now() - last));
-    setTimeout(refresh, wait);
+    if (scheduled) return;
+    scheduled = true;
+    setTimeout(function () { scheduled = false; refresh(); }, Math.max(100, 500 - (Date.now() - last)));
   }
 
   if (window.EventSource) {

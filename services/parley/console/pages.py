@@ -17,6 +17,10 @@ def e(value: object) -> str:
     return escape(str(value), quote=True)
 
 
+def plural(count: int, noun: str, nouns: str = "") -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {nouns or noun + 's'}"
+
+
 def conversation_href(conversation_id: str) -> str:
     return "/conversations/" + quote(conversation_id, safe="")
 
@@ -248,7 +252,8 @@ def conversation_page(view: ConversationView) -> str:
         )
     main = (
         f'<h1>Conversation <span class="id">{e(view.conversation_id)}</span></h1>'
-        f'<div class="columns"><section class="thread"><h2>Thread ({len(view.messages)} messages)</h2>'
+        f'<div class="columns"><section class="thread">'
+        f"<h2>Thread ({plural(len(view.messages), 'message')})</h2>"
         + "".join(message_block(m) for m in view.messages)
         + '</section><aside><h2>Conversation</h2><dl class="facts">'
         + facts
@@ -289,7 +294,7 @@ def pipeline_page(view: PipelineView, notice: str = "") -> str:
         "<h1>Pipeline</h1>"
         + (f'<p class="notice">{e(notice)}</p>' if notice else "")
         + f'<h2>Services</h2><ul class="health">{health}</ul>'
-        + f"<h2>Inbound log ({view.backlog} entries)</h2>"
+        + f"<h2>Inbound log ({plural(view.backlog, 'entry', 'entries')})</h2>"
         + table(["partition", "backlog", "pending", "not read yet", "oldest entry"], partitions, "partitions")
         + f"<h2>Dead letters ({view.dead_letter_count})</h2>"
         + table(["message", "partition", "stage", "reason", "channel", "author", "text", ""], letters, "dead")

@@ -41,7 +41,7 @@ class Settings(BaseSettings):
     metrics_port: int = 0
     # The supervisor console (HTTP) and how many recent conversations its traffic page reads in full.
     console_port: int = 8090
-    console_traffic_sample: int = 200
+    console_traffic_sample: int = Field(default=200, ge=1, le=500)
 
     # Peer addresses (host:port); empty means host plus the peer's port.
     ingestion_addr: str = ""

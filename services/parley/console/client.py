@@ -103,11 +103,16 @@ class ConsoleClient:
         listed = await self.conversations.ListConversations(
             conversations_pb2.ListConversationsRequest(page_size=sample), timeout=self.timeout
         )
-        full = await asyncio.gather(*(self._conversation(s.conversation_id) for s in listed.conversations))
+        full = await self.conversations.BatchGetConversations(
+            conversations_pb2.BatchGetConversationsRequest(
+                conversation_ids=[s.conversation_id for s in listed.conversations]
+            ),
+            timeout=self.timeout,
+        )
         return TrafficData(
             overall=overall[0] if overall else conversations_pb2.MetricsGroup(key="all"),
             groups=dict(zip(METRIC_GROUPS, grouped, strict=True)),
-            conversations=[c for c in full if c is not None],
+            conversations=list(full.conversations),
         )
 
     async def conversation(self, conversation_id: str) -> ConversationData | None:

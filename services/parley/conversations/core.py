@@ -20,6 +20,7 @@ A brand message threaded here sets the first response time but does not move the
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import contextlib
@@ -51,6 +52,7 @@ CONTEXT_TURNS = 5
 # How long a reply that arrived before its parent keeps a place for the parent.
 AWAITING_TTL_SECONDS = 7 * 24 * 3600
 GROUP_BY = ("", "channel", "intent", "topic", "team")
+GET_MANY_CONCURRENCY = 16
 METRIC_FIELDS = [
     "channel",
     "intent",
@@ -965,6 +967,28 @@ class Conversations:
         return len(outcomes)
 
     # ---- reading -----------------------------------------------------------------------------------------
+
+    async def get_many(
+        self, conversation_ids: Sequence[str]
+    ) -> tuple[list[conversations_pb2.Conversation], list[str]]:
+        """The conversations of `conversation_ids` in order, and the ids that have none.
+
+        Read GET_MANY_CONCURRENCY at a time: each read is one pipelined round trip on its own connection,
+        and the client's connection pool is bounded.
+        """
+        found: list[conversations_pb2.Conversation | BaseException] = []
+        for start in range(0, len(conversation_ids), GET_MANY_CONCURRENCY):
+            chunk = conversation_ids[start : start + GET_MANY_CONCURRENCY]
+            found += await asyncio.gather(*(self.get(cid) for cid in chunk), return_exceptions=True)
+        conversations, missing = [], []
+        for cid, result in zip(conversation_ids, found, strict=True):
+            if isinstance(result, NotFound):
+                missing.append(cid)
+            elif isinstance(result, BaseException):
+                raise result
+            else:
+                conversations.append(result)
+        return conversations, missing
 
     async def get(self, conversation_id: str) -> conversations_pb2.Conversation:
         k = self.keys

@@ -47,6 +47,14 @@ class ConversationsServicer(conversations_pb2_grpc.ConversationsServiceServicer)
         )
 
     @mapped_errors
+    async def BatchGetConversations(
+        self, request: conversations_pb2.BatchGetConversationsRequest, context: grpc.aio.ServicerContext
+    ) -> conversations_pb2.BatchGetConversationsResponse:
+        validation.batch_get_request(request)
+        found, missing = await self.core.get_many(request.conversation_ids)
+        return conversations_pb2.BatchGetConversationsResponse(conversations=found, missing_ids=missing)
+
+    @mapped_errors
     async def ListConversations(
         self, request: conversations_pb2.ListConversationsRequest, context: grpc.aio.ServicerContext
     ) -> conversations_pb2.ListConversationsResponse:

@@ -61,6 +61,15 @@ def conversation_id(value: str) -> None:
         _raise([("conversation_id", "required")])
 
 
+def batch_get_request(request: conversations_pb2.BatchGetConversationsRequest) -> None:
+    bad = [
+        (f"conversation_ids[{i}]", "required") for i, cid in enumerate(request.conversation_ids) if not cid
+    ]
+    if len(request.conversation_ids) > MAX_PAGE_SIZE:
+        bad.append(("conversation_ids", f"at most {MAX_PAGE_SIZE}"))
+    _raise(bad)
+
+
 def list_request(request: conversations_pb2.ListConversationsRequest) -> None:
     bad: list[tuple[str, str]] = []
     if request.page_size < 0:

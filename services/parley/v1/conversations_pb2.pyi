@@ -286,6 +286,20 @@ class GetConversationResponse(_message.Message):
     conversation: Conversation
     def __init__(self, conversation: _Optional[_Union[Conversation, _Mapping]] = ...) -> None: ...
 
+class BatchGetConversationsRequest(_message.Message):
+    __slots__ = ("conversation_ids",)
+    CONVERSATION_IDS_FIELD_NUMBER: _ClassVar[int]
+    conversation_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, conversation_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class BatchGetConversationsResponse(_message.Message):
+    __slots__ = ("conversations", "missing_ids")
+    CONVERSATIONS_FIELD_NUMBER: _ClassVar[int]
+    MISSING_IDS_FIELD_NUMBER: _ClassVar[int]
+    conversations: _containers.RepeatedCompositeFieldContainer[Conversation]
+    missing_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, conversations: _Optional[_Iterable[_Union[Conversation, _Mapping]]] = ..., missing_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
 class ConversationSummary(_message.Message):
     __slots__ = ("conversation_id", "channel", "state", "owner", "message_count", "opened_at", "updated_at", "intent", "topic", "team")
     CONVERSATION_ID_FIELD_NUMBER: _ClassVar[int]

@@ -381,6 +381,9 @@ def test_pipeline_shows_partitions_health_and_requeues_a_dead_letter(
     assert set(services) == {"ingestion", "conversations", "classifier", "router", "dispatch"}
     assert all(text.endswith("serving") for text in services.values())
     assert len(browser.find_elements(By.CSS_SELECTOR, "tr[data-partition]")) == settings.stream_partitions
+    assert [
+        w.get_attribute("data-worker") for w in browser.find_elements(By.CSS_SELECTOR, "tr[data-worker]")
+    ] == ["worker-0"]
     row = browser.find_element(By.CSS_SELECTOR, 'tr[data-dead-letter="x:9903"]')
     assert "INVALID_ARGUMENT: refused" in row.text and "where is my refund" in row.text
     screenshot(browser, shots, "pipeline")

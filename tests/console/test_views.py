@@ -245,3 +245,23 @@ def test_every_page_escapes_customer_text():
     assert re.findall(r"<script[^>]*>", html) == ['<script src="/static/console.js" defer>'] * 4
     assert "<img" not in html
     assert "&lt;img src=x onerror=alert(2)&gt; &amp; &quot;quotes&quot;" in html  # shown as text
+
+
+def test_pipeline_view_flags_a_worker_idle_past_the_claim_time():
+    status = ingestion_pb2.GetPipelineResponse(
+        partitions=[
+            ingestion_pb2.PartitionStatus(partition=0, backlog=3, pending=1, lag=2, oldest_age_seconds=75)
+        ],
+        workers=[
+            ingestion_pb2.PipelineWorker(name="w-live", pending=1, idle_seconds=0.2),
+            ingestion_pb2.PipelineWorker(name="w-dead", pending=5, idle_seconds=400),
+        ],
+        dead_letter_count=7,
+    )
+    view = views.pipeline_view(PipelineData(status, {"router": "serving", "dispatch": "not_serving"}), 30)
+    assert [(w.name, w.status, w.idle) for w in view.workers] == [
+        ("w-live", "ok", "0s"),
+        ("w-dead", "warn", "6m 40s"),
+    ]
+    assert (view.backlog, view.partitions[0].oldest, view.dead_letter_count) == (3, "1m 15s", 7)
+    assert view.all_serving is False

@@ -47,7 +47,7 @@ async def test_partitions_report_backlog_pending_lag_and_age(
 ) -> None:
     empty = await stub.GetPipeline(ingestion_pb2.GetPipelineRequest())
     assert [p.partition for p in empty.partitions] == list(range(settings.stream_partitions))
-    assert all(p.backlog == p.pending == p.lag == 0 for p in empty.partitions)
+    assert all(p.backlog == p.pending == p.lag == 0 for p in empty.partitions) and not empty.workers
 
     messages = [make(str(i), f"u{i}") for i in range(12)]
     await stub.Ingest(ingestion_pb2.IngestRequest(messages=messages))
@@ -61,6 +61,8 @@ async def test_partitions_report_backlog_pending_lag_and_age(
     for p in status:
         assert p.lag == p.backlog - p.pending
         assert (p.oldest_age_seconds > 0) == (p.backlog > 0)
+    (worker,) = (await stub.GetPipeline(ingestion_pb2.GetPipelineRequest())).workers
+    assert (worker.name, worker.pending) == ("w1", len(taken)) and worker.idle_seconds >= 0.02
     await log.ack(taken)
     status = (await stub.GetPipeline(ingestion_pb2.GetPipelineRequest())).partitions
     assert sum(p.backlog for p in status) == 12 - len(taken) and sum(p.pending for p in status) == 0

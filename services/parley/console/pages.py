@@ -290,10 +290,19 @@ def pipeline_page(view: PipelineView, notice: str = "") -> str:
         f"{e(status)}</li>"
         for name, status in view.health
     )
+    workers = [
+        f'<tr data-worker="{e(w.name)}" class="{e(w.status)}"><th scope="row">{e(w.name)}</th>'
+        + cell("pending", w.pending)
+        + cell("idle", w.idle)
+        + "</tr>"
+        for w in view.workers
+    ]
     main = (
         "<h1>Pipeline</h1>"
         + (f'<p class="notice">{e(notice)}</p>' if notice else "")
         + f'<h2>Services</h2><ul class="health">{health}</ul>'
+        + "<h2>Workers</h2>"
+        + table(["worker", "pending", "idle since last read"], workers, "workers")
         + f"<h2>Inbound log ({plural(view.backlog, 'entry', 'entries')})</h2>"
         + table(["partition", "backlog", "pending", "not read yet", "oldest entry"], partitions, "partitions")
         + f"<h2>Dead letters ({view.dead_letter_count})</h2>"

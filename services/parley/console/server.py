@@ -128,7 +128,8 @@ async def pipeline(request: web.Request) -> web.Response:
     data = await request.app[CLIENT].pipeline()
     notice = request.query.get("requeued", "")
     text = f"{notice} is back on the inbound log." if notice else ""
-    return render(request, pages.pipeline_page(views.pipeline_view(data), text))
+    view = views.pipeline_view(data, request.app[SETTINGS].claim_idle_ms / 1000)
+    return render(request, pages.pipeline_page(view, text))
 
 
 async def requeue(request: web.Request) -> web.Response:

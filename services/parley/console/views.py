@@ -325,7 +325,17 @@ class DeadLetterRow:
 
 
 @dataclass(frozen=True)
+class WorkerRow:
+    name: str
+    pending: int
+    idle: str
+    # ok, or warn when it has not read for longer than a pending entry may idle before it is re-claimed
+    status: str
+
+
+@dataclass(frozen=True)
 class PipelineView:
+    workers: list[WorkerRow]
     partitions: list[PartitionRow]
     backlog: int
     dead_letters: list[DeadLetterRow]
@@ -334,9 +344,18 @@ class PipelineView:
     all_serving: bool
 
 
-def pipeline_view(data: PipelineData) -> PipelineView:
+def pipeline_view(data: PipelineData, claim_idle_seconds: float = 30.0) -> PipelineView:
     status = data.pipeline
     return PipelineView(
+        workers=[
+            WorkerRow(
+                w.name,
+                w.pending,
+                duration(w.idle_seconds),
+                "warn" if w.idle_seconds > claim_idle_seconds else "ok",
+            )
+            for w in status.workers
+        ],
         partitions=[
             PartitionRow(
                 p.partition,

@@ -264,6 +264,28 @@ class InboundLog:
             return partition, entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
         raise NotFound(f"no dead letter for message {message_id}")
 
+    async def workers(self) -> list[ingestion_pb2.PipelineWorker]:
+        """The group's consumers: pending entries summed over partitions, and the least idle time."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for stream in self._streams:
+                pipe.xinfo_consumers(stream, self.group)
+            replies = await pipe.execute(raise_on_error=False)
+        pending: dict[str, int] = {}
+        idle_ms: dict[str, int] = {}
+        for reply in replies:
+            if isinstance(reply, ResponseError):
+                continue  # no stream or no group yet on this partition: no worker has started there
+            if isinstance(reply, Exception):
+                raise reply
+            for consumer in reply:
+                name = _text(consumer["name"])
+                pending[name] = pending.get(name, 0) + int(consumer["pending"])
+                idle_ms[name] = min(idle_ms.get(name, int(consumer["idle"])), int(consumer["idle"]))
+        return [
+            ingestion_pb2.PipelineWorker(name=name, pending=pending[name], idle_seconds=idle_ms[name] / 1000)
+            for name in sorted(pending)
+        ]
+
     async def partitions(self, now_ms: int) -> list[ingestion_pb2.PartitionStatus]:
         """Backlog, pending, unread and oldest entry's age of every partition, in one round trip.
 

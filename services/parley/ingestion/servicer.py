@@ -130,6 +130,7 @@ class IngestionService(ingestion_pb2_grpc.IngestionServiceServicer):
                 for letter in letters
             ],
             dead_letter_count=await self.log.dead_letter_count(),
+            workers=await self.log.workers(),
         )
 
     @mapped_errors

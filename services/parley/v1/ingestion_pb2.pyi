@@ -99,15 +99,27 @@ class DeadLetter(_message.Message):
     message: _common_pb2.InboundMessage
     def __init__(self, message_id: _Optional[str] = ..., partition: _Optional[int] = ..., stage: _Optional[str] = ..., reason: _Optional[str] = ..., message: _Optional[_Union[_common_pb2.InboundMessage, _Mapping]] = ...) -> None: ...
 
+class PipelineWorker(_message.Message):
+    __slots__ = ("name", "pending", "idle_seconds")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    PENDING_FIELD_NUMBER: _ClassVar[int]
+    IDLE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    pending: int
+    idle_seconds: float
+    def __init__(self, name: _Optional[str] = ..., pending: _Optional[int] = ..., idle_seconds: _Optional[float] = ...) -> None: ...
+
 class GetPipelineResponse(_message.Message):
-    __slots__ = ("partitions", "dead_letters", "dead_letter_count")
+    __slots__ = ("partitions", "dead_letters", "dead_letter_count", "workers")
     PARTITIONS_FIELD_NUMBER: _ClassVar[int]
     DEAD_LETTERS_FIELD_NUMBER: _ClassVar[int]
     DEAD_LETTER_COUNT_FIELD_NUMBER: _ClassVar[int]
+    WORKERS_FIELD_NUMBER: _ClassVar[int]
     partitions: _containers.RepeatedCompositeFieldContainer[PartitionStatus]
     dead_letters: _containers.RepeatedCompositeFieldContainer[DeadLetter]
     dead_letter_count: int
-    def __init__(self, partitions: _Optional[_Iterable[_Union[PartitionStatus, _Mapping]]] = ..., dead_letters: _Optional[_Iterable[_Union[DeadLetter, _Mapping]]] = ..., dead_letter_count: _Optional[int] = ...) -> None: ...
+    workers: _containers.RepeatedCompositeFieldContainer[PipelineWorker]
+    def __init__(self, partitions: _Optional[_Iterable[_Union[PartitionStatus, _Mapping]]] = ..., dead_letters: _Optional[_Iterable[_Union[DeadLetter, _Mapping]]] = ..., dead_letter_count: _Optional[int] = ..., workers: _Optional[_Iterable[_Union[PipelineWorker, _Mapping]]] = ...) -> None: ...
 
 class RequeueDeadLetterRequest(_message.Message):
     __slots__ = ("message_id",)

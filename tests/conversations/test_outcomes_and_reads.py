@@ -137,7 +137,7 @@ async def test_list_paginates_newest_first_and_filters(core: Conversations, cloc
         await core.thread([msg(str(i), at=i)])
         clock.advance(1 if i != 4 else 0)  # 4 and 5 share an updated time: the tie is broken by id
     await core.thread([msg("m1", thread="dm", channel=common_pb2.CHANNEL_MESSENGER, at=9)])
-    await core.record_outcomes([outcome("x:1", QUEUED, at=20)])
+    await core.record_outcomes([outcome("x:1", QUEUED, at=20, team="billing")])
     seen: list[str] = []
     token = ""
     while True:
@@ -153,6 +153,8 @@ async def test_list_paginates_newest_first_and_filters(core: Conversations, cloc
     assert seen == [conversation_id_for(m) for m in expected]
     queued, _ = await core.list(state=S.CONVERSATION_STATE_QUEUED)
     assert [s.conversation_id for s in queued] == [conversation_id_for("x:1")]
+    assert [s.conversation_id for s in (await core.list(team="billing"))[0]] == [conversation_id_for("x:1")]
+    assert (await core.list(state=S.CONVERSATION_STATE_QUEUED, team="travel"))[0] == []
     new, _ = await core.list(state=S.CONVERSATION_STATE_NEW, page_size=100)
     assert len(new) == 7
     [messenger], _ = await core.list(channel=common_pb2.CHANNEL_MESSENGER)

@@ -151,7 +151,7 @@ class ConsoleClient:
         listed = await asyncio.gather(
             *(
                 self.conversations.ListConversations(
-                    conversations_pb2.ListConversationsRequest(state=state, page_size=limit),
+                    conversations_pb2.ListConversationsRequest(state=state, team=team, page_size=limit),
                     timeout=self.timeout,
                 )
                 for state in (
@@ -160,7 +160,7 @@ class ConsoleClient:
                 )
             )
         )
-        return [s for reply in listed for s in reply.conversations if s.team == team]
+        return [s for reply in listed for s in reply.conversations]
 
     async def search(self, query: str, limit: int = 50) -> list[conversations_pb2.ConversationSummary]:
         """Conversations of the customer with this handle."""

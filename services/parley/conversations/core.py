@@ -1059,11 +1059,12 @@ class Conversations:
         page_size: int = 50,
         page_token: str = "",
         owner_handle: str = "",
+        team: str = "",
     ) -> tuple[list[conversations_pb2.ConversationSummary], str]:
         """Conversations by most recently updated; the token is the (time, id) of the last one returned.
 
-        `owner_handle` filters while reading the index (a search, not a hot path): it reads on until it
-        has a page of matches or the index ends.
+        `owner_handle` and `team` filter while reading the index (a search, not a hot path): it reads on until
+        it has a page of matches or the index ends.
         """
         handle = owner_handle.lstrip("@").casefold()
         k = self.keys
@@ -1098,6 +1099,8 @@ class Conversations:
                 if (state and summary.state != state) or (channel and summary.channel != channel):
                     continue
                 if handle and summary.owner.handle.lstrip("@").casefold() != handle:
+                    continue
+                if team and summary.team != team:
                     continue
                 out.append((summary, (score, cid)))
                 if len(out) > page_size:

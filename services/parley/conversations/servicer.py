@@ -65,6 +65,7 @@ class ConversationsServicer(conversations_pb2_grpc.ConversationsServiceServicer)
             request.page_size or DEFAULT_PAGE_SIZE,
             request.page_token,
             request.owner_handle,
+            request.team,
         )
         return conversations_pb2.ListConversationsResponse(conversations=summaries, next_page_token=token)
 

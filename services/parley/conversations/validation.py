@@ -82,6 +82,8 @@ def list_request(request: conversations_pb2.ListConversationsRequest) -> None:
         bad.append(("channel", "unknown channel"))
     if len(request.owner_handle) > MAX_HANDLE_CHARS:
         bad.append(("owner_handle", f"at most {MAX_HANDLE_CHARS} characters"))
+    if len(request.team) > MAX_HANDLE_CHARS:
+        bad.append(("team", f"at most {MAX_HANDLE_CHARS} characters"))
     _raise(bad)
 
 

@@ -325,18 +325,20 @@ class ConversationSummary(_message.Message):
     def __init__(self, conversation_id: _Optional[str] = ..., channel: _Optional[_Union[_common_pb2.Channel, str]] = ..., state: _Optional[_Union[ConversationState, str]] = ..., owner: _Optional[_Union[_common_pb2.Author, _Mapping]] = ..., message_count: _Optional[int] = ..., opened_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., intent: _Optional[_Union[_common_pb2.Intent, str]] = ..., topic: _Optional[str] = ..., team: _Optional[str] = ...) -> None: ...
 
 class ListConversationsRequest(_message.Message):
-    __slots__ = ("state", "channel", "page_size", "page_token", "owner_handle")
+    __slots__ = ("state", "channel", "page_size", "page_token", "owner_handle", "team")
     STATE_FIELD_NUMBER: _ClassVar[int]
     CHANNEL_FIELD_NUMBER: _ClassVar[int]
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     OWNER_HANDLE_FIELD_NUMBER: _ClassVar[int]
+    TEAM_FIELD_NUMBER: _ClassVar[int]
     state: ConversationState
     channel: _common_pb2.Channel
     page_size: int
     page_token: str
     owner_handle: str
-    def __init__(self, state: _Optional[_Union[ConversationState, str]] = ..., channel: _Optional[_Union[_common_pb2.Channel, str]] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., owner_handle: _Optional[str] = ...) -> None: ...
+    team: str
+    def __init__(self, state: _Optional[_Union[ConversationState, str]] = ..., channel: _Optional[_Union[_common_pb2.Channel, str]] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., owner_handle: _Optional[str] = ..., team: _Optional[str] = ...) -> None: ...
 
 class ListConversationsResponse(_message.Message):
     __slots__ = ("conversations", "next_page_token")

@@ -125,7 +125,7 @@ def serve(
 
     async def main() -> None:
         if service == "worker":
-            from parley.ingestion.worker import run_worker
+            from parley.pipeline.worker import run_worker
 
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()

@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     max_batch: int = 1000
     max_text_chars: int = 10_000
     max_id_chars: int = 256
+    # Attachments per message, and the longest attachment field (a URL, a type, a platform id).
+    max_attachments: int = 50
+    max_attachment_chars: int = 2048
 
     # Deadline on every outbound call, and the grace period on shutdown.
     rpc_timeout_seconds: float = 10.0
@@ -69,6 +72,12 @@ class Settings(BaseSettings):
     claim_idle_ms: int = 30_000
     worker_name: str = ""
     events_maxlen: int = 1_000_000
+    # Every dead-letter list (inbound, dispatch) keeps its newest entries up to this many.
+    dead_letter_maxlen: int = 10_000
+    # Backpressure: with this many entries in the inbound log not yet processed, Ingest answers
+    # RESOURCE_EXHAUSTED and the webhooks 429, each with a hint to retry after so many seconds (0: no bound).
+    inbound_max_backlog: int = 250_000
+    inbound_retry_after_seconds: int = 5
 
     models_dir: Path = REPO_ROOT / "models"
     policy_file: Path | None = None
@@ -111,6 +120,9 @@ class Settings(BaseSettings):
     # A public reply naming an email, phone, card, order or account number or address: "block" or "move"
     # (a short public invitation to a DM, and the detail sent privately as "<reply_id>/private").
     dispatch_public_pii_policy: str = "move"
+    # Regions (ISO 3166 codes) whose national phone formats the guard reads; international (+...) numbers are
+    # read whatever the region.
+    dispatch_pii_phone_regions: str = "US,GB,FR,DE"
     dispatch_move_to_private_text: str = (
         "We'd rather not share those details here: we've sent you a direct message."
     )
@@ -123,6 +135,13 @@ class Settings(BaseSettings):
     # with 503, never read unsigned.
     webhook_enabled: bool = True
     webhook_max_body_bytes: int = 1024 * 1024
+    # A connection whose request headers have not all arrived this long after it opened (or after its
+    # previous answer) is closed; a body not read whole in its timeout gets 408. At most
+    # webhook_max_connections are open at once (the next one gets 503), so partial bodies never hold more
+    # than that many times the body cap.
+    webhook_header_timeout_seconds: float = 10.0
+    webhook_body_timeout_seconds: float = 30.0
+    webhook_max_connections: int = 64
     webhook_meta_app_secret: str = ""
     webhook_meta_verify_token: str = ""
     # Messenger and Instagram echo every message the Page sends; those sent by this app id are Parley's own
@@ -140,6 +159,9 @@ class Settings(BaseSettings):
     conversations_sweep_seconds: float = 5.0
     conversations_reopen_window_seconds: float = 7 * 24 * 3600.0
     conversations_private_window_seconds: float = 24 * 3600.0
+    # A closed (resolved or closed-without-action) conversation and its messages expire this long after
+    # closing; reopening it clears the expiry. 0 keeps them forever.
+    conversations_retention_seconds: int = 90 * 24 * 3600
     # Customer value tiers: a YAML/JSON file mapping "channel:author_id" (or author_id) to a tier, then
     # follower-count thresholds ("tier:min_followers,..."), else the default tier.
     conversations_tier_file: Path | None = None

@@ -50,7 +50,7 @@ class InProcessSuite:
         return suite
 
     def add_worker(self, consumer: str) -> asyncio.Task[None]:
-        from parley.ingestion.worker import run_worker
+        from parley.pipeline.worker import run_worker
 
         task = asyncio.create_task(run_worker(self.settings, self.stop_workers, consumer))
         self.workers.append(task)

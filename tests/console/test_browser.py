@@ -26,7 +26,7 @@ from parley.cli import DEMO_FILE
 from parley.config import Settings
 from parley.console.server import ConsoleServer, create_console
 from parley.ingestion.inbound_log import InboundLog
-from parley.ingestion.validation import normalize
+from parley.ingestion.intake import normalize
 from parley.replay import ReplayReport, read_twcs, replay
 from parley.rpc import channel
 from parley.store import connect, drop_namespace, keys_for

@@ -171,3 +171,26 @@ async def test_batch_get_returns_found_conversations_in_order_and_names_the_miss
     assert await violations_of(
         stub.BatchGetConversations(S.BatchGetConversationsRequest(conversation_ids=[first] * 501))
     ) == ["conversation_ids"]
+
+
+@pytest.mark.parametrize(
+    "field, outcome",
+    [
+        ("outcomes[0].triage.intent", S.Outcome(triage=common_pb2.Triage(intent=99))),
+        ("outcomes[0].triage.model_intent", S.Outcome(triage=common_pb2.Triage(model_intent=99))),
+        ("outcomes[0].routing.action", S.Outcome(routing=common_pb2.RoutingDecision(action=99))),
+    ],
+)
+async def test_an_undefined_enum_value_is_refused_and_not_stored(
+    stub: conversations_pb2_grpc.ConversationsServiceStub, field: str, outcome: S.Outcome
+) -> None:
+    [threaded] = (await stub.Thread(S.ThreadRequest(messages=[msg("1")]))).results
+    outcome.conversation_id, outcome.message_id = threaded.conversation_id, "x:1"
+    with pytest.raises(grpc.aio.AioRpcError) as error:
+        await stub.RecordOutcomes(S.RecordOutcomesRequest(outcomes=[outcome]))
+    assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    violations = rpc.field_violations(error.value)
+    assert [f for f, _ in violations] == [field]
+    assert "99 is not a defined" in violations[0][1]
+    stored = await stub.GetConversation(S.GetConversationRequest(conversation_id=threaded.conversation_id))
+    assert all(m.triage.intent != 99 for m in stored.conversation.messages)

@@ -14,7 +14,11 @@ from parley.rpc import InvalidArgument, mapped_errors
 from parley.v1 import classifier_pb2, classifier_pb2_grpc, common_pb2
 
 
-def _check_text(violations: list[tuple[str, str]], path: str, text: str, max_chars: int) -> None:
+def _check_text(
+    violations: list[tuple[str, str]], path: str, text: str, max_chars: int, allow_empty: bool = False
+) -> None:
+    if allow_empty and text == "":
+        return
     if not text.strip():
         violations.append((path, "must not be empty"))
     elif len(text) > max_chars:
@@ -31,7 +35,9 @@ def validate_classify(request: classifier_pb2.ClassifyRequest, settings: Setting
         )
     violations: list[tuple[str, str]] = []
     for i, item in enumerate(request.items):
-        _check_text(violations, f"items[{i}].text", item.text, settings.max_text_chars)
+        # An empty text is a message of attachments alone (a photo, a sticker), which ingestion accepts: it is
+        # triaged on its context like any other. Text of only whitespace is never sent and stays refused.
+        _check_text(violations, f"items[{i}].text", item.text, settings.max_text_chars, allow_empty=True)
         if len(item.message_id) > settings.max_id_chars:
             violations.append(
                 (f"items[{i}].message_id", f"must be at most {settings.max_id_chars} characters")

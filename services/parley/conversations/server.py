@@ -8,7 +8,7 @@ import contextlib
 from parley import rpc, store
 from parley.clock import Clock, SystemClock
 from parley.config import Settings
-from parley.v1 import conversations_pb2, conversations_pb2_grpc
+from parley.v1 import conversations_pb2, conversations_pb2_grpc, dispatch_pb2, dispatch_pb2_grpc
 
 from .core import Conversations
 from .follower import ensure_group, run_follower, run_sweeper
@@ -20,6 +20,13 @@ SERVICE_NAME = conversations_pb2.DESCRIPTOR.services_by_name["ConversationsServi
 async def create_server(settings: Settings, address: str, clock: Clock | None = None) -> rpc.RunningServer:
     redis = store.connect(settings)
     core = Conversations(settings, redis, store.keys_for(settings), clock or SystemClock())
+    # Erasure asks dispatch to redact the replies it holds (it connects on first use).
+    dispatch = rpc.channel(settings, settings.address("dispatch"))
+    dispatch_stub = dispatch_pb2_grpc.DispatchServiceStub(dispatch)
+
+    def erase_replies(request: dispatch_pb2.EraseRepliesRequest):  # noqa: ANN202 - a gRPC call object
+        return dispatch_stub.EraseReplies(request, timeout=settings.rpc_timeout_seconds)
+
     try:
         running = await rpc.start_server(
             settings,
@@ -27,12 +34,13 @@ async def create_server(settings: Settings, address: str, clock: Clock | None = 
             [
                 (
                     conversations_pb2_grpc.add_ConversationsServiceServicer_to_server,
-                    ConversationsServicer(settings, core),
+                    ConversationsServicer(settings, core, erase_replies),
                     SERVICE_NAME,
                 )
             ],
         )
     except BaseException:
+        await dispatch.close()
         await redis.aclose()
         raise
     # The group exists before the server answers, so no event published after start-up is missed.
@@ -50,5 +58,6 @@ async def create_server(settings: Settings, address: str, clock: Clock | None = 
                 await task
 
     running.on_stop.append(redis.aclose)
+    running.on_stop.append(dispatch.close)
     running.on_stop.append(stop_tasks)  # cleanups run last-first: the tasks stop before Redis closes
     return running

@@ -24,9 +24,9 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import ResponseError
 
-from parley import events
+from parley import events, lua
 from parley.clock import Clock, to_timestamp
 from parley.config import Settings
 from parley.dispatch import guard, outbox, rules
@@ -39,29 +39,6 @@ from parley.store import Keys, Redis
 from parley.v1 import dispatch_pb2
 
 log = logging.getLogger(__name__)
-
-
-class _Commands:
-    """A pipeline that remembers which of its commands are script calls (by position)."""
-
-    def __init__(self, pipe: Any, shas: dict[str, str]) -> None:
-        self._pipe = pipe
-        self._shas = shas
-        self.count = 0
-        self.scripts: dict[int, tuple[str, Sequence[str], Sequence[Any]]] = {}
-
-    def script(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> None:
-        self.scripts[self.count] = (name, keys, args)
-        self.evalsha(self._shas[name], len(keys), *keys, *args)
-
-    def __getattr__(self, name: str) -> Callable[..., Any]:
-        method = getattr(self._pipe, name)
-
-        def queue(*args: Any, **kwargs: Any) -> Any:
-            self.count += 1
-            return method(*args, **kwargs)
-
-        return queue
 
 
 @dataclass
@@ -118,16 +95,14 @@ class Dispatcher:
         self.dkeys = DispatchKeys(keys, settings.dispatch_partitions)
         self.consumer = consumer or settings.worker_name or f"dispatch-{uuid.uuid4().hex[:8]}"
         self.rng = rng or random.Random()
-        self._shas: dict[str, str] = {}
+        self._scripts = outbox.register_scripts(redis)
         self._groups_ready = False
         self._stopping = asyncio.Event()
 
     # --- set-up ---------------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Load the scripts and create the consumer group on every partition (both idempotent)."""
-        for name, source in outbox.SCRIPTS.items():
-            self._shas[name] = await self.redis.script_load(source)
+        """Create the consumer group on every partition (idempotent)."""
         if not self._groups_ready:
             for p in range(self.dkeys.partitions):
                 try:
@@ -137,31 +112,13 @@ class Dispatcher:
                         raise
             self._groups_ready = True
 
-    async def _pipeline(self, build: Callable[[_Commands], None]) -> list[Any]:
-        """Run the commands `build` queues in one round trip.
-
-        If Redis lost the scripts (a restart, a failover), only the script calls are run again after
-        reloading: the other commands already took effect (a stream read, an event) and must not repeat.
-        """
-        if not self._shas:
+    async def _pipeline(self, build: Callable[[lua.Pipeline], None]) -> list[Any]:
+        """Run the commands `build` queues in one round trip."""
+        if not self._groups_ready:
             await self.start()
-        async with self.redis.pipeline(transaction=False) as pipe:
-            commands = _Commands(pipe, self._shas)
-            build(commands)
-            results = await pipe.execute(raise_on_error=False)
-        lost = [i for i in commands.scripts if isinstance(results[i], NoScriptError)]
-        if lost:
-            await self.start()
-            async with self.redis.pipeline(transaction=False) as pipe:
-                again = _Commands(pipe, self._shas)
-                for i in lost:
-                    again.script(*commands.scripts[i])
-                for i, result in zip(lost, await pipe.execute(raise_on_error=False), strict=True):
-                    results[i] = result
-        for result in results:
-            if isinstance(result, Exception):
-                raise result
-        return results
+        async with lua.pipeline(self.redis) as pipe:
+            build(pipe)
+            return await pipe.execute()
 
     # --- the API ----------------------------------------------------------------------------------------
 
@@ -180,12 +137,12 @@ class Dispatcher:
         # The private part of a moved reply is queued first: it tends to arrive before the invitation.
         queued = [plan for group in plans for plan in reversed(group)]
 
-        def build(pipe: _Commands) -> None:
+        def build(pipe: lua.Pipeline) -> None:
             for plan in queued:
                 reply = plan.reply
                 p = self.dkeys.partition(reply.reply_id)
                 pipe.script(
-                    "enqueue",
+                    self._scripts["enqueue"],
                     [self.dkeys.delivery(p, reply.reply_id), self.dkeys.outbox(p)],
                     [
                         reply.reply_id,
@@ -332,10 +289,10 @@ class Dispatcher:
         batch = self.settings.worker_batch
         partitions = range(self.dkeys.partitions)
 
-        def build(pipe: _Commands) -> None:
+        def build(pipe: lua.Pipeline) -> None:
             for p in partitions:
                 stream = self.dkeys.outbox(p)
-                pipe.script("promote", [self.dkeys.retries(p), stream], [f"{now:.6f}", batch])
+                pipe.script(self._scripts["promote"], [self.dkeys.retries(p), stream], [f"{now:.6f}", batch])
                 pipe.xautoclaim(
                     stream, GROUP, self.consumer, self.settings.claim_idle_ms, start_id="0-0", count=batch
                 )
@@ -366,10 +323,10 @@ class Dispatcher:
         now = self.clock.now()
         limit = self.settings.dispatch_max_attempts
 
-        def build(pipe: _Commands) -> None:
+        def build(pipe: lua.Pipeline) -> None:
             for a in work:
                 key = self.dkeys.delivery(a.partition, a.reply_id)
-                pipe.script("begin", [key], [f"{now:.6f}", limit])
+                pipe.script(self._scripts["begin"], [key], [f"{now:.6f}", limit])
 
         for a, result in zip(work, await self._pipeline(build), strict=True):
             verdict = _text(result[0])
@@ -451,7 +408,7 @@ class Dispatcher:
         now = self.clock.now()
         published: list[events.EventRecord] = []
 
-        def build(pipe: _Commands) -> None:
+        def build(pipe: lua.Pipeline) -> None:
             for entry in attempts:
                 a = first[entry.reply_id]
                 kind = a.kind if entry is a else "ack"  # a duplicate entry is only acked
@@ -461,7 +418,7 @@ class Dispatcher:
                     {"reply_id": a.reply_id, "error": a.error, "attempts": a.attempts, "at": now}
                 )
                 pipe.script(
-                    "outcome",
+                    self._scripts["outcome"],
                     [
                         self.dkeys.delivery(p, a.reply_id),
                         self.dkeys.outbox(p),
@@ -486,6 +443,13 @@ class Dispatcher:
             events.add_to_pipeline(pipe, self.keys, published, self.settings.events_maxlen)
 
         await self._pipeline(build)
+        # Dead letters are rare: their lists are trimmed in a round trip of their own.
+        dead = {e.partition for e in attempts if first[e.reply_id] is e and e.kind == "dead"}
+        if dead:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for p in dead:
+                    pipe.ltrim(self.dkeys.dead(p), -self.settings.dead_letter_maxlen, -1)
+                await pipe.execute()
 
     def _outcome_event(self, a: _Attempt, kind: str, now: float) -> events.EventRecord | None:
         if a.reply is None:

@@ -409,3 +409,25 @@ class GetMetricsResponse(_message.Message):
     GROUPS_FIELD_NUMBER: _ClassVar[int]
     groups: _containers.RepeatedCompositeFieldContainer[MetricsGroup]
     def __init__(self, groups: _Optional[_Iterable[_Union[MetricsGroup, _Mapping]]] = ...) -> None: ...
+
+class EraseCustomerRequest(_message.Message):
+    __slots__ = ("identity",)
+    IDENTITY_FIELD_NUMBER: _ClassVar[int]
+    identity: Identity
+    def __init__(self, identity: _Optional[_Union[Identity, _Mapping]] = ...) -> None: ...
+
+class EraseCustomerResponse(_message.Message):
+    __slots__ = ("person_id", "identities", "conversations", "messages", "deliveries", "outbox_lines")
+    PERSON_ID_FIELD_NUMBER: _ClassVar[int]
+    IDENTITIES_FIELD_NUMBER: _ClassVar[int]
+    CONVERSATIONS_FIELD_NUMBER: _ClassVar[int]
+    MESSAGES_FIELD_NUMBER: _ClassVar[int]
+    DELIVERIES_FIELD_NUMBER: _ClassVar[int]
+    OUTBOX_LINES_FIELD_NUMBER: _ClassVar[int]
+    person_id: str
+    identities: int
+    conversations: int
+    messages: int
+    deliveries: int
+    outbox_lines: int
+    def __init__(self, person_id: _Optional[str] = ..., identities: _Optional[int] = ..., conversations: _Optional[int] = ..., messages: _Optional[int] = ..., deliveries: _Optional[int] = ..., outbox_lines: _Optional[int] = ...) -> None: ...

@@ -72,7 +72,7 @@ class Broadcaster:
                         changed.set()
             except grpc.aio.AioRpcError as error:
                 log.warning("event stream interrupted (%s); following again in 1 s", error.code().name)
-                await asyncio.sleep(1.0)
+            await asyncio.sleep(1.0)  # the stream ended (the ingestion service stopping): follow it again
 
 
 def render(request: web.Request, html: str, status: int = 200) -> web.Response:

@@ -112,7 +112,6 @@ class FloorView:
     waiting: int
     at_risk: int
     breached: int
-    agents_online: int
 
 
 def staffing_advice(needed: int, online: int) -> str:
@@ -160,7 +159,6 @@ def floor_view(data: FloorData) -> FloorView:
         waiting=sum(q.depth for q in data.queues),
         at_risk=sum(q.sla_at_risk for q in data.queues),
         breached=sum(q.sla_breached for q in data.queues),
-        agents_online=max((q.agents_online for q in data.queues), default=0),
     )
 
 

@@ -35,6 +35,7 @@ console = Console()
 DEMO_FILE = Path(__file__).parent / "demo" / "demo_conversations.csv"
 ACTION_NAMES = {1: "bot reply", 2: "queued", 3: "assigned", 4: "no action", 5: "appended"}
 ROLE_NAMES = {1: "customer", 2: "participant", 3: "brand"}
+CONSOLE = "console"
 
 
 def _start(what: str, verbose: bool, process: str = "") -> Settings:
@@ -147,6 +148,7 @@ def up(
             console.print(table)
             endpoint = os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
             for what, where in (
+                ("console", console_url(settings) + "  (open it in a browser)"),
                 ("webhooks", f"http://{settings.host}:{settings.webhook_port}/webhooks/{{meta,x}}"),
                 ("inbound log", f"{settings.stream_partitions} partitions, one consumer group"),
                 ("redis", settings.redis_url + ("  (embedded Valkey)" if embedded else "")),
@@ -178,14 +180,18 @@ def up(
 @app.command()
 def serve(
     service: str = typer.Argument(
-        ..., help="ingestion, conversations, classifier, router, dispatch or worker"
+        ..., help="ingestion, conversations, classifier, router, dispatch, worker or console"
     ),
     verbose: bool = False,
 ) -> None:
-    """Run one service (or one pipeline worker) alone, until SIGTERM or Ctrl-C."""
+    """Run one service (or one pipeline worker, or the supervisor console) alone, until SIGTERM or Ctrl-C."""
     settings = _start(f"parley serve {service}", verbose, service)
-    if service not in (*SERVICES, "worker"):
-        raise typer.BadParameter(f"unknown service {service!r}; one of {', '.join((*SERVICES, 'worker'))}")
+    if service not in (*SERVICES, "worker", CONSOLE):
+        choices = ", ".join((*SERVICES, "worker", CONSOLE))
+        raise typer.BadParameter(f"unknown service {service!r}; one of {choices}")
+    if service == CONSOLE:
+        _one_line_errors(f"parley serve {service}", verbose, lambda: asyncio.run(_serve_console(settings)))
+        return
     from parley.suite import check_ports_free, ports_of
 
     # Before anything starts: a port held by another process fails here, in one line.
@@ -239,6 +245,20 @@ def serve(
     finally:
         if embedded is not None:
             embedded.stop()  # type: ignore[attr-defined]
+
+
+async def _serve_console(settings: Settings) -> None:
+    """The console reads the services over gRPC only: it needs no Redis of its own."""
+    from parley.console.server import create_console
+
+    running = await create_console(settings, settings.host, settings.console_port)
+    console.print(f"console on {console_url(settings, running.port)}")
+    await _wait_for_signal()
+    await running.stop()
+
+
+def console_url(settings: Settings, port: int | None = None) -> str:
+    return f"http://{settings.host}:{port or settings.console_port}/"
 
 
 @app.command()

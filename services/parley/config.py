@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     worker_index: int = 0
     # Log lines: "text" for people, "json" (one object per line, with trace and message ids) for collectors.
     log_format: Literal["text", "json"] = "text"
+    # The supervisor console (HTTP) and how many recent conversations its traffic page reads in full.
+    console_port: int = 8090
+    console_traffic_sample: int = Field(default=200, ge=1, le=500)
 
     # Peer addresses (host:port); empty means host plus the peer's port.
     ingestion_addr: str = ""

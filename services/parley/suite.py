@@ -25,6 +25,7 @@ from parley.rpc import RunningServer, wait_ready
 from parley.supervision import Restarts, watch_redis
 
 WORKER = "worker"
+CONSOLE = "console"
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +76,7 @@ def ports_of(settings: Settings, process: str, worker_index: int = 0) -> list[tu
 def ports_needed(settings: Settings, workers: int) -> list[tuple[str, str, int, str]]:
     """Every port the whole suite listens on."""
     ports = [p for name in SERVICES for p in ports_of(settings, name)]
+    ports.append(("console", settings.host, settings.console_port, "PARLEY_CONSOLE_PORT"))
     return ports + [p for i in range(workers) for p in ports_of(settings, WORKER, i)]
 
 
@@ -150,6 +152,7 @@ def env_for(settings: Settings) -> dict[str, str]:
         "PARLEY_WEBHOOK_PORT": str(settings.webhook_port),
         "PARLEY_METRICS_PORT": str(settings.metrics_port),
         "PARLEY_LOG_FORMAT": settings.log_format,
+        "PARLEY_CONSOLE_PORT": str(settings.console_port),
     }
     for name in SERVICES:
         env[f"PARLEY_{name.upper()}_PORT"] = str(settings.port(name))
@@ -183,6 +186,8 @@ class ChildProcessSuite:
             # range before its server binds can end up connected to itself and hold that port.
             for i in range(workers):
                 suite._spawn(f"{WORKER}-{i}", WORKER, log_dir)
+            suite._spawn(CONSOLE, CONSOLE, log_dir)
+            await suite._wait_listening(CONSOLE, settings.console_port, log_dir)
         except Exception:
             suite.stop()
             raise
@@ -215,6 +220,24 @@ class ChildProcessSuite:
             await ready
         finally:
             ready.cancel()
+
+    async def _wait_listening(self, name: str, port: int, log_dir: str, timeout: float = 30.0) -> None:
+        """Wait until `name` accepts connections on `port`; fail with its log if it exits first."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            if self.processes[name].poll() is not None:
+                tail = Path(log_dir, f"{name}.log").read_text(errors="replace")[-2000:]  # noqa: ASYNC240
+                raise RuntimeError(f"{name} exited during start-up; its log ends:\n{tail}")
+            try:
+                _, writer = await asyncio.open_connection(self.settings.host, port)
+            except OSError:
+                if loop.time() > deadline:
+                    raise TimeoutError(f"{name} not listening on port {port} after {timeout}s") from None
+                await asyncio.sleep(0.1)
+                continue
+            writer.close()
+            return
 
     def failed(self) -> list[str]:
         return [name for name, proc in self.processes.items() if proc.poll() is not None]

@@ -169,6 +169,25 @@ async def test_get_conversation_by_one_of_its_message_ids(
     assert await violations_of(stub.GetConversation(both)) == ["message_id"]
 
 
+async def test_batch_get_returns_found_conversations_in_order_and_names_the_missing(
+    stub: conversations_pb2_grpc.ConversationsServiceStub,
+) -> None:
+    threaded = await stub.Thread(S.ThreadRequest(messages=[msg("a", at=0), msg("b", author="bob", at=1)]))
+    first, second = (r.conversation_id for r in threaded.results)
+    reply = await stub.BatchGetConversations(
+        S.BatchGetConversationsRequest(conversation_ids=[second, "cv-none", first])
+    )
+    assert [c.conversation_id for c in reply.conversations] == [second, first]
+    assert [c.messages[0].message.text for c in reply.conversations] == ["text of b", "text of a"]
+    assert list(reply.missing_ids) == ["cv-none"]
+    assert await violations_of(
+        stub.BatchGetConversations(S.BatchGetConversationsRequest(conversation_ids=[first, ""]))
+    ) == ["conversation_ids[1]"]
+    assert await violations_of(
+        stub.BatchGetConversations(S.BatchGetConversationsRequest(conversation_ids=[first] * 501))
+    ) == ["conversation_ids"]
+
+
 @pytest.mark.parametrize(
     "field, outcome",
     [

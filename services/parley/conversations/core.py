@@ -20,6 +20,7 @@ A brand message threaded here sets the first response time but does not move the
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import contextlib
@@ -47,6 +48,7 @@ CONTEXT_TURNS = 5
 AWAITING_TTL_SECONDS = 7 * 24 * 3600
 MERGE_ATTEMPTS = 8
 GROUP_BY = ("", "channel", "intent", "topic", "team")
+GET_MANY_CONCURRENCY = 16
 METRIC_FIELDS = [
     "channel",
     "intent",
@@ -1041,6 +1043,28 @@ class Conversations:
             raise NotFound(f"message {message_id} is in no conversation")
         return _text(found)
 
+    async def get_many(
+        self, conversation_ids: Sequence[str]
+    ) -> tuple[list[conversations_pb2.Conversation], list[str]]:
+        """The conversations of `conversation_ids` in order, and the ids that have none.
+
+        Read GET_MANY_CONCURRENCY at a time: each read is one pipelined round trip on its own connection,
+        and the client's connection pool is bounded.
+        """
+        found: list[conversations_pb2.Conversation | BaseException] = []
+        for start in range(0, len(conversation_ids), GET_MANY_CONCURRENCY):
+            chunk = conversation_ids[start : start + GET_MANY_CONCURRENCY]
+            found += await asyncio.gather(*(self.get(cid) for cid in chunk), return_exceptions=True)
+        conversations, missing = [], []
+        for cid, result in zip(conversation_ids, found, strict=True):
+            if isinstance(result, NotFound):
+                missing.append(cid)
+            elif isinstance(result, BaseException):
+                raise result
+            else:
+                conversations.append(result)
+        return conversations, missing
+
     async def get(self, conversation_id: str) -> conversations_pb2.Conversation:
         k = self.keys
         cid = conversation_id
@@ -1104,9 +1128,20 @@ class Conversations:
         return conv
 
     async def list(
-        self, state: int = 0, channel: int = 0, page_size: int = 50, page_token: str = ""
+        self,
+        state: int = 0,
+        channel: int = 0,
+        page_size: int = 50,
+        page_token: str = "",
+        owner_handle: str = "",
+        team: str = "",
     ) -> tuple[list[conversations_pb2.ConversationSummary], str]:
-        """Conversations by most recently updated; the token is the (time, id) of the last one returned."""
+        """Conversations by most recently updated; the token is the (time, id) of the last one returned.
+
+        `owner_handle` and `team` filter while reading the index (a search, not a hot path): it reads on until
+        it has a page of matches or the index ends.
+        """
+        handle = owner_handle.lstrip("@").casefold()
         k = self.keys
         cursor = _decode_token(page_token)
         source = k.index_state(state) if state else k.index_channel(channel) if channel else k.index_all()
@@ -1140,6 +1175,10 @@ class Conversations:
                 # The index may lag the record under concurrent writes: the record decides.
                 if (state and summary.state != state) or (channel and summary.channel != channel):
                     continue
+                if handle and summary.owner.handle.lstrip("@").casefold() != handle:
+                    continue
+                if team and summary.team != team:
+                    continue
                 out.append((summary, (score, cid)))
                 if len(out) > page_size:
                     break
@@ -1164,11 +1203,13 @@ class Conversations:
                 pipe.zcard(k.agents(cid))
             rows = await pipe.execute()
         groups: dict[str, list[conversations_pb2.ConversationMetrics]] = {}
+        abandoned: dict[str, int] = {}
         for j in range(len(cids)):
             row = {f: _text(v) for f, v in zip(METRIC_FIELDS, rows[3 * j], strict=True) if v is not None}
             if not row.get("channel"):
                 continue
             key = _group_key(group_by, row)
+            abandoned[key] = abandoned.get(key, 0) + is_abandoned(row)
             groups.setdefault(key, []).append(
                 conversation_metrics(row, rows[3 * j + 1], rows[3 * j + 2], now)
             )
@@ -1193,6 +1234,7 @@ class Conversations:
                     moved_to_private=sum(1 for m in items if m.moved_to_private),
                     sla_met=sum(1 for m in items if m.sla == conversations_pb2.SLA_STATUS_MET),
                     sla_missed=sum(1 for m in items if m.sla == conversations_pb2.SLA_STATUS_MISSED),
+                    abandoned=abandoned[key],
                 )
             )
         return out
@@ -1214,6 +1256,15 @@ def _event_args(fields: dict[str, str]) -> list[str] | None:
         if sent_by:  # an agent answered: the conversation now waits on the customer
             return [str(STATE_WAITING), at, f"reply by {sent_by}", sent_by, "", "1", "0"]
     return None
+
+
+def is_abandoned(meta: dict[str, str]) -> bool:
+    """Sent to a team, then closed without a single reply from the brand (the customer gave up)."""
+    return bool(
+        meta.get("team")
+        and int(meta.get("state") or 0) == STATE_RESOLVED
+        and not meta.get("first_response_at")
+    )
 
 
 def conversation_metrics(

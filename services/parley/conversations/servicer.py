@@ -51,12 +51,25 @@ class ConversationsServicer(conversations_pb2_grpc.ConversationsServiceServicer)
         return conversations_pb2.GetConversationResponse(conversation=await self.core.get(conversation_id))
 
     @mapped_errors
+    async def BatchGetConversations(
+        self, request: conversations_pb2.BatchGetConversationsRequest, context: grpc.aio.ServicerContext
+    ) -> conversations_pb2.BatchGetConversationsResponse:
+        validation.batch_get_request(request)
+        found, missing = await self.core.get_many(request.conversation_ids)
+        return conversations_pb2.BatchGetConversationsResponse(conversations=found, missing_ids=missing)
+
+    @mapped_errors
     async def ListConversations(
         self, request: conversations_pb2.ListConversationsRequest, context: grpc.aio.ServicerContext
     ) -> conversations_pb2.ListConversationsResponse:
         validation.list_request(request)
         summaries, token = await self.core.list(
-            request.state, request.channel, request.page_size or DEFAULT_PAGE_SIZE, request.page_token
+            request.state,
+            request.channel,
+            request.page_size or DEFAULT_PAGE_SIZE,
+            request.page_token,
+            request.owner_handle,
+            request.team,
         )
         return conversations_pb2.ListConversationsResponse(conversations=summaries, next_page_token=token)
 

@@ -11,6 +11,7 @@ from parley.v1 import common_pb2, conversations_pb2
 from .core import GROUP_BY
 
 MAX_PAGE_SIZE = 500
+MAX_HANDLE_CHARS = 256
 
 
 def _raise(violations: list[tuple[str, str]]) -> None:
@@ -70,6 +71,15 @@ def get_request(request: conversations_pb2.GetConversationRequest) -> None:
         conversation_id(request.conversation_id)
 
 
+def batch_get_request(request: conversations_pb2.BatchGetConversationsRequest) -> None:
+    bad = [
+        (f"conversation_ids[{i}]", "required") for i, cid in enumerate(request.conversation_ids) if not cid
+    ]
+    if len(request.conversation_ids) > MAX_PAGE_SIZE:
+        bad.append(("conversation_ids", f"at most {MAX_PAGE_SIZE}"))
+    _raise(bad)
+
+
 def list_request(request: conversations_pb2.ListConversationsRequest) -> None:
     bad: list[tuple[str, str]] = []
     if request.page_size < 0:
@@ -80,6 +90,10 @@ def list_request(request: conversations_pb2.ListConversationsRequest) -> None:
         bad.append(("state", "unknown state"))
     if request.channel and request.channel not in CHANNEL_NAMES:
         bad.append(("channel", "unknown channel"))
+    if len(request.owner_handle) > MAX_HANDLE_CHARS:
+        bad.append(("owner_handle", f"at most {MAX_HANDLE_CHARS} characters"))
+    if len(request.team) > MAX_HANDLE_CHARS:
+        bad.append(("team", f"at most {MAX_HANDLE_CHARS} characters"))
     _raise(bad)
 
 

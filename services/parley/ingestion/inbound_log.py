@@ -27,6 +27,7 @@ from redis.exceptions import ResponseError
 from parley import events, lua
 from parley.config import Settings
 from parley.messages import CHANNEL_NAMES
+from parley.rpc import NotFound
 from parley.store import Keys, Redis
 from parley.telemetry import tracing
 from parley.v1 import common_pb2, ingestion_pb2
@@ -222,10 +223,94 @@ class InboundLog:
             pipe.xdel(stream, entry.entry_id)
             await pipe.execute()
 
-    async def dead_letters(self) -> list[dict[str, Any]]:
+    async def dead_letters(self, limit: int = -1) -> list[dict[str, Any]]:
+        """The dead letters, oldest first (the first `limit` of them when given)."""
+        last = -1 if limit < 0 else limit - 1
         return [
-            json.loads(raw) for raw in await self.redis.lrange(self.keys.namespaced("inbound-dead"), 0, -1)
+            json.loads(raw) for raw in await self.redis.lrange(self.keys.namespaced("inbound-dead"), 0, last)
         ]
+
+    async def dead_letter_count(self) -> int:
+        return int(await self.redis.llen(self.keys.namespaced("inbound-dead")))
+
+    async def requeue(self, message_id: str) -> tuple[int, str]:
+        """Append a dead-lettered message to its partition again, then drop it from the dead letters.
+
+        Appended first: a crash in between leaves the letter listed as well as requeued, and since every
+        stage is idempotent by message id, requeueing it once more does no harm. The de-duplication mark is
+        not consulted: the message was accepted once, and this is its retry.
+        """
+        dead_key = self.keys.namespaced("inbound-dead")
+        for raw in await self.redis.lrange(dead_key, 0, -1):
+            record = json.loads(raw)
+            if record["message_id"] != message_id:
+                continue
+            partition = int(record["partition"])
+            entry_id = await self.redis.xadd(
+                self._streams[partition], {"m": base64.b64decode(record["message"])}
+            )
+            await self.redis.lrem(dead_key, 1, raw)
+            return partition, entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+        raise NotFound(f"no dead letter for message {message_id}")
+
+    async def workers(self) -> list[ingestion_pb2.PipelineWorker]:
+        """The group's consumers: pending entries summed over partitions, and the least idle time."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for stream in self._streams:
+                pipe.xinfo_consumers(stream, self.group)
+            replies = await pipe.execute(raise_on_error=False)
+        pending: dict[str, int] = {}
+        idle_ms: dict[str, int] = {}
+        for reply in replies:
+            if isinstance(reply, ResponseError):
+                continue  # no stream or no group yet on this partition: no worker has started there
+            if isinstance(reply, Exception):
+                raise reply
+            for consumer in reply:
+                name = _text(consumer["name"])
+                pending[name] = pending.get(name, 0) + int(consumer["pending"])
+                idle_ms[name] = min(idle_ms.get(name, int(consumer["idle"])), int(consumer["idle"]))
+        return [
+            ingestion_pb2.PipelineWorker(name=name, pending=pending[name], idle_seconds=idle_ms[name] / 1000)
+            for name in sorted(pending)
+        ]
+
+    async def partitions(self, now_ms: int) -> list[ingestion_pb2.PartitionStatus]:
+        """Backlog, pending, unread and oldest entry's age of every partition, in one round trip.
+
+        Acked entries are deleted, so the oldest entry left is the oldest unfinished one; its id holds the
+        millisecond it was appended.
+        """
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for stream in self._streams:
+                pipe.xlen(stream)
+                pipe.xinfo_groups(stream)
+                pipe.xrange(stream, count=1)
+            replies = await pipe.execute(raise_on_error=False)
+        out = []
+        for partition in range(len(self._streams)):
+            length, groups, first = replies[3 * partition : 3 * partition + 3]
+            if isinstance(length, Exception) or isinstance(first, Exception):
+                raise length if isinstance(length, Exception) else first
+            group = (
+                next((g for g in groups if _text(g["name"]) == self.group), None)
+                if not isinstance(groups, Exception)
+                else None
+            )  # no group: no worker started yet
+            pending = int(group["pending"]) if group else 0
+            lag = group.get("lag") if group else None
+            oldest_ms = int(_text(first[0][0]).split("-")[0]) if first else now_ms
+            out.append(
+                ingestion_pb2.PartitionStatus(
+                    partition=partition,
+                    backlog=length,
+                    pending=pending,
+                    # Redis 7 counts the unread entries; without it (or with no group) all not pending.
+                    lag=int(lag) if lag is not None else max(0, length - pending),
+                    oldest_age_seconds=max(0.0, (now_ms - oldest_ms) / 1000),
+                )
+            )
+        return out
 
     async def pending_count(self) -> int:
         """Entries delivered to some consumer and not yet acked, over all partitions."""
@@ -265,3 +350,7 @@ class InboundLog:
             ident = entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
             out.append(LogEntry(partition, ident, message, fields.get(b"t", b"").decode()))
         return out
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import base64
 import re
 from collections.abc import AsyncIterator, Sequence
 
@@ -24,13 +25,14 @@ from parley.clock import Clock, SystemClock
 from parley.config import Settings
 from parley.ingestion import admission, intake
 from parley.ingestion.inbound_log import InboundLog
-from parley.rpc import InvalidArgument, abort_for
+from parley.rpc import InvalidArgument, abort_for, mapped_errors
 from parley.store import Keys, Redis
 from parley.v1 import common_pb2, ingestion_pb2, ingestion_pb2_grpc
 
 # How long one XREAD of WatchEvents blocks before it looks again; cancellation interrupts it anyway.
 WATCH_BLOCK_MS = 1000
 WATCH_BATCH = 100
+DEFAULT_DEAD_LETTER_LIMIT = 100
 START_ID_METADATA = "parley-start-id"
 _STREAM_ID = re.compile(r"\d+(-\d+)?")
 
@@ -105,6 +107,42 @@ class IngestionService(ingestion_pb2_grpc.IngestionServiceServicer):
                     if request.conversation_id and event.conversation_id != request.conversation_id:
                         continue
                     yield ingestion_pb2.WatchEventsResponse(event=event)
+
+    @mapped_errors
+    async def GetPipeline(
+        self, request: ingestion_pb2.GetPipelineRequest, context: grpc.aio.ServicerContext
+    ) -> ingestion_pb2.GetPipelineResponse:
+        if not 0 <= request.dead_letter_limit <= self.settings.max_batch:
+            raise InvalidArgument([("dead_letter_limit", f"must be between 0 and {self.settings.max_batch}")])
+        limit = request.dead_letter_limit or DEFAULT_DEAD_LETTER_LIMIT
+        partitions = await self.log.partitions(int(self.clock.now() * 1000))
+        letters = await self.log.dead_letters(limit)
+        return ingestion_pb2.GetPipelineResponse(
+            partitions=partitions,
+            dead_letters=[
+                ingestion_pb2.DeadLetter(
+                    message_id=letter["message_id"],
+                    partition=int(letter["partition"]),
+                    stage=letter["stage"],
+                    reason=letter["reason"],
+                    message=common_pb2.InboundMessage.FromString(base64.b64decode(letter["message"])),
+                )
+                for letter in letters
+            ],
+            dead_letter_count=await self.log.dead_letter_count(),
+            workers=await self.log.workers(),
+        )
+
+    @mapped_errors
+    async def RequeueDeadLetter(
+        self, request: ingestion_pb2.RequeueDeadLetterRequest, context: grpc.aio.ServicerContext
+    ) -> ingestion_pb2.RequeueDeadLetterResponse:
+        if not request.message_id or len(request.message_id) > self.settings.max_id_chars:
+            raise InvalidArgument(
+                [("message_id", f"must be a message id of 1 to {self.settings.max_id_chars} characters")]
+            )
+        partition, entry_id = await self.log.requeue(request.message_id)
+        return ingestion_pb2.RequeueDeadLetterResponse(partition=partition, entry_id=entry_id)
 
     async def _latest_event_id(self) -> str:
         """The id of the newest event ("0-0" when there is none): a watch from "" starts after it.

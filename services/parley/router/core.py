@@ -44,6 +44,7 @@ from parley.router.policy import (
     load_policy,
     policy_path,
 )
+from parley.router.roster import roster_of_team
 from parley.rpc import Aborted, FailedPrecondition, InvalidArgument, NotFound
 from parley.store import Keys, Redis
 from parley.v1 import common_pb2, router_pb2
@@ -1447,10 +1448,13 @@ class Router:
                 pipe.zrange(self.k.since(team), 0, 0, withscores=True)
                 pipe.zcount(self.k.due(team), "-inf", now + self.policy.sla_at_risk_seconds)
                 pipe.scard(self.k.online(team))
+                pipe.zcount(self.k.due(team), "-inf", now)
             raw = await pipe.execute()
+        roster = await self._roster()
         out = []
         for n, team in enumerate(teams):
-            depth, oldest, at_risk, online = raw[4 * n : 4 * n + 4]
+            depth, oldest, at_risk, online, breached = raw[5 * n : 5 * n + 5]
+            staff = roster_of_team(roster, team)
             out.append(
                 router_pb2.QueueStatus(
                     team=team,
@@ -1458,9 +1462,23 @@ class Router:
                     oldest_wait_seconds=max(0.0, now - oldest[0][1]) if oldest else 0.0,
                     sla_at_risk=at_risk,
                     agents_online=online,
+                    sla_breached=breached,
+                    agents_available=staff.available,
+                    agents_away=staff.away,
+                    occupancy=staff.occupancy,
                 )
             )
         return out
+
+    async def _roster(self) -> list[tuple[dict[str, str], int]]:
+        """Every agent's profile and the number of conversations they hold, in two round trips."""
+        agents = sorted(_text(a) for a in await self.redis.smembers(self.k.agents()))
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for agent_id in agents:
+                pipe.hgetall(self.k.agent(agent_id))
+                pipe.scard(self.k.active(agent_id))
+            raw = await pipe.execute()
+        return [(_decode(raw[2 * i]), int(raw[2 * i + 1])) for i in range(len(agents))]
 
     async def get_staffing(
         self, service_level: float, target_answer_seconds: float

@@ -15,11 +15,11 @@ SERVICES_IN_FILE = COMPOSE["services"]
 
 
 def test_one_container_per_service_plus_worker_and_redis() -> None:
-    assert set(SERVICES_IN_FILE) == {*SERVICES, "worker", "redis"}
+    assert set(SERVICES_IN_FILE) == {*SERVICES, "worker", "console", "redis"}
 
 
 def test_each_container_runs_its_own_service() -> None:
-    for name in (*SERVICES, "worker"):
+    for name in (*SERVICES, "worker", "console"):
         assert SERVICES_IN_FILE[name]["command"] == ["serve", name]
     commands = {c.name or c.callback.__name__ for c in app.registered_commands}
     assert {"serve", "health"} <= commands
@@ -31,12 +31,13 @@ def test_published_ports_are_the_ports_the_services_bind() -> None:
         container_ports = {int(p.split(":")[1]) for p in SERVICES_IN_FILE[name]["ports"]}
         assert defaults.port(name) in container_ports, name
     assert defaults.webhook_port in {int(p.split(":")[1]) for p in SERVICES_IN_FILE["ingestion"]["ports"]}
+    assert [f"{defaults.console_port}:{defaults.console_port}"] == SERVICES_IN_FILE["console"]["ports"]
 
 
 def test_environment_names_are_settings_the_code_reads() -> None:
     fields = {f"PARLEY_{name.upper()}" for name in Settings.model_fields} | {"REDIS_URL"}
     defaults = Settings(_env_file=None)
-    for name in (*SERVICES, "worker"):
+    for name in (*SERVICES, "worker", "console"):
         env = SERVICES_IN_FILE[name]["environment"]
         assert set(env) <= fields, set(env) - fields
         assert env["REDIS_URL"].startswith("redis://redis:")
@@ -61,3 +62,11 @@ def test_dockerfile_builds_the_parley_command() -> None:
     dockerfile = Path(REPO_ROOT / "Dockerfile").read_text()
     assert re.search(r'^ENTRYPOINT \["parley"\]', dockerfile, re.M)
     assert "COPY models" in dockerfile and "pip install" in dockerfile
+
+
+def test_the_image_runs_in_a_working_directory_its_user_owns() -> None:
+    """Relative paths (`.parley/outbox.log` of the default adapter) land in the working directory."""
+    dockerfile = Path(REPO_ROOT / "Dockerfile").read_text()
+    user = re.findall(r"^USER (\S+)", dockerfile, re.M)[-1]
+    workdir = re.findall(r"^WORKDIR (\S+)", dockerfile, re.M)[-1]
+    assert re.search(rf"chown {user}(:\S+)? {re.escape(workdir)}\b", dockerfile), (user, workdir)

@@ -7,6 +7,7 @@ import pytest
 from parley.clock import ManualClock, from_timestamp, to_timestamp
 from parley.conversations.core import Conversations, distribution
 from parley.conversations.store import conversation_id_for
+from parley.events import EventRecord
 from parley.rpc import InvalidArgument, NotFound
 from parley.store import Keys, Redis
 from parley.v1 import common_pb2, conversations_pb2
@@ -136,7 +137,7 @@ async def test_list_paginates_newest_first_and_filters(core: Conversations, cloc
         await core.thread([msg(str(i), at=i)])
         clock.advance(1 if i != 4 else 0)  # 4 and 5 share an updated time: the tie is broken by id
     await core.thread([msg("m1", thread="dm", channel=common_pb2.CHANNEL_MESSENGER, at=9)])
-    await core.record_outcomes([outcome("x:1", QUEUED, at=20)])
+    await core.record_outcomes([outcome("x:1", QUEUED, at=20, team="billing")])
     seen: list[str] = []
     token = ""
     while True:
@@ -152,6 +153,8 @@ async def test_list_paginates_newest_first_and_filters(core: Conversations, cloc
     assert seen == [conversation_id_for(m) for m in expected]
     queued, _ = await core.list(state=S.CONVERSATION_STATE_QUEUED)
     assert [s.conversation_id for s in queued] == [conversation_id_for("x:1")]
+    assert [s.conversation_id for s in (await core.list(team="billing"))[0]] == [conversation_id_for("x:1")]
+    assert (await core.list(state=S.CONVERSATION_STATE_QUEUED, team="travel"))[0] == []
     new, _ = await core.list(state=S.CONVERSATION_STATE_NEW, page_size=100)
     assert len(new) == 7
     [messenger], _ = await core.list(channel=common_pb2.CHANNEL_MESSENGER)
@@ -213,5 +216,23 @@ async def test_metrics_on_a_hand_checked_timeline(core: Conversations) -> None:
     by_team = {g.key: g.conversations for g in await core.metrics(T0, T0 + 1000, "team")}
     assert by_team == {"billing": 2, "none": 1}
     assert [g.conversations for g in await core.metrics(T0, T0 + 10_000)] == [4]
+
+    # A and C are resolved: A had the brand's reply, C none (abandoned); B (bot) was never with a team.
+    for n, first in enumerate(("x:a1", "messenger:c1", "x:b1")):
+        resolved = EventRecord("conversation.resolved", conversation_id_for(first), "", T0 + 400, {})
+        await core.apply_events([(f"{n + 1}-0", resolved.fields())])
+    by_team_abandoned = {g.key: g.abandoned for g in await core.metrics(T0, T0 + 1000, "team")}
+    assert by_team_abandoned == {"billing": 1, "none": 0}
     with pytest.raises(InvalidArgument):
         await core.metrics(T0, T0 + 1, "colour")
+
+
+async def test_list_finds_a_customer_by_handle(core: Conversations) -> None:
+    for i in range(6):
+        await core.thread([msg(f"h{i}", author="Alice_Q" if i % 3 == 0 else f"other{i}", at=i)])
+    found, token = await core.list(owner_handle="@alice_q", page_size=1)
+    assert [s.owner.handle for s in found] == ["Alice_Q"] and token
+    rest, token = await core.list(owner_handle="alice_q", page_size=1, page_token=token)
+    assert {s.conversation_id for s in found + rest} == {conversation_id_for(m) for m in ("x:h3", "x:h0")}
+    assert token == ""
+    assert (await core.list(owner_handle="nobody"))[0] == []

@@ -246,3 +246,27 @@ async def test_watch_yields_current_then_new_assignments(router: Router):
     assert second.agent_id == "ann" and second.conversation_id != first.conversation_id
     await feed.aclose()
     assert from_timestamp(first.sla_due_at) > 0
+
+
+async def test_list_queues_reports_breaches_presence_and_occupancy(router: Router, clock):
+    await queue(router, "u1", "urgent")  # SLA 900 s
+    clock.advance(100)
+    await queue(router, "u2", "urgent")
+    await queue(router, "u3", "urgent")
+    await router.set_presence("sue", "away", ["priority"], capacity=2)
+    await router.set_presence("kim", "online", ["priority"], capacity=2)  # takes u1 and u2
+    await router.set_presence("lou", "online", ["priority", "billing"], capacity=3)  # takes u3
+    clock.advance(850)  # u1 would be due 50 s ago, but it is assigned: only waiting ones count
+    status = {q.team: q for q in await router.list_queues()}
+    priority = status["priority"]
+    assert priority.depth == 0 and priority.sla_breached == 0
+    assert priority.agents_online == 2 and priority.agents_away == 1
+    assert priority.agents_available == 1  # kim is full, lou has room
+    assert priority.occupancy == pytest.approx(3 / 5)
+    assert status["billing"].agents_available == 1 and status["billing"].occupancy == pytest.approx(1 / 3)
+    await queue(router, "u4", "urgent")
+    await queue(router, "u5", "urgent")
+    await queue(router, "u6", "urgent")  # lou is full now: u6 waits
+    clock.advance(901)
+    priority = {q.team: q for q in await router.list_queues()}["priority"]
+    assert priority.depth == 1 and priority.sla_breached == 1 and priority.agents_available == 0

@@ -8,6 +8,7 @@ from parley.classifier.model import Triager
 from parley.classifier.servicer import ClassifierServicer
 from parley.config import Settings
 from parley.rpc import RunningServer, start_server
+from parley.telemetry import metrics
 from parley.v1 import classifier_pb2, classifier_pb2_grpc
 
 SERVICE_NAME = classifier_pb2.DESCRIPTOR.services_by_name["ClassifierService"].full_name
@@ -26,6 +27,7 @@ async def create_server(settings: Settings, address: str) -> RunningServer:
         knowledge_base=settings.knowledge_base,
         bot_min_confidence=settings.bot_min_confidence,
     )
+    metrics.MODEL.info({"version": triager.version})
     servicer = ClassifierServicer(settings, triager)
     return await start_server(
         settings,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from parley.config import Settings
+from parley.enum_fields import unknown_enum_values
 from parley.messages import CHANNEL_NAMES
 from parley.rpc import InvalidArgument
 from parley.v1 import common_pb2, conversations_pb2
@@ -10,6 +11,7 @@ from parley.v1 import common_pb2, conversations_pb2
 from .core import GROUP_BY
 
 MAX_PAGE_SIZE = 500
+MAX_HANDLE_CHARS = 256
 
 
 def _raise(violations: list[tuple[str, str]]) -> None:
@@ -38,7 +40,8 @@ def thread_request(settings: Settings, request: conversations_pb2.ThreadRequest)
         for name in ("in_reply_to_id", "platform_thread_id"):
             if len(getattr(m, name)) > settings.max_id_chars:
                 bad.append((f"{at}.{name}", f"longer than {settings.max_id_chars} characters"))
-    _raise(bad)
+    named = {field for field, _ in bad}
+    _raise(bad + [problem for problem in unknown_enum_values(request) if problem[0] not in named])
 
 
 def record_outcomes_request(settings: Settings, request: conversations_pb2.RecordOutcomesRequest) -> None:
@@ -52,12 +55,29 @@ def record_outcomes_request(settings: Settings, request: conversations_pb2.Recor
             bad.append((f"outcomes[{i}].message_id", "required"))
         if o.HasField("routing") and o.routing.message_id and o.routing.message_id != o.message_id:
             bad.append((f"outcomes[{i}].routing.message_id", "differs from outcomes[].message_id"))
-    _raise(bad)
+    _raise(bad + unknown_enum_values(request))
 
 
 def conversation_id(value: str) -> None:
     if not value:
         _raise([("conversation_id", "required")])
+
+
+def get_request(request: conversations_pb2.GetConversationRequest) -> None:
+    """One of conversation_id and message_id."""
+    if request.conversation_id and request.message_id:
+        _raise([("message_id", "give either conversation_id or message_id, not both")])
+    if not request.message_id:
+        conversation_id(request.conversation_id)
+
+
+def batch_get_request(request: conversations_pb2.BatchGetConversationsRequest) -> None:
+    bad = [
+        (f"conversation_ids[{i}]", "required") for i, cid in enumerate(request.conversation_ids) if not cid
+    ]
+    if len(request.conversation_ids) > MAX_PAGE_SIZE:
+        bad.append(("conversation_ids", f"at most {MAX_PAGE_SIZE}"))
+    _raise(bad)
 
 
 def list_request(request: conversations_pb2.ListConversationsRequest) -> None:
@@ -70,6 +90,10 @@ def list_request(request: conversations_pb2.ListConversationsRequest) -> None:
         bad.append(("state", "unknown state"))
     if request.channel and request.channel not in CHANNEL_NAMES:
         bad.append(("channel", "unknown channel"))
+    if len(request.owner_handle) > MAX_HANDLE_CHARS:
+        bad.append(("owner_handle", f"at most {MAX_HANDLE_CHARS} characters"))
+    if len(request.team) > MAX_HANDLE_CHARS:
+        bad.append(("team", f"at most {MAX_HANDLE_CHARS} characters"))
     _raise(bad)
 
 

@@ -3,7 +3,9 @@
 // IngestStream: each request is one batch and gets one response with its results, in order.
 // A batch with a bad message is answered with INVALID_ARGUMENT (google.rpc.BadRequest naming each
 // bad field, e.g. messages[3].text), which ends the stream: batches sent before it stay accepted,
-// batches sent after it are not read. The client opens a new stream to go on.
+// batches sent after it are not read. The client opens a new stream to go on. A batch refused because
+// the inbound backlog is at its bound (RESOURCE_EXHAUSTED) or the log is unavailable (UNAVAILABLE) ends
+// the stream the same way; both carry a google.rpc.RetryInfo, and nothing of that batch was accepted.
 
 // WatchEvents: the response's initial metadata carries `parley-start-id`, the event id the watch
 // starts after; every event appended after it that matches the filters follows, until the client
@@ -12,25 +14,25 @@
 
 from __future__ import annotations
 
+import base64
 import re
 from collections.abc import AsyncIterator, Sequence
 
 import grpc
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from parley import events
 from parley.clock import Clock, SystemClock
 from parley.config import Settings
+from parley.ingestion import admission, intake
 from parley.ingestion.inbound_log import InboundLog
-from parley.ingestion.validation import normalize, validate_batch
-from parley.rpc import InvalidArgument, abort_for
+from parley.rpc import InvalidArgument, abort_for, mapped_errors
 from parley.store import Keys, Redis
 from parley.v1 import common_pb2, ingestion_pb2, ingestion_pb2_grpc
 
 # How long one XREAD of WatchEvents blocks before it looks again; cancellation interrupts it anyway.
 WATCH_BLOCK_MS = 1000
 WATCH_BATCH = 100
+DEFAULT_DEAD_LETTER_LIMIT = 100
 START_ID_METADATA = "parley-start-id"
 _STREAM_ID = re.compile(r"\d+(-\d+)?")
 
@@ -47,9 +49,8 @@ class IngestionService(ingestion_pb2_grpc.IngestionServiceServicer):
 
     async def ingest(self, messages: Sequence[common_pb2.InboundMessage]) -> list[ingestion_pb2.IngestResult]:
         """Validate, normalize and log one batch; one result per message, in request order."""
-        now = self.clock.now()
-        validate_batch(messages, self.settings, now=now)
-        batch = [normalize(message, now) for message in messages]
+        batch = intake.admit_batch(messages, self.settings, self.clock.now())
+        await admission.ensure_room(self.log, self.settings)
         statuses = await self.log.append(batch)
         return [
             ingestion_pb2.IngestResult(message_id=m.message_id, status=s)
@@ -63,9 +64,10 @@ class IngestionService(ingestion_pb2_grpc.IngestionServiceServicer):
             return await self.ingest(messages)
         except InvalidArgument as error:
             await abort_for(context, error)
-        except (RedisConnectionError, RedisTimeoutError) as error:
-            # Nothing was acked: the caller retries later, and de-duplication absorbs any partial append.
-            await context.abort(grpc.StatusCode.UNAVAILABLE, f"inbound log unavailable: {error}")
+        except admission.BacklogFull as full:
+            await context.abort_with_status(admission.backlog_status(full))
+        except admission.NOT_NOW as error:
+            await context.abort_with_status(admission.unavailable_status(error, self.settings))
         raise AssertionError("unreachable: abort raises")
 
     async def Ingest(
@@ -105,6 +107,42 @@ class IngestionService(ingestion_pb2_grpc.IngestionServiceServicer):
                     if request.conversation_id and event.conversation_id != request.conversation_id:
                         continue
                     yield ingestion_pb2.WatchEventsResponse(event=event)
+
+    @mapped_errors
+    async def GetPipeline(
+        self, request: ingestion_pb2.GetPipelineRequest, context: grpc.aio.ServicerContext
+    ) -> ingestion_pb2.GetPipelineResponse:
+        if not 0 <= request.dead_letter_limit <= self.settings.max_batch:
+            raise InvalidArgument([("dead_letter_limit", f"must be between 0 and {self.settings.max_batch}")])
+        limit = request.dead_letter_limit or DEFAULT_DEAD_LETTER_LIMIT
+        partitions = await self.log.partitions(int(self.clock.now() * 1000))
+        letters = await self.log.dead_letters(limit)
+        return ingestion_pb2.GetPipelineResponse(
+            partitions=partitions,
+            dead_letters=[
+                ingestion_pb2.DeadLetter(
+                    message_id=letter["message_id"],
+                    partition=int(letter["partition"]),
+                    stage=letter["stage"],
+                    reason=letter["reason"],
+                    message=common_pb2.InboundMessage.FromString(base64.b64decode(letter["message"])),
+                )
+                for letter in letters
+            ],
+            dead_letter_count=await self.log.dead_letter_count(),
+            workers=await self.log.workers(),
+        )
+
+    @mapped_errors
+    async def RequeueDeadLetter(
+        self, request: ingestion_pb2.RequeueDeadLetterRequest, context: grpc.aio.ServicerContext
+    ) -> ingestion_pb2.RequeueDeadLetterResponse:
+        if not request.message_id or len(request.message_id) > self.settings.max_id_chars:
+            raise InvalidArgument(
+                [("message_id", f"must be a message id of 1 to {self.settings.max_id_chars} characters")]
+            )
+        partition, entry_id = await self.log.requeue(request.message_id)
+        return ingestion_pb2.RequeueDeadLetterResponse(partition=partition, entry_id=entry_id)
 
     async def _latest_event_id(self) -> str:
         """The id of the newest event ("0-0" when there is none): a watch from "" starts after it.

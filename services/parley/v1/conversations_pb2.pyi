@@ -277,16 +277,32 @@ class LinkIdentitiesResponse(_message.Message):
     def __init__(self, person_id: _Optional[str] = ...) -> None: ...
 
 class GetConversationRequest(_message.Message):
-    __slots__ = ("conversation_id",)
+    __slots__ = ("conversation_id", "message_id")
     CONVERSATION_ID_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
     conversation_id: str
-    def __init__(self, conversation_id: _Optional[str] = ...) -> None: ...
+    message_id: str
+    def __init__(self, conversation_id: _Optional[str] = ..., message_id: _Optional[str] = ...) -> None: ...
 
 class GetConversationResponse(_message.Message):
     __slots__ = ("conversation",)
     CONVERSATION_FIELD_NUMBER: _ClassVar[int]
     conversation: Conversation
     def __init__(self, conversation: _Optional[_Union[Conversation, _Mapping]] = ...) -> None: ...
+
+class BatchGetConversationsRequest(_message.Message):
+    __slots__ = ("conversation_ids",)
+    CONVERSATION_IDS_FIELD_NUMBER: _ClassVar[int]
+    conversation_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, conversation_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class BatchGetConversationsResponse(_message.Message):
+    __slots__ = ("conversations", "missing_ids")
+    CONVERSATIONS_FIELD_NUMBER: _ClassVar[int]
+    MISSING_IDS_FIELD_NUMBER: _ClassVar[int]
+    conversations: _containers.RepeatedCompositeFieldContainer[Conversation]
+    missing_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, conversations: _Optional[_Iterable[_Union[Conversation, _Mapping]]] = ..., missing_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ConversationSummary(_message.Message):
     __slots__ = ("conversation_id", "channel", "state", "owner", "message_count", "opened_at", "updated_at", "intent", "topic", "team")
@@ -313,16 +329,20 @@ class ConversationSummary(_message.Message):
     def __init__(self, conversation_id: _Optional[str] = ..., channel: _Optional[_Union[_common_pb2.Channel, str]] = ..., state: _Optional[_Union[ConversationState, str]] = ..., owner: _Optional[_Union[_common_pb2.Author, _Mapping]] = ..., message_count: _Optional[int] = ..., opened_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., intent: _Optional[_Union[_common_pb2.Intent, str]] = ..., topic: _Optional[str] = ..., team: _Optional[str] = ...) -> None: ...
 
 class ListConversationsRequest(_message.Message):
-    __slots__ = ("state", "channel", "page_size", "page_token")
+    __slots__ = ("state", "channel", "page_size", "page_token", "owner_handle", "team")
     STATE_FIELD_NUMBER: _ClassVar[int]
     CHANNEL_FIELD_NUMBER: _ClassVar[int]
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    OWNER_HANDLE_FIELD_NUMBER: _ClassVar[int]
+    TEAM_FIELD_NUMBER: _ClassVar[int]
     state: ConversationState
     channel: _common_pb2.Channel
     page_size: int
     page_token: str
-    def __init__(self, state: _Optional[_Union[ConversationState, str]] = ..., channel: _Optional[_Union[_common_pb2.Channel, str]] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+    owner_handle: str
+    team: str
+    def __init__(self, state: _Optional[_Union[ConversationState, str]] = ..., channel: _Optional[_Union[_common_pb2.Channel, str]] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., owner_handle: _Optional[str] = ..., team: _Optional[str] = ...) -> None: ...
 
 class ListConversationsResponse(_message.Message):
     __slots__ = ("conversations", "next_page_token")
@@ -357,7 +377,7 @@ class Distribution(_message.Message):
     def __init__(self, count: _Optional[int] = ..., mean: _Optional[float] = ..., p50: _Optional[float] = ..., p90: _Optional[float] = ..., p99: _Optional[float] = ...) -> None: ...
 
 class MetricsGroup(_message.Message):
-    __slots__ = ("key", "conversations", "first_response_seconds", "bot_first_response_seconds", "human_first_response_seconds", "handling_seconds", "resolution_seconds", "messages", "agents_touched", "reopened", "moved_to_private", "sla_met", "sla_missed", "triage_corrections")
+    __slots__ = ("key", "conversations", "first_response_seconds", "bot_first_response_seconds", "human_first_response_seconds", "handling_seconds", "resolution_seconds", "messages", "agents_touched", "reopened", "moved_to_private", "sla_met", "sla_missed", "abandoned", "triage_corrections")
     KEY_FIELD_NUMBER: _ClassVar[int]
     CONVERSATIONS_FIELD_NUMBER: _ClassVar[int]
     FIRST_RESPONSE_SECONDS_FIELD_NUMBER: _ClassVar[int]
@@ -371,6 +391,7 @@ class MetricsGroup(_message.Message):
     MOVED_TO_PRIVATE_FIELD_NUMBER: _ClassVar[int]
     SLA_MET_FIELD_NUMBER: _ClassVar[int]
     SLA_MISSED_FIELD_NUMBER: _ClassVar[int]
+    ABANDONED_FIELD_NUMBER: _ClassVar[int]
     TRIAGE_CORRECTIONS_FIELD_NUMBER: _ClassVar[int]
     key: str
     conversations: int
@@ -385,11 +406,34 @@ class MetricsGroup(_message.Message):
     moved_to_private: int
     sla_met: int
     sla_missed: int
+    abandoned: int
     triage_corrections: int
-    def __init__(self, key: _Optional[str] = ..., conversations: _Optional[int] = ..., first_response_seconds: _Optional[_Union[Distribution, _Mapping]] = ..., bot_first_response_seconds: _Optional[_Union[Distribution, _Mapping]] = ..., human_first_response_seconds: _Optional[_Union[Distribution, _Mapping]] = ..., handling_seconds: _Optional[_Union[Distribution, _Mapping]] = ..., resolution_seconds: _Optional[_Union[Distribution, _Mapping]] = ..., messages: _Optional[_Union[Distribution, _Mapping]] = ..., agents_touched: _Optional[_Union[Distribution, _Mapping]] = ..., reopened: _Optional[int] = ..., moved_to_private: _Optional[int] = ..., sla_met: _Optional[int] = ..., sla_missed: _Optional[int] = ..., triage_corrections: _Optional[int] = ...) -> None: ...
+    def __init__(self, key: _Optional[str] = ..., conversations: _Optional[int] = ..., first_response_seconds: _Optional[_Union[Distribution, _Mapping]] = ..., bot_first_response_seconds: _Optional[_Union[Distribution, _Mapping]] = ..., human_first_response_seconds: _Optional[_Union[Distribution, _Mapping]] = ..., handling_seconds: _Optional[_Union[Distribution, _Mapping]] = ..., resolution_seconds: _Optional[_Union[Distribution, _Mapping]] = ..., messages: _Optional[_Union[Distribution, _Mapping]] = ..., agents_touched: _Optional[_Union[Distribution, _Mapping]] = ..., reopened: _Optional[int] = ..., moved_to_private: _Optional[int] = ..., sla_met: _Optional[int] = ..., sla_missed: _Optional[int] = ..., abandoned: _Optional[int] = ..., triage_corrections: _Optional[int] = ...) -> None: ...
 
 class GetMetricsResponse(_message.Message):
     __slots__ = ("groups",)
     GROUPS_FIELD_NUMBER: _ClassVar[int]
     groups: _containers.RepeatedCompositeFieldContainer[MetricsGroup]
     def __init__(self, groups: _Optional[_Iterable[_Union[MetricsGroup, _Mapping]]] = ...) -> None: ...
+
+class EraseCustomerRequest(_message.Message):
+    __slots__ = ("identity",)
+    IDENTITY_FIELD_NUMBER: _ClassVar[int]
+    identity: Identity
+    def __init__(self, identity: _Optional[_Union[Identity, _Mapping]] = ...) -> None: ...
+
+class EraseCustomerResponse(_message.Message):
+    __slots__ = ("person_id", "identities", "conversations", "messages", "deliveries", "outbox_lines")
+    PERSON_ID_FIELD_NUMBER: _ClassVar[int]
+    IDENTITIES_FIELD_NUMBER: _ClassVar[int]
+    CONVERSATIONS_FIELD_NUMBER: _ClassVar[int]
+    MESSAGES_FIELD_NUMBER: _ClassVar[int]
+    DELIVERIES_FIELD_NUMBER: _ClassVar[int]
+    OUTBOX_LINES_FIELD_NUMBER: _ClassVar[int]
+    person_id: str
+    identities: int
+    conversations: int
+    messages: int
+    deliveries: int
+    outbox_lines: int
+    def __init__(self, person_id: _Optional[str] = ..., identities: _Optional[int] = ..., conversations: _Optional[int] = ..., messages: _Optional[int] = ..., deliveries: _Optional[int] = ..., outbox_lines: _Optional[int] = ...) -> None: ...

@@ -50,6 +50,11 @@ class ConversationsServiceStub:
                 request_serializer=parley_dot_v1_dot_conversations__pb2.GetConversationRequest.SerializeToString,
                 response_deserializer=parley_dot_v1_dot_conversations__pb2.GetConversationResponse.FromString,
                 _registered_method=True)
+        self.BatchGetConversations = channel.unary_unary(
+                '/parley.v1.ConversationsService/BatchGetConversations',
+                request_serializer=parley_dot_v1_dot_conversations__pb2.BatchGetConversationsRequest.SerializeToString,
+                response_deserializer=parley_dot_v1_dot_conversations__pb2.BatchGetConversationsResponse.FromString,
+                _registered_method=True)
         self.ListConversations = channel.unary_unary(
                 '/parley.v1.ConversationsService/ListConversations',
                 request_serializer=parley_dot_v1_dot_conversations__pb2.ListConversationsRequest.SerializeToString,
@@ -69,6 +74,11 @@ class ConversationsServiceStub:
                 '/parley.v1.ConversationsService/LinkIdentities',
                 request_serializer=parley_dot_v1_dot_conversations__pb2.LinkIdentitiesRequest.SerializeToString,
                 response_deserializer=parley_dot_v1_dot_conversations__pb2.LinkIdentitiesResponse.FromString,
+                _registered_method=True)
+        self.EraseCustomer = channel.unary_unary(
+                '/parley.v1.ConversationsService/EraseCustomer',
+                request_serializer=parley_dot_v1_dot_conversations__pb2.EraseCustomerRequest.SerializeToString,
+                response_deserializer=parley_dot_v1_dot_conversations__pb2.EraseCustomerResponse.FromString,
                 _registered_method=True)
 
 
@@ -92,6 +102,13 @@ class ConversationsServiceServicer:
 
     def GetConversation(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def BatchGetConversations(self, request, context):
+        """Several conversations in one call (the supervisor console's traffic view reads hundreds at a time).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -122,6 +139,15 @@ class ConversationsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def EraseCustomer(self, request, context):
+        """Erases a customer (admin): every linked identity, the profile, the conversations they opened, their
+        messages in other conversations, and (through DispatchService.EraseReplies) the replies sent to them.
+        Idempotent: erasing again removes what arrived since, and reports zero for what is already gone.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ConversationsServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -139,6 +165,11 @@ def add_ConversationsServiceServicer_to_server(servicer, server):
                     servicer.GetConversation,
                     request_deserializer=parley_dot_v1_dot_conversations__pb2.GetConversationRequest.FromString,
                     response_serializer=parley_dot_v1_dot_conversations__pb2.GetConversationResponse.SerializeToString,
+            ),
+            'BatchGetConversations': grpc.unary_unary_rpc_method_handler(
+                    servicer.BatchGetConversations,
+                    request_deserializer=parley_dot_v1_dot_conversations__pb2.BatchGetConversationsRequest.FromString,
+                    response_serializer=parley_dot_v1_dot_conversations__pb2.BatchGetConversationsResponse.SerializeToString,
             ),
             'ListConversations': grpc.unary_unary_rpc_method_handler(
                     servicer.ListConversations,
@@ -159,6 +190,11 @@ def add_ConversationsServiceServicer_to_server(servicer, server):
                     servicer.LinkIdentities,
                     request_deserializer=parley_dot_v1_dot_conversations__pb2.LinkIdentitiesRequest.FromString,
                     response_serializer=parley_dot_v1_dot_conversations__pb2.LinkIdentitiesResponse.SerializeToString,
+            ),
+            'EraseCustomer': grpc.unary_unary_rpc_method_handler(
+                    servicer.EraseCustomer,
+                    request_deserializer=parley_dot_v1_dot_conversations__pb2.EraseCustomerRequest.FromString,
+                    response_serializer=parley_dot_v1_dot_conversations__pb2.EraseCustomerResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -243,6 +279,33 @@ class ConversationsService:
             '/parley.v1.ConversationsService/GetConversation',
             parley_dot_v1_dot_conversations__pb2.GetConversationRequest.SerializeToString,
             parley_dot_v1_dot_conversations__pb2.GetConversationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BatchGetConversations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/parley.v1.ConversationsService/BatchGetConversations',
+            parley_dot_v1_dot_conversations__pb2.BatchGetConversationsRequest.SerializeToString,
+            parley_dot_v1_dot_conversations__pb2.BatchGetConversationsResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -351,6 +414,33 @@ class ConversationsService:
             '/parley.v1.ConversationsService/LinkIdentities',
             parley_dot_v1_dot_conversations__pb2.LinkIdentitiesRequest.SerializeToString,
             parley_dot_v1_dot_conversations__pb2.LinkIdentitiesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EraseCustomer(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/parley.v1.ConversationsService/EraseCustomer',
+            parley_dot_v1_dot_conversations__pb2.EraseCustomerRequest.SerializeToString,
+            parley_dot_v1_dot_conversations__pb2.EraseCustomerResponse.FromString,
             options,
             channel_credentials,
             insecure,

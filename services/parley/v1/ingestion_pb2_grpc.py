@@ -50,6 +50,16 @@ class IngestionServiceStub:
                 request_serializer=parley_dot_v1_dot_ingestion__pb2.WatchEventsRequest.SerializeToString,
                 response_deserializer=parley_dot_v1_dot_ingestion__pb2.WatchEventsResponse.FromString,
                 _registered_method=True)
+        self.GetPipeline = channel.unary_unary(
+                '/parley.v1.IngestionService/GetPipeline',
+                request_serializer=parley_dot_v1_dot_ingestion__pb2.GetPipelineRequest.SerializeToString,
+                response_deserializer=parley_dot_v1_dot_ingestion__pb2.GetPipelineResponse.FromString,
+                _registered_method=True)
+        self.RequeueDeadLetter = channel.unary_unary(
+                '/parley.v1.IngestionService/RequeueDeadLetter',
+                request_serializer=parley_dot_v1_dot_ingestion__pb2.RequeueDeadLetterRequest.SerializeToString,
+                response_deserializer=parley_dot_v1_dot_ingestion__pb2.RequeueDeadLetterResponse.FromString,
+                _registered_method=True)
 
 
 class IngestionServiceServicer:
@@ -78,6 +88,20 @@ class IngestionServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetPipeline(self, request, context):
+        """Backlog and lag of each partition of the inbound log, and the dead letters with their reasons.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RequeueDeadLetter(self, request, context):
+        """Puts one dead-lettered message back on its partition for the workers (a supervisor's call).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_IngestionServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -95,6 +119,16 @@ def add_IngestionServiceServicer_to_server(servicer, server):
                     servicer.WatchEvents,
                     request_deserializer=parley_dot_v1_dot_ingestion__pb2.WatchEventsRequest.FromString,
                     response_serializer=parley_dot_v1_dot_ingestion__pb2.WatchEventsResponse.SerializeToString,
+            ),
+            'GetPipeline': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetPipeline,
+                    request_deserializer=parley_dot_v1_dot_ingestion__pb2.GetPipelineRequest.FromString,
+                    response_serializer=parley_dot_v1_dot_ingestion__pb2.GetPipelineResponse.SerializeToString,
+            ),
+            'RequeueDeadLetter': grpc.unary_unary_rpc_method_handler(
+                    servicer.RequeueDeadLetter,
+                    request_deserializer=parley_dot_v1_dot_ingestion__pb2.RequeueDeadLetterRequest.FromString,
+                    response_serializer=parley_dot_v1_dot_ingestion__pb2.RequeueDeadLetterResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -179,6 +213,60 @@ class IngestionService:
             '/parley.v1.IngestionService/WatchEvents',
             parley_dot_v1_dot_ingestion__pb2.WatchEventsRequest.SerializeToString,
             parley_dot_v1_dot_ingestion__pb2.WatchEventsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetPipeline(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/parley.v1.IngestionService/GetPipeline',
+            parley_dot_v1_dot_ingestion__pb2.GetPipelineRequest.SerializeToString,
+            parley_dot_v1_dot_ingestion__pb2.GetPipelineResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RequeueDeadLetter(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/parley.v1.IngestionService/RequeueDeadLetter',
+            parley_dot_v1_dot_ingestion__pb2.RequeueDeadLetterRequest.SerializeToString,
+            parley_dot_v1_dot_ingestion__pb2.RequeueDeadLetterResponse.FromString,
             options,
             channel_credentials,
             insecure,

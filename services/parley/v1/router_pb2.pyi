@@ -183,18 +183,26 @@ class ListQueuesRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class QueueStatus(_message.Message):
-    __slots__ = ("team", "depth", "oldest_wait_seconds", "sla_at_risk", "agents_online")
+    __slots__ = ("team", "depth", "oldest_wait_seconds", "sla_at_risk", "agents_online", "sla_breached", "agents_available", "agents_away", "occupancy")
     TEAM_FIELD_NUMBER: _ClassVar[int]
     DEPTH_FIELD_NUMBER: _ClassVar[int]
     OLDEST_WAIT_SECONDS_FIELD_NUMBER: _ClassVar[int]
     SLA_AT_RISK_FIELD_NUMBER: _ClassVar[int]
     AGENTS_ONLINE_FIELD_NUMBER: _ClassVar[int]
+    SLA_BREACHED_FIELD_NUMBER: _ClassVar[int]
+    AGENTS_AVAILABLE_FIELD_NUMBER: _ClassVar[int]
+    AGENTS_AWAY_FIELD_NUMBER: _ClassVar[int]
+    OCCUPANCY_FIELD_NUMBER: _ClassVar[int]
     team: str
     depth: int
     oldest_wait_seconds: float
     sla_at_risk: int
     agents_online: int
-    def __init__(self, team: _Optional[str] = ..., depth: _Optional[int] = ..., oldest_wait_seconds: _Optional[float] = ..., sla_at_risk: _Optional[int] = ..., agents_online: _Optional[int] = ...) -> None: ...
+    sla_breached: int
+    agents_available: int
+    agents_away: int
+    occupancy: float
+    def __init__(self, team: _Optional[str] = ..., depth: _Optional[int] = ..., oldest_wait_seconds: _Optional[float] = ..., sla_at_risk: _Optional[int] = ..., agents_online: _Optional[int] = ..., sla_breached: _Optional[int] = ..., agents_available: _Optional[int] = ..., agents_away: _Optional[int] = ..., occupancy: _Optional[float] = ...) -> None: ...
 
 class ListQueuesResponse(_message.Message):
     __slots__ = ("queues",)

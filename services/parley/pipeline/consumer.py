@@ -42,6 +42,9 @@ log = logging.getLogger(__name__)
 
 RENEW_FLOOR = 0.1  # seconds between two renewals of a batch's claim, whatever claim_idle_ms says
 IDLE_FLOOR = 0.05  # seconds between two passes that found nothing, when block_ms does not wait
+# Reading each stream on its own (a cluster), no read blocks longer than this, so an entry that arrived on one
+# stream waits at most this long for the reads of the others.
+READ_SLICE_MS = 50
 
 
 @dataclass(frozen=True)
@@ -163,20 +166,42 @@ class StreamConsumer:
         return entries + [e for e in await self._claim_idle() if (e.stream, e.entry_id) not in seen]
 
     async def _read(self, start: str, block_ms: int | None) -> list[StreamEntry]:
-        count = self.options.batch
         if self.options.read_each_stream and len(self.streams) > 1:
+            return await self._read_each(start, block_ms)
+        return await self._settle_read(
+            [
+                await self.redis.xreadgroup(
+                    self.group,
+                    self.consumer,
+                    {s: start for s in self.streams},
+                    count=self.options.batch,
+                    block=block_ms,
+                )
+            ]
+        )
+
+    async def _read_each(self, start: str, block_ms: int | None) -> list[StreamEntry]:
+        """One read per stream side by side, blocking in short slices: one stream's blocked read would
+        otherwise hold back what another already returned until the whole block ran out."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + (block_ms or 0) / 1000
+        while True:
+            left = round((deadline - loop.time()) * 1000)
+            block = max(1, min(READ_SLICE_MS, left)) if block_ms else None
             replies = await asyncio.gather(
                 *(
-                    self.redis.xreadgroup(self.group, self.consumer, {s: start}, count=count, block=block_ms)
+                    self.redis.xreadgroup(
+                        self.group, self.consumer, {s: start}, count=self.options.batch, block=block
+                    )
                     for s in self.streams
                 )
             )
-        else:
-            replies = [
-                await self.redis.xreadgroup(
-                    self.group, self.consumer, {s: start for s in self.streams}, count=count, block=block_ms
-                )
-            ]
+            entries = await self._settle_read(replies)
+            if entries or not block_ms or loop.time() >= deadline:
+                return entries
+
+    async def _settle_read(self, replies: list[Any]) -> list[StreamEntry]:
+        """The entries of XREADGROUP replies; those deleted while pending are acked and left out."""
         out: list[StreamEntry] = []
         gone: list[StreamEntry] = []
         for reply in replies:

@@ -23,7 +23,7 @@ from parley import events
 from parley.config import Settings
 from parley.events import EventRecord
 from parley.ingestion.inbound_log import InboundLog, LogEntry
-from parley.pipeline.consumer import ConsumerOptions, StreamConsumer, StreamEntry
+from parley.pipeline.consumer import StreamEntry
 from parley.rpc import channel
 from parley.v1 import (
     classifier_pb2,
@@ -110,23 +110,8 @@ class PipelineWorker:
         self._stage_hook = stage_hook
         self.processed = 0
         self.current_stage = ""
-        streams = [inbound.keys.inbound_stream(p) for p in range(settings.stream_partitions)]
-        self._partition = {name: p for p, name in enumerate(streams)}
-        self.reader = StreamConsumer(
-            inbound.redis,
-            streams,
-            inbound.group,
-            self.consumer,
-            ConsumerOptions(
-                batch=settings.worker_batch,
-                block_ms=settings.worker_block_ms,
-                claim_idle_ms=settings.claim_idle_ms,
-                start_id="0",
-                delete_on_ack=True,
-                read_each_stream=settings.redis_cluster,
-            ),
-            dead_letter=self._dead_letter,
-        )
+        self._partition = {name: p for p, name in enumerate(inbound.streams)}
+        self.reader = inbound.reader(self.consumer, self._dead_letter)
 
     async def run(self, stop: asyncio.Event, on_health: HealthHook | None = None) -> None:
         """Process batches until `stop` is set; a Redis or peer outage is ridden out (entries stay pending),

@@ -249,3 +249,55 @@ async def test_a_stop_that_cuts_a_call_short_leaves_its_part_in_doubt(
     delivery = await second.get("bot:x:s1")
     assert len(network.posted) == 1  # never a second copy
     assert delivery.status == DEAD_LETTER and "may already be posted" in delivery.error
+
+
+async def test_a_stop_swallowed_before_the_call_begins_no_call(
+    network_settings: Settings, network: FakeNetwork, redis: Redis, keys: Keys
+) -> None:
+    """The stop reaches the loop while a delivery reads its progress, and the Redis client swallows it
+    (redis-py waits with asyncio.wait_for, which can on Python 3.11). The delivery must not begin a network
+    call then: the closing process would cut it short and leave a reply that was never posted in doubt."""
+
+    class SwallowsStopInLoad:
+        def __init__(self, inner: PartProgress) -> None:
+            self.inner = inner
+
+        async def load(self) -> tuple[dict[int, str], set[int]]:
+            task = asyncio.current_task()
+            assert task is not None
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.sleep(0)
+            return await self.inner.load()
+
+        async def started(self, index: int) -> None:
+            await self.inner.started(index)
+
+        async def posted(self, index: int, platform_id: str) -> None:
+            await self.inner.posted(index, platform_id)
+
+        async def failed(self, index: int) -> None:
+            await self.inner.failed(index)
+
+    class StoppedWhileLoading(XAdapter):
+        async def post(
+            self,
+            reply: dispatch_pb2.Reply,
+            parts: Sequence[str],
+            idempotency_key: str,
+            progress: PartProgress | None = None,
+        ) -> list[str]:
+            assert progress is not None
+            return await super().post(reply, parts, idempotency_key, SwallowsStopInLoad(progress))
+
+    stopping = StoppedWhileLoading(network_settings, ManualClock())
+    first = dispatcher_for(network_settings, redis, keys, AdapterRegistry.uniform(stopping), "loop-1")
+    await first.send([make_reply("bot:x:w1", in_reply_to_id="778")])
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.create_task(first.deliver_once())
+    await stopping.aclose()
+    assert network.requests == []
+
+    second = await take_over(network_settings, redis, keys)
+    assert (await second.get("bot:x:w1")).status == SENT  # not in doubt: posted once, by the next process
+    assert len(network.posted) == 1

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from parley.clock import ManualClock
 from parley.config import Settings
 from parley.conversations.core import Conversations
 from parley.conversations.store import conversation_id_for
+from parley.rpc import Aborted
 from parley.store import Keys, Redis
 
 from .builders import T0, msg
@@ -56,3 +59,21 @@ async def test_a_thread_racing_a_merge_never_writes_into_the_merged_record(
     held = conversation_id_for("x:e0")
     # The merged-away record is a bare pointer: no message of the late replies went into it.
     assert await redis.exists(*core.keys.parts(held)) == 0
+
+
+class EverChanging(Conversations):
+    """Every merge pass finds one of the two conversations changed under it (a busy pair of workers)."""
+
+    async def _merge_once(self, src: str, dst: str) -> bool | None:
+        return None
+
+
+async def test_a_merge_that_keeps_losing_races_asks_for_a_retry(
+    settings: Settings, redis: Redis, keys: Keys
+) -> None:
+    # ABORTED, not FAILED_PRECONDITION: the pipeline worker retries the batch instead of dead-lettering a
+    # message that only lost a race.
+    core = EverChanging(settings, redis, keys, ManualClock(T0))
+    await core.thread([msg("c1", at=1, reply_to="p1")])
+    with pytest.raises(Aborted, match="kept changing"):
+        await core.thread([msg("p1", at=0)])

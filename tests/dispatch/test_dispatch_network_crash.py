@@ -51,9 +51,11 @@ class DiesAt:
         await self.inner.failed(index)
 
 
-class DyingX(XAdapter):
-    point = "before"
-    index = 0
+class WrappedProgressX(XAdapter):
+    """X whose per-part progress goes through `wrap` (the process dies, or is stopped, at some point)."""
+
+    def wrap(self, progress: PartProgress) -> PartProgress:
+        return progress
 
     async def post(
         self,
@@ -63,7 +65,15 @@ class DyingX(XAdapter):
         progress: PartProgress | None = None,
     ) -> list[str]:
         assert progress is not None
-        return await super().post(reply, parts, idempotency_key, DiesAt(progress, self.point, self.index))
+        return await super().post(reply, parts, idempotency_key, self.wrap(progress))
+
+
+class DyingX(WrappedProgressX):
+    point = "before"
+    index = 0
+
+    def wrap(self, progress: PartProgress) -> PartProgress:
+        return DiesAt(progress, self.point, self.index)
 
 
 def dispatcher_for(
@@ -82,6 +92,16 @@ async def take_over(settings: Settings, redis: Redis, keys: Keys) -> Dispatcher:
     finally:
         await adapters.aclose()
     return second
+
+
+async def stopped_delivering(adapter: XAdapter, redis: Redis, keys: Keys, reply_id: str) -> None:
+    """A process queues one reply and is stopped while delivering it (the adapter stops it). It runs in a task
+    of its own: the stop is asked of it, not of the test."""
+    first = dispatcher_for(adapter.settings, redis, keys, AdapterRegistry.uniform(adapter), "loop-1")
+    await first.send([make_reply(reply_id, in_reply_to_id="777")])
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.create_task(first.deliver_once())
+    await adapter.aclose()
 
 
 def thread_reply() -> dispatch_pb2.Reply:
@@ -236,15 +256,41 @@ async def test_a_stop_that_cuts_a_call_short_leaves_its_part_in_doubt(
             network.fail_next(Fail(mode="post_then_drop"))
             return await super().post_part(reply, text, previous_id)
 
-    stopping = StoppedMidCall(network_settings, ManualClock())
-    first = dispatcher_for(network_settings, redis, keys, AdapterRegistry.uniform(stopping), "loop-1")
-    await first.send([make_reply("bot:x:s1", in_reply_to_id="777")])
-    with pytest.raises(asyncio.CancelledError):
-        await first.deliver_once()
-    await stopping.aclose()
+    await stopped_delivering(StoppedMidCall(network_settings, ManualClock()), redis, keys, "bot:x:s1")
     assert len(network.posted) == 1
 
     second = await take_over(network_settings, redis, keys)
     delivery = await second.get("bot:x:s1")
     assert len(network.posted) == 1  # never a second copy
     assert delivery.status == DEAD_LETTER and "may already be posted" in delivery.error
+
+
+async def test_a_stop_swallowed_before_the_call_begins_no_call(
+    network_settings: Settings, network: FakeNetwork, redis: Redis, keys: Keys
+) -> None:
+    """The stop reaches the loop while a delivery reads its progress, and the Redis client swallows it
+    (redis-py waits with asyncio.wait_for, which can on Python 3.11). The delivery must not begin a network
+    call then: the closing process would cut it short and leave a reply that was never posted in doubt."""
+
+    class SwallowsStopInLoad(DiesAt):
+        def __init__(self, inner: PartProgress) -> None:
+            super().__init__(inner, "never", -1)
+
+        async def load(self) -> tuple[dict[int, str], set[int]]:
+            task = asyncio.current_task()
+            assert task is not None
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.sleep(0)
+            return await super().load()
+
+    class StoppedWhileLoading(WrappedProgressX):
+        def wrap(self, progress: PartProgress) -> PartProgress:
+            return SwallowsStopInLoad(progress)
+
+    await stopped_delivering(StoppedWhileLoading(network_settings, ManualClock()), redis, keys, "bot:x:w1")
+    assert network.requests == []
+
+    second = await take_over(network_settings, redis, keys)
+    assert (await second.get("bot:x:w1")).status == SENT  # not in doubt: posted once, by the next process
+    assert len(network.posted) == 1

@@ -1,4 +1,5 @@
-"""InboundLog on a real Redis: de-duplicated appends, stable partitions, and the consumer group."""
+"""InboundLog on a real Redis: de-duplicated appends, stable partitions, and its consumer group read
+through the one stream consumer."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from parley.clock import ManualClock
 from parley.config import Settings
 from parley.ingestion.inbound_log import ACCEPTED, DUPLICATE, InboundLog
 from parley.ingestion.intake import normalize
+from parley.pipeline.consumer import StreamEntry
 from parley.store import Keys, Redis
 from parley.v1 import common_pb2
 
@@ -91,45 +93,68 @@ async def test_loads_the_script_when_the_server_lacks_it(
     assert await log.backlog() == 2
 
 
-@pytest.mark.parametrize("read_each_partition", [False, True], ids=["one-call", "per-partition"])
+class Taken:
+    """A handler that records what it is given; `keep` holds every entry back (it stays pending), as a worker
+    that dies mid-batch leaves it."""
+
+    def __init__(self, keep: bool = False) -> None:
+        self.keep = keep
+        self.entries: list[StreamEntry] = []
+
+    async def __call__(self, entries: list[StreamEntry]) -> list[str] | None:
+        self.entries += entries
+        return [e.entry_id for e in entries] if self.keep else None
+
+    def message_ids(self) -> list[str]:
+        return sorted(common_pb2.InboundMessage.FromString(e.fields[b"m"]).message_id for e in self.entries)
+
+
+@pytest.mark.parametrize("read_each_stream", [False, True], ids=["one-call", "per-partition"])
 async def test_a_reader_in_the_group_sees_each_entry_once(
-    settings: Settings, redis: Redis, keys: Keys, read_each_partition: bool
+    settings: Settings, redis: Redis, keys: Keys, read_each_stream: bool
 ) -> None:
-    log = InboundLog(settings, redis, keys, read_each_partition=read_each_partition)
-    await log.ensure_groups()
-    await log.ensure_groups()  # idempotent
+    log = InboundLog(settings, redis, keys)
+    read_each_stream = read_each_stream or settings.redis_cluster  # a cluster has no read over several slots
+    first = log.reader("a", read_each_stream=read_each_stream)
+    await first.ensure_group()
+    await first.ensure_group()  # idempotent
     sent = [make(str(i), author=f"u{i % 7}") for i in range(20)]
     await log.append(sent)
 
-    first = await log.read("a", count=100, block_ms=10)
-    assert sorted(e.message.message_id for e in first) == sorted(m.message_id for m in sent)
-    assert all(e.partition == log.partition_of(e.message) for e in first)
-    assert await log.read("a", count=100, block_ms=10) == []
-    assert await log.read("b", count=100, block_ms=10) == []
+    taken = Taken(keep=True)
+    await first.once(taken, 10)
+    assert taken.message_ids() == sorted(m.message_id for m in sent)
+    for entry in taken.entries:  # each on its message's own partition
+        message = common_pb2.InboundMessage.FromString(entry.fields[b"m"])
+        assert entry.stream == keys.inbound_stream(log.partition_of(message))
+    other = Taken()
+    await log.reader("b", read_each_stream=read_each_stream).once(other, 10)
+    assert other.entries == []  # held by a live reader, not idle long enough to be taken over
     assert await log.pending_count() == 20
 
 
-async def test_unacked_entries_are_reclaimed_and_ack_removes_them(
+async def test_unacked_entries_are_reclaimed_and_acking_deletes_them(
     settings: Settings, redis: Redis, keys: Keys
 ) -> None:
     log = InboundLog(settings, redis, keys)
-    await log.ensure_groups()
+    await log.reader("dead-worker").ensure_group()
     await log.append([make("1"), make("2", author="u2")])
-    taken = await log.read("dead-worker", count=10, block_ms=10)
-    assert len(taken) == 2
+    taken = Taken(keep=True)
+    await log.reader("dead-worker").once(taken, 10)
+    assert len(taken.entries) == 2
 
     # Not idle long enough yet: nobody may take them.
-    assert await log.claim_stale("rescuer", min_idle_ms=60_000, count=10) == []
+    early = Taken()
+    await log.reader("rescuer", claim_idle_ms=60_000).once(early, None)
+    assert early.entries == []
     await asyncio.sleep(0.1)
-    rescued = await log.claim_stale("rescuer", min_idle_ms=50, count=10)
-    assert sorted(e.entry_id for e in rescued) == sorted(e.entry_id for e in taken)
-    assert {e.message.message_id for e in rescued} == {"x:1", "x:2"}
+    rescued = Taken()
+    result = await log.reader("rescuer", claim_idle_ms=50).once(rescued, None)
+    assert sorted(e.entry_id for e in result.done) == sorted(e.entry_id for e in taken.entries)
+    assert rescued.message_ids() == ["x:1", "x:2"]
 
-    await log.ack(rescued)
     assert await log.pending_count() == 0
     assert await log.backlog() == 0
-    await asyncio.sleep(0.1)
-    assert await log.claim_stale("rescuer", min_idle_ms=50, count=10) == []
     # The marks outlive the entries: a redelivery is still a duplicate.
     assert await log.append([make("1")]) == [DUPLICATE]
 
@@ -138,22 +163,29 @@ async def test_entries_deleted_while_pending_are_skipped(
     settings: Settings, redis: Redis, keys: Keys
 ) -> None:
     log = InboundLog(settings, redis, keys)
-    await log.ensure_groups()
+    await log.reader("dead-worker").ensure_group()
     await log.append([make("1")])
-    [entry] = await log.read("dead-worker", count=10, block_ms=10)
-    await redis.xdel(keys.inbound_stream(entry.partition), entry.entry_id)
+    taken = Taken(keep=True)
+    await log.reader("dead-worker").once(taken, 10)
+    [entry] = taken.entries
+    await redis.xdel(entry.stream, entry.entry_id)
     await asyncio.sleep(0.1)
-    assert await log.claim_stale("rescuer", min_idle_ms=50, count=10) == []
+    rescued = Taken()
+    await log.reader("rescuer", claim_idle_ms=50).once(rescued, None)
+    assert rescued.entries == []
+    assert await log.pending_count() == 0
 
 
-async def test_read_blocks_until_an_entry_arrives(settings: Settings, redis: Redis, keys: Keys) -> None:
+async def test_a_read_blocks_until_an_entry_arrives(settings: Settings, redis: Redis, keys: Keys) -> None:
     log = InboundLog(settings, redis, keys)
-    await log.ensure_groups()
-    reader = asyncio.create_task(log.read("a", count=10, block_ms=5_000))
+    reader = log.reader("a")
+    await reader.ensure_group()
+    taken = Taken()
+    waiting = asyncio.create_task(reader.once(taken, 5_000))
     await asyncio.sleep(0.05)
     await log.append([make("1")])
-    [entry] = await asyncio.wait_for(reader, 5)
-    assert entry.message.message_id == "x:1"
+    await asyncio.wait_for(waiting, 5)
+    assert taken.message_ids() == ["x:1"]
 
 
 async def test_nothing_is_pending_before_any_group_exists(

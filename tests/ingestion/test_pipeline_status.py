@@ -11,6 +11,7 @@ import pytest
 from parley.config import Settings
 from parley.ingestion.inbound_log import InboundLog
 from parley.ingestion.server import create_server
+from parley.pipeline.consumer import StreamEntry
 from parley.rpc import RunningServer, channel, field_violations
 from parley.store import Keys, Redis
 from parley.v1 import common_pb2, ingestion_pb2, ingestion_pb2_grpc
@@ -25,6 +26,17 @@ def make(pid: str, author: str) -> common_pb2.InboundMessage:
         author=common_pb2.Author(id=author, handle=author),
         text=f"message {pid}",
     )
+
+
+class Hold:
+    """A handler of the log's reader that keeps every entry it is given pending (read, not acked)."""
+
+    def __init__(self) -> None:
+        self.entries: list[StreamEntry] = []
+
+    async def __call__(self, entries: list[StreamEntry]) -> list[str]:
+        self.entries += entries
+        return [e.entry_id for e in entries]
 
 
 @pytest.fixture
@@ -51,21 +63,24 @@ async def test_partitions_report_backlog_pending_lag_and_age(
 
     messages = [make(str(i), f"u{i}") for i in range(12)]
     await stub.Ingest(ingestion_pb2.IngestRequest(messages=messages))
-    log = InboundLog(settings, redis, keys)
-    await log.ensure_groups()
-    taken = await log.read("w1", count=1, block_ms=10)  # one entry per partition, left unacked
+    reader = InboundLog(settings, redis, keys).reader("w1")
+    await reader.ensure_group()
+    held = Hold()
+    await reader.once(held, 10)  # every entry read and left pending
+    await stub.Ingest(ingestion_pb2.IngestRequest(messages=[make(f"n{i}", "ann") for i in range(5)]))
     await asyncio.sleep(0.02)  # the oldest entries are measurably old
     status = (await stub.GetPipeline(ingestion_pb2.GetPipelineRequest())).partitions
-    assert sum(p.backlog for p in status) == 12
-    assert sum(p.pending for p in status) == len(taken)
+    assert len(held.entries) == 12
+    assert sum(p.backlog for p in status) == 17 and sum(p.pending for p in status) == 12
+    assert sum(p.lag for p in status) == 5  # logged after the read, not yet read
     for p in status:
         assert p.lag == p.backlog - p.pending
         assert (p.oldest_age_seconds > 0) == (p.backlog > 0)
     (worker,) = (await stub.GetPipeline(ingestion_pb2.GetPipelineRequest())).workers
-    assert (worker.name, worker.pending) == ("w1", len(taken)) and worker.idle_seconds >= 0.02
-    await log.ack(taken)
+    assert (worker.name, worker.pending) == ("w1", 12) and worker.idle_seconds >= 0.02
+    await reader.ack(held.entries)
     status = (await stub.GetPipeline(ingestion_pb2.GetPipelineRequest())).partitions
-    assert sum(p.backlog for p in status) == 12 - len(taken) and sum(p.pending for p in status) == 0
+    assert sum(p.backlog for p in status) == 5 and sum(p.pending for p in status) == 0
 
 
 async def test_a_dead_letter_is_listed_with_its_reason_and_requeued_once(
@@ -73,10 +88,13 @@ async def test_a_dead_letter_is_listed_with_its_reason_and_requeued_once(
 ) -> None:
     await stub.Ingest(ingestion_pb2.IngestRequest(messages=[make("bad", "ann"), make("ok", "bob")]))
     log = InboundLog(settings, redis, keys)
-    await log.ensure_groups()
-    entries = {e.message.message_id: e for e in await log.read("w1", count=10, block_ms=10)}
-    await log.dead_letter(entries["x:bad"], "classify", "INVALID_ARGUMENT: items[0].text: empty")
-    await log.ack([entries["x:ok"]])
+    reader = log.reader("w1")
+    await reader.ensure_group()
+    held = Hold()
+    await reader.once(held, 10)
+    entries = {log.decode(e).message.message_id: e for e in held.entries}
+    await log.dead_letter(log.decode(entries["x:bad"]), "classify", "INVALID_ARGUMENT: items[0].text: empty")
+    await reader.ack([entries["x:ok"]])
 
     got = await stub.GetPipeline(ingestion_pb2.GetPipelineRequest())
     assert got.dead_letter_count == 1
@@ -87,8 +105,10 @@ async def test_a_dead_letter_is_listed_with_its_reason_and_requeued_once(
 
     requeued = await stub.RequeueDeadLetter(ingestion_pb2.RequeueDeadLetterRequest(message_id="x:bad"))
     assert requeued.partition == letter.partition
-    (again,) = await log.read("w1", count=10, block_ms=10)
-    assert again.message == letter.message and again.entry_id == requeued.entry_id
+    again = Hold()
+    await reader.once(again, 10)
+    (entry,) = again.entries
+    assert log.decode(entry).message == letter.message and entry.entry_id == requeued.entry_id
     after = await stub.GetPipeline(ingestion_pb2.GetPipelineRequest())
     assert after.dead_letter_count == 0 and not after.dead_letters
 

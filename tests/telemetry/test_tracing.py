@@ -16,8 +16,9 @@ from opentelemetry.trace import SpanKind
 
 from parley.cli import DEMO_FILE
 from parley.clock import ManualClock
-from parley.ingestion.inbound_log import InboundLog
+from parley.ingestion.inbound_log import InboundLog, LogEntry
 from parley.ingestion.server import create_server
+from parley.pipeline.consumer import StreamEntry
 from parley.replay import read_twcs, replay
 from parley.rpc import channel
 from parley.suite import InProcessSuite
@@ -72,6 +73,20 @@ async def test_one_message_gives_one_trace_through_every_hop(spans, settings, re
         assert servers[0].attributes["rpc.grpc.status_code"] == "OK"
 
 
+async def logged_entries(log: InboundLog) -> list[LogEntry]:
+    """Every entry of the inbound log, read through its consumer group and left pending."""
+    reader = log.reader("reader")
+    await reader.ensure_group()
+    taken: list[StreamEntry] = []
+
+    async def hold(entries: list[StreamEntry]) -> list[str]:
+        taken.extend(entries)
+        return [e.entry_id for e in entries]
+
+    await reader.once(hold, 10)
+    return [log.decode(e) for e in taken]
+
+
 async def test_with_tracing_off_nothing_is_carried_or_intercepted(settings, redis, keys) -> None:
     assert not tracing.enabled() and tracing.client_interceptors() == []
     suite = await InProcessSuite.start(settings, workers=0)
@@ -80,9 +95,7 @@ async def test_with_tracing_off_nothing_is_carried_or_intercepted(settings, redi
             await ingestion_pb2_grpc.IngestionServiceStub(ch).Ingest(
                 ingestion_pb2.IngestRequest(messages=read_twcs(DEMO_FILE)[:3])
             )
-        log = InboundLog(suite.settings, redis, keys)
-        await log.ensure_groups()
-        entries = await log.read("reader", 10, 10)
+        entries = await logged_entries(InboundLog(suite.settings, redis, keys))
         assert len(entries) == 3 and {e.traceparent for e in entries} == {""}
     finally:
         await suite.stop()
@@ -105,9 +118,7 @@ async def test_a_webhook_delivery_starts_the_trace_its_messages_carry(spans, set
     finally:
         await running.stop(0)
     (webhook,) = [s for s in spans.get_finished_spans() if s.name == "POST /webhooks/x"]
-    log = InboundLog(hooked, redis, keys)
-    await log.ensure_groups()
-    entries = await log.read("reader", 100, 10)
+    entries = await logged_entries(InboundLog(hooked, redis, keys))
     assert entries
     assert {e.traceparent.split("-")[1] for e in entries} == {format(webhook.context.trace_id, "032x")}
 

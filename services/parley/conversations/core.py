@@ -35,7 +35,7 @@ from parley.clock import Clock, from_timestamp, to_timestamp
 from parley.config import Settings
 from parley.events import EventRecord, add_to_pipeline
 from parley.messages import CHANNEL_NAMES, INTENT_NAMES, message_id
-from parley.rpc import FailedPrecondition, InvalidArgument, NotFound
+from parley.rpc import Aborted, InvalidArgument, NotFound
 from parley.store import Keys, Redis
 from parley.v1 import common_pb2, conversations_pb2
 
@@ -705,7 +705,7 @@ class Conversations:
             outcome = await self._merge_once(src, dst)
             if outcome is not None:
                 return outcome
-        raise FailedPrecondition(f"conversation {src} kept changing while it was merged; retry")
+        raise Aborted(f"conversation {src} kept changing while it was merged; retry")
 
     async def _merge_once(self, src: str, dst: str) -> bool | None:
         """One pass of `_merge`: None when `src` or `dst` changed under it (read again)."""

@@ -47,16 +47,12 @@ async def create_server(settings: Settings, address: str, clock: Clock | None = 
         raise
     # The group exists before the server answers, so no event published after start-up is missed.
     await ensure_group(redis, core.keys.keys.events())
-    # The follower is asked to stop as well as cancelled: on Python 3.11 a cancellation that lands as an
-    # asyncio.wait_for inside it times out can be lost, and the task would then run on.
-    stopping = asyncio.Event()
     tasks = [
-        asyncio.create_task(run_follower(core, settings, stopping)),
+        asyncio.create_task(run_follower(core, settings)),
         asyncio.create_task(run_sweeper(core, settings)),
     ]
 
     async def stop_tasks() -> None:
-        stopping.set()
         for task in tasks:
             task.cancel()
         # Bounded: a task that does not stop must not hold the shutdown (and Redis) forever.

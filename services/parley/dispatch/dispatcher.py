@@ -493,11 +493,19 @@ class Dispatcher:
 
 
 async def _gather(calls: list[Awaitable[None]]) -> None:
-    """Await all; one call's failure (or cancellation) is not swallowed."""
+    """Await all; one call's failure (or cancellation) is not swallowed, and none outlives this call: gather
+    returns at the first failure, and a post still under way (one whose client swallowed the stop) would
+    then be cut short by the closing adapters and left in doubt. It is let finish instead."""
     if len(calls) == 1:
         await calls[0]
-    else:
-        await asyncio.gather(*calls)
+        return
+    tasks = [asyncio.ensure_future(call) for call in calls]
+    try:
+        await asyncio.gather(*tasks)
+    finally:
+        running = [task for task in tasks if not task.done()]
+        if running:
+            await asyncio.wait(running)
 
 
 def _stream_order(entry_id: str) -> tuple[int, int]:

@@ -125,6 +125,10 @@ class HttpAdapter(ChannelAdapter):
                 )
             # Marked started only once a request slot is ours: a part still waiting for one is not in doubt.
             async with self._gate:
+                if _stopping():
+                    # A stop swallowed on the way here (redis-py's wait_for can on Python 3.11): begin no call
+                    # that the closing process would cut short and leave in doubt.
+                    raise asyncio.CancelledError(f"{self.name}: stopping before {where}")
                 if progress:
                     await progress.started(index)
                 try:

@@ -7,18 +7,17 @@ de-duplication mark lives in that partition's hash slot, and one Lua script sets
 entry together. A crash can therefore never leave a mark without its entry (a message refused as a duplicate
 that was never logged). Order between messages is not the partitions' job: threading orders by send time.
 
-Workers read through one consumer group; an entry stays pending until acked, is re-claimed by another worker
-once idle long enough, and is deleted when acked (its de-duplication mark keeps living for `dedupe_ttl`).
+Workers read through one consumer group with the one stream consumer (`reader`, parley.pipeline.consumer): an
+entry stays pending until acked, is re-claimed by another worker once idle long enough, and is deleted when
+acked (its de-duplication mark keeps living for `dedupe_ttl`).
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import zlib
-from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +26,7 @@ from redis.exceptions import ResponseError
 from parley import events, lua
 from parley.config import Settings
 from parley.messages import CHANNEL_NAMES
+from parley.pipeline.consumer import ConsumerOptions, DeadLetter, StreamConsumer, StreamEntry
 from parley.rpc import NotFound
 from parley.store import Keys, Redis
 from parley.telemetry import tracing
@@ -34,9 +34,6 @@ from parley.v1 import common_pb2, ingestion_pb2
 
 ACCEPTED = ingestion_pb2.INGEST_STATUS_ACCEPTED
 DUPLICATE = ingestion_pb2.INGEST_STATUS_DUPLICATE
-# On a cluster each partition is read on its own; no read blocks longer than this, so entries that arrived on
-# one partition wait at most this long for the reads of the others.
-READ_SLICE_MS = 50
 
 
 @dataclass(frozen=True)
@@ -57,17 +54,13 @@ class InboundLog:
         redis: Redis,
         keys: Keys,
         group: str = "workers",
-        read_each_partition: bool | None = None,
     ) -> None:
         self.settings = settings
         self.redis = redis
         self.keys = keys
         self.group = group
-        # A cluster refuses one XREADGROUP over streams in different slots, so there each partition gets
-        # its own concurrent read.
-        self.read_each_partition = settings.redis_cluster or bool(read_each_partition)
-        self._streams = [keys.inbound_stream(p) for p in range(settings.stream_partitions)]
-        self._partition_by_stream = {name.encode(): p for p, name in enumerate(self._streams)}
+        self.streams = [keys.inbound_stream(p) for p in range(settings.stream_partitions)]
+        self._partition_of_stream = {name: p for p, name in enumerate(self.streams)}
         self._append = lua.register(redis, "parley.ingestion", "append")
 
     def partition_of(self, message: common_pb2.InboundMessage) -> int:
@@ -98,7 +91,7 @@ class InboundLog:
         ttl = self.settings.dedupe_ttl_seconds
         traceparent = tracing.current_traceparent()
         argv = [
-            (self.keys.seen(p, m.message_id), self._streams[p], ttl, m.SerializeToString(), traceparent)
+            (self.keys.seen(p, m.message_id), self.streams[p], ttl, m.SerializeToString(), traceparent)
             for _, m, p in calls
         ]
         results = await self._run_appends(argv)
@@ -135,71 +128,36 @@ class InboundLog:
 
     # -- read side ----------------------------------------------------------------------------------------
 
-    async def ensure_groups(self) -> None:
-        """Create the consumer group on every partition (and the streams), reading from the start."""
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for stream in self._streams:
-                pipe.xgroup_create(stream, self.group, id="0", mkstream=True)
-            replies = await pipe.execute(raise_on_error=False)
-        for reply in replies:
-            if isinstance(reply, ResponseError) and "BUSYGROUP" not in str(reply):
-                raise reply
-
-    async def read(self, consumer: str, count: int, block_ms: int) -> list[LogEntry]:
-        """New entries for `consumer` from all partitions in one call (up to `count` per partition)."""
-        if self.read_each_partition:
-            return await self._read_each(consumer, count, block_ms)
-        reply = await self.redis.xreadgroup(
-            self.group, consumer, {s: ">" for s in self._streams}, count=count, block=block_ms
+    def reader(
+        self,
+        consumer: str,
+        dead_letter: DeadLetter | None = None,
+        *,
+        claim_idle_ms: int | None = None,
+        read_each_stream: bool | None = None,
+    ) -> StreamConsumer:
+        """The log's consumer group over every partition, through the one stream consumer: entries start
+        from the log's beginning and are deleted once acked (their de-duplication marks live on)."""
+        options = ConsumerOptions(
+            batch=self.settings.worker_batch,
+            block_ms=self.settings.worker_block_ms,
+            claim_idle_ms=self.settings.claim_idle_ms if claim_idle_ms is None else claim_idle_ms,
+            start_id="0",
+            delete_on_ack=True,
+            read_each_stream=self.settings.redis_cluster if read_each_stream is None else read_each_stream,
         )
-        return self._entries(reply or [])
+        return StreamConsumer(
+            self.redis, self.streams, self.group, consumer, options, dead_letter=dead_letter
+        )
 
-    async def _read_each(self, consumer: str, count: int, block_ms: int) -> list[LogEntry]:
-        """One read per partition (a cluster has no XREADGROUP over several slots), blocking in short slices:
-        the reads run side by side, so one partition's blocked read would hold back what another returned."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + block_ms / 1000
-        while True:
-            block = (
-                max(1, min(READ_SLICE_MS, round((deadline - loop.time()) * 1000))) if block_ms else block_ms
-            )
-            replies = await asyncio.gather(
-                *(
-                    self.redis.xreadgroup(self.group, consumer, {s: ">"}, count=count, block=block)
-                    for s in self._streams
-                )
-            )
-            entries = [entry for reply in replies for entry in self._entries(reply or [])]
-            if entries or not block_ms or loop.time() >= deadline:
-                return entries
-
-    async def claim_stale(self, consumer: str, min_idle_ms: int, count: int) -> list[LogEntry]:
-        """Take over entries pending for longer than `min_idle_ms` (their worker is presumed dead).
-
-        Up to `count` per partition; entries deleted in the meantime are dropped from the group and skipped.
-        """
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for stream in self._streams:
-                pipe.xautoclaim(stream, self.group, consumer, min_idle_ms, start_id="0-0", count=count)
-            replies = await pipe.execute()
-        out: list[LogEntry] = []
-        for partition, reply in enumerate(replies):
-            # Redis 7 answers [next cursor, claimed entries, deleted ids]; 6.2 has no third element.
-            out.extend(self._parse(partition, reply[1]))
-        return out
-
-    async def ack(self, entries: Iterable[LogEntry]) -> None:
-        """Mark entries done and delete them from their partitions, in one round trip."""
-        by_partition: dict[int, list[str]] = defaultdict(list)
-        for entry in entries:
-            by_partition[entry.partition].append(entry.entry_id)
-        if not by_partition:
-            return
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for partition, ids in by_partition.items():
-                pipe.xack(self._streams[partition], self.group, *ids)
-                pipe.xdel(self._streams[partition], *ids)
-            await pipe.execute()
+    def decode(self, entry: StreamEntry) -> LogEntry:
+        """The logged message of a stream entry the log's reader returned (DecodeError if it is corrupt)."""
+        return LogEntry(
+            self._partition_of_stream[entry.stream],
+            entry.entry_id,
+            common_pb2.InboundMessage.FromString(entry.fields[b"m"]),
+            entry.fields.get(b"t", b"").decode(),
+        )
 
     async def dead_letter(self, entry: LogEntry, stage: str, reason: str) -> None:
         """Set aside a message that a stage refuses outright (it would fail on every retry), then ack it.
@@ -215,7 +173,7 @@ class InboundLog:
                 "message": base64.b64encode(entry.message.SerializeToString()).decode(),
             }
         )
-        stream = self._streams[entry.partition]
+        stream = self.streams[entry.partition]
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.rpush(self.keys.namespaced("inbound-dead"), record)
             pipe.ltrim(self.keys.namespaced("inbound-dead"), -self.settings.dead_letter_maxlen, -1)
@@ -247,7 +205,7 @@ class InboundLog:
                 continue
             partition = int(record["partition"])
             entry_id = await self.redis.xadd(
-                self._streams[partition], {"m": base64.b64decode(record["message"])}
+                self.streams[partition], {"m": base64.b64decode(record["message"])}
             )
             await self.redis.lrem(dead_key, 1, raw)
             return partition, entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
@@ -256,7 +214,7 @@ class InboundLog:
     async def workers(self) -> list[ingestion_pb2.PipelineWorker]:
         """The group's consumers: pending entries summed over partitions, and the least idle time."""
         async with self.redis.pipeline(transaction=False) as pipe:
-            for stream in self._streams:
+            for stream in self.streams:
                 pipe.xinfo_consumers(stream, self.group)
             replies = await pipe.execute(raise_on_error=False)
         pending: dict[str, int] = {}
@@ -282,13 +240,13 @@ class InboundLog:
         millisecond it was appended.
         """
         async with self.redis.pipeline(transaction=False) as pipe:
-            for stream in self._streams:
+            for stream in self.streams:
                 pipe.xlen(stream)
                 pipe.xinfo_groups(stream)
                 pipe.xrange(stream, count=1)
             replies = await pipe.execute(raise_on_error=False)
         out = []
-        for partition in range(len(self._streams)):
+        for partition in range(len(self.streams)):
             length, groups, first = replies[3 * partition : 3 * partition + 3]
             if isinstance(length, Exception) or isinstance(first, Exception):
                 raise length if isinstance(length, Exception) else first
@@ -315,7 +273,7 @@ class InboundLog:
     async def pending_count(self) -> int:
         """Entries delivered to some consumer and not yet acked, over all partitions."""
         async with self.redis.pipeline(transaction=False) as pipe:
-            for stream in self._streams:
+            for stream in self.streams:
                 pipe.xpending(stream, self.group)
             replies = await pipe.execute(raise_on_error=False)
         total = 0
@@ -330,26 +288,9 @@ class InboundLog:
     async def backlog(self) -> int:
         """Entries in the log, read or not: acked entries are deleted, so this is the work left."""
         async with self.redis.pipeline(transaction=False) as pipe:
-            for stream in self._streams:
+            for stream in self.streams:
                 pipe.xlen(stream)
             return sum(await pipe.execute())
-
-    def _entries(self, reply: Any) -> list[LogEntry]:
-        out: list[LogEntry] = []
-        for stream, items in reply:  # [[stream name, [(entry id, fields), ...]], ...]
-            out.extend(self._parse(self._partition_by_stream[stream], items))
-        return out
-
-    @staticmethod
-    def _parse(partition: int, items: Iterable[Any]) -> list[LogEntry]:
-        out = []
-        for entry_id, fields in items:
-            if not fields:  # deleted after it was delivered
-                continue
-            message = common_pb2.InboundMessage.FromString(fields[b"m"])
-            ident = entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
-            out.append(LogEntry(partition, ident, message, fields.get(b"t", b"").decode()))
-        return out
 
 
 def _text(value: Any) -> str:

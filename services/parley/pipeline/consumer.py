@@ -4,7 +4,13 @@ conversations lifecycle follower, the router's merges follower) goes through it.
 A pass takes this consumer's own pending entries (a batch it held back or did not finish before a
 restart) and entries another consumer left idle for `claim_idle_ms` (it is presumed dead: XAUTOCLAIM),
 then, unless one of those was settled, new ones. While a batch is being handled its claim is renewed every
-third of `claim_idle_ms`, so a slow batch is never taken over by a live worker.
+third of `claim_idle_ms` (at most every RENEW_FLOOR seconds, and never when `claim_idle_ms` is 0: then any
+consumer takes any pending entry at once and a renewal protects nothing), so a slow batch is never taken over
+by a live worker.
+
+A cancellation always stops the consumer: redis-py waits on its socket writes with `asyncio.wait_for`, which
+on Python 3.11 can swallow a cancellation that lands as the write completes, so each pass also checks
+whether its task was asked to stop.
 
 When the handler fails, what happens depends on the error (`verdict`). An outage (Redis or a peer
 unreachable, an ABORTED "retry") is retried with backoff for as long as it lasts and never dead-letters
@@ -33,6 +39,12 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from parley.store import Redis
 
 log = logging.getLogger(__name__)
+
+RENEW_FLOOR = 0.1  # seconds between two renewals of a batch's claim, whatever claim_idle_ms says
+IDLE_FLOOR = 0.05  # seconds between two passes that found nothing, when block_ms does not wait
+# Reading each stream on its own (a cluster), no read blocks longer than this, so an entry that arrived on one
+# stream waits at most this long for the reads of the others.
+READ_SLICE_MS = 50
 
 
 @dataclass(frozen=True)
@@ -154,20 +166,42 @@ class StreamConsumer:
         return entries + [e for e in await self._claim_idle() if (e.stream, e.entry_id) not in seen]
 
     async def _read(self, start: str, block_ms: int | None) -> list[StreamEntry]:
-        count = self.options.batch
         if self.options.read_each_stream and len(self.streams) > 1:
+            return await self._read_each(start, block_ms)
+        return await self._settle_read(
+            [
+                await self.redis.xreadgroup(
+                    self.group,
+                    self.consumer,
+                    {s: start for s in self.streams},
+                    count=self.options.batch,
+                    block=block_ms,
+                )
+            ]
+        )
+
+    async def _read_each(self, start: str, block_ms: int | None) -> list[StreamEntry]:
+        """One read per stream side by side, blocking in short slices: one stream's blocked read would
+        otherwise hold back what another already returned until the whole block ran out."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + (block_ms or 0) / 1000
+        while True:
+            left = round((deadline - loop.time()) * 1000)
+            block = max(1, min(READ_SLICE_MS, left)) if block_ms else None
             replies = await asyncio.gather(
                 *(
-                    self.redis.xreadgroup(self.group, self.consumer, {s: start}, count=count, block=block_ms)
+                    self.redis.xreadgroup(
+                        self.group, self.consumer, {s: start}, count=self.options.batch, block=block
+                    )
                     for s in self.streams
                 )
             )
-        else:
-            replies = [
-                await self.redis.xreadgroup(
-                    self.group, self.consumer, {s: start for s in self.streams}, count=count, block=block_ms
-                )
-            ]
+            entries = await self._settle_read(replies)
+            if entries or not block_ms or loop.time() >= deadline:
+                return entries
+
+    async def _settle_read(self, replies: list[Any]) -> list[StreamEntry]:
+        """The entries of XREADGROUP replies; those deleted while pending are acked and left out."""
         out: list[StreamEntry] = []
         gone: list[StreamEntry] = []
         for reply in replies:
@@ -231,20 +265,29 @@ class StreamConsumer:
         await self.ack([entry])
 
     async def extend(self, entries: Sequence[StreamEntry]) -> None:
-        """Reset the idle time of those of `entries` still pending with this consumer (XCLAIM JUSTID)."""
-        for stream in {e.stream for e in entries}:
-            ids = [e.entry_id for e in entries if e.stream == stream]
-            mine = await self.redis.xpending_range(
-                stream,
-                self.group,
-                min=min(ids, key=_order),
-                max=max(ids, key=_order),
-                count=len(ids) * 4,
-                consumername=self.consumer,
-            )
-            ours = {_text(row["message_id"]) for row in mine} & set(ids)
-            if ours:
-                await self.redis.xclaim(stream, self.group, self.consumer, 0, sorted(ours), justid=True)
+        """Reset the idle time of those of `entries` still pending with this consumer (XCLAIM JUSTID), in
+        two round trips whatever the number of streams."""
+        by_stream: dict[str, list[str]] = {}
+        for entry in entries:
+            by_stream.setdefault(entry.stream, []).append(entry.entry_id)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for stream, ids in by_stream.items():
+                low, high = min(ids, key=_order), max(ids, key=_order)
+                pipe.xpending_range(
+                    stream, self.group, min=low, max=high, count=len(ids) * 4, consumername=self.consumer
+                )
+            pending = await pipe.execute()
+        claims = {
+            stream: sorted({_text(row["message_id"]) for row in mine} & set(ids))
+            for (stream, ids), mine in zip(by_stream.items(), pending, strict=True)
+        }
+        if not any(claims.values()):
+            return
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for stream, ours in claims.items():
+                if ours:
+                    pipe.xclaim(stream, self.group, self.consumer, 0, ours, justid=True)
+            await pipe.execute()
 
     # --- one pass ---------------------------------------------------------------------------------------
 
@@ -253,6 +296,7 @@ class StreamConsumer:
         (so an entry held back never holds up the ones behind it); wait up to `block_ms` for new entries only
         when there were no earlier ones (None or 0: no wait). Outages propagate: the entries stay pending
         with this consumer for the next pass."""
+        _raise_if_cancelled()
         result = PassResult()
         earlier = await self.earlier()
         if earlier:
@@ -297,19 +341,25 @@ class StreamConsumer:
 
     @contextlib.asynccontextmanager
     async def _kept_claimed(self, entries: list[StreamEntry]) -> Any:
-        every = max(self.options.claim_idle_ms / 3000, 0.05)
+        if self.options.claim_idle_ms <= 0:
+            yield
+            return
+        every = max(self.options.claim_idle_ms / 3000, RENEW_FLOOR)
         finished = asyncio.Event()
 
         async def renew() -> None:
             # Ends on `finished` as well as on cancellation: a client library may absorb a cancellation that
             # reaches it mid-call, and the batch must not wait on a renewal that never ends.
+            failures = 0
             while not finished.is_set():
-                await _wait(finished, every)
+                await _wait(finished, min(every * 2**failures, max(every, self.options.backoff_cap)))
                 if finished.is_set():
                     return
                 try:
                     await self.extend(entries)
+                    failures = 0
                 except Exception as error:  # an outage: the batch fails on its own, or a later renewal works
+                    failures = min(failures + 1, 6)
                     log.warning("could not renew the claim on a batch: %s", reason_of(error))
 
         task = asyncio.create_task(renew())
@@ -318,8 +368,9 @@ class StreamConsumer:
         finally:
             finished.set()
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            # asyncio.wait, not `await task` under suppress(CancelledError): that would also swallow a
+            # cancellation of this consumer arriving meanwhile.
+            await asyncio.wait({task})
 
     # --- the loop ---------------------------------------------------------------------------------------
 
@@ -330,6 +381,7 @@ class StreamConsumer:
         failures = 0
         grouped = False
         while not stop.is_set():
+            _raise_if_cancelled()
             try:
                 if not grouped:
                     await self.ensure_group()
@@ -340,6 +392,8 @@ class StreamConsumer:
                 failures = 0
                 if result.held and not result.done:
                     await _wait(stop, 0.2)  # whatever holds them back needs a moment
+                elif not (result.done or result.dead) and self.options.block_ms <= 0:
+                    await _wait(stop, IDLE_FLOOR)  # nothing to do, and the read did not wait
             except Exception as error:
                 if isinstance(error, ResponseError) and "NOGROUP" in str(error):
                     grouped = False  # the stream was deleted under us: follow it again
@@ -356,8 +410,17 @@ class StreamConsumer:
 
 
 async def _wait(stop: asyncio.Event, seconds: float) -> None:
+    # asyncio.timeout, not wait_for: on Python 3.11 wait_for loses a cancellation arriving as `stop` is set.
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), seconds)
+        async with asyncio.timeout(seconds):
+            await stop.wait()
+
+
+def _raise_if_cancelled() -> None:
+    """Raise the cancellation a library call swallowed (the task still counts it as requested)."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling() > 0:
+        raise asyncio.CancelledError()
 
 
 def _entries(stream: str, items: Any) -> list[StreamEntry]:

@@ -23,7 +23,7 @@ from parley import events
 from parley.config import Settings
 from parley.events import EventRecord
 from parley.ingestion.inbound_log import InboundLog, LogEntry
-from parley.pipeline.consumer import ConsumerOptions, StreamConsumer, StreamEntry
+from parley.pipeline.consumer import StreamEntry
 from parley.rpc import channel
 from parley.telemetry import metrics, tracing
 from parley.v1 import (
@@ -111,23 +111,8 @@ class PipelineWorker:
         self._stage_hook = stage_hook
         self.processed = 0
         self.current_stage = ""
-        streams = [inbound.keys.inbound_stream(p) for p in range(settings.stream_partitions)]
-        self._partition = {name: p for p, name in enumerate(streams)}
-        self.reader = StreamConsumer(
-            inbound.redis,
-            streams,
-            inbound.group,
-            self.consumer,
-            ConsumerOptions(
-                batch=settings.worker_batch,
-                block_ms=settings.worker_block_ms,
-                claim_idle_ms=settings.claim_idle_ms,
-                start_id="0",
-                delete_on_ack=True,
-                read_each_stream=settings.redis_cluster,
-            ),
-            dead_letter=self._dead_letter,
-        )
+        self._partition = {name: p for p, name in enumerate(inbound.streams)}
+        self.reader = inbound.reader(self.consumer, self._dead_letter)
 
     async def run(self, stop: asyncio.Event, on_health: HealthHook | None = None) -> None:
         """Process batches until `stop` is set; a Redis or peer outage is ridden out (entries stay pending),
@@ -136,15 +121,7 @@ class PipelineWorker:
 
     async def handle(self, batch: list[StreamEntry]) -> None:
         self.current_stage = "decode"
-        entries = [
-            LogEntry(
-                self._partition[e.stream],
-                e.entry_id,
-                common_pb2.InboundMessage.FromString(e.fields[b"m"]),
-                e.fields.get(b"t", b"").decode(),
-            )
-            for e in batch
-        ]
+        entries = [self.inbound.decode(e) for e in batch]
         with (
             tracing.pipeline_span([e.traceparent for e in entries], len(entries)),
             metrics.PIPELINE_BATCH_SECONDS.time(),

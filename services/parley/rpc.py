@@ -9,6 +9,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -19,6 +20,8 @@ from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 from grpc_status import rpc_status
 
+from parley import store
+from parley.auth import TokenSource, client_interceptors, server_interceptors
 from parley.config import Settings
 
 log = logging.getLogger(__name__)
@@ -123,31 +126,73 @@ async def start_server(
     `register` lists (add_XServicer_to_server, servicer, full service name) for each service to expose.
     Health checking reports SERVING for each service and for "" (the whole server); reflection lists them.
     """
-    server = grpc.aio.server(options=settings.grpc_options)
+    # The auth interceptor reads the router's assignments and appends to the audit trail with its own client.
+    redis = store.connect(settings) if settings.redis_url and not settings.auth_disabled else None
+    server = grpc.aio.server(options=settings.grpc_options, interceptors=server_interceptors(settings, redis))
     health_servicer = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     names = []
     for add, servicer, name in register:
         add(servicer, server)
         names.append(name)
-    reflection.enable_server_reflection([*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
-    port = server.add_insecure_port(address)
+    if settings.grpc_reflection:
+        reflection.enable_server_reflection([*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
+    if settings.tls_cert_file and settings.tls_key_file:
+        port = server.add_secure_port(address, _server_credentials(settings))
+    else:
+        port = server.add_insecure_port(address)
     if port == 0:
         raise OSError(f"could not bind {address}")
     await server.start()
     for name in [*names, ""]:
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    return RunningServer(server, port, health_servicer, names)
+    running = RunningServer(server, port, health_servicer, names)
+    if redis is not None:
+        running.on_stop.append(redis.aclose)
+    return running
 
 
-def channel(settings: Settings, address: str) -> grpc.aio.Channel:
-    """A client channel with the suite's message size limits."""
-    return grpc.aio.insecure_channel(address, options=settings.grpc_options)
+def _read(path: Path | None) -> bytes | None:
+    return path.read_bytes() if path else None
 
 
-async def wait_ready(address: str, timeout: float = 10.0) -> None:
-    """Wait until the server at `address` answers its gRPC health check with SERVING."""
-    async with grpc.aio.insecure_channel(address) as ch:
+def _server_credentials(settings: Settings) -> grpc.ServerCredentials:
+    """Server TLS; with tls_require_client_cert, only clients with a certificate signed by tls_ca_file."""
+    pair = [(_read(settings.tls_key_file), _read(settings.tls_cert_file))]
+    return grpc.ssl_server_credentials(
+        pair,  # type: ignore[arg-type]
+        root_certificates=_read(settings.tls_ca_file),
+        require_client_auth=settings.tls_require_client_cert,
+    )
+
+
+def _transport(settings: Settings, address: str, interceptors: list[Any]) -> grpc.aio.Channel:
+    """Plaintext, or TLS when a CA or certificate is configured (presenting the certificate under mTLS)."""
+    if not (settings.tls_ca_file or settings.tls_cert_file):
+        return grpc.aio.insecure_channel(address, options=settings.grpc_options, interceptors=interceptors)
+    mutual = settings.tls_require_client_cert
+    credentials = grpc.ssl_channel_credentials(
+        root_certificates=_read(settings.tls_ca_file),
+        private_key=_read(settings.tls_key_file) if mutual else None,
+        certificate_chain=_read(settings.tls_cert_file) if mutual else None,
+    )
+    return grpc.aio.secure_channel(
+        address, credentials, options=settings.grpc_options, interceptors=interceptors
+    )
+
+
+def channel(settings: Settings, address: str, token: str | None = None) -> grpc.aio.Channel:
+    """A client channel with the suite's message size limits, TLS when configured, and a bearer token on
+    every call: `token`, else this process's own (PARLEY_AUTH_TOKEN, or an internal one minted from the
+    secret)."""
+    return _transport(settings, address, client_interceptors(TokenSource(settings, token)))
+
+
+async def wait_ready(address: str, timeout: float = 10.0, settings: Settings | None = None) -> None:
+    """Wait until the server at `address` answers its gRPC health check with SERVING (over TLS when
+    `settings` configure it; health needs no token)."""
+    opened = _transport(settings, address, []) if settings else grpc.aio.insecure_channel(address)
+    async with opened as ch:
         stub = health_pb2_grpc.HealthStub(ch)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout

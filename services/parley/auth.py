@@ -22,6 +22,7 @@ from typing import Any
 
 import grpc
 import jwt
+from pydantic import SecretStr
 
 from parley import authz
 from parley.config import Settings
@@ -47,9 +48,14 @@ class Principal:
     scopes: frozenset[str]
 
 
+def reveal(value: SecretStr | str) -> str:
+    """A secret setting's text (a plain str too, as `model_copy` leaves an update unvalidated)."""
+    return value.get_secret_value() if isinstance(value, SecretStr) else value
+
+
 def jwt_secret(settings: Settings) -> str:
     """The shared secret: the setting, else the local secret file, else empty."""
-    secret = settings.auth_jwt_secret.get_secret_value()
+    secret = reveal(settings.auth_jwt_secret)
     if not secret and settings.auth_jwt_secret_file.is_file():
         secret = settings.auth_jwt_secret_file.read_text().strip()
     return secret
@@ -301,7 +307,7 @@ class TokenSource:
     (re-minted before it expires), else none."""
 
     def __init__(self, settings: Settings, token: str | None = None, subject: str = "") -> None:
-        self.fixed = token if token is not None else settings.auth_token.get_secret_value()
+        self.fixed = token if token is not None else reveal(settings.auth_token)
         self.secret = "" if self.fixed or settings.auth_disabled else jwt_secret(settings)
         self.subject = subject or f"parley-{settings.worker_name or 'service'}"
         self.audience = settings.auth_audience

@@ -63,11 +63,11 @@ def _as_operator(settings: Settings, subject: str) -> Settings:
     PARLEY_AUTH_TOKEN, else one minted from the secret."""
     from pydantic import SecretStr
 
-    from parley.auth import jwt_secret, mint
+    from parley.auth import jwt_secret, mint, reveal
     from parley.authz import INGEST, SUPERVISOR
 
     secret = jwt_secret(settings)
-    if settings.auth_disabled or settings.auth_token.get_secret_value() or not secret:
+    if settings.auth_disabled or reveal(settings.auth_token) or not secret:
         return settings
     token = mint(secret, subject, [INGEST, SUPERVISOR], ttl=24 * 3600, audience=settings.auth_audience)
     return settings.model_copy(update={"auth_token": SecretStr(token)})

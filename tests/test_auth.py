@@ -26,7 +26,16 @@ from typer.testing import CliRunner
 
 from parley import rpc
 from parley.audit import AuditTrail
-from parley.auth import LOCAL_ISSUER, TokenSource, Verifier, ensure_local_secret, jwt_secret, mint
+from parley.auth import (
+    LOCAL_ISSUER,
+    Principal,
+    TokenSource,
+    Unauthenticated,
+    Verifier,
+    ensure_local_secret,
+    jwt_secret,
+    mint,
+)
 from parley.authz import AGENT, INTERNAL, SUPERVISOR
 from parley.cli import app
 from parley.config import Settings
@@ -311,12 +320,14 @@ async def test_people_state_changes_are_audited_and_listed_for_supervisors(
         assert (await call(settings, router, RESOLVE, mine, agent))[0] == grpc.StatusCode.OK
         theirs = router_pb2.ResolveRequest(conversation_id="c-bo")
         assert (await call(settings, router, RESOLVE, theirs, agent))[0] == grpc.StatusCode.PERMISSION_DENIED
+        unknown = router_pb2.ResolveRequest(conversation_id="c-unknown")
+        supervisor = token(settings, "sue", SUPERVISOR)
+        assert (await call(settings, router, RESOLVE, unknown, supervisor))[0] == grpc.StatusCode.NOT_FOUND
         # Reads and the services' own calls are not audited.
         assert (await call(settings, router, LIST_QUEUES, None, token(settings, "sue", SUPERVISOR)))[0] == (
             grpc.StatusCode.OK
         )
 
-        supervisor = token(settings, "sue", SUPERVISOR)
         listed = await list_audit(
             settings, conversations, supervisor, conversations_pb2.ListAuditRecordsRequest()
         )
@@ -328,7 +339,10 @@ async def test_people_state_changes_are_audited_and_listed_for_supervisors(
         assert "conversation_id=c-ana" in by_ana[1].targets and "conversation_id=c-bo" in by_ana[0].targets
         assert by_ana[1].at.seconds > 0
         # The setup's SetPresence calls were made with an admin token: audited too.
-        assert {r.subject for r in listed.records} == {ana, "setup"}
+        assert [(r.outcome, r.scope) for r in listed.records if r.subject == "sue"] == [
+            ("NOT_FOUND", SUPERVISOR)
+        ]
+        assert {r.subject for r in listed.records} == {ana, "setup", "sue"}
         assert all(r.method != ROUTE and r.method != LIST_QUEUES for r in listed.records)
 
         first = await list_audit(
@@ -362,3 +376,14 @@ async def test_audit_trail_is_trimmed_to_its_setting(redis: Redis, keys: Keys) -
         await trail.record(who, SUPERVISOR, RESOLVE, router_pb2.ResolveRequest(conversation_id="c"), "OK")
     # Trimmed as written, by whole stream nodes (100 entries each) at most past the cap.
     assert await redis.xlen(trail.key) <= 10 + 100
+
+
+async def test_a_remembered_token_is_refused_once_it_expires(settings: Settings) -> None:
+    verifier = Verifier(settings)
+    expired = jwt.encode(claims(exp=int(time.time()) - 5), jwt_secret(settings), "HS256")
+    # As if it had been verified while still valid.
+    verifier.verified[expired] = Principal("sue", frozenset({SUPERVISOR}), time.time() - 5)
+    with pytest.raises(Unauthenticated, match="expired"):
+        await verifier.verify(expired)
+    fresh = mint(jwt_secret(settings), "sue", [SUPERVISOR])
+    assert (await verifier.verify(fresh)).subject == "sue" and fresh in verifier.verified

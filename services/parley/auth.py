@@ -34,6 +34,8 @@ LOCAL_ISSUER = "parley"
 # RFC 7518 asks for an HMAC key at least as long as the hash.
 MIN_SECRET_BYTES = 32
 INTERNAL_TOKEN_TTL = 3600
+# Tokens already verified, until they expire: a client reuses its token for many calls.
+VERIFIED_CACHE_SIZE = 4096
 # A process's own token is re-minted this long before it expires.
 RENEW_BEFORE = 300
 
@@ -46,6 +48,7 @@ class Unauthenticated(Exception):
 class Principal:
     subject: str
     scopes: frozenset[str]
+    expires: float = 0.0
 
 
 def reveal(value: SecretStr | str) -> str:
@@ -119,8 +122,19 @@ class Verifier:
             self.jwks_set = jwt.PyJWKSet.from_json(Path(settings.auth_jwks).read_text())
         if (self.jwks_client or self.jwks_set) and not self.issuer:
             raise ValueError("PARLEY_AUTH_JWKS needs PARLEY_AUTH_JWKS_ISSUER")
+        self.verified: dict[str, Principal] = {}
 
     async def verify(self, token: str) -> Principal:
+        known = self.verified.get(token)
+        if known is not None and known.expires > time.time():
+            return known
+        principal = await self._verify(token)
+        if len(self.verified) >= VERIFIED_CACHE_SIZE:
+            self.verified.clear()
+        self.verified[token] = principal
+        return principal
+
+    async def _verify(self, token: str) -> Principal:
         try:
             alg = jwt.get_unverified_header(token).get("alg")
             if alg == "HS256":
@@ -149,7 +163,7 @@ class Verifier:
                 "invalid bearer token: HS256 tokens need PARLEY_AUTH_JWT_SECRET on the server"
             )
         claims = self._decode(token, self.secret, "HS256", LOCAL_ISSUER)
-        return Principal(str(claims["sub"]), _scopes(claims))
+        return Principal(str(claims["sub"]), _scopes(claims), float(claims["exp"]))
 
     async def _provider(self, token: str, alg: str) -> Principal:
         if self.jwks_client is not None:
@@ -164,7 +178,7 @@ class Verifier:
             raise Unauthenticated(f"invalid bearer token: {alg} tokens need PARLEY_AUTH_JWKS on the server")
         claims = self._decode(token, key, alg, self.issuer)
         # `internal` is the services' own: an identity provider's token never carries it.
-        return Principal(str(claims["sub"]), _scopes(claims) - {authz.INTERNAL})
+        return Principal(str(claims["sub"]), _scopes(claims) - {authz.INTERNAL}, float(claims["exp"]))
 
 
 def _bearer(metadata: Iterable[Any]) -> str:

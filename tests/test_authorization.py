@@ -79,8 +79,14 @@ def agent_requests(
     make = request_class(method)
     name = method.rsplit("/", 1)[1]
     if own is Own.SELF:
-        extra = {"presence": router_pb2.PRESENCE_ONLINE} if name == "SetPresence" else {}
-        return make(agent_id=ana, **extra), [make(agent_id=bo, **extra)]
+        return make(agent_id=ana), [make(agent_id=bo)]
+    if own is Own.PRESENCE:
+        online = router_pb2.PRESENCE_ONLINE
+        return make(agent_id=ana, presence=online), [
+            make(agent_id=bo, presence=online),
+            make(agent_id=ana, presence=online, teams=["vip"]),
+            make(agent_id=ana, presence=online, capacity=9),
+        ]
     if own is Own.CLAIM:
         return make(agent_id=ana, conversation_id=ids["waiting"]), [
             make(agent_id=bo),

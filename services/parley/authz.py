@@ -26,6 +26,7 @@ class Own(enum.Enum):
     """How an agent token shows that a call is its own."""
 
     SELF = "agent_id is the caller"
+    PRESENCE = "agent_id is the caller, and teams, capacity and skills are left as a supervisor set them"
     ASSIGNED = "the conversation is assigned to the caller (and agent_id, when given, is the caller)"
     CLAIM = "agent_id is the caller; a given conversation waits in one of their teams or is theirs"
     REPLIES = "every reply is sent_by the caller on a conversation assigned to them"
@@ -80,7 +81,7 @@ RULES: dict[str, Rule] = {
     "/parley.v1.RouterService/Transfer": rule(*DESK, agent=Own.ASSIGNED, changes=True),
     "/parley.v1.RouterService/Escalate": rule(*DESK, agent=Own.ASSIGNED, changes=True),
     "/parley.v1.RouterService/Resolve": rule(*DESK, agent=Own.ASSIGNED, changes=True),
-    "/parley.v1.RouterService/SetPresence": rule(*DESK, agent=Own.SELF, changes=True),
+    "/parley.v1.RouterService/SetPresence": rule(*DESK, agent=Own.PRESENCE, changes=True),
     "/parley.v1.RouterService/ListQueues": rule(*DESK),
     "/parley.v1.RouterService/GetStaffing": rule(*DESK),
     "/parley.v1.RouterService/GetRoutingAudit": rule(*DESK),
@@ -109,10 +110,10 @@ class Ownership:
     async def refusal(self, own: Own, agent_id: str, request: Any) -> str:
         """Why `agent_id` may not make this call ("" when it may)."""
         given = getattr(request, "agent_id", "")
-        if own in (Own.SELF, Own.CLAIM) and given != agent_id:
+        if given != agent_id and (given or own in (Own.SELF, Own.PRESENCE, Own.CLAIM)):
             return f"an agent token acts only for itself: agent_id must be {agent_id!r}"
-        if own is Own.ASSIGNED and given and given != agent_id:
-            return f"an agent token acts only for itself: agent_id must be {agent_id!r}"
+        if own is Own.PRESENCE and (request.teams or request.capacity or request.skills):
+            return f"agent {agent_id!r} may set their presence only (teams, capacity, skills: a supervisor)"
         if own is Own.ASSIGNED:
             return await self._assigned(agent_id, [request.conversation_id])
         if own is Own.CLAIM and request.conversation_id:

@@ -22,6 +22,7 @@ from typing import Any
 
 import grpc
 import jwt
+from google.protobuf.message import Message
 from pydantic import SecretStr
 
 from parley import authz
@@ -273,9 +274,14 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
             return handler  # the common path: nothing more to check or record
 
         async def before(request: Any, context: grpc.aio.ServicerContext) -> None:
-            if scope != authz.AGENT or rule.agent is None or self.ownership is None:
+            # A request that did not parse is refused further in, before any servicer sees it.
+            if scope != authz.AGENT or rule.agent is None or not isinstance(request, Message):
                 return
-            refusal = await self.ownership.refusal(rule.agent, principal.subject, request)
+            refusal = (
+                await self.ownership.refusal(rule.agent, principal.subject, request)
+                if self.ownership is not None
+                else "this server has no state store to check an agent's own calls against"
+            )
             if refusal:
                 if audited:
                     await self.audit.record(principal, scope, method, request, "PERMISSION_DENIED")

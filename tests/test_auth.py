@@ -387,3 +387,13 @@ async def test_a_remembered_token_is_refused_once_it_expires(settings: Settings)
         await verifier.verify(expired)
     fresh = mint(jwt_secret(settings), "sue", [SUPERVISOR])
     assert (await verifier.verify(fresh)).subject == "sue" and fresh in verifier.verified
+
+
+def test_a_service_will_not_start_with_auth_on_and_no_secret(tmp_path: Path, redis_url: str) -> None:
+    env = {
+        "REDIS_URL": redis_url,
+        "PARLEY_AUTH_JWT_SECRET": "",
+        "PARLEY_AUTH_JWT_SECRET_FILE": str(tmp_path / "none"),
+    }
+    result = CliRunner().invoke(app, ["serve", "router"], env=env)
+    assert result.exit_code == 2 and "PARLEY_AUTH_JWT_SECRET" in result.output

@@ -397,3 +397,13 @@ def test_a_service_will_not_start_with_auth_on_and_no_secret(tmp_path: Path, red
     }
     result = CliRunner().invoke(app, ["serve", "router"], env=env)
     assert result.exit_code == 2 and "PARLEY_AUTH_JWT_SECRET" in result.output
+
+
+async def test_a_process_renews_its_own_token_before_it_expires(settings: Settings) -> None:
+    source = TokenSource(settings.model_copy(update={"auth_token": ""}))
+    first = source()
+    assert source() == first  # reused while valid
+    source._expires = time.time() + 10  # as if minted an hour ago
+    renewed = source()
+    assert source._expires > time.time() + 3000  # minted anew, valid for another hour
+    assert (await Verifier(settings).verify(renewed)).scopes == {INTERNAL}

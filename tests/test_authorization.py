@@ -3,6 +3,7 @@ names (and an agent on their own conversations) and refuses every other caller w
 
 from __future__ import annotations
 
+import re
 import uuid
 
 import grpc
@@ -164,3 +165,31 @@ async def test_row(settings: Settings, method: str) -> None:
             code, details = await call(settings, address, method, request, agent_token)
             assert code == grpc.StatusCode.PERMISSION_DENIED, (request, code, details)
             assert ana in details, details
+
+
+def readme_table() -> dict[str, tuple[set[str], bool, bool]]:
+    """The README's authorization table: method -> (scopes with a tick, agent allowed, audited)."""
+    from parley.config import REPO_ROOT
+
+    rows: dict[str, tuple[set[str], bool, bool]] = {}
+    for line in (REPO_ROOT / "README.md").read_text().splitlines():
+        if not line.startswith("| `") or "Service/" not in line:
+            continue
+        first, ingest, agent, supervisor, admin, internal, audited = [c.strip() for c in line.split("|")[1:8]]
+        names = re.findall(r"`([^`]+)`", first)
+        service, _, method = names[0].partition("/")
+        ticks = {"ingest": ingest, "supervisor": supervisor, "admin": admin, "internal": internal}
+        for name in [method, *names[1:]]:
+            rows[f"/parley.v1.{service}/{name}"] = (
+                {s for s, c in ticks.items() if c},
+                bool(agent),
+                bool(audited),
+            )
+    return rows
+
+
+def test_readme_table_is_the_table() -> None:
+    documented = readme_table()
+    assert set(documented) == set(RULES)
+    for method, rule in RULES.items():
+        assert documented[method] == (set(rule.scopes), rule.agent is not None, rule.changes), method

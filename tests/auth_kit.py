@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import grpc
 from google.protobuf import descriptor_pool, message_factory
 
-from parley import rpc
+from parley import rpc, store
 from parley.auth import jwt_secret, mint
 from parley.config import Settings
 from parley.suite import start_service
@@ -97,8 +97,20 @@ def route_item(conversation_id: str, message_id: str) -> router_pb2.RouteItem:
     return router_pb2.RouteItem(conversation_id=conversation_id, message=message, triage=triage)
 
 
+async def opened(settings: Settings, *conversation_ids: str) -> None:
+    """The records the conversations service keeps of conversations it opened (Route refuses others)."""
+    redis = store.connect(settings)
+    keys = store.keys_for(settings)
+    try:
+        for conversation_id in conversation_ids:
+            await redis.hset(keys.conversation(conversation_id), mapping={"conversation_id": conversation_id})
+    finally:
+        await redis.aclose()
+
+
 async def assign(settings: Settings, router: str, agent: str, conversation_id: str) -> None:
     """Route a new conversation and bring `agent` online in its team, so it is assigned to them."""
+    await opened(settings, conversation_id)
     setup = token(settings, "setup", "internal", "admin")
     code, details = await call(
         settings,

@@ -1,5 +1,6 @@
-"""Shared fixtures: a real Redis (REDIS_URL, else one embedded Valkey per test session), a fresh key
-namespace per test, and settings pointing at both."""
+"""Shared fixtures: a real Redis (REDIS_URL, else one embedded Valkey per test session; with
+PARLEY_TEST_CLUSTER=1 a local 3-master cluster with replicas), a fresh key namespace per test, and settings
+pointing at both."""
 
 from __future__ import annotations
 
@@ -18,6 +19,9 @@ from parley.store import EmbeddedValkey, Keys, Redis, connect, drop_namespace
 
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
+    if os.environ.get("PARLEY_TEST_CLUSTER") == "1":
+        yield from _local_cluster()
+        return
     url = os.environ.get("REDIS_URL")
     if url:
         yield url
@@ -25,6 +29,25 @@ def redis_url() -> Iterator[str]:
     server = EmbeddedValkey()
     yield server.start()
     server.stop()
+
+
+def _local_cluster() -> Iterator[str]:
+    """The whole suite on a real cluster: Settings (and any child process) read these two variables."""
+    from parley.cluster import LocalCluster
+
+    cluster = LocalCluster()
+    url = cluster.start()
+    saved = {name: os.environ.get(name) for name in ("REDIS_URL", "PARLEY_REDIS_CLUSTER")}
+    os.environ.update(REDIS_URL=url, PARLEY_REDIS_CLUSTER="true")
+    try:
+        yield url
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        cluster.stop()
 
 
 @pytest.fixture
@@ -46,6 +69,8 @@ def settings(redis_url: str, tmp_path) -> Settings:
         shutdown_grace_seconds=0.5,
         dispatch_log_path=tmp_path / "outbox.log",
         embedded_data_dir="",
+        # Child processes a test starts serve no /metrics: the fixed ports may be taken by a running suite.
+        metrics_port=0,
     )
 
 

@@ -14,6 +14,7 @@ from auth_kit import (
     assign,
     call,
     method_descriptor,
+    opened,
     request_class,
     route_item,
     servers,
@@ -116,6 +117,7 @@ async def agent_state(settings: Settings, addresses: dict[str, str], ana: str, b
     await assign(settings, addresses["router"], ana, ids["ana"])
     await assign(settings, addresses["router"], bo, ids["bo"])
     internal = token(settings, "setup", authz.INTERNAL)
+    await opened(settings, ids["waiting"])
     waiting = router_pb2.RouteRequest(items=[route_item(ids["waiting"], f"x:{ids['waiting']}")])
     assert (await call(settings, addresses["router"], "/parley.v1.RouterService/Route", waiting, internal))[
         0

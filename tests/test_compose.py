@@ -61,3 +61,11 @@ def test_dockerfile_builds_the_parley_command() -> None:
     dockerfile = Path(REPO_ROOT / "Dockerfile").read_text()
     assert re.search(r'^ENTRYPOINT \["parley"\]', dockerfile, re.M)
     assert "COPY models" in dockerfile and "pip install" in dockerfile
+
+
+def test_the_image_runs_in_a_working_directory_its_user_owns() -> None:
+    """Relative paths (`.parley/outbox.log` of the default adapter) land in the working directory."""
+    dockerfile = Path(REPO_ROOT / "Dockerfile").read_text()
+    user = re.findall(r"^USER (\S+)", dockerfile, re.M)[-1]
+    workdir = re.findall(r"^WORKDIR (\S+)", dockerfile, re.M)[-1]
+    assert re.search(rf"chown {user}(:\S+)? {re.escape(workdir)}\b", dockerfile), (user, workdir)

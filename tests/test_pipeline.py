@@ -10,8 +10,8 @@ import pytest
 
 from parley.cli import DEMO_FILE
 from parley.ingestion.inbound_log import InboundLog
-from parley.ingestion.worker import Peers, PipelineWorker
 from parley.messages import message_id
+from parley.pipeline.worker import Peers, PipelineWorker
 from parley.replay import read_twcs, replay
 from parley.rpc import channel
 from parley.store import Keys, Redis

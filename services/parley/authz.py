@@ -70,6 +70,7 @@ RULES: dict[str, Rule] = {
     "/parley.v1.ConversationsService/GetMetrics": rule(*DESK),
     "/parley.v1.ConversationsService/GetProfile": rule(*DESK),
     "/parley.v1.ConversationsService/LinkIdentities": rule(ADMIN, changes=True),
+    "/parley.v1.ConversationsService/EraseCustomer": rule(ADMIN, changes=True),
     "/parley.v1.ConversationsService/ListAuditRecords": rule(*DESK),
     "/parley.v1.ClassifierService/Classify": rule(INTERNAL),
     "/parley.v1.ClassifierService/Answer": rule(ADMIN),
@@ -88,6 +89,7 @@ RULES: dict[str, Rule] = {
     "/parley.v1.RouterService/ReloadPolicy": rule(ADMIN, changes=True),
     "/parley.v1.DispatchService/SendReply": rule(INTERNAL, *DESK, agent=Own.REPLIES, changes=True),
     "/parley.v1.DispatchService/GetDelivery": rule(*DESK, agent=Own.SENT),
+    "/parley.v1.DispatchService/EraseReplies": rule(INTERNAL, changes=True),
 }
 
 # Open to every caller, token or not: liveness probes, and reflection when a setting turns it on.

@@ -3,20 +3,29 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
-import logging
+import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
 from parley.config import SERVICES, Settings
 from parley.messages import CHANNEL_NAMES, INTENT_NAMES
 from parley.v1 import dispatch_pb2
+
+if TYPE_CHECKING:
+    from parley.telemetry.metrics import MetricsServer
+
+T = TypeVar("T")
 
 app = typer.Typer(
     help="Parley: social-media customer service triage as gRPC microservices.", no_args_is_help=True
@@ -28,11 +37,57 @@ ACTION_NAMES = {1: "bot reply", 2: "queued", 3: "assigned", 4: "no action", 5: "
 ROLE_NAMES = {1: "customer", 2: "participant", 3: "brand"}
 
 
-def _logging(verbose: bool) -> None:
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(asctime)s %(name)s %(levelname)s %(message)s",
-    )
+def _start(what: str, verbose: bool, process: str = "") -> Settings:
+    """The settings (a bad value is told in one line, naming its variable), and logging set up by them."""
+    from parley.telemetry import logs
+
+    settings = _one_line_errors(what, verbose, Settings)
+    logs.configure(settings.log_format, verbose, process)
+    return settings
+
+
+def _one_line_errors(what: str, verbose: bool, run: Callable[[], T]) -> T:
+    """Run `run`; a failure prints one line saying what failed (the whole trace with --verbose), exit 1."""
+    try:
+        return run()
+    except (typer.Exit, KeyboardInterrupt):
+        raise
+    except Exception as error:
+        if verbose:
+            raise
+        from parley.suite import PortInUse
+
+        lines = str(error).strip().splitlines()
+        detail = lines[0] if lines else ""
+        if isinstance(error, ValidationError):  # a setting's value from the environment
+            detail = "; ".join(f"{_variable(e['loc'])}: {e['msg']}" for e in error.errors())
+        elif not isinstance(error, PortInUse):
+            detail = f"{type(error).__name__}: {detail}" if detail else type(error).__name__
+        print(f"{what} failed: {detail}  (--verbose shows the trace)", file=sys.stderr)
+        raise typer.Exit(1) from None
+
+
+def _variable(loc: tuple[int | str, ...]) -> str:
+    """The environment variable of a setting a validation error points at (REDIS_URL has no prefix)."""
+    name = str(loc[0]) if loc else "?"
+    return name if name.isupper() else f"PARLEY_{name.upper()}"
+
+
+def _serve_metrics(process: str, settings: Settings) -> MetricsServer | None:
+    """This process's /metrics on its port from settings (none when PARLEY_METRICS_PORT is 0)."""
+    from parley.suite import PortInUse
+    from parley.telemetry.collectors import collectors_for
+    from parley.telemetry.metrics import serve_metrics
+
+    port = settings.metrics_port_of(process)
+    if not port:
+        return None
+    try:
+        return serve_metrics(settings.host, port, collectors_for(process, settings))
+    except OSError as error:
+        if error.errno != errno.EADDRINUSE:
+            raise
+        raise PortInUse(f"{process} metrics", settings.host, port, "PARLEY_METRICS_PORT") from None
 
 
 def _with_redis(settings: Settings, data_dir: str) -> tuple[Settings, object | None]:
@@ -90,27 +145,43 @@ def up(
 ) -> None:
     """Start the whole suite on this machine: five services and the worker, on an embedded Valkey when
     REDIS_URL is unset."""
-    _logging(verbose)
-    from parley.suite import ChildProcessSuite
+    settings = _start("parley up", verbose)
+    from parley.suite import ChildProcessSuite, check_ports_free, ports_needed
 
-    settings, embedded = _with_redis(Settings(), Settings().embedded_data_dir or ".parley/valkey")
+    # Before anything starts: a port held by another process (a forgotten suite) fails here, in one line.
+    _one_line_errors("parley up", verbose, lambda: check_ports_free(ports_needed(settings, workers)))
+    settings, embedded = _one_line_errors(
+        "parley up: the embedded Valkey",
+        verbose,
+        lambda: _with_redis(settings, settings.embedded_data_dir or ".parley/valkey"),
+    )
     settings = _with_secret(settings)
+
+    def metrics_url(process: str, index: int = 0) -> str:
+        port = settings.metrics_port_of(process, index)
+        return f"http://{settings.host}:{port}/metrics" if port else "-"
 
     async def main() -> int:
         suite = await ChildProcessSuite.start(settings, workers=workers)
         try:
             table = Table(title="Parley is up")
-            table.add_column("service")
-            table.add_column("listens on")
+            table.add_column("process")
+            table.add_column("gRPC")
+            table.add_column("metrics")
             for name in SERVICES:
-                table.add_row(name, f"grpc://{settings.address(name)}")
-            table.add_row(
-                "worker", f"{workers} process(es), consumer group on {settings.stream_partitions} partitions"
-            )
-            table.add_row("webhooks", f"http://{settings.host}:{settings.webhook_port}/webhooks/{{meta,x}}")
-            table.add_row("redis", settings.redis_url + ("  (embedded Valkey)" if embedded else ""))
-            table.add_row("logs", ".parley/logs/")
+                table.add_row(name, settings.address(name), metrics_url(name))
+            for i in range(workers):
+                table.add_row(f"worker-{i}", "-", metrics_url("worker", i))
             console.print(table)
+            endpoint = os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+            for what, where in (
+                ("webhooks", f"http://{settings.host}:{settings.webhook_port}/webhooks/{{meta,x}}"),
+                ("inbound log", f"{settings.stream_partitions} partitions, one consumer group"),
+                ("redis", settings.redis_url + ("  (embedded Valkey)" if embedded else "")),
+                ("logs", f".parley/logs/ ({settings.log_format})"),
+                ("traces", f"OTLP to {endpoint}" if endpoint else "off (set OTEL_EXPORTER_OTLP_ENDPOINT)"),
+            ):
+                console.print(f"  {what:<12} {where}")
             _print_supervisor_token(settings)
             # Fresh ids per run: the embedded Valkey keeps its data, and the demo should show new traffic.
             demo_run = f"demo{int(time.time())}-"
@@ -119,13 +190,15 @@ def up(
             if exit_after_demo:
                 return 1 if demo_code or suite.failed() else 0
             console.print("[bold]Ctrl-C stops the suite.[/bold]")
+            supervisor = asyncio.create_task(suite.supervise())  # a child that dies is started again
             await _wait_for_signal()
+            supervisor.cancel()
             return 0
         finally:
             suite.stop()
 
     try:
-        code = asyncio.run(main())
+        code = _one_line_errors("parley up", verbose, lambda: asyncio.run(main()))
     finally:
         if embedded is not None:
             embedded.stop()  # type: ignore[attr-defined]
@@ -179,10 +252,9 @@ def serve(
     verbose: bool = False,
 ) -> None:
     """Run one service (or one pipeline worker) alone, until SIGTERM or Ctrl-C."""
-    _logging(verbose)
+    settings = _start(f"parley serve {service}", verbose, service)
     if service not in (*SERVICES, "worker"):
         raise typer.BadParameter(f"unknown service {service!r}; one of {', '.join((*SERVICES, 'worker'))}")
-    settings, embedded = _with_redis(Settings(), Settings().embedded_data_dir)
     if not settings.auth_disabled and not settings.auth_jwks:
         from parley.auth import jwt_secret
 
@@ -193,12 +265,37 @@ def serve(
                 file=sys.stderr,
             )
             raise typer.Exit(2)
+    from parley.suite import check_ports_free, ports_of
+
+    # Before anything starts: a port held by another process fails here, in one line.
+    _one_line_errors(
+        f"parley serve {service}", verbose, lambda: check_ports_free(ports_of(settings, service))
+    )
+    settings, embedded = _one_line_errors(
+        f"parley serve {service}: the embedded Valkey",
+        verbose,
+        lambda: _with_redis(settings, settings.embedded_data_dir),
+    )
     if embedded is not None:
         console.print("[yellow]REDIS_URL is unset: this service runs on its own embedded Valkey[/yellow]")
 
     async def main() -> None:
+        from parley.telemetry import tracing
+
+        tracing.configure(f"parley-{service}")
+        metrics = _serve_metrics(service, settings)
+        if metrics is not None:
+            console.print(f"{service} metrics on http://{settings.host}:{metrics.port}/metrics")
+        try:
+            await serve_until_stopped()
+        finally:
+            if metrics is not None:
+                metrics.stop()
+            tracing.shutdown()
+
+    async def serve_until_stopped() -> None:
         if service == "worker":
-            from parley.ingestion.worker import run_worker
+            from parley.pipeline.worker import run_worker
 
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()
@@ -217,7 +314,7 @@ def serve(
         await running.stop(settings.shutdown_grace_seconds)
 
     try:
-        asyncio.run(main())
+        _one_line_errors(f"parley serve {service}", verbose, lambda: asyncio.run(main()))
     finally:
         if embedded is not None:
             embedded.stop()  # type: ignore[attr-defined]
@@ -245,6 +342,11 @@ async def _replay_and_print(
         f"[bold]{file.name}[/bold]: {len(messages)} messages, {report.accepted} accepted, "
         f"{report.duplicates} duplicates, {len(report.conversations)} conversations"
     )
+    if report.duplicates:
+        console.print(
+            f"{report.duplicates} of these messages were already ingested (the file was replayed before): "
+            "nothing new was done for them; the conversations they are in follow."
+        )
     for conversation in report.conversations:
         console.rule(
             f"{conversation.conversation_id} · {CHANNEL_NAMES.get(conversation.channel, '?')} · "
@@ -332,7 +434,7 @@ def _mount_optional_commands() -> None:
     import importlib
     import importlib.util
 
-    for name in SERVICES:
+    for name in (*SERVICES, "chaos"):
         package = importlib.util.find_spec(f"parley.{name}")
         if package is not None and importlib.util.find_spec(f"parley.{name}.commands") is not None:
             module = importlib.import_module(f"parley.{name}.commands")

@@ -6,6 +6,7 @@ Every service reads its ports, peers and limits from here; `PARLEY_` is the pref
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -31,6 +32,8 @@ class Settings(BaseSettings):
     # A namespace prefix for every key, so several suites (or test runs) can share one Redis.
     key_prefix: str = "parley"
 
+    # The interface every service binds ("0.0.0.0" in containers), each service's gRPC port, and the HTTP port
+    # of the ingestion service's webhooks.
     host: str = "127.0.0.1"
     ingestion_port: int = 50051
     conversations_port: int = 50052
@@ -38,7 +41,13 @@ class Settings(BaseSettings):
     router_port: int = 50054
     dispatch_port: int = 50055
     webhook_port: int = 8080
-    metrics_port: int = 0
+    # Each process serves Prometheus `/metrics` on this port plus its offset (ingestion +0, conversations +1,
+    # classifier +2, router +3, dispatch +4, worker +5 + worker_index); 0 serves none.
+    metrics_port: int = 9101
+    # Which of several workers on one host this is (`parley up` numbers its workers), for its metrics port.
+    worker_index: int = 0
+    # Log lines: "text" for people, "json" (one object per line, with trace and message ids) for collectors.
+    log_format: Literal["text", "json"] = "text"
 
     # Peer addresses (host:port); empty means host plus the peer's port.
     ingestion_addr: str = ""
@@ -52,6 +61,9 @@ class Settings(BaseSettings):
     max_batch: int = 1000
     max_text_chars: int = 10_000
     max_id_chars: int = 256
+    # Attachments per message, and the longest attachment field (a URL, a type, a platform id).
+    max_attachments: int = 50
+    max_attachment_chars: int = 2048
 
     # Deadline on every outbound call, and the grace period on shutdown.
     rpc_timeout_seconds: float = 10.0
@@ -64,10 +76,21 @@ class Settings(BaseSettings):
     worker_block_ms: int = 200
     # A pending entry idle this long belongs to a worker presumed dead and is re-claimed.
     claim_idle_ms: int = 30_000
+    # This worker's consumer name in the group (default: host name and process id).
     worker_name: str = ""
+    # Entries kept in the event stream (older ones are trimmed).
     events_maxlen: int = 1_000_000
+    # Every dead-letter list (inbound, dispatch) keeps its newest entries up to this many.
+    dead_letter_maxlen: int = 10_000
+    # Backpressure: with this many entries in the inbound log not yet processed, Ingest answers
+    # RESOURCE_EXHAUSTED and the webhooks 429, each with a hint to retry after so many seconds (0: no bound).
+    inbound_max_backlog: int = 250_000
+    inbound_retry_after_seconds: int = 5
 
+    # The classifier's trained artifacts and knowledge base.
     models_dir: Path = REPO_ROOT / "models"
+    # The router's escalation policy (YAML, reloaded when the file changes; see docs/policy.md); unset: the
+    # shipped default.
     policy_file: Path | None = None
 
     # dispatch: outbox partitions (fixed once replies are queued: a reply's partition is a hash of its id),
@@ -79,6 +102,9 @@ class Settings(BaseSettings):
     dispatch_concurrency: int = 32
     # How long a finished delivery (and so its reply_id's idempotency) is kept.
     dispatch_retention_seconds: int = 30 * 24 * 3600
+    # The adapter per channel name (JSON, e.g. {"x":"x","whatsapp":"whatsapp","messenger":"meta"}) and for
+    # every other channel: "log" writes one JSON line per post to dispatch_log_path, "network" calls the
+    # network's real API.
     dispatch_adapters: dict[str, str] = Field(default_factory=dict)
     dispatch_default_adapter: str = "log"
     dispatch_log_path: Path = Path(".parley/outbox.log")
@@ -108,6 +134,9 @@ class Settings(BaseSettings):
     # A public reply naming an email, phone, card, order or account number or address: "block" or "move"
     # (a short public invitation to a DM, and the detail sent privately as "<reply_id>/private").
     dispatch_public_pii_policy: str = "move"
+    # Regions (ISO 3166 codes) whose national phone formats the guard reads; international (+...) numbers are
+    # read whatever the region.
+    dispatch_pii_phone_regions: str = "US,GB,FR,DE"
     dispatch_move_to_private_text: str = (
         "We'd rather not share those details here: we've sent you a direct message."
     )
@@ -120,12 +149,20 @@ class Settings(BaseSettings):
     # with 503, never read unsigned.
     webhook_enabled: bool = True
     webhook_max_body_bytes: int = 1024 * 1024
+    # A connection whose request headers have not all arrived this long after it opened (or after its
+    # previous answer) is closed; a body not read whole in its timeout gets 408. At most
+    # webhook_max_connections are open at once (the next one gets 503), so partial bodies never hold more
+    # than that many times the body cap.
+    webhook_header_timeout_seconds: float = 10.0
+    webhook_body_timeout_seconds: float = 30.0
+    webhook_max_connections: int = 64
     webhook_meta_app_secret: str = ""
     webhook_meta_verify_token: str = ""
     # Messenger and Instagram echo every message the Page sends; those sent by this app id are Parley's own
     # replies (dispatch records them), so they are skipped. Echoes from other senders (the Page inbox) are
     # logged as the brand's outbound messages.
     webhook_meta_app_id: str = ""
+    # X's consumer secret: answers the CRC challenge and checks x-twitter-webhooks-signature.
     webhook_x_consumer_secret: str = ""
     # Messages of a signed delivery that Parley's validation refuses are kept here (newest last), not dropped.
     webhook_refused_maxlen: int = 10_000
@@ -137,6 +174,9 @@ class Settings(BaseSettings):
     conversations_sweep_seconds: float = 5.0
     conversations_reopen_window_seconds: float = 7 * 24 * 3600.0
     conversations_private_window_seconds: float = 24 * 3600.0
+    # A closed (resolved or closed-without-action) conversation and its messages expire this long after
+    # closing; reopening it clears the expiry. 0 keeps them forever.
+    conversations_retention_seconds: int = 90 * 24 * 3600
     # Customer value tiers: a YAML/JSON file mapping "channel:author_id" (or author_id) to a tier, then
     # follower-count thresholds ("tier:min_followers,..."), else the default tier.
     conversations_tier_file: Path | None = None
@@ -178,6 +218,15 @@ class Settings(BaseSettings):
 
     def port(self, service: str) -> int:
         return int(getattr(self, f"{service}_port"))
+
+    def metrics_port_of(self, process: str, worker_index: int | None = None) -> int:
+        """The `/metrics` port of a service or of the worker (0 when metrics are off)."""
+        if not self.metrics_port:
+            return 0
+        if process == "worker":
+            index = self.worker_index if worker_index is None else worker_index
+            return self.metrics_port + len(SERVICES) + index
+        return self.metrics_port + SERVICES.index(process)
 
     @property
     def grpc_options(self) -> list[tuple[str, int]]:

@@ -130,6 +130,7 @@ async def replay(
     report = ReplayReport()
     ids = {message_id(m.channel, m.platform_message_id) for m in messages}
     accepted: set[str] = set()  # only these will come through the pipeline now
+    duplicates: list[str] = []  # ingested before: shown from the conversations they are already in
     all_ingested = asyncio.Event()
     async with (
         channel(settings, settings.address("ingestion")) as ingestion_ch,
@@ -157,7 +158,8 @@ async def replay(
                 if item.status == ingestion_pb2.INGEST_STATUS_ACCEPTED:
                     accepted.add(item.message_id)
                 else:
-                    report.duplicates += 1
+                    duplicates.append(item.message_id)
+        report.duplicates = len(duplicates)
         report.accepted = len(accepted)
         all_ingested.set()
         try:
@@ -170,14 +172,21 @@ async def replay(
             follower.cancel()
 
         conversations = conversations_pb2_grpc.ConversationsServiceStub(conversations_ch)
-        for conversation_id in dict.fromkeys(threaded[i] for i in sorted(threaded, key=_order(messages))):
-            got = await conversations.GetConversation(
-                conversations_pb2.GetConversationRequest(conversation_id=conversation_id), timeout=timeout
-            )
+        order = _order(messages)
+        requests = [
+            conversations_pb2.GetConversationRequest(conversation_id=conversation_id)
+            for conversation_id in dict.fromkeys(threaded[i] for i in sorted(threaded, key=order))
+        ] + [conversations_pb2.GetConversationRequest(message_id=i) for i in sorted(duplicates, key=order)]
+        for request in requests:
+            try:
+                got = await conversations.GetConversation(request, timeout=timeout)
+            except grpc.aio.AioRpcError as error:
+                if request.message_id and error.code() == grpc.StatusCode.NOT_FOUND:
+                    continue  # ingested before, but still waiting in the log for a worker
+                raise
+            # A merged conversation resolves to its survivor, which may be listed already.
             if got.conversation.conversation_id not in {c.conversation_id for c in report.conversations}:
-                report.conversations.append(
-                    got.conversation
-                )  # a merged conversation resolves to its survivor
+                report.conversations.append(got.conversation)
         dispatch = dispatch_pb2_grpc.DispatchServiceStub(dispatch_ch)
         for conversation in report.conversations:
             for item in conversation.messages:

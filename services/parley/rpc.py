@@ -6,6 +6,8 @@ A service module builds its servicer and calls `start_server`; tests do the same
 from __future__ import annotations
 
 import asyncio
+import errno
+import inspect
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -19,12 +21,30 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 from grpc_status import rpc_status
+from redis.exceptions import ClusterDownError, OutOfMemoryError, RedisClusterException, TryAgainError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from parley import store
 from parley.auth import TokenSource, client_interceptors, server_interceptors
 from parley.config import Settings
+from parley.telemetry import tracing
+from parley.telemetry.metrics import ObservingInterceptor
 
 log = logging.getLogger(__name__)
+
+
+# Redis failures that pass once it is back (or has room again), so a caller should retry (UNAVAILABLE) rather
+# than see UNKNOWN. RedisClusterException covers a cluster with no reachable node (redis-py does not derive it
+# from RedisError); OutOfMemoryError is a Redis at `maxmemory` refusing writes.
+STORE_UNAVAILABLE = (
+    RedisConnectionError,
+    OutOfMemoryError,
+    RedisTimeoutError,
+    ClusterDownError,
+    TryAgainError,
+    RedisClusterException,
+)
 
 
 class InvalidArgument(Exception):
@@ -41,6 +61,13 @@ class NotFound(Exception):
 
 class FailedPrecondition(Exception):
     """Raised by a core when the request is valid but the state does not allow it."""
+
+
+class Aborted(FailedPrecondition):
+    """A race lost to a concurrent change (ABORTED): the same request may succeed when simply retried.
+
+    A kind of failed precondition, so code that catches those inside a service treats it the same; callers
+    across the wire see ABORTED, which workers retry and never dead-letter."""
 
 
 def bad_request_status(violations: Sequence[tuple[str, str]]) -> grpc.Status:
@@ -79,6 +106,8 @@ async def abort_for(context: grpc.aio.ServicerContext, error: Exception) -> None
         await context.abort_with_status(bad_request_status(error.violations))
     if isinstance(error, NotFound):
         await context.abort(grpc.StatusCode.NOT_FOUND, str(error) or "not found")
+    if isinstance(error, Aborted):
+        await context.abort(grpc.StatusCode.ABORTED, str(error))
     if isinstance(error, FailedPrecondition):
         await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(error))
     raise error
@@ -92,10 +121,109 @@ def mapped_errors(method: Callable[..., Awaitable[Any]]) -> Callable[..., Awaita
             return await method(self, request, context)
         except (InvalidArgument, NotFound, FailedPrecondition) as error:
             await abort_for(context, error)
+        except STORE_UNAVAILABLE as error:
+            log.warning("%s: state store unavailable (%s)", method.__name__, type(error).__name__)
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "state store unavailable; retry shortly")
 
     wrapper.__name__ = method.__name__
     wrapper.__doc__ = method.__doc__
     return wrapper
+
+
+class _Undecodable:
+    """What a guarded deserializer returns for bytes that do not parse as the request message."""
+
+    def __init__(self, type_name: str) -> None:
+        self.type_name = type_name
+
+
+async def _refuse_undecodable(context: grpc.aio.ServicerContext, request: _Undecodable) -> None:
+    description = f"is not a valid {request.type_name} (corrupt protobuf or a string that is not UTF-8)"
+    await context.abort_with_status(bad_request_status([("request", description)]))
+
+
+class RefuseUndecodable(grpc.aio.ServerInterceptor):
+    """Answers a request that does not parse with INVALID_ARGUMENT (a BadRequest on `request`).
+
+    grpc.aio itself answers a deserializer's exception with UNKNOWN and the exception's class name, which
+    tells a caller nothing useful and shows an internal name. So the deserializer is wrapped to hand the
+    handler a marker instead, and the marker is refused before the servicer sees it. Each method's guarded
+    handler is made once and kept.
+    """
+
+    def __init__(self) -> None:
+        self._guarded: dict[int, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        if handler is None or handler.request_deserializer is None:
+            return handler
+        known = self._guarded.get(id(handler))
+        if known is None or known[0] is not handler:
+            known = (handler, self._guard(handler))
+            self._guarded[id(handler)] = known
+        return known[1]
+
+    @staticmethod
+    def _guard(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+        parse = handler.request_deserializer
+        message_type = getattr(parse, "__self__", None)
+        type_name = getattr(getattr(message_type, "DESCRIPTOR", None), "full_name", "request message")
+
+        def deserialize(data: bytes) -> Any:
+            try:
+                return parse(data)
+            except Exception:  # protobuf's DecodeError, or a UnicodeDecodeError from a pure-Python build
+                return _Undecodable(type_name)
+
+        return _guarded(handler, deserialize)
+
+
+def _guarded(handler: grpc.RpcMethodHandler, deserialize: Callable[[bytes], Any]) -> grpc.RpcMethodHandler:
+    async def checked(requests: Any, context: grpc.aio.ServicerContext) -> Any:
+        async for request in requests:
+            if isinstance(request, _Undecodable):
+                await _refuse_undecodable(context, request)
+            yield request
+
+    async def unary_unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        if isinstance(request, _Undecodable):
+            await _refuse_undecodable(context, request)
+        return await handler.unary_unary(request, context)
+
+    async def responses(call: Any) -> Any:
+        # A streaming handler is an async generator, or a coroutine that writes through its context.
+        if inspect.isasyncgen(call):
+            async for response in call:
+                yield response
+        else:
+            await call
+
+    async def unary_stream(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        if isinstance(request, _Undecodable):
+            await _refuse_undecodable(context, request)
+        async for response in responses(handler.unary_stream(request, context)):
+            yield response
+
+    async def stream_unary(requests: Any, context: grpc.aio.ServicerContext) -> Any:
+        return await handler.stream_unary(checked(requests, context), context)
+
+    async def stream_stream(requests: Any, context: grpc.aio.ServicerContext) -> Any:
+        async for response in responses(handler.stream_stream(checked(requests, context), context)):
+            yield response
+
+    serialize = handler.response_serializer
+    if handler.request_streaming and handler.response_streaming:
+        return grpc.stream_stream_rpc_method_handler(stream_stream, deserialize, serialize)
+    if handler.request_streaming:
+        return grpc.stream_unary_rpc_method_handler(stream_unary, deserialize, serialize)
+    if handler.response_streaming:
+        return grpc.unary_stream_rpc_method_handler(unary_stream, deserialize, serialize)
+    return grpc.unary_unary_rpc_method_handler(unary_unary, deserialize, serialize)
 
 
 @dataclass
@@ -126,9 +254,14 @@ async def start_server(
     `register` lists (add_XServicer_to_server, servicer, full service name) for each service to expose.
     Health checking reports SERVING for each service and for "" (the whole server); reflection lists them.
     """
+    # SO_REUSEPORT off: otherwise a second suite binds a port this one holds and the two share its traffic.
+    options = [*settings.grpc_options, ("grpc.so_reuseport", 0)]
     # The auth interceptor reads the router's assignments and appends to the audit trail with its own client.
     redis = store.connect(settings) if settings.redis_url and not settings.auth_disabled else None
-    server = grpc.aio.server(options=settings.grpc_options, interceptors=server_interceptors(settings, redis))
+    # Observing first (outermost), so every call is counted, a refused one too; then authentication, so a
+    # caller without a token learns nothing from how its request parses.
+    interceptors = [ObservingInterceptor(), *server_interceptors(settings, redis), RefuseUndecodable()]
+    server = grpc.aio.server(options=options, interceptors=interceptors)
     health_servicer = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     names = []
@@ -137,10 +270,13 @@ async def start_server(
         names.append(name)
     if settings.grpc_reflection:
         reflection.enable_server_reflection([*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
-    if settings.tls_cert_file and settings.tls_key_file:
-        port = server.add_secure_port(address, _server_credentials(settings))
-    else:
-        port = server.add_insecure_port(address)
+    try:
+        if settings.tls_cert_file and settings.tls_key_file:
+            port = server.add_secure_port(address, _server_credentials(settings))
+        else:
+            port = server.add_insecure_port(address)
+    except RuntimeError as error:  # grpcio's way of saying the bind failed (the port is taken, mostly)
+        raise OSError(errno.EADDRINUSE, f"could not bind {address}") from error
     if port == 0:
         raise OSError(f"could not bind {address}")
     await server.start()
@@ -167,7 +303,9 @@ def _server_credentials(settings: Settings) -> grpc.ServerCredentials:
 
 
 def _transport(settings: Settings, address: str, interceptors: list[Any]) -> grpc.aio.Channel:
-    """Plaintext, or TLS when a CA or certificate is configured (presenting the certificate under mTLS)."""
+    """Plaintext, or TLS when a CA or certificate is configured (presenting the certificate under mTLS); trace
+    context travels with every call when tracing is on."""
+    interceptors = [*tracing.client_interceptors(), *interceptors]
     if not (settings.tls_ca_file or settings.tls_cert_file):
         return grpc.aio.insecure_channel(address, options=settings.grpc_options, interceptors=interceptors)
     mutual = settings.tls_require_client_cert

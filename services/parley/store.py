@@ -57,6 +57,16 @@ def connect(settings: Settings, url: str | None = None) -> Redis:
     return aioredis.Redis.from_url(url, health_check_interval=30)
 
 
+# A key part made of caller-supplied ids: ":" separates parts, "{" and "}" mark the hash tag, "%" escapes.
+_KEY_PART_ESCAPES = str.maketrans({"%": "%25", ":": "%3A", "{": "%7B", "}": "%7D"})
+
+
+def escape_key_part(part: str) -> str:
+    """`part` with ":", "{", "}" and "%" percent-escaped, so that joining escaped parts with ":" is one-to-one
+    and no id moves a key to another hash slot. Ids without those characters are unchanged."""
+    return part.translate(_KEY_PART_ESCAPES)
+
+
 @dataclass(frozen=True)
 class Keys:
     """Every Redis key name of the suite, under one prefix."""

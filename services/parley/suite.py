@@ -8,25 +8,91 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import importlib
+import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from parley.auth import jwt_secret
 from parley.config import SERVICES, Settings
 from parley.rpc import RunningServer, wait_ready
+from parley.supervision import Restarts, watch_redis
 
 WORKER = "worker"
+
+log = logging.getLogger(__name__)
+
+
+class PortInUse(OSError):
+    """A port the suite needs is held by another process; the message names the setting that moves it."""
+
+    def __init__(self, what: str, host: str, port: int, setting: str) -> None:
+        super().__init__(
+            errno.EADDRINUSE,
+            f"{what}: port {port} on {host} is in use (another Parley still running?); "
+            f"stop what holds it or set {setting} to a free port",
+        )
+
+    def __str__(self) -> str:
+        return str(self.strerror)
 
 
 async def start_service(name: str, settings: Settings, address: str | None = None) -> RunningServer:
     """Start one service's gRPC server (address defaults to host:port from settings)."""
     module = importlib.import_module(f"parley.{name}.server")
-    return await module.create_server(settings, address or f"{settings.host}:{settings.port(name)}")
+    address = address or f"{settings.host}:{settings.port(name)}"
+    try:
+        running = await module.create_server(settings, address)
+    except OSError as error:
+        if error.errno != errno.EADDRINUSE or isinstance(error, PortInUse):
+            raise
+        host, _, port = address.rpartition(":")
+        raise PortInUse(f"{name} gRPC", host, int(port), f"PARLEY_{name.upper()}_PORT") from error
+    watch_redis(running, settings)  # NOT_SERVING while Redis is unreachable
+    return running
+
+
+def ports_of(settings: Settings, process: str, worker_index: int = 0) -> list[tuple[str, str, int, str]]:
+    """The (what, host, port, setting) one process listens on: its gRPC port, webhooks, /metrics."""
+    ports = []
+    if process != WORKER:
+        ports.append(
+            (f"{process} gRPC", settings.host, settings.port(process), f"PARLEY_{process.upper()}_PORT")
+        )
+    if process == "ingestion" and settings.webhook_enabled:
+        ports.append(("webhooks", settings.host, settings.webhook_port, "PARLEY_WEBHOOK_PORT"))
+    metrics_port = settings.metrics_port_of(process, worker_index)
+    ports.append((f"{process} metrics", settings.host, metrics_port, "PARLEY_METRICS_PORT"))
+    return ports
+
+
+def ports_needed(settings: Settings, workers: int) -> list[tuple[str, str, int, str]]:
+    """Every port the whole suite listens on."""
+    ports = [p for name in SERVICES for p in ports_of(settings, name)]
+    return ports + [p for i in range(workers) for p in ports_of(settings, WORKER, i)]
+
+
+def check_ports_free(ports: Iterable[tuple[str, str, int, str]]) -> None:
+    """Raise PortInUse for the first (what, host, port, setting) some other process listens on."""
+    for what, host, port, setting in ports:
+        if port == 0:
+            continue
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+            # As the servers bind: a port left in TIME_WAIT is free, one with a listener is not.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((host, port))
+            except OSError as error:
+                if error.errno == errno.EADDRINUSE:
+                    raise PortInUse(what, host, port, setting) from None
+                raise
 
 
 @dataclass
@@ -50,7 +116,7 @@ class InProcessSuite:
         return suite
 
     def add_worker(self, consumer: str) -> asyncio.Task[None]:
-        from parley.ingestion.worker import run_worker
+        from parley.pipeline.worker import run_worker
 
         task = asyncio.create_task(run_worker(self.settings, self.stop_workers, consumer))
         self.workers.append(task)
@@ -78,6 +144,7 @@ def env_for(settings: Settings) -> dict[str, str]:
     """The environment that gives a child process the same Redis, namespace and addresses as `settings`."""
     env = {
         "REDIS_URL": settings.redis_url or "",
+        "PARLEY_REDIS_CLUSTER": "true" if settings.redis_cluster else "false",
         "PARLEY_KEY_PREFIX": settings.key_prefix,
         "PARLEY_HOST": settings.host,
         "PARLEY_STREAM_PARTITIONS": str(settings.stream_partitions),
@@ -86,6 +153,8 @@ def env_for(settings: Settings) -> dict[str, str]:
         "PARLEY_AUTH_JWT_SECRET": jwt_secret(settings),
         "PARLEY_AUTH_TOKEN": "",
         "PARLEY_AUTH_DISABLED": str(settings.auth_disabled).lower(),
+        "PARLEY_METRICS_PORT": str(settings.metrics_port),
+        "PARLEY_LOG_FORMAT": settings.log_format,
     }
     for name in SERVICES:
         env[f"PARLEY_{name.upper()}_PORT"] = str(settings.port(name))
@@ -100,6 +169,9 @@ class ChildProcessSuite:
     settings: Settings
     env: dict[str, str]
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    services: dict[str, str] = field(default_factory=dict)  # child name -> what it runs
+    log_dir: str = ".parley/logs"
+    stopping: bool = False
 
     @classmethod
     async def start(
@@ -122,7 +194,10 @@ class ChildProcessSuite:
         return suite
 
     def _spawn(self, name: str, service: str, log_dir: str) -> None:
+        self.services[name], self.log_dir = service, log_dir
         env = self.env | {"PARLEY_WORKER_NAME": name}
+        if service == WORKER:  # worker-<i>: its /metrics port follows its number
+            env["PARLEY_WORKER_INDEX"] = name.rpartition("-")[2]
         with open(os.path.join(log_dir, f"{name}.log"), "ab") as out:
             self.processes[name] = subprocess.Popen(
                 [sys.executable, "-m", "parley", "serve", service], env=env, stdout=out, stderr=out
@@ -138,8 +213,9 @@ class ChildProcessSuite:
                 dead = self.failed()
                 if dead:
                     log = Path(log_dir, f"{dead[0]}.log")
-                    tail = log.read_text(errors="replace")[-2000:]  # noqa: ASYNC240 - failing anyway
-                    raise RuntimeError(f"{dead[0]} exited during start-up; its log ends:\n{tail}")
+                    lines = log.read_text(errors="replace").strip().splitlines()  # noqa: ASYNC240 - failing
+                    said = lines[-1].strip() if lines else "no output"
+                    raise RuntimeError(f"{dead[0]} exited during start-up: {said} (whole log: {log})")
                 await asyncio.sleep(0.1)
             await ready
         finally:
@@ -148,7 +224,26 @@ class ChildProcessSuite:
     def failed(self) -> list[str]:
         return [name for name, proc in self.processes.items() if proc.poll() is not None]
 
+    async def supervise(self, every: float = 0.5) -> None:
+        """Start again each child that dies (with backoff per child) until `stop`; runs until cancelled."""
+        restarts = Restarts()
+        due: dict[str, float] = {}
+        loop = asyncio.get_running_loop()
+        while not self.stopping:
+            for name in self.failed():
+                if name not in due:
+                    delay = restarts.next_delay(name)
+                    code = self.processes[name].returncode
+                    log.warning("%s exited with code %s; restarting it in %.1fs", name, code, delay)
+                    due[name] = loop.time() + delay
+                elif loop.time() >= due[name] and not self.stopping:
+                    del due[name]
+                    self._spawn(name, self.services[name], self.log_dir)
+                    restarts.started_now(name)
+            await asyncio.sleep(every)
+
     def stop(self) -> None:
+        self.stopping = True
         for proc in self.processes.values():
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)

@@ -93,6 +93,16 @@ async def test_invalid_arguments_name_each_field(stub: classifier_pb2_grpc.Class
     assert [f for f, _ in field_violations(answer.value)] == ["text"]
 
 
+async def test_an_empty_text_is_triaged(stub: classifier_pb2_grpc.ClassifierServiceStub) -> None:
+    # A photo alone reaches Classify with an empty text (ingestion accepts it beside attachments); refusing it
+    # used to dead-letter the message after it had been acknowledged.
+    reply = await stub.Classify(classifier_pb2.ClassifyRequest(items=[item(1, ""), item(2, "thanks!")]))
+    photo, thanks = reply.results
+    assert photo.message_id == "x:1" and photo.intent != common_pb2.INTENT_UNSPECIFIED
+    assert photo.bot_answer.abstained  # nothing to answer
+    assert thanks.intent == common_pb2.INTENT_PRAISE
+
+
 async def test_brand_reply_reaches_the_model(stub: classifier_pb2_grpc.ClassifierServiceStub) -> None:
     text = "sure, the order number is 12345"
     reply = await stub.Classify(

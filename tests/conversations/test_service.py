@@ -152,3 +152,41 @@ async def test_profile_calls_name_bad_fields_and_unknown_customers(
             S.GetProfileRequest(identity=S.Identity(channel=common_pb2.CHANNEL_X, author_id="nobody"))
         )
     assert error.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_get_conversation_by_one_of_its_message_ids(
+    stub: conversations_pb2_grpc.ConversationsServiceStub,
+) -> None:
+    reply = await stub.Thread(S.ThreadRequest(messages=[msg("m1", at=0), msg("m2", reply_to="m1", at=5)]))
+    cid = reply.results[0].conversation_id
+    second = reply.results[1].message_id
+    got = await stub.GetConversation(S.GetConversationRequest(message_id=second))
+    assert got.conversation.conversation_id == cid and len(got.conversation.messages) == 2
+    with pytest.raises(grpc.aio.AioRpcError) as missing:
+        await stub.GetConversation(S.GetConversationRequest(message_id="x:never-seen"))
+    assert missing.value.code() == grpc.StatusCode.NOT_FOUND
+    both = S.GetConversationRequest(conversation_id=cid, message_id=second)
+    assert await violations_of(stub.GetConversation(both)) == ["message_id"]
+
+
+@pytest.mark.parametrize(
+    "field, outcome",
+    [
+        ("outcomes[0].triage.intent", S.Outcome(triage=common_pb2.Triage(intent=99))),
+        ("outcomes[0].triage.model_intent", S.Outcome(triage=common_pb2.Triage(model_intent=99))),
+        ("outcomes[0].routing.action", S.Outcome(routing=common_pb2.RoutingDecision(action=99))),
+    ],
+)
+async def test_an_undefined_enum_value_is_refused_and_not_stored(
+    stub: conversations_pb2_grpc.ConversationsServiceStub, field: str, outcome: S.Outcome
+) -> None:
+    [threaded] = (await stub.Thread(S.ThreadRequest(messages=[msg("1")]))).results
+    outcome.conversation_id, outcome.message_id = threaded.conversation_id, "x:1"
+    with pytest.raises(grpc.aio.AioRpcError) as error:
+        await stub.RecordOutcomes(S.RecordOutcomesRequest(outcomes=[outcome]))
+    assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    violations = rpc.field_violations(error.value)
+    assert [f for f, _ in violations] == [field]
+    assert "99 is not a defined" in violations[0][1]
+    stored = await stub.GetConversation(S.GetConversationRequest(conversation_id=threaded.conversation_id))
+    assert all(m.triage.intent != 99 for m in stored.conversation.messages)

@@ -384,7 +384,8 @@ async def test_scripts_are_reloaded_when_redis_forgets_them(
 
     # What a restart or failover does to the script cache (not flushed here: the Redis is shared).
     def forget() -> None:
-        dispatcher._shas = {name: "0" * 40 for name in dispatcher._shas}
+        for script in dispatcher._scripts.values():
+            script.sha = "0" * 40
 
     forget()
     await dispatcher.send([make_reply("bot:x:21")])

@@ -4,6 +4,7 @@ is on the network exactly once, or the delivery says why it stopped (never a sil
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 from collections.abc import Sequence
 
@@ -215,3 +216,35 @@ async def test_many_replies_and_a_death_mid_batch_none_is_posted_twice_none_is_l
     sent = [r for r in replies if (await second.get(r.reply_id)).status == SENT]
     # Only the calls in flight (at most the per-network limit) when the process stopped are in doubt.
     assert len(sent) >= len(replies) - network_settings.dispatch_network_concurrency
+
+
+async def test_a_stop_that_cuts_a_call_short_leaves_its_part_in_doubt(
+    network_settings: Settings, network: FakeNetwork, redis: Redis, keys: Keys
+) -> None:
+    """The process is told to stop while the network takes the post; the HTTP client reports the cut as a
+    dropped connection (aiohttp does so when a stop reaches it mid-request). That error must not clear the
+    part's "started" mark, or the next process posts the reply a second time."""
+
+    class StoppedMidCall(XAdapter):
+        async def post_part(self, reply: dispatch_pb2.Reply, text: str, previous_id: str | None) -> str:
+            task = asyncio.current_task()
+            assert task is not None
+            task.cancel()  # the stop arrives ...
+            # ... and is absorbed inside the HTTP client, which then sees the connection go.
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.sleep(0)
+            network.fail_next(Fail(mode="post_then_drop"))
+            return await super().post_part(reply, text, previous_id)
+
+    stopping = StoppedMidCall(network_settings, ManualClock())
+    first = dispatcher_for(network_settings, redis, keys, AdapterRegistry.uniform(stopping), "loop-1")
+    await first.send([make_reply("bot:x:s1", in_reply_to_id="777")])
+    with pytest.raises(asyncio.CancelledError):
+        await first.deliver_once()
+    await stopping.aclose()
+    assert len(network.posted) == 1
+
+    second = await take_over(network_settings, redis, keys)
+    delivery = await second.get("bot:x:s1")
+    assert len(network.posted) == 1  # never a second copy
+    assert delivery.status == DEAD_LETTER and "may already be posted" in delivery.error

@@ -10,7 +10,7 @@ from redis import exceptions as redis_exceptions
 from parley.clock import ManualClock
 from parley.config import Settings
 from parley.ingestion.inbound_log import ACCEPTED, DUPLICATE, InboundLog
-from parley.ingestion.validation import normalize
+from parley.ingestion.intake import normalize
 from parley.store import Keys, Redis
 from parley.v1 import common_pb2
 
@@ -54,8 +54,10 @@ async def test_the_entry_and_its_mark_share_a_partition(settings: Settings, redi
     assert partition == log.partition_of(make("77", author="u9", text="again"))
     assert partition == InboundLog(settings, redis, keys).partition_of(message)
     assert 0 <= partition < settings.stream_partitions
-    # Several authors spread over several partitions.
-    assert len({log.partition_of(make("1", author=f"u{i}")) for i in range(50)}) > 1
+    # Only the message's own id chooses: a copy naming another author or brand finds the same mark.
+    assert partition == log.partition_of(make("77", author="someone-else"))
+    # Several messages spread over several partitions.
+    assert len({log.partition_of(make(str(i))) for i in range(50)}) > 1
 
     await log.append([message])
     assert await redis.exists(keys.seen(partition, "x:77")) == 1
@@ -80,12 +82,12 @@ async def test_loads_the_script_when_the_server_lacks_it(
     settings: Settings, redis: Redis, keys: Keys
 ) -> None:
     log = InboundLog(settings, redis, keys)
-    real_sha = log._script.sha
+    real_sha = log._append.sha
     # A sha the server has never seen answers NOSCRIPT, as a fresh server does (without flushing the
     # script cache of a Redis others share).
-    log._script.sha = "0" * 40
+    log._append.sha = "0" * 40
     assert await log.append([make("1"), make("1"), make("2")]) == [ACCEPTED, DUPLICATE, ACCEPTED]
-    assert log._script.sha == real_sha
+    assert log._append.sha == real_sha
     assert await log.backlog() == 2
 
 

@@ -210,3 +210,86 @@ async def test_unreachable_redis_is_unavailable(settings: Settings) -> None:
             assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
     finally:
         await running.stop(0)
+
+
+# -- what was accepted and then lost, hidden or duplicated -------------------------------------------------
+
+
+async def test_a_corrupt_request_is_invalid_argument_without_internal_names(
+    settings: Settings, server: RunningServer
+) -> None:
+    # A truncated protobuf, and a well-formed one whose text is not UTF-8 (bytes 0xff 0xfe).
+    corrupt = [b"\xff\xff\xff", b"\x0a\x04\x3a\x02\xff\xfe"]
+    async with rpc.channel(settings, f"127.0.0.1:{server.port}") as channel:
+        for body in corrupt:
+            ingest = channel.unary_unary("/parley.v1.IngestionService/Ingest")
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                await ingest(body)
+            assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert "DecodeError" not in (caught.value.details() or "")
+            assert [f for f, _ in field_violations(caught.value)] == ["request"]
+        stream = channel.stream_stream("/parley.v1.IngestionService/IngestStream")()
+        await stream.write(corrupt[1])
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await stream.read()
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "parley.v1.IngestStreamRequest" in (caught.value.details() or "")
+
+
+async def test_an_id_that_fits_only_without_its_channel_prefix_is_refused(
+    stub: ingestion_pb2_grpc.IngestionServiceStub, settings: Settings
+) -> None:
+    # "messenger:" + 256 characters is no Parley id: every later stage would refuse it, after the ack.
+    too_long = "m" * settings.max_id_chars
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.Ingest(ingestion_pb2.IngestRequest(messages=[make(too_long)]))
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert [f for f, _ in field_violations(caught.value)] == ["messages[0].platform_message_id"]
+    fits = "m" * (settings.max_id_chars - len("messenger:"))
+    reply = await stub.Ingest(ingestion_pb2.IngestRequest(messages=[make(fits)]))
+    assert len(reply.results[0].message_id) == settings.max_id_chars
+
+
+async def test_a_sent_at_a_timestamp_cannot_hold_is_refused(
+    stub: ingestion_pb2_grpc.IngestionServiceStub,
+) -> None:
+    before_year_one = common_pb2.InboundMessage()
+    before_year_one.sent_at.seconds = -(10**12)
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.Ingest(ingestion_pb2.IngestRequest(messages=[make("m1", sent_at=before_year_one.sent_at)]))
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert [f for f, _ in field_violations(caught.value)] == ["messages[0].sent_at"]
+
+
+async def test_a_message_is_accepted_once_whatever_brand_or_author_a_copy_names(
+    stub: ingestion_pb2_grpc.IngestionServiceStub, redis: Redis, keys: Keys
+) -> None:
+    # X sends one copy of a post per subscribed account, each naming that account as the brand.
+    copies = [make("p1", brand_account_id=f"page-{i}") for i in range(8)]
+    copies += [make("p1", author=common_pb2.Author(id=f"psid-{i}")) for i in range(8)]
+    statuses = []
+    for copy in copies:
+        reply = await stub.Ingest(ingestion_pb2.IngestRequest(messages=[copy]))
+        statuses.append(reply.results[0].status)
+    assert statuses == [ACCEPTED] + [DUPLICATE] * (len(copies) - 1)
+    assert sum([await redis.xlen(keys.inbound_stream(p)) for p in range(4)]) == 1
+
+
+async def test_direct_messages_without_a_thread_make_one_conversation(
+    stub: ingestion_pb2_grpc.IngestionServiceStub, settings: Settings, redis: Redis, keys: Keys
+) -> None:
+    from parley.conversations.core import Conversations
+
+    # A platform sends a customer's DMs through gRPC without the network's thread id.
+    dms = [make(f"dm{i}", text=text) for i, text in enumerate(["hi", "my order is late", "KW-448120"])]
+    for dm in dms:
+        await stub.Ingest(ingestion_pb2.IngestRequest(messages=[dm]))
+    logged = []
+    for partition in range(4):
+        logged += [
+            common_pb2.InboundMessage.FromString(f[b"m"])
+            for _, f in await redis.xrange(keys.inbound_stream(partition))
+        ]
+    assert {m.platform_thread_id for m in logged} == {"psid-7"}  # the thread Meta's webhook gives them
+    threaded = await Conversations(settings, redis, keys, ManualClock()).thread(logged)
+    assert len({result.conversation_id for result in threaded}) == 1

@@ -8,24 +8,26 @@ import hashlib
 import hmac
 import json
 from collections.abc import AsyncIterator
-from pathlib import Path
-from typing import Any
 
 import aiohttp
-import pytest
 
-from parley.clock import ManualClock, from_timestamp
+from ingestion.webhook_client import (
+    META_SECRET,
+    META_VERIFY,
+    X_SECRET,
+    Client,
+    body_of,
+    logged,
+    meta_headers,
+    payload,
+    x_headers,
+)
+from parley.clock import ManualClock
 from parley.config import Settings
-from parley.ingestion.server import IngestionServer, create_server
+from parley.ingestion.server import create_server
 from parley.ingestion.webhooks.app import refused_key
 from parley.store import Keys, Redis
 from parley.v1 import common_pb2
-
-PAYLOADS = Path(__file__).parent / "webhook_payloads"
-META_SECRET = "3f0d1c2b9a8e7d6c5b4a39281706f5e4"
-META_VERIFY = "kettleworks-verify-2f91"
-OWN_APP_ID = "934177520093461"
-X_SECRET = "Zq4uT7mN1pR8sV2wX5yB0cE3fH6jK9aLdGiOeQ"
 
 X = common_pb2.CHANNEL_X
 FACEBOOK = common_pb2.CHANNEL_FACEBOOK
@@ -36,89 +38,6 @@ PUBLIC = common_pb2.VISIBILITY_PUBLIC
 PRIVATE = common_pb2.VISIBILITY_PRIVATE
 INBOUND = common_pb2.DIRECTION_INBOUND
 OUTBOUND = common_pb2.DIRECTION_OUTBOUND
-
-
-def payload(name: str) -> dict[str, Any]:
-    return json.loads((PAYLOADS / f"{name}.json").read_text())
-
-
-def body_of(data: dict[str, Any]) -> bytes:
-    return json.dumps(data).encode()
-
-
-def meta_headers(body: bytes, secret: str = META_SECRET) -> dict[str, str]:
-    digest = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    return {"Content-Type": "application/json", "X-Hub-Signature-256": f"sha256={digest}"}
-
-
-def x_headers(body: bytes, secret: str = X_SECRET) -> dict[str, str]:
-    digest = base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode()
-    return {
-        "Content-Type": "application/json; charset=utf-8",
-        "x-twitter-webhooks-signature": f"sha256={digest}",
-    }
-
-
-@pytest.fixture
-def hook_settings(settings: Settings) -> Settings:
-    return settings.model_copy(
-        update={
-            "webhook_meta_app_secret": META_SECRET,
-            "webhook_meta_verify_token": META_VERIFY,
-            "webhook_meta_app_id": OWN_APP_ID,
-            "webhook_x_consumer_secret": X_SECRET,
-        }
-    )
-
-
-@pytest.fixture
-async def server(hook_settings: Settings, redis: Redis) -> AsyncIterator[IngestionServer]:
-    running = await create_server(hook_settings, "127.0.0.1:0", clock=ManualClock())
-    yield running
-    await running.stop(0)
-
-
-@pytest.fixture
-async def http(server: IngestionServer) -> AsyncIterator[Client]:
-    async with aiohttp.ClientSession() as session:
-        yield Client(session, f"http://127.0.0.1:{server.webhook_port}")
-
-
-class Client:
-    def __init__(self, session: aiohttp.ClientSession, base: str) -> None:
-        self.session = session
-        self.base = base
-
-    async def post(self, path: str, body: Any, headers: dict[str, str]) -> tuple[int, Any]:
-        async with self.session.post(self.base + path, data=body, headers=headers) as response:
-            return response.status, await _content(response)
-
-    async def meta(self, data: dict[str, Any]) -> tuple[int, Any]:
-        body = body_of(data)
-        return await self.post("/webhooks/meta", body, meta_headers(body))
-
-    async def x(self, data: dict[str, Any]) -> tuple[int, Any]:
-        body = body_of(data)
-        return await self.post("/webhooks/x", body, x_headers(body))
-
-    async def get(self, path: str, params: dict[str, str]) -> tuple[int, Any]:
-        async with self.session.get(self.base + path, params=params) as response:
-            return response.status, await _content(response)
-
-
-async def _content(response: aiohttp.ClientResponse) -> Any:
-    if response.content_type == "application/json":
-        return await response.json()
-    return await response.text()
-
-
-async def logged(redis: Redis, keys: Keys, settings: Settings) -> list[common_pb2.InboundMessage]:
-    """Every message in the inbound log, ordered by send time."""
-    out = []
-    for partition in range(settings.stream_partitions):
-        for _, fields in await redis.xrange(keys.inbound_stream(partition)):
-            out.append(common_pb2.InboundMessage.FromString(fields[b"m"]))
-    return sorted(out, key=lambda m: (from_timestamp(m.sent_at), m.message_id))
 
 
 def by_id(messages: list[common_pb2.InboundMessage]) -> dict[str, common_pb2.InboundMessage]:

@@ -68,3 +68,9 @@ async def events_of(redis: Redis, keys: Keys, event_type: str) -> list[dict]:
                 }
             )
     return out
+
+
+async def known_conversations(redis: Redis, keys: Keys, *conversation_ids: str) -> None:
+    """Records for conversations the conversations service would have opened (Route refuses unknown ids)."""
+    for conversation_id in conversation_ids:
+        await redis.hset(keys.conversation(conversation_id), mapping={"conversation_id": conversation_id})

@@ -88,6 +88,7 @@ async def test_ageing_lifts_a_long_waiting_low_priority_conversation(router: Rou
     assert await router.tick() == {
         "policy_reloaded": 0,
         "claims_recovered": 0,
+        "reservations_released": 0,
         "requeued_offline": 0,
         "sla_at_risk": 0,
         "holds_released": 0,

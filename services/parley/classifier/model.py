@@ -30,7 +30,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.utils.extmath import softmax
 from sklearn.utils.sparsefuncs_fast import inplace_csr_row_normalize_l2
 
-from parley.classifier import batch, rules
+from parley.classifier import batch, manifest, rules
 from parley.classifier import entities as entities_mod
 from parley.classifier import language as language_mod
 from parley.classifier.knowledge import BotAnswer, KnowledgeBase
@@ -507,6 +507,8 @@ class Triager:
 
     def __init__(self, models_dir: Path, top_k: int = 5) -> None:
         self.models_dir = Path(models_dir)
+        # Nothing is opened before every artifact matches its SHA-256 in the manifest.
+        manifest.verify(self.models_dir)
         self.intent = _Model(load_pipeline(self.models_dir / "intent.skops"))
         self.topic = _Model(load_pipeline(self.models_dir / "topic.skops"))
         # The bot compares messages and paraphrases in the intent model's TF-IDF space.

@@ -11,10 +11,15 @@ from parley.classifier.model import INTENTS, TOPICS, Item, Triage, Triager
 from parley.config import Settings
 from parley.messages import CHANNEL_NAMES, CHANNELS_BY_NAME, INTENTS_BY_NAME
 from parley.rpc import InvalidArgument, mapped_errors
+from parley.telemetry import metrics
 from parley.v1 import classifier_pb2, classifier_pb2_grpc, common_pb2
 
 
-def _check_text(violations: list[tuple[str, str]], path: str, text: str, max_chars: int) -> None:
+def _check_text(
+    violations: list[tuple[str, str]], path: str, text: str, max_chars: int, allow_empty: bool = False
+) -> None:
+    if allow_empty and text == "":
+        return
     if not text.strip():
         violations.append((path, "must not be empty"))
     elif len(text) > max_chars:
@@ -31,7 +36,9 @@ def validate_classify(request: classifier_pb2.ClassifyRequest, settings: Setting
         )
     violations: list[tuple[str, str]] = []
     for i, item in enumerate(request.items):
-        _check_text(violations, f"items[{i}].text", item.text, settings.max_text_chars)
+        # An empty text is a message of attachments alone (a photo, a sticker), which ingestion accepts: it is
+        # triaged on its context like any other. Text of only whitespace is never sent and stays refused.
+        _check_text(violations, f"items[{i}].text", item.text, settings.max_text_chars, allow_empty=True)
         if len(item.message_id) > settings.max_id_chars:
             violations.append(
                 (f"items[{i}].message_id", f"must be at most {settings.max_id_chars} characters")
@@ -100,6 +107,7 @@ class ClassifierServicer(classifier_pb2_grpc.ClassifierServiceServicer):
         ]
         # The model call is CPU-bound: run it off the event loop so health checks and other calls stay served.
         results = await asyncio.to_thread(self.triager.classify, items)
+        metrics.count_triage(results)
         return classifier_pb2.ClassifyResponse(results=[triage_pb(t) for t in results])
 
     @mapped_errors

@@ -23,6 +23,7 @@ import yaml
 from sklearn.metrics import cohen_kappa_score, confusion_matrix, precision_recall_fscore_support
 from sklearn.pipeline import Pipeline
 
+from parley.classifier import manifest
 from parley.classifier.model import (
     INTENTS,
     TOPICS,
@@ -462,6 +463,7 @@ def _save_models(intent: Pipeline, topic: Pipeline, out_dir: Path, version: str)
     _save(topic, out_dir / "topic.skops")
     # Written before evaluation so a Triager loads exactly what was saved; rewritten with figures at the end.
     (out_dir / "metrics.json").write_text(json.dumps({"model_version": version}))
+    manifest.write(out_dir)
 
 
 def train(data_dir: Path, out_dir: Path, progress: Progress = lambda _: None) -> dict:
@@ -542,6 +544,7 @@ def train(data_dir: Path, out_dir: Path, progress: Progress = lambda _: None) ->
     if speed_path.exists():
         metrics["speed"] = json.loads(speed_path.read_text())
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    manifest.write(out_dir)
     _plot_confusion(
         metrics["intent_with_rules"]["confusion_matrix"],
         list(INTENTS),
@@ -830,6 +833,7 @@ def refresh_card(models_dir: Path) -> None:
     if speed_path.exists():
         metrics["speed"] = json.loads(speed_path.read_text())
     (models_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    manifest.write(models_dir)
     (models_dir / "model_card.md").write_text(model_card(metrics, models_dir))
 
 

@@ -29,27 +29,23 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from parley import lua
 from parley.clock import Clock, from_timestamp, to_timestamp
 from parley.config import Settings
 from parley.events import EventRecord, add_to_pipeline
 from parley.messages import CHANNEL_NAMES, INTENT_NAMES, message_id
-from parley.rpc import InvalidArgument, NotFound
+from parley.rpc import FailedPrecondition, InvalidArgument, NotFound
 from parley.store import Keys, Redis
 from parley.v1 import common_pb2, conversations_pb2
 
+from . import retention
 from .profiles import CHANNEL_BY_NAME, Tiers, identity_of
-from .store import (
-    CONTEXT_SCRIPT,
-    EVENT_SCRIPT,
-    OUTCOME_SCRIPT,
-    THREAD_SCRIPT,
-    ConversationKeys,
-    conversation_id_for,
-)
+from .store import ConversationKeys, conversation_id_for
 
 CONTEXT_TURNS = 5
 # How long a reply that arrived before its parent keeps a place for the parent.
 AWAITING_TTL_SECONDS = 7 * 24 * 3600
+MERGE_ATTEMPTS = 8
 GROUP_BY = ("", "channel", "intent", "topic", "team")
 METRIC_FIELDS = [
     "channel",
@@ -98,8 +94,8 @@ STATE_FOR_ACTION = {
 }
 
 
-def _text(value: bytes | None) -> str:
-    return value.decode() if value else ""
+def _text(value: bytes | str | None) -> str:
+    return value.decode() if isinstance(value, bytes) else value or ""
 
 
 def is_outbound(message: common_pb2.InboundMessage) -> bool:
@@ -130,6 +126,10 @@ class Conversations:
         self.keys = ConversationKeys(keys)
         self.clock = clock
         self.tiers = Tiers.from_settings(settings)
+        self._thread, self._outcome, self._context, self._event, self._claim, self._await, self._retire = (
+            lua.register(redis, "parley.conversations", name)
+            for name in ("thread", "outcome", "context", "event", "claim", "await", "retire")
+        )
 
     def _sent(self, message: common_pb2.InboundMessage, now: float) -> float:
         """A message's time: when it was sent, else when it reached us, else now."""
@@ -144,7 +144,7 @@ class Conversations:
         client splits them by node)."""
         if not self.settings.redis_cluster:
             return list(await self.redis.mget(keys))
-        async with self.redis.pipeline(transaction=False) as pipe:
+        async with lua.pipeline(self.redis) as pipe:
             for key in keys:
                 pipe.get(key)
             return list(await pipe.execute())
@@ -187,6 +187,7 @@ class Conversations:
         placed: dict[str, _Placement] = {}
         threads: dict[str, str] = {}  # thread key -> conversation id, claimed by this batch
         awaiting: dict[str, str] = {}  # awaiting key of an unknown parent -> its reply's conversation
+        parents: dict[str, str] = {}  # awaiting key -> the parent's message id
         opened: set[str] = set()  # conversations this batch opens
         merges: dict[str, str] = {}  # a stored conversation -> the one it merges into
         for _, m in sorted(enumerate(messages), key=lambda im: (self._sent(im[1], now), im[0])):
@@ -215,6 +216,7 @@ class Conversations:
                         p.thread_key = thread_key
                 if parent_unknown:
                     awaiting.setdefault(k.awaiting(parent), p.conversation_id)
+                    parents[k.awaiting(parent)] = parent
             p.person = persons.get(m.message_id, "")
             placed[m.message_id] = p
             # Replies that arrived before this message: their conversation becomes this one's.
@@ -228,35 +230,49 @@ class Conversations:
         order = [placed[m.message_id] for m in messages]
 
         # 3. Claim each new message's index, each new thread and each awaited parent, unless a concurrent
-        # call got there first.
+        # call got there first. A message and the replies waiting for it share a hash slot, so a reply that
+        # registers its wait at the same moment its parent is claimed is seen by one side or the other.
         fresh = [p for p in placed.values() if not p.existing]
-        async with self.redis.pipeline(transaction=False) as pipe:
+        async with lua.pipeline(self.redis) as pipe:
             for key, cid in threads.items():
                 pipe.set(key, cid, nx=True, get=True)
             for p in fresh:
-                pipe.set(k.message_index(p.message.message_id), p.conversation_id, nx=True, get=True)
+                mid = p.message.message_id
+                await self._claim(
+                    keys=[k.message_index(mid), k.awaiting(mid)], args=[p.conversation_id], client=pipe
+                )
             for key, cid in awaiting.items():  # the first reply to wait for a parent keeps the place
-                pipe.set(key, cid, nx=True, get=True, ex=AWAITING_TTL_SECONDS)
+                await self._await(
+                    keys=[k.message_index(parents[key]), key], args=[cid, AWAITING_TTL_SECONDS], client=pipe
+                )
             replies = await pipe.execute()
         moved: dict[str, str] = {}  # a conversation this call meant to open -> the one that won the race
         won_threads = replies[: len(threads)]
-        won_messages = replies[len(threads) : len(threads) + len(fresh)]
-        won_awaiting = replies[len(threads) + len(fresh) :]
+        claims = replies[len(threads) : len(threads) + len(fresh)]
+        waits = [[_text(v) for v in reply] for reply in replies[len(threads) + len(fresh) :]]
+        # A parent threaded meanwhile is joined; a reply that waited first keeps the place.
         for cid, winner in [
             *zip(threads.values(), won_threads, strict=False),
-            *zip(awaiting.values(), won_awaiting, strict=False),
+            *((cid, winner) for cid, (_, winner) in zip(awaiting.values(), waits, strict=True)),
         ]:
             if winner and _text(winner) != cid and cid in opened:
                 moved.setdefault(cid, _text(winner))
         overwrite: list[_Placement] = []
-        for p, winner in zip(fresh, won_messages, strict=True):
+        waited: dict[str, str] = {}  # message id -> a waiting reply's conversation this call did not know of
+        for p, (winner, waiting) in zip(fresh, ([_text(v) for v in c] for c in claims), strict=True):
             if winner:  # threaded meanwhile by another call: its answer stands
-                p.conversation_id, p.existing, p.new_conversation = _text(winner), True, False
+                p.conversation_id, p.existing, p.new_conversation = winner, True, False
                 if p.conversation_id != conversation_id_for(p.message.message_id):
                     moved.setdefault(conversation_id_for(p.message.message_id), p.conversation_id)
             else:
                 p.claimed = True
+                if waiting and not known.get(k.awaiting(p.message.message_id)):
+                    waited[p.message.message_id] = waiting
         self._follow(placed, moved, overwrite)
+        # Replies that registered their wait after the lookup: their conversations merge into this one.
+        for mid, waiting in waited.items():
+            if waiting not in opened and waiting != placed[mid].conversation_id:
+                merges.setdefault(waiting, placed[mid].conversation_id)
         merges = {src: moved.get(dst, dst) for src, dst in merges.items() if src != moved.get(dst, dst)}
 
         # 4. Read the conversations that existed before this call: owner, state, recent customer turns.
@@ -269,11 +285,13 @@ class Conversations:
             earliest[p.conversation_id] = min(sent, earliest.get(p.conversation_id, sent))
         history: dict[str, list[str]] = {}
         if existing_cids:
-            async with self.redis.pipeline(transaction=False) as pipe:
+            async with lua.pipeline(self.redis) as pipe:
                 for cid in existing_cids:
                     # Customer turns before the earliest message of this batch in the conversation.
                     before = repr(earliest[cid])
-                    pipe.eval(CONTEXT_SCRIPT, 2, k.inbound(cid), k.texts(cid), before, CONTEXT_TURNS)
+                    await self._context(
+                        keys=[k.inbound(cid), k.texts(cid)], args=[before, CONTEXT_TURNS], client=pipe
+                    )
                 out = await pipe.execute()
             for cid, texts in zip(existing_cids, out, strict=True):
                 history[cid] = [_text(t) for t in reversed(texts)]
@@ -303,7 +321,7 @@ class Conversations:
             by_cid.setdefault(p.conversation_id, []).append(p)
         script_at: dict[str, int] = {}  # conversation id -> position of its script's reply
         held_before = {cid for cid, row in meta.items() if row.get("held")}
-        async with self.redis.pipeline(transaction=False) as pipe:
+        async with lua.pipeline(self.redis) as pipe:
             for p in overwrite:
                 pipe.set(k.message_index(p.message.message_id), p.conversation_id)
                 if p.thread_key:
@@ -329,7 +347,7 @@ class Conversations:
                 for p in group:
                     args += self._message_args(p, now)
                 script_at[cid] = len(pipe)
-                pipe.eval(THREAD_SCRIPT, 7, *k.thread_script_keys(cid), *args)
+                await self._thread(keys=k.thread_script_keys(cid), args=args, client=pipe)
                 sent_open = self._sent(opener.message, now)
                 if owner_person:
                     pipe.zadd(k.profile_conversations(owner_person), {cid: sent_open}, nx=True)
@@ -367,12 +385,18 @@ class Conversations:
             written = await pipe.execute()
         states: dict[str, tuple[int, bool, str]] = {}
         changes: list[tuple[str, list[str]]] = []
+        refused: dict[str, str] = {}  # a conversation merged away before this call wrote it -> where it went
         for cid, at in script_at.items():
-            state, held, moved_by, *flat = [_text(v) for v in written[at]]
+            reply = [_text(v) for v in written[at]]
+            if reply[0] == "merged":
+                refused[cid] = reply[1]
+                continue
+            state, held, moved_by, *flat = reply
             states[cid] = (int(state or STATE_NEW), bool(held), moved_by)
             if flat:
                 changes.append((cid, flat))
         await self._publish_changes(changes, {cid: held for cid, (_, held, _) in states.items()})
+        redirected = await self._redirect(by_cid, refused) if refused else {}
 
         # 6. Merge the conversations of replies that arrived before this batch's messages.
         final: dict[str, str] = {}
@@ -380,15 +404,19 @@ class Conversations:
             if await self._merge(src, dst):
                 final[src] = dst
         if merges:
-            async with self.redis.pipeline(transaction=False) as pipe:
+            async with lua.pipeline(self.redis) as pipe:
                 for p in placed.values():
-                    if known.get(k.awaiting(p.message.message_id)) in merges:
+                    mid = p.message.message_id
+                    if (known.get(k.awaiting(mid)) or waited.get(mid)) in merges:
                         pipe.delete(k.awaiting(p.message.message_id))
                 await pipe.execute()
 
         brand_replies = await self._brand_replies(order, placed, known)
         results = []
         for p in order:
+            if p.message.message_id in redirected:
+                results.append(redirected[p.message.message_id])
+                continue
             cid = final.get(p.conversation_id, p.conversation_id)
             state, held, moved_by = states.get(cid) or states[p.conversation_id]
             results.append(
@@ -406,6 +434,27 @@ class Conversations:
                 )
             )
         return results
+
+    async def _redirect(
+        self, groups: dict[str, list[_Placement]], refused: dict[str, str]
+    ) -> dict[str, conversations_pb2.ThreadResult]:
+        """Thread again, where it went, the messages of each conversation merged away between this call's
+        claim and its write (thread.lua wrote nothing into it); what the call listed it in is undone."""
+        k = self.keys
+        async with lua.pipeline(self.redis) as pipe:
+            for cid, into in refused.items():
+                for index in (k.held(), k.index_all(), k.index_opened(), k.index_state(STATE_NEW)):
+                    pipe.zrem(index, cid)
+                for p in groups[cid]:
+                    pipe.zrem(k.index_channel(p.message.channel), cid)
+                    if p.person:
+                        pipe.zrem(k.profile_conversations(p.person), cid)
+                    pipe.set(k.message_index(p.message.message_id), into)
+                    if p.thread_key:
+                        pipe.set(p.thread_key, into)
+            await pipe.execute()
+        again = await self.thread([p.message for cid in refused for p in groups[cid]])
+        return {result.message_id: result for result in again}
 
     async def _brand_replies(
         self, order: list[_Placement], placed: dict[str, _Placement], known: dict[str, str]
@@ -425,7 +474,7 @@ class Conversations:
             elif parent_cid := known.get(self.keys.message_index(parent)):
                 stored.append((m.message_id, parent_cid, parent))
         if stored:
-            async with self.redis.pipeline(transaction=False) as pipe:
+            async with lua.pipeline(self.redis) as pipe:
                 for _, parent_cid, parent in stored:
                     pipe.hget(self.keys.bodies(parent_cid), parent)
                 bodies = await pipe.execute()
@@ -498,7 +547,7 @@ class Conversations:
                 found[person] = (cid, float(at))
         if not found:
             return {}
-        async with self.redis.pipeline(transaction=False) as pipe:
+        async with lua.pipeline(self.redis) as pipe:
             for cid, _ in found.values():
                 pipe.hmget(k.meta(cid), ["state", "brand_account_id", "merged_into"])
             rows = dict(zip(found, await pipe.execute(), strict=True))
@@ -562,7 +611,7 @@ class Conversations:
             )
             if not todo:
                 break
-            async with self.redis.pipeline(transaction=False) as pipe:
+            async with lua.pipeline(self.redis) as pipe:
                 for cid in todo:
                     pipe.hmget(k.meta(cid), fields)
                 rows = await pipe.execute()
@@ -630,7 +679,7 @@ class Conversations:
             return
         k = self.keys
         events = []
-        async with self.redis.pipeline(transaction=False) as pipe:
+        async with lua.pipeline(self.redis) as pipe:
             for cid, flat in changes:
                 for j in range(0, len(flat), 3):
                     old, new, at = int(flat[j] or 0), int(flat[j + 1]), float(flat[j + 2])
@@ -642,13 +691,24 @@ class Conversations:
                     pipe.zadd(k.index_state(int(flat[-2])), {cid: float(flat[-1])})
             add_to_pipeline(pipe, self.keys.keys, events, self.settings.events_maxlen)
             await pipe.execute()
+        steps = {cid: [(int(f[j] or 0), int(f[j + 1])) for j in range(0, len(f), 3)] for cid, f in changes}
+        await retention.apply(self.redis, self.keys, self.settings, steps)
 
     async def _merge(self, src: str, dst: str) -> bool:
         """Move every message and decision of `src` into `dst` (the reply chain joins them), leaving `src`
-        as a pointer to `dst`. Idempotent: a merged conversation is not merged again."""
+        as a pointer to `dst`. Idempotent: a merged conversation is not merged again. A `src` not written yet
+        becomes the pointer at once, so the Thread about to write it goes to `dst` instead (thread.lua)."""
+        for _ in range(MERGE_ATTEMPTS):
+            src, dst = await self._current(src), await self._current(dst)
+            outcome = await self._merge_once(src, dst)
+            if outcome is not None:
+                return outcome
+        raise FailedPrecondition(f"conversation {src} kept changing while it was merged; retry")
+
+    async def _merge_once(self, src: str, dst: str) -> bool | None:
+        """One pass of `_merge`: None when `src` or `dst` changed under it (read again)."""
         k = self.keys
-        src, dst = await self._current(src), await self._current(dst)
-        async with self.redis.pipeline(transaction=False) as pipe:
+        async with lua.pipeline(self.redis) as pipe:
             pipe.hgetall(k.meta(src))
             pipe.hgetall(k.bodies(src))
             pipe.hgetall(k.triage(src))
@@ -658,7 +718,7 @@ class Conversations:
             pipe.hmget(k.meta(dst), ["owner", "held", "channel", "state"])
             meta, bodies, triage, routing, applied, agents, target = await pipe.execute()
         meta = {_text(a): _text(b) for a, b in meta.items()}
-        if not meta or meta.get("merged_into") or src == dst or not target[2]:
+        if meta.get("merged_into") or src == dst or not target[2]:
             return False
         now = self.clock.now()
         owner, dst_held = _text(target[0]), bool(target[1])
@@ -673,12 +733,12 @@ class Conversations:
             else:
                 owner = owner or p.message.author.id
                 p.role = ROLE_OWNER if p.message.author.id == owner else ROLE_PARTICIPANT
-        async with self.redis.pipeline(transaction=False) as pipe:
+        async with lua.pipeline(self.redis) as pipe:
             args: list[str | bytes | float] = [repr(now), 0, "", repr(now), STATE_NEW, len(placements)]
             args += [0, "", "", ""]
             for p in placements:
                 args += self._message_args(p, now)
-            pipe.eval(THREAD_SCRIPT, 7, *k.thread_script_keys(dst), *args)
+            await self._thread(keys=k.thread_script_keys(dst), args=args, client=pipe)
             for name, table in (("triage", triage), ("routing", routing), ("applied", applied)):
                 if table:
                     pipe.hset(getattr(k, name)(dst), mapping=table)
@@ -691,9 +751,14 @@ class Conversations:
                 pipe.set(k.message_index(p.message.message_id), dst)
             if meta.get("thread_key"):
                 pipe.set(meta["thread_key"], dst)
-            pipe.delete(k.meta(src), *k.parts(src))
-            pipe.hset(k.meta(src), "merged_into", dst)
-            pipe.expire(k.meta(src), AWAITING_TTL_SECONDS)
+            copied = await pipe.execute()
+        if _text(copied[0][0]) == "merged":
+            return None  # `dst` itself was merged meanwhile: follow it
+        # Retire `src` only if nothing was written into it since it was read, else copy again.
+        retire_args = [meta.get("rev", ""), dst, AWAITING_TTL_SECONDS]
+        if not await self._retire(keys=[k.meta(src), *k.parts(src)], args=retire_args):
+            return None
+        async with lua.pipeline(self.redis) as pipe:
             for index in (k.index_all(), k.index_channel(int(meta.get("channel") or 0)), k.index_opened()):
                 pipe.zrem(index, src)
             pipe.zrem(k.index_state(int(meta.get("state") or 0)), src)
@@ -728,13 +793,13 @@ class Conversations:
         if not cids:
             return 0
         fields = ["held", "merged_into", "channel", "opened_at", "state"]
-        async with self.redis.pipeline(transaction=False) as pipe:
+        async with lua.pipeline(self.redis) as pipe:
             for cid in cids:
                 pipe.hmget(k.meta(cid), fields)
             rows = await pipe.execute()
         released = 0
         events = []
-        async with self.redis.pipeline(transaction=False) as pipe:
+        async with lua.pipeline(self.redis) as pipe:
             for cid, row in zip(cids, rows, strict=True):
                 held, merged, channel, opened_at, state = (_text(v) for v in row)
                 pipe.zrem(k.held(), cid)
@@ -774,9 +839,9 @@ class Conversations:
         for _ in range(4):  # follow merges: an event may name a conversation merged into another
             if not pending:
                 break
-            async with self.redis.pipeline(transaction=False) as pipe:
+            async with lua.pipeline(self.redis) as pipe:
                 for cid, args in pending:
-                    pipe.eval(EVENT_SCRIPT, 4, *self.keys.event_script_keys(cid), *args)
+                    await self._event(keys=self.keys.event_script_keys(cid), args=args, client=pipe)
                 replies = await pipe.execute()
             retry = []
             for (cid, args), reply in zip(pending, replies, strict=True):
@@ -788,7 +853,7 @@ class Conversations:
                     changes.append((cid, [reply[1], reply[2], args[2]]))
             pending = retry
         if changes:
-            async with self.redis.pipeline(transaction=False) as pipe:
+            async with lua.pipeline(self.redis) as pipe:
                 for cid, _ in changes:
                     pipe.hget(self.keys.meta(cid), "held")
                 held = {cid: bool(h) for (cid, _), h in zip(changes, await pipe.execute(), strict=True)}
@@ -806,7 +871,7 @@ class Conversations:
         person, absorbed = await self._person(identity), await self._person(other)
         if person == absorbed:
             return person
-        async with self.redis.pipeline(transaction=False) as pipe:
+        async with lua.pipeline(self.redis) as pipe:
             pipe.smembers(k.profile_identities(absorbed))
             pipe.hgetall(k.profile(absorbed))
             pipe.hgetall(k.profile(person))
@@ -820,7 +885,7 @@ class Conversations:
         merged = {**theirs, **ours}
         merged["followers"] = str(max(int(theirs.get("followers") or 0), int(ours.get("followers") or 0)))
         merged["verified"] = str(max(int(theirs.get("verified") or 0), int(ours.get("verified") or 0)))
-        async with self.redis.pipeline(transaction=False) as pipe:
+        async with lua.pipeline(self.redis) as pipe:
             pipe.set(k.identity(identity), person)
             for i in ids:
                 pipe.set(k.identity(i), person)
@@ -847,7 +912,7 @@ class Conversations:
     ) -> conversations_pb2.CustomerProfile:
         k = self.keys
         person = person or await self._person(identity)
-        async with self.redis.pipeline(transaction=False) as pipe:
+        async with lua.pipeline(self.redis) as pipe:
             pipe.hgetall(k.profile(person))
             pipe.smembers(k.profile_identities(person))
             pipe.zrevrange(k.profile_conversations(person), 0, limit - 1, withscores=True)
@@ -865,7 +930,7 @@ class Conversations:
             out.identities.add(channel=CHANNEL_BY_NAME.get(channel, 0), author_id=author_id)
         out.tier = self.tiers.for_profile(out)
         if convs:
-            async with self.redis.pipeline(transaction=False) as pipe:
+            async with lua.pipeline(self.redis) as pipe:
                 for cid, _ in convs:
                     pipe.hmget(k.meta(_text(cid)), ["channel", "intent", "state", "merged_into"])
                 rows = await pipe.execute()
@@ -888,7 +953,7 @@ class Conversations:
         if not outcomes:
             return 0
         k = self.keys
-        async with self.redis.pipeline(transaction=False) as pipe:
+        async with lua.pipeline(self.redis) as pipe:
             for o in outcomes:
                 pipe.hmget(k.meta(o.conversation_id), ["channel", "merged_into"])
                 pipe.get(k.message_index(o.message_id))
@@ -920,7 +985,7 @@ class Conversations:
         by_cid: dict[str, list[conversations_pb2.Outcome]] = {}
         for o in outcomes:
             by_cid.setdefault(o.conversation_id, []).append(o)
-        async with self.redis.pipeline(transaction=False) as pipe:
+        async with lua.pipeline(self.redis) as pipe:
             for cid, group in by_cid.items():
                 args: list[str | bytes | int] = [len(group)]
                 for o in group:
@@ -940,13 +1005,15 @@ class Conversations:
                         1 if routing.action == common_pb2.ROUTE_ACTION_BOT_REPLY else 0,
                         repr(from_timestamp(routing.sla_due_at)) if routing.HasField("sla_due_at") else "",
                     ]
-                pipe.eval(OUTCOME_SCRIPT, 6, *k.outcome_script_keys(cid), *args)
+                await self._outcome(keys=k.outcome_script_keys(cid), args=args, client=pipe)
             changed = await pipe.execute()
 
         events = []
-        async with self.redis.pipeline(transaction=False) as pipe:
+        steps: dict[str, list[tuple[int, int]]] = {}
+        async with lua.pipeline(self.redis) as pipe:
             for cid, reply in zip(by_cid, changed, strict=True):
                 channel, updated, held, *flat = [_text(v) for v in reply]
+                steps[cid] = [(int(flat[j + 1]), int(flat[j + 2])) for j in range(0, len(flat), 4)]
                 if held:  # not listed until its parent arrives or the sweep opens it
                     updated = ""
                 if updated:
@@ -962,14 +1029,22 @@ class Conversations:
                     pipe.zadd(k.index_state(int(flat[-2])), {cid: float(updated)})
             add_to_pipeline(pipe, self.keys.keys, events, self.settings.events_maxlen)
             await pipe.execute()
+        await retention.apply(self.redis, self.keys, self.settings, steps)
         return len(outcomes)
 
     # ---- reading -----------------------------------------------------------------------------------------
 
+    async def conversation_of(self, message_id: str) -> str:
+        """The conversation a threaded message belongs to (NotFound before it is threaded)."""
+        found = await self.redis.get(self.keys.message_index(message_id))
+        if not found:
+            raise NotFound(f"message {message_id} is in no conversation")
+        return _text(found)
+
     async def get(self, conversation_id: str) -> conversations_pb2.Conversation:
         k = self.keys
         cid = conversation_id
-        async with self.redis.pipeline(transaction=False) as pipe:
+        async with lua.pipeline(self.redis) as pipe:
             pipe.hgetall(k.meta(cid))
             pipe.zrange(k.messages(cid), 0, -1)
             pipe.hgetall(k.bodies(cid))
@@ -1052,12 +1127,14 @@ class Conversations:
                 entries = [(m, s) for m, s in entries if s < cursor[0] or (s == cursor[0] and m < cursor[1])]
             if not entries:
                 continue
-            async with self.redis.pipeline(transaction=False) as pipe:
+            async with lua.pipeline(self.redis) as pipe:
                 for cid, _ in entries:
                     pipe.hgetall(k.meta(cid))
                     pipe.zcard(k.messages(cid))
                 rows = await pipe.execute()
             for j, (cid, score) in enumerate(entries):
+                if not rows[2 * j]:
+                    continue  # expired after closing, or erased: the index entry outlives the record
                 meta = {_text(a): b for a, b in rows[2 * j].items()}
                 summary = _summary(cid, meta, rows[2 * j + 1])
                 # The index may lag the record under concurrent writes: the record decides.
@@ -1080,7 +1157,7 @@ class Conversations:
         now = self.clock.now()
         # The opened-time index bounds the read to the conversations of the window.
         cids = [_text(c) for c in await self.redis.zrangebyscore(k.index_opened(), start, f"({end!r}")]
-        async with self.redis.pipeline(transaction=False) as pipe:
+        async with lua.pipeline(self.redis) as pipe:
             for cid in cids:
                 pipe.hmget(k.meta(cid), METRIC_FIELDS)
                 pipe.zcard(k.messages(cid))
@@ -1122,7 +1199,7 @@ class Conversations:
 
 
 def _event_args(fields: dict[str, str]) -> list[str] | None:
-    """The EVENT_SCRIPT arguments for a lifecycle event (after the event id), None for other events."""
+    """The event.lua arguments for a lifecycle event (after the event id), None for other events."""
     kind = fields.get("type", "")
     attrs = json.loads(fields.get("attrs") or "{}")
     at = fields.get("at") or "0"

@@ -7,11 +7,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Awaitable
-
-from redis.exceptions import ResponseError
 
 from parley.config import Settings
+from parley.pipeline.consumer import ConsumerOptions, Handler, StreamConsumer, StreamEntry
 from parley.store import Redis
 
 from .core import Conversations
@@ -23,72 +21,37 @@ BATCH = 256
 BLOCK_MS = 1000
 
 
+def reader(core: Conversations, consumer: str) -> StreamConsumer:
+    """The lifecycle follower's reader: its own group on the event stream, starting at the stream's end the
+    first time and resuming where it stopped afterwards; a malformed event is set aside with its reason."""
+    keys = core.keys.keys
+    options = ConsumerOptions(batch=BATCH, block_ms=BLOCK_MS, claim_idle_ms=core.settings.claim_idle_ms)
+    dead_key = keys.namespaced("events-dead", GROUP)
+    return StreamConsumer(core.redis, [keys.events()], GROUP, consumer, options, dead_key=dead_key)
+
+
 async def ensure_group(redis: Redis, stream: str) -> None:
-    """The group starts at the stream's end the first time; afterwards it resumes where it stopped."""
-    try:
-        await redis.xgroup_create(stream, GROUP, id="$", mkstream=True)
-    except ResponseError as error:
-        if "BUSYGROUP" not in str(error):
-            raise
+    options = ConsumerOptions()
+    await StreamConsumer(redis, [stream], GROUP, "", options).ensure_group()
+
+
+def applier(core: Conversations) -> Handler:
+    async def apply(entries: list[StreamEntry]) -> None:
+        decoded = [(e.entry_id, {k.decode(): v.decode() for k, v in e.fields.items()}) for e in entries]
+        await core.apply_events(decoded)
+
+    return apply
 
 
 async def follow_once(core: Conversations, consumer: str, block_ms: int | None = BLOCK_MS) -> int:
-    """Read one batch (this consumer's unacknowledged entries first), apply it, ack it; returns its size.
-
-    Entries a dead consumer left pending for longer than claim_idle_ms are taken over first.
-    """
-    stream = core.keys.keys.events()
-    await core.redis.xautoclaim(
-        stream, GROUP, consumer, min_idle_time=core.settings.claim_idle_ms, start_id="0-0", count=BATCH
-    )
-    entries = []
-    for start in ("0", ">"):
-        reply = await core.redis.xreadgroup(
-            GROUP, consumer, {stream: start}, count=BATCH, block=None if start == "0" else block_ms
-        )
-        entries = reply[0][1] if reply else []
-        if entries:
-            break
-    # An entry trimmed from the stream while pending comes back without fields: ack it, or the "0" read
-    # would return it forever and the follower would never reach new events.
-    trimmed = [entry_id for entry_id, fields in entries if not fields]
-    if trimmed:
-        await core.redis.xack(stream, GROUP, *trimmed)
-    entries = [(entry_id, fields) for entry_id, fields in entries if fields]
-    if not entries:
-        return len(trimmed)
-    decoded = [
-        (entry_id.decode(), {k.decode(): v.decode() for k, v in fields.items()})
-        for entry_id, fields in entries
-    ]
-    await core.apply_events(decoded)
-    await core.redis.xack(stream, GROUP, *(entry_id for entry_id, _ in entries))
-    return len(entries)
+    """One pass of the follower (see parley.pipeline.consumer); returns how many entries it settled."""
+    result = await reader(core, consumer).once(applier(core), block_ms)
+    return len(result.done) + len(result.dead)
 
 
-async def run_follower(core: Conversations, settings: Settings) -> None:
-    await ensure_group(core.redis, core.keys.keys.events())
+async def run_follower(core: Conversations, settings: Settings, stop: asyncio.Event | None = None) -> None:
     consumer = f"{settings.worker_name or 'conversations'}-{os.getpid()}"
-    while True:
-        try:
-            await follow_once(core, consumer)
-        except asyncio.CancelledError:
-            raise
-        except Exception as error:  # a lost connection must not end the follower; the entries stay pending
-            if isinstance(error, ResponseError) and "NOGROUP" in str(error):
-                # The stream was deleted under us: start following it again.
-                await _retry_later(ensure_group(core.redis, core.keys.keys.events()))
-                continue
-            log.exception("following lifecycle events failed; retrying")
-            await asyncio.sleep(1.0)
-
-
-async def _retry_later(step: Awaitable[None]) -> None:
-    try:
-        await step
-    except Exception:
-        log.exception("re-creating the lifecycle consumer group failed; retrying")
-        await asyncio.sleep(1.0)
+    await reader(core, consumer).run(applier(core), stop or asyncio.Event())
 
 
 async def run_sweeper(core: Conversations, settings: Settings) -> None:

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import logging
 
 from parley import rpc, store
 from parley.clock import Clock, SystemClock
 from parley.config import Settings
-from parley.v1 import conversations_pb2, conversations_pb2_grpc
+from parley.v1 import conversations_pb2, conversations_pb2_grpc, dispatch_pb2, dispatch_pb2_grpc
 
 from .core import Conversations
 from .follower import ensure_group, run_follower, run_sweeper
 from .servicer import ConversationsServicer
+
+log = logging.getLogger(__name__)
 
 SERVICE_NAME = conversations_pb2.DESCRIPTOR.services_by_name["ConversationsService"].full_name
 
@@ -20,6 +22,13 @@ SERVICE_NAME = conversations_pb2.DESCRIPTOR.services_by_name["ConversationsServi
 async def create_server(settings: Settings, address: str, clock: Clock | None = None) -> rpc.RunningServer:
     redis = store.connect(settings)
     core = Conversations(settings, redis, store.keys_for(settings), clock or SystemClock())
+    # Erasure asks dispatch to redact the replies it holds (it connects on first use).
+    dispatch = rpc.channel(settings, settings.address("dispatch"))
+    dispatch_stub = dispatch_pb2_grpc.DispatchServiceStub(dispatch)
+
+    def erase_replies(request: dispatch_pb2.EraseRepliesRequest):  # noqa: ANN202 - a gRPC call object
+        return dispatch_stub.EraseReplies(request, timeout=settings.rpc_timeout_seconds)
+
     try:
         running = await rpc.start_server(
             settings,
@@ -27,28 +36,37 @@ async def create_server(settings: Settings, address: str, clock: Clock | None = 
             [
                 (
                     conversations_pb2_grpc.add_ConversationsServiceServicer_to_server,
-                    ConversationsServicer(settings, core),
+                    ConversationsServicer(settings, core, erase_replies),
                     SERVICE_NAME,
                 )
             ],
         )
     except BaseException:
+        await dispatch.close()
         await redis.aclose()
         raise
     # The group exists before the server answers, so no event published after start-up is missed.
     await ensure_group(redis, core.keys.keys.events())
+    # The follower is asked to stop as well as cancelled: on Python 3.11 a cancellation that lands as an
+    # asyncio.wait_for inside it times out can be lost, and the task would then run on.
+    stopping = asyncio.Event()
     tasks = [
-        asyncio.create_task(run_follower(core, settings)),
+        asyncio.create_task(run_follower(core, settings, stopping)),
         asyncio.create_task(run_sweeper(core, settings)),
     ]
 
     async def stop_tasks() -> None:
+        stopping.set()
         for task in tasks:
             task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        # Bounded: a task that does not stop must not hold the shutdown (and Redis) forever.
+        _, stuck = await asyncio.wait(tasks, timeout=settings.shutdown_grace_seconds)
+        for task in stuck:
+            log.warning(
+                "background task %s did not stop within the grace period", task.get_coro().__qualname__
+            )
 
     running.on_stop.append(redis.aclose)
+    running.on_stop.append(dispatch.close)
     running.on_stop.append(stop_tasks)  # cleanups run last-first: the tasks stop before Redis closes
     return running

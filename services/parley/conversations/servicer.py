@@ -12,16 +12,21 @@ from parley.v1 import conversations_pb2, conversations_pb2_grpc
 
 from . import validation
 from .core import Conversations
+from .erasure import Eraser, EraseReplies
 from .profiles import identity_of
 
 DEFAULT_PAGE_SIZE = 50
 
 
 class ConversationsServicer(conversations_pb2_grpc.ConversationsServiceServicer):
-    def __init__(self, settings: Settings, core: Conversations) -> None:
+    def __init__(
+        self, settings: Settings, core: Conversations, erase_replies: EraseReplies | None = None
+    ) -> None:
         self.settings = settings
         self.core = core
         self.audit = AuditTrail(core.redis, core.keys.keys, settings.audit_maxlen)
+        # Dispatch's EraseReplies (dispatch owns its outbox); None where no dispatch is reachable.
+        self.erase_replies = erase_replies
 
     @mapped_errors
     async def Thread(
@@ -43,10 +48,9 @@ class ConversationsServicer(conversations_pb2_grpc.ConversationsServiceServicer)
     async def GetConversation(
         self, request: conversations_pb2.GetConversationRequest, context: grpc.aio.ServicerContext
     ) -> conversations_pb2.GetConversationResponse:
-        validation.conversation_id(request.conversation_id)
-        return conversations_pb2.GetConversationResponse(
-            conversation=await self.core.get(request.conversation_id)
-        )
+        validation.get_request(request)
+        conversation_id = request.conversation_id or await self.core.conversation_of(request.message_id)
+        return conversations_pb2.GetConversationResponse(conversation=await self.core.get(conversation_id))
 
     @mapped_errors
     async def ListConversations(
@@ -97,3 +101,21 @@ class ConversationsServicer(conversations_pb2_grpc.ConversationsServiceServicer)
             request.subject, request.page_size or DEFAULT_PAGE_SIZE, request.page_token
         )
         return conversations_pb2.ListAuditRecordsResponse(records=records, next_page_token=token)
+
+    @mapped_errors
+    async def EraseCustomer(
+        self, request: conversations_pb2.EraseCustomerRequest, context: grpc.aio.ServicerContext
+    ) -> conversations_pb2.EraseCustomerResponse:
+        validation.identity(request.identity, "identity")
+        if self.erase_replies is None:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, "no dispatch service to redact replies")
+        eraser = Eraser(self.core.redis, self.core.keys, self.erase_replies)
+        try:
+            erased = await eraser.erase(identity_of(request.identity.channel, request.identity.author_id))
+        except grpc.aio.AioRpcError as error:
+            # Dispatch is asked before anything is deleted: a failure leaves the customer whole, to retry.
+            await context.abort(
+                grpc.StatusCode.UNAVAILABLE,
+                f"dispatch could not redact the customer's replies ({error.code().name}); nothing was erased",
+            )
+        return erased.response()

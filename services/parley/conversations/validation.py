@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from parley.config import Settings
+from parley.enum_fields import unknown_enum_values
 from parley.messages import CHANNEL_NAMES
 from parley.rpc import InvalidArgument
 from parley.v1 import common_pb2, conversations_pb2
@@ -40,7 +41,8 @@ def thread_request(settings: Settings, request: conversations_pb2.ThreadRequest)
         for name in ("in_reply_to_id", "platform_thread_id"):
             if len(getattr(m, name)) > settings.max_id_chars:
                 bad.append((f"{at}.{name}", f"longer than {settings.max_id_chars} characters"))
-    _raise(bad)
+    named = {field for field, _ in bad}
+    _raise(bad + [problem for problem in unknown_enum_values(request) if problem[0] not in named])
 
 
 def record_outcomes_request(settings: Settings, request: conversations_pb2.RecordOutcomesRequest) -> None:
@@ -54,12 +56,20 @@ def record_outcomes_request(settings: Settings, request: conversations_pb2.Recor
             bad.append((f"outcomes[{i}].message_id", "required"))
         if o.HasField("routing") and o.routing.message_id and o.routing.message_id != o.message_id:
             bad.append((f"outcomes[{i}].routing.message_id", "differs from outcomes[].message_id"))
-    _raise(bad)
+    _raise(bad + unknown_enum_values(request))
 
 
 def conversation_id(value: str) -> None:
     if not value:
         _raise([("conversation_id", "required")])
+
+
+def get_request(request: conversations_pb2.GetConversationRequest) -> None:
+    """One of conversation_id and message_id."""
+    if request.conversation_id and request.message_id:
+        _raise([("message_id", "give either conversation_id or message_id, not both")])
+    if not request.message_id:
+        conversation_id(request.conversation_id)
 
 
 def list_request(request: conversations_pb2.ListConversationsRequest) -> None:

@@ -60,7 +60,7 @@ class LogAdapter(ChannelAdapter):
     def _post(self, reply: dispatch_pb2.Reply, parts: Sequence[str], idempotency_key: str) -> list[str]:
         # The file lock (per open file) also keeps this instance's own threads apart.
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "a+b") as handle:
+        with _private_append(self.path) as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
                 self._catch_up(handle)
@@ -115,6 +115,15 @@ class LogAdapter(ChannelAdapter):
             "text": text,
         }
         return json.dumps(entry, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+
+
+def _private_append(path: Path) -> BinaryIO:
+    """`path` opened for reading and appending, created 0600 (it holds private replies); a file made
+    world-readable before is tightened."""
+    handle = os.fdopen(os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600), "a+b")
+    if os.fstat(handle.fileno()).st_mode & 0o077:
+        os.fchmod(handle.fileno(), 0o600)
+    return handle
 
 
 def _log_adapter(settings: Settings, clock: Clock) -> ChannelAdapter:

@@ -1,11 +1,13 @@
 """The dispatch core: queue replies idempotently, deliver them through channel adapters, retry, dead-letter.
 
 `send` writes each reply once (by reply_id) into its partition's outbox stream. The delivery loop reads the
-streams in the consumer group "dispatch": it counts the attempt, calls the adapter with the reply's
-idempotency key (the reply_id in the key namespace), then records the outcome and acks the entry in one
-script. A loop that dies mid-attempt leaves its entries pending; another loop re-claims them after
-`claim_idle_ms` (XAUTOCLAIM). A delivery already SENT is never handed to an adapter again; the idempotency
-key and the per-part progress kept in the delivery hash cover a crash between a post and its record.
+streams in the consumer group "dispatch" through the one stream consumer (parley.pipeline.consumer): it
+counts the attempt, calls the adapter with the reply's idempotency key (the reply_id in the key namespace),
+then records the outcome and acks the entry in one script. A loop that dies mid-attempt leaves its entries
+pending; another loop re-claims them after `claim_idle_ms` (XAUTOCLAIM); a live loop renews its claim on
+the batch in hand, so a slow batch is never posted by two loops. A delivery already SENT is never handed
+to an adapter again; the idempotency key and the per-part progress kept in the delivery hash cover a
+crash between a post and its record.
 
 Before a reply is queued, and again before each attempt, the public-PII guard and the channel rules (length,
 the 24-hour window) run: a reply they refuse is BLOCKED with the reason, never posted and never dropped.
@@ -24,9 +26,9 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import ResponseError
 
-from parley import events
+from parley import events, lua
 from parley.clock import Clock, to_timestamp
 from parley.config import Settings
 from parley.dispatch import guard, outbox, rules
@@ -34,34 +36,12 @@ from parley.dispatch.adapters import AdapterRegistry, PermanentError, RetryableE
 from parley.dispatch.outbox import GROUP, DispatchKeys, RedisPartProgress
 from parley.dispatch.validation import validate_replies
 from parley.messages import CHANNEL_NAMES
+from parley.pipeline.consumer import ConsumerOptions, StreamConsumer, StreamEntry
 from parley.rpc import InvalidArgument, NotFound
 from parley.store import Keys, Redis
 from parley.v1 import dispatch_pb2
 
 log = logging.getLogger(__name__)
-
-
-class _Commands:
-    """A pipeline that remembers which of its commands are script calls (by position)."""
-
-    def __init__(self, pipe: Any, shas: dict[str, str]) -> None:
-        self._pipe = pipe
-        self._shas = shas
-        self.count = 0
-        self.scripts: dict[int, tuple[str, Sequence[str], Sequence[Any]]] = {}
-
-    def script(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> None:
-        self.scripts[self.count] = (name, keys, args)
-        self.evalsha(self._shas[name], len(keys), *keys, *args)
-
-    def __getattr__(self, name: str) -> Callable[..., Any]:
-        method = getattr(self._pipe, name)
-
-        def queue(*args: Any, **kwargs: Any) -> Any:
-            self.count += 1
-            return method(*args, **kwargs)
-
-        return queue
 
 
 @dataclass
@@ -118,16 +98,26 @@ class Dispatcher:
         self.dkeys = DispatchKeys(keys, settings.dispatch_partitions)
         self.consumer = consumer or settings.worker_name or f"dispatch-{uuid.uuid4().hex[:8]}"
         self.rng = rng or random.Random()
-        self._shas: dict[str, str] = {}
+        self._scripts = outbox.register_scripts(redis)
         self._groups_ready = False
         self._stopping = asyncio.Event()
+        streams = [self.dkeys.outbox(p) for p in range(self.dkeys.partitions)]
+        self._partition = {stream: p for p, stream in enumerate(streams)}
+        options = ConsumerOptions(
+            batch=settings.worker_batch,
+            claim_idle_ms=settings.claim_idle_ms,
+            start_id="0",
+            read_each_stream=settings.redis_cluster,
+        )
+        # The outcome script acks and deletes each entry with its record; the reader's ack after is a no-op.
+        self.reader = StreamConsumer(
+            redis, streams, GROUP, self.consumer, options, dead_letter=self._dead_entry
+        )
 
     # --- set-up ---------------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Load the scripts and create the consumer group on every partition (both idempotent)."""
-        for name, source in outbox.SCRIPTS.items():
-            self._shas[name] = await self.redis.script_load(source)
+        """Create the consumer group on every partition (idempotent)."""
         if not self._groups_ready:
             for p in range(self.dkeys.partitions):
                 try:
@@ -137,31 +127,13 @@ class Dispatcher:
                         raise
             self._groups_ready = True
 
-    async def _pipeline(self, build: Callable[[_Commands], None]) -> list[Any]:
-        """Run the commands `build` queues in one round trip.
-
-        If Redis lost the scripts (a restart, a failover), only the script calls are run again after
-        reloading: the other commands already took effect (a stream read, an event) and must not repeat.
-        """
-        if not self._shas:
+    async def _pipeline(self, build: Callable[[lua.Pipeline], None]) -> list[Any]:
+        """Run the commands `build` queues in one round trip."""
+        if not self._groups_ready:
             await self.start()
-        async with self.redis.pipeline(transaction=False) as pipe:
-            commands = _Commands(pipe, self._shas)
-            build(commands)
-            results = await pipe.execute(raise_on_error=False)
-        lost = [i for i in commands.scripts if isinstance(results[i], NoScriptError)]
-        if lost:
-            await self.start()
-            async with self.redis.pipeline(transaction=False) as pipe:
-                again = _Commands(pipe, self._shas)
-                for i in lost:
-                    again.script(*commands.scripts[i])
-                for i, result in zip(lost, await pipe.execute(raise_on_error=False), strict=True):
-                    results[i] = result
-        for result in results:
-            if isinstance(result, Exception):
-                raise result
-        return results
+        async with lua.pipeline(self.redis) as pipe:
+            build(pipe)
+            return await pipe.execute()
 
     # --- the API ----------------------------------------------------------------------------------------
 
@@ -180,12 +152,12 @@ class Dispatcher:
         # The private part of a moved reply is queued first: it tends to arrive before the invitation.
         queued = [plan for group in plans for plan in reversed(group)]
 
-        def build(pipe: _Commands) -> None:
+        def build(pipe: lua.Pipeline) -> None:
             for plan in queued:
                 reply = plan.reply
                 p = self.dkeys.partition(reply.reply_id)
                 pipe.script(
-                    "enqueue",
+                    self._scripts["enqueue"],
                     [self.dkeys.delivery(p, reply.reply_id), self.dkeys.outbox(p)],
                     [
                         reply.reply_id,
@@ -305,13 +277,35 @@ class Dispatcher:
         self._stopping.set()
 
     async def deliver_once(self) -> int:
-        """One round: promote due retries, re-claim stale entries, read new ones, deliver them.
+        """One round: promote due retries, then deliver through the stream consumer (this loop's own pending
+        entries and entries idle past claim_idle_ms first, else new ones; the claim on the batch is renewed
+        while it is being posted, so a slow batch is never taken over by a live loop).
 
         Returns how many stream entries were handled.
         """
-        attempts = await self._read()
-        if not attempts:
+        try:
+            await self._promote()
+            result = await self.reader.once(self._deliver, None)
+        except ResponseError as error:
+            if "NOGROUP" not in str(error):
+                raise
+            self._groups_ready = False
+            await self.start()
             return 0
+        return len(result.done) + len(result.dead)
+
+    async def _promote(self) -> None:
+        now, batch = self.clock.now(), self.settings.worker_batch
+
+        def build(pipe: lua.Pipeline) -> None:
+            for p in range(self.dkeys.partitions):
+                keys = [self.dkeys.retries(p), self.dkeys.outbox(p)]
+                pipe.script(self._scripts["promote"], keys, [f"{now:.6f}", batch])
+
+        await self._pipeline(build)
+
+    async def _deliver(self, entries: list[StreamEntry]) -> None:
+        attempts = [_Attempt(self._partition[e.stream], e.entry_id, e.text("reply_id")) for e in entries]
         # The same reply may sit in a batch twice (a re-claimed entry and a promoted retry): deliver it once.
         first: dict[str, _Attempt] = {}
         for attempt in attempts:
@@ -325,51 +319,21 @@ class Dispatcher:
         await self._begin(work)
         await self._post_all([a for a in work if a.kind == "go"])
         await self._record(attempts, first)
-        return len(attempts)
 
-    async def _read(self) -> list[_Attempt]:
-        now = self.clock.now()
-        batch = self.settings.worker_batch
-        partitions = range(self.dkeys.partitions)
-
-        def build(pipe: _Commands) -> None:
-            for p in partitions:
-                stream = self.dkeys.outbox(p)
-                pipe.script("promote", [self.dkeys.retries(p), stream], [f"{now:.6f}", batch])
-                pipe.xautoclaim(
-                    stream, GROUP, self.consumer, self.settings.claim_idle_ms, start_id="0-0", count=batch
-                )
-                pipe.xreadgroup(GROUP, self.consumer, {stream: ">"}, count=batch)
-
-        try:
-            results = await self._pipeline(build)
-        except ResponseError as error:
-            if "NOGROUP" not in str(error):
-                raise
-            self._groups_ready = False
-            await self.start()
-            return []
-        attempts: list[_Attempt] = []
-        for p in partitions:
-            claimed = results[3 * p + 1][1]
-            read = results[3 * p + 2]
-            entries = list(claimed) + [entry for _, stream_entries in read for entry in stream_entries]
-            for entry_id, fields in entries:
-                if not fields:
-                    continue
-                reply_id = fields.get(b"reply_id", b"").decode()
-                attempts.append(_Attempt(p, _text(entry_id), reply_id))
-        return attempts
+    async def _dead_entry(self, entry: StreamEntry, reason: str) -> None:
+        """An outbox entry the loop cannot handle at all (it names no delivery it can read)."""
+        record = {"reply_id": entry.text("reply_id"), "error": reason, "attempts": 0, "at": self.clock.now()}
+        await self.redis.rpush(self.dkeys.dead(self._partition[entry.stream]), json.dumps(record))
 
     async def _begin(self, work: list[_Attempt]) -> None:
         """Count an attempt on each delivery still to be made (before the adapter call, so a crash counts)."""
         now = self.clock.now()
         limit = self.settings.dispatch_max_attempts
 
-        def build(pipe: _Commands) -> None:
+        def build(pipe: lua.Pipeline) -> None:
             for a in work:
                 key = self.dkeys.delivery(a.partition, a.reply_id)
-                pipe.script("begin", [key], [f"{now:.6f}", limit])
+                pipe.script(self._scripts["begin"], [key], [f"{now:.6f}", limit])
 
         for a, result in zip(work, await self._pipeline(build), strict=True):
             verdict = _text(result[0])
@@ -451,7 +415,7 @@ class Dispatcher:
         now = self.clock.now()
         published: list[events.EventRecord] = []
 
-        def build(pipe: _Commands) -> None:
+        def build(pipe: lua.Pipeline) -> None:
             for entry in attempts:
                 a = first[entry.reply_id]
                 kind = a.kind if entry is a else "ack"  # a duplicate entry is only acked
@@ -461,7 +425,7 @@ class Dispatcher:
                     {"reply_id": a.reply_id, "error": a.error, "attempts": a.attempts, "at": now}
                 )
                 pipe.script(
-                    "outcome",
+                    self._scripts["outcome"],
                     [
                         self.dkeys.delivery(p, a.reply_id),
                         self.dkeys.outbox(p),
@@ -486,6 +450,13 @@ class Dispatcher:
             events.add_to_pipeline(pipe, self.keys, published, self.settings.events_maxlen)
 
         await self._pipeline(build)
+        # Dead letters are rare: their lists are trimmed in a round trip of their own.
+        dead = {e.partition for e in attempts if first[e.reply_id] is e and e.kind == "dead"}
+        if dead:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for p in dead:
+                    pipe.ltrim(self.dkeys.dead(p), -self.settings.dead_letter_maxlen, -1)
+                await pipe.execute()
 
     def _outcome_event(self, a: _Attempt, kind: str, now: float) -> events.EventRecord | None:
         if a.reply is None:

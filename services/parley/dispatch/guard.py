@@ -1,8 +1,8 @@
 """The public-PII guard and the customer-service window: pure decisions on one reply.
 
 The guard never lets a public reply name the customer's email, phone, payment card, order or account number
-or address (found by the classifier's entity extraction). Policy "block" refuses such a reply; "move" posts a
-short public invitation instead and sends the full text privately, in the same conversation, as a second
+or address, however it is spelled (`parley.dispatch.pii`). Policy "block" refuses such a reply; "move" posts
+a short public invitation instead and sends the full text privately, in the same conversation, as a second
 delivery `<reply_id>/private`. Refusals name the entity types, never their values.
 
 Messenger, Instagram DMs and WhatsApp take a free-form reply only within 24 hours of the customer's last
@@ -13,16 +13,17 @@ WhatsApp template or Messenger/Instagram message tag is used, or the reply is re
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 from typing import Literal
 
-from parley.classifier import entities
 from parley.clock import from_timestamp
 from parley.config import Settings
+from parley.dispatch import pii
+from parley.dispatch.pii import SENSITIVE
 from parley.dispatch.rules import Refusal
 from parley.v1 import common_pb2, dispatch_pb2
 
-# Entity types that must never appear in a public reply.
-SENSITIVE = ("email", "phone", "payment_card", "order_number", "account_number", "address", "iban")
+__all__ = ["SENSITIVE", "Guarded", "guard", "sensitive_types", "window"]
 
 PRIVATE_SUFFIX = "/private"
 
@@ -32,10 +33,18 @@ PUBLIC = common_pb2.VISIBILITY_PUBLIC
 PRIVATE = common_pb2.VISIBILITY_PRIVATE
 
 
-def sensitive_types(text: str) -> list[str]:
+def sensitive_types(text: str, settings: Settings | None = None) -> list[str]:
     """The sensitive entity types in `text`, each once, in SENSITIVE order."""
-    found = {e.type for e in entities.extract(text)}
-    return [t for t in SENSITIVE if t in found]
+    return pii.sensitive_types(text, _phone_regions(settings or _default_settings()))
+
+
+@cache
+def _default_settings() -> Settings:
+    return Settings()
+
+
+def _phone_regions(settings: Settings) -> tuple[str, ...]:
+    return tuple(r.strip().upper() for r in settings.dispatch_pii_phone_regions.split(",") if r.strip())
 
 
 @dataclass(frozen=True)
@@ -52,7 +61,7 @@ def guard(reply: dispatch_pb2.Reply, settings: Settings) -> Guarded:
     """Apply the public-PII policy to `reply` (private replies pass untouched)."""
     if reply.visibility != PUBLIC:
         return Guarded(reply)
-    types = tuple(sensitive_types(reply.text))
+    types = tuple(sensitive_types(reply.text, settings))
     if not types:
         return Guarded(reply)
     named = ", ".join(types)

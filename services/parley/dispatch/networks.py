@@ -40,6 +40,12 @@ GRAPH_RETRYABLE_CODES = frozenset({1, 2, 4, 17, 32, 341, 613, 130429, 131000, 13
 )
 
 
+def _stopping() -> bool:
+    """Whether the running task has been asked to stop (a cancellation is pending)."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
 def retry_after_seconds(headers: Mapping[str, str], now: float) -> float | None:
     """The wait a 429 or 503 asks for: `Retry-After` (seconds or an HTTP date), else X's
     `x-rate-limit-reset` (epoch seconds). None when the response gives no hint."""
@@ -159,12 +165,12 @@ class HttpAdapter(ChannelAdapter):
                 status = response.status
                 answer_headers = response.headers
                 raw = await response.read()
-        except TimeoutError:
-            raise RetryableError(f"{self.name}: no answer within {self.timeout:g}s") from None
-        except aiohttp.ClientConnectorError as error:
-            raise RetryableError(f"{self.name}: cannot connect ({error.os_error})") from None
-        except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as error:
-            raise RetryableError(f"{self.name}: connection dropped ({type(error).__name__})") from None
+        except (TimeoutError, aiohttp.ClientError) as error:
+            if _stopping():
+                # The process is stopping and the client reported the cut as an error of its own: the network
+                # may have taken the post, so the part must stay "started" (in doubt), never be retried.
+                raise asyncio.CancelledError(f"{self.name}: stopped mid-call") from error
+            raise self._transient(error) from None
         data = _decode(raw)
         if status < 400:
             return data
@@ -180,6 +186,15 @@ class HttpAdapter(ChannelAdapter):
         if self.retryable_refusal(data):
             raise RetryableError(f"{self.name}: {status}: {detail}")
         raise PermanentError(f"{self.name}: {status}: {detail}")
+
+    def _transient(self, error: Exception) -> Exception:
+        if isinstance(error, TimeoutError):
+            return RetryableError(f"{self.name}: no answer within {self.timeout:g}s")
+        if isinstance(error, aiohttp.ClientConnectorError):
+            return RetryableError(f"{self.name}: cannot connect ({error.os_error})")
+        if isinstance(error, (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError)):
+            return RetryableError(f"{self.name}: connection dropped ({type(error).__name__})")
+        return error
 
     def error_detail(self, data: dict[str, Any]) -> str:
         return ""

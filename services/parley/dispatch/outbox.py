@@ -1,4 +1,5 @@
-"""The outbox in Redis: key names, the Lua scripts that keep each step atomic, and delivery records.
+"""The outbox in Redis: key names, the Lua scripts that keep each step atomic (the `.lua` files beside this
+module), and delivery records.
 
 A reply lives in partition `crc32(reply_id) % dispatch_partitions`. Every key of a partition carries the hash
 tag `{d<partition>}`, so the scripts below (delivery hash + outbox stream + retry set + dead-letter list) each
@@ -19,8 +20,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from parley import lua
 from parley.clock import to_timestamp
-from parley.store import Keys
+from parley.store import Keys, Redis
 from parley.v1 import dispatch_pb2
 
 GROUP = "dispatch"
@@ -66,82 +68,20 @@ class DispatchKeys:
         return self.keys.namespaced("dispatch", f"{{d{partition}}}", "dead")
 
 
-_TERMINAL = f"s == '{SENT}' or s == '{DEAD_LETTER}' or s == '{BLOCKED}'"
+SCRIPTS = ("enqueue", "begin", "outcome", "promote")
 
-# Create the delivery and queue it, unless the reply_id is known: then return the existing record.
-# KEYS: delivery, outbox. ARGV: reply_id, reply bytes, status, error, now, channel, visibility, retention,
-# private reply id.
-ENQUEUE = f"""
-if redis.call('EXISTS', KEYS[1]) == 1 then
-  return {{0, redis.call('HMGET', KEYS[1], {", ".join(repr(f) for f in FIELDS)})}}
-end
-redis.call('HSET', KEYS[1], 'reply', ARGV[2], 'status', ARGV[3], 'attempts', '0', 'error', ARGV[4],
-  'created_at', ARGV[5], 'updated_at', ARGV[5], 'channel', ARGV[6], 'visibility', ARGV[7], 'ids', '[]',
-  'private_reply_id', ARGV[9])
-if ARGV[3] == '{PENDING}' then
-  redis.call('XADD', KEYS[2], '*', 'reply_id', ARGV[1])
-else
-  redis.call('EXPIRE', KEYS[1], ARGV[8])
-end
-return {{1}}
-"""
 
-# Start an attempt: refuse a finished delivery, give up past the attempt limit, else count the attempt.
-# KEYS: delivery. ARGV: now, max attempts.
-# Returns {'missing'} | {'done'} | {'exhausted', n, reply} | {'go', n, reply}.
-BEGIN = f"""
-local v = redis.call('HMGET', KEYS[1], 'status', 'attempts', 'reply')
-local s = v[1]
-if not s then return {{'missing'}} end
-if {_TERMINAL} then return {{'done'}} end
-if tonumber(v[2]) >= tonumber(ARGV[2]) then return {{'exhausted', v[2], v[3]}} end
-local n = redis.call('HINCRBY', KEYS[1], 'attempts', 1)
-redis.call('HSET', KEYS[1], 'updated_at', ARGV[1])
-return {{'go', n, v[3]}}
-"""
-
-# Record an attempt's outcome, then ack and drop the stream entry (one consumer group: nothing else needs it).
-# KEYS: delivery, outbox, retries, dead. ARGV: kind (sent|retry|dead|blocked|ack), entry id, group, now,
-# reply_id, ids JSON or error, retry due time, retention, dead-letter JSON. Returns the kind applied.
-OUTCOME = f"""
-local s = redis.call('HGET', KEYS[1], 'status')
-local kind = ARGV[1]
-if not s or (s == '{SENT}' and kind ~= 'sent') then kind = 'ack' end
-if kind == 'sent' then
-  redis.call('HSET', KEYS[1], 'status', '{SENT}', 'ids', ARGV[6], 'error', '', 'updated_at', ARGV[4],
-    'next_attempt_at', '')
-  redis.call('EXPIRE', KEYS[1], ARGV[8])
-elseif kind == 'retry' then
-  redis.call('HSET', KEYS[1], 'status', '{RETRYING}', 'error', ARGV[6], 'updated_at', ARGV[4],
-    'next_attempt_at', ARGV[7])
-  redis.call('ZADD', KEYS[3], ARGV[7], ARGV[5])
-elseif kind == 'dead' then
-  redis.call('HSET', KEYS[1], 'status', '{DEAD_LETTER}', 'error', ARGV[6], 'updated_at', ARGV[4],
-    'next_attempt_at', '')
-  redis.call('RPUSH', KEYS[4], ARGV[9])
-  redis.call('EXPIRE', KEYS[1], ARGV[8])
-elseif kind == 'blocked' then
-  redis.call('HSET', KEYS[1], 'status', '{BLOCKED}', 'error', ARGV[6], 'updated_at', ARGV[4],
-    'next_attempt_at', '')
-  redis.call('EXPIRE', KEYS[1], ARGV[8])
-end
-redis.call('XACK', KEYS[2], ARGV[3], ARGV[2])
-redis.call('XDEL', KEYS[2], ARGV[2])
-return kind
-"""
-
-# Move retries that are due back onto the outbox stream.
-# KEYS: retries, outbox. ARGV: now, limit. Returns how many moved.
-PROMOTE = """
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
-for _, id in ipairs(due) do
-  redis.call('ZREM', KEYS[1], id)
-  redis.call('XADD', KEYS[2], '*', 'reply_id', id)
-end
-return #due
-"""
-
-SCRIPTS = {"enqueue": ENQUEUE, "begin": BEGIN, "outcome": OUTCOME, "promote": PROMOTE}
+def register_scripts(redis: Redis) -> dict[str, lua.Script]:
+    """The outbox's scripts (the `.lua` files beside this module), with the delivery statuses filled in."""
+    constants = {
+        "FIELDS": ", ".join(repr(f) for f in FIELDS),
+        "PENDING": PENDING,
+        "SENT": SENT,
+        "RETRYING": RETRYING,
+        "DEAD_LETTER": DEAD_LETTER,
+        "BLOCKED": BLOCKED,
+    }
+    return {name: lua.register(redis, "parley.dispatch", name, **constants) for name in SCRIPTS}
 
 
 def _text(value: bytes | str | None) -> str:

@@ -6,6 +6,7 @@ import grpc
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from parley.dispatch import erasure
 from parley.dispatch.dispatcher import Dispatcher
 from parley.rpc import mapped_errors
 from parley.v1 import dispatch_pb2, dispatch_pb2_grpc
@@ -37,3 +38,13 @@ class DispatchServicer(dispatch_pb2_grpc.DispatchServiceServicer):
         except UNAVAILABLE_ERRORS as error:
             await context.abort(grpc.StatusCode.UNAVAILABLE, f"state store unavailable: {error}")
         return dispatch_pb2.GetDeliveryResponse(delivery=delivery)
+
+    @mapped_errors
+    async def EraseReplies(  # noqa: N802 - the gRPC method name
+        self, request: dispatch_pb2.EraseRepliesRequest, context: grpc.aio.ServicerContext
+    ) -> dispatch_pb2.EraseRepliesResponse:
+        d = self.dispatcher
+        try:
+            return await erasure.erase_replies(d.settings, d.redis, d.keys, request)
+        except UNAVAILABLE_ERRORS as error:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, f"state store unavailable: {error}")

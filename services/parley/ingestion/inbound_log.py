@@ -1,10 +1,11 @@
 """The durable inbound log: de-duplicated appends on the write side, a consumer group on the read side.
 
-The log is `settings.stream_partitions` Redis streams. A message goes to the partition chosen by its
-(channel, brand account, author), so one customer's messages to one brand keep their order, and a redelivered
-message always lands where its first copy did: its de-duplication mark lives in that partition's hash slot,
-and one Lua script sets the mark and appends the entry together. A crash can therefore never leave a mark
-without its entry (a message refused as a duplicate that was never logged).
+The log is `settings.stream_partitions` Redis streams. A message goes to the partition chosen by its Parley
+id (channel and platform message id) and nothing else, so every copy of it lands where its first copy did,
+whatever brand account or author a delivery names (X sends one copy per subscribed account): its
+de-duplication mark lives in that partition's hash slot, and one Lua script sets the mark and appends the
+entry together. A crash can therefore never leave a mark without its entry (a message refused as a duplicate
+that was never logged). Order between messages is not the partitions' job: threading orders by send time.
 
 Workers read through one consumer group; an entry stays pending until acked, is re-claimed by another worker
 once idle long enough, and is deleted when acked (its de-duplication mark keeps living for `dedupe_ttl`).
@@ -21,27 +22,20 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import ResponseError
 
-from parley import events
+from parley import events, lua
 from parley.config import Settings
 from parley.messages import CHANNEL_NAMES
 from parley.store import Keys, Redis
+from parley.telemetry import tracing
 from parley.v1 import common_pb2, ingestion_pb2
-
-# KEYS: seen mark, partition stream. ARGV: mark TTL (s), serialized message. Returns the entry id, or nil
-# when the mark was already there (a duplicate).
-# Append first, mark "seen" after: a failing XADD (Lua scripts are not rolled back) must not leave a mark
-# that would make the caller's retry a DUPLICATE of a message that was never logged.
-APPEND_SCRIPT = """
-if redis.call('EXISTS', KEYS[1]) == 1 then return false end
-local id = redis.call('XADD', KEYS[2], '*', 'm', ARGV[2])
-redis.call('SET', KEYS[1], '1', 'EX', ARGV[1])
-return id
-"""
 
 ACCEPTED = ingestion_pb2.INGEST_STATUS_ACCEPTED
 DUPLICATE = ingestion_pb2.INGEST_STATUS_DUPLICATE
+# On a cluster each partition is read on its own; no read blocks longer than this, so entries that arrived on
+# one partition wait at most this long for the reads of the others.
+READ_SLICE_MS = 50
 
 
 @dataclass(frozen=True)
@@ -51,6 +45,8 @@ class LogEntry:
     partition: int
     entry_id: str
     message: common_pb2.InboundMessage
+    # The trace of the call that accepted the message (W3C traceparent), so the worker continues it.
+    traceparent: str = ""
 
 
 class InboundLog:
@@ -68,16 +64,13 @@ class InboundLog:
         self.group = group
         # A cluster refuses one XREADGROUP over streams in different slots, so there each partition gets
         # its own concurrent read.
-        self.read_each_partition = (
-            settings.redis_cluster if read_each_partition is None else read_each_partition
-        )
+        self.read_each_partition = settings.redis_cluster or bool(read_each_partition)
         self._streams = [keys.inbound_stream(p) for p in range(settings.stream_partitions)]
         self._partition_by_stream = {name.encode(): p for p, name in enumerate(self._streams)}
-        self._script = redis.register_script(APPEND_SCRIPT)
+        self._append = lua.register(redis, "parley.ingestion", "append")
 
     def partition_of(self, message: common_pb2.InboundMessage) -> int:
-        route = f"{message.channel}\x1f{message.brand_account_id}\x1f{message.author.id}".encode()
-        return zlib.crc32(route) % self.settings.stream_partitions
+        return zlib.crc32(message.message_id.encode()) % self.settings.stream_partitions
 
     # -- write side ---------------------------------------------------------------------------------------
 
@@ -94,7 +87,6 @@ class InboundLog:
         calls: list[tuple[int, common_pb2.InboundMessage, int]] = []  # (index, message, partition)
         first_in_batch: set[str] = set()
         for index, message in enumerate(messages):
-            # A repeat inside the batch is a duplicate even if its author (hence partition) differs.
             if message.message_id in first_in_batch:
                 continue
             first_in_batch.add(message.message_id)
@@ -103,8 +95,9 @@ class InboundLog:
             return statuses
 
         ttl = self.settings.dedupe_ttl_seconds
+        traceparent = tracing.current_traceparent()
         argv = [
-            (self.keys.seen(p, m.message_id), self._streams[p], ttl, m.SerializeToString())
+            (self.keys.seen(p, m.message_id), self._streams[p], ttl, m.SerializeToString(), traceparent)
             for _, m, p in calls
         ]
         results = await self._run_appends(argv)
@@ -132,30 +125,12 @@ class InboundLog:
         await events.publish(self.redis, self.keys, accepted, self.settings.events_maxlen)
         return statuses
 
-    async def _run_appends(self, argv: list[tuple[str, str, int, bytes]]) -> list[Any]:
-        """EVALSHA the append script for each call in one pipeline; load it and retry on NOSCRIPT.
-
-        A NOSCRIPT reply means that call did nothing, so retrying exactly those calls is safe.
-        """
-        results: list[Any] = [NoScriptError()] * len(argv)
-        todo = list(range(len(argv)))
-        for attempt in range(2):
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for i in todo:
-                    seen, stream, ttl, payload = argv[i]
-                    pipe.evalsha(self._script.sha, 2, seen, stream, ttl, payload)
-                replies = await pipe.execute(raise_on_error=False)
-            for i, reply in zip(todo, replies, strict=True):
-                results[i] = reply
-            todo = [i for i in todo if isinstance(results[i], NoScriptError)]
-            if not todo:
-                break
-            if attempt == 0:
-                self._script.sha = await self.redis.script_load(APPEND_SCRIPT)
-        for reply in results:
-            if isinstance(reply, Exception):
-                raise reply
-        return results
+    async def _run_appends(self, argv: list[tuple[str, str, int, bytes, str]]) -> list[Any]:
+        """The append script for each call, all in one pipelined round trip."""
+        async with lua.pipeline(self.redis) as pipe:
+            for seen, stream, ttl, payload, traceparent in argv:
+                await self._append(keys=[seen, stream], args=[ttl, payload, traceparent], client=pipe)
+            return await pipe.execute()
 
     # -- read side ----------------------------------------------------------------------------------------
 
@@ -172,17 +147,30 @@ class InboundLog:
     async def read(self, consumer: str, count: int, block_ms: int) -> list[LogEntry]:
         """New entries for `consumer` from all partitions in one call (up to `count` per partition)."""
         if self.read_each_partition:
-            replies = await asyncio.gather(
-                *(
-                    self.redis.xreadgroup(self.group, consumer, {s: ">"}, count=count, block=block_ms)
-                    for s in self._streams
-                )
-            )
-            return [entry for reply in replies for entry in self._entries(reply or [])]
+            return await self._read_each(consumer, count, block_ms)
         reply = await self.redis.xreadgroup(
             self.group, consumer, {s: ">" for s in self._streams}, count=count, block=block_ms
         )
         return self._entries(reply or [])
+
+    async def _read_each(self, consumer: str, count: int, block_ms: int) -> list[LogEntry]:
+        """One read per partition (a cluster has no XREADGROUP over several slots), blocking in short slices:
+        the reads run side by side, so one partition's blocked read would hold back what another returned."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + block_ms / 1000
+        while True:
+            block = (
+                max(1, min(READ_SLICE_MS, round((deadline - loop.time()) * 1000))) if block_ms else block_ms
+            )
+            replies = await asyncio.gather(
+                *(
+                    self.redis.xreadgroup(self.group, consumer, {s: ">"}, count=count, block=block)
+                    for s in self._streams
+                )
+            )
+            entries = [entry for reply in replies for entry in self._entries(reply or [])]
+            if entries or not block_ms or loop.time() >= deadline:
+                return entries
 
     async def claim_stale(self, consumer: str, min_idle_ms: int, count: int) -> list[LogEntry]:
         """Take over entries pending for longer than `min_idle_ms` (their worker is presumed dead).
@@ -229,6 +217,7 @@ class InboundLog:
         stream = self._streams[entry.partition]
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.rpush(self.keys.namespaced("inbound-dead"), record)
+            pipe.ltrim(self.keys.namespaced("inbound-dead"), -self.settings.dead_letter_maxlen, -1)
             pipe.xack(stream, self.group, entry.entry_id)
             pipe.xdel(stream, entry.entry_id)
             await pipe.execute()
@@ -274,5 +263,5 @@ class InboundLog:
                 continue
             message = common_pb2.InboundMessage.FromString(fields[b"m"])
             ident = entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
-            out.append(LogEntry(partition, ident, message))
+            out.append(LogEntry(partition, ident, message, fields.get(b"t", b"").decode()))
         return out

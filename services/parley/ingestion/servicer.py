@@ -3,7 +3,9 @@
 // IngestStream: each request is one batch and gets one response with its results, in order.
 // A batch with a bad message is answered with INVALID_ARGUMENT (google.rpc.BadRequest naming each
 // bad field, e.g. messages[3].text), which ends the stream: batches sent before it stay accepted,
-// batches sent after it are not read. The client opens a new stream to go on.
+// batches sent after it are not read. The client opens a new stream to go on. A batch refused because
+// the inbound backlog is at its bound (RESOURCE_EXHAUSTED) or the log is unavailable (UNAVAILABLE) ends
+// the stream the same way; both carry a google.rpc.RetryInfo, and nothing of that batch was accepted.
 
 // WatchEvents: the response's initial metadata carries `parley-start-id`, the event id the watch
 // starts after; every event appended after it that matches the filters follows, until the client
@@ -16,14 +18,12 @@ import re
 from collections.abc import AsyncIterator, Sequence
 
 import grpc
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from parley import events
 from parley.clock import Clock, SystemClock
 from parley.config import Settings
+from parley.ingestion import admission, intake
 from parley.ingestion.inbound_log import InboundLog
-from parley.ingestion.validation import normalize, validate_batch
 from parley.rpc import InvalidArgument, abort_for
 from parley.store import Keys, Redis
 from parley.v1 import common_pb2, ingestion_pb2, ingestion_pb2_grpc
@@ -47,9 +47,8 @@ class IngestionService(ingestion_pb2_grpc.IngestionServiceServicer):
 
     async def ingest(self, messages: Sequence[common_pb2.InboundMessage]) -> list[ingestion_pb2.IngestResult]:
         """Validate, normalize and log one batch; one result per message, in request order."""
-        now = self.clock.now()
-        validate_batch(messages, self.settings, now=now)
-        batch = [normalize(message, now) for message in messages]
+        batch = intake.admit_batch(messages, self.settings, self.clock.now())
+        await admission.ensure_room(self.log, self.settings)
         statuses = await self.log.append(batch)
         return [
             ingestion_pb2.IngestResult(message_id=m.message_id, status=s)
@@ -63,9 +62,10 @@ class IngestionService(ingestion_pb2_grpc.IngestionServiceServicer):
             return await self.ingest(messages)
         except InvalidArgument as error:
             await abort_for(context, error)
-        except (RedisConnectionError, RedisTimeoutError) as error:
-            # Nothing was acked: the caller retries later, and de-duplication absorbs any partial append.
-            await context.abort(grpc.StatusCode.UNAVAILABLE, f"inbound log unavailable: {error}")
+        except admission.BacklogFull as full:
+            await context.abort_with_status(admission.backlog_status(full))
+        except admission.NOT_NOW as error:
+            await context.abort_with_status(admission.unavailable_status(error, self.settings))
         raise AssertionError("unreachable: abort raises")
 
     async def Ingest(

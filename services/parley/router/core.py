@@ -29,10 +29,11 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from parley import lua
 from parley.clock import Clock, from_timestamp, to_timestamp
 from parley.config import Settings
 from parley.events import EventRecord, add_to_pipeline
-from parley.router import erlang, scripts
+from parley.router import erlang
 from parley.router.keys import RouterKeys
 from parley.router.policy import (
     VISIBILITY_NAMES,
@@ -43,13 +44,15 @@ from parley.router.policy import (
     load_policy,
     policy_path,
 )
-from parley.rpc import FailedPrecondition, InvalidArgument, NotFound
+from parley.rpc import Aborted, FailedPrecondition, InvalidArgument, NotFound
 from parley.store import Keys, Redis
 from parley.v1 import common_pb2, router_pb2
 
 PRESENCES = ("online", "away", "offline")
 HUMAN_ONLY_INTENTS = ("urgent", "complaint")
 FEED_MAXLEN = 1000
+# Capacity held for a claim in flight is a member of the agent's active set named "reserving:<at>:<id>".
+RESERVING = "reserving:"
 ROUTE_ATTEMPTS = 5
 CLAIM_ATTEMPTS = 20
 ASSIGN_CONCURRENCY = 32
@@ -57,6 +60,14 @@ DRAIN_PER_TEAM = 200
 AUDIT_CANDIDATES = 20
 
 log = logging.getLogger(__name__)
+
+
+def _float(text: str) -> float:
+    """A number written by this module, 0 for anything else (an entry from before times were written)."""
+    try:
+        return float(text)
+    except ValueError:
+        return 0.0
 
 
 def _text(value: Any) -> str:
@@ -176,19 +187,20 @@ class Router:
         self.policy_source = policy_path(settings.policy_file)
         self._policy_mtime = self._mtime()
         self.policy = policy or load_policy(settings.policy_file)
-        self._route = redis.register_script(scripts.ROUTE)
-        self._set_state = redis.register_script(scripts.SET_STATE)
-        self._enqueue = redis.register_script(scripts.ENQUEUE)
-        self._take = redis.register_script(scripts.TAKE)
-        self._best = redis.register_script(scripts.BEST)
-        self._reserve = redis.register_script(scripts.RESERVE)
-        self._commit = redis.register_script(scripts.COMMIT)
-        self._age = redis.register_script(scripts.AGE)
-        self._assign_script = redis.register_script(scripts.ASSIGN)
-        self._revoke = redis.register_script(scripts.REVOKE)
-        self._settle = redis.register_script(scripts.SETTLE)
-        self._unhold = redis.register_script(scripts.UNHOLD)
-        self._withdraw_script = redis.register_script(scripts.WITHDRAW)
+        self._route = lua.register(redis, "parley.router", "route")
+        self._set_state = lua.register(redis, "parley.router", "set_state")
+        self._enqueue = lua.register(redis, "parley.router", "enqueue")
+        self._take = lua.register(redis, "parley.router", "take")
+        self._best = lua.register(redis, "parley.router", "best")
+        self._reserve = lua.register(redis, "parley.router", "reserve")
+        self._commit = lua.register(redis, "parley.router", "commit")
+        self._age = lua.register(redis, "parley.router", "age")
+        self._assign_script = lua.register(redis, "parley.router", "assign")
+        self._revoke = lua.register(redis, "parley.router", "revoke")
+        self._settle = lua.register(redis, "parley.router", "settle")
+        self._unhold = lua.register(redis, "parley.router", "unhold")
+        self._withdraw_script = lua.register(redis, "parley.router", "withdraw")
+        self._release = lua.register(redis, "parley.router", "release")
 
     def _mtime(self) -> int:
         try:
@@ -416,20 +428,22 @@ class Router:
             if not pending:
                 break
             now = self.clock.now()
-            async with self.redis.pipeline(transaction=False) as pipe:
+            async with lua.pipeline(self.redis) as pipe:
                 for i in pending:
                     cid, mid = items[i].conversation_id, items[i].message.message_id
                     pipe.get(self.k.decision(cid, mid))
                     pipe.exists(self.k.applied(cid, mid))
                     pipe.hgetall(self.k.state(cid))
+                    pipe.get(self.k.decided_in(mid))
                 read = await pipe.execute()
+            read = await self._decided_elsewhere(items, pending, read)
             # Messages of one conversation in one batch are decided in order against a running state.
             states: dict[str, dict[str, str]] = {}
             merged: list[int] = []
             plans = []
             to_apply = []
             for n, i in enumerate(pending):
-                stored, applied, raw_state = read[3 * n : 3 * n + 3]
+                stored, applied, raw_state = read[4 * n : 4 * n + 3]
                 if stored is not None:
                     results[i] = common_pb2.RoutingDecision.FromString(stored)
                     if not applied and now - from_timestamp(results[i].decided_at) >= lease:
@@ -456,9 +470,11 @@ class Router:
                 plans.append((i, state.get("version", "0"), decision, fields, audit))
                 state.update({k: str(v) for k, v in fields.items()})
                 state["version"] = str(int(state.get("version", "0")) + 1)
-            async with self.redis.pipeline(transaction=False) as pipe:
+            async with lua.pipeline(self.redis) as pipe:
                 for i, version, decision, fields, audit in plans:
                     cid = items[i].conversation_id
+                    ttl = self.settings.dedupe_ttl_seconds
+                    pipe.set(self.k.decided_in(decision.message_id), cid, nx=True, ex=ttl)
                     args = [
                         version,
                         decision.SerializeToString(),
@@ -476,7 +492,7 @@ class Router:
                         args=args,
                         client=pipe,
                     )
-                outcomes = await pipe.execute()
+                outcomes = (await pipe.execute())[1::2]
             pending = []
             if merged:
                 where = await self.current(sorted({items[i].conversation_id for i in merged}))
@@ -503,14 +519,39 @@ class Router:
                 for i, decision in queued.items():
                     results[i] = assigned.get(decision.message_id, decision)
         if pending:
-            raise FailedPrecondition("conversations kept changing while routing; retry")
+            raise Aborted("conversations kept changing while routing; retry")
         return [r for r in results if r is not None]
+
+    async def _decided_elsewhere(
+        self, items: list[router_pb2.RouteItem], pending: list[int], read: list[Any]
+    ) -> list[Any]:
+        """`read` (decision, applied, state, decided in: four per pending item) with the decision and applied
+        mark taken from the conversation a message was first routed in, where that is another one (the
+        message moved there by a merge since): a retried batch gets its one decision back."""
+        elsewhere = {}
+        for n, i in enumerate(pending):
+            first = _text(read[4 * n + 3])
+            if read[4 * n] is None and first and first != items[i].conversation_id:
+                elsewhere[n] = first
+        if not elsewhere:
+            return read
+        mid = {n: items[pending[n]].message.message_id for n in elsewhere}
+        async with lua.pipeline(self.redis) as pipe:
+            for n, cid in elsewhere.items():
+                pipe.get(self.k.decision(cid, mid[n]))
+                pipe.exists(self.k.applied(cid, mid[n]))
+            found = await pipe.execute()
+        read = list(read)
+        for j, n in enumerate(elsewhere):
+            if found[2 * j] is not None:
+                read[4 * n], read[4 * n + 1] = found[2 * j], found[2 * j + 1]
+        return read
 
     async def current(self, cids: list[str]) -> dict[str, str]:
         """Each conversation id -> the conversation it is now: itself, or the one it was merged into."""
         out = {cid: cid for cid in cids}
         for _ in range(4):  # a merge chain is short; each round follows one step
-            async with self.redis.pipeline(transaction=False) as pipe:
+            async with lua.pipeline(self.redis) as pipe:
                 for cid in out.values():
                     pipe.hget(self.k.state(cid), "merged_into")
                 into = await pipe.execute()
@@ -530,7 +571,7 @@ class Router:
         window = self.policy.staffing.window_seconds
         events = []
         arrivals: dict[str, dict[str, float]] = {}
-        async with self.redis.pipeline(transaction=False) as pipe:
+        async with lua.pipeline(self.redis) as pipe:
             for decision in decisions:
                 cid, team, due = decision.conversation_id, decision.team, from_timestamp(decision.sla_due_at)
                 if decision.action == common_pb2.ROUTE_ACTION_QUEUED:
@@ -590,7 +631,7 @@ class Router:
         """(agent id, profile, load) of the team's online agents and of `extra` agents (previous ones)."""
         members = {_text(m) for m in await self.redis.smembers(self.k.online(team))} | (extra - {""})
         agents = sorted(members)
-        async with self.redis.pipeline(transaction=False) as pipe:
+        async with lua.pipeline(self.redis) as pipe:
             for agent_id in agents:
                 pipe.hgetall(self.k.agent(agent_id))
                 pipe.scard(self.k.active(agent_id))
@@ -697,7 +738,7 @@ class Router:
 
         done = await asyncio.gather(*(run(*plan) for plan in plans))
         out: dict[str, common_pb2.RoutingDecision] = {}
-        async with self.redis.pipeline(transaction=False) as pipe:
+        async with lua.pipeline(self.redis) as pipe:
             for (_, decision, _, _), assignment in zip(plans, done, strict=True):
                 if assignment is None:
                     continue
@@ -732,7 +773,7 @@ class Router:
         """When each of these agents went offline, for those still within the grace period's bookkeeping."""
         if not agent_ids:
             return {}
-        async with self.redis.pipeline(transaction=False) as pipe:
+        async with lua.pipeline(self.redis) as pipe:
             for agent_id in agent_ids:
                 pipe.zscore(self.k.offline(), agent_id)
             scores = await pipe.execute()
@@ -796,7 +837,7 @@ class Router:
             now,
             {"team": team, "agent_id": agent_id, "until": until, "why": reason},
         )
-        async with self.redis.pipeline(transaction=False) as pipe:
+        async with lua.pipeline(self.redis) as pipe:
             pipe.set(
                 self.k.decision(cid, decision.message_id), held.SerializeToString(), xx=True, keepttl=True
             )
@@ -822,7 +863,7 @@ class Router:
         event = EventRecord(
             "conversation.hold_released", cid, "", now, {"team": team, "agent_id": agent_id, "reason": reason}
         )
-        async with self.redis.pipeline(transaction=False) as pipe:
+        async with lua.pipeline(self.redis) as pipe:
             pipe.srem(self.k.holds(agent_id), f"{team}|{cid}")
             pipe.hset(self.k.audit(cid), f"hold_released:{now:.6f}", audit.SerializeToString())
             add_to_pipeline(pipe, self.keys, [event], self.settings.events_maxlen)
@@ -861,7 +902,7 @@ class Router:
         the conversations become ordinary queue entries, which the drain then hands out."""
         now, grace = self.clock.now(), self.policy.presence.offline_grace_seconds
         teams = [t.name for t in self.policy.teams]
-        async with self.redis.pipeline(transaction=False) as pipe:
+        async with lua.pipeline(self.redis) as pipe:
             for team in teams:
                 pipe.hgetall(self.k.held(team))
             tables = await pipe.execute()
@@ -959,7 +1000,7 @@ class Router:
         fields = {"presence": presence, "teams": ",".join(new_teams)}
         fields["capacity"] = str(capacity if capacity else old.get("capacity", "1"))
         fields["skills"] = ",".join(skills) if skills else old.get("skills", "")
-        async with self.redis.pipeline(transaction=False) as pipe:
+        async with lua.pipeline(self.redis) as pipe:
             pipe.hset(self.k.agent(agent_id), mapping=fields)
             pipe.sadd(self.k.agents(), agent_id)
             if presence == "offline":
@@ -991,7 +1032,8 @@ class Router:
         return handed
 
     async def _reserve_capacity(self, agent_id: str) -> str:
-        token = f"reserving:{uuid.uuid4().hex}"
+        # The time in the token lets the loop give back a reservation whose claimer died before its journal.
+        token = f"{RESERVING}{self.clock.now():.3f}:{uuid.uuid4().hex}"
         result = await self._reserve(keys=[self.k.agent(agent_id), self.k.active(agent_id)], args=[token])
         if result == -1:
             raise FailedPrecondition(f"agent {agent_id} is not online")
@@ -1003,7 +1045,7 @@ class Router:
         """(team, conversation id) of the best waiting conversation the agent may take (none held for
         another agent): highest priority, then longest wait."""
         now = self.clock.now()
-        async with self.redis.pipeline(transaction=False) as pipe:
+        async with lua.pipeline(self.redis) as pipe:
             for team in teams:
                 await self._best(keys=self.k.team_keys(team), args=["peek", agent_id, "", now], client=pipe)
             tops = await pipe.execute()
@@ -1122,7 +1164,7 @@ class Router:
             candidates=[c.to_proto(notes.get(c.agent_id, "")) for c in (candidates or [])[:AUDIT_CANDIDATES]],
             why=assignment.reason,
         )
-        async with self.redis.pipeline(transaction=False) as pipe:
+        async with lua.pipeline(self.redis) as pipe:
             await self._commit(
                 keys=[self.k.active(agent_id), self.k.feed(agent_id)],
                 args=[token, cid, assignment.SerializeToString(), FEED_MAXLEN],
@@ -1211,7 +1253,7 @@ class Router:
             priority=priority,
             why="; ".join(f"{k}={v}" for k, v in event.attributes.items() if v not in ("", None)),
         )
-        async with self.redis.pipeline(transaction=False) as pipe:
+        async with lua.pipeline(self.redis) as pipe:
             await self._set_state(
                 keys=[self.k.state(cid)],
                 args=_flat(
@@ -1370,7 +1412,7 @@ class Router:
             raise FailedPrecondition(f"conversation {conversation_id} is not assigned to agent {agent_id}")
         await self._detach(conversation_id, state)
         now = self.clock.now()
-        async with self.redis.pipeline(transaction=False) as pipe:
+        async with lua.pipeline(self.redis) as pipe:
             await self._set_state(
                 keys=[self.k.state(conversation_id)],
                 args=_flat({"state": "resolved", "resolved_at": now, "agent": ""}),
@@ -1399,7 +1441,7 @@ class Router:
     async def list_queues(self) -> list[router_pb2.QueueStatus]:
         now = self.clock.now()
         teams = [t.name for t in self.policy.teams]
-        async with self.redis.pipeline(transaction=False) as pipe:
+        async with lua.pipeline(self.redis) as pipe:
             for team in teams:
                 pipe.zcard(self.k.queue(team))
                 pipe.zrange(self.k.since(team), 0, 0, withscores=True)
@@ -1434,7 +1476,7 @@ class Router:
             raise InvalidArgument(problems)
         now, window = self.clock.now(), self.policy.staffing.window_seconds
         teams = [t.name for t in self.policy.teams]
-        async with self.redis.pipeline(transaction=False) as pipe:
+        async with lua.pipeline(self.redis) as pipe:
             for team in teams:
                 pipe.zcount(self.k.arrivals(team), f"({now - window}", "+inf")
                 pipe.hgetall(self.k.handled(team))
@@ -1469,7 +1511,7 @@ class Router:
             pipe.xrevrange(self.k.feed(agent_id), count=1)
             active, last = await pipe.execute()
         position = _text(last[0][0]) if last else "0-0"
-        for cid in sorted(_text(m) for m in active if not _text(m).startswith("reserving:")):
+        for cid in sorted(_text(m) for m in active if not _text(m).startswith(RESERVING)):
             state = _decode(await self.redis.hgetall(self.k.state(cid)))
             yield self._assignment(cid, agent_id, state)
         while True:
@@ -1498,6 +1540,7 @@ class Router:
         return {
             "policy_reloaded": int(self.reload_policy()),
             "claims_recovered": await self.recover_claims(),
+            "reservations_released": await self.release_stale_reservations(),
             "requeued_offline": await self.expire_offline(),
             "sla_at_risk": await self.escalate_at_risk(),
             "holds_released": await self.release_holds(),
@@ -1512,7 +1555,7 @@ class Router:
         lease = self.settings.claim_idle_ms / 1000
         now = self.clock.now()
         teams = [t.name for t in self.policy.teams]
-        async with self.redis.pipeline(transaction=False) as pipe:
+        async with lua.pipeline(self.redis) as pipe:
             for team in teams:
                 pipe.hgetall(self.k.taking(team))
             journals = await pipe.execute()
@@ -1527,7 +1570,7 @@ class Router:
                 settled = await self._settle(keys=self.k.team_keys(team), args=[cid, entry, 0 if done else 1])
                 if not settled:
                     continue  # another router settled it
-                async with self.redis.pipeline(transaction=False) as pipe:
+                async with lua.pipeline(self.redis) as pipe:
                     pipe.srem(self.k.active(agent_id), token)
                     if done:
                         pipe.sadd(self.k.active(agent_id), cid)
@@ -1544,6 +1587,32 @@ class Router:
                 recovered += 0 if done else 1
         return recovered
 
+    async def release_stale_reservations(self) -> int:
+        """Capacity reserved longer than `claim_idle_ms` ago by a claimer that never wrote its claim journal
+        (it died in between): given back. A reservation named in a journal is `recover_claims`' to settle."""
+        lease = self.settings.claim_idle_ms / 1000
+        now = self.clock.now()
+        agents = sorted(_text(a) for a in await self.redis.smembers(self.k.agents()))
+        teams = [t.name for t in self.policy.teams]
+        async with lua.pipeline(self.redis) as pipe:
+            for agent_id in agents:
+                pipe.smembers(self.k.active(agent_id))
+            for team in teams:
+                pipe.hvals(self.k.taking(team))
+            raw = await pipe.execute()
+        # Journal entries are "agent|token|at|base|since|due".
+        journaled = {_text(entry).split("|")[1] for entries in raw[len(agents) :] for entry in entries}
+        released = 0
+        for agent_id, members in zip(agents, raw[: len(agents)], strict=False):
+            for token in (_text(m) for m in members):
+                if not token.startswith(RESERVING) or token in journaled:
+                    continue
+                at = token[len(RESERVING) :].split(":", 1)[0]
+                if now - _float(at) < lease:
+                    continue
+                released += await self._release(keys=[self.k.active(agent_id)], args=[token])
+        return released
+
     async def expire_offline(self) -> int:
         """Agents offline for longer than the grace period: their open conversations go back to their queues
         with the priority, enqueue time and deadline they had."""
@@ -1556,7 +1625,7 @@ class Router:
             if profile.get("presence") == "offline":
                 for raw in await self.redis.smembers(self.k.active(agent_id)):
                     cid = _text(raw)
-                    if cid.startswith("reserving:"):
+                    if cid.startswith(RESERVING):
                         continue
                     state = _decode(await self.redis.hgetall(self.k.state(cid)))
                     if state.get("state") != "assigned" or state.get("agent") != agent_id:
@@ -1591,7 +1660,7 @@ class Router:
         now, policy = self.clock.now(), self.policy
         horizon = now + policy.sla_at_risk_seconds
         teams = [t.name for t in policy.teams]
-        async with self.redis.pipeline(transaction=False) as pipe:
+        async with lua.pipeline(self.redis) as pipe:
             for team in teams:
                 pipe.zrangebyscore(self.k.due(team), "-inf", horizon, start=0, num=DRAIN_PER_TEAM)
             at_risk = await pipe.execute()
@@ -1629,7 +1698,7 @@ class Router:
                     now,
                     {"team": team, "due_in_seconds": round(due_in, 3), "escalated_to": escalated_to},
                 )
-                async with self.redis.pipeline(transaction=False) as pipe:
+                async with lua.pipeline(self.redis) as pipe:
                     add_to_pipeline(pipe, self.keys, [event], self.settings.events_maxlen)
                     await pipe.execute()
                 flagged += 1
@@ -1638,7 +1707,7 @@ class Router:
     async def age_queues(self) -> int:
         """Rescore every waiting conversation: base priority plus time waited and SLA pressure."""
         w = self.policy.priority
-        async with self.redis.pipeline(transaction=False) as pipe:
+        async with lua.pipeline(self.redis) as pipe:
             for team in self.policy.teams:
                 k = self.k
                 await self._age(
@@ -1653,7 +1722,7 @@ class Router:
         """Hand waiting conversations, best first, to online agents with free capacity. A conversation that
         only its declining agents could take is skipped, not a block for the ones behind it."""
         teams = [t.name for t in self.policy.teams]
-        async with self.redis.pipeline(transaction=False) as pipe:
+        async with lua.pipeline(self.redis) as pipe:
             for team in teams:
                 pipe.scard(self.k.online(team))
                 pipe.zrevrange(self.k.queue(team), 0, DRAIN_PER_TEAM - 1, withscores=True)

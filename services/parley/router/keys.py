@@ -20,6 +20,11 @@ class RouterKeys:
     def decision(self, conversation_id: str, message_id: str) -> str:
         return self.keys.conversation_part(conversation_id, f"route:msg:{message_id}")
 
+    def decided_in(self, message_id: str) -> str:
+        """The conversation a message was first routed in; the message's own slot, so a retry that finds the
+        message in another conversation (a merge since) still finds its one decision."""
+        return self.keys.namespaced("router", "decided", f"{{{message_id}}}")
+
     def applied(self, conversation_id: str, message_id: str) -> str:
         """Set once a decision's queue entry and event are written."""
         return self.keys.conversation_part(conversation_id, f"route:applied:{message_id}")

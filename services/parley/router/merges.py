@@ -9,18 +9,16 @@ group of its own on the event stream and acknowledges an event only after applyi
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 from dataclasses import dataclass
 from typing import Any
 
-from redis.exceptions import ResponseError
-
+from parley import lua
 from parley.clock import to_timestamp
 from parley.events import EventRecord, add_to_pipeline
-from parley.router import scripts
-from parley.router.core import FEED_MAXLEN, Router, _decode, _flat, _text
+from parley.pipeline.consumer import ConsumerOptions, Handler, StreamConsumer, StreamEntry
+from parley.router.core import FEED_MAXLEN, Router, _decode, _flat
 from parley.v1 import common_pb2, router_pb2
 
 GROUP = "router-merges"
@@ -60,10 +58,10 @@ class Merges:
         self.router = router
         self.redis = router.redis
         self.k = router.k
-        self._join = self.redis.register_script(scripts.JOIN)
-        self._merge_state = self.redis.register_script(scripts.MERGE_STATE)
-        self._swap = self.redis.register_script(scripts.SWAP)
-        self._finalize = self.redis.register_script(scripts.FINALIZE_MERGE)
+        self._join = lua.register(self.redis, "parley.router", "join")
+        self._merge_state = lua.register(self.redis, "parley.router", "merge_state")
+        self._swap = lua.register(self.redis, "parley.router", "swap")
+        self._finalize = lua.register(self.redis, "parley.router", "finalize_merge")
 
     async def apply_events(self, entries: list[tuple[str, dict[str, str]]]) -> list[MergeOutcome]:
         """Apply the `conversation.merged` events among stream entries (others are ignored)."""
@@ -84,7 +82,7 @@ class Merges:
             return MergeOutcome(merged, into, "none", applied=False, why="a conversation merged into itself")
         prior: str | None = None
         for _ in range(ATTEMPTS):
-            async with self.redis.pipeline(transaction=False) as pipe:
+            async with lua.pipeline(self.redis) as pipe:
                 pipe.hgetall(self.k.state(merged))
                 pipe.hgetall(self.k.state(into))
                 src, dst = (_decode(raw) for raw in await pipe.execute())
@@ -304,7 +302,7 @@ class Merges:
         if outcome.action in ("bot", "none"):
             audit.action = common_pb2.ROUTE_ACTION_NO_ACTION
         history = await self.redis.hgetall(self.k.audit(merged))
-        async with self.redis.pipeline(transaction=False) as pipe:
+        async with lua.pipeline(self.redis) as pipe:
             if history:
                 pipe.hset(self.k.audit(into), mapping=history)
             pipe.hset(self.k.audit(into), f"merge:{merged}", audit.SerializeToString())
@@ -336,7 +334,7 @@ class Merges:
             # Conversations learns the surviving conversation is with an agent now, as for any assignment.
             attrs = {"agent_id": outcome.agent_id, "team": outcome.team, "how": "merged", "why": outcome.why}
             published.append(EventRecord("conversation.assigned", into, "", now, attrs))
-        async with self.redis.pipeline(transaction=False) as pipe:
+        async with lua.pipeline(self.redis) as pipe:
             add_to_pipeline(pipe, self.router.keys, published, self.router.settings.events_maxlen)
             await pipe.execute()
 
@@ -349,71 +347,46 @@ class Merges:
 # ----------------------------------------------------------------------------------------------- follower
 
 
+def reader(merges: Merges, consumer: str) -> StreamConsumer:
+    """The merges follower's reader: its own group on the event stream (from the stream's end the first time);
+    a malformed event is set aside with its reason, so it never holds up the merges behind it."""
+    settings, keys = merges.router.settings, merges.router.keys
+    options = ConsumerOptions(
+        batch=BATCH, block_ms=settings.worker_block_ms, claim_idle_ms=settings.claim_idle_ms
+    )
+    dead_key = keys.namespaced("events-dead", GROUP)
+    return StreamConsumer(merges.redis, [keys.events()], GROUP, consumer, options, dead_key=dead_key)
+
+
 async def ensure_group(merges: Merges) -> None:
-    """The group starts at the stream's end the first time; afterwards it resumes where it stopped."""
-    try:
-        await merges.redis.xgroup_create(merges.router.keys.events(), GROUP, id="$", mkstream=True)
-    except ResponseError as error:
-        if "BUSYGROUP" not in str(error):
-            raise
+    await reader(merges, "").ensure_group()
+
+
+def applier(merges: Merges) -> Handler:
+    """Apply each merge; one whose conversation has a claim in flight is held back (it stays pending and is
+    tried again on the next pass) without holding up the others."""
+
+    async def apply(entries: list[StreamEntry]) -> list[str]:
+        held = []
+        for entry in entries:
+            fields = {k.decode(): v.decode() for k, v in entry.fields.items()}
+            try:
+                await merges.apply_events([(entry.entry_id, fields)])
+            except MergeDeferred as error:
+                log.info("%s", error)
+                held.append(entry.entry_id)
+        return held
+
+    return apply
 
 
 async def follow_once(merges: Merges, consumer: str, block_ms: int | None = 1000) -> int:
-    """One pass: this consumer's unacknowledged entries, else entries another consumer left unacknowledged
-    for longer than `claim_idle_ms`; then, unless one of those was applied, new entries (so an entry whose
-    merge must wait never holds up the ones behind it). Each is applied, then acknowledged. Returns how many
-    were acknowledged, or minus how many were deferred (a claim of the conversation in flight) and stay
-    pending."""
-    redis, stream = merges.redis, merges.router.keys.events()
-    reply = await redis.xreadgroup(GROUP, consumer, {stream: "0"}, count=BATCH)
-    entries = reply[0][1] if reply else []
-    if not entries:
-        claimed = await redis.xautoclaim(
-            stream, GROUP, consumer, merges.router.settings.claim_idle_ms, "0-0", count=BATCH
-        )
-        entries = claimed[1] if claimed else []
-    done, deferred = await _apply_entries(merges, entries)
-    if not done:
-        block = None if deferred else block_ms
-        reply = await redis.xreadgroup(GROUP, consumer, {stream: ">"}, count=BATCH, block=block)
-        done, more = await _apply_entries(merges, reply[0][1] if reply else [])
-        deferred += more
-    if done:
-        await redis.xack(stream, GROUP, *done)
-    return len(done) if done or not deferred else -deferred
-
-
-async def _apply_entries(merges: Merges, entries: list[Any]) -> tuple[list[Any], int]:
-    """The ids to acknowledge, and how many merges must wait."""
-    done, deferred = [], 0
-    for entry_id, fields in entries:
-        if fields:  # an entry trimmed from the stream meanwhile has none: nothing to apply
-            try:
-                await merges.apply_events(
-                    [(_text(entry_id), {_text(k): _text(v) for k, v in fields.items()})]
-                )
-            except MergeDeferred as error:
-                log.info("%s", error)  # stays pending; a later pass applies it
-                deferred += 1
-                continue
-        done.append(entry_id)
-    return done, deferred
+    """One pass: how many entries were settled, or minus how many merges were held back when none was."""
+    result = await reader(merges, consumer).once(applier(merges), block_ms)
+    settled = len(result.done) + len(result.dead)
+    return settled if settled or not result.held else -len(result.held)
 
 
 async def run_follower(merges: Merges, consumer: str, stopping: asyncio.Event) -> None:
     """Follow merges until `stopping` is set; a failed batch stays unacknowledged and is retried."""
-    while not stopping.is_set():
-        try:
-            await ensure_group(merges)
-            while not stopping.is_set():
-                # A short block keeps shutdown prompt; a stop waits for the batch in hand.
-                if await follow_once(merges, consumer, merges.router.settings.worker_block_ms) < 0:
-                    # Wait for the claim to settle rather than re-reading the deferred entry at once.
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(stopping.wait(), 0.2)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("following conversation merges failed; retrying")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stopping.wait(), 1.0)
+    await reader(merges, consumer).run(applier(merges), stopping)

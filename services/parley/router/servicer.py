@@ -8,6 +8,8 @@ import grpc
 
 from parley.clock import to_timestamp
 from parley.config import Settings
+from parley.enum_fields import unknown_enum_values
+from parley.router import validation
 from parley.router.core import Router
 from parley.rpc import FailedPrecondition, InvalidArgument, NotFound, abort_for, mapped_errors
 from parley.v1 import common_pb2, router_pb2, router_pb2_grpc
@@ -67,6 +69,14 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
                 v.add(f"items[{i}].triage.message_id", "does not match message.message_id")
             if item.message.author.follower_count < 0:
                 v.add(f"items[{i}].message.author.follower_count", "must not be negative")
+        for field, problem in unknown_enum_values(request):
+            v.add(field, problem)
+        v.check()
+        ids = [item.conversation_id for item in request.items]
+        for i in await validation.unknown_conversations(self.router.redis, self.router.keys, ids):
+            v.add(
+                f"items[{i}].conversation_id", "unknown conversation: not opened by the conversations service"
+            )
         v.check()
         decisions = await self.router.route(list(request.items))
         return router_pb2.RouteResponse(decisions=decisions)

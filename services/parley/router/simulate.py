@@ -205,9 +205,13 @@ class Simulation:
                 self.presence[aid] = wanted
 
     async def _read_feeds(self, now: float) -> None:
-        streams = {self.k.feed(a): pos for a, pos in self.feed_positions.items()}
         owner = {self.k.feed(a): a for a in self.feed_positions}
-        for stream, entries in await self.redis.xread(streams, count=1000) or []:
+        # One XREAD per feed, pipelined: on a cluster the feeds live in different slots.
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for agent_id, position in self.feed_positions.items():
+                pipe.xread({self.k.feed(agent_id): position}, count=1000)
+            replies = await pipe.execute()
+        for stream, entries in (item for reply in replies for item in reply or []):
             agent_id = owner[_text(stream)]
             for entry_id, fields in entries:
                 self.feed_positions[agent_id] = _text(entry_id)

@@ -275,10 +275,12 @@ class LinkIdentitiesResponse(_message.Message):
     def __init__(self, person_id: _Optional[str] = ...) -> None: ...
 
 class GetConversationRequest(_message.Message):
-    __slots__ = ("conversation_id",)
+    __slots__ = ("conversation_id", "message_id")
     CONVERSATION_ID_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
     conversation_id: str
-    def __init__(self, conversation_id: _Optional[str] = ...) -> None: ...
+    message_id: str
+    def __init__(self, conversation_id: _Optional[str] = ..., message_id: _Optional[str] = ...) -> None: ...
 
 class GetConversationResponse(_message.Message):
     __slots__ = ("conversation",)
@@ -423,3 +425,25 @@ class ListAuditRecordsResponse(_message.Message):
     records: _containers.RepeatedCompositeFieldContainer[AuditRecord]
     next_page_token: str
     def __init__(self, records: _Optional[_Iterable[_Union[AuditRecord, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class EraseCustomerRequest(_message.Message):
+    __slots__ = ("identity",)
+    IDENTITY_FIELD_NUMBER: _ClassVar[int]
+    identity: Identity
+    def __init__(self, identity: _Optional[_Union[Identity, _Mapping]] = ...) -> None: ...
+
+class EraseCustomerResponse(_message.Message):
+    __slots__ = ("person_id", "identities", "conversations", "messages", "deliveries", "outbox_lines")
+    PERSON_ID_FIELD_NUMBER: _ClassVar[int]
+    IDENTITIES_FIELD_NUMBER: _ClassVar[int]
+    CONVERSATIONS_FIELD_NUMBER: _ClassVar[int]
+    MESSAGES_FIELD_NUMBER: _ClassVar[int]
+    DELIVERIES_FIELD_NUMBER: _ClassVar[int]
+    OUTBOX_LINES_FIELD_NUMBER: _ClassVar[int]
+    person_id: str
+    identities: int
+    conversations: int
+    messages: int
+    deliveries: int
+    outbox_lines: int
+    def __init__(self, person_id: _Optional[str] = ..., identities: _Optional[int] = ..., conversations: _Optional[int] = ..., messages: _Optional[int] = ..., deliveries: _Optional[int] = ..., outbox_lines: _Optional[int] = ...) -> None: ...

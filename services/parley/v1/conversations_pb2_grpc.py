@@ -75,6 +75,11 @@ class ConversationsServiceStub:
                 request_serializer=parley_dot_v1_dot_conversations__pb2.ListAuditRecordsRequest.SerializeToString,
                 response_deserializer=parley_dot_v1_dot_conversations__pb2.ListAuditRecordsResponse.FromString,
                 _registered_method=True)
+        self.EraseCustomer = channel.unary_unary(
+                '/parley.v1.ConversationsService/EraseCustomer',
+                request_serializer=parley_dot_v1_dot_conversations__pb2.EraseCustomerRequest.SerializeToString,
+                response_deserializer=parley_dot_v1_dot_conversations__pb2.EraseCustomerResponse.FromString,
+                _registered_method=True)
 
 
 class ConversationsServiceServicer:
@@ -134,6 +139,15 @@ class ConversationsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def EraseCustomer(self, request, context):
+        """Erases a customer (admin): every linked identity, the profile, the conversations they opened, their
+        messages in other conversations, and (through DispatchService.EraseReplies) the replies sent to them.
+        Idempotent: erasing again removes what arrived since, and reports zero for what is already gone.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ConversationsServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -176,6 +190,11 @@ def add_ConversationsServiceServicer_to_server(servicer, server):
                     servicer.ListAuditRecords,
                     request_deserializer=parley_dot_v1_dot_conversations__pb2.ListAuditRecordsRequest.FromString,
                     response_serializer=parley_dot_v1_dot_conversations__pb2.ListAuditRecordsResponse.SerializeToString,
+            ),
+            'EraseCustomer': grpc.unary_unary_rpc_method_handler(
+                    servicer.EraseCustomer,
+                    request_deserializer=parley_dot_v1_dot_conversations__pb2.EraseCustomerRequest.FromString,
+                    response_serializer=parley_dot_v1_dot_conversations__pb2.EraseCustomerResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -395,6 +414,33 @@ class ConversationsService:
             '/parley.v1.ConversationsService/ListAuditRecords',
             parley_dot_v1_dot_conversations__pb2.ListAuditRecordsRequest.SerializeToString,
             parley_dot_v1_dot_conversations__pb2.ListAuditRecordsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EraseCustomer(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/parley.v1.ConversationsService/EraseCustomer',
+            parley_dot_v1_dot_conversations__pb2.EraseCustomerRequest.SerializeToString,
+            parley_dot_v1_dot_conversations__pb2.EraseCustomerResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -26,15 +26,15 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from parley.v1 import common_pb2 as parley_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18parley/v1/dispatch.proto\x12\tparley.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16parley/v1/common.proto\"\xf5\x02\n\x05Reply\x12\x10\n\x08reply_id\x18\x01 \x01(\t\x12\x17\n\x0f\x63onversation_id\x18\x02 \x01(\t\x12#\n\x07\x63hannel\x18\x03 \x01(\x0e\x32\x12.parley.v1.Channel\x12)\n\nvisibility\x18\x04 \x01(\x0e\x32\x15.parley.v1.Visibility\x12\x16\n\x0ein_reply_to_id\x18\x05 \x01(\t\x12\x18\n\x10\x62rand_account_id\x18\x06 \x01(\t\x12$\n\trecipient\x18\x07 \x01(\x0b\x32\x11.parley.v1.Author\x12\x0c\n\x04text\x18\x08 \x01(\t\x12\x0f\n\x07sent_by\x18\t \x01(\t\x12\x1a\n\x12platform_thread_id\x18\n \x01(\t\x12<\n\x18\x63ustomer_last_message_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12 \n\x18private_reply_comment_id\x18\x0c \x01(\t\"5\n\x10SendReplyRequest\x12!\n\x07replies\x18\x01 \x03(\x0b\x32\x10.parley.v1.Reply\"\xd0\x02\n\x08\x44\x65livery\x12\x10\n\x08reply_id\x18\x01 \x01(\t\x12)\n\x06status\x18\x02 \x01(\x0e\x32\x19.parley.v1.DeliveryStatus\x12\x1c\n\x14platform_message_ids\x18\x03 \x03(\t\x12\x10\n\x08\x61ttempts\x18\x04 \x01(\x05\x12\r\n\x05\x65rror\x18\x05 \x01(\t\x12.\n\ncreated_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12#\n\x07\x63hannel\x18\x08 \x01(\x0e\x32\x12.parley.v1.Channel\x12)\n\nvisibility\x18\t \x01(\x0e\x32\x15.parley.v1.Visibility\x12\x18\n\x10private_reply_id\x18\n \x01(\t\"<\n\x11SendReplyResponse\x12\'\n\ndeliveries\x18\x01 \x03(\x0b\x32\x13.parley.v1.Delivery\"&\n\x12GetDeliveryRequest\x12\x10\n\x08reply_id\x18\x01 \x01(\t\"<\n\x13GetDeliveryResponse\x12%\n\x08\x64\x65livery\x18\x01 \x01(\x0b\x32\x13.parley.v1.Delivery*\xc4\x01\n\x0e\x44\x65liveryStatus\x12\x1f\n\x1b\x44\x45LIVERY_STATUS_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x44\x45LIVERY_STATUS_PENDING\x10\x01\x12\x18\n\x14\x44\x45LIVERY_STATUS_SENT\x10\x02\x12\x1c\n\x18\x44\x45LIVERY_STATUS_RETRYING\x10\x03\x12\x1f\n\x1b\x44\x45LIVERY_STATUS_DEAD_LETTER\x10\x04\x12\x1b\n\x17\x44\x45LIVERY_STATUS_BLOCKED\x10\x05\x32\xa7\x01\n\x0f\x44ispatchService\x12\x46\n\tSendReply\x12\x1b.parley.v1.SendReplyRequest\x1a\x1c.parley.v1.SendReplyResponse\x12L\n\x0bGetDelivery\x12\x1d.parley.v1.GetDeliveryRequest\x1a\x1e.parley.v1.GetDeliveryResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18parley/v1/dispatch.proto\x12\tparley.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16parley/v1/common.proto\"\xf5\x02\n\x05Reply\x12\x10\n\x08reply_id\x18\x01 \x01(\t\x12\x17\n\x0f\x63onversation_id\x18\x02 \x01(\t\x12#\n\x07\x63hannel\x18\x03 \x01(\x0e\x32\x12.parley.v1.Channel\x12)\n\nvisibility\x18\x04 \x01(\x0e\x32\x15.parley.v1.Visibility\x12\x16\n\x0ein_reply_to_id\x18\x05 \x01(\t\x12\x18\n\x10\x62rand_account_id\x18\x06 \x01(\t\x12$\n\trecipient\x18\x07 \x01(\x0b\x32\x11.parley.v1.Author\x12\x0c\n\x04text\x18\x08 \x01(\t\x12\x0f\n\x07sent_by\x18\t \x01(\t\x12\x1a\n\x12platform_thread_id\x18\n \x01(\t\x12<\n\x18\x63ustomer_last_message_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12 \n\x18private_reply_comment_id\x18\x0c \x01(\t\"5\n\x10SendReplyRequest\x12!\n\x07replies\x18\x01 \x03(\x0b\x32\x10.parley.v1.Reply\"\xd0\x02\n\x08\x44\x65livery\x12\x10\n\x08reply_id\x18\x01 \x01(\t\x12)\n\x06status\x18\x02 \x01(\x0e\x32\x19.parley.v1.DeliveryStatus\x12\x1c\n\x14platform_message_ids\x18\x03 \x03(\t\x12\x10\n\x08\x61ttempts\x18\x04 \x01(\x05\x12\r\n\x05\x65rror\x18\x05 \x01(\t\x12.\n\ncreated_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12#\n\x07\x63hannel\x18\x08 \x01(\x0e\x32\x12.parley.v1.Channel\x12)\n\nvisibility\x18\t \x01(\x0e\x32\x15.parley.v1.Visibility\x12\x18\n\x10private_reply_id\x18\n \x01(\t\"<\n\x11SendReplyResponse\x12\'\n\ndeliveries\x18\x01 \x03(\x0b\x32\x13.parley.v1.Delivery\"&\n\x12GetDeliveryRequest\x12\x10\n\x08reply_id\x18\x01 \x01(\t\"<\n\x13GetDeliveryResponse\x12%\n\x08\x64\x65livery\x18\x01 \x01(\x0b\x32\x13.parley.v1.Delivery\"B\n\x0f\x45rasedRecipient\x12#\n\x07\x63hannel\x18\x01 \x01(\x0e\x32\x12.parley.v1.Channel\x12\n\n\x02id\x18\x02 \x01(\t\"_\n\x13\x45raseRepliesRequest\x12\x18\n\x10\x63onversation_ids\x18\x01 \x03(\t\x12.\n\nrecipients\x18\x02 \x03(\x0b\x32\x1a.parley.v1.ErasedRecipient\"@\n\x14\x45raseRepliesResponse\x12\x12\n\ndeliveries\x18\x01 \x01(\x05\x12\x14\n\x0coutbox_lines\x18\x02 \x01(\x05*\xc4\x01\n\x0e\x44\x65liveryStatus\x12\x1f\n\x1b\x44\x45LIVERY_STATUS_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x44\x45LIVERY_STATUS_PENDING\x10\x01\x12\x18\n\x14\x44\x45LIVERY_STATUS_SENT\x10\x02\x12\x1c\n\x18\x44\x45LIVERY_STATUS_RETRYING\x10\x03\x12\x1f\n\x1b\x44\x45LIVERY_STATUS_DEAD_LETTER\x10\x04\x12\x1b\n\x17\x44\x45LIVERY_STATUS_BLOCKED\x10\x05\x32\xf8\x01\n\x0f\x44ispatchService\x12\x46\n\tSendReply\x12\x1b.parley.v1.SendReplyRequest\x1a\x1c.parley.v1.SendReplyResponse\x12L\n\x0bGetDelivery\x12\x1d.parley.v1.GetDeliveryRequest\x1a\x1e.parley.v1.GetDeliveryResponse\x12O\n\x0c\x45raseReplies\x12\x1e.parley.v1.EraseRepliesRequest\x1a\x1f.parley.v1.EraseRepliesResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'parley.v1.dispatch_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_DELIVERYSTATUS']._serialized_start=1031
-  _globals['_DELIVERYSTATUS']._serialized_end=1227
+  _globals['_DELIVERYSTATUS']._serialized_start=1262
+  _globals['_DELIVERYSTATUS']._serialized_end=1458
   _globals['_REPLY']._serialized_start=97
   _globals['_REPLY']._serialized_end=470
   _globals['_SENDREPLYREQUEST']._serialized_start=472
@@ -47,6 +47,12 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETDELIVERYREQUEST']._serialized_end=966
   _globals['_GETDELIVERYRESPONSE']._serialized_start=968
   _globals['_GETDELIVERYRESPONSE']._serialized_end=1028
-  _globals['_DISPATCHSERVICE']._serialized_start=1230
-  _globals['_DISPATCHSERVICE']._serialized_end=1397
+  _globals['_ERASEDRECIPIENT']._serialized_start=1030
+  _globals['_ERASEDRECIPIENT']._serialized_end=1096
+  _globals['_ERASEREPLIESREQUEST']._serialized_start=1098
+  _globals['_ERASEREPLIESREQUEST']._serialized_end=1193
+  _globals['_ERASEREPLIESRESPONSE']._serialized_start=1195
+  _globals['_ERASEREPLIESRESPONSE']._serialized_end=1259
+  _globals['_DISPATCHSERVICE']._serialized_start=1461
+  _globals['_DISPATCHSERVICE']._serialized_end=1709
 # @@protoc_insertion_point(module_scope)

@@ -101,3 +101,27 @@ class GetDeliveryResponse(_message.Message):
     DELIVERY_FIELD_NUMBER: _ClassVar[int]
     delivery: Delivery
     def __init__(self, delivery: _Optional[_Union[Delivery, _Mapping]] = ...) -> None: ...
+
+class ErasedRecipient(_message.Message):
+    __slots__ = ("channel", "id")
+    CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    ID_FIELD_NUMBER: _ClassVar[int]
+    channel: _common_pb2.Channel
+    id: str
+    def __init__(self, channel: _Optional[_Union[_common_pb2.Channel, str]] = ..., id: _Optional[str] = ...) -> None: ...
+
+class EraseRepliesRequest(_message.Message):
+    __slots__ = ("conversation_ids", "recipients")
+    CONVERSATION_IDS_FIELD_NUMBER: _ClassVar[int]
+    RECIPIENTS_FIELD_NUMBER: _ClassVar[int]
+    conversation_ids: _containers.RepeatedScalarFieldContainer[str]
+    recipients: _containers.RepeatedCompositeFieldContainer[ErasedRecipient]
+    def __init__(self, conversation_ids: _Optional[_Iterable[str]] = ..., recipients: _Optional[_Iterable[_Union[ErasedRecipient, _Mapping]]] = ...) -> None: ...
+
+class EraseRepliesResponse(_message.Message):
+    __slots__ = ("deliveries", "outbox_lines")
+    DELIVERIES_FIELD_NUMBER: _ClassVar[int]
+    OUTBOX_LINES_FIELD_NUMBER: _ClassVar[int]
+    deliveries: int
+    outbox_lines: int
+    def __init__(self, deliveries: _Optional[int] = ..., outbox_lines: _Optional[int] = ...) -> None: ...

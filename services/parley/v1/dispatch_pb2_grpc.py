@@ -45,6 +45,11 @@ class DispatchServiceStub:
                 request_serializer=parley_dot_v1_dot_dispatch__pb2.GetDeliveryRequest.SerializeToString,
                 response_deserializer=parley_dot_v1_dot_dispatch__pb2.GetDeliveryResponse.FromString,
                 _registered_method=True)
+        self.EraseReplies = channel.unary_unary(
+                '/parley.v1.DispatchService/EraseReplies',
+                request_serializer=parley_dot_v1_dot_dispatch__pb2.EraseRepliesRequest.SerializeToString,
+                response_deserializer=parley_dot_v1_dot_dispatch__pb2.EraseRepliesResponse.FromString,
+                _registered_method=True)
 
 
 class DispatchServiceServicer:
@@ -64,6 +69,14 @@ class DispatchServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def EraseReplies(self, request, context):
+        """Redacts the text and recipient of the replies on the given conversations or to the given recipients,
+        in finished deliveries and in the local outbox log (called by ConversationsService.EraseCustomer).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DispatchServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -76,6 +89,11 @@ def add_DispatchServiceServicer_to_server(servicer, server):
                     servicer.GetDelivery,
                     request_deserializer=parley_dot_v1_dot_dispatch__pb2.GetDeliveryRequest.FromString,
                     response_serializer=parley_dot_v1_dot_dispatch__pb2.GetDeliveryResponse.SerializeToString,
+            ),
+            'EraseReplies': grpc.unary_unary_rpc_method_handler(
+                    servicer.EraseReplies,
+                    request_deserializer=parley_dot_v1_dot_dispatch__pb2.EraseRepliesRequest.FromString,
+                    response_serializer=parley_dot_v1_dot_dispatch__pb2.EraseRepliesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -133,6 +151,33 @@ class DispatchService:
             '/parley.v1.DispatchService/GetDelivery',
             parley_dot_v1_dot_dispatch__pb2.GetDeliveryRequest.SerializeToString,
             parley_dot_v1_dot_dispatch__pb2.GetDeliveryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EraseReplies(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/parley.v1.DispatchService/EraseReplies',
+            parley_dot_v1_dot_dispatch__pb2.EraseRepliesRequest.SerializeToString,
+            parley_dot_v1_dot_dispatch__pb2.EraseRepliesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from parley.clock import to_timestamp
+from parley.ingestion.intake import REQUIRED
 from parley.v1 import common_pb2
 
 # Epoch values above this are milliseconds (it is year 5138 in seconds): Meta mixes both units.
@@ -54,7 +55,7 @@ def ident(parent: dict[str, Any], key: str, path: str, required: bool = True) ->
     value = parent.get(key)
     if value is None or value == "":
         if required:
-            raise PayloadError([(f"{path}.{key}" if path else key, "is required")])
+            raise PayloadError([(f"{path}.{key}" if path else key, REQUIRED)])
         return ""
     if isinstance(value, bool) or not isinstance(value, str | int):
         raise PayloadError([(f"{path}.{key}" if path else key, "must be a string")])
@@ -81,7 +82,7 @@ def epoch(parent: dict[str, Any], key: str, path: str, required: bool = True) ->
     where = f"{path}.{key}"
     if value is None or value == "":
         if required:
-            raise PayloadError([(where, "is required")])
+            raise PayloadError([(where, REQUIRED)])
         return None
     if isinstance(value, str):
         try:

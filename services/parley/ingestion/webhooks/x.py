@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from parley.clock import to_timestamp
+from parley.ingestion.intake import direct_thread_id
 from parley.ingestion.webhooks.payload import Parsed, PayloadError, array, each, epoch, ident, obj, text
 from parley.v1 import common_pb2
 
@@ -130,7 +131,7 @@ def _direct_message(
         author=author,
         text=text(data, "text", f"{path}.message_create.message_data"),
         direction=common_pb2.DIRECTION_OUTBOUND if sender == brand else common_pb2.DIRECTION_INBOUND,
-        platform_thread_id=_dm_conversation_id(sender, recipient),
+        platform_thread_id=direct_thread_id(common_pb2.CHANNEL_X, sender, recipient),
     )
     if message.author.id != sender:
         raise PayloadError([(f"users.{sender}.id", "does not match the sender of " + path)])
@@ -146,8 +147,3 @@ def _direct_message(
     if sent_at is not None:
         message.sent_at.CopyFrom(sent_at)
     return message
-
-
-def _dm_conversation_id(a: str, b: str) -> str:
-    low, high = sorted((a, b), key=lambda v: (len(v), v))  # numeric order of decimal ids
-    return f"{low}-{high}"

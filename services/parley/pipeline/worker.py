@@ -1,8 +1,9 @@
 """The pipeline worker: drives each accepted message through Thread → Classify → Route → SendReply.
 
-It reads batches from the inbound log's consumer group and acks them only after every stage succeeded, so a
-worker that dies mid-batch leaves its entries pending; another worker re-claims them once they have been idle
-for `claim_idle_ms`. Every stage is idempotent by message id, which makes the re-run harmless.
+It reads batches from the inbound log's consumer group through the one stream consumer (`consumer.py`) and
+acks them only after every stage succeeded, so a worker that dies mid-batch leaves its entries pending;
+another worker re-claims them once they have been idle for `claim_idle_ms` (a live worker renews its claim
+while a slow batch runs). Every stage is idempotent by message id, which makes the re-run harmless.
 """
 
 from __future__ import annotations
@@ -16,12 +17,15 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import grpc
+from google.protobuf.message import DecodeError
 
 from parley import events
 from parley.config import Settings
 from parley.events import EventRecord
 from parley.ingestion.inbound_log import InboundLog, LogEntry
+from parley.pipeline.consumer import ConsumerOptions, StreamConsumer, StreamEntry
 from parley.rpc import channel
+from parley.telemetry import metrics, tracing
 from parley.v1 import (
     classifier_pb2,
     classifier_pb2_grpc,
@@ -38,6 +42,8 @@ log = logging.getLogger(__name__)
 
 # Called after each stage with the stage's name; tests use it to kill a worker mid-batch.
 StageHook = Callable[[str], Awaitable[None]]
+# Told False while Redis or a peer is unreachable, True once a pass succeeds again.
+HealthHook = Callable[[bool], None]
 
 
 @dataclass
@@ -67,10 +73,6 @@ class Peers:
 
 
 SERVICES_CALLED = ("conversations", "classifier", "router", "dispatch")
-# Answers that mean "this request will never succeed": retrying the same batch would only repeat them.
-REFUSALS = frozenset(
-    {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.OUT_OF_RANGE}
-)
 
 
 def bot_reply_for(
@@ -109,61 +111,71 @@ class PipelineWorker:
         self._stage_hook = stage_hook
         self.processed = 0
         self.current_stage = ""
+        streams = [inbound.keys.inbound_stream(p) for p in range(settings.stream_partitions)]
+        self._partition = {name: p for p, name in enumerate(streams)}
+        self.reader = StreamConsumer(
+            inbound.redis,
+            streams,
+            inbound.group,
+            self.consumer,
+            ConsumerOptions(
+                batch=settings.worker_batch,
+                block_ms=settings.worker_block_ms,
+                claim_idle_ms=settings.claim_idle_ms,
+                start_id="0",
+                delete_on_ack=True,
+                read_each_stream=settings.redis_cluster,
+            ),
+            dead_letter=self._dead_letter,
+        )
 
-    async def run(self, stop: asyncio.Event) -> None:
-        """Process batches until `stop` is set; a failed batch stays pending and is retried later."""
-        await self.inbound.ensure_groups()
-        loop = asyncio.get_running_loop()
-        next_claim = 0.0
-        failures = 0
-        while not stop.is_set():
-            try:
-                entries: list[LogEntry] = []
-                if loop.time() >= next_claim:
-                    entries = await self.inbound.claim_stale(
-                        self.consumer, self.settings.claim_idle_ms, self.settings.worker_batch
-                    )
-                    next_claim = loop.time() + self.settings.claim_idle_ms / 2000
-                if not entries:
-                    entries = await self.inbound.read(
-                        self.consumer, self.settings.worker_batch, self.settings.worker_block_ms
-                    )
-                if entries:
-                    await self.process_isolating(entries)
-                failures = 0
-            except (grpc.aio.AioRpcError, ConnectionError, OSError) as error:
-                failures += 1
-                delay = min(0.05 * 2**failures, 2.0)
-                log.warning("batch failed (%s); entries stay pending, retrying in %.2fs", error, delay)
-                await asyncio.sleep(delay)
-                next_claim = 0.0
+    async def run(self, stop: asyncio.Event, on_health: HealthHook | None = None) -> None:
+        """Process batches until `stop` is set; a Redis or peer outage is ridden out (entries stay pending),
+        a refused message is set aside on the dead-letter list with its reason."""
+        await self.reader.run(self.handle, stop, on_health)
 
-    async def process_isolating(self, entries: Sequence[LogEntry]) -> None:
-        """Process a batch; when a stage refuses it outright, halve it until the refused message is alone,
-        and set that one aside on the dead-letter list, so one bad message never blocks its partition."""
-        try:
+    async def handle(self, batch: list[StreamEntry]) -> None:
+        self.current_stage = "decode"
+        entries = [
+            LogEntry(
+                self._partition[e.stream],
+                e.entry_id,
+                common_pb2.InboundMessage.FromString(e.fields[b"m"]),
+                e.fields.get(b"t", b"").decode(),
+            )
+            for e in batch
+        ]
+        with (
+            tracing.pipeline_span([e.traceparent for e in entries], len(entries)),
+            metrics.PIPELINE_BATCH_SECONDS.time(),
+        ):
             await self.process(entries)
-        except grpc.aio.AioRpcError as error:
-            if error.code() not in REFUSALS:
-                raise
-            if len(entries) == 1:
-                log.error("dead-lettering %s: %s", entries[0].message.message_id, error.details())
-                reason = f"{error.code().name}: {error.details()}"
-                await self.inbound.dead_letter(entries[0], self.current_stage, reason)
-                return
-            middle = len(entries) // 2
-            await self.process_isolating(entries[:middle])
-            await self.process_isolating(entries[middle:])
+
+    async def _dead_letter(self, entry: StreamEntry, reason: str) -> None:
+        try:
+            message = common_pb2.InboundMessage.FromString(entry.fields[b"m"])
+        except (DecodeError, KeyError):
+            message = common_pb2.InboundMessage(message_id=f"undecodable:{entry.entry_id}")
+        logged = LogEntry(self._partition[entry.stream], entry.entry_id, message)
+        stage = self.current_stage or "decode"
+        await self.inbound.dead_letter(logged, stage, reason)
+        metrics.PIPELINE_DEAD_LETTERS.labels(str(logged.partition), stage).inc()
+        ids = {"message_id": message.message_id, "partition": logged.partition, "stage": stage}
+        log.error("dead-lettered %s at %s", message.message_id, stage, extra=ids)
 
     async def process(self, entries: Sequence[LogEntry]) -> None:
-        """Run one batch through every stage, then ack it."""
+        """Run one batch through every stage (the consumer acks it after)."""
         timeout = self.settings.rpc_timeout_seconds
-        messages = [entry.message for entry in entries]
+        # Entries come partition by partition; every stage sees them in the order they were sent, so a
+        # follow-up is never routed before the message it follows.
+        messages = sorted(
+            (entry.message for entry in entries), key=lambda m: (m.sent_at.seconds, m.sent_at.nanos)
+        )
         self.current_stage = "thread"
         threaded = await self.peers.conversations.Thread(
             conversations_pb2.ThreadRequest(messages=messages), timeout=timeout
         )
-        await self._stage("thread")
+        await self._stage("thread", len(messages))
 
         inbound = [
             (message, result)
@@ -188,7 +200,7 @@ class PipelineWorker:
                 ),
                 timeout=timeout,
             )
-            await self._stage("classify")
+            await self._stage("classify", len(inbound))
 
             self.current_stage = "route"
             routed = await self.peers.router.Route(
@@ -206,7 +218,7 @@ class PipelineWorker:
                 ),
                 timeout=timeout,
             )
-            await self._stage("route")
+            await self._stage("route", len(inbound))
 
             replies = [
                 bot_reply_for(message, decision)
@@ -218,7 +230,7 @@ class PipelineWorker:
                 await self.peers.dispatch.SendReply(
                     dispatch_pb2.SendReplyRequest(replies=replies), timeout=timeout
                 )
-                await self._stage("dispatch")
+                await self._stage("dispatch", len(replies))
 
             self.current_stage = "record"
             await self.peers.conversations.RecordOutcomes(
@@ -237,7 +249,7 @@ class PipelineWorker:
                 ),
                 timeout=timeout,
             )
-            await self._stage("record")
+            await self._stage("record", len(inbound))
 
         # "Done" for whoever follows the events (replay waits for it); at-least-once, like every stage.
         finished = [
@@ -245,10 +257,11 @@ class PipelineWorker:
             for message, result in zip(messages, threaded.results, strict=True)
         ]
         await events.publish(self.inbound.redis, self.inbound.keys, finished, self.settings.events_maxlen)
-        await self.inbound.ack(entries)
+        self.current_stage = ""
         self.processed += len(entries)
 
-    async def _stage(self, name: str) -> None:
+    async def _stage(self, name: str, messages: int) -> None:
+        metrics.PIPELINE_MESSAGES.labels(name).inc(messages)
         if self._stage_hook is not None:
             await self._stage_hook(name)
 

@@ -1,0 +1,156 @@
+"""What a chaos run left behind, counted from Redis and the outbox log against the file's reply chains."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from parley.config import Settings
+from parley.ingestion.inbound_log import InboundLog
+from parley.messages import message_id
+from parley.store import connect, keys_for
+from parley.v1 import common_pb2
+
+
+@dataclass
+class Report:
+    messages: int = 0
+    acked: int = 0
+    threaded: int = 0
+    processed: int = 0
+    routed: int = 0  # customer messages with a routing decision (one needs a triage first)
+    true_conversations: int = 0
+    conversations: int = 0
+    chains_split: int = 0  # reply chains spread over more than one conversation
+    conversations_mixed: int = 0  # conversations holding more than one reply chain
+    duplicate_routing_decisions: int = 0
+    duplicate_replies_posted: int = 0
+    lost: list[str] = field(default_factory=list)
+    pending: int = 0
+    backlog: int = 0
+    dead_lettered: dict[str, int] = field(default_factory=dict)
+    kills: dict[str, int] = field(default_factory=dict)
+    drained: bool = False
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        duplicates = self.duplicate_routing_decisions + self.duplicate_replies_posted
+        return self.drained and not self.lost and not duplicates and self.acked == self.messages
+
+    def as_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["lost"] = len(self.lost)
+        out["lost_examples"] = self.lost[:10]
+        out["ok"] = self.ok
+        return out
+
+
+async def measure(
+    settings: Settings, messages: list[common_pb2.InboundMessage], acked: set[str], outbox_log: Path
+) -> Report:
+    redis = connect(settings)
+    keys = keys_for(settings)
+    try:
+        ids = [message_id(m.channel, m.platform_message_id) for m in messages]
+        conversation_of: dict[str, str] = {}
+        for start in range(0, len(ids), 1000):
+            chunk = ids[start : start + 1000]
+            for mid, cid in zip(chunk, await redis.mget([keys.message_index(i) for i in chunk]), strict=True):
+                if cid:
+                    conversation_of[mid] = cid.decode()
+        counts: dict[str, Counter[str]] = {"message.processed": Counter(), "conversation.routed": Counter()}
+        async for fields in _events(redis, keys.events()):
+            kind = fields.get(b"type", b"").decode()
+            if kind in counts:
+                counts[kind][fields.get(b"message_id", b"").decode()] += 1
+        inbound = InboundLog(settings, redis, keys)
+        report = Report(
+            messages=len(messages),
+            acked=len(acked),
+            threaded=len(conversation_of),
+            processed=sum(1 for i in ids if counts["message.processed"][i]),
+            routed=sum(1 for i in ids if counts["conversation.routed"][i]),
+            duplicate_routing_decisions=sum(n - 1 for n in counts["conversation.routed"].values() if n > 1),
+            duplicate_replies_posted=_duplicate_posts(outbox_log),
+            pending=await inbound.pending_count(),
+            backlog=await inbound.backlog(),
+        )
+        dead = Counter(
+            f"inbound {d.get('stage', '')}: {d.get('reason', '')}" for d in await inbound.dead_letters()
+        )
+        report.dead_lettered = dict(dead)
+        dead_ids = {d["message_id"] for d in await inbound.dead_letters()}
+        report.lost = [
+            i
+            for m, i in zip(messages, ids, strict=True)
+            if m.platform_message_id in acked
+            and i not in dead_ids
+            and not (i in conversation_of and counts["message.processed"][i])
+        ]
+        _compare_chains(report, messages, ids, conversation_of)
+        return report
+    finally:
+        await redis.aclose()
+
+
+async def _events(redis: Any, stream: str) -> Any:
+    start = "-"
+    while True:
+        batch = await redis.xrange(stream, min=start, count=5000)
+        if not batch:
+            return
+        for _, fields in batch:
+            yield fields
+        last = batch[-1][0].decode()
+        ms, seq = last.split("-")
+        start = f"{ms}-{int(seq) + 1}"
+
+
+def _duplicate_posts(outbox_log: Path) -> int:
+    """Parts of replies the outbox log shows more than once."""
+    if not outbox_log.exists():
+        return 0
+    seen: Counter[tuple[str, int]] = Counter()
+    for line in outbox_log.read_text(errors="replace").splitlines():
+        with_fields = line.strip()
+        if not with_fields:
+            continue
+        try:
+            entry = json.loads(with_fields)
+        except ValueError:
+            continue  # a line torn by a kill mid-write
+        seen[(entry["reply_id"], entry["part"])] += 1
+    return sum(n - 1 for n in seen.values() if n > 1)
+
+
+def _compare_chains(
+    report: Report, messages: list[common_pb2.InboundMessage], ids: list[str], conversation_of: dict[str, str]
+) -> None:
+    """The true conversations are the reply chains of the file (connected components of reply links)."""
+    parent = {m.platform_message_id: m.platform_message_id for m in messages}
+
+    def root(x: str) -> str:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for m in messages:
+        if m.in_reply_to_id in parent:
+            parent[root(m.platform_message_id)] = root(m.in_reply_to_id)
+    chain_conversations: dict[str, set[str]] = {}
+    conversation_chains: dict[str, set[str]] = {}
+    for m, i in zip(messages, ids, strict=True):
+        chain = root(m.platform_message_id)
+        chain_conversations.setdefault(chain, set())
+        if i in conversation_of:
+            chain_conversations[chain].add(conversation_of[i])
+            conversation_chains.setdefault(conversation_of[i], set()).add(chain)
+    report.true_conversations = len(chain_conversations)
+    report.conversations = len(conversation_chains)
+    report.chains_split = sum(1 for c in chain_conversations.values() if len(c) > 1)
+    report.conversations_mixed = sum(1 for c in conversation_chains.values() if len(c) > 1)

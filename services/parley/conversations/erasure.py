@@ -1,0 +1,173 @@
+"""Erasure of a customer: everything the conversations service holds about them, and (through dispatch's own
+API, since dispatch writes its outbox) the replies sent to them.
+
+What goes: the identity links of every identity of the customer, their profile, the conversations they
+opened (whole, with the brand's replies in them), and their messages in conversations others opened (found by
+reading every stored conversation once: erasure is rare and messages are not indexed by author). The order
+makes a failed call safe to repeat: everything is read first, dispatch redacts second, the keys go last.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from parley import lua
+from parley.messages import CHANNELS_BY_NAME
+from parley.store import Redis
+from parley.v1 import common_pb2, conversations_pb2, dispatch_pb2
+
+from .store import ConversationKeys
+
+SCAN_BATCH = 200
+# Parts of a conversation keyed by message id (hashes), and the sorted sets of message ids.
+_PER_MESSAGE_HASHES = ("bodies", "roles", "texts", "triage", "routing", "applied")
+_PER_MESSAGE_ZSETS = ("messages", "inbound")
+
+EraseReplies = Callable[[dispatch_pb2.EraseRepliesRequest], Awaitable[dispatch_pb2.EraseRepliesResponse]]
+
+
+@dataclass
+class Erased:
+    person_id: str
+    identities: int = 0
+    conversations: int = 0
+    messages: int = 0
+    deliveries: int = 0
+    outbox_lines: int = 0
+    # Their messages in conversations others opened: conversation id -> message ids.
+    elsewhere: dict[str, list[str]] = field(default_factory=dict)
+
+    def response(self) -> conversations_pb2.EraseCustomerResponse:
+        counts = {name: value for name, value in vars(self).items() if name != "elsewhere"}
+        return conversations_pb2.EraseCustomerResponse(**counts)
+
+
+def _text(value: bytes | str | None) -> str:
+    return value.decode() if isinstance(value, bytes) else value or ""
+
+
+class Eraser:
+    def __init__(self, redis: Redis, keys: ConversationKeys, erase_replies: EraseReplies) -> None:
+        self.redis, self.keys, self.erase_replies = redis, keys, erase_replies
+
+    async def erase(self, identity: str) -> Erased:
+        k = self.keys
+        person = _text(await self.redis.get(k.identity(identity))) or identity
+        async with lua.pipeline(self.redis) as pipe:
+            pipe.smembers(k.profile_identities(person))
+            pipe.zrange(k.profile_conversations(person), 0, -1)
+            linked, owned = await pipe.execute()
+        identities = {identity, *map(_text, linked)}
+        owned = [_text(c) for c in owned]
+        result = Erased(person, identities=len(identities), conversations=len(owned))
+        owned_records = await self._read(owned)
+        authored = {_author(channel, author) for channel, author in map(_split, identities)}
+        result.messages = sum(
+            1
+            for _, bodies in owned_records.values()
+            for body in bodies.values()
+            if _author_of(body) in authored
+        )
+        result.elsewhere = await self._find_elsewhere(set(owned), authored)
+        result.messages += sum(map(len, result.elsewhere.values()))
+
+        recipients = [
+            dispatch_pb2.ErasedRecipient(channel=CHANNELS_BY_NAME.get(channel, 0), id=author)
+            for channel, author in map(_split, identities)
+        ]
+        replies = await self.erase_replies(
+            dispatch_pb2.EraseRepliesRequest(conversation_ids=owned, recipients=recipients)
+        )
+        result.deliveries, result.outbox_lines = replies.deliveries, replies.outbox_lines
+        await self._delete(person, identities, owned_records, result.elsewhere)
+        return result
+
+    async def _read(self, cids: list[str]) -> dict[str, tuple[dict[str, str], dict[str, bytes]]]:
+        """Each conversation's record and message bodies (by message id)."""
+        if not cids:
+            return {}
+        async with lua.pipeline(self.redis) as pipe:
+            for cid in cids:
+                pipe.hgetall(self.keys.meta(cid))
+                pipe.hgetall(self.keys.bodies(cid))
+            rows = await pipe.execute()
+        return {
+            cid: (
+                {_text(a): _text(b) for a, b in rows[2 * i].items() if _text(a) != "owner_author"},
+                {_text(a): b for a, b in rows[2 * i + 1].items()},
+            )
+            for i, cid in enumerate(cids)
+        }
+
+    async def _find_elsewhere(self, owned: set[str], authored: set[tuple[int, str]]) -> dict[str, list[str]]:
+        found: dict[str, list[str]] = {}
+        pattern = self.keys.bodies("*")
+        batch: list[str] = []
+
+        async def scan(batch: list[str]) -> None:
+            async with lua.pipeline(self.redis) as pipe:
+                for key in batch:
+                    pipe.hgetall(key)
+                rows = await pipe.execute()
+            for key, bodies in zip(batch, rows, strict=True):
+                cid = key.split("{", 1)[1].rsplit("}", 1)[0]
+                mids = [_text(m) for m, body in bodies.items() if _author_of(body) in authored]
+                if mids and cid not in owned:
+                    found[cid] = mids
+
+        async for key in self.redis.scan_iter(match=pattern, count=SCAN_BATCH):
+            batch.append(_text(key))
+            if len(batch) >= SCAN_BATCH:
+                await scan(batch)
+                batch = []
+        if batch:
+            await scan(batch)
+        return found
+
+    async def _delete(
+        self,
+        person: str,
+        identities: set[str],
+        owned: dict[str, tuple[dict[str, str], dict[str, bytes]]],
+        elsewhere: dict[str, list[str]],
+    ) -> None:
+        k = self.keys
+        async with lua.pipeline(self.redis) as pipe:
+            for cid, (meta, bodies) in owned.items():
+                doomed = [k.meta(cid), *k.parts(cid), *map(k.message_index, bodies)]
+                if meta.get("thread_key"):
+                    doomed.append(meta["thread_key"])
+                pipe.delete(*doomed)
+                for index in (k.index_all(), k.index_opened(), k.held()):
+                    pipe.zrem(index, cid)
+                pipe.zrem(k.index_channel(int(meta.get("channel") or 0)), cid)
+                pipe.zrem(k.index_state(int(meta.get("state") or 0)), cid)
+            for cid, mids in elsewhere.items():
+                for part in _PER_MESSAGE_HASHES:
+                    pipe.hdel(k.keys.conversation_part(cid, part), *mids)
+                for part in _PER_MESSAGE_ZSETS:
+                    pipe.zrem(k.keys.conversation_part(cid, part), *mids)
+                pipe.delete(*map(k.message_index, mids))
+            pipe.delete(
+                k.profile(person),
+                k.profile_identities(person),
+                k.profile_conversations(person),
+                k.last_public(person),
+            )
+            pipe.delete(*map(k.identity, identities))
+            await pipe.execute()
+
+
+def _split(identity: str) -> tuple[str, str]:
+    channel, _, author = identity.partition(":")
+    return channel, author
+
+
+def _author(channel_name: str, author_id: str) -> tuple[int, str]:
+    return CHANNELS_BY_NAME.get(channel_name, 0), author_id
+
+
+def _author_of(body: bytes) -> tuple[int, str]:
+    message = common_pb2.InboundMessage.FromString(body)
+    return message.channel, message.author.id

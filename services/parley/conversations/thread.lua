@@ -1,0 +1,86 @@
+-- Adds a conversation's messages (idempotent) and keeps its timestamps. A new customer turn of the owner
+-- moves a conversation waiting on them back to its agent (or queue) and reopens a resolved one.
+-- KEYS: meta, messages, bodies, roles, inbound, texts, transitions
+-- ARGV: now, channel, brand_account_id, opened_at, new_state, count, held (1 opens it held), previous
+--   conversation id, owner person, thread key, then per message 10 values:
+--   message_id, sent_at, direction (1 inbound / 2 outbound), role, body, text, author_id, author, is_new,
+--   visibility (1 public / 2 private)
+-- Returns {state, held ('1' or ''), the id of the message that moved it to private or '', then
+--   (old, new, at) per transition}, or {'merged', conversation id} when the conversation was merged into
+--   another (nothing is written: the caller threads the messages there).
+--#include move.lua
+local meta = KEYS[1]
+local into = redis.call('HGET', meta, 'merged_into')
+if into then return {'merged', into} end
+redis.call('HINCRBY', meta, 'rev', 1)
+local now = ARGV[1]
+local changes = {}
+if redis.call('HSETNX', meta, 'state', ARGV[5]) == 1 then
+  redis.call('HSET', meta, 'channel', ARGV[2], 'brand_account_id', ARGV[3], 'opened_at', ARGV[4],
+    'updated_at', now)
+  if ARGV[7] == '1' then redis.call('HSET', meta, 'held', '1') end
+  if ARGV[8] ~= '' then redis.call('HSET', meta, 'previous', ARGV[8]) end
+  if ARGV[9] ~= '' then redis.call('HSET', meta, 'owner_person', ARGV[9]) end
+  redis.call('RPUSH', KEYS[7], cjson.encode({state = tonumber(ARGV[5]), at = tonumber(ARGV[4]),
+    reason = 'opened'}))
+end
+if ARGV[10] ~= '' then redis.call('HSETNX', meta, 'thread_key', ARGV[10]) end
+local moved = ''
+local touched = false
+local i = 11
+for _ = 1, tonumber(ARGV[6]) do
+  local mid, sent, dir, role = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+  local body, text, author_id = ARGV[i + 4], ARGV[i + 5], ARGV[i + 6]
+  local author, is_new, visibility = ARGV[i + 7], ARGV[i + 8], ARGV[i + 9]
+  i = i + 10
+  if visibility == '1' then
+    redis.call('HSET', meta, 'public', '1')
+  elseif visibility == '2' and redis.call('HGET', meta, 'public') == '1' then
+    if redis.call('HSETNX', meta, 'moved_to_private', mid) == 1 then moved = mid end
+  end
+  if is_new == '1' and dir == '1' and role == '1' then
+    local state = redis.call('HGET', meta, 'state')
+    local to, reason = nil, nil
+    if state == '5' then
+      to = redis.call('HGET', meta, 'agent') and '4' or '3'
+      reason = 'customer replied ' .. mid
+    elseif state == '6' then
+      to = '7'
+      reason = 'customer came back ' .. mid
+    end
+    if to then
+      local old = move(meta, KEYS[7], to, now, reason)
+      if old then table.insert(changes, old); table.insert(changes, to); table.insert(changes, now) end
+    end
+  end
+  redis.call('ZADD', KEYS[2], sent, mid)
+  redis.call('HSET', KEYS[3], mid, body)
+  redis.call('HSET', KEYS[4], mid, role)
+  if is_new == '1' then touched = true end
+  local t = tonumber(sent)
+  if dir == '1' then
+    redis.call('ZADD', KEYS[5], sent, mid)
+    redis.call('HSET', KEYS[6], mid, text)
+    if author_id ~= '' and redis.call('HSETNX', meta, 'owner', author_id) == 1 then
+      redis.call('HSET', meta, 'owner_author', author)
+    end
+    local first = redis.call('HGET', meta, 'first_inbound_at')
+    if not first or t < tonumber(first) then redis.call('HSET', meta, 'first_inbound_at', sent) end
+  else
+    -- First response: the earliest brand message after the first customer message.
+    local first = redis.call('HGET', meta, 'first_inbound_at')
+    if first and t >= tonumber(first) then
+      for _, field in ipairs({'first_response_at', 'human_first_response_at'}) do
+        local cur = redis.call('HGET', meta, field)
+        if not cur or t < tonumber(cur) then redis.call('HSET', meta, field, sent) end
+      end
+    end
+  end
+end
+if touched then
+  local cur = redis.call('HGET', meta, 'updated_at')
+  if not cur or tonumber(now) > tonumber(cur) then redis.call('HSET', meta, 'updated_at', now) end
+end
+local out = {redis.call('HGET', meta, 'state'), redis.call('HGET', meta, 'held') or '', moved}
+for _, v in ipairs(changes) do table.insert(out, v) end
+return out

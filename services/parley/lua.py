@@ -1,0 +1,115 @@
+"""The one way Parley runs Lua: redis-py `Script` objects whose source is a `.lua` file beside its owner.
+
+A script is read once from its package (`lua.load("parley.router", "route")`) and registered on a client. A
+call goes through a `lua.Pipeline` (plain Redis or Redis Cluster alike), which sends EVALSHA and deals with
+NOSCRIPT in this one place: a server that lost its scripts (a restart, a failover onto a replica, a cluster
+node that never saw them) answers NOSCRIPT, and that reply means the call did nothing, so exactly those calls
+are loaded and sent again. Other commands of the pipeline are never repeated.
+
+Shared Lua goes in a file of its own and is pulled in with a line `--#include name.lua`; values from Python
+(an enum's numbers) are written `${NAME}` and filled in by `load`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from functools import cache
+from importlib import resources
+from string import Template
+from typing import Any
+
+from redis.commands.core import AsyncScript
+from redis.exceptions import NoScriptError
+
+from parley.store import Redis
+
+_INCLUDE = re.compile(r"^--#include (\S+\.lua)$", re.MULTILINE)
+
+
+@cache
+def _read(package: str, filename: str) -> str:
+    text = resources.files(package).joinpath(filename).read_text(encoding="utf-8")
+    return _INCLUDE.sub(lambda match: _read(package, match.group(1)), text)
+
+
+def load(package: str, name: str, **constants: object) -> str:
+    """The source of `name`.lua in `package`, its includes expanded and its `${NAME}` constants filled in."""
+    source = _read(package, f"{name}.lua")
+    return Template(source).substitute(constants) if constants else source
+
+
+class Script(AsyncScript):
+    """A redis-py Script whose calls all go through a `Pipeline` (a plain call is a pipeline of one)."""
+
+    async def __call__(  # type: ignore[override]
+        self,
+        keys: Sequence[Any] | None = None,
+        args: Sequence[Any] | None = None,
+        client: Pipeline | Redis | None = None,
+    ) -> Any:
+        """Queue the call on `client` when it is a `Pipeline`; else run it now on `client` (or the client the
+        script was registered on)."""
+        if isinstance(client, Pipeline):
+            client.script(self, keys or (), args or ())
+            return client
+        async with Pipeline(client or self.registered_client) as pipe:
+            pipe.script(self, keys or (), args or ())
+            return (await pipe.execute())[0]
+
+
+def register(redis: Redis, package: str, name: str, **constants: object) -> Script:
+    return Script(redis, load(package, name, **constants))
+
+
+class Pipeline:
+    """A non-transactional redis-py pipeline (plain or cluster) that can also queue script calls.
+
+    Commands other than `script` pass through to the redis-py pipeline unchanged.
+    """
+
+    def __init__(self, redis: Redis) -> None:
+        self.redis = redis
+        self._pipe: Any = redis.pipeline(transaction=False)
+        self._scripts: dict[int, tuple[Script, Sequence[Any], Sequence[Any]]] = {}
+
+    async def __aenter__(self) -> Pipeline:
+        await self._pipe.__aenter__()  # a cluster pipeline learns the slot map here
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self._pipe.__aexit__(*exc)
+
+    def __len__(self) -> int:
+        return len(self._pipe)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._pipe, name)
+
+    def script(self, script: Script, keys: Sequence[Any], args: Sequence[Any]) -> None:
+        self._scripts[len(self._pipe)] = (script, keys, args)
+        self._pipe.evalsha(script.sha, len(keys), *keys, *args)
+
+    async def execute(self, raise_on_error: bool = True) -> list[Any]:
+        """Run everything queued in one round trip; script calls answered NOSCRIPT are loaded and re-sent."""
+        calls, self._scripts = self._scripts, {}
+        results: list[Any] = await self._pipe.execute(raise_on_error=False)
+        lost = [i for i in calls if isinstance(results[i], NoScriptError)]
+        if lost:
+            # SCRIPT LOAD goes to every primary of a cluster, so a promoted replica learns it too.
+            for script in {calls[i][0] for i in lost}:
+                script.sha = await self.redis.script_load(script.script)
+            async with Pipeline(self.redis) as again:
+                for i in lost:
+                    again.script(*calls[i])
+                for i, result in zip(lost, await again.execute(raise_on_error=False), strict=True):
+                    results[i] = result
+        if raise_on_error:
+            for result in results:
+                if isinstance(result, Exception):
+                    raise result
+        return results
+
+
+def pipeline(redis: Redis) -> Pipeline:
+    return Pipeline(redis)

@@ -1,0 +1,7 @@
+-- Conversation slot. KEYS: state. ARGV: token, field, value, ...
+-- Records an assignment unless the claim was revoked by the recovery of half-done claims (0); 1 recorded.
+if redis.call('HGET', KEYS[1], 'revoked') == ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'claim_token', ARGV[1])
+for i = 2, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+redis.call('HINCRBY', KEYS[1], 'version', 1)
+return 1

@@ -1,0 +1,77 @@
+"""Keeping the suite up through failures: a service reports NOT_SERVING while Redis is unreachable and
+SERVING once it answers again, and `parley up` restarts a child process that dies, with backoff."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+
+from grpc_health.v1 import health_pb2
+
+from parley.config import Settings
+from parley.rpc import RunningServer
+from parley.store import connect
+
+log = logging.getLogger(__name__)
+
+SERVING = health_pb2.HealthCheckResponse.SERVING
+NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+async def redis_health(running: RunningServer, settings: Settings, every: float = 1.0) -> None:
+    """PING Redis every `every` seconds and report each of the server's services (and "") accordingly."""
+    redis = connect(settings)
+    serving = True
+    try:
+        while True:
+            try:
+                await asyncio.wait_for(redis.ping(), timeout=max(every, 1.0))
+                up = True
+            except Exception:  # unreachable, loading its data, failing over: not serving meanwhile
+                up = False
+            if up != serving:
+                serving = up
+                log.warning(
+                    "Redis %s: reporting %s",
+                    "back" if up else "unreachable",
+                    "SERVING" if up else "NOT_SERVING",
+                )
+                for name in [*running.service_names, ""]:
+                    await running.health.set(name, SERVING if up else NOT_SERVING)
+            await asyncio.sleep(every)
+    finally:
+        await redis.aclose()
+
+
+def watch_redis(running: RunningServer, settings: Settings) -> None:
+    """Run `redis_health` for as long as the server runs."""
+    task = asyncio.create_task(redis_health(running, settings), name="redis-health")
+
+    async def stop() -> None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    running.on_stop.append(stop)
+
+
+class Restarts:
+    """When to start a dead child again: after 0.5 s, doubling to 30 s while it keeps dying; reset once it
+    has stayed up for a minute."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self.delay: dict[str, float] = {}
+        self.started: dict[str, float] = {}
+
+    def started_now(self, name: str) -> None:
+        self.started[name] = self.clock()
+
+    def next_delay(self, name: str) -> float:
+        if self.clock() - self.started.get(name, 0.0) > 60:
+            self.delay[name] = 0.0
+        self.delay[name] = min(max(self.delay.get(name, 0.0) * 2, 0.5), 30.0)
+        return self.delay[name]

@@ -1,0 +1,59 @@
+"""Log output: human-readable lines (the default), or one JSON object per line for log collectors.
+
+Each JSON line carries the trace and span ids of the current span when tracing is on, and the
+`conversation_id` / `message_id` a call site passes with `extra=`. Message text and customer handles are never
+logged at INFO (the call sites keep to ids).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+
+from parley.telemetry import tracing
+
+# Fields a call site may add with `extra={...}`, copied into the JSON object when present.
+CONTEXT_FIELDS = ("conversation_id", "message_id", "partition", "stage", "service")
+
+
+class JsonFormatter(logging.Formatter):
+    def __init__(self, process_name: str = "") -> None:
+        super().__init__()
+        self.process_name = process_name
+
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, object] = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if self.process_name:
+            out["process"] = self.process_name
+        trace_id, span_id = tracing.ids()
+        if trace_id:
+            out["trace_id"], out["span_id"] = trace_id, span_id
+        for name in CONTEXT_FIELDS:
+            value = getattr(record, name, None)
+            if value not in (None, ""):
+                out[name] = value
+        if record.exc_info:
+            out["exception"] = self.formatException(record.exc_info)
+        return json.dumps(out, ensure_ascii=False)
+
+
+def configure(log_format: str, verbose: bool, process_name: str = "") -> None:
+    """Set up the root logger: INFO when verbose, else WARNING; "json" or "text" lines on stderr."""
+    handler = logging.StreamHandler()
+    if log_format == "json":
+        handler.setFormatter(JsonFormatter(process_name or f"parley-{os.getpid()}"))
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+    root = logging.getLogger()
+    for existing in list(root.handlers):
+        root.removeHandler(existing)
+    root.addHandler(handler)
+    root.setLevel(logging.INFO if verbose else logging.WARNING)

@@ -1,0 +1,58 @@
+"""Two callers threading at the same moment (two pipeline workers): the reply chains still decide the
+grouping, and nothing is written into a conversation that was merged away."""
+
+from __future__ import annotations
+
+import asyncio
+
+from parley.clock import ManualClock
+from parley.config import Settings
+from parley.conversations.core import Conversations
+from parley.conversations.store import conversation_id_for
+from parley.store import Keys, Redis
+
+from .builders import T0, msg
+
+PAIRS = 40
+
+
+async def test_a_reply_and_its_parent_threaded_at_once_share_one_conversation(
+    settings: Settings, redis: Redis, keys: Keys
+) -> None:
+    # Two workers: one threads the parents, the other their replies, at the same moment.
+    first = Conversations(settings, redis, keys, ManualClock(T0))
+    second = Conversations(settings, redis, keys, ManualClock(T0))
+    parents = [msg(f"p{i}", author=f"u{i}", at=i) for i in range(PAIRS)]
+    replies = [msg(f"r{i}", author=f"u{i}", reply_to=f"p{i}", at=i + 0.5) for i in range(PAIRS)]
+    await asyncio.gather(first.thread(parents), second.thread(replies))
+
+    split = []
+    for i in range(PAIRS):
+        parent = await first.get(conversation_id_for(f"x:p{i}"))
+        ids = [m.message.message_id for m in parent.messages]
+        if ids != [f"x:p{i}", f"x:r{i}"]:
+            split.append((i, ids))
+    assert split == []
+    # Nothing is left held: the sweep has no second conversation to open for any reply.
+    first.clock.advance(settings.conversations_held_timeout_seconds + 1)
+    assert await first.sweep_held() == 0
+
+
+async def test_a_thread_racing_a_merge_never_writes_into_the_merged_record(
+    settings: Settings, redis: Redis, keys: Keys
+) -> None:
+    # Replies wait in a held conversation for a parent; the parent arrives (merging the held one into its
+    # own) while more replies to the same parent are threaded by another worker.
+    early = [msg(f"e{i}", author=f"u{i}", reply_to="p", at=10 + i) for i in range(5)]
+    core = Conversations(settings, redis, keys, ManualClock(T0))
+    await core.thread(early)
+    other = Conversations(settings, redis, keys, ManualClock(T0))
+    late = [msg(f"l{i}", author=f"v{i}", reply_to=f"e{i}", at=30 + i) for i in range(5)]
+    await asyncio.gather(core.thread([msg("p", at=0)]), other.thread(late))
+
+    conv = await core.get(conversation_id_for("x:p"))
+    ids = sorted(m.message.message_id for m in conv.messages)
+    assert ids == sorted(["x:p", *(m.message_id for m in early), *(m.message_id for m in late)])
+    held = conversation_id_for("x:e0")
+    # The merged-away record is a bare pointer: no message of the late replies went into it.
+    assert await redis.exists(*core.keys.parts(held)) == 0

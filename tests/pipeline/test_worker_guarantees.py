@@ -1,0 +1,213 @@
+"""The pipeline worker's guarantees on real servers: a Redis restart under a running suite, a slow batch next
+to a live worker, a retryable answer, and a batch too large for one call."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import Counter
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import grpc
+import pytest
+
+from parley.chaos.redis_server import RedisServer
+from parley.cli import DEMO_FILE
+from parley.config import Settings
+from parley.ingestion.inbound_log import InboundLog
+from parley.messages import message_id
+from parley.pipeline.worker import Peers, PipelineWorker
+from parley.replay import read_twcs
+from parley.router import core as router_core
+from parley.rpc import channel
+from parley.store import Keys, Redis, connect, drop_namespace
+from parley.suite import InProcessSuite
+from parley.v1 import (
+    common_pb2,
+    conversations_pb2,
+    conversations_pb2_grpc,
+    ingestion_pb2,
+    ingestion_pb2_grpc,
+    router_pb2,
+    router_pb2_grpc,
+)
+
+
+async def event_counts(redis: Redis, keys: Keys, kind: str) -> Counter[str]:
+    counts: Counter[str] = Counter()
+    for _, fields in await redis.xrange(keys.events()):
+        if fields[b"type"] == kind.encode():
+            counts[fields[b"message_id"].decode()] += 1
+    return counts
+
+
+async def ingest(settings: Settings, messages: list[common_pb2.InboundMessage]) -> None:
+    """An at-least-once client: a call that fails (Redis restarting behind Ingest) is sent again."""
+    for attempt in range(100):
+        try:
+            async with channel(settings, settings.address("ingestion")) as ch:
+                await ingestion_pb2_grpc.IngestionServiceStub(ch).Ingest(
+                    ingestion_pb2.IngestRequest(messages=messages), timeout=10
+                )
+            return
+        except grpc.aio.AioRpcError:
+            await asyncio.sleep(0.1 * min(attempt + 1, 10))
+    raise AssertionError("Ingest never answered")
+
+
+async def until(check, seconds: float = 60.0) -> None:  # type: ignore[no-untyped-def]
+    for _ in range(int(seconds * 10)):
+        if await check():
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError("timed out")
+
+
+def inbound_ids(messages: list[common_pb2.InboundMessage]) -> set[str]:
+    return {
+        message_id(m.channel, m.platform_message_id)
+        for m in messages
+        if m.direction == common_pb2.DIRECTION_INBOUND
+    }
+
+
+@pytest.fixture
+async def own_redis(tmp_path: Path) -> AsyncIterator[RedisServer]:
+    server = RedisServer(tmp_path / "redis")
+    server.start()
+    yield server
+    server.stop()
+
+
+async def test_a_redis_restart_under_a_running_worker_loses_nothing(
+    settings: Settings, own_redis: RedisServer
+) -> None:
+    # Its own single server, killed and restarted: never a cluster, whatever mode the suite runs in.
+    settings = settings.model_copy(update={"redis_url": own_redis.url, "redis_cluster": False})
+    first, second = read_twcs(DEMO_FILE), read_twcs(DEMO_FILE, id_prefix="after-")
+    suite = await InProcessSuite.start(settings, workers=1)
+    redis, keys = connect(settings), Keys(settings.key_prefix)
+    try:
+        await ingest(suite.settings, first)
+        await until(lambda: _routed(redis, keys, inbound_ids(first)))
+
+        own_redis.kill()
+        await asyncio.sleep(1.0)  # the worker meets the outage
+        own_redis.start()
+        await ingest(suite.settings, second)
+
+        everything = inbound_ids(first) | inbound_ids(second)
+        await until(lambda: _routed(redis, keys, everything))
+        assert set((await event_counts(redis, keys, "conversation.routed")).values()) == {1}
+        assert not any(task.done() for task in suite.workers), "a worker died"
+    finally:
+        await suite.stop()
+        await redis.aclose()
+
+
+async def _routed(redis: Redis, keys: Keys, wanted: set[str]) -> bool:
+    with contextlib.suppress(Exception):  # Redis may be restarting
+        return wanted <= set(await event_counts(redis, keys, "conversation.routed"))
+    return False
+
+
+async def test_a_slow_batch_is_never_taken_over_by_a_live_worker(settings: Settings, redis: Redis) -> None:
+    settings = settings.model_copy(update={"claim_idle_ms": 400})
+    keys = Keys(settings.key_prefix)
+    messages = read_twcs(DEMO_FILE)
+    suite = await InProcessSuite.start(settings, workers=0)
+    in_thread = asyncio.Event()
+
+    async def slow_first_batch(stage: str) -> None:
+        if stage == "thread" and not in_thread.is_set():
+            in_thread.set()
+            await asyncio.sleep(1.5)  # well past claim_idle_ms
+
+    peers = Peers.connect(suite.settings)
+    slow = PipelineWorker(
+        suite.settings, InboundLog(suite.settings, redis, keys), peers, "slow", slow_first_batch
+    )
+    stop = asyncio.Event()
+    try:
+        await ingest(suite.settings, messages)
+        task = asyncio.create_task(slow.run(stop))
+        await asyncio.wait_for(in_thread.wait(), 30)
+        suite.add_worker("fast")
+        await until(lambda: _processed(redis, keys, messages))
+        await asyncio.sleep(1.0)  # let the slow worker finish its batch too
+        counts = await event_counts(redis, keys, "message.processed")
+        assert set(counts.values()) == {1}, "a batch was processed by two live workers"
+    finally:
+        stop.set()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(task, 10)
+        await peers.close()
+        await suite.stop()
+
+
+async def _processed(redis: Redis, keys: Keys, messages: list[common_pb2.InboundMessage]) -> bool:
+    wanted = {message_id(m.channel, m.platform_message_id) for m in messages}
+    return wanted <= set(await event_counts(redis, keys, "message.processed"))
+
+
+async def test_kept_changing_while_routing_is_answered_as_retryable(
+    settings: Settings, redis: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(router_core, "ROUTE_ATTEMPTS", 0)  # every attempt lost to a concurrent change
+    suite = await InProcessSuite.start(settings, workers=0)
+    try:
+        [message] = read_twcs(DEMO_FILE)[:1]
+        message.message_id = message_id(message.channel, message.platform_message_id)
+        async with channel(suite.settings, suite.address("conversations")) as ch:
+            threaded = await conversations_pb2_grpc.ConversationsServiceStub(ch).Thread(
+                conversations_pb2.ThreadRequest(messages=[message])
+            )
+        item = router_pb2.RouteItem(
+            conversation_id=threaded.results[0].conversation_id,
+            message=message,
+            triage=common_pb2.Triage(intent=common_pb2.INTENT_COMPLAINT),
+        )
+        async with channel(suite.settings, suite.address("router")) as ch:
+            with pytest.raises(grpc.aio.AioRpcError) as error:
+                await router_pb2_grpc.RouterServiceStub(ch).Route(router_pb2.RouteRequest(items=[item]))
+        assert error.value.code() == grpc.StatusCode.ABORTED
+        assert "retry" in (error.value.details() or "")
+    finally:
+        await suite.stop()
+
+
+async def test_a_batch_too_large_for_one_call_is_split_and_an_oversized_message_dead_lettered(
+    settings: Settings, redis: Redis
+) -> None:
+    limit = 64 * 1024
+    settings = settings.model_copy(update={"max_message_bytes": limit, "worker_batch": 64})
+    keys = Keys(settings.key_prefix)
+    suite = await InProcessSuite.start(settings, workers=0)
+    log = InboundLog(suite.settings, redis, keys)
+    base = read_twcs(DEMO_FILE)[0]
+    batch = []
+    for i in range(12):  # 12 x 8 KB: too large together, fine in halves
+        m = common_pb2.InboundMessage()
+        m.CopyFrom(base)
+        m.platform_message_id, m.message_id, m.text = f"big{i}", f"x:big{i}", "word " * 1600
+        m.author.id = "same-author"  # one partition: one batch
+        batch.append(m)
+    huge = common_pb2.InboundMessage()
+    huge.CopyFrom(batch[0])
+    huge.platform_message_id, huge.message_id, huge.text = "huge", "x:huge", "word " * 20_000
+    await log.append([*batch, huge])
+    suite.add_worker("w1")
+    try:
+        await until(lambda: _done(log, redis, keys, {m.message_id for m in batch}), 60)
+        [dead] = await log.dead_letters()
+        assert dead["message_id"] == "x:huge" and "RESOURCE_EXHAUSTED" in dead["reason"]
+        assert await log.pending_count() == 0
+    finally:
+        await suite.stop()
+        await drop_namespace(redis, settings.key_prefix)
+
+
+async def _done(log: InboundLog, redis: Redis, keys: Keys, wanted: set[str]) -> bool:
+    processed = set(await event_counts(redis, keys, "message.processed"))
+    return wanted <= processed and len(await log.dead_letters()) == 1

@@ -1,0 +1,101 @@
+"""parley.lua: scripts from `.lua` files in plain calls and pipelines, surviving a server that forgot them."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from pathlib import Path
+
+import pytest
+from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import ConnectionError
+
+from parley import lua
+from parley.cluster import LocalCluster
+from parley.store import Keys, Redis
+
+SERVICES = Path(lua.__file__).parent
+
+
+def test_every_lua_file_loads_with_its_includes_expanded() -> None:
+    files = sorted(SERVICES.glob("*/*.lua"))
+    assert len(files) >= 20
+    take = lua.load("parley.router", "take")
+    assert "--#include" not in take
+    assert "local function remove(" in take  # from remove.lua
+    event = lua.load("parley.conversations", "event")
+    assert "local function move(" in event
+
+
+def test_constants_are_filled_in_and_a_missing_one_is_an_error() -> None:
+    begin = lua.load("parley.dispatch", "begin", SENT=1, DEAD_LETTER=2, BLOCKED=9)
+    assert "if s == '1' or s == '2' or s == '9' then return {'done'} end" in begin
+    with pytest.raises(KeyError):
+        lua.load("parley.dispatch", "begin", SENT=1)
+
+
+async def test_a_plain_call_reloads_a_script_the_server_forgot(redis: Redis, keys: Keys) -> None:
+    script = lua.register(redis, "parley.router", "set_state")
+    real = script.sha
+    # What a restart or a failover onto a replica does to the script cache (the Redis is shared: no FLUSH).
+    script.sha = "0" * 40
+    assert await script(keys=[keys.namespaced("state", "{c1}")], args=["state", "queued"]) == 1
+    assert script.sha == real
+
+
+async def test_a_pipeline_resends_only_the_calls_that_found_no_script(redis: Redis, keys: Keys) -> None:
+    script = lua.register(redis, "parley.router", "set_state")
+    script.sha = "0" * 40
+    counter = keys.namespaced("counter")
+    async with lua.pipeline(redis) as pipe:
+        pipe.incr(counter)
+        await script(keys=[keys.namespaced("state", "{c2}")], args=["a", "1"], client=pipe)
+        pipe.incr(counter)
+        await script(keys=[keys.namespaced("state", "{c2}")], args=["b", "2"], client=pipe)
+        results = await pipe.execute()
+    assert results == [1, 1, 2, 2]  # each command ran once, the scripts in their own order
+    assert await redis.hgetall(keys.namespaced("state", "{c2}")) == {b"a": b"1", b"b": b"2", b"version": b"2"}
+
+
+async def test_an_error_of_a_script_is_raised_after_the_rest_ran(redis: Redis, keys: Keys) -> None:
+    script = lua.register(redis, "parley.router", "set_state")
+    counter = keys.namespaced("counter")
+    async with lua.pipeline(redis) as pipe:
+        await script(keys=[keys.namespaced("state", "{c3}")], args=["odd"], client=pipe)  # no value: error
+        pipe.incr(counter)
+        with pytest.raises(Exception, match="arguments|nil|wrong"):
+            await pipe.execute()
+    assert await redis.get(counter) == b"1"
+
+
+async def test_scripts_in_a_cluster_pipeline_survive_a_failover_onto_a_replica() -> None:
+    # A cluster of its own: one of its masters is killed and its replica, which never loaded a script,
+    # takes over.
+    cluster = LocalCluster(node_timeout_ms=1000)
+    await asyncio.to_thread(cluster.start)
+    client = RedisCluster.from_url(cluster.url)
+    try:
+        script = lua.register(client, "parley.router", "set_state")
+        states = [f"failover:{{c{i}}}" for i in range(24)]  # spread over every master
+
+        async def set_all(value: str) -> list[int]:
+            async with lua.pipeline(client) as pipe:
+                for key in states:
+                    await script(keys=[key], args=["state", value], client=pipe)
+                return await pipe.execute()
+
+        assert await set_all("queued") == [1] * len(states)  # every master loads it on first use
+        victim = cluster.master_of(states[0])
+        cluster.kill(victim)
+        await asyncio.to_thread(cluster.wait_for_failover, victim)
+        # The client's first call after the failover may still reach the dead node (a connection error, no
+        # script involved; callers retry); then it knows the new map. The promoted replica never loaded the
+        # script: NOSCRIPT there is loaded and re-sent inside the call.
+        with contextlib.suppress(ConnectionError):
+            await set_all("assigned")
+        assert all(version >= 2 for version in await set_all("assigned"))
+        assert {await client.hget(key, "state") for key in states} == {b"assigned"}
+        assert await client.script_exists(script.sha) == [True]  # on every master, the promoted one too
+    finally:
+        await client.aclose()
+        await asyncio.to_thread(cluster.stop)

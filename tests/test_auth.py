@@ -37,6 +37,7 @@ from parley.auth import (
     mint,
 )
 from parley.authz import AGENT, INTERNAL, SUPERVISOR
+from parley.chaos.redis_server import free_port
 from parley.cli import app
 from parley.config import Settings
 from parley.store import Keys, Redis
@@ -394,6 +395,8 @@ def test_a_service_will_not_start_with_auth_on_and_no_secret(tmp_path: Path, red
         "REDIS_URL": redis_url,
         "PARLEY_AUTH_JWT_SECRET": "",
         "PARLEY_AUTH_JWT_SECRET_FILE": str(tmp_path / "none"),
+        "PARLEY_ROUTER_PORT": str(free_port()),
+        "PARLEY_METRICS_PORT": "0",
     }
     result = CliRunner().invoke(app, ["serve", "router"], env=env)
     assert result.exit_code == 2 and "PARLEY_AUTH_JWT_SECRET" in result.output

@@ -255,6 +255,12 @@ def serve(
     settings = _start(f"parley serve {service}", verbose, service)
     if service not in (*SERVICES, "worker"):
         raise typer.BadParameter(f"unknown service {service!r}; one of {', '.join((*SERVICES, 'worker'))}")
+    from parley.suite import check_ports_free, ports_of
+
+    # Before anything starts: a port held by another process fails here, in one line.
+    _one_line_errors(
+        f"parley serve {service}", verbose, lambda: check_ports_free(ports_of(settings, service))
+    )
     if not settings.auth_disabled and not settings.auth_jwks:
         from parley.auth import jwt_secret
 
@@ -265,12 +271,6 @@ def serve(
                 file=sys.stderr,
             )
             raise typer.Exit(2)
-    from parley.suite import check_ports_free, ports_of
-
-    # Before anything starts: a port held by another process fails here, in one line.
-    _one_line_errors(
-        f"parley serve {service}", verbose, lambda: check_ports_free(ports_of(settings, service))
-    )
     settings, embedded = _one_line_errors(
         f"parley serve {service}: the embedded Valkey",
         verbose,

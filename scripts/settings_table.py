@@ -14,6 +14,8 @@ import tokenize
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pydantic import SecretStr
+
 from parley import config
 from parley.config import REPO_ROOT, Settings
 
@@ -80,6 +82,8 @@ def default(name: str) -> str:
         return f"`{value}`"
     if isinstance(value, bool):
         return f"`{str(value).lower()}`"
+    if isinstance(value, SecretStr):  # a secret's default is never shown, only whether there is one
+        value = "set" if value.get_secret_value() else ""
     if value in ("", {}):
         return "empty"
     return f"`{value}`"

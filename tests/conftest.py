@@ -5,11 +5,14 @@ pointing at both."""
 from __future__ import annotations
 
 import os
+import secrets
 import uuid
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
+from parley.auth import mint
+from parley.authz import ADMIN, INGEST, INTERNAL
 from parley.config import Settings
 from parley.store import EmbeddedValkey, Keys, Redis, connect, drop_namespace
 
@@ -50,8 +53,14 @@ def _local_cluster() -> Iterator[str]:
 @pytest.fixture
 def settings(redis_url: str, tmp_path) -> Settings:
     """Settings for one test: its own key prefix, so tests never see each other's state."""
+    secret = secrets.token_urlsafe(32)
     return Settings(
         redis_url=redis_url,
+        # Auth is on, as in production; the default client token may make every call (tests of refusal
+        # mint their own tokens with parley.auth.mint).
+        auth_jwt_secret=secret,
+        auth_jwt_secret_file=tmp_path / "no-secret-file",
+        auth_token=mint(secret, "test-client", [INTERNAL, INGEST, ADMIN], ttl=3600),
         key_prefix=f"t{uuid.uuid4().hex[:12]}",
         claim_idle_ms=500,
         worker_block_ms=50,

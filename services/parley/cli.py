@@ -102,6 +102,33 @@ def _with_redis(settings: Settings, data_dir: str) -> tuple[Settings, object | N
     return settings.model_copy(update={"redis_url": url}), embedded
 
 
+def _with_secret(settings: Settings) -> Settings:
+    """Settings with the shared JWT secret: the configured one, else the local file, created when absent."""
+    if settings.auth_disabled:
+        return settings
+    from pydantic import SecretStr
+
+    from parley.auth import ensure_local_secret, jwt_secret
+
+    secret = jwt_secret(settings) or ensure_local_secret(settings.auth_jwt_secret_file)
+    return settings.model_copy(update={"auth_jwt_secret": SecretStr(secret)})
+
+
+def _as_operator(settings: Settings, subject: str) -> Settings:
+    """Settings whose client token may ingest and read as a supervisor (replay, demo, bench): the configured
+    PARLEY_AUTH_TOKEN, else one minted from the secret."""
+    from pydantic import SecretStr
+
+    from parley.auth import jwt_secret, mint, reveal
+    from parley.authz import INGEST, SUPERVISOR
+
+    secret = jwt_secret(settings)
+    if settings.auth_disabled or reveal(settings.auth_token) or not secret:
+        return settings
+    token = mint(secret, subject, [INGEST, SUPERVISOR], ttl=24 * 3600, audience=settings.auth_audience)
+    return settings.model_copy(update={"auth_token": SecretStr(token)})
+
+
 async def _wait_for_signal() -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -129,6 +156,7 @@ def up(
         verbose,
         lambda: _with_redis(settings, settings.embedded_data_dir or ".parley/valkey"),
     )
+    settings = _with_secret(settings)
 
     def metrics_url(process: str, index: int = 0) -> str:
         port = settings.metrics_port_of(process, index)
@@ -156,9 +184,11 @@ def up(
                 ("traces", f"OTLP to {endpoint}" if endpoint else "off (set OTEL_EXPORTER_OTLP_ENDPOINT)"),
             ):
                 console.print(f"  {what:<12} {where}")
+            _print_supervisor_token(settings)
             # Fresh ids per run: the embedded Valkey keeps its data, and the demo should show new traffic.
             demo_run = f"demo{int(time.time())}-"
-            demo_code = await _replay_and_print(DEMO_FILE, settings, id_prefix=demo_run) if demo else 0
+            operator = _as_operator(settings, "parley-demo")
+            demo_code = await _replay_and_print(DEMO_FILE, operator, id_prefix=demo_run) if demo else 0
             if exit_after_demo:
                 return 1 if demo_code or suite.failed() else 0
             console.print("[bold]Ctrl-C stops the suite.[/bold]")
@@ -175,6 +205,45 @@ def up(
         if embedded is not None:
             embedded.stop()  # type: ignore[attr-defined]
     raise typer.Exit(code)
+
+
+def _print_supervisor_token(settings: Settings) -> None:
+    if settings.auth_disabled:
+        console.print("[yellow]authentication is OFF (PARLEY_AUTH_DISABLED)[/yellow]")
+        return
+    from parley.auth import jwt_secret, mint
+    from parley.authz import SUPERVISOR
+
+    token = mint(
+        jwt_secret(settings), "supervisor", [SUPERVISOR], ttl=12 * 3600, audience=settings.auth_audience
+    )
+    console.print(f"supervisor token (12 h; `parley token` makes others):\n{token}", soft_wrap=True)
+
+
+@app.command()
+def token(
+    subject: str = typer.Option(..., help="Who the token stands for: an agent id, a person, a client."),
+    scope: str = typer.Option(..., help="Comma-separated scopes: ingest, agent, supervisor, admin."),
+    ttl: int = typer.Option(3600, min=1, help="Seconds until the token expires."),
+) -> None:
+    """Print a bearer token signed with the configured secret (PARLEY_AUTH_JWT_SECRET or the local file)."""
+    from parley.auth import jwt_secret, mint
+    from parley.authz import INTERNAL, SCOPES
+
+    settings = Settings()
+    scopes = [s.strip() for s in scope.split(",") if s.strip()]
+    unknown = [s for s in scopes if s not in SCOPES or s == INTERNAL]
+    if not scopes or unknown:
+        raise typer.BadParameter(
+            f"unknown or reserved scope {unknown}; use ingest, agent, supervisor, admin", param_hint="--scope"
+        )
+    secret = jwt_secret(settings)
+    if not secret:
+        print(
+            "no secret: set PARLEY_AUTH_JWT_SECRET (or run `parley up` once to create one)", file=sys.stderr
+        )
+        raise typer.Exit(1)
+    print(mint(secret, subject, scopes, ttl, audience=settings.auth_audience))
 
 
 @app.command()
@@ -198,6 +267,16 @@ def serve(
     _one_line_errors(
         f"parley serve {service}", verbose, lambda: check_ports_free(ports_of(settings, service))
     )
+    if not settings.auth_disabled and not settings.auth_jwks:
+        from parley.auth import jwt_secret
+
+        if not jwt_secret(settings):
+            print(
+                "authentication is on and there is no secret: set PARLEY_AUTH_JWT_SECRET (the same for every "
+                "service) or PARLEY_AUTH_DISABLED=true",
+                file=sys.stderr,
+            )
+            raise typer.Exit(2)
     settings, embedded = _one_line_errors(
         f"parley serve {service}: the embedded Valkey",
         verbose,
@@ -267,7 +346,7 @@ def replay(
     timeout: float = typer.Option(60.0, help="Seconds to wait for the pipeline."),
 ) -> None:
     """Send a twcs-layout CSV through Ingest and print each conversation: messages, intent, route, replies."""
-    code = asyncio.run(_replay_and_print(file, Settings(), timeout))
+    code = asyncio.run(_replay_and_print(file, _as_operator(Settings(), "parley-replay"), timeout))
     raise typer.Exit(code)
 
 
@@ -340,6 +419,7 @@ def bench(
     from parley.bench import run_bench
 
     settings, embedded = _with_redis(Settings(), "")
+    settings = _as_operator(_with_secret(settings), "parley-bench")
     try:
         result = asyncio.run(run_bench(settings, messages, rate, duration, workers, progress=not as_json))
     finally:
@@ -362,7 +442,7 @@ def health(address: str = typer.Argument(..., help="host:port of a Parley servic
     from parley.rpc import wait_ready
 
     try:
-        asyncio.run(wait_ready(address, timeout=3.0))
+        asyncio.run(wait_ready(address, 3.0, Settings()))
     except TimeoutError:
         print(f"{address}: not serving", file=sys.stderr)
         raise typer.Exit(1) from None

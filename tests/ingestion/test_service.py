@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 import grpc
 import pytest
 
+from parley import rpc
 from parley.clock import ManualClock, to_timestamp
 from parley.config import Settings
 from parley.ingestion.server import create_server
@@ -45,8 +46,10 @@ async def server(settings: Settings, redis: Redis, clock: ManualClock) -> AsyncI
 
 
 @pytest.fixture
-async def stub(server: RunningServer) -> AsyncIterator[ingestion_pb2_grpc.IngestionServiceStub]:
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+async def stub(
+    settings: Settings, server: RunningServer
+) -> AsyncIterator[ingestion_pb2_grpc.IngestionServiceStub]:
+    async with rpc.channel(settings, f"127.0.0.1:{server.port}") as channel:
         yield ingestion_pb2_grpc.IngestionServiceStub(channel)
 
 
@@ -180,11 +183,11 @@ async def test_watch_events_refuses_a_malformed_start(stub: ingestion_pb2_grpc.I
 
 
 async def test_oversized_request_is_resource_exhausted(settings: Settings, redis: Redis) -> None:
-    small = Settings(redis_url=settings.redis_url, key_prefix=settings.key_prefix, max_message_bytes=4096)
+    small = settings.model_copy(update={"max_message_bytes": 4096})
     running = await create_server(small, "127.0.0.1:0")
     try:
         # The client itself has the default limits, so it is the server that refuses.
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+        async with rpc.channel(settings, f"127.0.0.1:{running.port}") as channel:
             stub = ingestion_pb2_grpc.IngestionServiceStub(channel)
             ok = await stub.Ingest(ingestion_pb2.IngestRequest(messages=[make("small")]))
             assert ok.results[0].status == ACCEPTED
@@ -197,10 +200,10 @@ async def test_oversized_request_is_resource_exhausted(settings: Settings, redis
 
 
 async def test_unreachable_redis_is_unavailable(settings: Settings) -> None:
-    nowhere = Settings(redis_url="redis://127.0.0.1:1/0", key_prefix=settings.key_prefix)
+    nowhere = settings.model_copy(update={"redis_url": "redis://127.0.0.1:1/0"})
     running = await create_server(nowhere, "127.0.0.1:0")
     try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+        async with rpc.channel(settings, f"127.0.0.1:{running.port}") as channel:
             stub = ingestion_pb2_grpc.IngestionServiceStub(channel)
             with pytest.raises(grpc.aio.AioRpcError) as caught:
                 await stub.Ingest(ingestion_pb2.IngestRequest(messages=[make("m1")]))
@@ -212,10 +215,12 @@ async def test_unreachable_redis_is_unavailable(settings: Settings) -> None:
 # -- what was accepted and then lost, hidden or duplicated -------------------------------------------------
 
 
-async def test_a_corrupt_request_is_invalid_argument_without_internal_names(server: RunningServer) -> None:
+async def test_a_corrupt_request_is_invalid_argument_without_internal_names(
+    settings: Settings, server: RunningServer
+) -> None:
     # A truncated protobuf, and a well-formed one whose text is not UTF-8 (bytes 0xff 0xfe).
     corrupt = [b"\xff\xff\xff", b"\x0a\x04\x3a\x02\xff\xfe"]
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+    async with rpc.channel(settings, f"127.0.0.1:{server.port}") as channel:
         for body in corrupt:
             ingest = channel.unary_unary("/parley.v1.IngestionService/Ingest")
             with pytest.raises(grpc.aio.AioRpcError) as caught:

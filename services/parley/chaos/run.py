@@ -10,6 +10,7 @@ import contextlib
 import logging
 import os
 import random
+import secrets
 import signal
 import time
 from collections.abc import Callable
@@ -18,6 +19,8 @@ from pathlib import Path
 
 import grpc
 
+from parley.auth import mint
+from parley.authz import INGEST
 from parley.chaos.redis_server import RedisServer, free_port
 from parley.chaos.report import Report, measure
 from parley.config import SERVICES, Settings
@@ -92,8 +95,15 @@ def _settings(redis_url: str, data_dir: Path) -> Settings:
     }
     os.environ.update(overrides)  # the children inherit them
     # No /metrics: the children's metrics ports would be the fixed ones of a suite that may be running.
+    # The run's own secret (for the children's internal tokens), and a token that may ingest for the sender.
+    secret = secrets.token_urlsafe(48)
     base = Settings(
-        redis_url=redis_url, key_prefix=f"chaos{int(time.time())}", webhook_port=free_port(), metrics_port=0
+        redis_url=redis_url,
+        key_prefix=f"chaos{int(time.time())}",
+        webhook_port=free_port(),
+        metrics_port=0,
+        auth_jwt_secret=secret,
+        auth_token=mint(secret, "parley-chaos", [INGEST], ttl=24 * 3600),
     )
     return replace_ports(base, {name: free_port() for name in SERVICES})
 

@@ -53,14 +53,7 @@ async def create_server(settings: Settings, address: str, clock: Clock | None = 
     ]
 
     async def stop_tasks() -> None:
-        for task in tasks:
-            task.cancel()
-        # Bounded: a task that does not stop must not hold the shutdown (and Redis) forever.
-        _, stuck = await asyncio.wait(tasks, timeout=settings.shutdown_grace_seconds)
-        for task in stuck:
-            log.warning(
-                "background task %s did not stop within the grace period", task.get_coro().__qualname__
-            )
+        await rpc.stop_background(tasks, grace=0)  # cancelled at once, waited for a bounded while
 
     running.on_stop.append(redis.aclose)
     running.on_stop.append(dispatch.close)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import grpc
 
+from parley.audit import AuditTrail
 from parley.clock import from_timestamp
 from parley.config import Settings
 from parley.rpc import mapped_errors
@@ -23,6 +24,7 @@ class ConversationsServicer(conversations_pb2_grpc.ConversationsServiceServicer)
     ) -> None:
         self.settings = settings
         self.core = core
+        self.audit = AuditTrail(core.redis, core.keys.keys, settings.audit_maxlen)
         # Dispatch's EraseReplies (dispatch owns its outbox); None where no dispatch is reachable.
         self.erase_replies = erase_replies
 
@@ -102,6 +104,16 @@ class ConversationsServicer(conversations_pb2_grpc.ConversationsServiceServicer)
             identity_of(request.other.channel, request.other.author_id),
         )
         return conversations_pb2.LinkIdentitiesResponse(person_id=person)
+
+    @mapped_errors
+    async def ListAuditRecords(
+        self, request: conversations_pb2.ListAuditRecordsRequest, context: grpc.aio.ServicerContext
+    ) -> conversations_pb2.ListAuditRecordsResponse:
+        validation.audit_request(request)
+        records, token = await self.audit.query(
+            request.subject, request.page_size or DEFAULT_PAGE_SIZE, request.page_token
+        )
+        return conversations_pb2.ListAuditRecordsResponse(records=records, next_page_token=token)
 
     @mapped_errors
     async def EraseCustomer(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from parley.config import Settings
 from parley.enum_fields import unknown_enum_values
 from parley.messages import CHANNEL_NAMES
@@ -125,3 +127,14 @@ def identity(value: conversations_pb2.Identity, at: str) -> None:
 
 def link_request(request: conversations_pb2.LinkIdentitiesRequest) -> None:
     _raise(_identity(request.identity, "identity") + _identity(request.other, "other"))
+
+
+def audit_request(request: conversations_pb2.ListAuditRecordsRequest) -> None:
+    bad: list[tuple[str, str]] = []
+    if not 0 <= request.page_size <= MAX_PAGE_SIZE:
+        bad.append(("page_size", f"must be between 0 and {MAX_PAGE_SIZE}"))
+    if len(request.subject) > 256:
+        bad.append(("subject", "longer than 256 characters"))
+    if request.page_token and not re.fullmatch(r"\d{1,20}-\d{1,20}", request.page_token):
+        bad.append(("page_token", "not a token from a previous ListAuditRecordsResponse"))
+    _raise(bad)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
 from parley import rpc, store
 from parley.clock import SystemClock
@@ -34,12 +33,7 @@ async def create_server(settings: Settings, address: str) -> rpc.RunningServer:
         # The round in flight may finish within the grace period: a network call cut short leaves its part
         # in doubt. Past it, the attempt stays pending in the stream and the next loop re-claims it.
         dispatcher.stop()
-        try:
-            await asyncio.wait_for(asyncio.shield(loop_task), settings.shutdown_grace_seconds)
-        except TimeoutError:
-            loop_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await loop_task
+        await rpc.stop_background([loop_task], settings.shutdown_grace_seconds)
 
     # on_stop runs in reverse: the loop stops before its Redis client closes.
     running.on_stop.append(close_redis)

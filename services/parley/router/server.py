@@ -16,7 +16,7 @@ from parley.router.core import Router
 from parley.router.merges import Merges, run_follower
 from parley.router.policy import load_policy
 from parley.router.servicer import RouterServicer
-from parley.rpc import RunningServer, start_server
+from parley.rpc import RunningServer, start_server, stop_background
 from parley.v1 import router_pb2_grpc
 
 SERVICE_NAME = "parley.v1.RouterService"
@@ -67,13 +67,7 @@ async def create_server(
             # The step in flight finishes (each is safe to cut short, but a clean end is quicker to reason
             # about); past the grace period it is cancelled.
             stopping.set()
-            for task in tasks:
-                try:
-                    await asyncio.wait_for(asyncio.shield(task), settings.shutdown_grace_seconds)
-                except TimeoutError:
-                    task.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await task
+            await stop_background(tasks, settings.shutdown_grace_seconds)
 
         running.on_stop.append(stop_loop)  # runs before Redis closes (cleanups run in reverse)
     return running

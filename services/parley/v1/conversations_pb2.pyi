@@ -416,6 +416,40 @@ class GetMetricsResponse(_message.Message):
     groups: _containers.RepeatedCompositeFieldContainer[MetricsGroup]
     def __init__(self, groups: _Optional[_Iterable[_Union[MetricsGroup, _Mapping]]] = ...) -> None: ...
 
+class AuditRecord(_message.Message):
+    __slots__ = ("at", "subject", "scope", "method", "targets", "outcome")
+    AT_FIELD_NUMBER: _ClassVar[int]
+    SUBJECT_FIELD_NUMBER: _ClassVar[int]
+    SCOPE_FIELD_NUMBER: _ClassVar[int]
+    METHOD_FIELD_NUMBER: _ClassVar[int]
+    TARGETS_FIELD_NUMBER: _ClassVar[int]
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    at: _timestamp_pb2.Timestamp
+    subject: str
+    scope: str
+    method: str
+    targets: _containers.RepeatedScalarFieldContainer[str]
+    outcome: str
+    def __init__(self, at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., subject: _Optional[str] = ..., scope: _Optional[str] = ..., method: _Optional[str] = ..., targets: _Optional[_Iterable[str]] = ..., outcome: _Optional[str] = ...) -> None: ...
+
+class ListAuditRecordsRequest(_message.Message):
+    __slots__ = ("subject", "page_size", "page_token")
+    SUBJECT_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    subject: str
+    page_size: int
+    page_token: str
+    def __init__(self, subject: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListAuditRecordsResponse(_message.Message):
+    __slots__ = ("records", "next_page_token")
+    RECORDS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    records: _containers.RepeatedCompositeFieldContainer[AuditRecord]
+    next_page_token: str
+    def __init__(self, records: _Optional[_Iterable[_Union[AuditRecord, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
 class EraseCustomerRequest(_message.Message):
     __slots__ = ("identity",)
     IDENTITY_FIELD_NUMBER: _ClassVar[int]

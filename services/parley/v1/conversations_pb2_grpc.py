@@ -75,6 +75,11 @@ class ConversationsServiceStub:
                 request_serializer=parley_dot_v1_dot_conversations__pb2.LinkIdentitiesRequest.SerializeToString,
                 response_deserializer=parley_dot_v1_dot_conversations__pb2.LinkIdentitiesResponse.FromString,
                 _registered_method=True)
+        self.ListAuditRecords = channel.unary_unary(
+                '/parley.v1.ConversationsService/ListAuditRecords',
+                request_serializer=parley_dot_v1_dot_conversations__pb2.ListAuditRecordsRequest.SerializeToString,
+                response_deserializer=parley_dot_v1_dot_conversations__pb2.ListAuditRecordsResponse.FromString,
+                _registered_method=True)
         self.EraseCustomer = channel.unary_unary(
                 '/parley.v1.ConversationsService/EraseCustomer',
                 request_serializer=parley_dot_v1_dot_conversations__pb2.EraseCustomerRequest.SerializeToString,
@@ -139,6 +144,13 @@ class ConversationsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListAuditRecords(self, request, context):
+        """The audit trail: every state-changing call made by an agent, supervisor or admin, newest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def EraseCustomer(self, request, context):
         """Erases a customer (admin): every linked identity, the profile, the conversations they opened, their
         messages in other conversations, and (through DispatchService.EraseReplies) the replies sent to them.
@@ -190,6 +202,11 @@ def add_ConversationsServiceServicer_to_server(servicer, server):
                     servicer.LinkIdentities,
                     request_deserializer=parley_dot_v1_dot_conversations__pb2.LinkIdentitiesRequest.FromString,
                     response_serializer=parley_dot_v1_dot_conversations__pb2.LinkIdentitiesResponse.SerializeToString,
+            ),
+            'ListAuditRecords': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAuditRecords,
+                    request_deserializer=parley_dot_v1_dot_conversations__pb2.ListAuditRecordsRequest.FromString,
+                    response_serializer=parley_dot_v1_dot_conversations__pb2.ListAuditRecordsResponse.SerializeToString,
             ),
             'EraseCustomer': grpc.unary_unary_rpc_method_handler(
                     servicer.EraseCustomer,
@@ -414,6 +431,33 @@ class ConversationsService:
             '/parley.v1.ConversationsService/LinkIdentities',
             parley_dot_v1_dot_conversations__pb2.LinkIdentitiesRequest.SerializeToString,
             parley_dot_v1_dot_conversations__pb2.LinkIdentitiesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAuditRecords(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/parley.v1.ConversationsService/ListAuditRecords',
+            parley_dot_v1_dot_conversations__pb2.ListAuditRecordsRequest.SerializeToString,
+            parley_dot_v1_dot_conversations__pb2.ListAuditRecordsResponse.FromString,
             options,
             channel_credentials,
             insecure,

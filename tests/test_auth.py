@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from pydantic import SecretStr
 from typer.testing import CliRunner
 
 from parley import rpc
@@ -41,7 +42,7 @@ from parley.chaos.redis_server import free_port
 from parley.cli import app
 from parley.config import Settings
 from parley.store import Keys, Redis
-from parley.v1 import conversations_pb2, conversations_pb2_grpc, router_pb2
+from parley.v1 import conversations_pb2, conversations_pb2_grpc, router_pb2, router_pb2_grpc
 
 LIST_QUEUES = "/parley.v1.RouterService/ListQueues"
 ROUTE = "/parley.v1.RouterService/Route"
@@ -410,3 +411,16 @@ async def test_a_process_renews_its_own_token_before_it_expires(settings: Settin
     renewed = source()
     assert source._expires > time.time() + 3000  # minted anew, valid for another hour
     assert (await Verifier(settings).verify(renewed)).scopes == {INTERNAL}
+
+
+async def test_a_process_mints_its_own_token_with_the_scopes_it_asks_for(settings: Settings) -> None:
+    """Without PARLEY_AUTH_TOKEN, services call as `internal` and the console as a supervisor: an internal
+    token may not read the floor, a supervisor one may."""
+    own = settings.model_copy(update={"auth_token": SecretStr("")})
+    async with servers(settings, "router") as addresses:
+        async with rpc.channel(own, addresses["router"]) as internal:
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await router_pb2_grpc.RouterServiceStub(internal).ListQueues(router_pb2.ListQueuesRequest())
+        async with rpc.channel(own, addresses["router"], scopes=(SUPERVISOR,)) as supervisor:
+            await router_pb2_grpc.RouterServiceStub(supervisor).ListQueues(router_pb2.ListQueuesRequest())
+    assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED

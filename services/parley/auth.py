@@ -15,7 +15,7 @@ import logging
 import os
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -323,10 +323,18 @@ def server_interceptors(settings: Settings, redis: Any = None) -> list[grpc.aio.
 
 
 class TokenSource:
-    """This process's own bearer token: PARLEY_AUTH_TOKEN, else an `internal` token minted from the secret
-    (re-minted before it expires), else none."""
+    """This process's own bearer token: PARLEY_AUTH_TOKEN, else a token minted from the secret with `scopes`
+    (`internal` for the pipeline's calls; the console asks for `supervisor`), re-minted before it expires,
+    else none."""
 
-    def __init__(self, settings: Settings, token: str | None = None, subject: str = "") -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        token: str | None = None,
+        subject: str = "",
+        scopes: Sequence[str] = (authz.INTERNAL,),
+    ) -> None:
+        self.scopes = list(scopes)
         self.fixed = token if token is not None else reveal(settings.auth_token)
         self.secret = "" if self.fixed or settings.auth_disabled else jwt_secret(settings)
         self.subject = subject or f"parley-{settings.worker_name or 'service'}"
@@ -337,7 +345,7 @@ class TokenSource:
         if self.fixed or not self.secret:
             return self.fixed
         if time.time() > self._expires - RENEW_BEFORE:
-            self._token = mint(self.secret, self.subject, [authz.INTERNAL], audience=self.audience)
+            self._token = mint(self.secret, self.subject, self.scopes, audience=self.audience)
             self._expires = time.time() + INTERNAL_TOKEN_TTL
         return self._token
 

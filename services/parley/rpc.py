@@ -335,11 +335,13 @@ def _transport(settings: Settings, address: str, interceptors: list[Any]) -> grp
     )
 
 
-def channel(settings: Settings, address: str, token: str | None = None) -> grpc.aio.Channel:
+def channel(
+    settings: Settings, address: str, token: str | None = None, scopes: Sequence[str] = ("internal",)
+) -> grpc.aio.Channel:
     """A client channel with the suite's message size limits, TLS when configured, and a bearer token on
-    every call: `token`, else this process's own (PARLEY_AUTH_TOKEN, or an internal one minted from the
+    every call: `token`, else this process's own (PARLEY_AUTH_TOKEN, or one with `scopes` minted from the
     secret)."""
-    return _transport(settings, address, client_interceptors(TokenSource(settings, token)))
+    return _transport(settings, address, client_interceptors(TokenSource(settings, token, scopes=scopes)))
 
 
 async def wait_ready(address: str, timeout: float = 10.0, settings: Settings | None = None) -> None:

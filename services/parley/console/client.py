@@ -67,7 +67,10 @@ class ConsoleClient:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.timeout = settings.rpc_timeout_seconds
-        self.channels = {name: rpc.channel(settings, settings.address(name)) for name in SERVICES}
+        # The console reads the floor as a supervisor (PARLEY_AUTH_TOKEN, when set, is used instead).
+        self.channels = {
+            name: rpc.channel(settings, settings.address(name), scopes=("supervisor",)) for name in SERVICES
+        }
         self.ingestion = ingestion_pb2_grpc.IngestionServiceStub(self.channels["ingestion"])
         self.conversations = conversations_pb2_grpc.ConversationsServiceStub(self.channels["conversations"])
         self.router = router_pb2_grpc.RouterServiceStub(self.channels["router"])

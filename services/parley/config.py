@@ -89,6 +89,12 @@ class Settings(BaseSettings):
     # RESOURCE_EXHAUSTED and the webhooks 429, each with a hint to retry after so many seconds (0: no bound).
     inbound_max_backlog: int = 250_000
     inbound_retry_after_seconds: int = 5
+    # Server streams (WatchEvents, WatchAssignments): at most this many open per server and per token
+    # subject (the next is refused with RESOURCE_EXHAUSTED); a watcher polls Redis this often rather than
+    # holding a pooled connection in a blocking read.
+    stream_max: int = Field(default=256, ge=1)
+    stream_max_per_caller: int = Field(default=16, ge=1)
+    stream_poll_seconds: float = Field(default=0.1, gt=0)
 
     # The classifier's trained artifacts and knowledge base.
     models_dir: Path = REPO_ROOT / "models"

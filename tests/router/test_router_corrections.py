@@ -17,7 +17,7 @@ T0 = 1_700_000_000.0
 
 @pytest.fixture
 async def stub(settings, redis):
-    running = await create_server(settings, "127.0.0.1:0", watch_block_ms=50, run_background=False)
+    running = await create_server(settings, "127.0.0.1:0", watch_poll_ms=50, run_background=False)
     address = f"127.0.0.1:{running.port}"
     await wait_ready(address)
     async with channel(settings, address) as ch:

@@ -237,7 +237,7 @@ async def test_watch_yields_current_then_new_assignments(router: Router):
     await queue(router, "c1", "complaint", topic="billing")
     await queue(router, "c2", "complaint", topic="billing")
     await router.set_presence("ann", "online", ["billing"], capacity=1)
-    feed = router.watch("ann", block_ms=50)
+    feed = router.watch("ann", poll_ms=50)
     first = await anext(feed)
     assert first.conversation_id in ("c1", "c2") and "billing" in first.reason
     nxt = asyncio.ensure_future(anext(feed))

@@ -21,7 +21,7 @@ async def conversations(redis, keys):
 @pytest.fixture
 async def stub(settings, redis):
     # The background loop is exercised step by step in test_router_loop; here it would race the assertions.
-    running = await create_server(settings, "127.0.0.1:0", watch_block_ms=50, run_background=False)
+    running = await create_server(settings, "127.0.0.1:0", watch_poll_ms=50, run_background=False)
     address = f"127.0.0.1:{running.port}"
     await wait_ready(address)
     async with channel(settings, address) as ch:

@@ -204,7 +204,7 @@ async def test_feeds_are_told_when_a_conversation_is_taken_away(router: Router, 
     assert (await route(router, "t2", mid="x:t2")).agent_id == "bob"
     assert (await route(router, "t3", mid="x:t3")).agent_id == "ann"
     assert (await route(router, "t4", mid="x:t4")).agent_id == "bob"
-    watch = router.watch("ann", block_ms=20)
+    watch = router.watch("ann", poll_ms=20)
     assert {(await anext(watch)).conversation_id for _ in range(2)} == {"t1", "t3"}  # the current ones
 
     await router.transfer("t1", to_team="billing", reason="refund")

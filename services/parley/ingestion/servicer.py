@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import re
 from collections.abc import AsyncIterator, Sequence
@@ -27,10 +28,10 @@ from parley.ingestion import admission, intake
 from parley.ingestion.inbound_log import InboundLog
 from parley.rpc import InvalidArgument, abort_for, mapped_errors
 from parley.store import Keys, Redis
+from parley.streams import StreamLimits, TooManyStreams, caller_of
 from parley.v1 import common_pb2, ingestion_pb2, ingestion_pb2_grpc
 
 # How long one XREAD of WatchEvents blocks before it looks again; cancellation interrupts it anyway.
-WATCH_BLOCK_MS = 1000
 WATCH_BATCH = 100
 DEFAULT_DEAD_LETTER_LIMIT = 100
 START_ID_METADATA = "parley-start-id"
@@ -46,6 +47,7 @@ class IngestionService(ingestion_pb2_grpc.IngestionServiceServicer):
         self.redis = redis
         self.keys = keys
         self.clock = clock or SystemClock()
+        self.streams = StreamLimits.from_settings(settings)
 
     async def ingest(self, messages: Sequence[common_pb2.InboundMessage]) -> list[ingestion_pb2.IngestResult]:
         """Validate, normalize and log one batch; one result per message, in request order."""
@@ -92,12 +94,25 @@ class IngestionService(ingestion_pb2_grpc.IngestionServiceServicer):
                 [("after_id", 'must be an event id like "1700000000000-0", "0" or empty')]
             )
             await abort_for(context, error)
+        try:
+            with self.streams.admit(caller_of(context)):
+                async for response in self._watch_events(request, context):
+                    yield response
+        except TooManyStreams as error:
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(error))
+
+    async def _watch_events(
+        self, request: ingestion_pb2.WatchEventsRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[ingestion_pb2.WatchEventsResponse]:
         types = set(request.types)
         stream = self.keys.events()
         last_id = request.after_id or await self._latest_event_id()
         await context.send_initial_metadata(((START_ID_METADATA, last_id),))
         while True:
-            reply = await self.redis.xread({stream: last_id}, count=WATCH_BATCH, block=WATCH_BLOCK_MS)
+            # Non-blocking: a blocking read would hold a pooled connection for as long as the stream is open.
+            reply = await self.redis.xread({stream: last_id}, count=WATCH_BATCH)
+            if not reply:
+                await asyncio.sleep(self.settings.stream_poll_seconds)
             for _, entries in reply or []:
                 for entry_id, fields in entries:
                     last_id = entry_id.decode()

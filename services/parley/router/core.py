@@ -1521,8 +1521,9 @@ class Router:
             )
         return out
 
-    async def watch(self, agent_id: str, block_ms: int = 1000) -> AsyncIterator[router_pb2.Assignment]:
-        """The agent's current assignments, then each new one as it is made."""
+    async def watch(self, agent_id: str, poll_ms: int = 100) -> AsyncIterator[router_pb2.Assignment]:
+        """The agent's current assignments, then each new one as it is made (the feed is polled every
+        `poll_ms` with non-blocking reads: a blocking one would hold a pooled connection per watcher)."""
         await self._agent(agent_id)
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.smembers(self.k.active(agent_id))
@@ -1533,7 +1534,9 @@ class Router:
             state = _decode(await self.redis.hgetall(self.k.state(cid)))
             yield self._assignment(cid, agent_id, state)
         while True:
-            entries = await self.redis.xread({self.k.feed(agent_id): position}, count=100, block=block_ms)
+            entries = await self.redis.xread({self.k.feed(agent_id): position}, count=100)
+            if not entries:
+                await asyncio.sleep(poll_ms / 1000)
             for _, messages in entries or []:
                 for entry_id, fields in messages:
                     position = _text(entry_id)

@@ -39,13 +39,13 @@ async def create_server(
     settings: Settings,
     address: str,
     clock: Clock | None = None,
-    watch_block_ms: int = 1000,
+    watch_poll_ms: int | None = None,
     run_background: bool = True,
 ) -> RunningServer:
     policy = load_policy(settings.policy_file)  # fail fast, before binding, on a bad policy
     redis = store.connect(settings)
     router = Router(settings, redis, store.keys_for(settings), clock or SystemClock(), policy)
-    servicer = RouterServicer(settings, router, watch_block_ms)
+    servicer = RouterServicer(settings, router, watch_poll_ms)
     try:
         running = await start_server(
             settings, address, [(router_pb2_grpc.add_RouterServiceServicer_to_server, servicer, SERVICE_NAME)]

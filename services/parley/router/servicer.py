@@ -14,6 +14,7 @@ from parley.router import validation
 from parley.router.core import Router
 from parley.router.corrections import Corrections
 from parley.rpc import FailedPrecondition, InvalidArgument, NotFound, abort_for, mapped_errors
+from parley.streams import StreamLimits, TooManyStreams, caller_of
 from parley.v1 import common_pb2, router_pb2, router_pb2_grpc
 
 PRESENCE_NAMES = {
@@ -45,10 +46,11 @@ class Validator:
 
 
 class RouterServicer(router_pb2_grpc.RouterServiceServicer):
-    def __init__(self, settings: Settings, router: Router, watch_block_ms: int = 1000) -> None:
+    def __init__(self, settings: Settings, router: Router, watch_poll_ms: int | None = None) -> None:
         self.settings = settings
         self.router = router
-        self.watch_block_ms = watch_block_ms
+        self.watch_poll_ms = watch_poll_ms or round(settings.stream_poll_seconds * 1000)
+        self.streams = StreamLimits.from_settings(settings)
         self.corrections = Corrections(router.redis, router.keys, router.clock, settings.events_maxlen)
 
     def _validator(self) -> Validator:
@@ -91,10 +93,13 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
             v = self._validator()
             v.id("agent_id", request.agent_id)
             v.check()
-            async for assignment in self.router.watch(request.agent_id, self.watch_block_ms):
-                yield router_pb2.WatchAssignmentsResponse(assignment=assignment)
+            with self.streams.admit(caller_of(context)):
+                async for assignment in self.router.watch(request.agent_id, self.watch_poll_ms):
+                    yield router_pb2.WatchAssignmentsResponse(assignment=assignment)
         except (InvalidArgument, NotFound, FailedPrecondition) as error:
             await abort_for(context, error)
+        except TooManyStreams as error:
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(error))
 
     @mapped_errors
     async def Claim(

@@ -77,9 +77,10 @@ async def test_a_batch_is_routed_in_the_order_its_messages_were_sent(idle_suite,
         await ingestion_pb2_grpc.IngestionServiceStub(ch).Ingest(
             ingestion_pb2.IngestRequest(messages=[question, follow_up])
         )
+    from log_kit import logged_entries
+
     log = InboundLog(suite.settings, redis, keys)
-    await log.ensure_groups()
-    entries = await log.read("reader", 10, 10)
+    entries = await logged_entries(log)
     entries.sort(key=lambda e: e.message.platform_message_id, reverse=True)  # the follow-up first
     peers = Peers.connect(suite.settings)
     try:

@@ -10,15 +10,15 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from log_kit import logged_entries
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
 from parley.cli import DEMO_FILE
 from parley.clock import ManualClock
-from parley.ingestion.inbound_log import InboundLog, LogEntry
+from parley.ingestion.inbound_log import InboundLog
 from parley.ingestion.server import create_server
-from parley.pipeline.consumer import StreamEntry
 from parley.replay import read_twcs, replay
 from parley.rpc import channel
 from parley.suite import InProcessSuite
@@ -71,20 +71,6 @@ async def test_one_message_gives_one_trace_through_every_hop(spans, settings, re
         assert len(servers) == 1, stage
         assert pipeline[0] in ancestors(servers[0]), stage
         assert servers[0].attributes["rpc.grpc.status_code"] == "OK"
-
-
-async def logged_entries(log: InboundLog) -> list[LogEntry]:
-    """Every entry of the inbound log, read through its consumer group and left pending."""
-    reader = log.reader("reader")
-    await reader.ensure_group()
-    taken: list[StreamEntry] = []
-
-    async def hold(entries: list[StreamEntry]) -> list[str]:
-        taken.extend(entries)
-        return [e.entry_id for e in entries]
-
-    await reader.once(hold, 10)
-    return [log.decode(e) for e in taken]
 
 
 async def test_with_tracing_off_nothing_is_carried_or_intercepted(settings, redis, keys) -> None:

@@ -12,7 +12,7 @@ from parley.cli import DEMO_FILE
 from parley.ingestion.inbound_log import InboundLog
 from parley.messages import message_id
 from parley.pipeline.worker import Peers, PipelineWorker
-from parley.replay import read_twcs, replay
+from parley.replay import read_twcs, replay, reply_chains
 from parley.rpc import channel
 from parley.store import Keys, Redis
 from parley.suite import InProcessSuite
@@ -37,22 +37,12 @@ async def routed_events(redis: Redis, keys: Keys) -> Counter[str]:
     return counts
 
 
-def reply_chains(messages: list[common_pb2.InboundMessage]) -> list[set[str]]:
-    """The true conversations of a twcs file: connected components of the reply links."""
-    parent = {m.platform_message_id: m.platform_message_id for m in messages}
-
-    def find(x: str) -> str:
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    for m in messages:
-        if m.in_reply_to_id in parent:
-            parent[find(m.platform_message_id)] = find(m.in_reply_to_id)
+def true_conversations(messages: list[common_pb2.InboundMessage]) -> list[set[str]]:
+    """The true conversations of a twcs file, as sets of Parley message ids."""
+    chain_of = reply_chains(messages)
     groups: dict[str, set[str]] = {}
     for m in messages:
-        groups.setdefault(find(m.platform_message_id), set()).add(
+        groups.setdefault(chain_of[m.platform_message_id], set()).add(
             message_id(m.channel, m.platform_message_id)
         )
     return list(groups.values())
@@ -92,7 +82,7 @@ async def test_replay_threads_classifies_and_routes_every_message(suite, redis, 
         )
 
 
-async def test_one_batch_is_threaded_into_its_reply_chains(suite, redis, keys) -> None:
+async def test_one_batch_is_threaded_into_its_true_conversations(suite, redis, keys) -> None:
     messages = read_twcs(FIXTURE)
     async with channel(suite.settings, suite.address("ingestion")) as ch:
         await ingestion_pb2_grpc.IngestionServiceStub(ch).Ingest(
@@ -117,7 +107,7 @@ async def test_one_batch_is_threaded_into_its_reply_chains(suite, redis, keys) -
                 conversations_pb2.GetConversationRequest(conversation_id=summary.conversation_id)
             )
             groups.append({item.message.message_id for item in got.conversation.messages})
-    assert sorted(map(sorted, groups)) == sorted(map(sorted, reply_chains(messages)))
+    assert sorted(map(sorted, groups)) == sorted(map(sorted, true_conversations(messages)))
 
 
 async def test_a_redelivered_batch_creates_nothing_new(suite, redis, keys) -> None:
@@ -131,7 +121,7 @@ async def test_a_redelivered_batch_creates_nothing_new(suite, redis, keys) -> No
     assert {r.status for r in again.results} == {ingestion_pb2.INGEST_STATUS_DUPLICATE}
     await asyncio.sleep(0.3)
     assert set((await routed_events(redis, keys)).values()) == {1}
-    assert len(first.conversations) == len(reply_chains(messages))
+    assert len(first.conversations) == len(true_conversations(messages))
 
 
 async def test_a_worker_killed_mid_batch_loses_nothing_and_duplicates_nothing(

@@ -107,6 +107,24 @@ def read_twcs(path: Path | str, id_prefix: str = "") -> list[common_pb2.InboundM
     return messages
 
 
+def reply_chains(messages: Iterable[common_pb2.InboundMessage]) -> dict[str, str]:
+    """The true conversations of a twcs file: each message's platform id -> its reply chain, named by one
+    member (the connected components of the reply links)."""
+    messages = list(messages)
+    parent = {m.platform_message_id: m.platform_message_id for m in messages}
+
+    def root(x: str) -> str:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for m in messages:
+        if m.in_reply_to_id in parent:
+            parent[root(m.platform_message_id)] = root(m.in_reply_to_id)
+    return {m.platform_message_id: root(m.platform_message_id) for m in messages}
+
+
 def _prefixed(prefix: str, tweet_id: str) -> str:
     return prefix + tweet_id.strip() if tweet_id.strip() else ""
 

@@ -11,6 +11,7 @@ from typing import Any
 from parley.config import Settings
 from parley.ingestion.inbound_log import InboundLog
 from parley.messages import message_id
+from parley.replay import reply_chains
 from parley.store import connect, keys_for
 from parley.v1 import common_pb2
 
@@ -131,21 +132,11 @@ def _compare_chains(
     report: Report, messages: list[common_pb2.InboundMessage], ids: list[str], conversation_of: dict[str, str]
 ) -> None:
     """The true conversations are the reply chains of the file (connected components of reply links)."""
-    parent = {m.platform_message_id: m.platform_message_id for m in messages}
-
-    def root(x: str) -> str:
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    for m in messages:
-        if m.in_reply_to_id in parent:
-            parent[root(m.platform_message_id)] = root(m.in_reply_to_id)
+    chain_of = reply_chains(messages)
     chain_conversations: dict[str, set[str]] = {}
     conversation_chains: dict[str, set[str]] = {}
     for m, i in zip(messages, ids, strict=True):
-        chain = root(m.platform_message_id)
+        chain = chain_of[m.platform_message_id]
         chain_conversations.setdefault(chain, set())
         if i in conversation_of:
             chain_conversations[chain].add(conversation_of[i])

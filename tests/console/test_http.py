@@ -64,3 +64,17 @@ async def test_a_service_that_is_down_gives_a_page_saying_so(settings: Settings)
             assert reply.status == 503 and "UNAVAILABLE" in await reply.text()
     finally:
         await running.stop()
+
+
+async def test_the_console_serves_its_own_metrics_by_route_never_by_id(console) -> None:
+    _, running = console
+    base = f"http://127.0.0.1:{running.port}"
+    async with aiohttp.ClientSession() as http:
+        async with http.get(base + "/conversations/cv-secret-id") as reply:
+            assert reply.status == 404
+        async with http.get(base + "/metrics") as reply:
+            assert reply.status == 200 and reply.headers["Content-Type"].startswith("text/plain")
+            text = await reply.text()
+    line = 'parley_console_requests_total{route="/conversations/{conversation_id}",status="404"}'
+    assert line in text
+    assert "cv-secret-id" not in text

@@ -17,6 +17,7 @@ from urllib.parse import quote
 
 import grpc
 from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, generate_latest
 
 from parley.config import Settings
 from parley.console import conversation as conversation_views
@@ -169,6 +170,30 @@ async def events(request: web.Request) -> web.StreamResponse:
     return response
 
 
+CONSOLE_REQUESTS = Counter(
+    "parley_console_requests_total", "Console HTTP requests by route and status.", ["route", "status"]
+)
+
+
+@web.middleware
+async def counted(request: web.Request, handler):  # noqa: ANN001, ANN201 - aiohttp's middleware shape
+    """Every request counted by its route (the pattern, never the ids in the path) and status."""
+    route = request.match_info.route.resource
+    name = route.canonical if route is not None else "unmatched"
+    try:
+        response = await handler(request)
+    except web.HTTPException as error:
+        CONSOLE_REQUESTS.labels(name, str(error.status)).inc()
+        raise
+    CONSOLE_REQUESTS.labels(name, str(response.status)).inc()
+    return response
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """Prometheus metrics of the console process, on its own port like every page."""
+    return web.Response(body=generate_latest(REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
 @web.middleware
 async def grpc_errors(request: web.Request, handler):  # noqa: ANN001, ANN201 - aiohttp's middleware shape
     """A service that is down or refuses a call gives a page that says so, not a traceback."""
@@ -185,7 +210,7 @@ async def grpc_errors(request: web.Request, handler):  # noqa: ANN001, ANN201 - 
 
 
 def build_app(settings: Settings, client: ConsoleClient) -> web.Application:
-    app = web.Application(middlewares=[grpc_errors])
+    app = web.Application(middlewares=[counted, grpc_errors])
     app[CLIENT] = client
     app[SETTINGS] = settings
     app[BROADCASTER] = Broadcaster(client)
@@ -198,6 +223,7 @@ def build_app(settings: Settings, client: ConsoleClient) -> web.Application:
     app.router.add_get("/pipeline", pipeline)
     app.router.add_post("/pipeline/requeue", requeue)
     app.router.add_get("/events", events)
+    app.router.add_get("/metrics", metrics)
     app.router.add_static("/static", STATIC)
     return app
 

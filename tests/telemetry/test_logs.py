@@ -61,3 +61,11 @@ def test_configure_chooses_the_format(capsys) -> None:
     finally:
         root.handlers[:] = saved[0]
         root.setLevel(saved[1])
+
+
+def test_a_text_line_cannot_be_broken_or_forged_by_a_logged_value() -> None:
+    record = logging.LogRecord("parley.test", logging.WARNING, __file__, 1, "refused id %s", None, None)
+    record.args = ("x:1\n2026-01-01 parley ERROR forged\x1b[31m",)
+    line = logs.TextFormatter().format(record)
+    assert "\n" not in line and "\x1b" not in line
+    assert "x:1\\x0a2026-01-01 parley ERROR forged\\x1b[31m" in line

@@ -18,6 +18,25 @@ from parley.telemetry import tracing
 CONTEXT_FIELDS = ("conversation_id", "message_id", "partition", "stage", "service")
 
 
+# Characters that could start a forged line or restyle a terminal (newlines, ANSI escapes): escaped.
+_UNPRINTABLE = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F, 0x85)} | {
+    0x2028: "\\u2028",
+    0x2029: "\\u2029",
+}
+
+
+class TextFormatter(logging.Formatter):
+    """Human-readable lines; a logged value (a crafted id, say) cannot break a line or forge the next one:
+    its control characters are shown escaped. JSON lines escape them by construction."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(name)s %(levelname)s %(message)s")
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - logging's method name
+        record.message = record.message.translate(_UNPRINTABLE)
+        return super().formatMessage(record)
+
+
 class JsonFormatter(logging.Formatter):
     def __init__(self, process_name: str = "") -> None:
         super().__init__()
@@ -51,7 +70,7 @@ def configure(log_format: str, verbose: bool, process_name: str = "") -> None:
     if log_format == "json":
         handler.setFormatter(JsonFormatter(process_name or f"parley-{os.getpid()}"))
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+        handler.setFormatter(TextFormatter())
     root = logging.getLogger()
     for existing in list(root.handlers):
         root.removeHandler(existing)

@@ -17,12 +17,13 @@ from urllib.parse import quote
 
 import grpc
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from parley.config import Settings
 from parley.console import conversation as conversation_views
 from parley.console import pages, views
 from parley.console.client import ConsoleClient
+from parley.telemetry import metrics as metrics_defs
 
 log = logging.getLogger(__name__)
 
@@ -170,11 +171,6 @@ async def events(request: web.Request) -> web.StreamResponse:
     return response
 
 
-CONSOLE_REQUESTS = Counter(
-    "parley_console_requests_total", "Console HTTP requests by route and status.", ["route", "status"]
-)
-
-
 @web.middleware
 async def counted(request: web.Request, handler):  # noqa: ANN001, ANN201 - aiohttp's middleware shape
     """Every request counted by its route (the pattern, never the ids in the path) and status."""
@@ -183,9 +179,9 @@ async def counted(request: web.Request, handler):  # noqa: ANN001, ANN201 - aioh
     try:
         response = await handler(request)
     except web.HTTPException as error:
-        CONSOLE_REQUESTS.labels(name, str(error.status)).inc()
+        metrics_defs.CONSOLE_REQUESTS.labels(name, str(error.status)).inc()
         raise
-    CONSOLE_REQUESTS.labels(name, str(response.status)).inc()
+    metrics_defs.CONSOLE_REQUESTS.labels(name, str(response.status)).inc()
     return response
 
 

@@ -24,6 +24,9 @@ from prometheus_client.registry import Collector
 from parley.telemetry import tracing
 
 # The names of the go-grpc-prometheus convention, so existing gRPC dashboards and alerts apply.
+CONSOLE_REQUESTS = Counter(
+    "parley_console_requests_total", "Console HTTP requests by route pattern and status.", ["route", "status"]
+)
 GRPC_HANDLED = Counter(
     "grpc_server_handled_total",
     "gRPC calls completed by the server, by method and status code.",

@@ -18,6 +18,10 @@ from parley.config import Settings
 log = logging.getLogger(__name__)
 
 Redis = aioredis.Redis | RedisCluster
+# Stream entries as XRANGE answers them, and XREAD / XREADGROUP: (stream, entries) for each stream read.
+# redis-py declares a union that covers RESP3 and decoded replies too; a RESP2 client of bytes gets these.
+StreamEntries = list[tuple[bytes, dict[bytes, bytes]]]
+StreamReply = list[tuple[bytes, StreamEntries]]
 
 
 class EmbeddedValkey:
@@ -55,6 +59,11 @@ def connect(settings: Settings, url: str | None = None) -> Redis:
     if settings.redis_cluster:
         return RedisCluster.from_url(url)
     return aioredis.Redis.from_url(url, health_check_interval=30)
+
+
+def reply_text(reply: bytes | str) -> str:
+    """A reply as text. Replies stay bytes (see `connect`); redis-py's annotations allow str as well."""
+    return reply.decode() if isinstance(reply, bytes) else reply
 
 
 # A key part made of caller-supplied ids: ":" separates parts, "{" and "}" mark the hash tag, "%" escapes.

@@ -180,13 +180,15 @@ class HttpAdapter(ChannelAdapter):
             return data
         detail = self.error_detail(data) or raw[:200].decode(errors="replace")
         if status == 429:
-            wait = retry_after_seconds(answer_headers, self.clock.now())
-            if wait is not None:
-                self._paused_until = max(self._paused_until, self.clock.now() + wait)
-            raise RetryableError(f"{self.name}: 429 rate limited: {detail}", retry_after=wait)
+            asked = retry_after_seconds(answer_headers, self.clock.now())
+            if asked is not None:
+                self._paused_until = max(self._paused_until, self.clock.now() + asked)
+            raise RetryableError(f"{self.name}: 429 rate limited: {detail}", retry_after=asked)
         if status >= 500:
-            wait = retry_after_seconds(answer_headers, self.clock.now())
-            raise RetryableError(f"{self.name}: {status}: {detail}", retry_after=wait)
+            raise RetryableError(
+                f"{self.name}: {status}: {detail}",
+                retry_after=retry_after_seconds(answer_headers, self.clock.now()),
+            )
         if self.retryable_refusal(data):
             raise RetryableError(f"{self.name}: {status}: {detail}")
         raise PermanentError(f"{self.name}: {status}: {detail}")

@@ -21,7 +21,9 @@ class DispatchServicer(dispatch_pb2_grpc.DispatchServiceServicer):
 
     @mapped_errors
     async def SendReply(  # noqa: N802 - the gRPC method name
-        self, request: dispatch_pb2.SendReplyRequest, context: grpc.aio.ServicerContext
+        self,
+        request: dispatch_pb2.SendReplyRequest,
+        context: grpc.aio.ServicerContext[dispatch_pb2.SendReplyRequest, dispatch_pb2.SendReplyResponse],
     ) -> dispatch_pb2.SendReplyResponse:
         try:
             deliveries = await self.dispatcher.send(list(request.replies))
@@ -31,7 +33,9 @@ class DispatchServicer(dispatch_pb2_grpc.DispatchServiceServicer):
 
     @mapped_errors
     async def GetDelivery(  # noqa: N802 - the gRPC method name
-        self, request: dispatch_pb2.GetDeliveryRequest, context: grpc.aio.ServicerContext
+        self,
+        request: dispatch_pb2.GetDeliveryRequest,
+        context: grpc.aio.ServicerContext[dispatch_pb2.GetDeliveryRequest, dispatch_pb2.GetDeliveryResponse],
     ) -> dispatch_pb2.GetDeliveryResponse:
         try:
             delivery = await self.dispatcher.get(request.reply_id)
@@ -41,7 +45,11 @@ class DispatchServicer(dispatch_pb2_grpc.DispatchServiceServicer):
 
     @mapped_errors
     async def EraseReplies(  # noqa: N802 - the gRPC method name
-        self, request: dispatch_pb2.EraseRepliesRequest, context: grpc.aio.ServicerContext
+        self,
+        request: dispatch_pb2.EraseRepliesRequest,
+        context: grpc.aio.ServicerContext[
+            dispatch_pb2.EraseRepliesRequest, dispatch_pb2.EraseRepliesResponse
+        ],
     ) -> dispatch_pb2.EraseRepliesResponse:
         d = self.dispatcher
         try:

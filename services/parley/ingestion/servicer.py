@@ -18,16 +18,18 @@ import asyncio
 import base64
 import re
 from collections.abc import AsyncIterator, Sequence
+from typing import cast
 
 import grpc
 
 from parley import events
+from parley.aio_types import Context
 from parley.clock import Clock, SystemClock
 from parley.config import Settings
 from parley.ingestion import admission, intake
 from parley.ingestion.inbound_log import InboundLog
 from parley.rpc import InvalidArgument, abort_for, mapped_errors
-from parley.store import Keys, Redis
+from parley.store import Keys, Redis, StreamEntries, StreamReply
 from parley.streams import StreamLimits, TooManyStreams, caller_of
 from parley.v1 import common_pb2, ingestion_pb2, ingestion_pb2_grpc
 
@@ -60,7 +62,7 @@ class IngestionService(ingestion_pb2_grpc.IngestionServiceServicer):
         ]
 
     async def _ingest_or_abort(
-        self, messages: Sequence[common_pb2.InboundMessage], context: grpc.aio.ServicerContext
+        self, messages: Sequence[common_pb2.InboundMessage], context: Context
     ) -> list[ingestion_pb2.IngestResult]:
         try:
             return await self.ingest(messages)
@@ -73,21 +75,29 @@ class IngestionService(ingestion_pb2_grpc.IngestionServiceServicer):
         raise AssertionError("unreachable: abort raises")
 
     async def Ingest(
-        self, request: ingestion_pb2.IngestRequest, context: grpc.aio.ServicerContext
+        self,
+        request: ingestion_pb2.IngestRequest,
+        context: grpc.aio.ServicerContext[ingestion_pb2.IngestRequest, ingestion_pb2.IngestResponse],
     ) -> ingestion_pb2.IngestResponse:
         return ingestion_pb2.IngestResponse(results=await self._ingest_or_abort(request.messages, context))
 
     async def IngestStream(
         self,
         request_iterator: AsyncIterator[ingestion_pb2.IngestStreamRequest],
-        context: grpc.aio.ServicerContext,
+        context: grpc.aio.ServicerContext[
+            ingestion_pb2.IngestStreamRequest, ingestion_pb2.IngestStreamResponse
+        ],
     ) -> AsyncIterator[ingestion_pb2.IngestStreamResponse]:
         async for request in request_iterator:
             results = await self._ingest_or_abort(request.messages, context)
             yield ingestion_pb2.IngestStreamResponse(results=results)
 
     async def WatchEvents(
-        self, request: ingestion_pb2.WatchEventsRequest, context: grpc.aio.ServicerContext
+        self,
+        request: ingestion_pb2.WatchEventsRequest,
+        context: grpc.aio.ServicerContext[
+            ingestion_pb2.WatchEventsRequest, ingestion_pb2.WatchEventsResponse
+        ],
     ) -> AsyncIterator[ingestion_pb2.WatchEventsResponse]:
         if request.after_id and not _STREAM_ID.fullmatch(request.after_id):
             error = InvalidArgument(
@@ -102,7 +112,11 @@ class IngestionService(ingestion_pb2_grpc.IngestionServiceServicer):
             await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(error))
 
     async def _watch_events(
-        self, request: ingestion_pb2.WatchEventsRequest, context: grpc.aio.ServicerContext
+        self,
+        request: ingestion_pb2.WatchEventsRequest,
+        context: grpc.aio.ServicerContext[
+            ingestion_pb2.WatchEventsRequest, ingestion_pb2.WatchEventsResponse
+        ],
     ) -> AsyncIterator[ingestion_pb2.WatchEventsResponse]:
         types = set(request.types)
         stream = self.keys.events()
@@ -110,7 +124,7 @@ class IngestionService(ingestion_pb2_grpc.IngestionServiceServicer):
         await context.send_initial_metadata(((START_ID_METADATA, last_id),))
         while True:
             # Non-blocking: a blocking read would hold a pooled connection for as long as the stream is open.
-            reply = await self.redis.xread({stream: last_id}, count=WATCH_BATCH)
+            reply = cast(StreamReply, await self.redis.xread({stream: last_id}, count=WATCH_BATCH))
             if not reply:
                 await asyncio.sleep(self.settings.stream_poll_seconds)
             for _, entries in reply or []:
@@ -125,7 +139,11 @@ class IngestionService(ingestion_pb2_grpc.IngestionServiceServicer):
 
     @mapped_errors
     async def GetPipeline(
-        self, request: ingestion_pb2.GetPipelineRequest, context: grpc.aio.ServicerContext
+        self,
+        request: ingestion_pb2.GetPipelineRequest,
+        context: grpc.aio.ServicerContext[
+            ingestion_pb2.GetPipelineRequest, ingestion_pb2.GetPipelineResponse
+        ],
     ) -> ingestion_pb2.GetPipelineResponse:
         if not 0 <= request.dead_letter_limit <= self.settings.max_batch:
             raise InvalidArgument([("dead_letter_limit", f"must be between 0 and {self.settings.max_batch}")])
@@ -150,7 +168,11 @@ class IngestionService(ingestion_pb2_grpc.IngestionServiceServicer):
 
     @mapped_errors
     async def RequeueDeadLetter(
-        self, request: ingestion_pb2.RequeueDeadLetterRequest, context: grpc.aio.ServicerContext
+        self,
+        request: ingestion_pb2.RequeueDeadLetterRequest,
+        context: grpc.aio.ServicerContext[
+            ingestion_pb2.RequeueDeadLetterRequest, ingestion_pb2.RequeueDeadLetterResponse
+        ],
     ) -> ingestion_pb2.RequeueDeadLetterResponse:
         if not request.message_id or len(request.message_id) > self.settings.max_id_chars:
             raise InvalidArgument(
@@ -164,5 +186,5 @@ class IngestionService(ingestion_pb2_grpc.IngestionServiceServicer):
 
         Resolving "$" once, rather than passing it to every XREAD, keeps events appended between two reads.
         """
-        newest = await self.redis.xrevrange(self.keys.events(), count=1)
+        newest = cast(StreamEntries, await self.redis.xrevrange(self.keys.events(), count=1))
         return newest[0][0].decode() if newest else "0-0"

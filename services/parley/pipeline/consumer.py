@@ -35,6 +35,7 @@ from google.protobuf.message import DecodeError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.typing import StreamIdT
 
 from parley.store import Redis
 
@@ -286,7 +287,8 @@ class StreamConsumer:
         async with self.redis.pipeline(transaction=False) as pipe:
             for stream, ours in claims.items():
                 if ours:
-                    pipe.xclaim(stream, self.group, self.consumer, 0, ours, justid=True)
+                    claimed: list[StreamIdT] = list(ours)
+                    pipe.xclaim(stream, self.group, self.consumer, 0, claimed, justid=True)
             await pipe.execute()
 
     # --- one pass ---------------------------------------------------------------------------------------

@@ -163,7 +163,12 @@ def _feed(page_id: str, value: dict[str, Any], path: str) -> common_pb2.InboundM
 
 
 def _messaging_events(
-    entry: dict[str, Any], path: str, parsed: Parsed, channel: int, own_app_id: str, errors: Errors
+    entry: dict[str, Any],
+    path: str,
+    parsed: Parsed,
+    channel: common_pb2.Channel,
+    own_app_id: str,
+    errors: Errors,
 ) -> None:
     events = array(entry.get("messaging"), f"{path}.messaging", required=False)
     for message in each(
@@ -172,7 +177,9 @@ def _messaging_events(
         _add(parsed, message)
 
 
-def _messaging(channel: int, event: Any, path: str, own_app_id: str) -> common_pb2.InboundMessage | None:
+def _messaging(
+    channel: common_pb2.Channel, event: Any, path: str, own_app_id: str
+) -> common_pb2.InboundMessage | None:
     event = obj(event, path)
     if "message" not in event:
         return None  # a read, delivery, postback, reaction, referral or handover: nothing to triage

@@ -85,11 +85,12 @@ def epoch(parent: dict[str, Any], key: str, path: str, required: bool = True) ->
             raise PayloadError([(where, REQUIRED)])
         return None
     if isinstance(value, str):
+        written = value
         try:
-            value = int(value)
+            value = int(written)
         except ValueError:
             try:
-                return to_timestamp(datetime.fromisoformat(value).timestamp())
+                return to_timestamp(datetime.fromisoformat(written).timestamp())
             except (ValueError, OverflowError):
                 raise PayloadError([(where, "must be an epoch time or an ISO 8601 time")]) from None
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < _LAST_MILLIS:

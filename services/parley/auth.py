@@ -22,11 +22,10 @@ from typing import TYPE_CHECKING, Any
 import grpc
 import jwt
 from google.protobuf.message import Message
-from pydantic import SecretStr
 
 from parley import authz
 from parley.aio_types import Context, Continuation, Handler, responses, streaming, unary, with_metadata
-from parley.config import Settings
+from parley.config import Settings, reveal
 
 if TYPE_CHECKING:
     from parley.audit import AuditTrail
@@ -54,11 +53,6 @@ class Principal:
     subject: str
     scopes: frozenset[str]
     expires: float = 0.0
-
-
-def reveal(value: SecretStr | str) -> str:
-    """A secret setting's text (a plain str too, as `model_copy` leaves an update unvalidated)."""
-    return value.get_secret_value() if isinstance(value, SecretStr) else value
 
 
 def jwt_secret(settings: Settings) -> str:
@@ -203,11 +197,12 @@ Done = Callable[[Any, Context], Awaitable[None]]
 
 def _rebuild(handler: Handler, before: Check, after: Done | None) -> Handler:
     """The same handler with `before` run first (it may abort) and `after` once the call ended."""
+    call_unary, call_streaming = unary(handler), streaming(handler)
 
     async def unary_call(request: Any, context: Context) -> Any:
         await before(request, context)
         try:
-            return await unary(handler)(request, context)
+            return await call_unary(request, context)
         finally:
             if after is not None:
                 await after(request, context)
@@ -215,7 +210,7 @@ def _rebuild(handler: Handler, before: Check, after: Done | None) -> Handler:
     async def streaming_call(request: Any, context: Context) -> AsyncIterator[Any]:
         await before(request, context)
         try:
-            async for item in responses(streaming(handler)(request, context)):
+            async for item in responses(call_streaming(request, context)):
                 yield item
         finally:
             if after is not None:

@@ -120,8 +120,9 @@ def _as_operator(settings: Settings, subject: str) -> Settings:
     PARLEY_AUTH_TOKEN, else one minted from the secret."""
     from pydantic import SecretStr
 
-    from parley.auth import jwt_secret, mint, reveal
+    from parley.auth import jwt_secret, mint
     from parley.authz import INGEST, SUPERVISOR
+    from parley.config import reveal
 
     secret = jwt_secret(settings)
     if settings.auth_disabled or reveal(settings.auth_token) or not secret:

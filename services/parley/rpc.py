@@ -195,6 +195,8 @@ class RefuseUndecodable(grpc.aio.ServerInterceptor):
 
 
 def _guarded(handler: Handler, deserialize: Callable[[bytes], Any]) -> Handler:
+    call_unary, call_streaming = unary(handler), streaming(handler)
+
     async def checked(requests: AsyncIterator[Any], context: Context) -> AsyncIterator[Any]:
         async for request in requests:
             if isinstance(request, _Undecodable):
@@ -204,19 +206,19 @@ def _guarded(handler: Handler, deserialize: Callable[[bytes], Any]) -> Handler:
     async def unary_unary(request: Any, context: Context) -> Any:
         if isinstance(request, _Undecodable):
             await _refuse_undecodable(context, request)
-        return await unary(handler)(request, context)
+        return await call_unary(request, context)
 
     async def unary_stream(request: Any, context: Context) -> AsyncIterator[Any]:
         if isinstance(request, _Undecodable):
             await _refuse_undecodable(context, request)
-        async for response in responses(streaming(handler)(request, context)):
+        async for response in responses(call_streaming(request, context)):
             yield response
 
     async def stream_unary(requests: AsyncIterator[Any], context: Context) -> Any:
-        return await unary(handler)(checked(requests, context), context)
+        return await call_unary(checked(requests, context), context)
 
     async def stream_stream(requests: AsyncIterator[Any], context: Context) -> AsyncIterator[Any]:
-        async for response in responses(streaming(handler)(checked(requests, context), context)):
+        async for response in responses(call_streaming(checked(requests, context), context)):
             yield response
 
     serialize = handler.response_serializer

@@ -35,6 +35,13 @@ class Parsed:
     messages: list[common_pb2.InboundMessage] = field(default_factory=list)
     ignored: int = 0
 
+    def add(self, message: common_pb2.InboundMessage | None) -> None:
+        """Keep a parsed message; an event that carries none (None) is counted as ignored."""
+        if message is None:
+            self.ignored += 1
+        else:
+            self.messages.append(message)
+
 
 def obj(value: Any, path: str) -> dict[str, Any]:
     if not isinstance(value, dict):

@@ -18,7 +18,7 @@ import asyncio
 import base64
 import re
 from collections.abc import AsyncIterator, Sequence
-from typing import cast
+from typing import TypeAlias, cast
 
 import grpc
 
@@ -38,6 +38,11 @@ WATCH_BATCH = 100
 DEFAULT_DEAD_LETTER_LIMIT = 100
 START_ID_METADATA = "parley-start-id"
 _STREAM_ID = re.compile(r"\d+(-\d+)?")
+
+# Quoted: grpc's ServicerContext is generic only in the stubs.
+WatchContext: TypeAlias = (
+    "grpc.aio.ServicerContext[ingestion_pb2.WatchEventsRequest, ingestion_pb2.WatchEventsResponse]"
+)
 
 
 class IngestionService(ingestion_pb2_grpc.IngestionServiceServicer):
@@ -95,9 +100,7 @@ class IngestionService(ingestion_pb2_grpc.IngestionServiceServicer):
     async def WatchEvents(
         self,
         request: ingestion_pb2.WatchEventsRequest,
-        context: grpc.aio.ServicerContext[
-            ingestion_pb2.WatchEventsRequest, ingestion_pb2.WatchEventsResponse
-        ],
+        context: WatchContext,
     ) -> AsyncIterator[ingestion_pb2.WatchEventsResponse]:
         if request.after_id and not _STREAM_ID.fullmatch(request.after_id):
             error = InvalidArgument(
@@ -114,9 +117,7 @@ class IngestionService(ingestion_pb2_grpc.IngestionServiceServicer):
     async def _watch_events(
         self,
         request: ingestion_pb2.WatchEventsRequest,
-        context: grpc.aio.ServicerContext[
-            ingestion_pb2.WatchEventsRequest, ingestion_pb2.WatchEventsResponse
-        ],
+        context: WatchContext,
     ) -> AsyncIterator[ingestion_pb2.WatchEventsResponse]:
         types = set(request.types)
         stream = self.keys.events()

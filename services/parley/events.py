@@ -84,6 +84,9 @@ def payload_of(kind: str, attributes: Mapping[str, Any]) -> Message:
     unknown = sorted(set(attributes) - set(fields))
     if unknown:
         raise EventError(f"{kind} has no attribute {', '.join(unknown)} (it has {', '.join(fields)})")
+    for name, value in attributes.items():
+        if fields[name].is_repeated and isinstance(value, (str, bytes)):  # not split into characters
+            raise EventError(f"{kind}: {name} is a list, not {value!r}")
     try:
         # None leaves a field unset; a field set to its default value stays set (every field has presence).
         return cls(**{name: value for name, value in attributes.items() if value is not None})

@@ -110,6 +110,9 @@ class IngestionService(ingestion_pb2_grpc.IngestionServiceServicer):
         await context.send_initial_metadata(((START_ID_METADATA, start_id),))
         last = events.starts_after(start_id, len(streams))
         while True:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():  # a cancellation a Redis client call swallowed
+                raise asyncio.CancelledError()
             batch = await self._next_events(streams, last)
             for partition, entry_id, fields in batch:
                 last[partition] = entry_id

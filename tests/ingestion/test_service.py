@@ -204,6 +204,19 @@ async def test_watch_events_merges_the_partitions_in_order_and_resumes_exactly(
         assert await watched(stored[k], 38 - k) == stored[k + 1 :]
 
 
+async def test_watch_events_skips_an_entry_that_is_not_an_event(
+    stub: ingestion_pb2_grpc.IngestionServiceStub, redis: Redis, keys: Keys
+) -> None:
+    from parley import events
+
+    await redis.xadd(keys.event_stream(0), {"type": "conversation.opened", "attrs": "{}"})  # the old layout
+    await events.publish(redis, keys, [events.EventRecord("conversation.opened", "c1")])
+    watch = stub.WatchEvents(ingestion_pb2.WatchEventsRequest(after_id="0"))
+    reply = await asyncio.wait_for(watch.read(), 5)
+    assert (reply.event.type, reply.event.conversation_id) == ("conversation.opened", "c1")
+    watch.cancel()
+
+
 async def test_watch_events_refuses_a_malformed_start(stub: ingestion_pb2_grpc.IngestionServiceStub) -> None:
     watch = stub.WatchEvents(ingestion_pb2.WatchEventsRequest(after_id="yesterday"))
     with pytest.raises(grpc.aio.AioRpcError) as caught:

@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import logging
 import re
 from collections.abc import AsyncIterator, Sequence
 
 import grpc
+from google.protobuf.message import DecodeError
 
 from parley import events
 from parley.clock import Clock, SystemClock
@@ -36,6 +38,8 @@ WATCH_BATCH = 100
 DEFAULT_DEAD_LETTER_LIMIT = 100
 START_ID_METADATA = "parley-start-id"
 _EVENT_ID = re.compile(r"\d+(-\d+){0,2}")
+
+log = logging.getLogger(__name__)
 
 
 class IngestionService(ingestion_pb2_grpc.IngestionServiceServicer):
@@ -116,7 +120,11 @@ class IngestionService(ingestion_pb2_grpc.IngestionServiceServicer):
             batch = await self._next_events(streams, last)
             for partition, entry_id, fields in batch:
                 last[partition] = entry_id
-                event = events.to_proto(entry_id, fields, partition)
+                try:
+                    event = events.to_proto(entry_id, fields, partition)
+                except (events.EventError, DecodeError) as error:  # never one entry ending every watch
+                    log.warning("skipping event %s: %s", events.event_id(entry_id, partition), error)
+                    continue
                 if types and event.type not in types:
                     continue
                 if request.conversation_id and event.conversation_id != request.conversation_id:
@@ -130,7 +138,7 @@ class IngestionService(ingestion_pb2_grpc.IngestionServiceServicer):
     ) -> list[tuple[int, str, dict[bytes, bytes]]]:
         """The events after `last` (an entry id per partition) in order of id over all partitions, up to those
         that no later read can put an earlier event before: older than the server's clock when the reads
-        began, and no newer than the last of a partition that had more than one batch to give."""
+        began, and no newer than the last of a partition that returned a full batch (it may have more)."""
         seconds, micros = await self.redis.time()
         limit = ((seconds * 1000 + micros // 1000) - 1, 2**64, 0)
         # Non-blocking reads, one per partition (a cluster keeps them on different nodes): a blocking read

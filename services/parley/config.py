@@ -81,8 +81,11 @@ class Settings(BaseSettings):
     claim_idle_ms: int = 30_000
     # This worker's consumer name in the group (default: host name and process id).
     worker_name: str = ""
-    # Entries kept in the event stream (older ones are trimmed).
+    # Entries kept in the event stream over all its partitions (older ones are trimmed).
     events_maxlen: int = 1_000_000
+    # The event stream's partitions (an event's is a hash of its conversation id, else its message id);
+    # each is a key of its own, spread over the slots of a cluster. Changing it re-partitions new events only.
+    event_partitions: int = Field(default=12, ge=1, le=1024)
     # Every dead-letter list (inbound, dispatch) keeps its newest entries up to this many.
     dead_letter_maxlen: int = 10_000
     # Backpressure: with this many entries in the inbound log not yet processed, Ingest answers

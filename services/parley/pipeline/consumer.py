@@ -260,7 +260,8 @@ class StreamConsumer:
                 "entry_id": entry.entry_id,
                 "group": self.group,
                 "reason": reason,
-                "fields": {_text(k): _text(v) for k, v in entry.fields.items()},
+                # A binary field (an event's protobuf payload) is kept with its bytes escaped.
+                "fields": {_text(k): v.decode(errors="backslashreplace") for k, v in entry.fields.items()},
             }
             await self.redis.rpush(self.dead_key, json.dumps(record))
         await self.ack([entry])

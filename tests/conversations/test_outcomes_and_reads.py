@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from parley.clock import ManualClock, from_timestamp, to_timestamp
-from parley.conversations.core import Conversations, distribution
+from parley.conversations.core import Conversations
+from parley.conversations.metrics import distribution
 from parley.conversations.store import conversation_id_for
 from parley.events import EventRecord
 from parley.rpc import InvalidArgument, NotFound

@@ -73,7 +73,7 @@ class Eraser:
         result.messages += sum(map(len, result.elsewhere.values()))
 
         recipients = [
-            dispatch_pb2.ErasedRecipient(channel=CHANNELS_BY_NAME.get(channel, 0), id=author)
+            dispatch_pb2.ErasedRecipient(channel=CHANNELS_BY_NAME.get(channel, 0), id=author)  # type: ignore[arg-type]
             for channel, author in map(_split, identities)
         ]
         replies = await self.erase_replies(

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import grpc
+import grpc  # type: ignore[import-untyped, unused-ignore]
 
 from parley.audit import AuditTrail
 from parley.clock import from_timestamp
 from parley.config import Settings
-from parley.rpc import mapped_errors
+from parley.rpc import FailedPrecondition, mapped_errors
 from parley.v1 import conversations_pb2, conversations_pb2_grpc
 
 from . import validation
@@ -121,7 +121,7 @@ class ConversationsServicer(conversations_pb2_grpc.ConversationsServiceServicer)
     ) -> conversations_pb2.EraseCustomerResponse:
         validation.identity(request.identity, "identity")
         if self.erase_replies is None:
-            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, "no dispatch service to redact replies")
+            raise FailedPrecondition("no dispatch service to redact replies")
         eraser = Eraser(self.core.redis, self.core.keys, self.erase_replies)
         try:
             erased = await eraser.erase(identity_of(request.identity.channel, request.identity.author_id))

@@ -247,10 +247,10 @@ async def _memory(redis: Redis, core: Conversations, count: int, samples: int = 
                 k.meta(cid),
                 *k.parts(cid),
                 *(k.message_index(f"x:{n}-{j}") for j in range(3)),
-                k.profile(person),
-                k.profile_identities(person),
-                k.profile_conversations(person),
-                k.last_public(person),
+                k.customers.profile(person),
+                k.customers.profile_identities(person),
+                k.customers.profile_conversations(person),
+                k.customers.last_public(person),
             ]:
                 pipe.memory_usage(key, samples=0)
         sizes = await pipe.execute()

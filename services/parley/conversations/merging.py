@@ -122,7 +122,7 @@ class Merges:
             pipe.zrem(k.index_state(int(meta.get("state") or 0)), src)
             pipe.zrem(k.held(), src)
             if meta.get("owner_person"):
-                pipe.zrem(k.profile_conversations(meta["owner_person"]), src)
+                pipe.zrem(k.customers.profile_conversations(meta["owner_person"]), src)
             if not target[1]:  # a held target stays unlisted
                 pipe.zadd(k.index_all(), {dst: now}, gt=True)
                 pipe.zadd(k.index_channel(int(as_text(target[2]))), {dst: now}, gt=True)

@@ -87,7 +87,7 @@ class Customers:
         self.tiers = tiers
 
     async def person(self, identity: str) -> str:
-        return as_text(await self.redis.get(self.keys.identity(identity))) or identity
+        return as_text(await self.redis.get(self.keys.customers.identity(identity))) or identity
 
     async def link_identities(self, identity: str, other: str) -> str:
         """Make `other` (and every identity already linked to it) part of the customer of `identity`."""
@@ -96,12 +96,12 @@ class Customers:
         if person == absorbed:
             return person
         async with lua.pipeline(self.redis) as pipe:
-            pipe.smembers(k.profile_identities(absorbed))
-            pipe.hgetall(k.profile(absorbed))
-            pipe.hgetall(k.profile(person))
-            pipe.zrange(k.profile_conversations(absorbed), 0, -1, withscores=True)
-            pipe.get(k.last_public(absorbed))
-            pipe.get(k.last_public(person))
+            pipe.smembers(k.customers.profile_identities(absorbed))
+            pipe.hgetall(k.customers.profile(absorbed))
+            pipe.hgetall(k.customers.profile(person))
+            pipe.zrange(k.customers.profile_conversations(absorbed), 0, -1, withscores=True)
+            pipe.get(k.customers.last_public(absorbed))
+            pipe.get(k.customers.last_public(person))
             raw_ids, raw_theirs, raw_ours, convs, their_public, our_public = await pipe.execute()
         ids = {as_text(i) for i in raw_ids} | {other}
         theirs = {as_text(a): as_text(b) for a, b in raw_theirs.items()}
@@ -110,20 +110,20 @@ class Customers:
         merged["followers"] = str(max(int(theirs.get("followers") or 0), int(ours.get("followers") or 0)))
         merged["verified"] = str(max(int(theirs.get("verified") or 0), int(ours.get("verified") or 0)))
         async with lua.pipeline(self.redis) as pipe:
-            pipe.set(k.identity(identity), person)
+            pipe.set(k.customers.identity(identity), person)
             for i in ids:
-                pipe.set(k.identity(i), person)
-            pipe.sadd(k.profile_identities(person), identity, *ids)
-            pipe.hset(k.profile(person), mapping=merged)
+                pipe.set(k.customers.identity(i), person)
+            pipe.sadd(k.customers.profile_identities(person), identity, *ids)
+            pipe.hset(k.customers.profile(person), mapping=merged)
             if convs:
-                pipe.zadd(k.profile_conversations(person), dict(convs), nx=True)
+                pipe.zadd(k.customers.profile_conversations(person), dict(convs), nx=True)
             if their_public and (not our_public or _public_at(their_public) > _public_at(our_public)):
-                pipe.set(k.last_public(person), their_public)
+                pipe.set(k.customers.last_public(person), their_public)
             pipe.delete(
-                k.profile(absorbed),
-                k.profile_identities(absorbed),
-                k.profile_conversations(absorbed),
-                k.last_public(absorbed),
+                k.customers.profile(absorbed),
+                k.customers.profile_identities(absorbed),
+                k.customers.profile_conversations(absorbed),
+                k.customers.last_public(absorbed),
             )
             await pipe.execute()
         return person
@@ -134,9 +134,9 @@ class Customers:
         k = self.keys
         person = person or await self.person(identity)
         async with lua.pipeline(self.redis) as pipe:
-            pipe.hgetall(k.profile(person))
-            pipe.smembers(k.profile_identities(person))
-            pipe.zrevrange(k.profile_conversations(person), 0, limit - 1, withscores=True)
+            pipe.hgetall(k.customers.profile(person))
+            pipe.smembers(k.customers.profile_identities(person))
+            pipe.zrevrange(k.customers.profile_conversations(person), 0, limit - 1, withscores=True)
             raw_fields, ids, convs = await pipe.execute()
         if not raw_fields and not ids:
             raise NotFound(f"no customer with identity {identity or person}")

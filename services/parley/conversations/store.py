@@ -153,7 +153,30 @@ class ConversationKeys:
         """Sorted set: held conversation id by when it was held (the sweep opens the overdue ones)."""
         return self.keys.namespaced("convheld")
 
-    # Customers: an identity ("channel:author_id") points at its person; a person's keys share one slot.
+    @property
+    def customers(self) -> CustomerKeys:
+        return CustomerKeys(self.keys)
+
+    # Listing indexes: conversation id scored by updated time, and by opened time for metrics.
+    def index_all(self) -> str:
+        return self.keys.namespaced("convidx", "all")
+
+    def index_state(self, state: int) -> str:
+        return self.keys.namespaced("convidx", "state", str(state))
+
+    def index_channel(self, channel: int) -> str:
+        return self.keys.namespaced("convidx", "channel", str(channel))
+
+    def index_opened(self) -> str:
+        return self.keys.namespaced("convidx", "opened")
+
+
+@dataclass(frozen=True)
+class CustomerKeys:
+    """Customers: an identity ("channel:author_id") points at its person; a person's keys share one slot."""
+
+    keys: Keys
+
     def identity(self, identity: str) -> str:
         return self.keys.namespaced("ident", identity)
 
@@ -170,16 +193,3 @@ class ConversationKeys:
     def last_public(self, person: str) -> str:
         """'conversation_id time' of the person's latest public exchange (a DM may continue it)."""
         return self.keys.namespaced("person", f"{{{person}}}", "public")
-
-    # Listing indexes: conversation id scored by updated time, and by opened time for metrics.
-    def index_all(self) -> str:
-        return self.keys.namespaced("convidx", "all")
-
-    def index_state(self, state: int) -> str:
-        return self.keys.namespaced("convidx", "state", str(state))
-
-    def index_channel(self, channel: int) -> str:
-        return self.keys.namespaced("convidx", "channel", str(channel))
-
-    def index_opened(self) -> str:
-        return self.keys.namespaced("convidx", "opened")

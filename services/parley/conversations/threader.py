@@ -139,7 +139,7 @@ class Threader:
                 threads[self._thread_key(thread)] = thread
             if not is_outbound(m):
                 identity = identity_of(m.channel, m.author.id)
-                identities[k.identity(identity)] = identity
+                identities[k.customers.identity(identity)] = identity
         lookups = [*indexed, *awaited, *threads, *identities]
         values = await read_many(self.redis, self.settings.redis_cluster, lookups)
         found = {key: as_text(v) for key, v in zip(lookups, values, strict=True) if v}
@@ -159,7 +159,7 @@ class Threader:
         """Each person's latest public exchange, with the state of its conversation."""
         people = list(dict.fromkeys(persons))
         values = await read_many(
-            self.redis, self.settings.redis_cluster, [self.keys.last_public(p) for p in people]
+            self.redis, self.settings.redis_cluster, [self.keys.customers.last_public(p) for p in people]
         )
         found: dict[str, tuple[str, float]] = {}
         for person, raw in zip(people, values, strict=True):
@@ -314,7 +314,9 @@ class Threader:
             args += message_args(p, now)
         await self.scripts.thread(keys=k.thread_script_keys(cid), args=args, client=pipe)
         if owner_person:
-            pipe.zadd(k.profile_conversations(owner_person), {cid: sent_at(opener.message, now)}, nx=True)
+            pipe.zadd(
+                k.customers.profile_conversations(owner_person), {cid: sent_at(opener.message, now)}, nx=True
+            )
         for p in group:
             self._profile_writes(pipe, p, cid, owner_person, now)
         if held or record.held:  # listed nowhere until its parent arrives or the sweep opens it
@@ -343,11 +345,11 @@ class Threader:
             fields = {"handle": m.author.handle, "verified": int(m.author.verified)}
             if m.author.follower_count:
                 fields["followers"] = m.author.follower_count
-            pipe.hset(k.profile(p.person), mapping=fields)
-            pipe.sadd(k.profile_identities(p.person), identity_of(m.channel, m.author.id))
+            pipe.hset(k.customers.profile(p.person), mapping=fields)
+            pipe.sadd(k.customers.profile_identities(p.person), identity_of(m.channel, m.author.id))
         person = p.person if p.role == ROLE_OWNER else owner_person if p.role == ROLE_BRAND else ""
         if person and m.visibility == common_pb2.VISIBILITY_PUBLIC:
-            pipe.set(k.last_public(person), f"{cid} {sent_at(m, now)!r}")
+            pipe.set(k.customers.last_public(person), f"{cid} {sent_at(m, now)!r}")
 
     # ---- after the writes -------------------------------------------------------------------------------
 
@@ -363,7 +365,7 @@ class Threader:
                 for p in groups[cid]:
                     pipe.zrem(k.index_channel(p.message.channel), cid)
                     if p.person:
-                        pipe.zrem(k.profile_conversations(p.person), cid)
+                        pipe.zrem(k.customers.profile_conversations(p.person), cid)
                     pipe.set(k.message_index(p.message.message_id), into)
                     if p.thread:
                         pipe.set(self._thread_key(p.thread), into)

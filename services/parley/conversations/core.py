@@ -39,7 +39,7 @@ class Conversations:
         scripts = Scripts.register(redis)
         self.threader = Threader(settings, redis, self.keys, clock, scripts, self.tiers)
         self.outcomes = Outcomes(settings, redis, self.keys, clock, scripts)
-        self.events = LifecycleEvents(settings, redis, self.keys, scripts)
+        self.lifecycle = LifecycleEvents(settings, redis, self.keys, scripts)
         self.customers = Customers(redis, self.keys, self.tiers)
         self.reader = Reader(redis, self.keys, clock, self.customers)
         self.metrics_reader = MetricsReader(redis, self.keys, clock)
@@ -57,7 +57,7 @@ class Conversations:
         return await self.outcomes.record(outcomes)
 
     async def apply_events(self, entries: Sequence[tuple[str, dict[str, str]]]) -> int:
-        return await self.events.apply_events(entries)
+        return await self.lifecycle.apply_events(entries)
 
     async def link_identities(self, identity: str, other: str) -> str:
         return await self.customers.link_identities(identity, other)

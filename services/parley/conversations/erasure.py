@@ -72,6 +72,7 @@ class Eraser:
         result.elsewhere = await self._find_elsewhere(set(owned), authored)
         result.messages += sum(map(len, result.elsewhere.values()))
 
+        # A known channel's number (0 for an unknown name); protoc's stubs accept only the enum's values.
         recipients = [
             dispatch_pb2.ErasedRecipient(channel=CHANNELS_BY_NAME.get(channel, 0), id=author)  # type: ignore[arg-type]
             for channel, author in map(_split, identities)

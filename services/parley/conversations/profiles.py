@@ -12,14 +12,12 @@ import yaml
 from parley import lua
 from parley.clock import to_timestamp
 from parley.config import Settings
-from parley.messages import CHANNEL_NAMES
+from parley.messages import CHANNEL_NAMES, CHANNELS_BY_NAME
 from parley.rpc import NotFound
 from parley.store import Redis
 from parley.v1 import common_pb2, conversations_pb2
 
 from .store import ConversationKeys, as_text
-
-CHANNEL_BY_NAME = {name: number for number, name in CHANNEL_NAMES.items()}
 
 
 def identity_of(channel: int, author_id: str) -> str:
@@ -148,7 +146,7 @@ class Customers:
         )
         for raw in sorted(as_text(i) for i in ids):
             channel, _, author_id = raw.partition(":")
-            out.identities.add(channel=CHANNEL_BY_NAME.get(channel, 0), author_id=author_id)
+            out.identities.add(channel=CHANNELS_BY_NAME.get(channel, 0), author_id=author_id)
         out.tier = self.tiers.for_profile(out)
         if convs:
             async with lua.pipeline(self.redis) as pipe:

@@ -79,6 +79,7 @@ class Reader:
         meta = {as_text(a): b for a, b in meta.items()}
         if meta.get("merged_into"):  # its reply chain joined another conversation
             return await self.get(as_text(meta["merged_into"]))
+        # The enum fields take the stored numbers; protoc's stubs accept only the enum's own values.
         conv = conversations_pb2.Conversation(
             conversation_id=cid,
             channel=int(as_text(meta.get("channel")) or 0),  # type: ignore[arg-type]
@@ -185,6 +186,7 @@ class Reader:
 
 
 def _summary(cid: str, meta: dict[str, bytes], count: int) -> conversations_pb2.ConversationSummary:
+    # The enum fields take the stored numbers; protoc's stubs accept only the enum's own values.
     s = conversations_pb2.ConversationSummary(
         conversation_id=cid,
         channel=int(as_text(meta.get("channel")) or 0),  # type: ignore[arg-type]

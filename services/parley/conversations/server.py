@@ -25,6 +25,7 @@ async def create_server(settings: Settings, address: str, clock: Clock | None = 
     core = Conversations(settings, redis, store.keys_for(settings), clock or SystemClock())
     # Erasure asks dispatch to redact the replies it holds (it connects on first use).
     dispatch = rpc.channel(settings, settings.address("dispatch"))
+    # The generated gRPC module is untyped unless its stubs are generated too.
     dispatch_stub = dispatch_pb2_grpc.DispatchServiceStub(dispatch)  # type: ignore[no-untyped-call, unused-ignore]
 
     def erase_replies(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import grpc  # type: ignore[import-untyped, unused-ignore]
+import grpc  # type: ignore[import-untyped, unused-ignore]  # typed where types-grpcio is installed
 
 from parley.audit import AuditTrail
 from parley.clock import from_timestamp

@@ -106,8 +106,8 @@ class Threader:
                     message_id=p.message.message_id,
                     conversation_id=cid,
                     opened_conversation=cid == conversation_id_for(p.message.message_id),
-                    role=p.role,  # type: ignore[arg-type]
-                    state=state,  # type: ignore[arg-type]
+                    role=p.role,
+                    state=state,  # type: ignore[arg-type]  # a stored number; the stubs take the enum's
                     context=p.context,
                     held=held,
                     customer_tier="" if is_outbound(p.message) else self.tiers.tier(p.person, p.message),

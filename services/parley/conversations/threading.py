@@ -142,7 +142,7 @@ class Placement:
     existing: bool  # threaded by an earlier call
     new_conversation: bool = False  # this message opens a conversation created by this call
     claimed: bool = False  # this call set its message index
-    role: int = 0
+    role: conversations_pb2.ParticipantRole = conversations_pb2.PARTICIPANT_ROLE_UNSPECIFIED
     context: list[str] = field(default_factory=list)
     held: bool = False  # opens its conversation held: its parent has not arrived
     previous: str = ""  # opens a conversation that follows this resolved one

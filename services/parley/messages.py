@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from parley.v1 import common_pb2
 
 CHANNEL_NAMES: dict[common_pb2.Channel, str] = {
@@ -31,3 +33,13 @@ def message_id(channel: common_pb2.Channel, platform_message_id: str) -> str:
 def platform_ref(channel: common_pb2.Channel, platform_message_id: str) -> str:
     """The id under which a message can be found by a reply to it (same form as `message_id`)."""
     return message_id(channel, platform_message_id)
+
+
+def channel_name(number: int, default: str = "") -> str:
+    """The name of a channel stored as a plain number (a Redis field, a metrics key), `default` if unknown."""
+    return CHANNEL_NAMES.get(cast(common_pb2.Channel, number), default)
+
+
+def intent_name(number: int, default: str = "") -> str:
+    """The name of an intent stored as a plain number, `default` if unknown."""
+    return INTENT_NAMES.get(cast(common_pb2.Intent, number), default)

@@ -7,7 +7,8 @@ import json
 import pytest
 
 from parley.clock import ManualClock, from_timestamp, to_timestamp
-from parley.conversations.core import Conversations, distribution
+from parley.conversations.core import Conversations
+from parley.conversations.metrics import distribution
 from parley.conversations.store import conversation_id_for
 from parley.events import EventRecord, read_all
 from parley.rpc import InvalidArgument, NotFound

@@ -33,8 +33,14 @@ def train(
     ),
 ) -> None:
     """Build intent.skops, topic.skops, metrics.json and model_card.md from the data sets."""
-    from parley.classifier.train import train as run
+    from parley.classifier.training.plots import MissingExtraError, require_extra
+    from parley.classifier.training.run import train as run
 
+    try:
+        require_extra()
+    except MissingExtraError as e:
+        typer.echo(str(e), err=True)
+        raise typer.Exit(2) from e
     if not data.is_dir():
         raise typer.BadParameter(f"{data} is not a folder", param_hint="--data")
     fixes = _load_corrections() if corrections else None
@@ -83,7 +89,7 @@ def eval_(
     models: Path | None = typer.Option(None, "--models"),
 ) -> None:
     """Per-class precision/recall/F1, macro-F1 and the confusion matrix on a labelled CSV."""
-    from parley.classifier.train import evaluate
+    from parley.classifier.training.evaluation import evaluate
 
     result = evaluate(data, _models_dir(models))
     if as_json:
@@ -114,7 +120,7 @@ def classify(
     models: Path | None = typer.Option(None, "--models"),
 ) -> None:
     """Classify every row of a CSV."""
-    from parley.classifier.train import classify_csv
+    from parley.classifier.csv_triage import classify_csv
 
     n = classify_csv(input, output, _models_dir(models))
     console.print(f"{n} messages classified → {output}")
@@ -136,7 +142,7 @@ def classify_bench(
 ) -> None:
     """Measure classification speed in-process and through the Classify RPC (reported, not asserted)."""
     from parley.classifier import bench
-    from parley.classifier.train import refresh_card
+    from parley.classifier.training.card import refresh_card
 
     models_dir = _models_dir(models)
     speed = bench.run(

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from parley.classifier import review_eval
+from parley.classifier.training import review_eval
 
 TARGET_BOT_PRECISION = 0.95
 TARGET_BOT_COVERAGE = 0.80

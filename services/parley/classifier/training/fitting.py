@@ -11,7 +11,8 @@ import numpy as np
 from sklearn.pipeline import Pipeline
 
 from parley.classifier import manifest
-from parley.classifier.model import build_classifier, build_pipeline, model_text
+from parley.classifier.model import build_classifier, build_pipeline
+from parley.classifier.text import model_texts
 from parley.classifier.training.sources import Row
 
 
@@ -89,7 +90,11 @@ def cap_off_domain(rows: list[Row], weights: np.ndarray, off_domain: dict) -> np
 def fit_models(rows: list[Row], mapping: dict) -> tuple[Pipeline, Pipeline]:
     """The intent and topic pipelines fitted on `rows`; the topic model shares the intent model's features."""
     off_domain = mapping.get("off_domain", {})
-    texts = [model_text(off_domain_text(r, off_domain), r.context, r.brand_reply) for r in rows]
+    texts = model_texts(
+        [off_domain_text(r, off_domain) for r in rows],
+        [r.context for r in rows],
+        [r.brand_reply for r in rows],
+    )
     weights = source_weights(rows, mapping.get("source_shares", {}))
     model = mapping.get("model", {})
     intents = [r.intent for r in rows]

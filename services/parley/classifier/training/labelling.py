@@ -9,7 +9,8 @@ from pathlib import Path
 
 import yaml
 
-from parley.classifier.model import INTENTS, TOPICS, Item, model_text, normalize
+from parley.classifier.model import INTENTS, TOPICS, Item
+from parley.classifier.text import model_texts, normalize_many
 from parley.classifier.training.sources import (
     Row,
     airline_text,
@@ -127,16 +128,20 @@ def load_rows(data_dir: Path, models_dir: Path, progress: Progress) -> tuple[lis
                 dataset, rid, text, intent, topic, mapping["hand_label_weight"], ctx, reply
             )
     rows = [r for k, r in by_key.items() if k not in heldout]
-    heldout_texts = {normalize(r.text) for k, r in by_key.items() if k in heldout}
-    heldout_texts |= {normalize(twcs[rid]) for dataset, rid in heldout if dataset == "twcs" and rid in twcs}
+    heldout_texts = set(normalize_many([r.text for k, r in by_key.items() if k in heldout]))
+    heldout_texts |= set(
+        normalize_many([twcs[rid] for dataset, rid in heldout if dataset == "twcs" and rid in twcs])
+    )
 
     # De-duplicate on normalised text before any split; a text seen with conflicting intents is dropped.
     groups: dict[str, list[Row]] = {}
-    for r in rows:
-        groups.setdefault(model_text(r.text, r.context, r.brand_reply), []).append(r)
+    keys = model_texts([r.text for r in rows], [r.context for r in rows], [r.brand_reply for r in rows])
+    for key, r in zip(keys, rows, strict=True):
+        groups.setdefault(key, []).append(r)
+    firsts = normalize_many([group[0].text for group in groups.values()])
     kept, conflicts = [], 0
-    for key, group in groups.items():
-        if not key or normalize(group[0].text) in heldout_texts:
+    for (key, group), first in zip(groups.items(), firsts, strict=True):
+        if not key or first in heldout_texts:
             continue
         if len({r.intent for r in group}) > 1:
             conflicts += 1

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import yaml
 
-from parley.classifier.model import TOPICS, Item, normalize
+from parley.classifier.model import TOPICS, Item
+from parley.classifier.text import normalize_many
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +53,7 @@ def read_airline(data_dir: Path, m: dict) -> Iterable[Row]:
     for r in rows:
         labels_by_id.setdefault(r["tweet_id"], set()).add(r["airline_sentiment"])
     openers = re.compile(r"^(?:" + "|".join(m["question_openers"]) + r")\b")
-    for r in rows:
+    for r, normalized in zip(rows, normalize_many([r["text"] for r in rows]), strict=True):
         if (
             len(labels_by_id[r["tweet_id"]]) > 1
             or float(r["airline_sentiment_confidence"]) < m["min_confidence"]
@@ -60,7 +61,7 @@ def read_airline(data_dir: Path, m: dict) -> Iterable[Row]:
             continue
         sentiment = r["airline_sentiment"]
         if sentiment == "neutral":
-            body = normalize(r["text"]).replace("xhandle", "").strip()
+            body = normalized.replace("xhandle", "").strip()
             asks = "?" in r["text"] or bool(openers.match(body))
             intent = m["intent"]["neutral_question" if asks else "neutral_other"]
         else:

@@ -19,9 +19,11 @@ import yaml
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.preprocessing import normalize
 
+from parley.messages import CHANNEL_NAMES
+
 log = logging.getLogger(__name__)
 
-CHANNELS = ("x", "facebook", "messenger", "instagram", "whatsapp")
+CHANNELS: tuple[str, ...] = tuple(CHANNEL_NAMES.values())
 
 
 @dataclass(frozen=True, slots=True)

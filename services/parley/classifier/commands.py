@@ -61,7 +61,7 @@ def train(
     )
 
 
-def _load_corrections() -> list[dict]:
+def _load_corrections() -> list[dict[str, str]]:
     """Every desk correction as a hand label, read from the suite's Redis (REDIS_URL)."""
     import asyncio
 
@@ -72,7 +72,7 @@ def _load_corrections() -> list[dict]:
     if not settings.redis_url:
         raise typer.BadParameter("set REDIS_URL to the suite's Redis", param_hint="--corrections")
 
-    async def read() -> list[dict]:
+    async def read() -> list[dict[str, str]]:
         redis = connect(settings)
         try:
             return await hand_labels(redis, keys_for(settings))

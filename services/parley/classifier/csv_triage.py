@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
-from parley.classifier.model import Item, Triager
+from parley.classifier.model import Item, Triage, Triager
 from parley.classifier.training.sources import read_csv
 
 
@@ -33,7 +34,7 @@ def classify_csv(in_path: Path, out_path: Path, models_dir: Path, batch: int = 1
     return n
 
 
-def triage_dict(t) -> dict:
+def triage_dict(t: Triage) -> dict[str, Any]:
     return {
         "message_id": t.message_id,
         "intent": t.intent,

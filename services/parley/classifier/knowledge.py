@@ -220,7 +220,7 @@ class KnowledgeSource:
     """The bot's knowledge base, reloaded when its file changes (checked once per batch, by one stat): a
     brand edits its answers without a restart. A file that fails to load leaves the previous one serving."""
 
-    def __init__(self, path: Path, vectorize, threshold: float | None) -> None:
+    def __init__(self, path: Path, vectorize: Vectorize | None, threshold: float | None) -> None:
         self.path = path
         self._vectorize = vectorize
         self._threshold = threshold

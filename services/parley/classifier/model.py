@@ -159,9 +159,10 @@ class Model:
         scores -= scores.max(axis=1).reshape(-1, 1)
         np.exp(scores, out=scores)
         scores /= scores.sum(axis=1).reshape(-1, 1)
-        return scores
+        probabilities: np.ndarray = scores
+        return probabilities
 
-    def top_features(self, x, chosen: np.ndarray, k: int) -> list[list[tuple[str, float]]]:
+    def top_features(self, x: sp.csr_matrix, chosen: np.ndarray, k: int) -> list[list[tuple[str, float]]]:
         """Per row of `x`, the k features that pushed hardest toward the row's chosen class (positive only).
 
         Vectorised over the whole batch: one product over every non-zero, one sort of the positive

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -58,7 +59,7 @@ def refresh_card(models_dir: Path) -> None:
     (models_dir / "model_card.md").write_text(model_card(metrics, models_dir))
 
 
-def _table(block: dict) -> str:
+def _table(block: dict[str, Any]) -> str:
     lines = ["| class | precision | recall | F1 | support |", "|---|---|---|---|---|"]
     for lab, v in block["per_class"].items():
         lines.append(f"| {lab} | {v['precision']:.3f} | {v['recall']:.3f} | {v['f1']:.3f} | {v['support']} |")
@@ -66,7 +67,7 @@ def _table(block: dict) -> str:
     return "\n".join(lines)
 
 
-def _matrix(block: dict) -> str:
+def _matrix(block: dict[str, Any]) -> str:
     labels = block["labels"]
     lines = ["| true \\ predicted | " + " | ".join(labels) + " |", "|---" * (len(labels) + 1) + "|"]
     for lab, row in zip(labels, block["confusion_matrix"], strict=True):
@@ -87,7 +88,7 @@ def wilson_interval(successes: int, trials: int, z: float = 1.96) -> tuple[float
     return float(centre - half), float(centre + half)
 
 
-def targets_table(metrics: dict, models_dir: Path | None = None) -> str:
+def targets_table(metrics: dict[str, Any], models_dir: Path | None = None) -> str:
     rows = ["| target | goal | measured | |", "|---|---|---|---|"]
 
     def row(
@@ -142,7 +143,7 @@ def targets_table(metrics: dict, models_dir: Path | None = None) -> str:
     return "\n".join(rows + (card_triage.target_rows(metrics, models_dir) if models_dir else []))
 
 
-def _rules_table(report: dict) -> str:
+def _rules_table(report: dict[str, Any]) -> str:
     names = sorted(
         set(report["training_hand_labelled"]) | set(report["hand_heldout"]) | set(report["training_rows"])
     )
@@ -153,7 +154,7 @@ def _rules_table(report: dict) -> str:
         "|---|---|---|---|",
     ]
 
-    def cell(block: dict, name: str) -> str:
+    def cell(block: dict[str, Any], name: str) -> str:
         v = block.get(name)
         return f"{v['fired']} / {v['urgent']}" if v else "0"
 
@@ -166,7 +167,7 @@ def _rules_table(report: dict) -> str:
     return "\n".join(lines)
 
 
-def _agreement_text(agreement: dict | None) -> str:
+def _agreement_text(agreement: dict[str, Any] | None) -> str:
     if not agreement:
         return ""
     urgent = agreement["per_class"]["urgent"]
@@ -185,11 +186,11 @@ accuracy {agreement["accuracy"]:.3f}, Cohen's kappa {agreement["kappa"]:.3f}; `u
 """
 
 
-def _calibration_line(c: dict) -> str:
+def _calibration_line(c: dict[str, Any]) -> str:
     return f"ECE {c['ece']:.3f} (10 bins, top class), multiclass Brier score {c['brier']:.3f}"
 
 
-def model_card(metrics: dict, out_dir: Path) -> str:
+def model_card(metrics: dict[str, Any], out_dir: Path) -> str:
     d = metrics["data"]
     by_ds = "\n".join(
         f"| {k} | {v['rows']} | {v['macro_f1']:.3f} |" for k, v in metrics["intent_by_dataset"].items()

@@ -4,6 +4,7 @@ urgency rules, the second annotator and the bot; `parley eval` on a labelled CSV
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from sklearn.metrics import cohen_kappa_score, confusion_matrix, precision_recall_fscore_support
@@ -21,7 +22,7 @@ from parley.classifier.training.labelling import (
 from parley.classifier.training.sources import Row, real_items
 
 
-def scores(y_true: list[str], y_pred: list[str], labels: tuple[str, ...]) -> dict:
+def scores(y_true: list[str], y_pred: list[str], labels: tuple[str, ...]) -> dict[str, Any]:
     """Per-class precision/recall/F1/support, macro-F1, accuracy and the confusion matrix (rows = truth)."""
     p, r, f, s = precision_recall_fscore_support(y_true, y_pred, labels=list(labels), zero_division=0)
     present = [i for i, n in enumerate(s) if n > 0]
@@ -37,7 +38,9 @@ def scores(y_true: list[str], y_pred: list[str], labels: tuple[str, ...]) -> dic
     }
 
 
-def calibration(y_true: list[str], proba: np.ndarray, labels: tuple[str, ...], bins: int = 10) -> dict:
+def calibration(
+    y_true: list[str], proba: np.ndarray, labels: tuple[str, ...], bins: int = 10
+) -> dict[str, Any]:
     """Reliability of the predicted probabilities: expected calibration error of the top class (10 equal-width
     bins), multiclass Brier score, and the per-bin confidence and accuracy behind the ECE."""
     if not y_true:
@@ -68,7 +71,7 @@ def calibration(y_true: list[str], proba: np.ndarray, labels: tuple[str, ...], b
     return {"ece": float(ece), "brier": brier, "bins": table}
 
 
-def evaluate_hand_heldout(data_dir: Path, models_dir: Path, triager: Triager) -> dict:
+def evaluate_hand_heldout(data_dir: Path, models_dir: Path, triager: Triager) -> dict[str, Any]:
     """Scores on the hand-labelled held-out rows whose texts can be found in `data_dir`."""
     found = heldout_items(data_dir, models_dir)
     preds = triager.classify([item for _, _, item in found])
@@ -116,13 +119,13 @@ def evaluate_hand_heldout(data_dir: Path, models_dir: Path, triager: Triager) ->
     return result
 
 
-def rule_report(rows: list[Row], models_dir: Path, data_dir: Path) -> dict:
+def rule_report(rows: list[Row], models_dir: Path, data_dir: Path) -> dict[str, Any]:
     """How often each urgency rule fires and how often it is right, on the training labels and on the
     hand-labelled held-out set; and whether the cue pre-check ever skips a rule that would fire."""
     from parley.classifier import rules
 
-    def fired(texts: list[str], labels: list[str]) -> dict:
-        out: dict[str, dict] = {}
+    def fired(texts: list[str], labels: list[str]) -> dict[str, Any]:
+        out: dict[str, dict[str, Any]] = {}
         for hits, label in zip(rules.urgency_many(texts), labels, strict=True):
             for hit in hits:
                 entry = out.setdefault(hit.rule, {"fired": 0, "urgent": 0})
@@ -150,7 +153,7 @@ def rule_report(rows: list[Row], models_dir: Path, data_dir: Path) -> dict:
     }
 
 
-def annotator_agreement(labels_dir: Path) -> dict | None:
+def annotator_agreement(labels_dir: Path) -> dict[str, Any] | None:
     """How a second annotator's labels (`second_annotator.csv`, made without seeing the first) score against
     the held-out labels they re-label: the ceiling a model can be expected to reach on those labels."""
     path = labels_dir / "second_annotator.csv"
@@ -168,7 +171,7 @@ def annotator_agreement(labels_dir: Path) -> dict | None:
     return result
 
 
-def evaluate_bot(data_dir: Path, models_dir: Path, triager: Triager) -> dict:
+def evaluate_bot(data_dir: Path, models_dir: Path, triager: Triager) -> dict[str, Any]:
     """The bot on every real message in `data_dir`: how many it answers (coverage), and how many of those
     answers resolve the message, judged by reading each message against its answer
     (models/labels/bot_judgements.csv; an answer without a judgement is reported as unjudged)."""
@@ -214,7 +217,7 @@ def evaluate_bot(data_dir: Path, models_dir: Path, triager: Triager) -> dict:
     }
 
 
-def evaluate(csv_path: Path, models_dir: Path) -> dict:
+def evaluate(csv_path: Path, models_dir: Path) -> dict[str, Any]:
     """Per-class P/R/F1, macro-F1 and confusion matrix of the shipped models on a text,label CSV."""
     texts, labels = read_labelled_csv(csv_path)
     unknown = sorted(set(labels) - set(INTENTS))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from sklearn.pipeline import Pipeline
@@ -16,7 +17,7 @@ from parley.classifier.text import model_texts
 from parley.classifier.training.sources import Row
 
 
-def save_pipeline(pipeline, path: Path) -> None:
+def save_pipeline(pipeline: Pipeline, path: Path) -> None:
     """Save a fitted pipeline compactly.
 
     The vectorizer's `stop_words_` (every pruned term, kept only for introspection) is dropped, vocabulary
@@ -60,7 +61,7 @@ def balance(labels: list[str], weights: np.ndarray) -> np.ndarray:
     return np.array([w * target / totals[label] for label, w in zip(labels, weights, strict=True)])
 
 
-def off_domain_text(row: Row, off_domain: dict) -> str:
+def off_domain_text(row: Row, off_domain: dict[str, Any]) -> str:
     """The text a row trains on: rows of the off-domain sets, written without any handle, address the brand
     as almost every social message does, so that a handle stops telling their classes apart from the rest."""
     if off_domain.get("address_brand") and row.dataset in off_domain.get("sources", ()):
@@ -68,7 +69,7 @@ def off_domain_text(row: Row, off_domain: dict) -> str:
     return row.text
 
 
-def cap_off_domain(rows: list[Row], weights: np.ndarray, off_domain: dict) -> np.ndarray:
+def cap_off_domain(rows: list[Row], weights: np.ndarray, off_domain: dict[str, Any]) -> np.ndarray:
     """`weights` with the off-domain sources' rows scaled down wherever together they carry more than
     `max_class_share` of a class's weight (banking77 and team-written rows would otherwise be most of
     `urgent`, teaching the model what urgency looks like off social media)."""
@@ -87,7 +88,7 @@ def cap_off_domain(rows: list[Row], weights: np.ndarray, off_domain: dict) -> np
     return out
 
 
-def fit_models(rows: list[Row], mapping: dict) -> tuple[Pipeline, Pipeline]:
+def fit_models(rows: list[Row], mapping: dict[str, Any]) -> tuple[Pipeline, Pipeline]:
     """The intent and topic pipelines fitted on `rows`; the topic model shares the intent model's features."""
     off_domain = mapping.get("off_domain", {})
     texts = model_texts(

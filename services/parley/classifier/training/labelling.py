@@ -6,6 +6,7 @@ import csv
 import hashlib
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -83,7 +84,7 @@ def read_labelled_csv(path: Path) -> tuple[list[str], list[str]]:
     return [r["text"] for r in rows], [r["label"].strip() for r in rows]
 
 
-def load_rows(data_dir: Path, models_dir: Path, progress: Progress) -> tuple[list[Row], dict]:
+def load_rows(data_dir: Path, models_dir: Path, progress: Progress) -> tuple[list[Row], dict[str, Any]]:
     """Every labelled row, after hand labels, de-duplicated by normalised text. Returns (rows, stats)."""
     mapping = yaml.safe_load((models_dir / "label_mapping.yaml").read_text())
     rows: list[Row] = []
@@ -167,7 +168,7 @@ def in_test(row: Row, fraction: float, seed: str) -> bool:
     return int.from_bytes(digest[:8], "big") / 2**64 < fraction
 
 
-def correction_rows(corrections: list[dict], out_dir: Path, weight: float) -> list[Row]:
+def correction_rows(corrections: list[dict[str, Any]], out_dir: Path, weight: float) -> list[Row]:
     """Desk corrections as hand-labelled rows; their labels (without the texts, which are customers' messages
     and stay in the deployment's store) are written to labels/corrections_train.csv with their source."""
     path = out_dir / "labels" / "corrections_train.csv"

@@ -12,6 +12,7 @@ import json
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import yaml
@@ -36,8 +37,8 @@ def train(
     data_dir: Path,
     out_dir: Path,
     progress: Progress = lambda _: None,
-    corrections: list[dict] | None = None,
-) -> dict:
+    corrections: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
     """Build the intent and topic models from `data_dir` (and desk corrections, if given) into `out_dir`;
     return the metrics written."""
     require_extra()
@@ -67,7 +68,7 @@ def train(
     model_pred = [t.model_intent for t in decided]
     final = [t.intent for t in decided]
     proba = np.array([[t.scores[c] for c in INTENTS] for t in decided]).reshape(-1, len(INTENTS))
-    metrics: dict = {
+    metrics: dict[str, Any] = {
         "model_version": version,
         "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "data": stats,

@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -46,7 +47,7 @@ def airline_text(raw: str) -> str:
     return raw.replace("Cancelled Flight", "cancel").replace("Late Flight", "late")
 
 
-def read_airline(data_dir: Path, m: dict) -> Iterable[Row]:
+def read_airline(data_dir: Path, m: dict[str, Any]) -> Iterable[Row]:
     rows = read_csv(data_dir / "airline_sentiment" / "Tweets.csv")
     # Ids that occur twice with different sentiments cannot be trusted either way.
     labels_by_id: dict[str, set[str]] = {}
@@ -69,7 +70,7 @@ def read_airline(data_dir: Path, m: dict) -> Iterable[Row]:
         yield Row("airline_sentiment", r["tweet_id"], airline_text(r["text"]), intent, m["topic"])
 
 
-def read_banking(data_dir: Path, m: dict) -> Iterable[Row]:
+def read_banking(data_dir: Path, m: dict[str, Any]) -> Iterable[Row]:
     topic_of = {cat: topic for topic, cats in m["topics"].items() for cat in cats}
     urgent, complaint = set(m["urgent"]), set(m["complaint"])
     for split in ("train", "test"):
@@ -79,7 +80,7 @@ def read_banking(data_dir: Path, m: dict) -> Iterable[Row]:
             yield Row("banking77", f"{split}:{i}", r["text"], intent, topic_of.get(cat, m["default_topic"]))
 
 
-def read_bitext(data_dir: Path, m: dict) -> Iterable[Row]:
+def read_bitext(data_dir: Path, m: dict[str, Any]) -> Iterable[Row]:
     path = data_dir / "bitext" / "Bitext_Sample_Customer_Service_Training_Dataset.csv"
     review = {k: re.compile(v, re.IGNORECASE) for k, v in m["review"].items()}
     for i, r in enumerate(read_csv(path, encoding="utf-8-sig")):

@@ -43,6 +43,13 @@ def train(
         raise typer.Exit(2) from e
     if not data.is_dir():
         raise typer.BadParameter(f"{data} is not a folder", param_hint="--data")
+    out_dir = _models_dir(models)
+    if not (out_dir / "label_mapping.yaml").is_file():
+        raise typer.BadParameter(
+            f"{out_dir} has no label_mapping.yaml: name the folder holding the label mapping, the team's "
+            "examples and hand labels (the repository's models/ folder, or a copy of it)",
+            param_hint="--models",
+        )
     fixes = _load_corrections() if corrections else None
     with Progress(
         SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console
@@ -53,7 +60,7 @@ def train(
             bar.console.log(message)
             bar.update(task, description=message)
 
-        metrics = run(data, _models_dir(models), progress, fixes)
+        metrics = run(data, out_dir, progress, fixes)
     s = metrics["summary"]
     console.print(
         f"intent macro-F1 {s['macro_f1']:.3f} (model alone {s['model_macro_f1']:.3f}), "

@@ -25,3 +25,9 @@ def test_train_names_a_missing_data_folder(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["train", "--data", str(tmp_path / "absent")])
     assert result.exit_code == 2
     assert "--data" in result.output and "absent" in result.output
+
+
+def test_train_names_a_models_folder_without_the_label_mapping(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["train", "--data", str(tmp_path), "--models", str(tmp_path / "empty")])
+    assert result.exit_code == 2
+    assert "label_mapping.yaml" in result.output and "--models" in result.output

@@ -828,14 +828,14 @@ class Conversations:
 
     # ---- lifecycle events from the other services --------------------------------------------------------
 
-    async def apply_events(self, entries: Sequence[tuple[str, dict[str, str]]]) -> int:
-        """Apply lifecycle events (stream entry id, flat fields as published); returns how many moved a
-        conversation. Each event applies once, by its id."""
+    async def apply_events(self, entries: Sequence[tuple[str, EventRecord]]) -> int:
+        """Apply lifecycle events (event id, event); returns how many moved a conversation. Each event
+        applies once, by its id."""
         pending = []
-        for event_id, fields in entries:
-            args = _event_args(fields)
-            if args is not None and fields.get("conversation_id"):
-                pending.append((fields["conversation_id"], [event_id, *args]))
+        for event_id, event in entries:
+            args = _event_args(event)
+            if args is not None and event.conversation_id:
+                pending.append((event.conversation_id, [event_id, *args]))
         moved = 0
         changes: list[tuple[str, list[str]]] = []
         for _ in range(4):  # follow merges: an event may name a conversation merged into another
@@ -1246,11 +1246,11 @@ class Conversations:
         return out
 
 
-def _event_args(fields: dict[str, str]) -> list[str] | None:
+def _event_args(event: EventRecord) -> list[str] | None:
     """The event.lua arguments for a lifecycle event (after the event id), None for other events."""
-    kind = fields.get("type", "")
-    attrs = json.loads(fields.get("attrs") or "{}")
-    at = fields.get("at") or "0"
+    kind = event.type
+    attrs = event.attributes
+    at = f"{event.at:.6f}"
     if kind in EVENT_STATES:
         agent = str(attrs.get("agent_id") or "") if kind == "conversation.assigned" else ""
         team = str(attrs.get("team") or "")

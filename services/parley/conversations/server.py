@@ -46,7 +46,7 @@ async def create_server(settings: Settings, address: str, clock: Clock | None = 
         await redis.aclose()
         raise
     # The group exists before the server answers, so no event published after start-up is missed.
-    await ensure_group(redis, core.keys.keys.events())
+    await ensure_group(redis, core.keys.keys)
     tasks = [
         asyncio.create_task(run_follower(core, settings)),
         asyncio.create_task(run_sweeper(core, settings)),

@@ -11,6 +11,7 @@ import csv
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -42,7 +43,7 @@ def read_queries(path: Path, intents: set[str]) -> tuple[list[str], list[str]]:
     return texts, labels
 
 
-def figures(labels: list[str], predicted: np.ndarray, answered: np.ndarray) -> dict:
+def figures(labels: list[str], predicted: np.ndarray, answered: np.ndarray) -> dict[str, Any]:
     """Precision of the answers given, coverage of the in-scope queries, and the share of `oos` answered."""
     truth = np.array(labels)
     in_scope = truth != OOS
@@ -58,7 +59,7 @@ def figures(labels: list[str], predicted: np.ndarray, answered: np.ndarray) -> d
     }
 
 
-def run(kb_path: Path, data_path: Path, out_path: Path, threshold: float | None = None) -> dict:
+def run(kb_path: Path, data_path: Path, out_path: Path, threshold: float | None = None) -> dict[str, Any]:
     """Look up every query, write one JSON line per query in order, and return the summary."""
     kb = KnowledgeBase.from_file(kb_path, threshold=threshold)
     texts, labels = read_queries(data_path, {a.id for a in kb.answers})

@@ -19,9 +19,11 @@ import yaml
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.preprocessing import normalize
 
+from parley.messages import CHANNEL_NAMES
+
 log = logging.getLogger(__name__)
 
-CHANNELS = ("x", "facebook", "messenger", "instagram", "whatsapp")
+CHANNELS: tuple[str, ...] = tuple(CHANNEL_NAMES.values())
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,7 +220,7 @@ class KnowledgeSource:
     """The bot's knowledge base, reloaded when its file changes (checked once per batch, by one stat): a
     brand edits its answers without a restart. A file that fails to load leaves the previous one serving."""
 
-    def __init__(self, path: Path, vectorize, threshold: float | None) -> None:
+    def __init__(self, path: Path, vectorize: Vectorize | None, threshold: float | None) -> None:
         self.path = path
         self._vectorize = vectorize
         self._threshold = threshold

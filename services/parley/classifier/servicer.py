@@ -100,7 +100,9 @@ class ClassifierServicer(classifier_pb2_grpc.ClassifierServiceServicer):
 
     @mapped_errors
     async def Classify(
-        self, request: classifier_pb2.ClassifyRequest, context: grpc.aio.ServicerContext
+        self,
+        request: classifier_pb2.ClassifyRequest,
+        context: grpc.aio.ServicerContext[classifier_pb2.ClassifyRequest, classifier_pb2.ClassifyResponse],
     ) -> classifier_pb2.ClassifyResponse:
         validate_classify(request, self.settings)
         items = [
@@ -114,7 +116,9 @@ class ClassifierServicer(classifier_pb2_grpc.ClassifierServiceServicer):
 
     @mapped_errors
     async def Answer(
-        self, request: classifier_pb2.AnswerRequest, context: grpc.aio.ServicerContext
+        self,
+        request: classifier_pb2.AnswerRequest,
+        context: grpc.aio.ServicerContext[classifier_pb2.AnswerRequest, classifier_pb2.AnswerResponse],
     ) -> classifier_pb2.AnswerResponse:
         violations: list[tuple[str, str]] = []
         _check_text(violations, "text", request.text, self.settings.max_text_chars)
@@ -129,7 +133,9 @@ class ClassifierServicer(classifier_pb2_grpc.ClassifierServiceServicer):
 
     @mapped_errors
     async def ModelInfo(
-        self, request: classifier_pb2.ModelInfoRequest, context: grpc.aio.ServicerContext
+        self,
+        request: classifier_pb2.ModelInfoRequest,
+        context: grpc.aio.ServicerContext[classifier_pb2.ModelInfoRequest, classifier_pb2.ModelInfoResponse],
     ) -> classifier_pb2.ModelInfoResponse:
         summary = self.triager.metrics.get("summary", {})
         return classifier_pb2.ModelInfoResponse(

@@ -164,7 +164,8 @@ def bot_eval(
     from parley.classifier.kb_files import KnowledgeBaseError
 
     try:
-        summary = run_eval.run(kb, data, output, Settings().bot_min_confidence)
+        settings = Settings()
+        summary = run_eval.run(kb, data, output, settings.bot_min_confidence, settings.models_dir)
     except KnowledgeBaseError as e:
         typer.echo(str(e), err=True)
         raise typer.Exit(2) from e

@@ -32,7 +32,7 @@ def _pins(lock: str) -> dict[str, list[str]]:
 
 @pytest.mark.parametrize(
     "lock, extras",
-    [("requirements.lock", []), ("requirements-dev.lock", ["dev"])],
+    [("requirements.lock", []), ("requirements-dev.lock", ["dev", "train"])],
 )
 def test_every_dependency_is_pinned_with_hashes(lock: str, extras: list[str]) -> None:
     pins = _pins(lock)

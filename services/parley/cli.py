@@ -312,6 +312,10 @@ def serve(
         from parley.suite import start_service
 
         running = await start_service(service, settings)
+        if service == "classifier":
+            from parley.classifier.server import settle_process
+
+            settle_process()  # the models are loaded: this process serves classification until it ends
         console.print(f"{service} serving gRPC on {settings.host}:{running.port}")
         webhook_port = getattr(running, "webhook_port", None)
         if webhook_port:

@@ -1,22 +1,13 @@
+import gc
 import math
 import re
+import subprocess
+import sys
 
-import numpy as np
 import pytest
 
-from parley.classifier.model import (
-    CONTEXT_TOKEN,
-    INTENTS,
-    TOKEN_PATTERN,
-    TOPICS,
-    Item,
-    Triager,
-    brand_tokens,
-    model_text,
-    normalize,
-    tfidf_transform,
-    tokens,
-)
+from parley.classifier.model import INTENTS, TOPICS, Item, Triager
+from parley.classifier.text import CONTEXT_TOKEN, TOKEN_PATTERN, model_texts, normalize_many, tokens_many
 from parley.config import REPO_ROOT
 
 
@@ -30,10 +21,14 @@ def one(triager: Triager, text: str, channel: str = "x"):
 
 
 def test_normalize_fixes_artifacts_and_replaces_tokens() -> None:
-    assert normalize("@united Flight Cancelled Flightled, Late Flightr http://t.co/x 123").split() == (
-        ["xhandle", "flight", "cancelled,", "later", "xurl", "xnum"]
+    airline, mail = normalize_many(
+        [
+            "@united Flight Cancelled Flightled, Late Flightr http://t.co/x 123",
+            "mail me at jo@x.com &amp; call 555-1234",
+        ]
     )
-    assert normalize("mail me at jo@x.com &amp; call 555-1234").split() == [
+    assert airline.split() == ["xhandle", "flight", "cancelled,", "later", "xurl", "xnum"]
+    assert mail.split() == [
         "mail",
         "me",
         "at",
@@ -57,26 +52,19 @@ TRICKY = [
 ]
 
 
-@pytest.mark.parametrize("text", TRICKY)
-def test_tokens_match_the_vectorizer_pattern(text: str) -> None:
-    assert tokens(text) == re.findall(TOKEN_PATTERN, text)
+def test_tokens_match_the_vectorizer_pattern() -> None:
+    assert tokens_many(TRICKY) == [re.findall(TOKEN_PATTERN, text) for text in TRICKY]
 
 
-def test_batched_tfidf_equals_scikit_learn(triager: Triager) -> None:
-    texts = [model_text(t) for t in TRICKY] + [
-        model_text("my order #123 never arrived, where is it?"),
-        model_text("thanks so much, all sorted!", ("it still doesn't work",)),
-        "zzzz qqqq",  # nothing in the vocabulary
-    ]
-    ours = tfidf_transform(triager.intent.features, texts)
-    theirs = triager.intent.features.transform(texts)
-    assert ours.shape == theirs.shape
-    assert np.allclose(ours.toarray(), theirs.toarray(), atol=1e-6)
+def test_a_batch_function_refuses_one_string() -> None:
+    with pytest.raises(TypeError):
+        normalize_many("one message")
 
 
 def test_context_marks_follow_ups() -> None:
-    assert model_text("done") == "done"
-    assert model_text("done", ("my router keeps dropping",)).split() == ["done", CONTEXT_TOKEN]
+    opener, follow_up = model_texts(["done", "done"], [(), ("my router keeps dropping",)])
+    assert opener == "done"
+    assert follow_up.split() == ["done", CONTEXT_TOKEN]
 
 
 def test_probabilities_cover_all_intents_and_sum_to_one(triager: Triager) -> None:
@@ -145,7 +133,7 @@ def test_explanations_name_features_of_the_message(triager: Triager) -> None:
     for name, weight in r.explanation.top_features:
         assert name in vocabulary and weight > 0
         assert all(
-            word in model_text("worst airline ever, lost my bag again").split() for word in name.split()
+            word in model_texts(["worst airline ever, lost my bag again"])[0].split() for word in name.split()
         )
 
 
@@ -180,13 +168,17 @@ def test_language(triager: Triager, text: str, lang: str) -> None:
 
 
 def test_brand_reply_tokens() -> None:
-    assert brand_tokens("") == ""
-    assert brand_tokens("Sorry to hear that! Please DM us your order number.") == "xbrdm"
-    assert brand_tokens("Could you send us a DM with the details?").split() == ["xbrdm", "xbrask"]
-    assert brand_tokens("Which device are you using?") == "xbrask"
-    assert brand_tokens("Thanks for the love!") == ""
-    answering = model_text("sure, it's 12345", (), "Could you send us a DM?")
-    assert answering.split() == [*model_text("sure, it's 12345").split(), "xbrdm", "xbrask"]
+    replies = {
+        "": [],
+        "Sorry to hear that! Please DM us your order number.": ["xbrdm"],
+        "Could you send us a DM with the details?": ["xbrdm", "xbrask"],
+        "Which device are you using?": ["xbrask"],
+        "Thanks for the love!": [],
+    }
+    text = "sure, it's 12345"
+    [plain] = model_texts([text])
+    answering = model_texts([text] * len(replies), [()] * len(replies), list(replies))
+    assert [t.split() for t in answering] == [[*plain.split(), *tokens] for tokens in replies.values()]
 
 
 def test_brand_reply_is_used(triager: Triager) -> None:
@@ -194,3 +186,20 @@ def test_brand_reply_is_used(triager: Triager) -> None:
     alone = triager.classify([Item("a", text)])[0]
     answering = triager.classify([Item("b", text, "x", (), "Please DM us your order number?")])[0]
     assert alone.scores != answering.scores
+
+
+def test_loading_models_leaves_the_process_collector_alone() -> None:
+    before = (gc.get_threshold(), gc.get_freeze_count())
+    Triager(REPO_ROOT / "models")
+    assert (gc.get_threshold(), gc.get_freeze_count()) == before
+
+
+def test_a_serving_process_tunes_its_collector_at_startup() -> None:
+    script = (
+        "import gc; from parley.classifier.server import settle_process, GC_YOUNG_THRESHOLD; "
+        "settle_process(); print(gc.get_threshold()[0] >= GC_YOUNG_THRESHOLD, gc.get_freeze_count() > 0)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert out.stdout.split() == ["True", "True"]

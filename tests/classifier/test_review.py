@@ -4,7 +4,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from parley.classifier import review, review_eval
+from parley.classifier import review
 from parley.classifier.model import Item, Triager
 from parley.config import REPO_ROOT
 
@@ -126,26 +126,9 @@ def test_threshold_from_settings_overrides_the_trained_one() -> None:
     assert everything.classify([Item("a", "@delta thanks, lovely flight")])[0].urgent_review
 
 
-def test_operating_point_is_chosen_on_tuning_files_only() -> None:
-    labels = ["urgent", "urgent"] + ["other"] * 18
-    p = [0.9, 0.6, 0.5] + [0.1] * 17
-    base = [False] * 20
-    # Recall 1.0 needs 0.6 (10% flagged); 0.5 would flag a third message (15% > 12%).
-    assert review_eval.choose_threshold(labels, base, p) == 0.6
-    # When the share allows no full recall: the best recall within it, at the highest such threshold.
-    assert review_eval.choose_threshold(labels, base, [0.9, 0.4, 0.5] + [0.1] * 17) == 0.9
-    # Unseen rows never move the threshold.
-    unseen_labels = ["urgent"] * 3
-    files = {"twcs_heldout.csv": list(range(20)), "airline_fresh_heldout.csv": [20, 21, 22]}
-    report = review_eval.report(files, labels + unseen_labels, base + [False] * 3, p + [0.05, 0.7, 0.9])
-    assert report["threshold"] == 0.6
-    assert report["unseen"]["recall"] == pytest.approx(2 / 3)
-    assert report["tuning"]["flagged_share"] == pytest.approx(0.1)
-
-
 def test_review_flag_reaches_the_proto_and_the_json_lines(triager: Triager, tmp_path: Path) -> None:
+    from parley.classifier.csv_triage import classify_csv
     from parley.classifier.servicer import triage_pb
-    from parley.classifier.train import classify_csv
 
     [t] = triager.classify([Item("m", "@comcast fix my bill or I'm going to @FTC")])
     pb = triage_pb(t)

@@ -11,8 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from parley.classifier import manifest, minilm
+from parley.classifier import manifest
 from parley.classifier.static_vectors import ARTIFACT, StaticVectors
+from parley.classifier.training import minilm
 from parley.classifier.wordpiece import WordPiece, basic_words
 from parley.config import REPO_ROOT
 

@@ -4,16 +4,9 @@ from __future__ import annotations
 
 import json
 
+from parley.messages import INTENTS_BY_NAME as INTENTS
 from parley.store import Keys, Redis
 from parley.v1 import common_pb2, router_pb2
-
-INTENTS = {
-    "praise": common_pb2.INTENT_PRAISE,
-    "question": common_pb2.INTENT_QUESTION,
-    "complaint": common_pb2.INTENT_COMPLAINT,
-    "urgent": common_pb2.INTENT_URGENT,
-    "other": common_pb2.INTENT_OTHER,
-}
 
 
 def make_item(

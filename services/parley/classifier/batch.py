@@ -25,10 +25,11 @@ def ends(texts: Sequence[str], gap: int) -> np.ndarray:
     return np.cumsum([len(t) + gap for t in texts])
 
 
-def owners(ends: np.ndarray, positions) -> np.ndarray:
+def owners(ends: np.ndarray, positions: Sequence[int] | np.ndarray) -> np.ndarray:
     """For each position of the joined string, the index of the text it falls in (a separator belongs to the
     text before it)."""
-    return np.searchsorted(ends, positions, side="right")
+    found: np.ndarray = np.searchsorted(ends, positions, side="right")
+    return found
 
 
 def code_points(text: str) -> np.ndarray:

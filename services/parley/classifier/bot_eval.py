@@ -11,6 +11,7 @@ import csv
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -44,7 +45,7 @@ def read_queries(path: Path, intents: set[str]) -> tuple[list[str], list[str]]:
     return texts, labels
 
 
-def figures(labels: list[str], predicted: np.ndarray, answered: np.ndarray) -> dict:
+def figures(labels: list[str], predicted: np.ndarray, answered: np.ndarray) -> dict[str, Any]:
     """Precision of the answers given, coverage of the in-scope queries, and the share of `oos` answered."""
     truth = np.array(labels)
     in_scope = truth != OOS
@@ -60,7 +61,9 @@ def figures(labels: list[str], predicted: np.ndarray, answered: np.ndarray) -> d
     }
 
 
-def best_coverage(labels: list[str], predicted: np.ndarray, confidence: np.ndarray, precision: float) -> dict:
+def best_coverage(
+    labels: list[str], predicted: np.ndarray, confidence: np.ndarray, precision: float
+) -> dict[str, Any]:
     """The in-scope coverage of the lowest threshold whose answers still reach `precision` (what the best
     threshold could give on these queries: chosen on them, so an upper bound, not a result)."""
     best = {"threshold": None, "precision": None, "coverage": 0.0, "oos_answered": None}
@@ -81,7 +84,7 @@ def run(
     out_path: Path,
     threshold: float | None = None,
     models_dir: Path | None = None,
-) -> dict:
+) -> dict[str, Any]:
     """Look up every query, write one JSON line per query in order, and return the summary. A CSV
     knowledge base retrieves with the static vectors of `models_dir` (default: the shipped models)."""
     static = static_vectors.shipped(Path(models_dir or static_vectors.SHIPPED_MODELS))

@@ -33,10 +33,23 @@ def train(
     ),
 ) -> None:
     """Build intent.skops, topic.skops, metrics.json and model_card.md from the data sets."""
-    from parley.classifier.train import train as run
+    from parley.classifier.training.plots import MissingExtraError, require_extra
+    from parley.classifier.training.run import train as run
 
+    try:
+        require_extra()
+    except MissingExtraError as e:
+        typer.echo(str(e), err=True)
+        raise typer.Exit(2) from e
     if not data.is_dir():
         raise typer.BadParameter(f"{data} is not a folder", param_hint="--data")
+    out_dir = _models_dir(models)
+    if not (out_dir / "label_mapping.yaml").is_file():
+        raise typer.BadParameter(
+            f"{out_dir} has no label_mapping.yaml: name the folder holding the label mapping, the team's "
+            "examples and hand labels (the repository's models/ folder, or a copy of it)",
+            param_hint="--models",
+        )
     fixes = _load_corrections() if corrections else None
     with Progress(
         SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console
@@ -47,7 +60,7 @@ def train(
             bar.console.log(message)
             bar.update(task, description=message)
 
-        metrics = run(data, _models_dir(models), progress, fixes)
+        metrics = run(data, out_dir, progress, fixes)
     s = metrics["summary"]
     console.print(
         f"intent macro-F1 {s['macro_f1']:.3f} (model alone {s['model_macro_f1']:.3f}), "
@@ -55,7 +68,7 @@ def train(
     )
 
 
-def _load_corrections() -> list[dict]:
+def _load_corrections() -> list[dict[str, str]]:
     """Every desk correction as a hand label, read from the suite's Redis (REDIS_URL)."""
     import asyncio
 
@@ -66,7 +79,7 @@ def _load_corrections() -> list[dict]:
     if not settings.redis_url:
         raise typer.BadParameter("set REDIS_URL to the suite's Redis", param_hint="--corrections")
 
-    async def read() -> list[dict]:
+    async def read() -> list[dict[str, str]]:
         redis = connect(settings)
         try:
             return await hand_labels(redis, keys_for(settings))
@@ -83,7 +96,7 @@ def eval_(
     models: Path | None = typer.Option(None, "--models"),
 ) -> None:
     """Per-class precision/recall/F1, macro-F1 and the confusion matrix on a labelled CSV."""
-    from parley.classifier.train import evaluate
+    from parley.classifier.training.evaluation import evaluate
 
     result = evaluate(data, _models_dir(models))
     if as_json:
@@ -114,7 +127,7 @@ def classify(
     models: Path | None = typer.Option(None, "--models"),
 ) -> None:
     """Classify every row of a CSV."""
-    from parley.classifier.train import classify_csv
+    from parley.classifier.csv_triage import classify_csv
 
     n = classify_csv(input, output, _models_dir(models))
     console.print(f"{n} messages classified → {output}")
@@ -136,7 +149,7 @@ def classify_bench(
 ) -> None:
     """Measure classification speed in-process and through the Classify RPC (reported, not asserted)."""
     from parley.classifier import bench
-    from parley.classifier.train import refresh_card
+    from parley.classifier.training.card import refresh_card
 
     models_dir = _models_dir(models)
     speed = bench.run(

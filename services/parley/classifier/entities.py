@@ -413,7 +413,8 @@ def _batch_cues(joined: str, ends: np.ndarray) -> tuple[list[bool], list[_Cues |
 
     def has(bit: int, at: np.ndarray) -> np.ndarray:
         """Whether the characters at `at` are in the class(es) of `bit`."""
-        return (classes[at] & bit) > 0
+        found: np.ndarray = (classes[at] & bit) > 0
+        return found
 
     def texts_with(positions: np.ndarray) -> list[bool]:
         """Per text, whether some of `positions` falls in it."""

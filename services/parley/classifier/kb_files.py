@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -73,7 +74,7 @@ def read_csv(path: Path) -> list[Answer]:
         if missing:
             raise KnowledgeBaseError(path, [f"line 1: missing columns {missing}"])
         reader.fieldnames = columns
-        intents: dict[str, dict] = {}
+        intents: dict[str, dict[str, Any]] = {}
         for row in reader:
             line = reader.line_num
             _read_row(row, line, intents, problems)
@@ -90,7 +91,9 @@ def read_csv(path: Path) -> list[Answer]:
     ]
 
 
-def _read_row(row: dict, line: int, intents: dict[str, dict], problems: list[str]) -> None:
+def _read_row(
+    row: dict[str, str], line: int, intents: dict[str, dict[str, Any]], problems: list[str]
+) -> None:
     intent = (row.get("intent") or "").strip()
     question = (row.get("question") or "").strip()
     answer = (row.get("answer") or "").strip()

@@ -20,10 +20,11 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 
 from parley.classifier import static_vectors
 from parley.classifier.static_vectors import StaticVectors
+from parley.messages import CHANNEL_NAMES
 
 log = logging.getLogger(__name__)
 
-CHANNELS = ("x", "facebook", "messenger", "instagram", "whatsapp")
+CHANNELS: tuple[str, ...] = tuple(CHANNEL_NAMES.values())
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,7 +286,11 @@ class KnowledgeSource:
     brand edits its answers without a restart. A file that fails to load leaves the previous one serving."""
 
     def __init__(
-        self, path: Path, vectorize, threshold: float | None, models_dir: Path | None = None
+        self,
+        path: Path,
+        vectorize: Vectorize | None,
+        threshold: float | None,
+        models_dir: Path | None = None,
     ) -> None:
         """`models_dir`: where the static vectors are (default: the shipped models folder)."""
         self.path = path

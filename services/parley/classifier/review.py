@@ -15,6 +15,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import hyperscan
 import numpy as np
@@ -47,7 +48,7 @@ def _compile(label: str, pattern: str, where: str) -> Cue:
         raise ValueError(f"{where}: not a valid pattern ({e})") from e
 
 
-def parse(doc: dict, source: str = "urgent_review.yaml") -> list[Cue]:
+def parse(doc: dict[str, Any], source: str = "urgent_review.yaml") -> list[Cue]:
     """The cues of a parsed review file; a ValueError names the entry at fault."""
     if not isinstance(doc, dict):
         raise ValueError(f"{source}: expected a mapping with 'countries', 'account_takeover', 'situations'")
@@ -126,7 +127,7 @@ class ReviewCues:
     def reasons_many(self, texts: Sequence[str]) -> list[list[str]]:
         """`[self.reasons(t) for t in texts]`, from one prefilter scan of the batch."""
         out: list[list[str]] = [[] for _ in texts]
-        if not self.cues or not texts:
+        if self._database is None or not texts:
             return out
         joined = batch.join(texts)
         try:

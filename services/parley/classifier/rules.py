@@ -22,6 +22,7 @@ import re
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import hyperscan
 import numpy as np
@@ -394,14 +395,14 @@ _EXACT_WORDS = frozenset(_EXACT)
 def _trie(words: list[str]) -> str:
     """A regular expression matching any of `words`, longest first, written as a character trie: at each
     character at most one branch can continue, so the scan never retries the same letters word by word."""
-    root: dict = {}
+    root: dict[str, Any] = {}
     for word in words:
         node = root
         for ch in word:
             node = node.setdefault(ch, {})
         node[""] = {}
 
-    def build(node: dict) -> str:
+    def build(node: dict[str, Any]) -> str:
         branches = [re.escape(ch) + build(child) for ch, child in sorted(node.items()) if ch]
         if not branches:
             return ""

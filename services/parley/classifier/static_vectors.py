@@ -1,6 +1,6 @@
 """Static token vectors for the bot's semantic retrieval: a sentence is the mean of its WordPiece tokens'
 vectors, L2-normalised. The vectors were distilled at train time from the all-MiniLM-L6-v2 encoder (see
-`distill.py`); serving needs only this table and numpy, thousands of lookups a second on one core.
+`training/distill.py`); serving needs only this table and numpy, with a WordPiece tokenizer in pure Python.
 
 The artifact (`models/static_vectors.npz`) holds `vocab` (the encoder's WordPiece vocabulary, in id order)
 and `vectors` (one row per token, its frequency weight already applied); it is loaded only when it matches its

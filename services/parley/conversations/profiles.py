@@ -11,9 +11,8 @@ import yaml
 
 from parley.config import Settings
 from parley.messages import CHANNEL_NAMES
+from parley.messages import CHANNELS_BY_NAME as CHANNEL_BY_NAME  # noqa: F401 (for conversations.core)
 from parley.v1 import common_pb2, conversations_pb2
-
-CHANNEL_BY_NAME = {name: number for number, name in CHANNEL_NAMES.items()}
 
 
 def identity_of(channel: int, author_id: str) -> str:

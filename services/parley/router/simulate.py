@@ -23,6 +23,7 @@ import yaml
 from parley import store
 from parley.clock import ManualClock, from_timestamp
 from parley.config import Settings
+from parley.messages import INTENTS_BY_NAME as INTENTS
 from parley.router.core import Router, _text
 from parley.router.keys import RouterKeys
 from parley.rpc import FailedPrecondition
@@ -32,13 +33,6 @@ HERE = Path(__file__).parent
 DEFAULT_ROSTER = HERE / "sim_roster.yaml"
 DEFAULT_TRAFFIC = HERE / "sim_traffic.yaml"
 MIDNIGHT = 1_699_920_000.0  # a UTC midnight: the simulated day starts here
-INTENTS = {
-    "praise": common_pb2.INTENT_PRAISE,
-    "question": common_pb2.INTENT_QUESTION,
-    "complaint": common_pb2.INTENT_COMPLAINT,
-    "urgent": common_pb2.INTENT_URGENT,
-    "other": common_pb2.INTENT_OTHER,
-}
 URGENCY_REASONS = ["safety", "fraud", "legal", "stranded"]
 
 

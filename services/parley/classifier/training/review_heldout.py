@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from parley.classifier import review_eval
+from parley.classifier.training import review_eval
 
 LABELS = "airline_urgent_review.csv"
 
@@ -38,7 +38,7 @@ def read_labels(path: Path) -> list[tuple[str, bool, str]]:
 
 
 def airline_texts(data_dir: Path) -> dict[str, str]:
-    from parley.classifier.train import airline_text
+    from parley.classifier.training.sources import airline_text
 
     with (Path(data_dir) / "airline_sentiment" / "Tweets.csv").open(newline="", encoding="utf-8") as f:
         return {r["tweet_id"]: airline_text(r["text"]) for r in csv.DictReader(f)}
@@ -51,7 +51,7 @@ def _flags(base: np.ndarray, p: np.ndarray, t: float) -> np.ndarray:
 def evaluate(data_dir: Path, models_dir: Path, triager) -> dict:
     """The chosen threshold and recall / flagged share at it, with the curve."""
     from parley.classifier.model import Item
-    from parley.classifier.train import _heldout_items, hand_label_files
+    from parley.classifier.training.labelling import hand_label_files, heldout_items
 
     labelled = read_labels(Path(models_dir) / "labels" / LABELS)
     texts = airline_texts(data_dir)
@@ -62,7 +62,7 @@ def evaluate(data_dir: Path, models_dir: Path, triager) -> dict:
     u_true = np.array([urgent for _, urgent, _ in labelled])
     u_half = np.array([half(tid) for tid, _, _ in labelled])
 
-    found = _heldout_items(data_dir, models_dir)
+    found = heldout_items(data_dir, models_dir)
     hpreds = triager.classify([item for _, _, item in found])
     h_base = np.array([p.intent == "urgent" or bool(p.review_reasons) for p in hpreds])
     h_p = np.array([p.scores["urgent"] for p in hpreds])

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import csv
 
-from parley.classifier import review_heldout
+from parley.classifier.training import review_heldout
 from parley.config import REPO_ROOT
 
 LABELS = REPO_ROOT / "models" / "labels" / review_heldout.LABELS

@@ -1,7 +1,7 @@
 import csv
 from pathlib import Path
 
-from parley.classifier.train import correction_rows
+from parley.classifier.training.labelling import correction_rows
 
 CORRECTIONS = [
     {

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
-from parley.classifier import review_eval
+from parley.classifier.training import review_eval
 
 TARGET_BOT_PRECISION = 0.95
 TARGET_BOT_COVERAGE = 0.80
@@ -28,12 +29,12 @@ def _verdict(value: float | None, goal: float, at_most: bool = False) -> str:
     return "met" if ok else f"not met ({_f(value)} against {'≤' if at_most else '≥'} {goal})"
 
 
-def _bot(models_dir: Path, split: str) -> dict | None:
+def _bot(models_dir: Path, split: str) -> dict[str, Any] | None:
     path = models_dir / "bot_eval" / f"banking77_{split}.json"
     return json.loads(path.read_text()) if path.exists() else None
 
 
-def target_rows(metrics: dict, models_dir: Path) -> list[str]:
+def target_rows(metrics: dict[str, Any], models_dir: Path) -> list[str]:
     """Rows for the card's targets table."""
     rows = []
     review = metrics.get("hand_heldout", {}).get("urgent_review")
@@ -87,7 +88,7 @@ def target_rows(metrics: dict, models_dir: Path) -> list[str]:
     return rows
 
 
-def sections(metrics: dict, models_dir: Path) -> str:
+def sections(metrics: dict[str, Any], models_dir: Path) -> str:
     return "".join(
         [
             _review(metrics),
@@ -99,7 +100,7 @@ def sections(metrics: dict, models_dir: Path) -> str:
     )
 
 
-def _review_eval(models_dir: Path) -> dict | None:
+def _review_eval(models_dir: Path) -> dict[str, Any] | None:
     path = models_dir / "urgent_review_eval.json"
     return json.loads(path.read_text()) if path.exists() else None
 
@@ -164,7 +165,7 @@ an urgent probability of 0.001–0.05, since most of its urgent training rows ar
 """
 
 
-def _review(metrics: dict) -> str:
+def _review(metrics: dict[str, Any]) -> str:
     review = metrics.get("hand_heldout", {}).get("urgent_review")
     if not review:
         return ""
@@ -335,7 +336,7 @@ Reproduce: `nice -n 10 scripts/learning-curve --data ../shared/data > models/lea
 """
 
 
-def _changes(metrics: dict) -> str:
+def _changes(metrics: dict[str, Any]) -> str:
     previous = metrics.get("previous")
     if not previous:
         return ""
@@ -378,7 +379,7 @@ Against `{previous["model_version"]}`, the model this training replaced, on the 
 """
 
 
-def _near_80(test: dict) -> str:
+def _near_80(test: dict[str, Any]) -> str:
     """The curve point whose coverage is nearest the 0.80 target, in words."""
     point = min(test["curve"], key=lambda c: abs((c["coverage"] or 0) - TARGET_BOT_COVERAGE))
     return (

@@ -86,7 +86,7 @@ def write(models_dir: Path, vocab: list[str], vectors: np.ndarray) -> Path:
 
 
 def main(data: Path, models_dir: Path) -> Path:
-    from parley.classifier.minilm import MiniLM
+    from parley.classifier.training.minilm import MiniLM
 
     encoder = MiniLM()
     vocab, vectors = distill(encoder, corpus_texts(data))

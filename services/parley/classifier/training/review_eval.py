@@ -8,6 +8,7 @@ urgent, a review cue matched, or its urgent probability reaches the threshold.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 # What a contact center needs from the review queue: most urgent messages in it, and a queue small enough to
 # be read quickly.
@@ -19,7 +20,7 @@ TUNING_FILES = ("twcs_heldout.csv", "airline_heldout.csv")
 TUNING_RECALL = 0.90
 
 
-def figures(labels: Sequence[str], flagged: Sequence[bool]) -> dict:
+def figures(labels: Sequence[str], flagged: Sequence[bool]) -> dict[str, Any]:
     """Urgent recall, flagged share and the precision of the flags."""
     urgent = [f for lab, f in zip(labels, flagged, strict=True) if lab == "urgent"]
     n_flagged = sum(flagged)
@@ -58,7 +59,7 @@ def choose_threshold(labels: Sequence[str], base: Sequence[bool], p_urgent: Sequ
 
 def report(
     files: dict[str, list[int]], labels: Sequence[str], base: Sequence[bool], p_urgent: Sequence[float]
-) -> dict:
+) -> dict[str, Any]:
     """The chosen threshold and the figures per file, on the tuning files, on the unseen files and on all.
 
     `files` maps each held-out file to the indices of its messages; `base` is whether the rules or cues
@@ -67,7 +68,7 @@ def report(
     tuning = [i for name in TUNING_FILES for i in files.get(name, [])]
     unseen = [i for name, idx in files.items() if name not in TUNING_FILES for i in idx]
 
-    def pick(idx):
+    def pick(idx: list[int]) -> tuple[list[str], list[bool], list[float]]:
         return [labels[i] for i in idx], [base[i] for i in idx], [p_urgent[i] for i in idx]
 
     threshold = choose_threshold(*pick(tuning)) if tuning else 0.5

@@ -8,24 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from parley.classifier.csv_triage import classify_csv
 from parley.classifier.model import Triager
-from parley.classifier.train import (
-    Row,
-    airline_text,
-    balance,
-    calibration,
-    classify_csv,
-    evaluate,
-    in_test,
-    load_rows,
-    refresh_card,
-    source_weights,
-    targets_table,
-    train,
-    twcs_brand_replies,
-    twcs_context,
-    wilson_interval,
-)
+from parley.classifier.training.card import refresh_card, targets_table, wilson_interval
+from parley.classifier.training.evaluation import calibration, evaluate
+from parley.classifier.training.fitting import balance, source_weights
+from parley.classifier.training.labelling import in_test, load_rows
+from parley.classifier.training.run import train
+from parley.classifier.training.sources import Row, airline_text, twcs_brand_replies, twcs_context
 from parley.config import REPO_ROOT
 
 TWCS_HEADER = [

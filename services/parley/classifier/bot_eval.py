@@ -15,12 +15,14 @@ from typing import Any
 
 import numpy as np
 
+from parley.classifier import static_vectors
 from parley.classifier.kb_files import KnowledgeBaseError
 from parley.classifier.knowledge import KnowledgeBase
 
 OOS = "oos"
 BATCH = 256
-CURVE = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+CURVE = (0.1, 0.2, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6, 0.7, 0.8, 0.9)
+TARGET_PRECISION = 0.95
 
 
 def read_queries(path: Path, intents: set[str]) -> tuple[list[str], list[str]]:
@@ -59,9 +61,34 @@ def figures(labels: list[str], predicted: np.ndarray, answered: np.ndarray) -> d
     }
 
 
-def run(kb_path: Path, data_path: Path, out_path: Path, threshold: float | None = None) -> dict[str, Any]:
-    """Look up every query, write one JSON line per query in order, and return the summary."""
-    kb = KnowledgeBase.from_file(kb_path, threshold=threshold)
+def best_coverage(
+    labels: list[str], predicted: np.ndarray, confidence: np.ndarray, precision: float
+) -> dict[str, Any]:
+    """The in-scope coverage of the lowest threshold whose answers still reach `precision` (what the best
+    threshold could give on these queries: chosen on them, so an upper bound, not a result)."""
+    best = {"threshold": None, "precision": None, "coverage": 0.0, "oos_answered": None}
+    for t in np.unique(np.round(confidence, 3)):
+        row = figures(labels, predicted, confidence >= t)
+        if (
+            row["precision"] is not None
+            and row["precision"] >= precision
+            and row["coverage"] > best["coverage"]
+        ):
+            best = {"threshold": float(t), **{k: row[k] for k in ("precision", "coverage", "oos_answered")}}
+    return best
+
+
+def run(
+    kb_path: Path,
+    data_path: Path,
+    out_path: Path,
+    threshold: float | None = None,
+    models_dir: Path | None = None,
+) -> dict[str, Any]:
+    """Look up every query, write one JSON line per query in order, and return the summary. A CSV
+    knowledge base retrieves with the static vectors of `models_dir` (default: the shipped models)."""
+    static = static_vectors.shipped(Path(models_dir or static_vectors.SHIPPED_MODELS))
+    kb = KnowledgeBase.from_file(kb_path, threshold=threshold, static=static)
     texts, labels = read_queries(data_path, {a.id for a in kb.answers})
     best: list[np.ndarray] = []
     confidence: list[np.ndarray] = []
@@ -93,6 +120,7 @@ def run(kb_path: Path, data_path: Path, out_path: Path, threshold: float | None 
         "top_intent_accuracy": _top_accuracy(predicted, labels),
         "lookups_per_second": round(len(texts) / elapsed, 1) if elapsed > 0 else None,
         "curve": [{"threshold": t, **figures(labels, predicted, conf >= t)} for t in CURVE],
+        "best_threshold_at_target_precision": best_coverage(labels, predicted, conf, TARGET_PRECISION),
     }
 
 

@@ -50,6 +50,12 @@ def train(
             "examples and hand labels (the repository's models/ folder, or a copy of it)",
             param_hint="--models",
         )
+    if not (out_dir / "static_vectors.npz").is_file():
+        raise typer.BadParameter(
+            f"{out_dir} has no static_vectors.npz, the bot's sentence vectors the classifier loads: copy it "
+            "from the repository's models/ folder or make it with scripts/distill-vectors",
+            param_hint="--models",
+        )
     fixes = _load_corrections() if corrections else None
     with Progress(
         SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console
@@ -177,7 +183,8 @@ def bot_eval(
     from parley.classifier.kb_files import KnowledgeBaseError
 
     try:
-        summary = run_eval.run(kb, data, output, Settings().bot_min_confidence)
+        settings = Settings()
+        summary = run_eval.run(kb, data, output, settings.bot_min_confidence, settings.models_dir)
     except KnowledgeBaseError as e:
         typer.echo(str(e), err=True)
         raise typer.Exit(2) from e

@@ -31,7 +31,8 @@ class LoadedKnowledge:
     # The YAML's own threshold, if it names one.
     threshold: float | None
     # "classifier": a model over the brand's example questions (CSV files, or YAML with `retrieval:
-    # classifier`); "cosine": similarity to the nearest paraphrase (the shipped YAML).
+    # classifier`), with the static sentence vectors when the service has them ("semantic");
+    # "cosine": similarity to the nearest paraphrase (the shipped YAML).
     retrieval: str
 
 

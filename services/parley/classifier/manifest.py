@@ -12,7 +12,7 @@ from pathlib import Path
 
 MANIFEST = "SHA256SUMS"
 # Everything `Triager` reads from the models folder.
-ARTIFACTS = ("intent.skops", "topic.skops", "knowledge_base.yaml", "metrics.json")
+ARTIFACTS = ("intent.skops", "topic.skops", "knowledge_base.yaml", "metrics.json", "static_vectors.npz")
 
 
 class ArtifactMismatch(RuntimeError):
@@ -36,13 +36,14 @@ def write(models_dir: Path) -> Path:
     return path
 
 
-def _listed(path: Path) -> dict[str, str]:
-    listed: dict[str, str] = {}
+def listed(path: Path) -> dict[str, str]:
+    """The manifest's {artifact name: SHA-256}."""
+    digests: dict[str, str] = {}
     for line in path.read_text().splitlines():
         digest, _, name = line.strip().partition("  ")
         if digest:
-            listed[name.lstrip("*")] = digest.lower()
-    return listed
+            digests[name.lstrip("*")] = digest.lower()
+    return digests
 
 
 def verify(models_dir: Path) -> None:
@@ -54,9 +55,9 @@ def verify(models_dir: Path) -> None:
             f"{path} is missing: model artifacts are loaded only when listed with their SHA-256 "
             "(`parley train` writes the manifest)"
         )
-    listed = _listed(path)
+    digests = listed(path)
     for name in ARTIFACTS:
-        expected = listed.get(name)
+        expected = digests.get(name)
         if expected is None:
             raise ArtifactMismatch(f"{name} is not listed in {path}; refusing to load the models")
         if not (models_dir / name).exists():

@@ -28,7 +28,7 @@ _ASCII_WORD = re.compile(r"[A-Za-z0-9_]")
 
 @dataclass(frozen=True, slots=True)
 class Cue:
-    # "<group>/<country>", e.g. "regulator/US", or "account_takeover".
+    # "<group>/<country>", e.g. "regulator/US", "account_takeover", or a situation such as "stranded".
     label: str
     pattern: re.Pattern[str]
 
@@ -51,7 +51,7 @@ def _compile(label: str, pattern: str, where: str) -> Cue:
 def parse(doc: dict[str, Any], source: str = "urgent_review.yaml") -> list[Cue]:
     """The cues of a parsed review file; a ValueError names the entry at fault."""
     if not isinstance(doc, dict):
-        raise ValueError(f"{source}: expected a mapping with 'countries' and 'account_takeover'")
+        raise ValueError(f"{source}: expected a mapping with 'countries', 'account_takeover', 'situations'")
     cues: list[Cue] = []
     for country, groups in (doc.get("countries") or {}).items():
         for group, entries in (groups or {}).items():
@@ -75,6 +75,14 @@ def parse(doc: dict[str, Any], source: str = "urgent_review.yaml") -> list[Cue]:
         cues.append(
             _compile("account_takeover", _word_pattern(str(word)), f"{source}: account_takeover.words[{i}]")
         )
+    # Situations told in words, whatever the country (stranded travellers, ...): each a list of patterns.
+    for group, entries in (doc.get("situations") or {}).items():
+        where = f"{source}: situations.{group}"
+        unknown = set(entries or {}) - {"words"}
+        if unknown:
+            raise ValueError(f"{where}: unknown keys {sorted(unknown)}")
+        for i, word in enumerate((entries or {}).get("words") or []):
+            cues.append(_compile(str(group), _word_pattern(str(word)), f"{where}.words[{i}]"))
     return cues
 
 

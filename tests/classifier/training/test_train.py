@@ -109,7 +109,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict]
     write_data(data)
     write_twcs(data)
     models.mkdir()
-    for name in ("label_mapping.yaml", "examples.yaml", "knowledge_base.yaml"):
+    for name in ("label_mapping.yaml", "examples.yaml", "knowledge_base.yaml", "static_vectors.npz"):
         shutil.copy(REPO_ROOT / "models" / name, models / name)
     write_labels(models)
     messages: list[str] = []

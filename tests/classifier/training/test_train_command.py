@@ -31,3 +31,12 @@ def test_train_names_a_models_folder_without_the_label_mapping(tmp_path: Path) -
     result = CliRunner().invoke(app, ["train", "--data", str(tmp_path), "--models", str(tmp_path / "empty")])
     assert result.exit_code == 2
     assert "label_mapping.yaml" in result.output and "--models" in result.output
+
+
+def test_train_names_a_models_folder_without_the_static_vectors(tmp_path: Path) -> None:
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / "label_mapping.yaml").write_text("{}\n")
+    result = CliRunner().invoke(app, ["train", "--data", str(tmp_path), "--models", str(models)])
+    assert result.exit_code == 2
+    assert "static_vectors.npz" in result.output and "distill-vectors" in result.output

@@ -139,7 +139,8 @@ class IntentHead:
             return np.column_stack([1.0 - p, p])
         z -= z.max(axis=1, keepdims=True)
         np.exp(z, out=z)
-        return z / z.sum(axis=1, keepdims=True)
+        probabilities: np.ndarray = z / z.sum(axis=1, keepdims=True)
+        return probabilities
 
     def best(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """For each text, the best answer's index and the confidence in it."""

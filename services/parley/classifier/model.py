@@ -221,6 +221,7 @@ class Triager:
             Path(knowledge_base or self.models_dir / "knowledge_base.yaml"),
             lambda texts: self.intent.tfidf.transform(tokens_many(normalize_many(texts))),
             bot_min_confidence,
+            models_dir=self.models_dir,
         )
         metrics_path = self.models_dir / "metrics.json"
         self.metrics: dict[str, Any] = json.loads(metrics_path.read_text()) if metrics_path.exists() else {}

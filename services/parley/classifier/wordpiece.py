@@ -52,7 +52,7 @@ def basic_words(text: str) -> list[str]:
     words = []
     for token in "".join(cleaned).lower().split():
         token = "".join(c for c in unicodedata.normalize("NFD", token) if unicodedata.category(c) != "Mn")
-        current = []
+        current: list[str] = []
         for ch in token:
             if _is_punctuation(ch):
                 if current:

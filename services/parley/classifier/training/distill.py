@@ -15,12 +15,16 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from parley.classifier import manifest
 from parley.classifier.static_vectors import ARTIFACT
 from parley.classifier.wordpiece import WordPiece
+
+if TYPE_CHECKING:  # the encoder loads only when distilling
+    from parley.classifier.training.minilm import MiniLM
 
 DIMS = 256
 SIF = 1e-3
@@ -57,7 +61,7 @@ def token_weights(wordpiece: WordPiece, texts: Iterable[str], sif: float = SIF) 
 
 
 def distill(
-    encoder, texts: Iterable[str], dims: int = DIMS, say: Callable[[str], None] = print
+    encoder: MiniLM, texts: Iterable[str], dims: int = DIMS, say: Callable[[str], None] = print
 ) -> tuple[list[str], np.ndarray]:
     """(vocabulary, weighted static vectors) from an encoder with `vocab` and `embed_ids`."""
     from sklearn.decomposition import PCA

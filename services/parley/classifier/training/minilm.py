@@ -84,13 +84,15 @@ def read_safetensors(path: Path) -> dict[str, np.ndarray]:
 def _layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
     mean = x.mean(-1, keepdims=True)
     var = ((x - mean) ** 2).mean(-1, keepdims=True)
-    return (x - mean) / np.sqrt(var + EPS) * weight + bias
+    normalized: np.ndarray = (x - mean) / np.sqrt(var + EPS) * weight + bias
+    return normalized
 
 
 def _gelu(x: np.ndarray) -> np.ndarray:
     from scipy.special import erf
 
-    return 0.5 * x * (1.0 + erf(x / np.sqrt(2.0)))
+    activated: np.ndarray = 0.5 * x * (1.0 + erf(x / np.sqrt(2.0)))
+    return activated
 
 
 class MiniLM:
@@ -127,8 +129,9 @@ class MiniLM:
         for layer in range(LAYERS):
             p = f"encoder.layer.{layer}."
 
-            def dense(v, name, p=p):
-                return v @ w[p + name + ".weight"].T + w[p + name + ".bias"]
+            def dense(v: np.ndarray, name: str, p: str = p) -> np.ndarray:
+                out: np.ndarray = v @ w[p + name + ".weight"].T + w[p + name + ".bias"]
+                return out
 
             q, k, v = (
                 dense(x, f"attention.self.{m}").reshape(n, t, HEADS, head).transpose(0, 2, 1, 3)
@@ -150,4 +153,5 @@ class MiniLM:
                 w[p + "output.LayerNorm.bias"],
             )
         pooled = (x * mask[..., None]).sum(1) / mask.sum(1, keepdims=True)
-        return (pooled / np.linalg.norm(pooled, axis=1, keepdims=True)).astype(np.float32)
+        unit: np.ndarray = (pooled / np.linalg.norm(pooled, axis=1, keepdims=True)).astype(np.float32)
+        return unit

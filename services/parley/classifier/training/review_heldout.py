@@ -18,10 +18,14 @@ from __future__ import annotations
 import csv
 import hashlib
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from parley.classifier.training import review_eval
+
+if TYPE_CHECKING:
+    from parley.classifier.model import Triager
 
 LABELS = "airline_urgent_review.csv"
 
@@ -48,7 +52,7 @@ def _flags(base: np.ndarray, p: np.ndarray, t: float) -> np.ndarray:
     return base | (p >= t)
 
 
-def evaluate(data_dir: Path, models_dir: Path, triager) -> dict:
+def evaluate(data_dir: Path, models_dir: Path, triager: Triager) -> dict[str, Any]:
     """The chosen threshold and recall / flagged share at it, with the curve."""
     from parley.classifier.model import Item
     from parley.classifier.training.labelling import hand_label_files, heldout_items
@@ -70,7 +74,7 @@ def evaluate(data_dir: Path, models_dir: Path, triager) -> dict:
     files = hand_label_files(Path(models_dir) / "labels", "heldout")
     h_tuning = np.array([any(k in files.get(n, ()) for n in review_eval.TUNING_FILES) for k, _, _ in found])
 
-    def at(t: float) -> dict:
+    def at(t: float) -> dict[str, Any]:
         uf, hf = _flags(u_base, u_p, t), _flags(h_base, h_p, t)
         tune = np.concatenate([u_true & (u_half == "tuning"), h_true & h_tuning])
         tune_hit = np.concatenate([uf & (u_half == "tuning"), hf & h_tuning])

@@ -54,6 +54,8 @@ HUMAN_ONLY_INTENTS = ("urgent", "complaint")
 FEED_MAXLEN = 1000
 # Capacity held for a claim in flight is a member of the agent's active set named "reserving:<at>:<id>".
 RESERVING = "reserving:"
+# A state field per Route decision whose effects are not written yet ("pending:<message id>" = decided at).
+PENDING = "pending:"
 ROUTE_ATTEMPTS = 5
 CLAIM_ATTEMPTS = 20
 ASSIGN_CONCURRENCY = 32
@@ -451,7 +453,7 @@ class Router:
                         to_apply.append(results[i])
                     continue
                 cid = items[i].conversation_id
-                if cid not in states and raw_state.get(b"merged_into"):
+                if cid not in states and (raw_state.get(b"merged_into") or raw_state.get(b"merging_into")):
                     merged.append(i)  # not decided before the merge: routed in the surviving conversation
                     continue
                 state = states.setdefault(cid, _decode(raw_state))
@@ -482,6 +484,8 @@ class Router:
                         self.settings.dedupe_ttl_seconds,
                         f"route:{decision.message_id}",
                         audit.SerializeToString(),
+                        PENDING + decision.message_id,
+                        from_timestamp(decision.decided_at),
                         *_flat(fields),
                     ]
                     await self._route(
@@ -495,11 +499,6 @@ class Router:
                     )
                 outcomes = (await pipe.execute())[1::2]
             pending = []
-            if merged:
-                where = await self.current(sorted({items[i].conversation_id for i in merged}))
-                for i in merged:
-                    items[i] = _moved(items[i], where[items[i].conversation_id])
-                pending = merged
             fresh = []
             for (i, _, decision, _, _), (code, payload) in zip(plans, outcomes, strict=True):
                 if code == 0:
@@ -508,8 +507,15 @@ class Router:
                     fresh.append(i)
                 elif code == 1:
                     results[i] = common_pb2.RoutingDecision.FromString(payload)
+                elif code == 3:
+                    merged.append(i)  # fenced by a merge since it was read
                 else:
                     pending.append(i)
+            if merged:
+                where = await self.current(sorted({items[i].conversation_id for i in merged}))
+                for i in merged:
+                    items[i] = _moved(items[i], where[items[i].conversation_id])
+                pending += merged
             # Newly queued conversations go straight to an agent when one fits, or wait for their previous
             # agent: planned before the queue entries are written, so a hold is written with its entry.
             queued = {i: d for i in fresh if (d := results[i]) and d.action == common_pb2.ROUTE_ACTION_QUEUED}
@@ -549,14 +555,19 @@ class Router:
         return read
 
     async def current(self, cids: list[str]) -> dict[str, str]:
-        """Each conversation id -> the conversation it is now: itself, or the one it was merged into."""
+        """Each conversation id -> the conversation it is now: itself, or the one it was (or is being) merged
+        into."""
         out = {cid: cid for cid in cids}
         for _ in range(4):  # a merge chain is short; each round follows one step
             async with lua.pipeline(self.redis) as pipe:
                 for cid in out.values():
-                    pipe.hget(self.k.state(cid), "merged_into")
+                    pipe.hmget(self.k.state(cid), ["merged_into", "merging_into"])
                 into = await pipe.execute()
-            moved = {orig: _text(nxt) for (orig, _), nxt in zip(out.items(), into, strict=True) if nxt}
+            moved = {
+                orig: _text(done or going)
+                for (orig, _), (done, going) in zip(out.items(), into, strict=True)
+                if done or going
+            }
             if not moved:
                 break
             out.update(moved)
@@ -587,7 +598,6 @@ class Router:
                 elif decision.action == common_pb2.ROUTE_ACTION_APPENDED and not decision.agent_id:
                     # Lifts the waiting entry only if it is still waiting and only upwards.
                     await self._enqueue_on(pipe, team, cid, decision.priority, 0, due, "raise")
-                pipe.set(self.k.applied(cid, decision.message_id), 1, ex=self.settings.dedupe_ttl_seconds)
                 events.append(
                     EventRecord(
                         "conversation.routed",
@@ -609,6 +619,41 @@ class Router:
                 pipe.zremrangebyscore(self.k.arrivals(team), "-inf", now - window)
             add_to_pipeline(pipe, self.keys, events, self.settings.events_maxlen)
             await pipe.execute()
+        # Only once the effects are written: a merge waits for a pending decision, never for a lost one.
+        async with lua.pipeline(self.redis) as pipe:
+            for decision in decisions:
+                cid, mid = decision.conversation_id, decision.message_id
+                pipe.set(self.k.applied(cid, mid), 1, ex=self.settings.dedupe_ttl_seconds)
+                pipe.hdel(self.k.state(cid), PENDING + mid)
+            await pipe.execute()
+
+    async def settle_route_effects(self, conversation_id: str, state: Mapping[str, str]) -> bool:
+        """Whether every Route decision stored for the conversation has its effects written (True), finishing
+        those of a router that died before writing them (older than `claim_idle_ms`); False while a live Route
+        is still writing some."""
+        pending = {name[len(PENDING) :]: _float(at) for name, at in state.items() if name.startswith(PENDING)}
+        if not pending:
+            return True
+        mids = sorted(pending)
+        async with lua.pipeline(self.redis) as pipe:
+            for mid in mids:
+                pipe.get(self.k.decision(conversation_id, mid))
+                pipe.exists(self.k.applied(conversation_id, mid))
+            read = await pipe.execute()
+        now, lease = self.clock.now(), self.settings.claim_idle_ms / 1000
+        done, stale, live = [], [], False
+        for n, mid in enumerate(mids):
+            stored, applied = read[2 * n], read[2 * n + 1]
+            if applied or stored is None:
+                done.append(mid)
+            elif now - pending[mid] >= lease:
+                stale.append(common_pb2.RoutingDecision.FromString(stored))
+            else:
+                live = True
+        if done:
+            await self.redis.hdel(self.k.state(conversation_id), *(PENDING + mid for mid in done))
+        await self._apply_route_effects(stale, now)
+        return not live
 
     async def _enqueue_on(
         self,
@@ -971,6 +1016,9 @@ class Router:
         state = _decode(await self.redis.hgetall(self.k.state(cid)))
         if not state.get("state"):
             raise NotFound(f"conversation {cid} has not been routed to a team")
+        into = state.get("merged_into") or state.get("merging_into")
+        if into:
+            raise FailedPrecondition(f"conversation {cid} was merged into {into}")
         return state
 
     async def set_presence(
@@ -1153,6 +1201,7 @@ class Router:
         recorded = await self._assign_script(keys=[self.k.state(cid)], args=[token, *_flat(fields)])
         if not recorded:
             await self.redis.srem(self.k.active(agent_id), token)
+            await self._give_back(state.get("team", ""), cid, token)
             return None
         notes = {chosen.agent_id: f"chosen: {chosen.note()}"} if chosen else {}
         audit = router_pb2.RoutingAudit(
@@ -1194,6 +1243,15 @@ class Router:
             add_to_pipeline(pipe, self.keys, [event], self.settings.events_maxlen)
             await pipe.execute()
         return assignment
+
+    async def _give_back(self, team: str, cid: str, token: str) -> None:
+        """A claim that may not be recorded (revoked, or its conversation is being merged away) puts the
+        conversation back in its queue at once, rather than after `claim_idle_ms` (`recover_claims`)."""
+        if not team:
+            return
+        entry = _text(await self.redis.hget(self.k.taking(team), cid) or "")
+        if entry and entry.split("|")[1] == token:
+            await self._settle(keys=self.k.team_keys(team), args=[cid, entry, 1])
 
     @staticmethod
     def _assignment(cid: str, agent_id: str, state: dict[str, str]) -> router_pb2.Assignment:
@@ -1345,7 +1403,8 @@ class Router:
             await self.redis.srem(self.k.active(to_agent_id), token)
             raise
         assignment = await self._assign(to_agent_id, conversation_id, token, "transferred", why=reason)
-        assert assignment is not None  # a transfer takes no journaled claim, so it cannot be revoked
+        if assignment is None:  # no journaled claim to revoke: a merge fenced the conversation meanwhile
+            raise FailedPrecondition(f"conversation {conversation_id} is being merged; retry")
         return common_pb2.RoutingDecision(
             conversation_id=conversation_id,
             action=common_pb2.ROUTE_ACTION_ASSIGNED,

@@ -18,7 +18,8 @@ from parley import lua
 from parley.clock import to_timestamp
 from parley.events import EventRecord, add_to_pipeline
 from parley.pipeline.consumer import ConsumerOptions, Handler, StreamConsumer, StreamEntry
-from parley.router.core import FEED_MAXLEN, PENDING, Router, _decode, _flat, _text
+from parley.router.common import FEED_MAXLEN, PENDING, decode, flat, text_of
+from parley.router.core import Router
 from parley.v1 import common_pb2, router_pb2
 
 GROUP = "router-merges"
@@ -60,9 +61,9 @@ class Merges:
         self.router = router
         self.redis = router.redis
         self.k = router.k
-        self._join = lua.register(self.redis, "parley.router", "join")
+        self.join = lua.register(self.redis, "parley.router", "join")
         self._merge_state = lua.register(self.redis, "parley.router", "merge_state")
-        self._swap = lua.register(self.redis, "parley.router", "swap")
+        self.swap = lua.register(self.redis, "parley.router", "swap")
         self._finalize = lua.register(self.redis, "parley.router", "finalize_merge")
         self._fence = lua.register(self.redis, "parley.router", "fence_merge")
 
@@ -103,8 +104,8 @@ class Merges:
             fenced = await self._fence(keys=[self.k.state(merged)], args=[into, self._plan(src, dst)])
             if int(fenced[0]) != 1:
                 continue  # a Route stored a decision meanwhile, or another pass finished the merge
-            if _text(fenced[1]) != into:  # an earlier pass fenced it towards where `into` was then
-                into = (await self.router.current([_text(fenced[1])]))[_text(fenced[1])]
+            if text_of(fenced[1]) != into:  # an earlier pass fenced it towards where `into` was then
+                into = (await self.router.current([text_of(fenced[1])]))[text_of(fenced[1])]
                 continue
             src, dst = await self._read(merged, into)
             if any(name.startswith(PENDING) for name in dst):
@@ -115,11 +116,11 @@ class Merges:
                 outcome = await self._reconcile(merged, into, src, dst)
                 if prior and prior != outcome.action:
                     outcome.action, outcome.why = prior, f"{outcome.why} (finishing an interrupted merge)"
-                await self._finish(outcome, src, dst)
+                await self.finish(outcome, src, dst)
             except _Replan:
                 continue
             if outcome.withdrawn_agent:
-                await self.router._fill(outcome.withdrawn_agent)  # the freed capacity takes the next one
+                await self.router.fill(outcome.withdrawn_agent)  # the freed capacity takes the next one
             return outcome
         raise MergeDeferred(f"merging {merged} into {into}: a claim or a Route is in flight; retry later")
 
@@ -127,7 +128,7 @@ class Merges:
         async with lua.pipeline(self.redis) as pipe:
             pipe.hgetall(self.k.state(merged))
             pipe.hgetall(self.k.state(into))
-            src, dst = (_decode(raw) for raw in await pipe.execute())
+            src, dst = (decode(raw) for raw in await pipe.execute())
         return src, dst
 
     async def _claimed(self, cid: str, state: dict[str, str]) -> bool:
@@ -158,12 +159,10 @@ class Merges:
             team = src["team"]
             priority, due, since = src["priority"], src["sla_due"], src["enqueued_at"]
             if d == "queued":
-                if not await self._join(
-                    keys=self._queue_keys(dst["team"]), args=[into, priority, since, due]
-                ):
+                if not await self.join(keys=self._queue_keys(dst["team"]), args=[into, priority, since, due]):
                     raise _Replan  # taken by an agent meanwhile: it is assigned now, or about to be
-                await self._set(into, carry, priority, due, since, version)
-                await self._remove_waiting(team, merged)
+                await self.write_survivor(into, carry, priority, due, since, version)
+                await self.remove_waiting(team, merged)
                 return MergeOutcome(
                     merged,
                     into,
@@ -175,8 +174,8 @@ class Merges:
                     ),
                 )
             if d == "assigned":
-                await self._set(into, carry, priority, due, "", version)
-                await self._remove_waiting(team, merged)
+                await self.write_survivor(into, carry, priority, due, "", version)
+                await self.remove_waiting(team, merged)
                 return MergeOutcome(
                     merged,
                     into,
@@ -186,12 +185,12 @@ class Merges:
                     why=(f"its queue entry in {team} left: agent {dst['agent']} already has {into}"),
                 )
             # The surviving conversation had no waiting entry: the merged one's entry becomes its.
-            await self.router._enqueue_on(self.redis, team, into, float(priority), float(since), float(due))
+            await self.router.enqueue_on(self.redis, team, into, float(priority), float(since), float(due))
             fields = {name: src[name] for name in CARRIED if name in src}
-            await self._set(
+            await self.write_survivor(
                 into, {**carry, **fields, "state": "queued", "agent": ""}, priority, due, since, version
             )
-            await self._remove_waiting(team, merged)
+            await self.remove_waiting(team, merged)
             return MergeOutcome(
                 merged, into, "moved_queue", team=team, why=f"its queue entry in {team} moved to {into}"
             )
@@ -201,10 +200,10 @@ class Merges:
             if mine and not await self.redis.sismember(self.k.active(agent), into):
                 d = ""  # a move cut short after the state was written: the agent gets it now
             if d == "assigned" and dst.get("agent") == agent:
-                await self.router._withdraw(
-                    agent, merged, src, f"merged into {into}, which agent {agent} has"
+                await self.router.withdraw(agent, merged, src, f"merged into {into}, which agent {agent} has")
+                await self.write_survivor(
+                    into, carry, src.get("priority", ""), src.get("sla_due", ""), "", version
                 )
-                await self._set(into, carry, src.get("priority", ""), src.get("sla_due", ""), "", version)
                 return MergeOutcome(
                     merged,
                     into,
@@ -216,10 +215,12 @@ class Merges:
             if d == "assigned":
                 # Two agents: the surviving conversation's agent keeps it; the other one is released, and
                 # their feed is told in the same step.
-                await self.router._withdraw(
+                await self.router.withdraw(
                     agent, merged, src, f"merged into {into}, which stays with agent {dst['agent']}"
                 )
-                await self._set(into, carry, src.get("priority", ""), src.get("sla_due", ""), "", version)
+                await self.write_survivor(
+                    into, carry, src.get("priority", ""), src.get("sla_due", ""), "", version
+                )
                 return MergeOutcome(
                     merged,
                     into,
@@ -231,7 +232,7 @@ class Merges:
                 )
             took = False
             if d == "queued":
-                took = await self.router._take_from(dst["team"], into)
+                took = await self.router.take_from(dst["team"], into)
                 if not took and await self.redis.hexists(self.k.taking(dst["team"]), into):
                     raise _Replan  # an agent is claiming it right now
             # A waiting surviving conversation keeps the higher priority and earlier deadline of the two.
@@ -240,19 +241,19 @@ class Merges:
             state.update(carry, state="assigned", agent=agent, last_agent=agent)
             state["assigned_at"] = src.get("assigned_at", str(self.router.clock.now()))
             state["reason"] = f"merged: {merged} joined {into}, which stays with agent {agent}"
-            assignment = self.router._assignment(into, agent, {**src, **state})
-            withdrawn = self.router._assignment(merged, agent, src)
+            assignment = self.router.assignment(into, agent, {**src, **state})
+            withdrawn = self.router.assignment(merged, agent, src)
             withdrawn.reason, withdrawn.withdrawn = f"merged into {into}, which is now agent {agent}'s", True
             # The surviving conversation's state is written before the agent gets it: a Route or claim that
             # changed it since it was read makes this write fail (read again), and once it says assigned no
             # Route queues it for another agent.
             try:
-                written = str(await self._set(into, state, *self._times(src), version))
+                written = str(await self.write_survivor(into, state, *self._times(src), version))
             except _Replan:
                 if took:
                     await self._requeue_taken(dst, into)
                 raise
-            moved = await self._swap(
+            moved = await self.swap(
                 keys=[self.k.active(agent), self.k.feed(agent)],
                 args=[
                     merged,
@@ -263,7 +264,9 @@ class Merges:
                 ],
             )
             if moved == -1:  # the agent let go of the merged conversation meanwhile: as it was
-                await self._set(into, {name: dst.get(name, "") for name in state}, "", "", "", written)
+                await self.write_survivor(
+                    into, {name: dst.get(name, "") for name in state}, "", "", "", written
+                )
                 if took:
                     await self._requeue_taken(dst, into)
                 raise _Replan
@@ -282,7 +285,7 @@ class Merges:
         if s == "bot" and not d:
             carry.update(state="bot", topic=src.get("topic", ""))
         if carry:
-            await self._set(into, carry, "", "", "", version)
+            await self.write_survivor(into, carry, "", "", "", version)
         bot = s == "bot" or src.get("bot_replied") == "1"
         return MergeOutcome(
             merged,
@@ -293,7 +296,7 @@ class Merges:
 
     async def _requeue_taken(self, dst: dict[str, str], into: str) -> None:
         """Put back the surviving conversation's queue entry, taken by a move that could not finish."""
-        await self.router._enqueue_on(
+        await self.router.enqueue_on(
             self.redis,
             dst["team"],
             into,
@@ -323,25 +326,25 @@ class Merges:
     def _queue_keys(self, team: str) -> list[str]:
         return [self.k.queue(team), self.k.since(team), self.k.due(team), self.k.base(team)]
 
-    async def _set(
+    async def write_survivor(
         self, cid: str, fields: dict[str, Any], priority: Any, due: Any, since: Any, version: str
     ) -> int:
         """Write the surviving conversation's state if it is still the `version` read (else read both again);
         the new version."""
         written = await self._merge_state(
-            keys=[self.k.state(cid)], args=[version, str(priority), str(due), str(since), *_flat(fields)]
+            keys=[self.k.state(cid)], args=[version, str(priority), str(due), str(since), *flat(fields)]
         )
         if not written:
             raise _Replan
         return int(written)
 
-    async def _remove_waiting(self, team: str, cid: str) -> None:
+    async def remove_waiting(self, team: str, cid: str) -> None:
         """Take the merged conversation out of its queue; if an agent's claim of it is in flight, read again
         (it is about to be assigned). Gone already is fine: an earlier pass removed it."""
-        if not await self.router._take_from(team, cid) and await self.redis.hexists(self.k.taking(team), cid):
+        if not await self.router.take_from(team, cid) and await self.redis.hexists(self.k.taking(team), cid):
             raise _Replan
 
-    async def _finish(self, outcome: MergeOutcome, src: dict[str, str], dst: dict[str, str]) -> None:
+    async def finish(self, outcome: MergeOutcome, src: dict[str, str], dst: dict[str, str]) -> None:
         """Audit on both conversations (the surviving one also gets the merged one's history), then the
         pointer and the event. The pointer is written only if no Route changed the merged conversation."""
         now = self.router.clock.now()

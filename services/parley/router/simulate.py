@@ -23,7 +23,8 @@ import yaml
 from parley import store
 from parley.clock import ManualClock, from_timestamp
 from parley.config import Settings
-from parley.router.core import Router, _text
+from parley.router.common import text_of
+from parley.router.core import Router
 from parley.router.keys import RouterKeys
 from parley.rpc import FailedPrecondition
 from parley.v1 import common_pb2, router_pb2
@@ -212,9 +213,9 @@ class Simulation:
                 pipe.xread({self.k.feed(agent_id): position}, count=1000)
             replies = await pipe.execute()
         for stream, entries in (item for reply in replies for item in reply or []):
-            agent_id = owner[_text(stream)]
+            agent_id = owner[text_of(stream)]
             for entry_id, fields in entries:
-                self.feed_positions[agent_id] = _text(entry_id)
+                self.feed_positions[agent_id] = text_of(entry_id)
                 assignment = router_pb2.Assignment.FromString(fields[b"assignment"])
                 cid = assignment.conversation_id
                 if assignment.withdrawn:
@@ -287,10 +288,10 @@ class Simulation:
         held: dict[str, int] = {}
         for members in raw[: len(agents)]:
             for m in members:
-                cid = _text(m)
+                cid = text_of(m)
                 if not cid.startswith("reserving:"):
                     held[cid] = held.get(cid, 0) + 1
-        waiting = {_text(m) for members in raw[len(agents) :] for m in members}
+        waiting = {text_of(m) for members in raw[len(agents) :] for m in members}
         for cid, n in held.items():
             if (n > 1 or cid in waiting) and cid not in self.doubles:
                 self.doubles.add(cid)

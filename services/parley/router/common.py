@@ -36,6 +36,11 @@ def text_of(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+def bytes_of(value: Any) -> bytes:
+    """A value Redis returned, as bytes (a protobuf message, say)."""
+    return value if isinstance(value, bytes) else str(value).encode()
+
+
 def decode(raw: Mapping[Any, Any]) -> dict[str, str]:
     return {text_of(k): text_of(v) for k, v in raw.items()}
 

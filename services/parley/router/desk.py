@@ -77,7 +77,7 @@ class Desk(Routing):
             if withdraw:
                 taken = await self.withdraw(state["agent"], cid, state, withdraw)
             else:
-                taken = await self.redis.srem(self.k.active(state["agent"]), cid)
+                taken = bool(await self.redis.srem(self.k.active(state["agent"]), cid))
             if not taken:
                 raise FailedPrecondition(f"conversation {cid} is no longer with agent {state['agent']}")
 

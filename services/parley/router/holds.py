@@ -66,7 +66,7 @@ class Arrivals(Assignments):
 
         async def run(
             team: str, decision: common_pb2.RoutingDecision, chosen: Candidate, candidates: list[Candidate]
-        ):
+        ) -> router_pb2.Assignment | None:
             async with gate:
                 return await self._assign_planned(
                     team, decision.conversation_id, chosen, candidates, "assigned on arrival"

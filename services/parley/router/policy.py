@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Literal
+from typing import Literal, cast
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -188,7 +188,7 @@ class Policy(_Strict):
         """The terms of a conversation's base priority, for the audit."""
         w = self.priority
         return {
-            "intent": w.intent.get(intent, 0.0),
+            "intent": w.intent.get(cast(IntentName, intent), 0.0),
             "public": w.public if public else 0.0,
             "reach": round(
                 min(w.followers_max, w.followers_per_decade * math.log10(1 + max(0, followers))), 3

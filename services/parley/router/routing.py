@@ -56,13 +56,13 @@ class Routing(Arrivals):
             states: dict[str, dict[str, str]] = {}
             merged: list[int] = []
             plans = []
-            to_apply = []
+            to_apply: list[common_pb2.RoutingDecision] = []
             for n, i in enumerate(pending):
                 stored, applied, raw_state = read[4 * n : 4 * n + 3]
                 if stored is not None:
-                    results[i] = common_pb2.RoutingDecision.FromString(stored)
-                    if not applied and now - from_timestamp(results[i].decided_at) >= lease:
-                        to_apply.append(results[i])
+                    results[i] = found = common_pb2.RoutingDecision.FromString(stored)
+                    if not applied and now - from_timestamp(found.decided_at) >= lease:
+                        to_apply.append(found)
                     continue
                 cid = items[i].conversation_id
                 if cid not in states and (raw_state.get(b"merged_into") or raw_state.get(b"merging_into")):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import grpc
 from google.protobuf.message import Message
@@ -67,7 +68,7 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
 
     @mapped_errors
     async def Route(
-        self, request: router_pb2.RouteRequest, context: grpc.aio.ServicerContext
+        self, request: router_pb2.RouteRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> router_pb2.RouteResponse:
         v = self._validator()
         if not request.items:
@@ -96,7 +97,7 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
         return router_pb2.RouteResponse(decisions=decisions)
 
     async def WatchAssignments(
-        self, request: router_pb2.WatchAssignmentsRequest, context: grpc.aio.ServicerContext
+        self, request: router_pb2.WatchAssignmentsRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[router_pb2.WatchAssignmentsResponse]:
         try:
             self._ids(request, "agent_id").check()
@@ -110,7 +111,7 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
 
     @mapped_errors
     async def Claim(
-        self, request: router_pb2.ClaimRequest, context: grpc.aio.ServicerContext
+        self, request: router_pb2.ClaimRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> router_pb2.ClaimResponse:
         self._ids(request, "agent_id", optional=("conversation_id",)).check()
         assignment = await self.router.claim(request.agent_id, request.conversation_id)
@@ -120,7 +121,7 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
 
     @mapped_errors
     async def Decline(
-        self, request: router_pb2.DeclineRequest, context: grpc.aio.ServicerContext
+        self, request: router_pb2.DeclineRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> router_pb2.DeclineResponse:
         self._ids(request, "agent_id", "conversation_id").check()
         team = await self.router.decline(request.agent_id, request.conversation_id, request.reason)
@@ -128,7 +129,7 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
 
     @mapped_errors
     async def Transfer(
-        self, request: router_pb2.TransferRequest, context: grpc.aio.ServicerContext
+        self, request: router_pb2.TransferRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> router_pb2.TransferResponse:
         v = self._ids(request, "conversation_id")
         if bool(request.to_team) == bool(request.to_agent_id):
@@ -144,7 +145,7 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
 
     @mapped_errors
     async def Escalate(
-        self, request: router_pb2.EscalateRequest, context: grpc.aio.ServicerContext
+        self, request: router_pb2.EscalateRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> router_pb2.EscalateResponse:
         self._ids(request, "conversation_id").check()
         decision = await self.router.escalate(request.conversation_id, request.reason)
@@ -152,7 +153,7 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
 
     @mapped_errors
     async def Resolve(
-        self, request: router_pb2.ResolveRequest, context: grpc.aio.ServicerContext
+        self, request: router_pb2.ResolveRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> router_pb2.ResolveResponse:
         self._ids(request, "conversation_id", optional=("agent_id",)).check()
         resolved_at = await self.router.resolve(request.conversation_id, request.agent_id)
@@ -160,7 +161,7 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
 
     @mapped_errors
     async def SetPresence(
-        self, request: router_pb2.SetPresenceRequest, context: grpc.aio.ServicerContext
+        self, request: router_pb2.SetPresenceRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> router_pb2.SetPresenceResponse:
         v = self._ids(request, "agent_id")
         if request.presence not in PRESENCE_NAMES:
@@ -185,13 +186,13 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
 
     @mapped_errors
     async def ListQueues(
-        self, request: router_pb2.ListQueuesRequest, context: grpc.aio.ServicerContext
+        self, request: router_pb2.ListQueuesRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> router_pb2.ListQueuesResponse:
         return router_pb2.ListQueuesResponse(queues=await self.router.list_queues())
 
     @mapped_errors
     async def GetStaffing(
-        self, request: router_pb2.GetStaffingRequest, context: grpc.aio.ServicerContext
+        self, request: router_pb2.GetStaffingRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> router_pb2.GetStaffingResponse:
         v = self._validator()
         if not 0 < request.service_level < 1:
@@ -204,7 +205,7 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
 
     @mapped_errors
     async def GetRoutingAudit(
-        self, request: router_pb2.GetRoutingAuditRequest, context: grpc.aio.ServicerContext
+        self, request: router_pb2.GetRoutingAuditRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> router_pb2.GetRoutingAuditResponse:
         self._ids(request, "conversation_id").check()
         return router_pb2.GetRoutingAuditResponse(
@@ -213,7 +214,7 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
 
     @mapped_errors
     async def ReloadPolicy(
-        self, request: router_pb2.ReloadPolicyRequest, context: grpc.aio.ServicerContext
+        self, request: router_pb2.ReloadPolicyRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> router_pb2.ReloadPolicyResponse:
         reloaded = self.router.reload_policy(force=True)
         policy = self.router.policy
@@ -226,7 +227,7 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
 
     @mapped_errors
     async def CorrectTriage(
-        self, request: router_pb2.CorrectTriageRequest, context: grpc.aio.ServicerContext
+        self, request: router_pb2.CorrectTriageRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> router_pb2.CorrectTriageResponse:
         v = self._ids(request, "conversation_id", "message_id", "agent_id")
         if request.intent and request.intent not in INTENT_NAMES:

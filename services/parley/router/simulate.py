@@ -162,7 +162,7 @@ class Simulation:
         self.feed_positions = {a["id"]: "0-0" for a in roster["agents"]}
         self.usage = {a["id"]: AgentClock() for a in roster["agents"]}
         self.presence = {a["id"]: "offline" for a in roster["agents"]}
-        self.counts = {"bot_replies": 0, "no_action": 0, "double_assignments": 0, "loop": {}}
+        self.counts: dict[str, Any] = {"bot_replies": 0, "no_action": 0, "double_assignments": 0, "loop": {}}
         self.items: dict[str, router_pb2.RouteItem] = {}
         self.reopens: list[tuple[float, int, str, router_pb2.RouteItem]] = []
         self.previous: dict[str, str] = {}  # reopened conversation -> the agent who resolved it
@@ -179,7 +179,7 @@ class Simulation:
 
     def _on_shift(self, agent: dict[str, Any], hour: float) -> bool:
         start, end = agent["shift"]
-        return start <= hour < end
+        return bool(start <= hour < end)
 
     def _dropped(self, agent_id: str, hour: float) -> bool:
         return any(
@@ -414,4 +414,5 @@ class Simulation:
 
 
 def load_yaml(path: Path | None, default: Path) -> dict[str, Any]:
-    return yaml.safe_load((path or default).read_text(encoding="utf-8"))
+    loaded: dict[str, Any] = yaml.safe_load((path or default).read_text(encoding="utf-8"))
+    return loaded

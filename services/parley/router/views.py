@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
+from typing import Any
 
 from parley import lua
 from parley.clock import from_timestamp
@@ -13,6 +14,7 @@ from parley.router import erlang
 from parley.router.base import RouterBase
 from parley.router.common import (
     RESERVING,
+    bytes_of,
     decode,
     text_of,
 )
@@ -119,7 +121,7 @@ class Views(RouterBase):
             state = decode(await self.redis.hgetall(self.k.state(cid)))
             yield self.assignment(cid, agent_id, state)
         while True:
-            entries = await self.redis.xread({self.k.feed(agent_id): position}, count=100)
+            entries: Any = await self.redis.xread({self.k.feed(agent_id): position}, count=100)
             if not entries:
                 await asyncio.sleep(poll_ms / 1000)
             for _, messages in entries or []:
@@ -132,7 +134,7 @@ class Views(RouterBase):
         raw = await self.redis.hgetall(self.k.audit(conversation_id))
         if not raw:
             raise NotFound(f"conversation {conversation_id} has no routing decisions")
-        entries = [router_pb2.RoutingAudit.FromString(v) for v in raw.values()]
+        entries = [router_pb2.RoutingAudit.FromString(bytes_of(v)) for v in raw.values()]
         # At one instant: the route, then a hold placed or ended, then what followed from them.
         order = {"route": 0, "hold": 1, "hold_released": 2}
         return sorted(entries, key=lambda e: (from_timestamp(e.at), order.get(e.kind, 3)))

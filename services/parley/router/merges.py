@@ -152,135 +152,14 @@ class Merges:
     async def _reconcile(
         self, merged: str, into: str, src: dict[str, str], dst: dict[str, str]
     ) -> MergeOutcome:
+        """Move what the merged conversation has (a queue entry, an agent) to the surviving one, by case."""
         s, d = src.get("state", ""), dst.get("state", "")
         version = dst.get("version", "0")
         carry = self._carried_marks(src, dst)
         if s == "queued":
-            team = src["team"]
-            priority, due, since = src["priority"], src["sla_due"], src["enqueued_at"]
-            if d == "queued":
-                if not await self.join(keys=self._queue_keys(dst["team"]), args=[into, priority, since, due]):
-                    raise _Replan  # taken by an agent meanwhile: it is assigned now, or about to be
-                await self.write_survivor(into, carry, priority, due, since, version)
-                await self.remove_waiting(team, merged)
-                return MergeOutcome(
-                    merged,
-                    into,
-                    "joined_queue",
-                    team=dst["team"],
-                    why=(
-                        f"its queue entry in {team} joined {into}'s in {dst['team']} "
-                        f"(priority {max(float(priority), float(dst['priority'])):g})"
-                    ),
-                )
-            if d == "assigned":
-                await self.write_survivor(into, carry, priority, due, "", version)
-                await self.remove_waiting(team, merged)
-                return MergeOutcome(
-                    merged,
-                    into,
-                    "joined_agent",
-                    agent_id=dst["agent"],
-                    team=dst["team"],
-                    why=(f"its queue entry in {team} left: agent {dst['agent']} already has {into}"),
-                )
-            # The surviving conversation had no waiting entry: the merged one's entry becomes its.
-            await self.router.enqueue_on(self.redis, team, into, float(priority), float(since), float(due))
-            fields = {name: src[name] for name in CARRIED if name in src}
-            await self.write_survivor(
-                into, {**carry, **fields, "state": "queued", "agent": ""}, priority, due, since, version
-            )
-            await self.remove_waiting(team, merged)
-            return MergeOutcome(
-                merged, into, "moved_queue", team=team, why=f"its queue entry in {team} moved to {into}"
-            )
+            return await self._fold_waiting(merged, into, src, dst, carry)
         if s == "assigned":
-            agent = src["agent"]
-            mine = d == "assigned" and dst.get("agent") == agent
-            if mine and not await self.redis.sismember(self.k.active(agent), into):
-                d = ""  # a move cut short after the state was written: the agent gets it now
-            if d == "assigned" and dst.get("agent") == agent:
-                await self.router.withdraw(agent, merged, src, f"merged into {into}, which agent {agent} has")
-                await self.write_survivor(
-                    into, carry, src.get("priority", ""), src.get("sla_due", ""), "", version
-                )
-                return MergeOutcome(
-                    merged,
-                    into,
-                    "same_agent",
-                    agent_id=agent,
-                    team=dst.get("team", ""),
-                    why=(f"agent {agent} had both; counted once"),
-                )
-            if d == "assigned":
-                # Two agents: the surviving conversation's agent keeps it; the other one is released, and
-                # their feed is told in the same step.
-                await self.router.withdraw(
-                    agent, merged, src, f"merged into {into}, which stays with agent {dst['agent']}"
-                )
-                await self.write_survivor(
-                    into, carry, src.get("priority", ""), src.get("sla_due", ""), "", version
-                )
-                return MergeOutcome(
-                    merged,
-                    into,
-                    "withdrawn",
-                    agent_id=dst["agent"],
-                    withdrawn_agent=agent,
-                    team=dst["team"],
-                    why=f"agent {dst['agent']} keeps {into}; {merged} withdrawn from agent {agent}",
-                )
-            took = False
-            if d == "queued":
-                took = await self.router.take_from(dst["team"], into)
-                if not took and await self.redis.hexists(self.k.taking(dst["team"]), into):
-                    raise _Replan  # an agent is claiming it right now
-            # A waiting surviving conversation keeps the higher priority and earlier deadline of the two.
-            kept = ("priority", "sla_due", "enqueued_at") if d == "queued" else ()
-            state = {name: src[name] for name in CARRIED if name in src and name not in kept}
-            state.update(carry, state="assigned", agent=agent, last_agent=agent)
-            state["assigned_at"] = src.get("assigned_at", str(self.router.clock.now()))
-            state["reason"] = f"merged: {merged} joined {into}, which stays with agent {agent}"
-            assignment = self.router.assignment(into, agent, {**src, **state})
-            withdrawn = self.router.assignment(merged, agent, src)
-            withdrawn.reason, withdrawn.withdrawn = f"merged into {into}, which is now agent {agent}'s", True
-            # The surviving conversation's state is written before the agent gets it: a Route or claim that
-            # changed it since it was read makes this write fail (read again), and once it says assigned no
-            # Route queues it for another agent.
-            try:
-                written = str(await self.write_survivor(into, state, *self._times(src), version))
-            except _Replan:
-                if took:
-                    await self._requeue_taken(dst, into)
-                raise
-            moved = await self.swap(
-                keys=[self.k.active(agent), self.k.feed(agent)],
-                args=[
-                    merged,
-                    into,
-                    assignment.SerializeToString(),
-                    FEED_MAXLEN,
-                    withdrawn.SerializeToString(),
-                ],
-            )
-            if moved == -1:  # the agent let go of the merged conversation meanwhile: as it was
-                await self.write_survivor(
-                    into, {name: dst.get(name, "") for name in state}, "", "", "", written
-                )
-                if took:
-                    await self._requeue_taken(dst, into)
-                raise _Replan
-            return MergeOutcome(
-                merged,
-                into,
-                "moved_to_agent",
-                agent_id=agent,
-                team=state.get("team", ""),
-                why=(
-                    f"{into} goes to agent {agent}, who had {merged}"
-                    + (f"; its queue entry in {dst['team']} left" if d == "queued" else "")
-                ),
-            )
+            return await self._fold_assigned(merged, into, src, dst, carry)
         # Routed to the bot, or nothing to act on: nothing moves, but the bot's one reply is remembered.
         if s == "bot" and not d:
             carry.update(state="bot", topic=src.get("topic", ""))
@@ -303,6 +182,154 @@ class Merges:
             float(dst["priority"]),
             float(dst["enqueued_at"]),
             float(dst["sla_due"]),
+        )
+
+    async def _fold_waiting(
+        self, merged: str, into: str, src: dict[str, str], dst: dict[str, str], carry: dict[str, str]
+    ) -> MergeOutcome:
+        """The merged conversation waits in a queue: its entry joins or becomes the surviving one's."""
+        d, version = dst.get("state", ""), dst.get("version", "0")
+        team = src["team"]
+        priority, due, since = src["priority"], src["sla_due"], src["enqueued_at"]
+        if d == "queued":
+            if not await self.join(keys=self._queue_keys(dst["team"]), args=[into, priority, since, due]):
+                raise _Replan  # taken by an agent meanwhile: it is assigned now, or about to be
+            await self.write_survivor(into, carry, priority, due, since, version)
+            await self.remove_waiting(team, merged)
+            return MergeOutcome(
+                merged,
+                into,
+                "joined_queue",
+                team=dst["team"],
+                why=(
+                    f"its queue entry in {team} joined {into}'s in {dst['team']} "
+                    f"(priority {max(float(priority), float(dst['priority'])):g})"
+                ),
+            )
+        if d == "assigned":
+            await self.write_survivor(into, carry, priority, due, "", version)
+            await self.remove_waiting(team, merged)
+            return MergeOutcome(
+                merged,
+                into,
+                "joined_agent",
+                agent_id=dst["agent"],
+                team=dst["team"],
+                why=(f"its queue entry in {team} left: agent {dst['agent']} already has {into}"),
+            )
+        # The surviving conversation had no waiting entry: the merged one's entry becomes its.
+        await self.router.enqueue_on(self.redis, team, into, float(priority), float(since), float(due))
+        fields = {name: src[name] for name in CARRIED if name in src}
+        await self.write_survivor(
+            into, {**carry, **fields, "state": "queued", "agent": ""}, priority, due, since, version
+        )
+        await self.remove_waiting(team, merged)
+        return MergeOutcome(
+            merged, into, "moved_queue", team=team, why=f"its queue entry in {team} moved to {into}"
+        )
+
+    async def _fold_assigned(
+        self, merged: str, into: str, src: dict[str, str], dst: dict[str, str], carry: dict[str, str]
+    ) -> MergeOutcome:
+        """An agent has the merged conversation: the surviving one is counted once, with one agent."""
+        d, version = dst.get("state", ""), dst.get("version", "0")
+        agent = src["agent"]
+        mine = d == "assigned" and dst.get("agent") == agent
+        if mine and not await self.redis.sismember(self.k.active(agent), into):
+            d = ""  # a move cut short after the state was written: the agent gets it now
+        if d == "assigned" and dst.get("agent") == agent:
+            await self.router.withdraw(agent, merged, src, f"merged into {into}, which agent {agent} has")
+            await self.write_survivor(
+                into, carry, src.get("priority", ""), src.get("sla_due", ""), "", version
+            )
+            return MergeOutcome(
+                merged,
+                into,
+                "same_agent",
+                agent_id=agent,
+                team=dst.get("team", ""),
+                why=(f"agent {agent} had both; counted once"),
+            )
+        if d == "assigned":
+            # Two agents: the surviving conversation's agent keeps it; the other one is released, and
+            # their feed is told in the same step.
+            await self.router.withdraw(
+                agent, merged, src, f"merged into {into}, which stays with agent {dst['agent']}"
+            )
+            await self.write_survivor(
+                into, carry, src.get("priority", ""), src.get("sla_due", ""), "", version
+            )
+            return MergeOutcome(
+                merged,
+                into,
+                "withdrawn",
+                agent_id=dst["agent"],
+                withdrawn_agent=agent,
+                team=dst["team"],
+                why=f"agent {dst['agent']} keeps {into}; {merged} withdrawn from agent {agent}",
+            )
+        return await self._move_to_agent(merged, into, src, dst, carry, d)
+
+    async def _move_to_agent(
+        self,
+        merged: str,
+        into: str,
+        src: dict[str, str],
+        dst: dict[str, str],
+        carry: dict[str, str],
+        d: str,
+    ) -> MergeOutcome:
+        """The merged conversation's agent gets the surviving one (waiting, or never with an agent), in place
+        of the merged one: capacity counts it once."""
+        agent, version = src["agent"], dst.get("version", "0")
+        took = False
+        if d == "queued":
+            took = await self.router.take_from(dst["team"], into)
+            if not took and await self.redis.hexists(self.k.taking(dst["team"]), into):
+                raise _Replan  # an agent is claiming it right now
+        # A waiting surviving conversation keeps the higher priority and earlier deadline of the two.
+        kept = ("priority", "sla_due", "enqueued_at") if d == "queued" else ()
+        state = {name: src[name] for name in CARRIED if name in src and name not in kept}
+        state.update(carry, state="assigned", agent=agent, last_agent=agent)
+        state["assigned_at"] = src.get("assigned_at", str(self.router.clock.now()))
+        state["reason"] = f"merged: {merged} joined {into}, which stays with agent {agent}"
+        assignment = self.router.assignment(into, agent, {**src, **state})
+        withdrawn = self.router.assignment(merged, agent, src)
+        withdrawn.reason, withdrawn.withdrawn = f"merged into {into}, which is now agent {agent}'s", True
+        # The surviving conversation's state is written before the agent gets it: a Route or claim that
+        # changed it since it was read makes this write fail (read again), and once it says assigned no
+        # Route queues it for another agent.
+        try:
+            written = str(await self.write_survivor(into, state, *self._times(src), version))
+        except _Replan:
+            if took:
+                await self._requeue_taken(dst, into)
+            raise
+        moved = await self.swap(
+            keys=[self.k.active(agent), self.k.feed(agent)],
+            args=[
+                merged,
+                into,
+                assignment.SerializeToString(),
+                FEED_MAXLEN,
+                withdrawn.SerializeToString(),
+            ],
+        )
+        if moved == -1:  # the agent let go of the merged conversation meanwhile: as it was
+            await self.write_survivor(into, {name: dst.get(name, "") for name in state}, "", "", "", written)
+            if took:
+                await self._requeue_taken(dst, into)
+            raise _Replan
+        return MergeOutcome(
+            merged,
+            into,
+            "moved_to_agent",
+            agent_id=agent,
+            team=state.get("team", ""),
+            why=(
+                f"{into} goes to agent {agent}, who had {merged}"
+                + (f"; its queue entry in {dst['team']} left" if d == "queued" else "")
+            ),
         )
 
     @staticmethod

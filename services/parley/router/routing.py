@@ -3,6 +3,7 @@ the merged conversations a message is redirected from, and the effects a dead ro
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -27,6 +28,21 @@ from parley.v1 import common_pb2, router_pb2
 log = logging.getLogger("parley.router")
 
 
+# (item index, state version read, decision, state fields it sets, audit entry)
+PlannedDecision = tuple[int, str, common_pb2.RoutingDecision, dict[str, Any], router_pb2.RoutingAudit]
+
+
+@dataclasses.dataclass
+class RouteBatch:
+    """One pass over a Route batch: the running state per conversation, the decisions to store, the items
+    whose conversation was merged away, and the stored decisions whose effects are to be written."""
+
+    states: dict[str, dict[str, str]] = dataclasses.field(default_factory=dict)
+    plans: list[PlannedDecision] = dataclasses.field(default_factory=list)
+    merged: list[int] = dataclasses.field(default_factory=list)
+    to_apply: list[common_pb2.RoutingDecision] = dataclasses.field(default_factory=list)
+
+
 class Routing(Arrivals):
     async def route(self, items: list[router_pb2.RouteItem]) -> list[common_pb2.RoutingDecision]:
         """One decision per item, in order. Idempotent per message id: a decision already stored is returned
@@ -38,101 +54,34 @@ class Routing(Arrivals):
         results: list[common_pb2.RoutingDecision | None] = [None] * len(items)
         items = list(items)
         pending = list(range(len(items)))
-        lease = self.settings.claim_idle_ms / 1000
         for _ in range(common.ROUTE_ATTEMPTS):
             if not pending:
                 break
             now = self.clock.now()
-            async with lua.pipeline(self.redis) as pipe:
-                for i in pending:
-                    cid, mid = items[i].conversation_id, items[i].message.message_id
-                    pipe.get(self.k.decision(cid, mid))
-                    pipe.exists(self.k.applied(cid, mid))
-                    pipe.hgetall(self.k.state(cid))
-                    pipe.get(self.k.decided_in(mid))
-                read = await pipe.execute()
-            read = await self._decided_elsewhere(items, pending, read)
-            # Messages of one conversation in one batch are decided in order against a running state.
-            states: dict[str, dict[str, str]] = {}
-            merged: list[int] = []
-            plans = []
-            to_apply: list[common_pb2.RoutingDecision] = []
-            for n, i in enumerate(pending):
-                stored, applied, raw_state = read[4 * n : 4 * n + 3]
-                if stored is not None:
-                    results[i] = found = common_pb2.RoutingDecision.FromString(stored)
-                    if not applied and now - from_timestamp(found.decided_at) >= lease:
-                        to_apply.append(found)
-                    continue
-                cid = items[i].conversation_id
-                if cid not in states and (raw_state.get(b"merged_into") or raw_state.get(b"merging_into")):
-                    merged.append(i)  # not decided before the merge: routed in the surviving conversation
-                    continue
-                state = states.setdefault(cid, decode(raw_state))
-                decision, fields, offset = decide(self.policy, items[i], state, now)
-                audit = router_pb2.RoutingAudit(
-                    kind="route",
-                    message_id=decision.message_id,
-                    at=decision.decided_at,
-                    rule=decision.rule,
-                    action=decision.action,
-                    team=decision.team,
-                    agent_id=decision.agent_id,
-                    priority=decision.priority,
-                    priority_parts=priority_parts(self.policy, items[i], offset),
-                    why=decision.reason,
-                )
-                plans.append((i, state.get("version", "0"), decision, fields, audit))
-                state.update({k: str(v) for k, v in fields.items()})
-                state["version"] = str(int(state.get("version", "0")) + 1)
-            async with lua.pipeline(self.redis) as pipe:
-                for i, version, decision, fields, audit in plans:
-                    cid = items[i].conversation_id
-                    ttl = self.settings.dedupe_ttl_seconds
-                    pipe.set(self.k.decided_in(decision.message_id), cid, nx=True, ex=ttl)
-                    args = [
-                        version,
-                        decision.SerializeToString(),
-                        self.settings.dedupe_ttl_seconds,
-                        f"route:{decision.message_id}",
-                        audit.SerializeToString(),
-                        PENDING + decision.message_id,
-                        from_timestamp(decision.decided_at),
-                        *flat(fields),
-                    ]
-                    await self._route(
-                        keys=[
-                            self.k.state(cid),
-                            self.k.decision(cid, decision.message_id),
-                            self.k.audit(cid),
-                        ],
-                        args=args,
-                        client=pipe,
-                    )
-                outcomes = (await pipe.execute())[1::2]
-            pending = []
-            fresh = []
-            for (i, _, decision, _, _), (code, payload) in zip(plans, outcomes, strict=True):
+            batch = self._plan_batch(items, pending, await self._read_batch(items, pending), now, results)
+            outcomes = await self._store(items, batch.plans)
+            pending, fresh = [], []
+            for (i, _, decision, _, _), (code, payload) in zip(batch.plans, outcomes, strict=True):
                 if code == 0:
                     results[i] = decision
-                    to_apply.append(decision)
+                    batch.to_apply.append(decision)
                     fresh.append(i)
                 elif code == 1:
                     results[i] = common_pb2.RoutingDecision.FromString(payload)
                 elif code == 3:
-                    merged.append(i)  # fenced by a merge since it was read
+                    batch.merged.append(i)  # fenced by a merge since it was read
                 else:
                     pending.append(i)
-            if merged:
-                where = await self.current(sorted({items[i].conversation_id for i in merged}))
-                for i in merged:
+            if batch.merged:
+                where = await self.current(sorted({items[i].conversation_id for i in batch.merged}))
+                for i in batch.merged:
                     items[i] = moved_to(items[i], where[items[i].conversation_id])
-                pending += merged
+                pending += batch.merged
             # Newly queued conversations go straight to an agent when one fits, or wait for their previous
             # agent: planned before the queue entries are written, so a hold is written with its entry.
             queued = {i: d for i in fresh if (d := results[i]) and d.action == common_pb2.ROUTE_ACTION_QUEUED}
-            plan = await self._plan_new(list(queued.values()), states)
-            await self.apply_route_effects(to_apply, now, plan.holds)
+            plan = await self._plan_new(list(queued.values()), batch.states)
+            await self.apply_route_effects(batch.to_apply, now, plan.holds)
             if queued:
                 assigned = await self._assign_new(plan)
                 for i, decision in queued.items():
@@ -140,6 +89,81 @@ class Routing(Arrivals):
         if pending:
             raise Aborted("conversations kept changing while routing; retry")
         return [r for r in results if r is not None]
+
+    async def _read_batch(self, items: list[router_pb2.RouteItem], pending: list[int]) -> list[Any]:
+        """Per pending item: its stored decision, applied mark, conversation state and first conversation."""
+        async with lua.pipeline(self.redis) as pipe:
+            for i in pending:
+                cid, mid = items[i].conversation_id, items[i].message.message_id
+                pipe.get(self.k.decision(cid, mid))
+                pipe.exists(self.k.applied(cid, mid))
+                pipe.hgetall(self.k.state(cid))
+                pipe.get(self.k.decided_in(mid))
+            read = await pipe.execute()
+        return await self._decided_elsewhere(items, pending, read)
+
+    def _plan_batch(
+        self,
+        items: list[router_pb2.RouteItem],
+        pending: list[int],
+        read: list[Any],
+        now: float,
+        results: list[common_pb2.RoutingDecision | None],
+    ) -> RouteBatch:
+        """Decide each pending item not decided before. Messages of one conversation in one batch are decided
+        in order against a running state; stored decisions go straight to `results`."""
+        batch = RouteBatch()
+        lease = self.settings.claim_idle_ms / 1000
+        for n, i in enumerate(pending):
+            stored, applied, raw_state = read[4 * n : 4 * n + 3]
+            if stored is not None:
+                results[i] = found = common_pb2.RoutingDecision.FromString(stored)
+                if not applied and now - from_timestamp(found.decided_at) >= lease:
+                    batch.to_apply.append(found)
+                continue
+            cid = items[i].conversation_id
+            if cid not in batch.states and (raw_state.get(b"merged_into") or raw_state.get(b"merging_into")):
+                batch.merged.append(i)  # not decided before the merge: routed in the surviving conversation
+                continue
+            state = batch.states.setdefault(cid, decode(raw_state))
+            decision, fields, offset = decide(self.policy, items[i], state, now)
+            audit = router_pb2.RoutingAudit(
+                kind="route",
+                message_id=decision.message_id,
+                at=decision.decided_at,
+                rule=decision.rule,
+                action=decision.action,
+                team=decision.team,
+                agent_id=decision.agent_id,
+                priority=decision.priority,
+                priority_parts=priority_parts(self.policy, items[i], offset),
+                why=decision.reason,
+            )
+            batch.plans.append((i, state.get("version", "0"), decision, fields, audit))
+            state.update({k: str(v) for k, v in fields.items()})
+            state["version"] = str(int(state.get("version", "0")) + 1)
+        return batch
+
+    async def _store(self, items: list[router_pb2.RouteItem], plans: list[PlannedDecision]) -> list[Any]:
+        """Store each planned decision (ROUTE.lua): its {code, payload}."""
+        ttl = self.settings.dedupe_ttl_seconds
+        async with lua.pipeline(self.redis) as pipe:
+            for i, version, decision, fields, audit in plans:
+                cid, mid = items[i].conversation_id, decision.message_id
+                pipe.set(self.k.decided_in(mid), cid, nx=True, ex=ttl)
+                args = [
+                    version,
+                    decision.SerializeToString(),
+                    ttl,
+                    f"route:{mid}",
+                    audit.SerializeToString(),
+                    PENDING + mid,
+                    from_timestamp(decision.decided_at),
+                    *flat(fields),
+                ]
+                keys = [self.k.state(cid), self.k.decision(cid, mid), self.k.audit(cid)]
+                await self._route(keys=keys, args=args, client=pipe)
+            return (await pipe.execute())[1::2]
 
     async def _decided_elsewhere(
         self, items: list[router_pb2.RouteItem], pending: list[int], read: list[Any]

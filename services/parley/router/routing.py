@@ -234,6 +234,7 @@ class Routing(Arrivals):
                 elif decision.action == common_pb2.ROUTE_ACTION_APPENDED and not decision.agent_id:
                     # Lifts the waiting entry only if it is still waiting and only upwards.
                     await self.enqueue_on(pipe, team, cid, decision.priority, 0, due, "raise")
+                pipe.set(self.k.applied(cid, decision.message_id), 1, ex=self.settings.dedupe_ttl_seconds)
                 events.append(
                     EventRecord(
                         "conversation.routed",
@@ -255,12 +256,11 @@ class Routing(Arrivals):
                 pipe.zremrangebyscore(self.k.arrivals(team), "-inf", now - window)
             add_to_pipeline(pipe, self.keys, events, self.settings.events_maxlen)
             await pipe.execute()
-        # Only once the effects are written: a merge waits for a pending decision, never for a lost one.
+        # Only once every effect has landed (on a cluster, the commands above run on several nodes at once):
+        # a merge waits while a decision is pending.
         async with lua.pipeline(self.redis) as pipe:
             for decision in decisions:
-                cid, mid = decision.conversation_id, decision.message_id
-                pipe.set(self.k.applied(cid, mid), 1, ex=self.settings.dedupe_ttl_seconds)
-                pipe.hdel(self.k.state(cid), PENDING + mid)
+                pipe.hdel(self.k.state(decision.conversation_id), PENDING + decision.message_id)
             await pipe.execute()
 
     async def settle_route_effects(self, conversation_id: str, state: Mapping[str, str]) -> bool:
@@ -282,12 +282,14 @@ class Routing(Arrivals):
         done, stale, live = [], [], False
         for n, mid in enumerate(mids):
             stored, applied = read[2 * n], read[2 * n + 1]
-            if applied or stored is None:
+            if stored is None:
                 done.append(mid)
-            elif now - pending[mid] >= lease:
-                stale.append(common_pb2.RoutingDecision.FromString(stored))
+            elif now - pending[mid] < lease:
+                live = True  # its router is writing the effects (an applied mark may land before the rest)
+            elif applied:
+                done.append(mid)  # its router died after writing them
             else:
-                live = True
+                stale.append(common_pb2.RoutingDecision.FromString(stored))
         if done:
             await self.redis.hdel(self.k.state(conversation_id), *(PENDING + mid for mid in done))
         await self.apply_route_effects(stale, now)

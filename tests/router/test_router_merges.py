@@ -290,7 +290,7 @@ async def test_a_claim_in_flight_defers_the_merge_until_it_settles(router: Route
     await route(router, "parent")
     await router.set_presence("ann", "away", ["first_line"], capacity=1)
     # An agent's claim took the merged conversation from the queue and has not recorded it yet.
-    assert await router.take_from("first_line", "held", "ann", "reserving:t1")
+    assert await router.queues.take_from("first_line", "held", "ann", "reserving:t1")
     with pytest.raises(MergeDeferred):
         await Merges(router).apply("held", "parent")
     assert not (await state(redis, k, "held")).get("merged_into")
@@ -307,7 +307,7 @@ async def test_a_claim_in_flight_defers_the_merge_until_it_settles(router: Route
     assert (await redis.xpending(keys.events(), GROUP))["pending"] == 1
 
     clock.advance(router.settings.claim_idle_ms / 1000)
-    assert await router.recover_claims() == 1  # the claimer died: the conversation is waiting again
+    assert await router.loop.recover_claims() == 1  # the claimer died: the conversation is waiting again
     assert await follow_once(merges, "r1", block_ms=None) == 1
     assert (await redis.xpending(keys.events(), GROUP))["pending"] == 0
     late = [

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from parley import lua
 from parley.clock import to_timestamp
 from parley.events import EventRecord, add_to_pipeline
+from parley.router.base import Ground, Part
 from parley.router.common import (
     AUDIT_CANDIDATES,
     CLAIM_ATTEMPTS,
@@ -27,7 +28,14 @@ from parley.v1 import common_pb2, router_pb2
 log = logging.getLogger("parley.router")
 
 
-class Assignments(Queues):
+class Assignments(Part):
+    """Conversations given to agents: capacity reserved first, the queue entry taken second, the assignment
+    recorded last (and given back when it may not be)."""
+
+    def __init__(self, ground: Ground, queues: Queues) -> None:
+        super().__init__(ground)
+        self.queues = queues
+
     async def _read_agents(self, team: str, extra: set[str]) -> list[tuple[str, dict[str, str], int]]:
         """(agent id, profile, load) of the team's online agents and of `extra` agents (previous ones)."""
         members = {text_of(m) for m in await self.redis.smembers(self.k.online(team))} | (extra - {""})
@@ -51,7 +59,9 @@ class Assignments(Queues):
     async def reserve_capacity(self, agent_id: str) -> str:
         # The time in the token lets the loop give back a reservation whose claimer died before its journal.
         token = f"{RESERVING}{self.clock.now():.3f}:{uuid.uuid4().hex}"
-        result = await self._reserve(keys=[self.k.agent(agent_id), self.k.active(agent_id)], args=[token])
+        result = await self.scripts.reserve(
+            keys=[self.k.agent(agent_id), self.k.active(agent_id)], args=[token]
+        )
         if result == -1:
             raise FailedPrecondition(f"agent {agent_id} is not online")
         if result == 0:
@@ -86,10 +96,10 @@ class Assignments(Queues):
             "assigned_at": now,
             "reason": assignment.reason,
         }
-        recorded = await self._assign_script(keys=[self.k.state(cid)], args=[token, *flat(fields)])
+        recorded = await self.scripts.assign(keys=[self.k.state(cid)], args=[token, *flat(fields)])
         if not recorded:
             await self.redis.srem(self.k.active(agent_id), token)
-            await self.give_back(state.get("team", ""), cid, token)
+            await self.queues.give_back(state.get("team", ""), cid, token)
             return None
         notes = {chosen.agent_id: f"chosen: {chosen.note()}"} if chosen else {}
         audit = router_pb2.RoutingAudit(
@@ -103,7 +113,7 @@ class Assignments(Queues):
             why=assignment.reason,
         )
         async with lua.pipeline(self.redis) as pipe:
-            await self._commit(
+            await self.scripts.commit(
                 keys=[self.k.active(agent_id), self.k.feed(agent_id)],
                 args=[token, cid, assignment.SerializeToString(), FEED_MAXLEN],
                 client=pipe,
@@ -139,7 +149,7 @@ class Assignments(Queues):
         withdrawn.reason, withdrawn.withdrawn = why, True
         args = [cid, withdrawn.SerializeToString(), FEED_MAXLEN]
         return bool(
-            await self._withdraw_script(keys=[self.k.active(agent_id), self.k.feed(agent_id)], args=args)
+            await self.scripts.withdraw(keys=[self.k.active(agent_id), self.k.feed(agent_id)], args=args)
         )
 
     async def _assign_waiting(
@@ -161,7 +171,7 @@ class Assignments(Queues):
             except FailedPrecondition:
                 chosen.load = chosen.capacity  # filled up since it was read
                 continue
-            if not await self.take_from(team, cid, chosen.agent_id, token):
+            if not await self.queues.take_from(team, cid, chosen.agent_id, token):
                 await self.redis.srem(self.k.active(chosen.agent_id), token)
                 return None, True
             why = f"chosen: {chosen.note()}; {len(eligible)} of {len(candidates)} agents eligible"
@@ -177,7 +187,7 @@ class Assignments(Queues):
             token = await self.reserve_capacity(chosen.agent_id)
         except FailedPrecondition:
             return (await self._assign_waiting(team, cid, how))[0]
-        if not await self.take_from(team, cid, chosen.agent_id, token):
+        if not await self.queues.take_from(team, cid, chosen.agent_id, token):
             await self.redis.srem(self.k.active(chosen.agent_id), token)
             return None
         eligible = sum(c.eligible for c in candidates)
@@ -199,7 +209,7 @@ class Assignments(Queues):
         taken: tuple[str, str] | None = None
         try:
             if conversation_id:
-                code = await self._take_code(state["team"], conversation_id, agent_id, token)
+                code = await self.queues._take_code(state["team"], conversation_id, agent_id, token)
                 if code == 1:
                     taken = (state["team"], conversation_id)
                 elif code == -1:
@@ -216,10 +226,10 @@ class Assignments(Queues):
                 # Peek to choose the team, then take that team's best atomically: a racing claim may take
                 # the peeked one first, and this one then gets the next best of the same team.
                 for _ in range(CLAIM_ATTEMPTS):
-                    best = await self._best_waiting(agent["teams"], agent_id)
+                    best = await self.queues._best_waiting(agent["teams"], agent_id)
                     if best is None:
                         break
-                    cid = await self._take_best(best[0], agent_id, token)
+                    cid = await self.queues._take_best(best[0], agent_id, token)
                     if cid is not None:
                         taken = (best[0], cid)
                         break
@@ -258,7 +268,7 @@ class Assignments(Queues):
                 token = await self.reserve_capacity(agent_id)
             except FailedPrecondition:
                 break  # no room (or not online): the hold stays
-            taken = await self.take_from(team, cid, agent_id, token)
+            taken = await self.queues.take_from(team, cid, agent_id, token)
             # Taken, or no longer waiting for this agent: either way the index entry is done.
             await self.redis.srem(self.k.holds(agent_id), member)
             if not taken:

@@ -1,5 +1,6 @@
-"""The router's shared ground: settings, Redis, key names, clock, the policy in force (reloaded when its file
-changes) and the Lua scripts; reading an agent's profile and a conversation's router state."""
+"""The router's shared ground (settings, Redis, key names, clock, Lua scripts, the policy in force, reloaded
+when its file changes) and `Part`, what each part of the router starts from: the ground, an agent's profile
+and a conversation's router state."""
 
 from __future__ import annotations
 
@@ -21,7 +22,33 @@ from parley.v1 import router_pb2
 log = logging.getLogger("parley.router")
 
 
-class RouterBase:
+class Scripts:
+    """The router's Lua scripts (`*.lua` beside this module), registered once on the router's client."""
+
+    def __init__(self, redis: Redis) -> None:
+        def script(name: str) -> lua.Script:
+            return lua.register(redis, "parley.router", name)
+
+        self.route = script("route")
+        self.set_state = script("set_state")
+        self.enqueue = script("enqueue")
+        self.take = script("take")
+        self.best = script("best")
+        self.reserve = script("reserve")
+        self.commit = script("commit")
+        self.age = script("age")
+        self.assign = script("assign")
+        self.revoke = script("revoke")
+        self.settle = script("settle")
+        self.unhold = script("unhold")
+        self.withdraw = script("withdraw")
+        self.release = script("release")
+
+
+class Ground:
+    """What every part of the router shares: settings, Redis, key names, clock, scripts, and the policy in
+    force (one object, so a reload is seen by every part at once)."""
+
     def __init__(
         self, settings: Settings, redis: Redis, keys: Keys, clock: Clock, policy: Policy | None = None
     ) -> None:
@@ -30,23 +57,10 @@ class RouterBase:
         self.keys = keys
         self.k = RouterKeys(keys)
         self.clock = clock
+        self.scripts = Scripts(redis)
         self.policy_source = policy_path(settings.policy_file)
         self._policy_mtime = self._mtime()
         self.policy = policy or load_policy(settings.policy_file)
-        self._route = lua.register(redis, "parley.router", "route")
-        self._set_state = lua.register(redis, "parley.router", "set_state")
-        self._enqueue = lua.register(redis, "parley.router", "enqueue")
-        self._take = lua.register(redis, "parley.router", "take")
-        self._best = lua.register(redis, "parley.router", "best")
-        self._reserve = lua.register(redis, "parley.router", "reserve")
-        self._commit = lua.register(redis, "parley.router", "commit")
-        self._age = lua.register(redis, "parley.router", "age")
-        self._assign_script = lua.register(redis, "parley.router", "assign")
-        self._revoke = lua.register(redis, "parley.router", "revoke")
-        self._settle = lua.register(redis, "parley.router", "settle")
-        self._unhold = lua.register(redis, "parley.router", "unhold")
-        self._withdraw_script = lua.register(redis, "parley.router", "withdraw")
-        self._release = lua.register(redis, "parley.router", "release")
 
     def _mtime(self) -> int:
         try:
@@ -79,6 +93,23 @@ class RouterBase:
         self.policy = policy
         log.info("policy reloaded from %s", self.policy_source)
         return True
+
+
+class Part:
+    """A part of the router: the shared ground under short names, and the reads every part needs."""
+
+    def __init__(self, ground: Ground) -> None:
+        self.ground = ground
+        self.settings = ground.settings
+        self.redis = ground.redis
+        self.keys = ground.keys
+        self.k = ground.k
+        self.clock = ground.clock
+        self.scripts = ground.scripts
+
+    @property
+    def policy(self) -> Policy:
+        return self.ground.policy
 
     async def agent_profile(self, agent_id: str) -> dict[str, Any]:
         raw = decode(await self.redis.hgetall(self.k.agent(agent_id)))

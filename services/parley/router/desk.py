@@ -9,19 +9,28 @@ from typing import Any
 from parley import lua
 from parley.clock import to_timestamp
 from parley.events import EventRecord, add_to_pipeline
+from parley.router.assignment import Assignments
+from parley.router.base import Ground, Part
 from parley.router.common import (
     PRESENCES,
     decode,
     flat,
 )
-from parley.router.routing import Routing
+from parley.router.queues import Queues
 from parley.rpc import FailedPrecondition, InvalidArgument
 from parley.v1 import common_pb2, router_pb2
 
 log = logging.getLogger("parley.router")
 
 
-class Desk(Routing):
+class Desk(Part):
+    """What agents and supervisors do to a conversation: presence, decline, transfer, escalate, resolve."""
+
+    def __init__(self, ground: Ground, queues: Queues, assignments: Assignments) -> None:
+        super().__init__(ground)
+        self.queues = queues
+        self.assignments = assignments
+
     async def set_presence(
         self,
         agent_id: str,
@@ -65,17 +74,17 @@ class Desk(Routing):
                 else:
                     pipe.srem(self.k.online(team), agent_id)
             await pipe.execute()
-        return await self.fill(agent_id) if presence == "online" else []
+        return await self.assignments.fill(agent_id) if presence == "online" else []
 
     async def _detach(self, cid: str, state: dict[str, str], withdraw: str = "") -> None:
         """Take a conversation out of its queue or off its agent, failing if someone moved it first. With
         `withdraw` (why), the agent's feed is told in the same step that the conversation left them."""
         if state["state"] == "queued":
-            if not await self.take_from(state["team"], cid):
+            if not await self.queues.take_from(state["team"], cid):
                 raise FailedPrecondition(f"conversation {cid} was just taken by an agent; retry")
         elif state["state"] == "assigned":
             if withdraw:
-                taken = await self.withdraw(state["agent"], cid, state, withdraw)
+                taken = await self.assignments.withdraw(state["agent"], cid, state, withdraw)
             else:
                 taken = bool(await self.redis.srem(self.k.active(state["agent"]), cid))
             if not taken:
@@ -105,7 +114,7 @@ class Desk(Routing):
             why="; ".join(f"{k}={v}" for k, v in event.attributes.items() if v not in ("", None)),
         )
         async with lua.pipeline(self.redis) as pipe:
-            await self._set_state(
+            await self.scripts.set_state(
                 keys=[self.k.state(cid)],
                 args=flat(
                     {
@@ -120,7 +129,7 @@ class Desk(Routing):
                 ),
                 client=pipe,
             )
-            await self.enqueue_on(pipe, team.name, cid, priority, since, due)
+            await self.queues.enqueue_on(pipe, team.name, cid, priority, since, due)
             pipe.hset(self.k.audit(cid), f"{audit.kind}:{now:.6f}", audit.SerializeToString())
             add_to_pipeline(pipe, self.keys, [event], self.settings.events_maxlen)
             await pipe.execute()
@@ -157,7 +166,9 @@ class Desk(Routing):
             event,
             {"declined_by": declined},
         )
-        await self.hand_held(agent_id)  # the freed room goes to a conversation waiting for this agent
+        await self.assignments.hand_held(
+            agent_id
+        )  # the freed room goes to a conversation waiting for this agent
         return state["team"]
 
     async def transfer(
@@ -185,7 +196,7 @@ class Desk(Routing):
             decision.rule, decision.reason = "transfer", why
             return decision
         await self.agent_profile(to_agent_id)
-        token = await self.reserve_capacity(to_agent_id)
+        token = await self.assignments.reserve_capacity(to_agent_id)
         away = state["state"] == "assigned" and state.get("agent") != to_agent_id
         try:
             await self._detach(
@@ -194,7 +205,9 @@ class Desk(Routing):
         except FailedPrecondition:
             await self.redis.srem(self.k.active(to_agent_id), token)
             raise
-        assignment = await self.assign(to_agent_id, conversation_id, token, "transferred", why=reason)
+        assignment = await self.assignments.assign(
+            to_agent_id, conversation_id, token, "transferred", why=reason
+        )
         if assignment is None:  # no journaled claim to revoke: a merge fenced the conversation meanwhile
             raise FailedPrecondition(f"conversation {conversation_id} is being merged; retry")
         return common_pb2.RoutingDecision(
@@ -265,7 +278,7 @@ class Desk(Routing):
         await self._detach(conversation_id, state)
         now = self.clock.now()
         async with lua.pipeline(self.redis) as pipe:
-            await self._set_state(
+            await self.scripts.set_state(
                 keys=[self.k.state(conversation_id)],
                 args=flat({"state": "resolved", "resolved_at": now, "agent": ""}),
                 client=pipe,
@@ -285,5 +298,7 @@ class Desk(Routing):
             add_to_pipeline(pipe, self.keys, [event], self.settings.events_maxlen)
             await pipe.execute()
         if state["state"] == "assigned":
-            await self.fill(state["agent"])  # the freed capacity takes the next waiting conversation
+            await self.assignments.fill(
+                state["agent"]
+            )  # the freed capacity takes the next waiting conversation
         return now

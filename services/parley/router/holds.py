@@ -11,17 +11,26 @@ from parley import lua
 from parley.clock import to_timestamp
 from parley.events import EventRecord, add_to_pipeline
 from parley.router.assignment import Assignments
+from parley.router.base import Ground, Part
 from parley.router.common import (
     ASSIGN_CONCURRENCY,
     AUDIT_CANDIDATES,
 )
 from parley.router.decide import Candidate, Hold, NewPlan, hold_for, rank
+from parley.router.queues import Queues
 from parley.v1 import common_pb2, router_pb2
 
 log = logging.getLogger("parley.router")
 
 
-class Arrivals(Assignments):
+class Arrivals(Part):
+    """How one Route batch's newly queued conversations reach agents: planned over the agents read once."""
+
+    def __init__(self, ground: Ground, queues: Queues, assignments: Assignments) -> None:
+        super().__init__(ground)
+        self.queues = queues
+        self.assignments = assignments
+
     async def _plan_new(
         self, decisions: list[common_pb2.RoutingDecision], states: dict[str, dict[str, str]]
     ) -> NewPlan:
@@ -37,11 +46,11 @@ class Arrivals(Assignments):
         now = self.clock.now()
         for team, group in by_team.items():
             extra = {states.get(d.conversation_id, {}).get("last_agent", "") for d in group}
-            agents = await self._read_agents(team, extra)
+            agents = await self.assignments._read_agents(team, extra)
             if not agents:
                 continue
             loads = {agent_id: load for agent_id, _, load in agents}
-            offline_at = await self._offline_since(
+            offline_at = await self.assignments._offline_since(
                 [a for a, profile, _ in agents if a in extra and profile.get("presence") == "offline"]
             )
             profiles = {agent_id: profile for agent_id, profile, _ in agents}
@@ -68,7 +77,7 @@ class Arrivals(Assignments):
             team: str, decision: common_pb2.RoutingDecision, chosen: Candidate, candidates: list[Candidate]
         ) -> router_pb2.Assignment | None:
             async with gate:
-                return await self._assign_planned(
+                return await self.assignments._assign_planned(
                     team, decision.conversation_id, chosen, candidates, "assigned on arrival"
                 )
 
@@ -102,7 +111,7 @@ class Arrivals(Assignments):
                 hold = dataclasses.replace(hold, why="no longer free (filled up meanwhile)")
             out[hold.decision.message_id] = await self._announce_hold(hold)
         for agent_id in sorted({hold.agent.agent_id for hold in plan.holds.values()}):
-            await self.hand_held(agent_id)  # room may have freed since the agent was read
+            await self.assignments.hand_held(agent_id)  # room may have freed since the agent was read
         return out
 
     async def _announce_hold(self, hold: Hold) -> common_pb2.RoutingDecision:

@@ -7,6 +7,8 @@ import logging
 
 from parley import lua
 from parley.events import EventRecord, add_to_pipeline
+from parley.router.assignment import Assignments
+from parley.router.base import Ground, Part
 from parley.router.common import (
     DRAIN_PER_TEAM,
     RESERVING,
@@ -16,22 +18,31 @@ from parley.router.common import (
     text_of,
 )
 from parley.router.desk import Desk
+from parley.router.queues import Queues
 from parley.rpc import FailedPrecondition
 
 log = logging.getLogger("parley.router")
 
 
-class Loop(Desk):
+class Loop(Part):
+    """The background step, safe to run on several routers at once."""
+
+    def __init__(self, ground: Ground, queues: Queues, assignments: Assignments, desk: Desk) -> None:
+        super().__init__(ground)
+        self.queues = queues
+        self.assignments = assignments
+        self.desk = desk
+
     async def tick(self) -> dict[str, int]:
         """One step of the background loop; what it did, by kind."""
         return {
-            "policy_reloaded": int(self.reload_policy()),
+            "policy_reloaded": int(self.ground.reload_policy()),
             "claims_recovered": await self.recover_claims(),
             "reservations_released": await self.release_stale_reservations(),
             "requeued_offline": await self.expire_offline(),
             "sla_at_risk": await self.escalate_at_risk(),
-            "holds_released": await self.release_holds(),
-            "aged": await self.age_queues(),
+            "holds_released": await self.queues.release_holds(),
+            "aged": await self.queues.age_queues(),
             "drained": await self.drain(),
         }
 
@@ -53,8 +64,10 @@ class Loop(Desk):
                 agent_id, token, at, *_ = entry.rsplit("|", 5)
                 if now - float(at) < lease:
                     continue
-                done = await self._revoke(keys=[self.k.state(cid)], args=[token, agent_id])
-                settled = await self._settle(keys=self.k.team_keys(team), args=[cid, entry, 0 if done else 1])
+                done = await self.scripts.revoke(keys=[self.k.state(cid)], args=[token, agent_id])
+                settled = await self.scripts.settle(
+                    keys=self.k.team_keys(team), args=[cid, entry, 0 if done else 1]
+                )
                 if not settled:
                     continue  # another router settled it
                 async with lua.pipeline(self.redis) as pipe:
@@ -97,7 +110,7 @@ class Loop(Desk):
                 at = token[len(RESERVING) :].split(":", 1)[0]
                 if now - as_float(at) < lease:
                     continue
-                released += await self._release(keys=[self.k.active(agent_id)], args=[token])
+                released += await self.scripts.release(keys=[self.k.active(agent_id)], args=[token])
         return released
 
     async def expire_offline(self) -> int:
@@ -120,7 +133,7 @@ class Loop(Desk):
                         continue
                     why = f"agent offline for more than {grace:g}s: back in the {state['team']} queue"
                     try:
-                        await self._detach(cid, state, withdraw=why)
+                        await self.desk._detach(cid, state, withdraw=why)
                     except FailedPrecondition:
                         continue
                     event = EventRecord(
@@ -134,7 +147,7 @@ class Loop(Desk):
                             "reason": f"agent offline for more than {grace:g}s",
                         },
                     )
-                    await self._requeue(
+                    await self.desk._requeue(
                         cid, state, state["team"], float(state["priority"]), float(state["sla_due"]), event
                     )
                     requeued += 1
@@ -164,7 +177,7 @@ class Loop(Desk):
                 entry = text_of(await self.redis.hget(self.k.held(team), cid) or "")
                 if entry:
                     # The SLA comes first: nobody waits for one agent at the cost of the deadline.
-                    await self.release_hold(
+                    await self.queues.release_hold(
                         team, cid, entry, f"SLA at risk (due in {due_in:.0f}s): the hold ends"
                     )
                 target = policy.escalation_target(team, state.get("topic", ""))
@@ -172,12 +185,12 @@ class Loop(Desk):
                 escalated_to = ""
                 if target is not None and policy.escalation.on_sla_risk:
                     try:
-                        await self.escalate(cid, f"SLA at risk: due in {due_in:.0f}s", state, mark)
+                        await self.desk.escalate(cid, f"SLA at risk: due in {due_in:.0f}s", state, mark)
                         escalated_to = target.name
                     except FailedPrecondition:
                         continue  # taken by an agent meanwhile
                 else:
-                    await self._set_state(keys=[self.k.state(cid)], args=flat(mark))
+                    await self.scripts.set_state(keys=[self.k.state(cid)], args=flat(mark))
                 event = EventRecord(
                     "conversation.sla_at_risk",
                     cid,
@@ -209,7 +222,7 @@ class Loop(Desk):
             enqueued = {text_of(m): t for m, t in since}
             order = sorted(waiting, key=lambda e: (-e[1], enqueued.get(text_of(e[0]), 0.0)))
             for member, _ in order:
-                assignment, anyone_free = await self._assign_waiting(
+                assignment, anyone_free = await self.assignments._assign_waiting(
                     team, text_of(member), "assigned from the queue"
                 )
                 if assignment is not None:

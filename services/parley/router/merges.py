@@ -97,7 +97,9 @@ class Merges:
                 # A pass that died half-way left its plan: the steps it did make the case look different
                 # now (an agent holding both, say), but the report is of what the merge did as a whole.
                 prior = src.get("merge_action", "")
-            settled = [await self.router.settle_route_effects(c, s) for c, s in ((merged, src), (into, dst))]
+            settled = [
+                await self.router.routing.settle_route_effects(c, s) for c, s in ((merged, src), (into, dst))
+            ]
             if not all(settled):
                 await asyncio.sleep(PENDING_PAUSE * (attempt + 1))  # a Route is writing its queue entry
                 continue
@@ -120,7 +122,9 @@ class Merges:
             except _Replan:
                 continue
             if outcome.withdrawn_agent:
-                await self.router.fill(outcome.withdrawn_agent)  # the freed capacity takes the next one
+                await self.router.assignments.fill(
+                    outcome.withdrawn_agent
+                )  # the freed capacity takes the next one
             return outcome
         raise MergeDeferred(f"merging {merged} into {into}: a claim or a Route is in flight; retry later")
 
@@ -175,7 +179,7 @@ class Merges:
 
     async def _requeue_taken(self, dst: dict[str, str], into: str) -> None:
         """Put back the surviving conversation's queue entry, taken by a move that could not finish."""
-        await self.router.enqueue_on(
+        await self.router.queues.enqueue_on(
             self.redis,
             dst["team"],
             into,
@@ -218,7 +222,7 @@ class Merges:
                 why=(f"its queue entry in {team} left: agent {dst['agent']} already has {into}"),
             )
         # The surviving conversation had no waiting entry: the merged one's entry becomes its.
-        await self.router.enqueue_on(self.redis, team, into, float(priority), float(since), float(due))
+        await self.router.queues.enqueue_on(self.redis, team, into, float(priority), float(since), float(due))
         fields = {name: src[name] for name in CARRIED if name in src}
         await self.write_survivor(
             into, {**carry, **fields, "state": "queued", "agent": ""}, priority, due, since, version
@@ -238,7 +242,9 @@ class Merges:
         if mine and not await self.redis.sismember(self.k.active(agent), into):
             d = ""  # a move cut short after the state was written: the agent gets it now
         if d == "assigned" and dst.get("agent") == agent:
-            await self.router.withdraw(agent, merged, src, f"merged into {into}, which agent {agent} has")
+            await self.router.assignments.withdraw(
+                agent, merged, src, f"merged into {into}, which agent {agent} has"
+            )
             await self.write_survivor(
                 into, carry, src.get("priority", ""), src.get("sla_due", ""), "", version
             )
@@ -253,7 +259,7 @@ class Merges:
         if d == "assigned":
             # Two agents: the surviving conversation's agent keeps it; the other one is released, and
             # their feed is told in the same step.
-            await self.router.withdraw(
+            await self.router.assignments.withdraw(
                 agent, merged, src, f"merged into {into}, which stays with agent {dst['agent']}"
             )
             await self.write_survivor(
@@ -284,7 +290,7 @@ class Merges:
         agent, version = src["agent"], dst.get("version", "0")
         took = False
         if d == "queued":
-            took = await self.router.take_from(dst["team"], into)
+            took = await self.router.queues.take_from(dst["team"], into)
             if not took and await self.redis.hexists(self.k.taking(dst["team"]), into):
                 raise _Replan  # an agent is claiming it right now
         # A waiting surviving conversation keeps the higher priority and earlier deadline of the two.
@@ -293,8 +299,8 @@ class Merges:
         state.update(carry, state="assigned", agent=agent, last_agent=agent)
         state["assigned_at"] = src.get("assigned_at", str(self.router.clock.now()))
         state["reason"] = f"merged: {merged} joined {into}, which stays with agent {agent}"
-        assignment = self.router.assignment(into, agent, {**src, **state})
-        withdrawn = self.router.assignment(merged, agent, src)
+        assignment = self.router.assignments.assignment(into, agent, {**src, **state})
+        withdrawn = self.router.assignments.assignment(merged, agent, src)
         withdrawn.reason, withdrawn.withdrawn = f"merged into {into}, which is now agent {agent}'s", True
         # The surviving conversation's state is written before the agent gets it: a Route or claim that
         # changed it since it was read makes this write fail (read again), and once it says assigned no
@@ -368,7 +374,9 @@ class Merges:
     async def remove_waiting(self, team: str, cid: str) -> None:
         """Take the merged conversation out of its queue; if an agent's claim of it is in flight, read again
         (it is about to be assigned). Gone already is fine: an earlier pass removed it."""
-        if not await self.router.take_from(team, cid) and await self.redis.hexists(self.k.taking(team), cid):
+        if not await self.router.queues.take_from(team, cid) and await self.redis.hexists(
+            self.k.taking(team), cid
+        ):
             raise _Replan
 
     async def finish(self, outcome: MergeOutcome, src: dict[str, str], dst: dict[str, str]) -> None:

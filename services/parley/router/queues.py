@@ -9,7 +9,7 @@ from typing import Any
 from parley import lua
 from parley.clock import to_timestamp
 from parley.events import EventRecord, add_to_pipeline
-from parley.router.base import RouterBase
+from parley.router.base import Part
 from parley.router.common import (
     text_of,
 )
@@ -18,7 +18,9 @@ from parley.v1 import common_pb2, router_pb2
 log = logging.getLogger("parley.router")
 
 
-class Queues(RouterBase):
+class Queues(Part):
+    """Team queues, one slot per team: every change to a queue goes through a team-slot script."""
+
     async def enqueue_on(
         self,
         pipe: Any,
@@ -31,7 +33,7 @@ class Queues(RouterBase):
         hold: str = "",
     ) -> None:
         k = self.k
-        await self._enqueue(
+        await self.scripts.enqueue(
             keys=[k.queue(team), k.since(team), k.due(team), k.base(team), k.held(team)],
             args=[cid, priority, since, due, mode, hold],
             client=pipe,
@@ -44,10 +46,12 @@ class Queues(RouterBase):
     async def _take_code(self, team: str, cid: str, agent_id: str = "", token: str = "") -> int:
         """TAKE's answer: 1 taken, 0 not waiting, -1 held for another agent."""
         args = [cid, agent_id, token, self.clock.now()]
-        return int(await self._take(keys=self.k.team_keys(team), args=args))
+        return int(await self.scripts.take(keys=self.k.team_keys(team), args=args))
 
     async def _take_best(self, team: str, agent_id: str, token: str) -> str | None:
-        best = await self._best(keys=self.k.team_keys(team), args=["take", agent_id, token, self.clock.now()])
+        best = await self.scripts.best(
+            keys=self.k.team_keys(team), args=["take", agent_id, token, self.clock.now()]
+        )
         return text_of(best[0]) if best else None
 
     async def _best_waiting(self, teams: list[str], agent_id: str) -> tuple[str, str] | None:
@@ -56,7 +60,9 @@ class Queues(RouterBase):
         now = self.clock.now()
         async with lua.pipeline(self.redis) as pipe:
             for team in teams:
-                await self._best(keys=self.k.team_keys(team), args=["peek", agent_id, "", now], client=pipe)
+                await self.scripts.best(
+                    keys=self.k.team_keys(team), args=["peek", agent_id, "", now], client=pipe
+                )
             tops = await pipe.execute()
         candidates = [
             (float(top[1]), -float(top[2]), team, text_of(top[0]))
@@ -74,7 +80,7 @@ class Queues(RouterBase):
         async with lua.pipeline(self.redis) as pipe:
             for team in self.policy.teams:
                 k = self.k
-                await self._age(
+                await self.scripts.age(
                     keys=[k.queue(team.name), k.since(team.name), k.due(team.name), k.base(team.name)],
                     args=[self.clock.now(), w.ageing_per_minute, w.ageing_max, w.sla_pressure],
                     client=pipe,
@@ -84,7 +90,7 @@ class Queues(RouterBase):
 
     async def release_hold(self, team: str, cid: str, entry: str, reason: str) -> bool:
         """End a hold (if it is still the one read): the conversation becomes an ordinary queue entry."""
-        if not await self._unhold(keys=[self.k.held(team)], args=[cid, entry]):
+        if not await self.scripts.unhold(keys=[self.k.held(team)], args=[cid, entry]):
             return False
         agent_id = entry.rsplit("|", 1)[0]
         now = self.clock.now()
@@ -143,4 +149,4 @@ class Queues(RouterBase):
             return
         entry = text_of(await self.redis.hget(self.k.taking(team), cid) or "")
         if entry and entry.split("|")[1] == token:
-            await self._settle(keys=self.k.team_keys(team), args=[cid, entry, 1])
+            await self.scripts.settle(keys=self.k.team_keys(team), args=[cid, entry, 1])

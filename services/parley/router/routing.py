@@ -12,6 +12,8 @@ from parley import lua
 from parley.clock import from_timestamp
 from parley.events import EventRecord, add_to_pipeline
 from parley.router import common
+from parley.router.assignment import Assignments
+from parley.router.base import Ground, Part
 from parley.router.common import (
     PENDING,
     as_float,
@@ -22,6 +24,7 @@ from parley.router.common import (
 )
 from parley.router.decide import Hold, decide, priority_parts
 from parley.router.holds import Arrivals
+from parley.router.queues import Queues
 from parley.rpc import Aborted
 from parley.v1 import common_pb2, router_pb2
 
@@ -43,7 +46,15 @@ class RouteBatch:
     to_apply: list[common_pb2.RoutingDecision] = dataclasses.field(default_factory=list)
 
 
-class Routing(Arrivals):
+class Routing(Part):
+    """Route: one stored decision per message, then its effects; a merged conversation's messages follow."""
+
+    def __init__(self, ground: Ground, queues: Queues, assignments: Assignments, arrivals: Arrivals) -> None:
+        super().__init__(ground)
+        self.queues = queues
+        self.assignments = assignments
+        self.arrivals = arrivals
+
     async def route(self, items: list[router_pb2.RouteItem]) -> list[common_pb2.RoutingDecision]:
         """One decision per item, in order. Idempotent per message id: a decision already stored is returned
         as it was, with no second queue entry and no second event.
@@ -80,10 +91,10 @@ class Routing(Arrivals):
             # Newly queued conversations go straight to an agent when one fits, or wait for their previous
             # agent: planned before the queue entries are written, so a hold is written with its entry.
             queued = {i: d for i in fresh if (d := results[i]) and d.action == common_pb2.ROUTE_ACTION_QUEUED}
-            plan = await self._plan_new(list(queued.values()), batch.states)
+            plan = await self.arrivals._plan_new(list(queued.values()), batch.states)
             await self.apply_route_effects(batch.to_apply, now, plan.holds)
             if queued:
-                assigned = await self._assign_new(plan)
+                assigned = await self.arrivals._assign_new(plan)
                 for i, decision in queued.items():
                     results[i] = assigned.get(decision.message_id, decision)
         if pending:
@@ -162,7 +173,7 @@ class Routing(Arrivals):
                     *flat(fields),
                 ]
                 keys = [self.k.state(cid), self.k.decision(cid, mid), self.k.audit(cid)]
-                await self._route(keys=keys, args=args, client=pipe)
+                await self.scripts.route(keys=keys, args=args, client=pipe)
             return (await pipe.execute())[1::2]
 
     async def _decided_elsewhere(
@@ -229,11 +240,11 @@ class Routing(Arrivals):
                         # The agent's index first: it is what finds the hold when their room frees.
                         pipe.sadd(self.k.holds(hold.agent.agent_id), f"{team}|{cid}")
                     entry = f"{hold.agent.agent_id}|{hold.until}" if hold else ""
-                    await self.enqueue_on(pipe, team, cid, decision.priority, since, due, "add", entry)
+                    await self.queues.enqueue_on(pipe, team, cid, decision.priority, since, due, "add", entry)
                     arrivals.setdefault(team, {})[f"{cid}|{decision.message_id}"] = since
                 elif decision.action == common_pb2.ROUTE_ACTION_APPENDED and not decision.agent_id:
                     # Lifts the waiting entry only if it is still waiting and only upwards.
-                    await self.enqueue_on(pipe, team, cid, decision.priority, 0, due, "raise")
+                    await self.queues.enqueue_on(pipe, team, cid, decision.priority, 0, due, "raise")
                 pipe.set(self.k.applied(cid, decision.message_id), 1, ex=self.settings.dedupe_ttl_seconds)
                 events.append(
                     EventRecord(

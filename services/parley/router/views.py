@@ -11,7 +11,7 @@ from typing import Any
 from parley import lua
 from parley.clock import from_timestamp
 from parley.router import erlang
-from parley.router.base import RouterBase
+from parley.router.base import Part
 from parley.router.common import (
     RESERVING,
     bytes_of,
@@ -25,7 +25,9 @@ from parley.v1 import router_pb2
 log = logging.getLogger("parley.router")
 
 
-class Views(RouterBase):
+class Views(Part):
+    """Read-only: queue status, staffing, an agent's assignments and a conversation's routing audit."""
+
     async def list_queues(self) -> list[router_pb2.QueueStatus]:
         now = self.clock.now()
         teams = [t.name for t in self.policy.teams]

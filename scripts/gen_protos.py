@@ -29,6 +29,10 @@ def generate(out_root: Path) -> Path:
         f"--python_out={out_root}",
         f"--pyi_out={out_root}",
         f"--grpc_python_out={out_root}",
+        # Typed stubs of the gRPC stubs and servicers (mypy-protobuf, a dev dependency), for mypy.
+        f"--plugin=protoc-gen-mypy_grpc={Path(sys.executable).parent / 'protoc-gen-mypy_grpc'}",
+        "--mypy_grpc_opt=quiet",
+        f"--mypy_grpc_out={out_root}",
         *files,
     ]
     if protoc.main(args) != 0:

@@ -76,7 +76,7 @@ def settings(redis_url: str, tmp_path) -> Settings:
 
 @pytest.fixture
 def keys(settings: Settings) -> Keys:
-    return Keys(settings.key_prefix)
+    return Keys(settings.key_prefix, settings.event_partitions)
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ from collections import Counter
 
 import pytest
 
+from parley import events
 from parley.cli import DEMO_FILE
 from parley.ingestion.inbound_log import InboundLog
 from parley.messages import message_id
@@ -31,9 +32,9 @@ FIXTURE = DEMO_FILE  # written by the team; covers every intent, brand replies a
 async def routed_events(redis: Redis, keys: Keys) -> Counter[str]:
     """How many `conversation.routed` events each message id got."""
     counts: Counter[str] = Counter()
-    for _, fields in await redis.xrange(keys.events()):
-        if fields[b"type"] == b"conversation.routed":
-            counts[fields[b"message_id"].decode()] += 1
+    for _, event in await events.read_all(redis, keys):
+        if event.type == "conversation.routed":
+            counts[event.message_id] += 1
     return counts
 
 

@@ -12,14 +12,18 @@ from __future__ import annotations
 import json
 import logging
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
+from redis.typing import EncodableT, FieldT
 
 from parley.clock import to_timestamp
-from parley.store import Keys
+from parley.store import Keys, Redis, StreamEntries
 from parley.v1 import conversations_pb2
+
+if TYPE_CHECKING:
+    from parley.auth import Principal
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +48,7 @@ def targets(request: Any) -> list[str]:
             elif (
                 field.type == FieldDescriptor.TYPE_MESSAGE
                 and depth < 2
+                and field.message_type is not None
                 and not field.message_type.GetOptions().map_entry
             ):
                 items = enumerate(value) if repeated else [(None, value)]
@@ -62,15 +67,17 @@ def _text(value: Any) -> str:
 
 
 class AuditTrail:
-    def __init__(self, redis: Any, keys: Keys, maxlen: int) -> None:
+    def __init__(self, redis: Redis, keys: Keys, maxlen: int) -> None:
         self.redis = redis
         self.key = keys.namespaced("audit", "trail")
         self.maxlen = maxlen
 
-    async def record(self, principal: Any, scope: str, method: str, request: Any, outcome: str) -> None:
+    async def record(
+        self, principal: Principal, scope: str, method: str, request: Message | None, outcome: str
+    ) -> None:
         """Append one record. A failure is logged, never raised: the call itself has already happened."""
         try:
-            fields = {
+            fields: dict[FieldT, EncodableT] = {
                 "at": f"{time.time():.6f}",
                 "subject": principal.subject[:MAX_VALUE_CHARS],
                 "scope": scope,
@@ -89,7 +96,9 @@ class AuditTrail:
         records: list[conversations_pb2.AuditRecord] = []
         upper = f"({page_token}" if page_token else "+"
         for _ in range(SCAN_ROUNDS):
-            chunk = await self.redis.xrevrange(self.key, max=upper, min="-", count=SCAN_CHUNK)
+            chunk = cast(
+                StreamEntries, await self.redis.xrevrange(self.key, max=upper, min="-", count=SCAN_CHUNK)
+            )
             for entry_id, raw in chunk:
                 entry = {_text(k): _text(v) for k, v in raw.items()}
                 upper = f"({_text(entry_id)}"

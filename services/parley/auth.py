@@ -10,23 +10,26 @@ issuer and audience; those never carry `internal`. Which scope may call what is 
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 import os
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 import jwt
 from google.protobuf.message import Message
-from pydantic import SecretStr
 
 from parley import authz
-from parley.config import Settings
+from parley.aio_types import Context, Continuation, Handler, responses, streaming, unary, with_metadata
+from parley.config import Settings, reveal
+
+if TYPE_CHECKING:
+    from parley.audit import AuditTrail
+    from parley.store import Redis
 
 log = logging.getLogger(__name__)
 
@@ -50,11 +53,6 @@ class Principal:
     subject: str
     scopes: frozenset[str]
     expires: float = 0.0
-
-
-def reveal(value: SecretStr | str) -> str:
-    """A secret setting's text (a plain str too, as `model_copy` leaves an update unvalidated)."""
-    return value.get_secret_value() if isinstance(value, SecretStr) else value
 
 
 def jwt_secret(settings: Settings) -> str:
@@ -193,31 +191,27 @@ def _bearer(metadata: Iterable[Any]) -> str:
     raise Unauthenticated("missing credentials: no 'authorization: Bearer <token>' metadata")
 
 
-Check = Callable[[Any, grpc.aio.ServicerContext], Awaitable[None]]
-Done = Callable[[Any, grpc.aio.ServicerContext], Awaitable[None]]
+Check = Callable[[Any, Context], Awaitable[None]]
+Done = Callable[[Any, Context], Awaitable[None]]
 
 
-def _rebuild(handler: grpc.RpcMethodHandler, before: Check, after: Done | None) -> grpc.RpcMethodHandler:
+def _rebuild(handler: Handler, before: Check, after: Done | None) -> Handler:
     """The same handler with `before` run first (it may abort) and `after` once the call ended."""
-    behavior = handler.unary_unary or handler.unary_stream or handler.stream_unary or handler.stream_stream
+    call_unary, call_streaming = unary(handler), streaming(handler)
 
-    async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+    async def unary_call(request: Any, context: Context) -> Any:
         await before(request, context)
         try:
-            return await behavior(request, context)
+            return await call_unary(request, context)
         finally:
             if after is not None:
                 await after(request, context)
 
-    async def streaming(request: Any, context: grpc.aio.ServicerContext) -> Any:
+    async def streaming_call(request: Any, context: Context) -> AsyncIterator[Any]:
         await before(request, context)
         try:
-            result = behavior(request, context)
-            if inspect.isasyncgen(result):
-                async for item in result:
-                    yield item
-            else:
-                await result
+            async for item in responses(call_streaming(request, context)):
+                yield item
         finally:
             if after is not None:
                 await after(request, context)
@@ -229,7 +223,7 @@ def _rebuild(handler: grpc.RpcMethodHandler, before: Check, after: Done | None) 
         (True, True): grpc.stream_stream_rpc_method_handler,
     }[(handler.request_streaming, handler.response_streaming)]
     return make(
-        streaming if handler.response_streaming else unary,
+        streaming_call if handler.response_streaming else unary_call,
         request_deserializer=handler.request_deserializer,
         response_serializer=handler.response_serializer,
     )
@@ -239,16 +233,18 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
     """Authenticates every call (health and reflection excepted), applies the authorization table, checks an
     agent's own calls against the router's state, and hands people's state-changing calls to the audit."""
 
-    def __init__(self, verifier: Verifier, ownership: authz.Ownership | None, audit: Any | None) -> None:
+    def __init__(
+        self, verifier: Verifier, ownership: authz.Ownership | None, audit: AuditTrail | None
+    ) -> None:
         self.verifier = verifier
         self.ownership = ownership
         self.audit = audit
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        continuation: Continuation,
         details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
+    ) -> Handler | None:
         method = details.method
         handler = await continuation(details)
         if handler is None or method.startswith(authz.OPEN_SERVICES):
@@ -263,17 +259,18 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
                 handler, grpc.StatusCode.PERMISSION_DENIED, f"{method} has no authorization rule"
             )
         scope = rule.granting(principal.scopes)
-        audited = rule.changes and self.audit is not None and (not scope or scope in authz.PEOPLE)
+        audit = self.audit if rule.changes and (not scope or scope in authz.PEOPLE) else None
+        audited = audit is not None
         if not scope:
             held = ", ".join(sorted(principal.scopes)) or "none"
             message = f"{method} needs scope {rule.needs()}; token {principal.subject!r} has {held}"
-            if audited:
-                await self.audit.record(principal, "", method, None, "PERMISSION_DENIED")
+            if audit is not None:
+                await audit.record(principal, "", method, None, "PERMISSION_DENIED")
             return _refusing(handler, grpc.StatusCode.PERMISSION_DENIED, message)
         if scope != authz.AGENT and not audited:
             return handler  # the common path: nothing more to check or record
 
-        async def before(request: Any, context: grpc.aio.ServicerContext) -> None:
+        async def before(request: Any, context: Context) -> None:
             # A request that did not parse is refused further in, before any servicer sees it.
             if scope != authz.AGENT or rule.agent is None or not isinstance(request, Message):
                 return
@@ -283,28 +280,29 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
                 else "this server has no state store to check an agent's own calls against"
             )
             if refusal:
-                if audited:
-                    await self.audit.record(principal, scope, method, request, "PERMISSION_DENIED")
+                if audit is not None:
+                    await audit.record(principal, scope, method, request, "PERMISSION_DENIED")
                 await context.abort(grpc.StatusCode.PERMISSION_DENIED, f"{method}: {refusal}")
 
-        async def after(request: Any, context: grpc.aio.ServicerContext) -> None:
+        async def after(request: Any, context: Context) -> None:
             code = context.code()
             outcome = (
                 code.name if isinstance(code, grpc.StatusCode) else "OK" if code in (None, 0) else "ERROR"
             )
-            await self.audit.record(principal, scope, method, request, outcome)
+            if audit is not None:
+                await audit.record(principal, scope, method, request, outcome)
 
         return _rebuild(handler, before, after if audited else None)
 
 
-def _refusing(handler: grpc.RpcMethodHandler, code: grpc.StatusCode, message: str) -> grpc.RpcMethodHandler:
-    async def refuse(request: Any, context: grpc.aio.ServicerContext) -> None:
+def _refusing(handler: Handler, code: grpc.StatusCode, message: str) -> Handler:
+    async def refuse(request: Any, context: Context) -> None:
         await context.abort(code, message)
 
     return _rebuild(handler, refuse, None)
 
 
-def server_interceptors(settings: Settings, redis: Any = None) -> list[grpc.aio.ServerInterceptor]:
+def server_interceptors(settings: Settings, redis: Redis | None = None) -> list[grpc.aio.ServerInterceptor]:
     """The interceptors of every server: none when auth is explicitly off (with a warning)."""
     if settings.auth_disabled:
         log.warning("authentication is OFF (PARLEY_AUTH_DISABLED): every caller may make every call")
@@ -350,6 +348,11 @@ class TokenSource:
         return self._token
 
 
+ClientCallDetails = grpc.aio.ClientCallDetails
+# What a client-streaming call sends: its request messages, from a plain or an async iterable.
+Requests = AsyncIterable[Any] | Iterable[Any]
+
+
 class _Bearer:
     def __init__(self, source: Callable[[], str]) -> None:
         self.source = source
@@ -359,32 +362,52 @@ class _Bearer:
         if not token:
             return details
         metadata = grpc.aio.Metadata(*(details.metadata or ()))
-        if "authorization" not in metadata:
+        if metadata.get("authorization") is None:
             metadata.add("authorization", f"Bearer {token}")
-        return details._replace(metadata=metadata)  # type: ignore[attr-defined]
+        return with_metadata(details, metadata)
 
 
 class _BearerUnaryUnary(_Bearer, grpc.aio.UnaryUnaryClientInterceptor):
-    async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+    async def intercept_unary_unary(
+        self,
+        continuation: Callable[[ClientCallDetails, Any], Awaitable[grpc.aio.UnaryUnaryCall[Any, Any]]],
+        details: ClientCallDetails,
+        request: Any,
+    ) -> grpc.aio.UnaryUnaryCall[Any, Any]:
         return await continuation(self._details(details), request)
 
 
 class _BearerUnaryStream(_Bearer, grpc.aio.UnaryStreamClientInterceptor):
-    async def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
+    async def intercept_unary_stream(
+        self,
+        continuation: Callable[[ClientCallDetails, Any], Awaitable[grpc.aio.UnaryStreamCall[Any, Any]]],
+        details: ClientCallDetails,
+        request: Any,
+    ) -> grpc.aio.UnaryStreamCall[Any, Any]:
         return await continuation(self._details(details), request)
 
 
 class _BearerStreamUnary(_Bearer, grpc.aio.StreamUnaryClientInterceptor):
-    async def intercept_stream_unary(self, continuation: Any, details: Any, requests: Any) -> Any:
+    async def intercept_stream_unary(
+        self,
+        continuation: Callable[[ClientCallDetails, Requests], Awaitable[grpc.aio.StreamUnaryCall[Any, Any]]],
+        details: ClientCallDetails,
+        requests: Requests,
+    ) -> grpc.aio.StreamUnaryCall[Any, Any]:
         return await continuation(self._details(details), requests)
 
 
 class _BearerStreamStream(_Bearer, grpc.aio.StreamStreamClientInterceptor):
-    async def intercept_stream_stream(self, continuation: Any, details: Any, requests: Any) -> Any:
+    async def intercept_stream_stream(
+        self,
+        continuation: Callable[[ClientCallDetails, Requests], Awaitable[grpc.aio.StreamStreamCall[Any, Any]]],
+        details: ClientCallDetails,
+        requests: Requests,
+    ) -> grpc.aio.StreamStreamCall[Any, Any]:
         return await continuation(self._details(details), requests)
 
 
-def client_interceptors(source: Callable[[], str]) -> list[Any]:
+def client_interceptors(source: Callable[[], str]) -> list[grpc.aio.ClientInterceptor]:
     """Attach `Bearer <token>` to every call of a channel, whatever its kind."""
     return [
         cls(source)

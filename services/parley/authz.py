@@ -12,9 +12,14 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from parley.v1 import dispatch_pb2
+
+if TYPE_CHECKING:
+    from parley.dispatch.outbox import DispatchKeys
+    from parley.router.keys import RouterKeys
+    from parley.store import Redis
 
 INGEST, AGENT, SUPERVISOR, ADMIN, INTERNAL = "ingest", "agent", "supervisor", "admin", "internal"
 SCOPES = (INGEST, AGENT, SUPERVISOR, ADMIN, INTERNAL)
@@ -108,12 +113,12 @@ class Ownership:
     """Answers "is this call the agent's own?" from what the router stores about each conversation (its
     route state: state, team, agent) and the agent's profile (teams), with one Redis round trip."""
 
-    def __init__(self, redis: Any, router_keys: Any, dispatch_keys: Any) -> None:
+    def __init__(self, redis: Redis, router_keys: RouterKeys, dispatch_keys: DispatchKeys) -> None:
         self.redis = redis
         self.router_keys = router_keys
         self.dispatch_keys = dispatch_keys
 
-    async def refusal(self, own: Own, agent_id: str, request: Any) -> str:
+    async def refusal(self, own: Own, agent_id: str, request: Any) -> str:  # any request message
         """Why `agent_id` may not make this call ("" when it may)."""
         given = getattr(request, "agent_id", "")
         if given != agent_id and (given or own in (Own.SELF, Own.PRESENCE, Own.CLAIM)):
@@ -157,7 +162,7 @@ class Ownership:
     async def _sent(self, agent_id: str, reply_id: str) -> str:
         key = self.dispatch_keys.delivery(self.dispatch_keys.partition(reply_id), reply_id)
         raw = await self.redis.hget(key, "reply")
-        reply = dispatch_pb2.Reply.FromString(raw) if raw else dispatch_pb2.Reply()
+        reply = dispatch_pb2.Reply.FromString(raw) if isinstance(raw, bytes) and raw else dispatch_pb2.Reply()
         if reply.sent_by != agent_id:
             return f"reply {reply_id!r} was not sent by agent {agent_id!r}"
         return ""

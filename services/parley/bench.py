@@ -16,10 +16,12 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
 
+from parley.aio_types import Context
 from parley.clock import to_timestamp
 from parley.config import SERVICES, Settings
 from parley.messages import message_id
@@ -80,7 +82,7 @@ def percentile(values: list[float], q: float) -> float:
 async def serve_echo(port: int) -> None:
     """A grpc.aio server whose one bidi method echoes each InboundMessage back."""
 
-    async def echo(requests: Any, context: grpc.aio.ServicerContext) -> Any:
+    async def echo(requests: AsyncIterator[Any], context: Context) -> AsyncIterator[Any]:
         async for request in requests:
             yield request
 
@@ -144,7 +146,7 @@ async def baseline(count: int = 20000) -> float:
 class RoutedWatcher:
     """Follows `conversation.routed` events and notes when each message id was routed."""
 
-    def __init__(self, stub: ingestion_pb2_grpc.IngestionServiceStub) -> None:
+    def __init__(self, stub: ingestion_pb2_grpc.IngestionServiceAsyncStub) -> None:
         self.routed_at: dict[str, float] = {}
         self._call = stub.WatchEvents(ingestion_pb2.WatchEventsRequest(types=["conversation.routed"]))
         self._task: asyncio.Task[None] | None = None
@@ -170,8 +172,8 @@ class RoutedWatcher:
 
 
 async def saturation(
-    stub: ingestion_pb2_grpc.IngestionServiceStub, watcher: RoutedWatcher, count: int
-) -> dict:
+    stub: ingestion_pb2_grpc.IngestionServiceAsyncStub, watcher: RoutedWatcher, count: int
+) -> dict[str, float]:
     messages = synthetic_messages(count, f"sat{uuid.uuid4().hex[:6]}")
     ids = {message_id(m.channel, m.platform_message_id) for m in messages}
     batches = [messages[i : i + 250] for i in range(0, len(messages), 250)]
@@ -196,8 +198,8 @@ async def saturation(
 
 
 async def fixed_rate(
-    stub: ingestion_pb2_grpc.IngestionServiceStub, watcher: RoutedWatcher, rate: float, duration: float
-) -> dict:
+    stub: ingestion_pb2_grpc.IngestionServiceAsyncStub, watcher: RoutedWatcher, rate: float, duration: float
+) -> dict[str, float]:
     tick = 0.01
     total = int(rate * duration)
     messages = synthetic_messages(total, f"lat{uuid.uuid4().hex[:6]}")
@@ -243,7 +245,7 @@ async def drop_namespace(settings: Settings) -> None:
 
 async def run_bench(
     settings: Settings, count: int, rate: float, duration: float, workers: int, progress: bool = True
-) -> dict:
+) -> dict[str, float]:
     from parley.suite import ChildProcessSuite
 
     def say(text: str) -> None:

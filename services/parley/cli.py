@@ -23,6 +23,7 @@ from parley.messages import CHANNEL_NAMES, INTENT_NAMES
 from parley.v1 import dispatch_pb2
 
 if TYPE_CHECKING:
+    from parley.store import EmbeddedValkey
     from parley.telemetry.metrics import MetricsServer
 
 T = TypeVar("T")
@@ -91,7 +92,7 @@ def _serve_metrics(process: str, settings: Settings) -> MetricsServer | None:
         raise PortInUse(f"{process} metrics", settings.host, port, "PARLEY_METRICS_PORT") from None
 
 
-def _with_redis(settings: Settings, data_dir: str) -> tuple[Settings, object | None]:
+def _with_redis(settings: Settings, data_dir: str) -> tuple[Settings, EmbeddedValkey | None]:
     """Settings with a Redis URL: REDIS_URL when set, else a freshly started embedded Valkey."""
     if settings.redis_url:
         return settings, None
@@ -119,8 +120,9 @@ def _as_operator(settings: Settings, subject: str) -> Settings:
     PARLEY_AUTH_TOKEN, else one minted from the secret."""
     from pydantic import SecretStr
 
-    from parley.auth import jwt_secret, mint, reveal
+    from parley.auth import jwt_secret, mint
     from parley.authz import INGEST, SUPERVISOR
+    from parley.config import reveal
 
     secret = jwt_secret(settings)
     if settings.auth_disabled or reveal(settings.auth_token) or not secret:
@@ -179,7 +181,7 @@ def up(
                 ("console", console_url(settings) + "  (open it in a browser)"),
                 ("webhooks", f"http://{settings.host}:{settings.webhook_port}/webhooks/{{meta,x}}"),
                 ("inbound log", f"{settings.stream_partitions} partitions, one consumer group"),
-                ("redis", settings.redis_url + ("  (embedded Valkey)" if embedded else "")),
+                ("redis", (settings.redis_url or "") + ("  (embedded Valkey)" if embedded else "")),
                 ("logs", f".parley/logs/ ({settings.log_format})"),
                 ("traces", f"OTLP to {endpoint}" if endpoint else "off (set OTEL_EXPORTER_OTLP_ENDPOINT)"),
             ):
@@ -203,7 +205,7 @@ def up(
         code = _one_line_errors("parley up", verbose, lambda: asyncio.run(main()))
     finally:
         if embedded is not None:
-            embedded.stop()  # type: ignore[attr-defined]
+            embedded.stop()
     raise typer.Exit(code)
 
 
@@ -323,7 +325,7 @@ def serve(
         _one_line_errors(f"parley serve {service}", verbose, lambda: asyncio.run(main()))
     finally:
         if embedded is not None:
-            embedded.stop()  # type: ignore[attr-defined]
+            embedded.stop()
 
 
 async def _serve_console(settings: Settings) -> None:
@@ -424,7 +426,7 @@ def bench(
         result = asyncio.run(run_bench(settings, messages, rate, duration, workers, progress=not as_json))
     finally:
         if embedded is not None:
-            embedded.stop()  # type: ignore[attr-defined]
+            embedded.stop()
     if as_json:
         print(json.dumps(result, indent=2))
         return

@@ -81,8 +81,11 @@ class Settings(BaseSettings):
     claim_idle_ms: int = 30_000
     # This worker's consumer name in the group (default: host name and process id).
     worker_name: str = ""
-    # Entries kept in the event stream (older ones are trimmed).
+    # Entries kept in the event stream over all its partitions (older ones are trimmed).
     events_maxlen: int = 1_000_000
+    # The event stream's partitions (an event's is a hash of its conversation id, else its message id);
+    # each is a key of its own, spread over the slots of a cluster. Changing it re-partitions new events only.
+    event_partitions: int = Field(default=12, ge=1, le=1024)
     # Every dead-letter list (inbound, dispatch) keeps its newest entries up to this many.
     dead_letter_maxlen: int = 10_000
     # Backpressure: with this many entries in the inbound log not yet processed, Ingest answers
@@ -131,15 +134,15 @@ class Settings(BaseSettings):
     # dispatch, the networks: API base URLs (a proxy or a test server may stand in) and credentials. The page,
     # Instagram account and phone number ids below are used when a reply carries no brand_account_id.
     dispatch_x_base_url: str = "https://api.x.com"
-    dispatch_x_bearer_token: str = ""  # OAuth 2.0 user-context access token (tweet.write, dm.write)
+    dispatch_x_bearer_token: SecretStr = SecretStr("")  # OAuth 2.0 user-context token: tweet.write, dm.write
     dispatch_graph_base_url: str = "https://graph.facebook.com"
     dispatch_graph_version: str = "v21.0"
     dispatch_facebook_page_id: str = ""
-    dispatch_facebook_page_token: str = ""
+    dispatch_facebook_page_token: SecretStr = SecretStr("")
     dispatch_instagram_account_id: str = ""
-    dispatch_instagram_token: str = ""
+    dispatch_instagram_token: SecretStr = SecretStr("")
     dispatch_whatsapp_phone_number_id: str = ""
-    dispatch_whatsapp_token: str = ""
+    dispatch_whatsapp_token: SecretStr = SecretStr("")
     # Per request; must stay below claim_idle_ms so a slow call never overlaps another loop's takeover.
     dispatch_http_timeout_seconds: float = 10.0
     # Requests in flight per network adapter.
@@ -175,14 +178,14 @@ class Settings(BaseSettings):
     webhook_header_timeout_seconds: float = 10.0
     webhook_body_timeout_seconds: float = 30.0
     webhook_max_connections: int = 64
-    webhook_meta_app_secret: str = ""
-    webhook_meta_verify_token: str = ""
+    webhook_meta_app_secret: SecretStr = SecretStr("")
+    webhook_meta_verify_token: SecretStr = SecretStr("")
     # Messenger and Instagram echo every message the Page sends; those sent by this app id are Parley's own
     # replies (dispatch records them), so they are skipped. Echoes from other senders (the Page inbox) are
     # logged as the brand's outbound messages.
     webhook_meta_app_id: str = ""
     # X's consumer secret: answers the CRC challenge and checks x-twitter-webhooks-signature.
-    webhook_x_consumer_secret: str = ""
+    webhook_x_consumer_secret: SecretStr = SecretStr("")
     # Messages of a signed delivery that Parley's validation refuses are kept here (newest last), not dropped.
     webhook_refused_maxlen: int = 10_000
 
@@ -256,3 +259,9 @@ class Settings(BaseSettings):
             ("grpc.keepalive_time_ms", 30_000),
             ("grpc.keepalive_permit_without_calls", 1),
         ]
+
+
+def reveal(value: SecretStr | str) -> str:
+    """A secret setting's text, read where it is used (a plain str too, as `model_copy` leaves an update
+    unvalidated)."""
+    return value.get_secret_value() if isinstance(value, SecretStr) else value

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from parley.clock import to_timestamp
 from parley.messages import INTENTS_BY_NAME
@@ -26,13 +27,13 @@ def from_json(raw: str | bytes) -> common_pb2.TriageCorrection:
     c = json.loads(raw)
     out = common_pb2.TriageCorrection(
         message_id=c["message_id"],
-        intent=INTENTS_BY_NAME.get(c.get("intent", ""), 0),
+        intent=INTENTS_BY_NAME.get(c.get("intent", ""), common_pb2.INTENT_UNSPECIFIED),
         topic=c.get("topic", ""),
         corrected_by=c["by"],
         by_supervisor=c.get("supervisor", False),
         corrected_at=to_timestamp(c["at"]),
         note=c.get("note", ""),
-        previous_intent=INTENTS_BY_NAME.get(c.get("previous_intent", ""), 0),
+        previous_intent=INTENTS_BY_NAME.get(c.get("previous_intent", ""), common_pb2.INTENT_UNSPECIFIED),
         previous_topic=c.get("previous_topic", ""),
         previous_urgent_review=c.get("previous_urgent_review", False),
     )
@@ -41,7 +42,7 @@ def from_json(raw: str | bytes) -> common_pb2.TriageCorrection:
     return out
 
 
-async def hand_labels(redis: Redis, keys: Keys) -> list[dict]:
+async def hand_labels(redis: Redis, keys: Keys) -> list[dict[str, str]]:
     """The latest correction of every corrected message as a hand label: message id, text, intent and topic,
     and its source (who corrected it, when). A field left uncorrected keeps the classifier's value, which the
     corrector saw and let stand; a message whose intent cannot be told (urgency denied, no intent given) is
@@ -50,7 +51,7 @@ async def hand_labels(redis: Redis, keys: Keys) -> list[dict]:
     for raw in await redis.lrange(log_key(keys), 0, -1):
         cid, mid = json.loads(raw)
         seen[mid] = cid
-    latest: dict[str, dict] = {}
+    latest: dict[str, dict[str, Any]] = {}  # parsed JSON
     bodies: dict[str, bytes | None] = {}
     async with redis.pipeline(transaction=False) as pipe:
         for mid, cid in seen.items():
@@ -67,9 +68,10 @@ async def hand_labels(redis: Redis, keys: Keys) -> list[dict]:
         intent = c["intent"] or ("urgent" if c["urgent"] else "")
         if not intent and not (c["urgent"] is False and c["previous_intent"] == "urgent"):
             intent = c["previous_intent"]
-        if not intent or bodies[mid] is None:
+        body = bodies[mid]
+        if not intent or body is None:
             continue
-        text = common_pb2.InboundMessage.FromString(bodies[mid]).text
+        text = common_pb2.InboundMessage.FromString(body).text
         role = "supervisor" if c["supervisor"] else "agent"
         out.append(
             {

@@ -13,13 +13,17 @@ def unknown_enum_values(message: Message, path: str = "") -> list[tuple[str, str
     for field, value in message.ListFields():
         at = f"{path}.{field.name}" if path else field.name
         repeated = field.is_repeated
-        if field.type == FieldDescriptor.TYPE_ENUM:
+        if field.type == FieldDescriptor.TYPE_ENUM and field.enum_type is not None:
             defined = field.enum_type.values_by_number
             for i, number in enumerate(value if repeated else [value]):
                 if number not in defined:
                     where = f"{at}[{i}]" if repeated else at
                     found.append((where, f"{number} is not a defined {field.enum_type.name} value"))
-        elif field.type == FieldDescriptor.TYPE_MESSAGE and not field.message_type.GetOptions().map_entry:
+        elif (
+            field.type == FieldDescriptor.TYPE_MESSAGE
+            and field.message_type is not None
+            and not field.message_type.GetOptions().map_entry
+        ):
             for i, child in enumerate(value if repeated else [value]):
                 found.extend(unknown_enum_values(child, f"{at}[{i}]" if repeated else at))
     return found

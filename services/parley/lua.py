@@ -42,6 +42,7 @@ def load(package: str, name: str, **constants: object) -> str:
 class Script(AsyncScript):
     """A redis-py Script whose calls all go through a `Pipeline` (a plain call is a pipeline of one)."""
 
+    # Narrower than AsyncScript.__call__: `client` may also be a Pipeline, and the result is what it returns.
     async def __call__(  # type: ignore[override]
         self,
         keys: Sequence[Any] | None = None,

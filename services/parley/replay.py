@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -207,9 +207,9 @@ async def replay(
                 report.conversations.append(got.conversation)
         dispatch = dispatch_pb2_grpc.DispatchServiceStub(dispatch_ch)
         for conversation in report.conversations:
-            for item in conversation.messages:
-                if item.routing.action == common_pb2.ROUTE_ACTION_BOT_REPLY:
-                    reply_id = f"bot:{item.message.message_id}"
+            for entry in conversation.messages:
+                if entry.routing.action == common_pb2.ROUTE_ACTION_BOT_REPLY:
+                    reply_id = f"bot:{entry.message.message_id}"
                     try:
                         got_delivery = await dispatch.GetDelivery(
                             dispatch_pb2.GetDeliveryRequest(reply_id=reply_id), timeout=timeout
@@ -220,6 +220,6 @@ async def replay(
     return report
 
 
-def _order(messages: Iterable[common_pb2.InboundMessage]):  # noqa: ANN202 - a sort key
+def _order(messages: Iterable[common_pb2.InboundMessage]) -> Callable[[str], int]:
     position = {message_id(m.channel, m.platform_message_id): i for i, m in enumerate(messages)}
     return lambda mid: position.get(mid, 0)

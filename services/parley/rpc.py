@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import inspect
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn, TypeVar
 
 import grpc
 from google.protobuf import any_pb2
@@ -26,6 +25,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from parley import store
+from parley.aio_types import Context, Continuation, Handler, responses, streaming, unary
 from parley.auth import TokenSource, client_interceptors, server_interceptors
 from parley.config import Settings
 from parley.telemetry import tracing
@@ -90,6 +90,8 @@ def bad_request_status(violations: Sequence[tuple[str, str]]) -> grpc.Status:
 
 def field_violations(error: grpc.aio.AioRpcError | grpc.RpcError) -> list[tuple[str, str]]:
     """The BadRequest field violations a client received, as (field, description) pairs."""
+    # The grpcio-status stubs ask for a grpc.Call, which an AioRpcError is not declared to be; it has what
+    # from_call reads (its code, details and trailing metadata).
     status = rpc_status.from_call(error)  # type: ignore[arg-type]
     out: list[tuple[str, str]] = []
     for detail in status.details if status else []:
@@ -100,7 +102,7 @@ def field_violations(error: grpc.aio.AioRpcError | grpc.RpcError) -> list[tuple[
     return out
 
 
-async def abort_for(context: grpc.aio.ServicerContext, error: Exception) -> None:
+async def abort_for(context: Context, error: Exception) -> NoReturn:
     """Map a core exception to its gRPC status and abort the call."""
     if isinstance(error, InvalidArgument):
         await context.abort_with_status(bad_request_status(error.violations))
@@ -113,10 +115,18 @@ async def abort_for(context: grpc.aio.ServicerContext, error: Exception) -> None
     raise error
 
 
-def mapped_errors(method: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+_Servicer = TypeVar("_Servicer")
+_Request = TypeVar("_Request")
+_Response = TypeVar("_Response")
+_Context = TypeVar("_Context", bound=Context)
+
+
+def mapped_errors(
+    method: Callable[[_Servicer, _Request, _Context], Awaitable[_Response]],
+) -> Callable[[_Servicer, _Request, _Context], Awaitable[_Response]]:
     """Decorate a unary servicer method so core exceptions become gRPC statuses."""
 
-    async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Any:
+    async def wrapper(self: _Servicer, request: _Request, context: _Context) -> _Response:
         try:
             return await method(self, request, context)
         except (InvalidArgument, NotFound, FailedPrecondition) as error:
@@ -137,7 +147,7 @@ class _Undecodable:
         self.type_name = type_name
 
 
-async def _refuse_undecodable(context: grpc.aio.ServicerContext, request: _Undecodable) -> None:
+async def _refuse_undecodable(context: Context, request: _Undecodable) -> None:
     description = f"is not a valid {request.type_name} (corrupt protobuf or a string that is not UTF-8)"
     await context.abort_with_status(bad_request_status([("request", description)]))
 
@@ -152,13 +162,13 @@ class RefuseUndecodable(grpc.aio.ServerInterceptor):
     """
 
     def __init__(self) -> None:
-        self._guarded: dict[int, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
+        self._guarded: dict[int, tuple[Handler, Handler]] = {}
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        continuation: Continuation,
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
+    ) -> Handler | None:
         handler = await continuation(handler_call_details)
         if handler is None or handler.request_deserializer is None:
             return handler
@@ -169,8 +179,9 @@ class RefuseUndecodable(grpc.aio.ServerInterceptor):
         return known[1]
 
     @staticmethod
-    def _guard(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+    def _guard(handler: Handler) -> Handler:
         parse = handler.request_deserializer
+        assert parse is not None  # intercept_service passes through the handlers without one
         message_type = getattr(parse, "__self__", None)
         type_name = getattr(getattr(message_type, "DESCRIPTOR", None), "full_name", "request message")
 
@@ -183,37 +194,31 @@ class RefuseUndecodable(grpc.aio.ServerInterceptor):
         return _guarded(handler, deserialize)
 
 
-def _guarded(handler: grpc.RpcMethodHandler, deserialize: Callable[[bytes], Any]) -> grpc.RpcMethodHandler:
-    async def checked(requests: Any, context: grpc.aio.ServicerContext) -> Any:
+def _guarded(handler: Handler, deserialize: Callable[[bytes], Any]) -> Handler:
+    call_unary, call_streaming = unary(handler), streaming(handler)
+
+    async def checked(requests: AsyncIterator[Any], context: Context) -> AsyncIterator[Any]:
         async for request in requests:
             if isinstance(request, _Undecodable):
                 await _refuse_undecodable(context, request)
             yield request
 
-    async def unary_unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+    async def unary_unary(request: Any, context: Context) -> Any:
         if isinstance(request, _Undecodable):
             await _refuse_undecodable(context, request)
-        return await handler.unary_unary(request, context)
+        return await call_unary(request, context)
 
-    async def responses(call: Any) -> Any:
-        # A streaming handler is an async generator, or a coroutine that writes through its context.
-        if inspect.isasyncgen(call):
-            async for response in call:
-                yield response
-        else:
-            await call
-
-    async def unary_stream(request: Any, context: grpc.aio.ServicerContext) -> Any:
+    async def unary_stream(request: Any, context: Context) -> AsyncIterator[Any]:
         if isinstance(request, _Undecodable):
             await _refuse_undecodable(context, request)
-        async for response in responses(handler.unary_stream(request, context)):
+        async for response in responses(call_streaming(request, context)):
             yield response
 
-    async def stream_unary(requests: Any, context: grpc.aio.ServicerContext) -> Any:
-        return await handler.stream_unary(checked(requests, context), context)
+    async def stream_unary(requests: AsyncIterator[Any], context: Context) -> Any:
+        return await call_unary(checked(requests, context), context)
 
-    async def stream_stream(requests: Any, context: grpc.aio.ServicerContext) -> Any:
-        async for response in responses(handler.stream_stream(checked(requests, context), context)):
+    async def stream_stream(requests: AsyncIterator[Any], context: Context) -> AsyncIterator[Any]:
+        async for response in responses(call_streaming(checked(requests, context), context)):
             yield response
 
     serialize = handler.response_serializer
@@ -288,7 +293,8 @@ async def start_server(
         reflection.enable_server_reflection([*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
     try:
         if settings.tls_cert_file and settings.tls_key_file:
-            port = server.add_secure_port(address, _server_credentials(settings))
+            credentials = _server_credentials(settings, settings.tls_key_file, settings.tls_cert_file)
+            port = server.add_secure_port(address, credentials)
         else:
             port = server.add_insecure_port(address)
     except RuntimeError as error:  # grpcio's way of saying the bind failed (the port is taken, mostly)
@@ -308,17 +314,19 @@ def _read(path: Path | None) -> bytes | None:
     return path.read_bytes() if path else None
 
 
-def _server_credentials(settings: Settings) -> grpc.ServerCredentials:
+def _server_credentials(settings: Settings, key_file: Path, cert_file: Path) -> grpc.ServerCredentials:
     """Server TLS; with tls_require_client_cert, only clients with a certificate signed by tls_ca_file."""
-    pair = [(_read(settings.tls_key_file), _read(settings.tls_cert_file))]
+    pair = [(key_file.read_bytes(), cert_file.read_bytes())]
     return grpc.ssl_server_credentials(
-        pair,  # type: ignore[arg-type]
+        pair,
         root_certificates=_read(settings.tls_ca_file),
         require_client_auth=settings.tls_require_client_cert,
     )
 
 
-def _transport(settings: Settings, address: str, interceptors: list[Any]) -> grpc.aio.Channel:
+def _transport(
+    settings: Settings, address: str, interceptors: Sequence[grpc.aio.ClientInterceptor]
+) -> grpc.aio.Channel:
     """Plaintext, or TLS when a CA or certificate is configured (presenting the certificate under mTLS); trace
     context travels with every call when tracing is on."""
     interceptors = [*tracing.client_interceptors(), *interceptors]
@@ -344,17 +352,27 @@ def channel(
     return _transport(settings, address, client_interceptors(TokenSource(settings, token, scopes=scopes)))
 
 
+def health_check(
+    ch: grpc.aio.Channel,
+) -> grpc.aio.UnaryUnaryMultiCallable[health_pb2.HealthCheckRequest, health_pb2.HealthCheckResponse]:
+    """The standard health Check of the server at the other end of `ch`."""
+    # The grpcio-health-checking stubs leave out the methods of HealthStub.
+    check: grpc.aio.UnaryUnaryMultiCallable[health_pb2.HealthCheckRequest, health_pb2.HealthCheckResponse]
+    check = health_pb2_grpc.HealthStub(ch).Check  # type: ignore[attr-defined]
+    return check
+
+
 async def wait_ready(address: str, timeout: float = 10.0, settings: Settings | None = None) -> None:
     """Wait until the server at `address` answers its gRPC health check with SERVING (over TLS when
     `settings` configure it; health needs no token)."""
     opened = _transport(settings, address, []) if settings else grpc.aio.insecure_channel(address)
     async with opened as ch:
-        stub = health_pb2_grpc.HealthStub(ch)
+        check = health_check(ch)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:
             try:
-                reply = await stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=1.0)
+                reply = await check(health_pb2.HealthCheckRequest(service=""), timeout=1.0)
                 if reply.status == health_pb2.HealthCheckResponse.SERVING:
                     return
             except grpc.aio.AioRpcError:

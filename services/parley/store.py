@@ -6,18 +6,24 @@ multi-key operation (Lua script, MULTI) stays inside one hash slot. `Keys` build
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
+from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
 
 from parley.config import Settings
 
 log = logging.getLogger(__name__)
 
 Redis = aioredis.Redis | RedisCluster
+# Stream entries as XRANGE answers them, and XREAD / XREADGROUP: (stream, entries) for each stream read.
+# redis-py declares a union that covers RESP3 and decoded replies too; a RESP2 client of bytes gets these.
+StreamEntries = list[tuple[bytes, dict[bytes, bytes]]]
+StreamReply = list[tuple[bytes, StreamEntries]]
 
 
 class EmbeddedValkey:
@@ -57,6 +63,11 @@ def connect(settings: Settings, url: str | None = None) -> Redis:
     return aioredis.Redis.from_url(url, health_check_interval=30)
 
 
+def reply_text(reply: bytes | str) -> str:
+    """A reply as text. Replies stay bytes (see `connect`); redis-py's annotations allow str as well."""
+    return reply.decode() if isinstance(reply, bytes) else reply
+
+
 # A key part made of caller-supplied ids: ":" separates parts, "{" and "}" mark the hash tag, "%" escapes.
 _KEY_PART_ESCAPES = str.maketrans({"%": "%25", ":": "%3A", "{": "%7B", "}": "%7D"})
 
@@ -67,11 +78,24 @@ def escape_key_part(part: str) -> str:
     return part.translate(_KEY_PART_ESCAPES)
 
 
+@functools.cache
+def event_tag(partition: int, partitions: int) -> str:
+    """The hash tag of event partition `partition` of `partitions`: the first `e<partition>.<n>` whose slot
+    lies in the partition's own share of the slot range, so the partitions spread evenly over the masters of
+    a cluster whose slots are split evenly (`e0`, `e1`, ... alone would crowd some masters)."""
+    for n in range(1_000_000):
+        tag = f"e{partition}.{n}"
+        if key_slot(tag.encode()) * partitions // REDIS_CLUSTER_HASH_SLOTS == partition:
+            return tag
+    raise ValueError(f"no hash tag for event partition {partition} of {partitions}")
+
+
 @dataclass(frozen=True)
 class Keys:
     """Every Redis key name of the suite, under one prefix."""
 
     prefix: str = "parley"
+    event_partitions: int = Settings.model_fields["event_partitions"].default
 
     # The durable inbound log: partition streams, and the de-duplication marks living in the same slot.
     def inbound_stream(self, partition: int) -> str:
@@ -80,8 +104,19 @@ class Keys:
     def seen(self, partition: int, message_id: str) -> str:
         return f"{self.prefix}:seen:{{p{partition}}}:{message_id}"
 
-    def events(self) -> str:
-        return f"{self.prefix}:events"
+    # The event stream: one stream per partition; the merges stream of a partition carries a copy of its
+    # conversation.merged events (the only ones the router's merges follower needs). Same slot per partition.
+    def event_stream(self, partition: int) -> str:
+        return f"{self.prefix}:events:{{{event_tag(partition, self.event_partitions)}}}"
+
+    def merge_stream(self, partition: int) -> str:
+        return f"{self.prefix}:merges:{{{event_tag(partition, self.event_partitions)}}}"
+
+    def event_streams(self) -> list[str]:
+        return [self.event_stream(p) for p in range(self.event_partitions)]
+
+    def merge_streams(self) -> list[str]:
+        return [self.merge_stream(p) for p in range(self.event_partitions)]
 
     # Conversations: one hash tag per conversation.
     def conversation(self, conversation_id: str) -> str:
@@ -114,4 +149,4 @@ async def drop_namespace(redis: Redis, prefix: str, batch: int = 1000) -> None:
 
 
 def keys_for(settings: Settings) -> Keys:
-    return Keys(settings.key_prefix)
+    return Keys(settings.key_prefix, settings.event_partitions)

@@ -12,9 +12,9 @@ import contextlib
 from collections import Counter
 from collections.abc import Iterator
 
-import grpc
 import jwt
 
+from parley.aio_types import Context
 from parley.config import Settings
 
 
@@ -51,7 +51,7 @@ class StreamLimits:
                 del self.open[caller]
 
 
-def caller_of(context: grpc.aio.ServicerContext) -> str:
+def caller_of(context: Context) -> str:
     """Who opened the stream: the subject of its bearer token (the auth interceptor has verified it before
     any handler runs), else the peer address (auth turned off)."""
     for key, value in context.invocation_metadata() or ():

@@ -50,7 +50,7 @@ async def start_service(name: str, settings: Settings, address: str | None = Non
     module = importlib.import_module(f"parley.{name}.server")
     address = address or f"{settings.host}:{settings.port(name)}"
     try:
-        running = await module.create_server(settings, address)
+        running: RunningServer = await module.create_server(settings, address)
     except OSError as error:
         if error.errno != errno.EADDRINUSE or isinstance(error, PortInUse):
             raise
@@ -137,7 +137,7 @@ class InProcessSuite:
 
 
 def replace_ports(settings: Settings, ports: dict[str, int]) -> Settings:
-    update = {f"{name}_port": port for name, port in ports.items()}
+    update: dict[str, object] = {f"{name}_port": port for name, port in ports.items()}
     update |= {f"{name}_addr": f"{settings.host}:{port}" for name, port in ports.items()}
     return settings.model_copy(update=update)
 
@@ -150,6 +150,7 @@ def env_for(settings: Settings) -> dict[str, str]:
         "PARLEY_KEY_PREFIX": settings.key_prefix,
         "PARLEY_HOST": settings.host,
         "PARLEY_STREAM_PARTITIONS": str(settings.stream_partitions),
+        "PARLEY_EVENT_PARTITIONS": str(settings.event_partitions),
         "PARLEY_WEBHOOK_PORT": str(settings.webhook_port),
         # Every child signs its own internal tokens with the shared secret (never an operator's token).
         "PARLEY_AUTH_JWT_SECRET": jwt_secret(settings),

@@ -4,7 +4,7 @@ hand-checked timelines."""
 from __future__ import annotations
 
 import asyncio
-import json
+import dataclasses
 
 from parley import rpc
 from parley.clock import ManualClock, to_timestamp
@@ -12,7 +12,7 @@ from parley.config import Settings
 from parley.conversations.core import Conversations
 from parley.conversations.follower import ensure_group, follow_once
 from parley.conversations.server import create_server
-from parley.events import EventRecord, publish
+from parley.events import EventRecord, publish, read_all
 from parley.store import Keys, Redis
 from parley.v1 import common_pb2, conversations_pb2, conversations_pb2_grpc
 
@@ -39,8 +39,8 @@ class Timeline:
     async def at(self, seconds: float, kind: str, **attrs: object) -> int:
         self.clock.set(T0 + seconds)
         self.n += 1
-        fields = EventRecord(kind, self.cid, "", self.clock.now(), attrs).fields()
-        return await self.core.apply_events([(f"{self.n}-0", fields)])
+        event = EventRecord(kind, self.cid, "", self.clock.now(), attrs)
+        return await self.core.apply_events([(f"{self.n}-0", event)])
 
     async def customer(self, seconds: float, pid: str) -> conversations_pb2.ThreadResult:
         self.clock.set(T0 + seconds)
@@ -94,11 +94,8 @@ async def test_a_conversation_through_its_life(
     assert (m.messages, m.agents_touched, m.reopen_count) == (2, 1, 0)
     assert m.sla == S.SLA_STATUS_MET and m.sla_due_at.seconds == int(T0) + 610
     assert list(conv.agents) == ["a1"]
-    published = [
-        json.loads(f[b"attrs"])
-        for _, f in await redis.xrange(keys.events())
-        if f[b"type"] == b"conversation.state_changed"
-    ]
+    changed = "conversation.state_changed"
+    published = [event.attributes for _, event in await read_all(redis, keys) if event.type == changed]
     assert [(e["from"], e["to"]) for e in published] == [
         (NEW, QUEUED),
         (QUEUED, ASSIGNED),
@@ -143,15 +140,14 @@ async def test_reopen_within_the_window_then_metrics_count_it(
 async def test_events_apply_once_and_follow_merges(core: Conversations, clock: ManualClock) -> None:
     [held] = await core.thread([msg("c", reply_to="p", at=5)])
     [root] = await core.thread([msg("p")])
-    fields = EventRecord(
-        "conversation.assigned", held.conversation_id, "", T0 + 20, {"agent_id": "a1"}
-    ).fields()
-    assert await core.apply_events([("5-0", fields)]) == 1
-    assert await core.apply_events([("5-0", fields)]) == 0
+    event = EventRecord("conversation.assigned", held.conversation_id, "", T0 + 20, {"agent_id": "a1"})
+    assert await core.apply_events([("5-0", event)]) == 1
+    assert await core.apply_events([("5-0", event)]) == 0
     conv = await core.get(root.conversation_id)
     assert conv.state == ASSIGNED and [x.state for x in conv.transitions] == [NEW, ASSIGNED]
-    ignored = EventRecord("message.threaded", root.conversation_id, "x:p", T0).fields()
-    assert await core.apply_events([("6-0", ignored), ("7-0", {**fields, "conversation_id": "cv-none"})]) == 0
+    ignored = EventRecord("message.threaded", root.conversation_id, "x:p", T0)
+    nowhere = dataclasses.replace(event, conversation_id="cv-none")
+    assert await core.apply_events([("6-0", ignored), ("7-0", nowhere)]) == 0
 
 
 async def test_bot_and_human_first_responses_apart_and_missed_sla(
@@ -200,7 +196,7 @@ async def test_get_metrics_groups_with_means_and_percentiles(core: Conversations
 
 
 async def test_follower_applies_stream_events_and_acks(core: Conversations, redis: Redis, keys: Keys) -> None:
-    await ensure_group(redis, keys.events())
+    await ensure_group(redis, keys)
     [first] = await core.thread([msg("1")])  # its own events are read and ignored
     await publish(
         redis,
@@ -210,30 +206,31 @@ async def test_follower_applies_stream_events_and_acks(core: Conversations, redi
     while await follow_once(core, "test", block_ms=None):
         pass
     assert (await core.get(first.conversation_id)).state == ASSIGNED
-    pending = await redis.xpending(keys.events(), "conversations-lifecycle")
-    assert pending["pending"] == 0
+    for stream in keys.event_streams():
+        assert (await redis.xpending(stream, "conversations-lifecycle"))["pending"] == 0
 
 
 async def test_follower_takes_over_a_dead_consumers_entries_and_skips_trimmed_ones(
     core: Conversations, redis: Redis, keys: Keys
 ) -> None:
-    await ensure_group(redis, keys.events())
+    await ensure_group(redis, keys)
     [first] = await core.thread([msg("1")])
     while await follow_once(core, "test", block_ms=None):
         pass
     event = EventRecord("conversation.assigned", first.conversation_id, "", T0 + 5, {"agent_id": "a1"})
     await publish(redis, keys, [event])
     # A consumer reads the event and dies before applying it; a trimmed entry is left pending too.
-    await redis.xreadgroup("conversations-lifecycle", "dead", {keys.events(): ">"}, count=10)
-    trimmed_id = await redis.xadd(keys.events(), {"type": "noise"})
-    await redis.xreadgroup("conversations-lifecycle", "dead", {keys.events(): ">"}, count=10)
-    await redis.xdel(keys.events(), trimmed_id)
+    stream = keys.event_stream(event.partition(keys.event_partitions))
+    await redis.xreadgroup("conversations-lifecycle", "dead", {stream: ">"}, count=10)
+    trimmed_id = await redis.xadd(stream, {"type": "noise"})
+    await redis.xreadgroup("conversations-lifecycle", "dead", {stream: ">"}, count=10)
+    await redis.xdel(stream, trimmed_id)
     await asyncio.sleep(core.settings.claim_idle_ms / 1000 + 0.1)
 
     while await follow_once(core, "rescuer", block_ms=None):
         pass
     assert (await core.get(first.conversation_id)).state == ASSIGNED
-    assert (await redis.xpending(keys.events(), "conversations-lifecycle"))["pending"] == 0
+    assert (await redis.xpending(stream, "conversations-lifecycle"))["pending"] == 0
 
 
 async def test_server_follows_events_and_serves_profiles(

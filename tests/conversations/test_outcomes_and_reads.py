@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from parley.clock import ManualClock, from_timestamp, to_timestamp
-from parley.conversations.core import Conversations, distribution
+from parley.conversations.core import Conversations
+from parley.conversations.metrics import distribution
 from parley.conversations.store import conversation_id_for
-from parley.events import EventRecord
+from parley.events import EventRecord, read_all
 from parley.rpc import InvalidArgument, NotFound
 from parley.store import Keys, Redis
 from parley.v1 import common_pb2, conversations_pb2
@@ -51,9 +54,9 @@ def in_conversation(o: conversations_pb2.Outcome, cid: str) -> conversations_pb2
 
 async def state_events(redis: Redis, keys: Keys) -> list[tuple[str, str]]:
     return [
-        (f[b"message_id"].decode(), f[b"attrs"].decode())
-        for _, f in await redis.xrange(keys.events())
-        if f[b"type"] == b"conversation.state_changed"
+        (e.message_id, json.dumps(dict(e.attributes), separators=(",", ":")))
+        for _, e in await read_all(redis, keys)
+        if e.type == "conversation.state_changed"
     ]
 
 
@@ -220,7 +223,7 @@ async def test_metrics_on_a_hand_checked_timeline(core: Conversations) -> None:
     # A and C are resolved: A had the brand's reply, C none (abandoned); B (bot) was never with a team.
     for n, first in enumerate(("x:a1", "messenger:c1", "x:b1")):
         resolved = EventRecord("conversation.resolved", conversation_id_for(first), "", T0 + 400, {})
-        await core.apply_events([(f"{n + 1}-0", resolved.fields())])
+        await core.apply_events([(f"{n + 1}-0", resolved)])
     by_team_abandoned = {g.key: g.abandoned for g in await core.metrics(T0, T0 + 1000, "team")}
     assert by_team_abandoned == {"billing": 1, "none": 0}
     with pytest.raises(InvalidArgument):

@@ -10,6 +10,7 @@ import pytest
 from parley.clock import ManualClock
 from parley.config import Settings
 from parley.conversations.core import Conversations
+from parley.conversations.merging import Merges
 from parley.conversations.store import conversation_id_for
 from parley.rpc import Aborted
 from parley.store import Keys, Redis
@@ -61,10 +62,10 @@ async def test_a_thread_racing_a_merge_never_writes_into_the_merged_record(
     assert await redis.exists(*core.keys.parts(held)) == 0
 
 
-class EverChanging(Conversations):
+class EverChanging(Merges):
     """Every merge pass finds one of the two conversations changed under it (a busy pair of workers)."""
 
-    async def _merge_once(self, src: str, dst: str) -> bool | None:
+    async def merge_once(self, src: str, dst: str) -> bool | None:
         return None
 
 
@@ -73,7 +74,9 @@ async def test_a_merge_that_keeps_losing_races_asks_for_a_retry(
 ) -> None:
     # ABORTED, not FAILED_PRECONDITION: the pipeline worker retries the batch instead of dead-lettering a
     # message that only lost a race.
-    core = EverChanging(settings, redis, keys, ManualClock(T0))
+    core = Conversations(settings, redis, keys, ManualClock(T0))
+    merges = core.threader.merges
+    core.threader.merges = EverChanging(settings, redis, core.keys, core.clock, merges.scripts)
     await core.thread([msg("c1", at=1, reply_to="p1")])
     with pytest.raises(Aborted, match="kept changing"):
         await core.thread([msg("p1", at=0)])

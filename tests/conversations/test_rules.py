@@ -7,6 +7,7 @@ from parley.clock import ManualClock
 from parley.config import Settings
 from parley.conversations.core import Conversations
 from parley.conversations.store import conversation_id_for
+from parley.events import EventRecord, read_all
 from parley.store import Keys, Redis
 from parley.v1 import common_pb2, conversations_pb2
 
@@ -17,7 +18,7 @@ OWNER, PARTICIPANT = S.PARTICIPANT_ROLE_OWNER, S.PARTICIPANT_ROLE_PARTICIPANT
 
 
 async def event_types(redis: Redis, keys: Keys) -> list[str]:
-    return [f[b"type"].decode() for _, f in await redis.xrange(keys.events())]
+    return [event.type for _, event in await read_all(redis, keys)]
 
 
 async def listed(core: Conversations) -> list[str]:
@@ -207,15 +208,7 @@ async def test_customer_back_after_the_reopen_window_gets_a_new_linked_conversat
     [first] = await core.thread([msg("d1", thread="dm-1", private=True)])
     await core.apply_events(
         [
-            (
-                "1-0",
-                {
-                    "type": "conversation.resolved",
-                    "conversation_id": first.conversation_id,
-                    "at": repr(clock.now()),
-                    "attrs": "{}",
-                },
-            )
+            ("1-0", EventRecord("conversation.resolved", first.conversation_id, "", clock.now())),
         ]
     )
     clock.advance(settings.conversations_reopen_window_seconds + 1)

@@ -7,6 +7,7 @@ import asyncio
 from parley.config import Settings
 from parley.conversations.core import Conversations
 from parley.conversations.store import conversation_id_for
+from parley.events import EventRecord, read_all
 from parley.store import Keys, Redis, connect
 from parley.v1 import conversations_pb2
 
@@ -17,8 +18,8 @@ PARTICIPANT = conversations_pb2.PARTICIPANT_ROLE_PARTICIPANT
 BRAND = conversations_pb2.PARTICIPANT_ROLE_BRAND
 
 
-async def events(redis: Redis, keys: Keys, kind: str) -> list[dict[bytes, bytes]]:
-    return [fields for _, fields in await redis.xrange(keys.events()) if fields[b"type"] == kind.encode()]
+async def events(redis: Redis, keys: Keys, kind: str) -> list[EventRecord]:
+    return [event for _, event in await read_all(redis, keys) if event.type == kind]
 
 
 async def test_reply_chain_within_one_batch(core: Conversations) -> None:

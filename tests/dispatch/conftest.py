@@ -18,6 +18,7 @@ from network_double import (
     X_TOKEN,
     FakeNetwork,
 )
+from pydantic import SecretStr
 
 from parley.config import Settings
 
@@ -49,15 +50,15 @@ def network_settings(dispatch_settings: Settings, network: FakeNetwork) -> Setti
         update={
             "dispatch_default_adapter": "network",
             "dispatch_x_base_url": network.url,
-            "dispatch_x_bearer_token": X_TOKEN,
+            "dispatch_x_bearer_token": SecretStr(X_TOKEN),
             "dispatch_graph_base_url": network.url,
             "dispatch_graph_version": VERSION,
             "dispatch_facebook_page_id": PAGE_ID,
-            "dispatch_facebook_page_token": PAGE_TOKEN,
+            "dispatch_facebook_page_token": SecretStr(PAGE_TOKEN),
             "dispatch_instagram_account_id": IG_ID,
-            "dispatch_instagram_token": IG_TOKEN,
+            "dispatch_instagram_token": SecretStr(IG_TOKEN),
             "dispatch_whatsapp_phone_number_id": PHONE_ID,
-            "dispatch_whatsapp_token": WA_TOKEN,
+            "dispatch_whatsapp_token": SecretStr(WA_TOKEN),
             # Generous, so a loaded machine never turns a normal answer into a timeout; the timeout tests
             # set their own.
             "dispatch_http_timeout_seconds": 5.0,

@@ -21,6 +21,7 @@ from parley.dispatch.adapters import (
     RetryableError,
 )
 from parley.dispatch.dispatcher import Dispatcher
+from parley.events import read_all
 from parley.rpc import InvalidArgument, NotFound
 from parley.store import Keys, Redis
 from parley.v1 import common_pb2, dispatch_pb2
@@ -86,7 +87,7 @@ def make_dispatcher(
 
 
 async def event_types(redis: Redis, keys: Keys) -> list[str]:
-    return [fields[b"type"].decode() for _, fields in await redis.xrange(keys.events())]
+    return [event.type for _, event in await read_all(redis, keys)]
 
 
 async def test_send_is_idempotent_by_reply_id(dispatch_settings: Settings, redis: Redis, keys: Keys) -> None:
@@ -114,10 +115,9 @@ async def test_send_is_idempotent_by_reply_id(dispatch_settings: Settings, redis
     lines = [json.loads(line) for line in log_lines(log.path)]
     assert [line["platform_id"] for line in lines] == list(sent.platform_message_ids)
     assert await event_types(redis, keys) == ["reply.sent"]
-    [(_, event)] = await redis.xrange(keys.events())
-    attributes = json.loads(event[b"attrs"])
-    assert event[b"conversation_id"] == b"conv-1" and event[b"message_id"] == b"bot:x:1"
-    assert attributes["platform_message_ids"] == list(sent.platform_message_ids)
+    [(_, event)] = await read_all(redis, keys)
+    assert event.conversation_id == "conv-1" and event.message_id == "bot:x:1"
+    assert event.attributes["platform_message_ids"] == list(sent.platform_message_ids)
 
 
 async def test_long_x_reply_is_posted_as_a_thread(

@@ -17,6 +17,7 @@ from parley.dispatch import guard
 from parley.dispatch.adapters import AdapterRegistry
 from parley.dispatch.dispatcher import Dispatcher
 from parley.dispatch.guard import sensitive_types
+from parley.events import read_all
 from parley.rpc import InvalidArgument
 from parley.store import Keys, Redis
 from parley.v1 import common_pb2, dispatch_pb2
@@ -61,7 +62,7 @@ def public_x(reply_id: str, text: str, recipient_id: str = "2244994945") -> disp
 
 
 async def events(redis: Redis, keys: Keys) -> list[tuple[str, dict]]:
-    return [(f[b"type"].decode(), json.loads(f[b"attrs"])) for _, f in await redis.xrange(keys.events())]
+    return [(event.type, dict(event.attributes)) for _, event in await read_all(redis, keys)]
 
 
 @pytest.mark.parametrize(("kind", "text", "value"), SEEDED, ids=[s[0] for s in SEEDED])

@@ -15,6 +15,7 @@ from parley.dispatch.adapters import AdapterRegistry
 from parley.dispatch.dispatcher import Dispatcher
 from parley.dispatch.networks import MetaAdapter, XAdapter, retry_after_seconds
 from parley.dispatch.rules import x_weighted_length
+from parley.events import read_all
 from parley.store import Keys, Redis
 from parley.v1 import common_pb2, dispatch_pb2
 
@@ -177,8 +178,8 @@ async def test_outside_the_window_without_a_template_is_blocked_with_the_reason(
     assert "outside the 24-hour customer-service window" in deliveries[0].error
     assert "30.0 hours ago" in deliveries[1].error
     assert network.requests == []
-    types = [f[b"type"] for _, f in await redis.xrange(keys.events())]
-    assert types == [b"reply.blocked", b"reply.blocked"]
+    types = [event.type for _, event in await read_all(redis, keys)]
+    assert types == ["reply.blocked", "reply.blocked"]
 
 
 async def test_outside_the_window_a_configured_template_or_tag_is_used(

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
+from pydantic import SecretStr
 
 from ingestion.webhook_client import META_SECRET, META_VERIFY, OWN_APP_ID, X_SECRET, Client
 from parley.clock import ManualClock
@@ -19,10 +20,10 @@ from parley.store import Redis
 def hook_settings(settings: Settings) -> Settings:
     return settings.model_copy(
         update={
-            "webhook_meta_app_secret": META_SECRET,
-            "webhook_meta_verify_token": META_VERIFY,
+            "webhook_meta_app_secret": SecretStr(META_SECRET),
+            "webhook_meta_verify_token": SecretStr(META_VERIFY),
             "webhook_meta_app_id": OWN_APP_ID,
-            "webhook_x_consumer_secret": X_SECRET,
+            "webhook_x_consumer_secret": SecretStr(X_SECRET),
         }
     )
 

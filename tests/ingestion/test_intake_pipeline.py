@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from parley.events import read_all
 from parley.ingestion.inbound_log import InboundLog
 from parley.rpc import channel
 from parley.store import Keys, Redis
@@ -22,11 +23,7 @@ async def suite(settings, redis) -> AsyncIterator[InProcessSuite]:
 
 
 async def events_for(redis: Redis, keys: Keys, message_id: str) -> list[str]:
-    return [
-        fields[b"type"].decode()
-        for _, fields in await redis.xrange(keys.events())
-        if fields.get(b"message_id", b"").decode() == message_id
-    ]
+    return [event.type for _, event in await read_all(redis, keys) if event.message_id == message_id]
 
 
 # No text, or WhatsApp's blank caption as it is sent.

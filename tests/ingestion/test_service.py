@@ -174,6 +174,49 @@ async def test_watch_events_replays_and_filters(
     everything.cancel()
 
 
+async def test_watch_events_merges_the_partitions_in_order_and_resumes_exactly(
+    stub: ingestion_pb2_grpc.IngestionServiceStub, redis: Redis, keys: Keys
+) -> None:
+    from parley import events
+
+    cids = [f"cv-{n}" for n in range(12)]
+    assert len({events.partition_of(c, keys.event_partitions) for c in cids}) > 4
+    for _ in range(3):
+        await events.publish(redis, keys, [events.EventRecord("conversation.opened", c) for c in cids])
+    # The same entry id in three partitions: events of one time are ordered by partition.
+    tied = sorted({events.partition_of(c, keys.event_partitions) for c in cids})[:3]
+    newest = max(int(e.split("-")[0]) for e, _ in await events.read_all(redis, keys)) + 1
+    for p in tied:
+        record = events.EventRecord("conversation.resolved", cids[0])
+        await redis.xadd(keys.event_stream(p), record.fields(), id=f"{newest}-0")
+    stored = [event_id for event_id, _ in await events.read_all(redis, keys)]
+    assert len(stored) == 39 and stored[-3:] == [f"{newest}-0-{p}" for p in tied]
+
+    async def watched(after_id: str, count: int) -> list[str]:
+        watch = stub.WatchEvents(ingestion_pb2.WatchEventsRequest(after_id=after_id))
+        out = [(await asyncio.wait_for(watch.read(), 5)).event.id for _ in range(count)]
+        watch.cancel()
+        return out
+
+    assert await watched("0", 39) == stored
+    # From any event on, exactly the ones after it, ties included.
+    for k in (0, 17, 36, 37):
+        assert await watched(stored[k], 38 - k) == stored[k + 1 :]
+
+
+async def test_watch_events_skips_an_entry_that_is_not_an_event(
+    stub: ingestion_pb2_grpc.IngestionServiceStub, redis: Redis, keys: Keys
+) -> None:
+    from parley import events
+
+    await redis.xadd(keys.event_stream(0), {"type": "conversation.opened", "attrs": "{}"})  # the old layout
+    await events.publish(redis, keys, [events.EventRecord("conversation.opened", "c1")])
+    watch = stub.WatchEvents(ingestion_pb2.WatchEventsRequest(after_id="0"))
+    reply = await asyncio.wait_for(watch.read(), 5)
+    assert (reply.event.type, reply.event.conversation_id) == ("conversation.opened", "c1")
+    watch.cancel()
+
+
 async def test_watch_events_refuses_a_malformed_start(stub: ingestion_pb2_grpc.IngestionServiceStub) -> None:
     watch = stub.WatchEvents(ingestion_pb2.WatchEventsRequest(after_id="yesterday"))
     with pytest.raises(grpc.aio.AioRpcError) as caught:

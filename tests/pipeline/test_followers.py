@@ -35,21 +35,24 @@ async def test_a_malformed_event_is_dead_lettered_and_the_ones_behind_it_applied
     settings: Settings, redis: Redis, keys: Keys
 ) -> None:
     core = Conversations(settings, redis, keys, ManualClock(T0))
-    await ensure_group(redis, keys.events())
+    await ensure_group(redis, keys)
     [first] = await core.thread([customer_message("1")])
     cid = first.conversation_id
     while await follow_once(core, "test", block_ms=None):
         pass
-    await redis.xadd(
-        keys.events(), {"type": "conversation.assigned", "conversation_id": cid, "attrs": "{oops"}
-    )
     assigned = EventRecord("conversation.assigned", cid, "", T0 + 5, {"agent_id": "a1"})
+    stream = keys.event_stream(assigned.partition(keys.event_partitions))
+    # The assigned event's type with a payload that is not a protobuf message.
+    await redis.xadd(
+        stream, {"type": str(assigned.event_type), "conversation_id": cid, "payload": b"\xff\xff"}
+    )
     await publish(redis, keys, [assigned])
 
     for _ in range(10):
         if not await follow_once(core, "test", block_ms=None):
             break
     assert (await core.get(cid)).state == ASSIGNED
-    assert (await redis.xpending(keys.events(), GROUP))["pending"] == 0
+    assert (await redis.xpending(stream, GROUP))["pending"] == 0
     [dead] = [json.loads(raw) for raw in await redis.lrange(keys.namespaced("events-dead", GROUP), 0, -1)]
-    assert dead["fields"]["attrs"] == "{oops" and "JSONDecodeError" in dead["reason"]
+    # The undecodable payload is kept, its bytes escaped.
+    assert dead["fields"]["payload"] == "\\xff\\xff" and "DecodeError" in dead["reason"]

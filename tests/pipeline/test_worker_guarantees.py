@@ -12,6 +12,7 @@ from pathlib import Path
 import grpc
 import pytest
 
+from parley import events
 from parley.chaos.redis_server import RedisServer
 from parley.cli import DEMO_FILE
 from parley.config import Settings
@@ -36,9 +37,9 @@ from parley.v1 import (
 
 async def event_counts(redis: Redis, keys: Keys, kind: str) -> Counter[str]:
     counts: Counter[str] = Counter()
-    for _, fields in await redis.xrange(keys.events()):
-        if fields[b"type"] == kind.encode():
-            counts[fields[b"message_id"].decode()] += 1
+    for _, event in await events.read_all(redis, keys):
+        if event.type == kind:
+            counts[event.message_id] += 1
     return counts
 
 

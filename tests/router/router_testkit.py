@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import json
-
+from parley import events
 from parley.store import Keys, Redis
 from parley.v1 import common_pb2, router_pb2
 
@@ -58,13 +57,13 @@ def make_item(
 
 async def events_of(redis: Redis, keys: Keys, event_type: str) -> list[dict]:
     out = []
-    for _, fields in await redis.xrange(keys.events()):
-        if fields[b"type"].decode() == event_type:
+    for _, event in await events.read_all(redis, keys):
+        if event.type == event_type:
             out.append(
                 {
-                    "conversation_id": fields[b"conversation_id"].decode(),
-                    "message_id": fields[b"message_id"].decode(),
-                    "attrs": json.loads(fields[b"attrs"]),
+                    "conversation_id": event.conversation_id,
+                    "message_id": event.message_id,
+                    "attrs": dict(event.attributes),
                 }
             )
     return out

@@ -298,18 +298,18 @@ async def test_a_claim_in_flight_defers_the_merge_until_it_settles(router: Route
     await ensure_group(merges)
     await _publish_merge(redis, keys, "held", "parent", clock.now())
     assert await follow_once(merges, "r1", block_ms=None) == -1  # deferred: it stays pending
-    assert (await redis.xpending(keys.events(), GROUP))["pending"] == 1
+    assert await merges_pending(redis, keys) == 1
     # A merge behind it is not held up.
     await route(router, "other_held", mid="x:oh")
     await _publish_merge(redis, keys, "other_held", "other_parent", clock.now())
-    assert await follow_once(merges, "r1", block_ms=None) == 2  # the routed event and the merge
+    assert await follow_once(merges, "r1", block_ms=None) == 1  # the merge (it reads no routed event)
     assert (await state(redis, k, "other_held"))["merged_into"] == "other_parent"
-    assert (await redis.xpending(keys.events(), GROUP))["pending"] == 1
+    assert await merges_pending(redis, keys) == 1
 
     clock.advance(router.settings.claim_idle_ms / 1000)
     assert await router.loop.recover_claims() == 1  # the claimer died: the conversation is waiting again
     assert await follow_once(merges, "r1", block_ms=None) == 1
-    assert (await redis.xpending(keys.events(), GROUP))["pending"] == 0
+    assert await merges_pending(redis, keys) == 0
     late = [
         e
         for e in await events_of(redis, keys, "conversation.merged_routing")
@@ -317,6 +317,10 @@ async def test_a_claim_in_flight_defers_the_merge_until_it_settles(router: Route
     ]
     assert [e["attrs"]["action"] for e in late] == ["joined_queue"]
     assert set(await queued_members(redis, k, "first_line")) == {"parent", "other_parent"}
+
+
+async def merges_pending(redis, keys) -> int:
+    return sum([(await redis.xpending(stream, GROUP))["pending"] for stream in keys.merge_streams()])
 
 
 async def _publish_merge(redis, keys, merged: str, into: str, at: float) -> None:
@@ -334,12 +338,13 @@ async def test_the_follower_applies_and_acknowledges_merge_events(router: Router
     await _publish_merge(redis, keys, "held", "parent", clock.now())
     await _publish_merge(redis, keys, "held", "parent", clock.now())  # delivered twice
 
-    assert await follow_once(merges, "r1", block_ms=None) == 4  # two routed events, two merges
+    # The follower reads the merges streams: the two merges, none of the other events.
+    assert await follow_once(merges, "r1", block_ms=None) == 2
 
     assert await queued_members(redis, k, "first_line") == {"parent": pytest.approx(50.0)}
-    assert (await redis.xpending(keys.events(), GROUP))["pending"] == 0
+    assert await merges_pending(redis, keys) == 0
     assert len(await events_of(redis, keys, "conversation.merged_routing")) == 1
-    assert await follow_once(merges, "r1", block_ms=None) == 1  # only its own routing event follows
+    assert await follow_once(merges, "r1", block_ms=None) == 0  # its own routing event is not for it
 
 
 async def test_the_server_follows_merges(settings, redis, keys):
@@ -349,7 +354,7 @@ async def test_the_server_follows_merges(settings, redis, keys):
         await route(router, "held")
         await route(router, "parent")
         for _ in range(100):  # the group exists once the follower has started
-            if any(g["name"] == GROUP.encode() for g in await redis.xinfo_groups(keys.events())):
+            if any(g["name"] == GROUP.encode() for g in await redis.xinfo_groups(keys.merge_streams()[-1])):
                 break
             await asyncio.sleep(0.02)
         await _publish_merge(redis, keys, "held", "parent", 0.0)

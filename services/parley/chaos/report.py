@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from parley import events
 from parley.config import Settings
 from parley.ingestion.inbound_log import InboundLog
 from parley.messages import message_id
@@ -64,10 +65,9 @@ async def measure(
                 if cid:
                     conversation_of[mid] = cid.decode()
         counts: dict[str, Counter[str]] = {"message.processed": Counter(), "conversation.routed": Counter()}
-        async for fields in _events(redis, keys.events()):
-            kind = fields.get(b"type", b"").decode()
-            if kind in counts:
-                counts[kind][fields.get(b"message_id", b"").decode()] += 1
+        for _, event in await events.read_all(redis, keys):
+            if event.type in counts:
+                counts[event.type][event.message_id] += 1
         inbound = InboundLog(settings, redis, keys)
         report = Report(
             messages=len(messages),
@@ -96,19 +96,6 @@ async def measure(
         return report
     finally:
         await redis.aclose()
-
-
-async def _events(redis: Any, stream: str) -> Any:
-    start = "-"
-    while True:
-        batch = await redis.xrange(stream, min=start, count=5000)
-        if not batch:
-            return
-        for _, fields in batch:
-            yield fields
-        last = batch[-1][0].decode()
-        ms, seq = last.split("-")
-        start = f"{ms}-{int(seq) + 1}"
 
 
 def _duplicate_posts(outbox_log: Path) -> int:

@@ -32,7 +32,7 @@ def stacked_columns(
         f'<text x="{left - 6}" y="{top + plot_h}" class="tick" text-anchor="end">0</text>',
     ]
     for i, label in enumerate(labels):
-        x, y = left + i * step + step * 0.15, top + plot_h
+        x, y = left + i * step + step * 0.15, float(top + plot_h)
         for n, (name, series) in enumerate(counts.items()):
             h = plot_h * series[i] / peak
             if h <= 0:

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2
 
 from parley import rpc
 from parley.clock import to_timestamp
@@ -174,9 +174,9 @@ class ConsoleClient:
         return list(listed.conversations)
 
     async def pipeline(self) -> PipelineData:
-        status, *health = await asyncio.gather(
+        status, health = await asyncio.gather(
             self.ingestion.GetPipeline(ingestion_pb2.GetPipelineRequest(), timeout=self.timeout),
-            *(self._health(name) for name in SERVICES),
+            asyncio.gather(*(self._health(name) for name in SERVICES)),
         )
         return PipelineData(status, dict(zip(SERVICES, health, strict=True)))
 
@@ -225,9 +225,10 @@ class ConsoleClient:
         return reply.delivery
 
     async def _health(self, name: str) -> str:
-        stub = health_pb2_grpc.HealthStub(self.channels[name])
         try:
-            reply = await stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=2.0)
+            reply = await rpc.health_check(self.channels[name])(
+                health_pb2.HealthCheckRequest(service=""), timeout=2.0
+            )
         except grpc.aio.AioRpcError as error:
             return error.code().name.lower()
         return health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status).lower()

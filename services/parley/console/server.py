@@ -17,6 +17,7 @@ from urllib.parse import quote
 
 import grpc
 from aiohttp import web
+from aiohttp.typedefs import Handler
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from parley.config import Settings
@@ -40,7 +41,6 @@ SSE_MIN_INTERVAL_SECONDS = 0.5
 # The traffic page reads many conversations: one read serves every page asking within this time.
 TRAFFIC_CACHE_SECONDS = 5.0
 CLIENT = web.AppKey("client", ConsoleClient)
-BROADCASTER = web.AppKey("broadcaster", "Broadcaster")
 SETTINGS = web.AppKey("settings", Settings)
 TRAFFIC_CACHE = web.AppKey("traffic_cache", dict)
 
@@ -75,6 +75,9 @@ class Broadcaster:
             except grpc.aio.AioRpcError as error:
                 log.warning("event stream interrupted (%s); following again in 1 s", error.code().name)
             await asyncio.sleep(1.0)  # the stream ended (the ingestion service stopping): follow it again
+
+
+BROADCASTER = web.AppKey("broadcaster", Broadcaster)
 
 
 def render(request: web.Request, html: str, status: int = 200) -> web.Response:
@@ -172,7 +175,7 @@ async def events(request: web.Request) -> web.StreamResponse:
 
 
 @web.middleware
-async def counted(request: web.Request, handler):  # noqa: ANN001, ANN201 - aiohttp's middleware shape
+async def counted(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Every request counted by its route (the pattern, never the ids in the path) and status."""
     route = request.match_info.route.resource
     name = route.canonical if route is not None else "unmatched"
@@ -191,7 +194,7 @@ async def metrics(request: web.Request) -> web.Response:
 
 
 @web.middleware
-async def grpc_errors(request: web.Request, handler):  # noqa: ANN001, ANN201 - aiohttp's middleware shape
+async def grpc_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     """A service that is down or refuses a call gives a page that says so, not a traceback."""
     try:
         return await handler(request)
@@ -251,5 +254,6 @@ async def create_console(settings: Settings, host: str, port: int) -> ConsoleSer
         await client.close()
         raise
     app[BROADCASTER].start()
+    # The port the system chose for port 0: aiohttp keeps the listening server in a private attribute.
     bound = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     return ConsoleServer(runner, client, app[BROADCASTER], bound)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+from google.protobuf.timestamp_pb2 import Timestamp
+
 from parley.clock import from_timestamp
 from parley.console.client import FloorData, PipelineData, TrafficData
 from parley.messages import CHANNEL_NAMES, INTENT_NAMES
@@ -52,15 +54,15 @@ def clock_time(seconds: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(seconds)) if seconds else DASH
 
 
-def stamp(ts: object) -> str:
-    return clock_time(from_timestamp(ts))  # type: ignore[arg-type]
+def stamp(ts: Timestamp) -> str:
+    return clock_time(from_timestamp(ts))
 
 
-def channel_name(value: int) -> str:
+def channel_name(value: common_pb2.Channel) -> str:
     return CHANNEL_NAMES.get(value, "unspecified")
 
 
-def intent_name(value: int) -> str:
+def intent_name(value: common_pb2.Intent) -> str:
     return INTENT_NAMES.get(value, DASH)
 
 

@@ -11,7 +11,7 @@ import random
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Hashable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +25,7 @@ from parley.store import EmbeddedValkey, Redis, connect, drop_namespace, keys_fo
 from parley.v1 import common_pb2
 
 from .core import Conversations
+from .store import as_text
 
 commands = typer.Typer()
 
@@ -73,7 +74,7 @@ def chain_truth(messages: Sequence[common_pb2.InboundMessage]) -> dict[str, str]
 def pairwise(predicted: dict[str, str], truth: dict[str, str]) -> dict[str, float]:
     """Pairwise precision, recall and F1: over all pairs of messages, is 'same conversation' right?"""
 
-    def pairs(counts: Counter) -> int:
+    def pairs(counts: Counter[Hashable]) -> int:
         return sum(n * (n - 1) // 2 for n in counts.values())
 
     ids = list(truth)
@@ -116,7 +117,7 @@ async def run_eval(
         seconds = time.perf_counter() - started
         ids = [m.message_id for m in messages]
         # Where each message is now, after every merge.
-        cids = [v.decode() for v in await redis.mget([core.keys.message_index(i) for i in ids])]
+        cids = [as_text(v) for v in await redis.mget([core.keys.message_index(i) for i in ids])]
         still = await redis.zcard(core.keys.held())
     predicted = dict(zip(ids, cids, strict=True))
     truth = chain_truth(messages)
@@ -240,16 +241,16 @@ async def _memory(redis: Redis, core: Conversations, count: int, samples: int = 
     picks = rng.sample(range(count), min(samples, count))
     async with redis.pipeline(transaction=False) as pipe:
         for n in picks:
-            cid = (await redis.get(k.message_index(f"x:{n}-0"))).decode()
+            cid = as_text(await redis.get(k.message_index(f"x:{n}-0")))
             person = f"x:u{n}"
             for key in [
                 k.meta(cid),
                 *k.parts(cid),
                 *(k.message_index(f"x:{n}-{j}") for j in range(3)),
-                k.profile(person),
-                k.profile_identities(person),
-                k.profile_conversations(person),
-                k.last_public(person),
+                k.customers.profile(person),
+                k.customers.profile_identities(person),
+                k.customers.profile_conversations(person),
+                k.customers.last_public(person),
             ]:
                 pipe.memory_usage(key, samples=0)
         sizes = await pipe.execute()

@@ -54,10 +54,10 @@ class Eraser:
 
     async def erase(self, identity: str) -> Erased:
         k = self.keys
-        person = _text(await self.redis.get(k.identity(identity))) or identity
+        person = _text(await self.redis.get(k.customers.identity(identity))) or identity
         async with lua.pipeline(self.redis) as pipe:
-            pipe.smembers(k.profile_identities(person))
-            pipe.zrange(k.profile_conversations(person), 0, -1)
+            pipe.smembers(k.customers.profile_identities(person))
+            pipe.zrange(k.customers.profile_conversations(person), 0, -1)
             linked, owned = await pipe.execute()
         identities = {identity, *map(_text, linked)}
         owned = [_text(c) for c in owned]
@@ -73,8 +73,9 @@ class Eraser:
         result.elsewhere = await self._find_elsewhere(set(owned), authored)
         result.messages += sum(map(len, result.elsewhere.values()))
 
+        # A known channel's number (0 for an unknown name); protoc's stubs accept only the enum's values.
         recipients = [
-            dispatch_pb2.ErasedRecipient(channel=CHANNELS_BY_NAME.get(channel, 0), id=author)
+            dispatch_pb2.ErasedRecipient(channel=CHANNELS_BY_NAME.get(channel, 0), id=author)  # type: ignore[arg-type]
             for channel, author in map(_split, identities)
         ]
         replies = await self.erase_replies(
@@ -152,12 +153,12 @@ class Eraser:
                     pipe.zrem(k.keys.conversation_part(cid, part), *mids)
                 pipe.delete(*map(k.message_index, mids))
             pipe.delete(
-                k.profile(person),
-                k.profile_identities(person),
-                k.profile_conversations(person),
-                k.last_public(person),
+                k.customers.profile(person),
+                k.customers.profile_identities(person),
+                k.customers.profile_conversations(person),
+                k.customers.last_public(person),
             )
-            pipe.delete(*map(k.identity, identities))
+            pipe.delete(*map(k.customers.identity, identities))
             await pipe.execute()
 
 

@@ -18,8 +18,9 @@ if ARGV[5] ~= '' then
 end
 if ARGV[6] ~= '' then redis.call('HSET', meta, 'team', ARGV[6]) end
 local first = redis.call('HGET', meta, 'first_inbound_at')
+local human_reply = ARGV[7] == '1'
 local fields = {}
-if ARGV[7] == '1' then fields = {'first_response_at', 'human_first_response_at'} end
+if human_reply then fields = {'first_response_at', 'human_first_response_at'} end
 if ARGV[8] == '1' then fields = {'first_response_at', 'bot_first_response_at'} end
 if first and tonumber(at) >= tonumber(first) then
   for _, field in ipairs(fields) do
@@ -32,7 +33,7 @@ if not cur or tonumber(at) > tonumber(cur) then redis.call('HSET', meta, 'update
 if ARGV[2] == '' then return {'ok'} end
 -- A reply sent after the conversation closed (a sign-off) does not open it again.
 local state = redis.call('HGET', meta, 'state')
-if ARGV[7] == '1' and (state == '6' or state == '8') then return {'ok'} end
+if human_reply and (state == '${STATE_RESOLVED}' or state == '${STATE_CLOSED_NO_ACTION}') then return {'ok'} end
 local old = move(meta, KEYS[2], ARGV[2], at, ARGV[4])
 if not old then return {'ok'} end
 return {'ok', old, ARGV[2]}

@@ -1,6 +1,6 @@
 """Background work of the conversations server: following the lifecycle events of the router and dispatch
-(a consumer group of its own on the event stream, acking after applying), and opening overdue held
-conversations."""
+(a consumer group of its own on every partition of the event stream, acking after applying), and opening
+overdue held conversations."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ import logging
 import os
 
 from parley.config import Settings
+from parley.events import decode, event_id
 from parley.pipeline.consumer import ConsumerOptions, Handler, StreamConsumer, StreamEntry
-from parley.store import Redis
+from parley.store import Keys, Redis
 
 from .core import Conversations
 
@@ -25,19 +26,28 @@ def reader(core: Conversations, consumer: str) -> StreamConsumer:
     """The lifecycle follower's reader: its own group on the event stream, starting at the stream's end the
     first time and resuming where it stopped afterwards; a malformed event is set aside with its reason."""
     keys = core.keys.keys
-    options = ConsumerOptions(batch=BATCH, block_ms=BLOCK_MS, claim_idle_ms=core.settings.claim_idle_ms)
+    options = ConsumerOptions(
+        batch=BATCH,
+        block_ms=BLOCK_MS,
+        claim_idle_ms=core.settings.claim_idle_ms,
+        read_each_stream=core.settings.redis_cluster,
+    )
     dead_key = keys.namespaced("events-dead", GROUP)
-    return StreamConsumer(core.redis, [keys.events()], GROUP, consumer, options, dead_key=dead_key)
+    return StreamConsumer(core.redis, keys.event_streams(), GROUP, consumer, options, dead_key=dead_key)
 
 
-async def ensure_group(redis: Redis, stream: str) -> None:
+async def ensure_group(redis: Redis, keys: Keys) -> None:
     options = ConsumerOptions()
-    await StreamConsumer(redis, [stream], GROUP, "", options).ensure_group()
+    await StreamConsumer(redis, keys.event_streams(), GROUP, "", options).ensure_group()
 
 
 def applier(core: Conversations) -> Handler:
+    streams = core.keys.keys.event_streams()
+
     async def apply(entries: list[StreamEntry]) -> None:
-        decoded = [(e.entry_id, {k.decode(): v.decode() for k, v in e.fields.items()}) for e in entries]
+        # The id names the partition: an event redirected to the conversation another was merged into is
+        # told apart from that conversation's own events, which come from another partition.
+        decoded = [(event_id(e.entry_id, streams.index(e.stream)), decode(e.fields)) for e in entries]
         await core.apply_events(decoded)
 
     return apply

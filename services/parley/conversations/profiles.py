@@ -1,5 +1,5 @@
-"""Customers: identities, and the value tier from a configured lookup (a mapping file, then follower-count
-thresholds, then the default tier)."""
+"""Customers: identities linked into one person, their profile, and the value tier from a configured lookup
+(a mapping file, then follower-count thresholds, then the default tier)."""
 
 from __future__ import annotations
 
@@ -9,16 +9,20 @@ from pathlib import Path
 
 import yaml
 
+from parley import lua
+from parley.clock import to_timestamp
 from parley.config import Settings
-from parley.messages import CHANNEL_NAMES
+from parley.messages import CHANNELS_BY_NAME, channel_name
+from parley.rpc import NotFound
+from parley.store import Redis
 from parley.v1 import common_pb2, conversations_pb2
 
-CHANNEL_BY_NAME = {name: number for number, name in CHANNEL_NAMES.items()}
+from .store import ConversationKeys, as_text
 
 
 def identity_of(channel: int, author_id: str) -> str:
     """One account on one channel, e.g. `x:12345`. On X a tweet's author id is also its DMs' sender id."""
-    return f"{CHANNEL_NAMES.get(channel, str(channel))}:{author_id}"
+    return f"{channel_name(channel, str(channel))}:{author_id}"
 
 
 def parse_thresholds(text: str) -> list[tuple[int, str]]:
@@ -70,3 +74,98 @@ class Tiers:
         for i in profile.identities:
             keys += [identity_of(i.channel, i.author_id), i.author_id]
         return self._lookup(keys, profile.follower_count)
+
+
+class Customers:
+    """Identities linked into persons, and the profile of a person."""
+
+    def __init__(self, redis: Redis, keys: ConversationKeys, tiers: Tiers) -> None:
+        self.redis = redis
+        self.keys = keys
+        self.tiers = tiers
+
+    async def person(self, identity: str) -> str:
+        return as_text(await self.redis.get(self.keys.customers.identity(identity))) or identity
+
+    async def link_identities(self, identity: str, other: str) -> str:
+        """Make `other` (and every identity already linked to it) part of the customer of `identity`."""
+        k = self.keys
+        person, absorbed = await self.person(identity), await self.person(other)
+        if person == absorbed:
+            return person
+        async with lua.pipeline(self.redis) as pipe:
+            pipe.smembers(k.customers.profile_identities(absorbed))
+            pipe.hgetall(k.customers.profile(absorbed))
+            pipe.hgetall(k.customers.profile(person))
+            pipe.zrange(k.customers.profile_conversations(absorbed), 0, -1, withscores=True)
+            pipe.get(k.customers.last_public(absorbed))
+            pipe.get(k.customers.last_public(person))
+            raw_ids, raw_theirs, raw_ours, convs, their_public, our_public = await pipe.execute()
+        ids = {as_text(i) for i in raw_ids} | {other}
+        theirs = {as_text(a): as_text(b) for a, b in raw_theirs.items()}
+        ours = {as_text(a): as_text(b) for a, b in raw_ours.items()}
+        merged = {**theirs, **ours}
+        merged["followers"] = str(max(int(theirs.get("followers") or 0), int(ours.get("followers") or 0)))
+        merged["verified"] = str(max(int(theirs.get("verified") or 0), int(ours.get("verified") or 0)))
+        async with lua.pipeline(self.redis) as pipe:
+            pipe.set(k.customers.identity(identity), person)
+            for i in ids:
+                pipe.set(k.customers.identity(i), person)
+            pipe.sadd(k.customers.profile_identities(person), identity, *ids)
+            pipe.hset(k.customers.profile(person), mapping=merged)
+            if convs:
+                pipe.zadd(k.customers.profile_conversations(person), dict(convs), nx=True)
+            if their_public and (not our_public or _public_at(their_public) > _public_at(our_public)):
+                pipe.set(k.customers.last_public(person), their_public)
+            pipe.delete(
+                k.customers.profile(absorbed),
+                k.customers.profile_identities(absorbed),
+                k.customers.profile_conversations(absorbed),
+                k.customers.last_public(absorbed),
+            )
+            await pipe.execute()
+        return person
+
+    async def profile(
+        self, identity: str = "", person: str = "", limit: int = 50
+    ) -> conversations_pb2.CustomerProfile:
+        k = self.keys
+        person = person or await self.person(identity)
+        async with lua.pipeline(self.redis) as pipe:
+            pipe.hgetall(k.customers.profile(person))
+            pipe.smembers(k.customers.profile_identities(person))
+            pipe.zrevrange(k.customers.profile_conversations(person), 0, limit - 1, withscores=True)
+            raw_fields, ids, convs = await pipe.execute()
+        if not raw_fields and not ids:
+            raise NotFound(f"no customer with identity {identity or person}")
+        fields = {as_text(a): as_text(b) for a, b in raw_fields.items()}
+        out = conversations_pb2.CustomerProfile(
+            person_id=person,
+            follower_count=int(fields.get("followers") or 0),
+            verified=fields.get("verified") == "1",
+        )
+        for raw in sorted(as_text(i) for i in ids):
+            channel, _, author_id = raw.partition(":")
+            out.identities.add(channel=CHANNELS_BY_NAME.get(channel, 0), author_id=author_id)
+        out.tier = self.tiers.for_profile(out)
+        if convs:
+            async with lua.pipeline(self.redis) as pipe:
+                for cid, _ in convs:
+                    pipe.hmget(k.meta(as_text(cid)), ["channel", "intent", "state", "merged_into"])
+                rows = await pipe.execute()
+            for (cid, opened), (channel, intent, state, merged) in zip(convs, rows, strict=True):
+                if merged or not channel:
+                    continue
+                out.conversations.add(
+                    conversation_id=as_text(cid),
+                    channel=int(as_text(channel)),
+                    intent=int(as_text(intent) or 0),
+                    state=int(as_text(state) or 0),
+                    opened_at=to_timestamp(opened),
+                )
+        return out
+
+
+def _public_at(raw: bytes | str) -> float:
+    """The time of a last-public value ('conversation_id time')."""
+    return float(as_text(raw).split(" ")[1])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable
 
 from parley import rpc, store
 from parley.clock import Clock, SystemClock
@@ -24,10 +25,16 @@ async def create_server(settings: Settings, address: str, clock: Clock | None = 
     core = Conversations(settings, redis, store.keys_for(settings), clock or SystemClock())
     # Erasure asks dispatch to redact the replies it holds (it connects on first use).
     dispatch = rpc.channel(settings, settings.address("dispatch"))
-    dispatch_stub = dispatch_pb2_grpc.DispatchServiceStub(dispatch)
+    # The generated gRPC module is untyped unless its stubs are generated too.
+    dispatch_stub = dispatch_pb2_grpc.DispatchServiceStub(dispatch)  # type: ignore[no-untyped-call, unused-ignore]
 
-    def erase_replies(request: dispatch_pb2.EraseRepliesRequest):  # noqa: ANN202 - a gRPC call object
-        return dispatch_stub.EraseReplies(request, timeout=settings.rpc_timeout_seconds)
+    def erase_replies(
+        request: dispatch_pb2.EraseRepliesRequest,
+    ) -> Awaitable[dispatch_pb2.EraseRepliesResponse]:  # a gRPC call object, awaited for the reply
+        call: Awaitable[dispatch_pb2.EraseRepliesResponse] = dispatch_stub.EraseReplies(
+            request, timeout=settings.rpc_timeout_seconds
+        )
+        return call
 
     try:
         running = await rpc.start_server(
@@ -46,7 +53,7 @@ async def create_server(settings: Settings, address: str, clock: Clock | None = 
         await redis.aclose()
         raise
     # The group exists before the server answers, so no event published after start-up is missed.
-    await ensure_group(redis, core.keys.keys.events())
+    await ensure_group(redis, core.keys.keys)
     tasks = [
         asyncio.create_task(run_follower(core, settings)),
         asyncio.create_task(run_sweeper(core, settings)),

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import grpc
+import grpc  # type: ignore[import-untyped, unused-ignore]  # typed where types-grpcio is installed
 
 from parley.audit import AuditTrail
 from parley.clock import from_timestamp
 from parley.config import Settings
-from parley.rpc import mapped_errors
+from parley.rpc import FailedPrecondition, mapped_errors
 from parley.v1 import conversations_pb2, conversations_pb2_grpc
 
 from . import validation
@@ -30,14 +30,20 @@ class ConversationsServicer(conversations_pb2_grpc.ConversationsServiceServicer)
 
     @mapped_errors
     async def Thread(
-        self, request: conversations_pb2.ThreadRequest, context: grpc.aio.ServicerContext
+        self,
+        request: conversations_pb2.ThreadRequest,
+        context: grpc.aio.ServicerContext[conversations_pb2.ThreadRequest, conversations_pb2.ThreadResponse],
     ) -> conversations_pb2.ThreadResponse:
         validation.thread_request(self.settings, request)
         return conversations_pb2.ThreadResponse(results=await self.core.thread(request.messages))
 
     @mapped_errors
     async def RecordOutcomes(
-        self, request: conversations_pb2.RecordOutcomesRequest, context: grpc.aio.ServicerContext
+        self,
+        request: conversations_pb2.RecordOutcomesRequest,
+        context: grpc.aio.ServicerContext[
+            conversations_pb2.RecordOutcomesRequest, conversations_pb2.RecordOutcomesResponse
+        ],
     ) -> conversations_pb2.RecordOutcomesResponse:
         validation.record_outcomes_request(self.settings, request)
         return conversations_pb2.RecordOutcomesResponse(
@@ -46,7 +52,11 @@ class ConversationsServicer(conversations_pb2_grpc.ConversationsServiceServicer)
 
     @mapped_errors
     async def GetConversation(
-        self, request: conversations_pb2.GetConversationRequest, context: grpc.aio.ServicerContext
+        self,
+        request: conversations_pb2.GetConversationRequest,
+        context: grpc.aio.ServicerContext[
+            conversations_pb2.GetConversationRequest, conversations_pb2.GetConversationResponse
+        ],
     ) -> conversations_pb2.GetConversationResponse:
         validation.get_request(request)
         conversation_id = request.conversation_id or await self.core.conversation_of(request.message_id)
@@ -54,7 +64,11 @@ class ConversationsServicer(conversations_pb2_grpc.ConversationsServiceServicer)
 
     @mapped_errors
     async def BatchGetConversations(
-        self, request: conversations_pb2.BatchGetConversationsRequest, context: grpc.aio.ServicerContext
+        self,
+        request: conversations_pb2.BatchGetConversationsRequest,
+        context: grpc.aio.ServicerContext[
+            conversations_pb2.BatchGetConversationsRequest, conversations_pb2.BatchGetConversationsResponse
+        ],
     ) -> conversations_pb2.BatchGetConversationsResponse:
         validation.batch_get_request(request)
         found, missing = await self.core.get_many(request.conversation_ids)
@@ -62,7 +76,11 @@ class ConversationsServicer(conversations_pb2_grpc.ConversationsServiceServicer)
 
     @mapped_errors
     async def ListConversations(
-        self, request: conversations_pb2.ListConversationsRequest, context: grpc.aio.ServicerContext
+        self,
+        request: conversations_pb2.ListConversationsRequest,
+        context: grpc.aio.ServicerContext[
+            conversations_pb2.ListConversationsRequest, conversations_pb2.ListConversationsResponse
+        ],
     ) -> conversations_pb2.ListConversationsResponse:
         validation.list_request(request)
         summaries, token = await self.core.list(
@@ -77,7 +95,11 @@ class ConversationsServicer(conversations_pb2_grpc.ConversationsServiceServicer)
 
     @mapped_errors
     async def GetMetrics(
-        self, request: conversations_pb2.GetMetricsRequest, context: grpc.aio.ServicerContext
+        self,
+        request: conversations_pb2.GetMetricsRequest,
+        context: grpc.aio.ServicerContext[
+            conversations_pb2.GetMetricsRequest, conversations_pb2.GetMetricsResponse
+        ],
     ) -> conversations_pb2.GetMetricsResponse:
         validation.metrics_request(request)
         start = from_timestamp(request.start) if request.HasField("start") else 0.0
@@ -88,7 +110,11 @@ class ConversationsServicer(conversations_pb2_grpc.ConversationsServiceServicer)
 
     @mapped_errors
     async def GetProfile(
-        self, request: conversations_pb2.GetProfileRequest, context: grpc.aio.ServicerContext
+        self,
+        request: conversations_pb2.GetProfileRequest,
+        context: grpc.aio.ServicerContext[
+            conversations_pb2.GetProfileRequest, conversations_pb2.GetProfileResponse
+        ],
     ) -> conversations_pb2.GetProfileResponse:
         validation.identity(request.identity, "identity")
         identity = identity_of(request.identity.channel, request.identity.author_id)
@@ -96,7 +122,11 @@ class ConversationsServicer(conversations_pb2_grpc.ConversationsServiceServicer)
 
     @mapped_errors
     async def LinkIdentities(
-        self, request: conversations_pb2.LinkIdentitiesRequest, context: grpc.aio.ServicerContext
+        self,
+        request: conversations_pb2.LinkIdentitiesRequest,
+        context: grpc.aio.ServicerContext[
+            conversations_pb2.LinkIdentitiesRequest, conversations_pb2.LinkIdentitiesResponse
+        ],
     ) -> conversations_pb2.LinkIdentitiesResponse:
         validation.link_request(request)
         person = await self.core.link_identities(
@@ -107,7 +137,11 @@ class ConversationsServicer(conversations_pb2_grpc.ConversationsServiceServicer)
 
     @mapped_errors
     async def ListAuditRecords(
-        self, request: conversations_pb2.ListAuditRecordsRequest, context: grpc.aio.ServicerContext
+        self,
+        request: conversations_pb2.ListAuditRecordsRequest,
+        context: grpc.aio.ServicerContext[
+            conversations_pb2.ListAuditRecordsRequest, conversations_pb2.ListAuditRecordsResponse
+        ],
     ) -> conversations_pb2.ListAuditRecordsResponse:
         validation.audit_request(request)
         records, token = await self.audit.query(
@@ -117,11 +151,15 @@ class ConversationsServicer(conversations_pb2_grpc.ConversationsServiceServicer)
 
     @mapped_errors
     async def EraseCustomer(
-        self, request: conversations_pb2.EraseCustomerRequest, context: grpc.aio.ServicerContext
+        self,
+        request: conversations_pb2.EraseCustomerRequest,
+        context: grpc.aio.ServicerContext[
+            conversations_pb2.EraseCustomerRequest, conversations_pb2.EraseCustomerResponse
+        ],
     ) -> conversations_pb2.EraseCustomerResponse:
         validation.identity(request.identity, "identity")
         if self.erase_replies is None:
-            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, "no dispatch service to redact replies")
+            raise FailedPrecondition("no dispatch service to redact replies")
         eraser = Eraser(self.core.redis, self.core.keys, self.erase_replies)
         try:
             erased = await eraser.erase(identity_of(request.identity.channel, request.identity.author_id))

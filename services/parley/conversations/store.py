@@ -1,4 +1,5 @@
-"""Key names of the conversations service (its Lua scripts are the `.lua` files beside this module).
+"""Key names of the conversations service, and the small read helpers its modules share (its Lua scripts
+are the `.lua` files beside this module, registered by `scripts`).
 
 Every key of one conversation carries the hash tag `{conversation_id}` (via `parley.store.Keys`), so each
 script touches one hash slot. The listing indexes and thread keys are single-key writes.
@@ -7,10 +8,32 @@ script touches one hash slot. The listing indexes and thread keys are single-key
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+from parley import lua
 from parley.corrections import corrections_key
-from parley.store import Keys, escape_key_part
+from parley.store import Keys, Redis, escape_key_part
+
+
+def as_text(value: object) -> str:
+    """A Redis reply as text ('' for none)."""
+    if isinstance(value, bytes):
+        return value.decode()
+    return "" if value is None else str(value)
+
+
+async def read_many(redis: Redis, cluster: bool, keys: Sequence[str]) -> list[bytes | str | None]:
+    """GET of keys in many slots: one MGET on a single Redis, pipelined GETs on a cluster (where the client
+    splits them by node)."""
+    if not keys:
+        return []
+    if not cluster:
+        return list(await redis.mget(list(keys)))
+    async with lua.pipeline(redis) as pipe:
+        for key in keys:
+            pipe.get(key)
+        return list(await pipe.execute())
 
 
 def conversation_id_for(opening_message_id: str) -> str:
@@ -130,7 +153,30 @@ class ConversationKeys:
         """Sorted set: held conversation id by when it was held (the sweep opens the overdue ones)."""
         return self.keys.namespaced("convheld")
 
-    # Customers: an identity ("channel:author_id") points at its person; a person's keys share one slot.
+    @property
+    def customers(self) -> CustomerKeys:
+        return CustomerKeys(self.keys)
+
+    # Listing indexes: conversation id scored by updated time, and by opened time for metrics.
+    def index_all(self) -> str:
+        return self.keys.namespaced("convidx", "all")
+
+    def index_state(self, state: int) -> str:
+        return self.keys.namespaced("convidx", "state", str(state))
+
+    def index_channel(self, channel: int) -> str:
+        return self.keys.namespaced("convidx", "channel", str(channel))
+
+    def index_opened(self) -> str:
+        return self.keys.namespaced("convidx", "opened")
+
+
+@dataclass(frozen=True)
+class CustomerKeys:
+    """Customers: an identity ("channel:author_id") points at its person; a person's keys share one slot."""
+
+    keys: Keys
+
     def identity(self, identity: str) -> str:
         return self.keys.namespaced("ident", identity)
 
@@ -147,16 +193,3 @@ class ConversationKeys:
     def last_public(self, person: str) -> str:
         """'conversation_id time' of the person's latest public exchange (a DM may continue it)."""
         return self.keys.namespaced("person", f"{{{person}}}", "public")
-
-    # Listing indexes: conversation id scored by updated time, and by opened time for metrics.
-    def index_all(self) -> str:
-        return self.keys.namespaced("convidx", "all")
-
-    def index_state(self, state: int) -> str:
-        return self.keys.namespaced("convidx", "state", str(state))
-
-    def index_channel(self, channel: int) -> str:
-        return self.keys.namespaced("convidx", "channel", str(channel))
-
-    def index_opened(self) -> str:
-        return self.keys.namespaced("convidx", "opened")

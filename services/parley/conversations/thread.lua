@@ -3,8 +3,10 @@
 -- KEYS: meta, messages, bodies, roles, inbound, texts, transitions
 -- ARGV: now, channel, brand_account_id, opened_at, new_state, count, held (1 opens it held), previous
 --   conversation id, owner person, thread key, then per message 10 values:
---   message_id, sent_at, direction (1 inbound / 2 outbound), role, body, text, author_id, author, is_new,
---   visibility (1 public / 2 private)
+--   message_id, sent_at, direction (inbound or outbound), role, body, text, author_id, author, is_new (1),
+--   visibility
+-- The states, the owner's role, directions and visibilities compared with are enum numbers that scripts.py
+-- fills in.
 -- Returns {state, held ('1' or ''), the id of the message that moved it to private or '', then
 --   (old, new, at) per transition}, or {'merged', conversation id} when the conversation was merged into
 --   another (nothing is written: the caller threads the messages there).
@@ -33,19 +35,20 @@ for _ = 1, tonumber(ARGV[6]) do
   local body, text, author_id = ARGV[i + 4], ARGV[i + 5], ARGV[i + 6]
   local author, is_new, visibility = ARGV[i + 7], ARGV[i + 8], ARGV[i + 9]
   i = i + 10
-  if visibility == '1' then
+  local fresh = is_new == '1'
+  if visibility == '${VISIBILITY_PUBLIC}' then
     redis.call('HSET', meta, 'public', '1')
-  elseif visibility == '2' and redis.call('HGET', meta, 'public') == '1' then
+  elseif visibility == '${VISIBILITY_PRIVATE}' and redis.call('HGET', meta, 'public') then -- it was public
     if redis.call('HSETNX', meta, 'moved_to_private', mid) == 1 then moved = mid end
   end
-  if is_new == '1' and dir == '1' and role == '1' then
+  if fresh and dir == '${DIRECTION_INBOUND}' and role == '${PARTICIPANT_ROLE_OWNER}' then
     local state = redis.call('HGET', meta, 'state')
     local to, reason = nil, nil
-    if state == '5' then
-      to = redis.call('HGET', meta, 'agent') and '4' or '3'
+    if state == '${STATE_WAITING_ON_CUSTOMER}' then
+      to = redis.call('HGET', meta, 'agent') and '${STATE_ASSIGNED}' or '${STATE_QUEUED}'
       reason = 'customer replied ' .. mid
-    elseif state == '6' then
-      to = '7'
+    elseif state == '${STATE_RESOLVED}' then
+      to = '${STATE_REOPENED}'
       reason = 'customer came back ' .. mid
     end
     if to then
@@ -56,9 +59,9 @@ for _ = 1, tonumber(ARGV[6]) do
   redis.call('ZADD', KEYS[2], sent, mid)
   redis.call('HSET', KEYS[3], mid, body)
   redis.call('HSET', KEYS[4], mid, role)
-  if is_new == '1' then touched = true end
+  if fresh then touched = true end
   local t = tonumber(sent)
-  if dir == '1' then
+  if dir == '${DIRECTION_INBOUND}' then
     redis.call('ZADD', KEYS[5], sent, mid)
     redis.call('HSET', KEYS[6], mid, text)
     if author_id ~= '' and redis.call('HSETNX', meta, 'owner', author_id) == 1 then

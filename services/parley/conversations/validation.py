@@ -10,7 +10,7 @@ from parley.messages import CHANNEL_NAMES
 from parley.rpc import InvalidArgument
 from parley.v1 import common_pb2, conversations_pb2
 
-from .core import GROUP_BY
+from .metrics import GROUP_BY
 
 MAX_PAGE_SIZE = 500
 MAX_HANDLE_CHARS = 256

@@ -19,7 +19,7 @@ from parley.config import Settings
 from parley.dispatch import networks
 from parley.dispatch.base import ChannelAdapter, PartProgress, PermanentError, RetryableError
 from parley.messages import CHANNEL_NAMES
-from parley.v1 import dispatch_pb2
+from parley.v1 import common_pb2, dispatch_pb2
 
 __all__ = [
     "ADAPTER_FACTORIES",
@@ -177,7 +177,7 @@ class AdapterRegistry:
             by_channel[channel] = instances[adapter_name]
         return cls(by_channel)
 
-    def for_channel(self, channel: int) -> ChannelAdapter:
+    def for_channel(self, channel: common_pb2.Channel) -> ChannelAdapter:
         adapter = self._by_channel.get(channel)
         if adapter is None:
             raise PermanentError(f"no adapter for channel {CHANNEL_NAMES.get(channel, channel)}")

@@ -49,7 +49,7 @@ class _Plan:
     """What `send` queues for one reply (a moved reply yields two: the public invitation, the private one)."""
 
     reply: dispatch_pb2.Reply
-    status: int
+    status: dispatch_pb2.DeliveryStatus
     error: str = ""
     private_reply_id: str = ""
     entity_types: tuple[str, ...] = ()
@@ -183,7 +183,7 @@ class Dispatcher:
                 deliveries.append(
                     dispatch_pb2.Delivery(
                         reply_id=reply.reply_id,
-                        status=plan.status,  # type: ignore[arg-type]
+                        status=plan.status,
                         error=plan.error,
                         created_at=to_timestamp(now),
                         updated_at=to_timestamp(now),

@@ -24,7 +24,13 @@ from parley.v1 import dispatch_pb2
 SCAN_BATCH = 500
 
 
-def _matches(conversation_id: str, channel: str, recipient: str, conversations, recipients) -> bool:  # noqa: ANN001
+def _matches(
+    conversation_id: str,
+    channel: str,
+    recipient: str,
+    conversations: Collection[str],
+    recipients: Collection[tuple[str, str]],
+) -> bool:
     return conversation_id in conversations or (channel, recipient) in recipients
 
 
@@ -48,7 +54,9 @@ async def erase_deliveries(
     return erased
 
 
-async def _redact_deliveries(redis: Redis, keys: list[bytes], conversations, recipients) -> int:  # noqa: ANN001
+async def _redact_deliveries(
+    redis: Redis, keys: list[bytes], conversations: Collection[str], recipients: Collection[tuple[str, str]]
+) -> int:
     async with redis.pipeline(transaction=False) as pipe:
         for key in keys:
             pipe.hget(key, "reply")
@@ -102,7 +110,9 @@ def erase_outbox_lines(
     return erased
 
 
-def _redacted_line(raw: bytes, conversations, recipients) -> bytes | None:  # noqa: ANN001
+def _redacted_line(
+    raw: bytes, conversations: Collection[str], recipients: Collection[tuple[str, str]]
+) -> bytes | None:
     if not raw.endswith(b"\n"):
         return None  # a line cut short by a crash is not read by anyone
     try:

@@ -24,9 +24,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import aiohttp
+from pydantic import SecretStr
 
 from parley.clock import Clock
-from parley.config import Settings
+from parley.config import Settings, reveal
 from parley.dispatch import guard
 from parley.dispatch.base import ChannelAdapter, PartProgress, PermanentError, RetryableError
 from parley.dispatch.rules import Refusal
@@ -155,7 +156,7 @@ class HttpAdapter(ChannelAdapter):
         url: str,
         body: dict[str, Any],
         *,
-        bearer: str = "",
+        bearer: SecretStr | str = "",
         params: Mapping[str, str] | None = None,
     ) -> dict[str, Any]:
         """POST `body` as JSON; the decoded answer, or RetryableError / PermanentError."""
@@ -163,7 +164,8 @@ class HttpAdapter(ChannelAdapter):
         if now < self._paused_until:
             wait = self._paused_until - now
             raise RetryableError(f"{self.name}: rate limited for {wait:.0f} more seconds", retry_after=wait)
-        headers = {"Authorization": f"Bearer {bearer}"} if bearer else {}
+        token = reveal(bearer)
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
         try:
             async with self.session().post(url, json=body, headers=headers, params=params) as response:
                 status = response.status
@@ -180,13 +182,15 @@ class HttpAdapter(ChannelAdapter):
             return data
         detail = self.error_detail(data) or raw[:200].decode(errors="replace")
         if status == 429:
-            wait = retry_after_seconds(answer_headers, self.clock.now())
-            if wait is not None:
-                self._paused_until = max(self._paused_until, self.clock.now() + wait)
-            raise RetryableError(f"{self.name}: 429 rate limited: {detail}", retry_after=wait)
+            asked = retry_after_seconds(answer_headers, self.clock.now())
+            if asked is not None:
+                self._paused_until = max(self._paused_until, self.clock.now() + asked)
+            raise RetryableError(f"{self.name}: 429 rate limited: {detail}", retry_after=asked)
         if status >= 500:
-            wait = retry_after_seconds(answer_headers, self.clock.now())
-            raise RetryableError(f"{self.name}: {status}: {detail}", retry_after=wait)
+            raise RetryableError(
+                f"{self.name}: {status}: {detail}",
+                retry_after=retry_after_seconds(answer_headers, self.clock.now()),
+            )
         if self.retryable_refusal(data):
             raise RetryableError(f"{self.name}: {status}: {detail}")
         raise PermanentError(f"{self.name}: {status}: {detail}")
@@ -277,10 +281,10 @@ class MetaAdapter(GraphAdapter):
         s = self.settings
         channel = reply.channel
         if channel == common_pb2.CHANNEL_INSTAGRAM:
-            token = s.dispatch_instagram_token or s.dispatch_facebook_page_token
+            token = reveal(s.dispatch_instagram_token) or reveal(s.dispatch_facebook_page_token)
             account = reply.brand_account_id or s.dispatch_instagram_account_id
         elif channel in (common_pb2.CHANNEL_FACEBOOK, common_pb2.CHANNEL_MESSENGER):
-            token = s.dispatch_facebook_page_token
+            token = reveal(s.dispatch_facebook_page_token)
             account = reply.brand_account_id or s.dispatch_facebook_page_id
         else:
             raise PermanentError(f"meta: cannot post on {CHANNEL_NAMES.get(channel, channel)}")

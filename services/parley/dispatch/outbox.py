@@ -93,6 +93,7 @@ def _text(value: bytes | str | None) -> str:
 def delivery_from_fields(reply_id: str, values: Sequence[bytes | str | None]) -> dispatch_pb2.Delivery:
     """A Delivery from the FIELDS values of a delivery hash."""
     record = dict(zip(FIELDS, (_text(v) for v in values), strict=True))
+    # The enum fields take the stored numbers as they are; protoc's stubs accept only the enum's own values.
     return dispatch_pb2.Delivery(
         reply_id=reply_id,
         status=int(record["status"] or 0),  # type: ignore[arg-type]

@@ -94,7 +94,7 @@ class Refusal:
     reason: str
 
 
-def apply(channel: int, visibility: int, text: str) -> list[str] | Refusal:
+def apply(channel: common_pb2.Channel, visibility: common_pb2.Visibility, text: str) -> list[str] | Refusal:
     """The parts to post for `text`, or the reason it cannot go out on this channel and visibility."""
     limit = LIMITS.get((channel, visibility))
     name = CHANNEL_NAMES.get(channel, str(channel))
@@ -175,7 +175,7 @@ def _cut(text: str, start: int, end: int, width: int, length: Callable[[str], in
     return max(best, start + 1)
 
 
-def _visibility_name(visibility: int) -> str:
+def _visibility_name(visibility: common_pb2.Visibility) -> str:
     return {common_pb2.VISIBILITY_PUBLIC: "public", common_pb2.VISIBILITY_PRIVATE: "private"}.get(
         visibility, "unspecified-visibility"
     )

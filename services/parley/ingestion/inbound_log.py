@@ -28,7 +28,7 @@ from parley.config import Settings
 from parley.messages import CHANNEL_NAMES
 from parley.pipeline.consumer import ConsumerOptions, DeadLetter, StreamConsumer, StreamEntry
 from parley.rpc import NotFound
-from parley.store import Keys, Redis
+from parley.store import Keys, Redis, reply_text
 from parley.telemetry import tracing
 from parley.v1 import common_pb2, ingestion_pb2
 
@@ -68,7 +68,7 @@ class InboundLog:
 
     # -- write side ---------------------------------------------------------------------------------------
 
-    async def append(self, messages: Sequence[common_pb2.InboundMessage]) -> list[int]:
+    async def append(self, messages: Sequence[common_pb2.InboundMessage]) -> list[ingestion_pb2.IngestStatus]:
         """Log each normalized message unless seen before; one IngestStatus per message, in order.
 
         All appends of the batch go in one pipelined round trip; the `message.accepted` events follow in a
@@ -207,7 +207,7 @@ class InboundLog:
             entry_id = await self.redis.xadd(
                 self.streams[partition], {"m": base64.b64decode(record["message"])}
             )
-            await self.redis.lrem(dead_key, 1, raw)
+            await self.redis.lrem(dead_key, 1, reply_text(raw))
             return partition, entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
         raise NotFound(f"no dead letter for message {message_id}")
 

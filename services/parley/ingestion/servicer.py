@@ -8,20 +8,24 @@
 // the stream the same way; both carry a google.rpc.RetryInfo, and nothing of that batch was accepted.
 
 // WatchEvents: the response's initial metadata carries `parley-start-id`, the event id the watch
-// starts after; every event appended after it that matches the filters follows, until the client
-// cancels.
+// starts after; every event appended after it that matches the filters follows, in order of event id
+// over all partitions of the event stream, until the client cancels.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import logging
 import re
 from collections.abc import AsyncIterator, Sequence
+from typing import TypeAlias
 
 import grpc
+from google.protobuf.message import DecodeError
 
 from parley import events
+from parley.aio_types import Context
 from parley.clock import Clock, SystemClock
 from parley.config import Settings
 from parley.ingestion import admission, intake
@@ -31,11 +35,18 @@ from parley.store import Keys, Redis
 from parley.streams import StreamLimits, TooManyStreams, caller_of
 from parley.v1 import common_pb2, ingestion_pb2, ingestion_pb2_grpc
 
-# How long one XREAD of WatchEvents blocks before it looks again; cancellation interrupts it anyway.
+# The most events one read of WatchEvents takes from one partition.
 WATCH_BATCH = 100
 DEFAULT_DEAD_LETTER_LIMIT = 100
 START_ID_METADATA = "parley-start-id"
-_STREAM_ID = re.compile(r"\d+(-\d+)?")
+_EVENT_ID = re.compile(r"\d+(-\d+){0,2}")
+
+log = logging.getLogger(__name__)
+
+# Quoted: grpc's ServicerContext is generic only in the stubs.
+WatchContext: TypeAlias = (
+    "grpc.aio.ServicerContext[ingestion_pb2.WatchEventsRequest, ingestion_pb2.WatchEventsResponse]"
+)
 
 
 class IngestionService(ingestion_pb2_grpc.IngestionServiceServicer):
@@ -60,7 +71,7 @@ class IngestionService(ingestion_pb2_grpc.IngestionServiceServicer):
         ]
 
     async def _ingest_or_abort(
-        self, messages: Sequence[common_pb2.InboundMessage], context: grpc.aio.ServicerContext
+        self, messages: Sequence[common_pb2.InboundMessage], context: Context
     ) -> list[ingestion_pb2.IngestResult]:
         try:
             return await self.ingest(messages)
@@ -73,25 +84,31 @@ class IngestionService(ingestion_pb2_grpc.IngestionServiceServicer):
         raise AssertionError("unreachable: abort raises")
 
     async def Ingest(
-        self, request: ingestion_pb2.IngestRequest, context: grpc.aio.ServicerContext
+        self,
+        request: ingestion_pb2.IngestRequest,
+        context: grpc.aio.ServicerContext[ingestion_pb2.IngestRequest, ingestion_pb2.IngestResponse],
     ) -> ingestion_pb2.IngestResponse:
         return ingestion_pb2.IngestResponse(results=await self._ingest_or_abort(request.messages, context))
 
     async def IngestStream(
         self,
         request_iterator: AsyncIterator[ingestion_pb2.IngestStreamRequest],
-        context: grpc.aio.ServicerContext,
+        context: grpc.aio.ServicerContext[
+            ingestion_pb2.IngestStreamRequest, ingestion_pb2.IngestStreamResponse
+        ],
     ) -> AsyncIterator[ingestion_pb2.IngestStreamResponse]:
         async for request in request_iterator:
             results = await self._ingest_or_abort(request.messages, context)
             yield ingestion_pb2.IngestStreamResponse(results=results)
 
     async def WatchEvents(
-        self, request: ingestion_pb2.WatchEventsRequest, context: grpc.aio.ServicerContext
+        self,
+        request: ingestion_pb2.WatchEventsRequest,
+        context: WatchContext,
     ) -> AsyncIterator[ingestion_pb2.WatchEventsResponse]:
-        if request.after_id and not _STREAM_ID.fullmatch(request.after_id):
+        if request.after_id and not _EVENT_ID.fullmatch(request.after_id):
             error = InvalidArgument(
-                [("after_id", 'must be an event id like "1700000000000-0", "0" or empty')]
+                [("after_id", 'must be an event id like "1700000000000-0-3", "0" or empty')]
             )
             await abort_for(context, error)
         try:
@@ -102,30 +119,67 @@ class IngestionService(ingestion_pb2_grpc.IngestionServiceServicer):
             await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(error))
 
     async def _watch_events(
-        self, request: ingestion_pb2.WatchEventsRequest, context: grpc.aio.ServicerContext
+        self,
+        request: ingestion_pb2.WatchEventsRequest,
+        context: WatchContext,
     ) -> AsyncIterator[ingestion_pb2.WatchEventsResponse]:
         types = set(request.types)
-        stream = self.keys.events()
-        last_id = request.after_id or await self._latest_event_id()
-        await context.send_initial_metadata(((START_ID_METADATA, last_id),))
+        streams = self.keys.event_streams()
+        start_id = request.after_id or await events.newest_id(self.redis, self.keys)
+        await context.send_initial_metadata(((START_ID_METADATA, start_id),))
+        last = events.starts_after(start_id, len(streams))
         while True:
-            # Non-blocking: a blocking read would hold a pooled connection for as long as the stream is open.
-            reply = await self.redis.xread({stream: last_id}, count=WATCH_BATCH)
-            if not reply:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():  # a cancellation a Redis client call swallowed
+                raise asyncio.CancelledError()
+            batch = await self._next_events(streams, last)
+            for partition, entry_id, fields in batch:
+                last[partition] = entry_id
+                try:
+                    event = events.to_proto(entry_id, fields, partition)
+                except (events.EventError, DecodeError) as error:  # never one entry ending every watch
+                    log.warning("skipping event %s: %s", events.event_id(entry_id, partition), error)
+                    continue
+                if types and event.type not in types:
+                    continue
+                if request.conversation_id and event.conversation_id != request.conversation_id:
+                    continue
+                yield ingestion_pb2.WatchEventsResponse(event=event)
+            if not batch:
                 await asyncio.sleep(self.settings.stream_poll_seconds)
-            for _, entries in reply or []:
-                for entry_id, fields in entries:
-                    last_id = entry_id.decode()
-                    event = events.to_proto(entry_id, fields)
-                    if types and event.type not in types:
-                        continue
-                    if request.conversation_id and event.conversation_id != request.conversation_id:
-                        continue
-                    yield ingestion_pb2.WatchEventsResponse(event=event)
+
+    async def _next_events(
+        self, streams: list[str], last: list[str]
+    ) -> list[tuple[int, str, dict[bytes, bytes]]]:
+        """The events after `last` (an entry id per partition) in order of id over all partitions, up to those
+        that no later read can put an earlier event before: older than the server's clock when the reads
+        began, and no newer than the last of a partition that returned a full batch (it may have more)."""
+        seconds, micros = await self.redis.time()
+        limit = ((seconds * 1000 + micros // 1000) - 1, 2**64, 0)
+        # Non-blocking reads, one per partition (a cluster keeps them on different nodes): a blocking read
+        # would hold a pooled connection for as long as the watch is open.
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for stream, after in zip(streams, last, strict=True):
+                pipe.xread({stream: after}, count=WATCH_BATCH)
+            replies = await pipe.execute()
+        found = []
+        for partition, reply in enumerate(replies):
+            entries = reply[0][1] if reply else []
+            for entry_id, fields in entries:
+                entry = entry_id.decode()
+                found.append((events.order(entry, partition), partition, entry, fields))
+            if len(entries) == WATCH_BATCH:
+                limit = min(limit, events.order(entries[-1][0].decode(), partition))
+        found.sort(key=lambda item: item[0])
+        return [(partition, entry, fields) for key, partition, entry, fields in found if key <= limit]
 
     @mapped_errors
     async def GetPipeline(
-        self, request: ingestion_pb2.GetPipelineRequest, context: grpc.aio.ServicerContext
+        self,
+        request: ingestion_pb2.GetPipelineRequest,
+        context: grpc.aio.ServicerContext[
+            ingestion_pb2.GetPipelineRequest, ingestion_pb2.GetPipelineResponse
+        ],
     ) -> ingestion_pb2.GetPipelineResponse:
         if not 0 <= request.dead_letter_limit <= self.settings.max_batch:
             raise InvalidArgument([("dead_letter_limit", f"must be between 0 and {self.settings.max_batch}")])
@@ -150,7 +204,11 @@ class IngestionService(ingestion_pb2_grpc.IngestionServiceServicer):
 
     @mapped_errors
     async def RequeueDeadLetter(
-        self, request: ingestion_pb2.RequeueDeadLetterRequest, context: grpc.aio.ServicerContext
+        self,
+        request: ingestion_pb2.RequeueDeadLetterRequest,
+        context: grpc.aio.ServicerContext[
+            ingestion_pb2.RequeueDeadLetterRequest, ingestion_pb2.RequeueDeadLetterResponse
+        ],
     ) -> ingestion_pb2.RequeueDeadLetterResponse:
         if not request.message_id or len(request.message_id) > self.settings.max_id_chars:
             raise InvalidArgument(
@@ -158,11 +216,3 @@ class IngestionService(ingestion_pb2_grpc.IngestionServiceServicer):
             )
         partition, entry_id = await self.log.requeue(request.message_id)
         return ingestion_pb2.RequeueDeadLetterResponse(partition=partition, entry_id=entry_id)
-
-    async def _latest_event_id(self) -> str:
-        """The id of the newest event ("0-0" when there is none): a watch from "" starts after it.
-
-        Resolving "$" once, rather than passing it to every XREAD, keeps events appended between two reads.
-        """
-        newest = await self.redis.xrevrange(self.keys.events(), count=1)
-        return newest[0][0].decode() if newest else "0-0"

@@ -35,6 +35,7 @@ from google.protobuf.message import DecodeError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.typing import StreamIdT
 
 from parley.store import Redis
 
@@ -259,7 +260,8 @@ class StreamConsumer:
                 "entry_id": entry.entry_id,
                 "group": self.group,
                 "reason": reason,
-                "fields": {_text(k): _text(v) for k, v in entry.fields.items()},
+                # A binary field (an event's protobuf payload) is kept with its bytes escaped.
+                "fields": {_text(k): v.decode(errors="backslashreplace") for k, v in entry.fields.items()},
             }
             await self.redis.rpush(self.dead_key, json.dumps(record))
         await self.ack([entry])
@@ -286,7 +288,8 @@ class StreamConsumer:
         async with self.redis.pipeline(transaction=False) as pipe:
             for stream, ours in claims.items():
                 if ours:
-                    pipe.xclaim(stream, self.group, self.consumer, 0, ours, justid=True)
+                    claimed: list[StreamIdT] = list(ours)
+                    pipe.xclaim(stream, self.group, self.consumer, 0, claimed, justid=True)
             await pipe.execute()
 
     # --- one pass ---------------------------------------------------------------------------------------

@@ -50,10 +50,10 @@ HealthHook = Callable[[bool], None]
 class Peers:
     """Stubs for the four services the worker calls, with their channels."""
 
-    conversations: conversations_pb2_grpc.ConversationsServiceStub
-    classifier: classifier_pb2_grpc.ClassifierServiceStub
-    router: router_pb2_grpc.RouterServiceStub
-    dispatch: dispatch_pb2_grpc.DispatchServiceStub
+    conversations: conversations_pb2_grpc.ConversationsServiceAsyncStub
+    classifier: classifier_pb2_grpc.ClassifierServiceAsyncStub
+    router: router_pb2_grpc.RouterServiceAsyncStub
+    dispatch: dispatch_pb2_grpc.DispatchServiceAsyncStub
     channels: list[grpc.aio.Channel]
 
     @classmethod

@@ -16,7 +16,7 @@ from parley.router.common import (
     CLAIM_ATTEMPTS,
     FEED_MAXLEN,
     RESERVING,
-    decode,
+    decode_hash,
     flat,
     text_of,
 )
@@ -47,7 +47,7 @@ class Assignments(Part):
             raw = await pipe.execute()
         out = []
         for n, agent_id in enumerate(agents):
-            profile = decode(raw[2 * n])
+            profile = decode_hash(raw[2 * n])
             if profile:
                 out.append((agent_id, profile, int(raw[2 * n + 1])))
         return out
@@ -82,7 +82,7 @@ class Assignments(Part):
         """Record a conversation already removed from its queue as the agent's: state, capacity, feed, audit
         and event. None when the claim was revoked by `recover_claims` (its capacity is released)."""
         now = self.clock.now()
-        state = decode(await self.redis.hgetall(self.k.state(cid)))
+        state = decode_hash(await self.redis.hgetall(self.k.state(cid)))
         state.update(state="assigned", agent=agent_id, assigned_at=str(now))
         assignment = self.assignment(cid, agent_id, state)
         assignment.reason = (
@@ -158,7 +158,7 @@ class Assignments(Part):
         """Give a waiting conversation to the best eligible agent: (assignment, whether any agent of the team
         is online with free capacity). None with True means another router or agent took the conversation
         first, or the free agents declined it."""
-        state = decode(await self.redis.hgetall(self.k.state(cid)))
+        state = decode_hash(await self.redis.hgetall(self.k.state(cid)))
         candidates = await self._candidates(team, state)
         eligible = [c for c in candidates if c.eligible]
         entry = text_of(await self.redis.hget(self.k.held(team), cid) or "")

@@ -11,7 +11,7 @@ from parley import lua
 from parley.clock import Clock, to_timestamp
 from parley.config import Settings
 from parley.router.common import (
-    decode,
+    decode_hash,
 )
 from parley.router.keys import RouterKeys
 from parley.router.policy import Policy, PolicyError, load_policy, policy_path
@@ -112,7 +112,7 @@ class Part:
         return self.ground.policy
 
     async def agent_profile(self, agent_id: str) -> dict[str, Any]:
-        raw = decode(await self.redis.hgetall(self.k.agent(agent_id)))
+        raw = decode_hash(await self.redis.hgetall(self.k.agent(agent_id)))
         if not raw:
             raise NotFound(f"agent {agent_id} has never set a presence")
         return {
@@ -122,7 +122,7 @@ class Part:
         }
 
     async def routed_state(self, cid: str) -> dict[str, str]:
-        state = decode(await self.redis.hgetall(self.k.state(cid)))
+        state = decode_hash(await self.redis.hgetall(self.k.state(cid)))
         if not state.get("state"):
             raise NotFound(f"conversation {cid} has not been routed to a team")
         into = state.get("merged_into") or state.get("merging_into")

@@ -41,7 +41,7 @@ def bytes_of(value: Any) -> bytes:
     return value if isinstance(value, bytes) else str(value).encode()
 
 
-def decode(raw: Mapping[Any, Any]) -> dict[str, str]:
+def decode_hash(raw: Mapping[Any, Any]) -> dict[str, str]:
     return {text_of(k): text_of(v) for k, v in raw.items()}
 
 

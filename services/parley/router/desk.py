@@ -13,7 +13,7 @@ from parley.router.assignment import Assignments
 from parley.router.base import Ground, Part
 from parley.router.common import (
     PRESENCES,
-    decode,
+    decode_hash,
     flat,
 )
 from parley.router.queues import Queues
@@ -53,7 +53,7 @@ class Desk(Part):
             problems.append(("capacity", "must not be negative"))
         if problems:
             raise InvalidArgument(problems)
-        old = decode(await self.redis.hgetall(self.k.agent(agent_id)))
+        old = decode_hash(await self.redis.hgetall(self.k.agent(agent_id)))
         old_teams = [t for t in old.get("teams", "").split(",") if t]
         new_teams = list(teams) if teams else old_teams
         fields = {"presence": presence, "teams": ",".join(new_teams)}

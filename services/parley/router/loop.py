@@ -13,7 +13,7 @@ from parley.router.common import (
     DRAIN_PER_TEAM,
     RESERVING,
     as_float,
-    decode,
+    decode_hash,
     flat,
     text_of,
 )
@@ -121,13 +121,13 @@ class Loop(Part):
         gone = [text_of(a) for a in await self.redis.zrangebyscore(self.k.offline(), "-inf", now - grace)]
         requeued = 0
         for agent_id in gone:
-            profile = decode(await self.redis.hgetall(self.k.agent(agent_id)))
+            profile = decode_hash(await self.redis.hgetall(self.k.agent(agent_id)))
             if profile.get("presence") == "offline":
                 for raw in await self.redis.smembers(self.k.active(agent_id)):
                     cid = text_of(raw)
                     if cid.startswith(RESERVING):
                         continue
-                    state = decode(await self.redis.hgetall(self.k.state(cid)))
+                    state = decode_hash(await self.redis.hgetall(self.k.state(cid)))
                     if state.get("state") != "assigned" or state.get("agent") != agent_id:
                         await self.redis.srem(self.k.active(agent_id), cid)  # a stale entry
                         continue
@@ -168,7 +168,7 @@ class Loop(Part):
         for team, members in zip(teams, at_risk, strict=True):
             for raw in members:
                 cid = text_of(raw)
-                state = decode(await self.redis.hgetall(self.k.state(cid)))
+                state = decode_hash(await self.redis.hgetall(self.k.state(cid)))
                 if state.get("state") != "queued" or state.get("team") != team:
                     continue
                 if state.get("sla_alerted") == state.get("sla_due"):

@@ -4,21 +4,21 @@ into the surviving conversation, so one issue never waits in two queue entries o
 
 Every step touches one hash slot and is safe to repeat; the last one turns the merged conversation into a
 pointer (which Route follows), so a replayed event finds nothing left to do. The follower has a consumer
-group of its own on the event stream and acknowledges an event only after applying it."""
+group of its own on the merges streams (a copy of each partition's conversation.merged events) and
+acknowledges an event only after applying it."""
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from dataclasses import dataclass
 from typing import Any
 
 from parley import lua
 from parley.clock import to_timestamp
-from parley.events import EventRecord, add_to_pipeline
+from parley.events import EventRecord, add_to_pipeline, decode
 from parley.pipeline.consumer import ConsumerOptions, Handler, StreamConsumer, StreamEntry
-from parley.router.common import FEED_MAXLEN, PENDING, decode, flat, text_of
+from parley.router.common import FEED_MAXLEN, PENDING, decode_hash, flat, text_of
 from parley.router.core import Router
 from parley.v1 import common_pb2, router_pb2
 
@@ -67,14 +67,13 @@ class Merges:
         self._finalize = lua.register(self.redis, "parley.router", "finalize_merge")
         self._fence = lua.register(self.redis, "parley.router", "fence_merge")
 
-    async def apply_events(self, entries: list[tuple[str, dict[str, str]]]) -> list[MergeOutcome]:
+    async def apply_events(self, entries: list[tuple[str, EventRecord]]) -> list[MergeOutcome]:
         """Apply the `conversation.merged` events among stream entries (others are ignored)."""
         out = []
-        for _, fields in entries:
-            if fields.get("type") != MERGED:
+        for _, event in entries:
+            if event.type != MERGED:
                 continue
-            attrs = json.loads(fields.get("attrs") or "{}")
-            merged, into = fields.get("conversation_id", ""), str(attrs.get("into") or "")
+            merged, into = event.conversation_id, str(event.attributes.get("into") or "")
             if merged and into:
                 out.append(await self.apply(merged, into))
         return out
@@ -132,7 +131,7 @@ class Merges:
         async with lua.pipeline(self.redis) as pipe:
             pipe.hgetall(self.k.state(merged))
             pipe.hgetall(self.k.state(into))
-            src, dst = (decode(raw) for raw in await pipe.execute())
+            src, dst = (decode_hash(raw) for raw in await pipe.execute())
         return src, dst
 
     async def _claimed(self, cid: str, state: dict[str, str]) -> bool:
@@ -442,14 +441,18 @@ class Merges:
 
 
 def reader(merges: Merges, consumer: str) -> StreamConsumer:
-    """The merges follower's reader: its own group on the event stream (from the stream's end the first time);
-    a malformed event is set aside with its reason, so it never holds up the merges behind it."""
+    """The merges follower's reader: its own group on the merges streams, which carry only the
+    conversation.merged events (from their end the first time); a malformed event is set aside with its
+    reason, so it never holds up the merges behind it."""
     settings, keys = merges.router.settings, merges.router.keys
     options = ConsumerOptions(
-        batch=BATCH, block_ms=settings.worker_block_ms, claim_idle_ms=settings.claim_idle_ms
+        batch=BATCH,
+        block_ms=settings.worker_block_ms,
+        claim_idle_ms=settings.claim_idle_ms,
+        read_each_stream=settings.redis_cluster,
     )
     dead_key = keys.namespaced("events-dead", GROUP)
-    return StreamConsumer(merges.redis, [keys.events()], GROUP, consumer, options, dead_key=dead_key)
+    return StreamConsumer(merges.redis, keys.merge_streams(), GROUP, consumer, options, dead_key=dead_key)
 
 
 async def ensure_group(merges: Merges) -> None:
@@ -463,9 +466,8 @@ def applier(merges: Merges) -> Handler:
     async def apply(entries: list[StreamEntry]) -> list[str]:
         held = []
         for entry in entries:
-            fields = {k.decode(): v.decode() for k, v in entry.fields.items()}
             try:
-                await merges.apply_events([(entry.entry_id, fields)])
+                await merges.apply_events([(entry.entry_id, decode(entry.fields))])
             except MergeDeferred as error:
                 log.info("%s", error)
                 held.append(entry.entry_id)

@@ -17,7 +17,7 @@ from parley.router.base import Ground, Part
 from parley.router.common import (
     PENDING,
     as_float,
-    decode,
+    decode_hash,
     flat,
     moved_to,
     text_of,
@@ -136,7 +136,7 @@ class Routing(Part):
             if cid not in batch.states and (raw_state.get(b"merged_into") or raw_state.get(b"merging_into")):
                 batch.merged.append(i)  # not decided before the merge: routed in the surviving conversation
                 continue
-            state = batch.states.setdefault(cid, decode(raw_state))
+            state = batch.states.setdefault(cid, decode_hash(raw_state))
             decision, fields, offset = decide(self.policy, items[i], state, now)
             audit = router_pb2.RoutingAudit(
                 kind="route",

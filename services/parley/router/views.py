@@ -15,7 +15,7 @@ from parley.router.base import Part
 from parley.router.common import (
     RESERVING,
     bytes_of,
-    decode,
+    decode_hash,
     text_of,
 )
 from parley.router.roster import roster_of_team
@@ -67,7 +67,7 @@ class Views(Part):
                 pipe.hgetall(self.k.agent(agent_id))
                 pipe.scard(self.k.active(agent_id))
             raw = await pipe.execute()
-        return [(decode(raw[2 * i]), int(raw[2 * i + 1])) for i in range(len(agents))]
+        return [(decode_hash(raw[2 * i]), int(raw[2 * i + 1])) for i in range(len(agents))]
 
     async def get_staffing(
         self, service_level: float, target_answer_seconds: float
@@ -91,7 +91,7 @@ class Views(Part):
             raw = await pipe.execute()
         out = []
         for n, team in enumerate(teams):
-            arrivals, handled, online = raw[3 * n], decode(raw[3 * n + 1]), raw[3 * n + 2]
+            arrivals, handled, online = raw[3 * n], decode_hash(raw[3 * n + 1]), raw[3 * n + 2]
             count = int(handled.get("count", 0))
             aht = (
                 float(handled["seconds"]) / count if count else self.policy.staffing.default_handling_seconds
@@ -120,7 +120,7 @@ class Views(Part):
             active, last = await pipe.execute()
         position = text_of(last[0][0]) if last else "0-0"
         for cid in sorted(text_of(m) for m in active if not text_of(m).startswith(RESERVING)):
-            state = decode(await self.redis.hgetall(self.k.state(cid)))
+            state = decode_hash(await self.redis.hgetall(self.k.state(cid)))
             yield self.assignment(cid, agent_id, state)
         while True:
             entries: Any = await self.redis.xread({self.k.feed(agent_id): position}, count=100)

@@ -110,7 +110,7 @@ class RouterCollector(_RedisCollector):
         agent_ids = sorted(await redis.smembers(k.agents()))
         async with redis.pipeline(transaction=False) as pipe:
             for agent_id in agent_ids:
-                pipe.hget(k.agent(agent_id.decode()), "presence")
+                pipe.hget(k.agent(store.reply_text(agent_id)), "presence")
             presences = Counter((p or b"offline").decode() for p in await pipe.execute())
         agents = GaugeMetricFamily("parley_agents", "Known agents by presence.", labels=["presence"])
         for presence in PRESENCES:

@@ -13,7 +13,7 @@ import collections
 import contextlib
 import inspect
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +21,7 @@ import grpc
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, Info, start_http_server
 from prometheus_client.registry import Collector
 
+from parley.aio_types import Context, Continuation, Handler, Unary
 from parley.telemetry import tracing
 
 # The names of the go-grpc-prometheus convention, so existing gRPC dashboards and alerts apply.
@@ -90,9 +91,11 @@ class ObservingInterceptor(grpc.aio.ServerInterceptor):
     Each method's observed handler is made once and kept (keyed by the handler it wraps)."""
 
     def __init__(self) -> None:
-        self._observed: dict[int, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
+        self._observed: dict[int, tuple[Handler, Handler]] = {}
 
-    async def intercept_service(self, continuation, handler_call_details):  # noqa: ANN001, ANN201
+    async def intercept_service(
+        self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
+    ) -> Handler | None:
         handler = await continuation(handler_call_details)
         if handler is None:
             return None
@@ -103,7 +106,7 @@ class ObservingInterceptor(grpc.aio.ServerInterceptor):
         return known[1]
 
 
-def _observe(handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
+def _observe(handler: Handler, method: str) -> Handler:
     service, _, name = method.lstrip("/").rpartition("/")
     for attribute, kind in _KINDS:
         behavior = getattr(handler, attribute)
@@ -113,7 +116,7 @@ def _observe(handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandl
         if streaming and not inspect.isasyncgenfunction(behavior):
             return handler  # writes through context.write: left as it is
         wrap = _observed_stream if streaming else _observed_unary
-        factory = getattr(grpc, f"{attribute}_rpc_method_handler")
+        factory: Callable[..., Handler] = getattr(grpc, f"{attribute}_rpc_method_handler")
         return factory(
             wrap(behavior, (kind, service, name), method),
             request_deserializer=handler.request_deserializer,
@@ -122,7 +125,7 @@ def _observe(handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandl
     return handler
 
 
-def _code_of(context: grpc.aio.ServicerContext, error: BaseException | None) -> str:
+def _code_of(context: Context, error: BaseException | None) -> str:
     code = context.code()
     if code is None:
         if isinstance(error, asyncio.CancelledError | GeneratorExit):  # the client went away mid-call
@@ -132,9 +135,7 @@ def _code_of(context: grpc.aio.ServicerContext, error: BaseException | None) -> 
 
 
 @contextlib.contextmanager
-def _observing(
-    labels: tuple[str, str, str], method: str, context: grpc.aio.ServicerContext
-) -> Iterator[None]:
+def _observing(labels: tuple[str, str, str], method: str, context: Context) -> Iterator[None]:
     """Time one call, count it under its final status code, and hold its server span while tracing."""
     start = time.perf_counter()
     error: BaseException | None = None
@@ -149,16 +150,18 @@ def _observing(
             _record(labels, start, _code_of(context, error), span)
 
 
-def _observed_unary(behavior: Any, labels: tuple[str, str, str], method: str) -> Any:
-    async def observed(request: Any, context: grpc.aio.ServicerContext) -> Any:
+def _observed_unary(behavior: Unary, labels: tuple[str, str, str], method: str) -> Unary:
+    async def observed(request: Any, context: Context) -> Any:
         with _observing(labels, method, context):
             return await behavior(request, context)
 
     return observed
 
 
-def _observed_stream(behavior: Any, labels: tuple[str, str, str], method: str) -> Any:
-    async def observed(request: Any, context: grpc.aio.ServicerContext) -> Any:
+def _observed_stream(
+    behavior: Callable[[Any, Context], AsyncIterator[Any]], labels: tuple[str, str, str], method: str
+) -> Callable[[Any, Context], AsyncIterator[Any]]:
+    async def observed(request: Any, context: Context) -> AsyncIterator[Any]:
         with _observing(labels, method, context):
             async for response in behavior(request, context):
                 yield response

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Any
 
 import grpc
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+from parley.aio_types import with_metadata
 
 TRACEPARENT = "traceparent"
 _propagator = TraceContextTextMapPropagator()
@@ -121,7 +123,14 @@ def webhook_span(network: str) -> Iterator[None]:
 class _ClientInterceptor(grpc.aio.UnaryUnaryClientInterceptor):
     """A CLIENT span around each unary call, its context sent along as `traceparent` metadata."""
 
-    async def intercept_unary_unary(self, continuation, client_call_details, request):  # noqa: ANN001, ANN201
+    async def intercept_unary_unary(
+        self,
+        continuation: Callable[
+            [grpc.aio.ClientCallDetails, Any], Awaitable[grpc.aio.UnaryUnaryCall[Any, Any]]
+        ],
+        client_call_details: grpc.aio.ClientCallDetails,
+        request: Any,
+    ) -> grpc.aio.UnaryUnaryCall[Any, Any]:
         if _tracer is None:
             return await continuation(client_call_details, request)
         method = client_call_details.method
@@ -131,7 +140,7 @@ class _ClientInterceptor(grpc.aio.UnaryUnaryClientInterceptor):
             _propagator.inject(carrier)
             metadata = grpc.aio.Metadata(*(client_call_details.metadata or ()))
             metadata.add(TRACEPARENT, carrier[TRACEPARENT])
-            call = await continuation(client_call_details._replace(metadata=metadata), request)
+            call = await continuation(with_metadata(client_call_details, metadata), request)
             code = await call.code()
             if code != grpc.StatusCode.OK:
                 span.set_status(trace.Status(trace.StatusCode.ERROR, code.name))

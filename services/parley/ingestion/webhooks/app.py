@@ -37,7 +37,7 @@ from aiohttp import web
 from redis.exceptions import RedisError
 
 from parley.clock import Clock, SystemClock
-from parley.config import Settings
+from parley.config import Settings, reveal
 from parley.ingestion import admission, intake
 from parley.ingestion.inbound_log import ACCEPTED, InboundLog
 from parley.ingestion.webhooks import signatures
@@ -116,7 +116,7 @@ class WebhookEndpoints:
         self.clock = clock or SystemClock()
         self.meta = Network(
             "meta",
-            lambda s: s.webhook_meta_app_secret,
+            lambda s: reveal(s.webhook_meta_app_secret),
             "PARLEY_WEBHOOK_META_APP_SECRET",
             META_SIGNATURE,
             signatures.meta_signature_ok,
@@ -124,7 +124,7 @@ class WebhookEndpoints:
         )
         self.x = Network(
             "x",
-            lambda s: s.webhook_x_consumer_secret,
+            lambda s: reveal(s.webhook_x_consumer_secret),
             "PARLEY_WEBHOOK_X_CONSUMER_SECRET",
             X_SIGNATURE,
             signatures.x_signature_ok,
@@ -144,7 +144,7 @@ class WebhookEndpoints:
 
     async def meta_verify(self, request: web.Request) -> web.Response:
         """Meta's subscription check: echo `hub.challenge` when the verify token matches."""
-        token = self.settings.webhook_meta_verify_token
+        token = reveal(self.settings.webhook_meta_verify_token)
         if not token:
             return error_response(
                 503, "Meta webhooks are not configured: set PARLEY_WEBHOOK_META_VERIFY_TOKEN"
@@ -158,7 +158,7 @@ class WebhookEndpoints:
 
     async def x_crc(self, request: web.Request) -> web.Response:
         """X's challenge-response check: prove the consumer secret by signing `crc_token`."""
-        secret = self.settings.webhook_x_consumer_secret
+        secret = reveal(self.settings.webhook_x_consumer_secret)
         if not secret:
             return error_response(503, "X webhooks are not configured: set PARLEY_WEBHOOK_X_CONSUMER_SECRET")
         token = request.query.get("crc_token", "")

@@ -16,6 +16,7 @@ import uuid
 from typing import Any
 
 import aiohttp
+from pydantic import SecretStr
 
 from parley import store
 from parley.config import Settings
@@ -70,8 +71,8 @@ def x_delivery(n: int, per_delivery: int) -> dict[str, Any]:
 async def run(deliveries: int, per_delivery: int, concurrency: int, network: str) -> dict[str, Any]:
     settings = Settings(
         key_prefix=f"bench{uuid.uuid4().hex[:8]}",
-        webhook_meta_app_secret=SECRET,
-        webhook_x_consumer_secret=SECRET,
+        webhook_meta_app_secret=SecretStr(SECRET),
+        webhook_x_consumer_secret=SecretStr(SECRET),
     )
     embedded = None
     if not settings.redis_url:

@@ -81,13 +81,6 @@ def parse_meta(payload: Any, own_app_id: str = "") -> Parsed:
     return parsed
 
 
-def _add(parsed: Parsed, message: common_pb2.InboundMessage | None) -> None:
-    if message is None:
-        parsed.ignored += 1
-    else:
-        parsed.messages.append(message)
-
-
 def _changes(
     entry: dict[str, Any],
     path: str,
@@ -110,7 +103,7 @@ def _page_entry(entry: Any, path: str, parsed: Parsed, own_app_id: str, errors: 
         if change.get("field") != "feed":
             parsed.ignored += 1
             return
-        _add(parsed, _feed(page_id, obj(change.get("value"), f"{where}.value"), f"{where}.value"))
+        parsed.add(_feed(page_id, obj(change.get("value"), f"{where}.value"), f"{where}.value"))
 
     _changes(entry, path, change, errors)
     _messaging_events(entry, path, parsed, common_pb2.CHANNEL_MESSENGER, own_app_id, errors)
@@ -163,16 +156,23 @@ def _feed(page_id: str, value: dict[str, Any], path: str) -> common_pb2.InboundM
 
 
 def _messaging_events(
-    entry: dict[str, Any], path: str, parsed: Parsed, channel: int, own_app_id: str, errors: Errors
+    entry: dict[str, Any],
+    path: str,
+    parsed: Parsed,
+    channel: common_pb2.Channel,
+    own_app_id: str,
+    errors: Errors,
 ) -> None:
     events = array(entry.get("messaging"), f"{path}.messaging", required=False)
     for message in each(
         events, f"{path}.messaging", lambda e, p: _messaging(channel, e, p, own_app_id), errors
     ):
-        _add(parsed, message)
+        parsed.add(message)
 
 
-def _messaging(channel: int, event: Any, path: str, own_app_id: str) -> common_pb2.InboundMessage | None:
+def _messaging(
+    channel: common_pb2.Channel, event: Any, path: str, own_app_id: str
+) -> common_pb2.InboundMessage | None:
     event = obj(event, path)
     if "message" not in event:
         return None  # a read, delivery, postback, reaction, referral or handover: nothing to triage
@@ -241,7 +241,7 @@ def _instagram_entry(entry: Any, path: str, parsed: Parsed, own_app_id: str, err
             parsed.ignored += 1  # mentions, story insights, ...
             return
         value = obj(change.get("value"), f"{where}.value")
-        _add(parsed, _instagram_comment(account_id, entry, value, f"{where}.value", path))
+        parsed.add(_instagram_comment(account_id, entry, value, f"{where}.value", path))
 
     _changes(entry, path, change, errors)
     _messaging_events(entry, path, parsed, common_pb2.CHANNEL_INSTAGRAM, own_app_id, errors)
@@ -299,7 +299,7 @@ def _whatsapp_change(change: Any, path: str, parsed: Parsed, errors: Errors) -> 
     items = array(value.get("messages"), f"{path}.messages", required=False)
     parse = lambda item, where: _whatsapp_message(phone_number_id, names, item, where)  # noqa: E731
     for message in each(items, f"{path}.messages", parse, errors):
-        _add(parsed, message)
+        parsed.add(message)
 
 
 def _whatsapp_message(

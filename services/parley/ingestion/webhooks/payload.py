@@ -35,6 +35,13 @@ class Parsed:
     messages: list[common_pb2.InboundMessage] = field(default_factory=list)
     ignored: int = 0
 
+    def add(self, message: common_pb2.InboundMessage | None) -> None:
+        """Keep a parsed message; an event that carries none (None) is counted as ignored."""
+        if message is None:
+            self.ignored += 1
+        else:
+            self.messages.append(message)
+
 
 def obj(value: Any, path: str) -> dict[str, Any]:
     if not isinstance(value, dict):
@@ -85,11 +92,12 @@ def epoch(parent: dict[str, Any], key: str, path: str, required: bool = True) ->
             raise PayloadError([(where, REQUIRED)])
         return None
     if isinstance(value, str):
+        written = value
         try:
-            value = int(value)
+            value = int(written)
         except ValueError:
             try:
-                return to_timestamp(datetime.fromisoformat(value).timestamp())
+                return to_timestamp(datetime.fromisoformat(written).timestamp())
             except (ValueError, OverflowError):
                 raise PayloadError([(where, "must be an epoch time or an ISO 8601 time")]) from None
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < _LAST_MILLIS:

@@ -35,25 +35,18 @@ def parse_x(payload: Any) -> Parsed:
     errors: list[tuple[str, str]] = []
     tweets = array(body.get("tweet_create_events"), "tweet_create_events", required=False)
     for message in each(tweets, "tweet_create_events", lambda t, p: _tweet(brand, t, p), errors):
-        _add(parsed, message)
+        parsed.add(message)
     dms = array(body.get("direct_message_events"), "direct_message_events", required=False)
     for message in each(
         dms, "direct_message_events", lambda d, p: _direct_message(brand, users, d, p), errors
     ):
-        _add(parsed, message)
+        parsed.add(message)
     for key, value in body.items():
         if key.endswith("_events") and key not in MESSAGE_ARRAYS and isinstance(value, list):
             parsed.ignored += len(value)
     if errors:
         raise PayloadError(errors)
     return parsed
-
-
-def _add(parsed: Parsed, message: common_pb2.InboundMessage | None) -> None:
-    if message is None:
-        parsed.ignored += 1
-    else:
-        parsed.messages.append(message)
 
 
 def _tweet(brand: str, tweet: Any, path: str) -> common_pb2.InboundMessage | None:

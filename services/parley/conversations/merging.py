@@ -1,0 +1,164 @@
+"""Out of order: held conversations and merges.
+
+A reply whose parent is unknown is held in a conversation of its own (listed nowhere) that waits for the
+parent; when the parent arrives, the held conversation merges into the parent's, so the grouping follows the
+reply chains whatever the arrival order. The sweep opens the held conversations whose parent did not come in
+time. A merged conversation keeps a pointer to where it went (`merged_into`), so ids handed out earlier still
+work.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from parley import lua
+from parley.clock import Clock
+from parley.config import Settings
+from parley.events import EventRecord, add_to_pipeline
+from parley.messages import channel_name
+from parley.rpc import Aborted
+from parley.store import Redis
+from parley.v1 import common_pb2, conversations_pb2
+
+from .scripts import Scripts, merge_args, message_args
+from .store import ConversationKeys, as_text
+from .threading import Placement, owner_roles, sent_at
+
+# How long a reply that arrived before its parent keeps a place for the parent (and a merged conversation
+# its pointer).
+AWAITING_TTL_SECONDS = 7 * 24 * 3600
+MERGE_ATTEMPTS = 8
+MERGE_HOPS = 8  # a merge chain is short
+STATE_NEW = conversations_pb2.CONVERSATION_STATE_NEW
+
+
+class Merges:
+    def __init__(
+        self, settings: Settings, redis: Redis, keys: ConversationKeys, clock: Clock, scripts: Scripts
+    ) -> None:
+        self.settings = settings
+        self.redis = redis
+        self.keys = keys
+        self.clock = clock
+        self.scripts = scripts
+
+    async def merge(self, src: str, dst: str) -> bool:
+        """Move every message and decision of `src` into `dst` (the reply chain joins them), leaving `src`
+        as a pointer to `dst`. Idempotent: a merged conversation is not merged again. A `src` not written yet
+        becomes the pointer at once, so the Thread about to write it goes to `dst` instead (thread.lua)."""
+        for _ in range(MERGE_ATTEMPTS):
+            src, dst = await self.current(src), await self.current(dst)
+            outcome = await self.merge_once(src, dst)
+            if outcome is not None:
+                return outcome
+        raise Aborted(f"conversation {src} kept changing while it was merged; retry")
+
+    async def current(self, cid: str) -> str:
+        """The conversation `cid` is now: itself, or the one it was merged into."""
+        for _ in range(MERGE_HOPS):
+            into = as_text(await self.redis.hget(self.keys.meta(cid), "merged_into"))
+            if not into:
+                break
+            cid = into
+        return cid
+
+    async def merge_once(self, src: str, dst: str) -> bool | None:
+        """One pass of `merge`: None when `src` or `dst` changed under it (read again)."""
+        k = self.keys
+        async with lua.pipeline(self.redis) as pipe:
+            pipe.hgetall(k.meta(src))
+            pipe.hgetall(k.bodies(src))
+            pipe.hgetall(k.triage(src))
+            pipe.hgetall(k.routing(src))
+            pipe.hgetall(k.applied(src))
+            pipe.zrange(k.agents(src), 0, -1, withscores=True)
+            pipe.hmget(k.meta(dst), ["owner", "held", "channel", "state"])
+            raw_meta, bodies, triage, routing, applied, agents, target = await pipe.execute()
+        meta = {as_text(a): as_text(b) for a, b in raw_meta.items()}
+        if meta.get("merged_into") or src == dst or not target[2]:
+            return False
+        now = self.clock.now()
+        placements = [
+            Placement(common_pb2.InboundMessage.FromString(raw), dst, existing=True)
+            for raw in bodies.values()
+        ]
+        placements.sort(key=lambda p: sent_at(p.message, now))
+        owner_roles(placements, as_text(target[0]))
+        async with lua.pipeline(self.redis) as pipe:
+            args = merge_args(now, len(placements))
+            for p in placements:
+                args += message_args(p, now)
+            await self.scripts.thread(keys=k.thread_script_keys(dst), args=args, client=pipe)
+            for name, table in (("triage", triage), ("routing", routing), ("applied", applied)):
+                if table:
+                    pipe.hset(getattr(k, name)(dst), mapping=table)
+            if agents:
+                pipe.zadd(k.agents(dst), dict(agents), nx=True)
+            for name in ("intent", "topic", "team", "agent", "sla_due_at"):
+                if meta.get(name):
+                    pipe.hsetnx(k.meta(dst), name, meta[name])
+            for p in placements:
+                pipe.set(k.message_index(p.message.message_id), dst)
+            if meta.get("thread_key"):
+                pipe.set(meta["thread_key"], dst)
+            copied = await pipe.execute()
+        if as_text(copied[0][0]) == "merged":
+            return None  # `dst` itself was merged meanwhile: follow it
+        # Retire `src` only if nothing was written into it since it was read, else copy again.
+        retire_args = [meta.get("rev", ""), dst, AWAITING_TTL_SECONDS]
+        if not await self.scripts.retire(keys=[k.meta(src), *k.parts(src)], args=retire_args):
+            return None
+        await self._unlist(src, dst, meta, target, len(placements), now)
+        return True
+
+    async def _unlist(
+        self, src: str, dst: str, meta: dict[str, str], target: list[Any], moved: int, now: float
+    ) -> None:
+        """Take a merged conversation out of the listings, move its target up them, publish the merge."""
+        k = self.keys
+        async with lua.pipeline(self.redis) as pipe:
+            for index in (k.index_all(), k.index_channel(int(meta.get("channel") or 0)), k.index_opened()):
+                pipe.zrem(index, src)
+            pipe.zrem(k.index_state(int(meta.get("state") or 0)), src)
+            pipe.zrem(k.held(), src)
+            if meta.get("owner_person"):
+                pipe.zrem(k.customers.profile_conversations(meta["owner_person"]), src)
+            if not target[1]:  # a held target stays unlisted
+                pipe.zadd(k.index_all(), {dst: now}, gt=True)
+                pipe.zadd(k.index_channel(int(as_text(target[2]))), {dst: now}, gt=True)
+            event = EventRecord("conversation.merged", src, "", now, {"into": dst, "messages": moved})
+            add_to_pipeline(pipe, k.keys, [event], self.settings.events_maxlen)
+            await pipe.execute()
+
+    async def sweep_held(self) -> int:
+        """Open the held conversations whose parent did not arrive in time; returns how many."""
+        k = self.keys
+        now = self.clock.now()
+        cutoff = now - self.settings.conversations_held_timeout_seconds
+        cids = [as_text(c) for c in await self.redis.zrangebyscore(k.held(), "-inf", repr(cutoff))]
+        if not cids:
+            return 0
+        fields = ["held", "merged_into", "channel", "opened_at", "state"]
+        async with lua.pipeline(self.redis) as pipe:
+            for cid in cids:
+                pipe.hmget(k.meta(cid), fields)
+            rows = await pipe.execute()
+        released = 0
+        events = []
+        async with lua.pipeline(self.redis) as pipe:
+            for cid, row in zip(cids, rows, strict=True):
+                held, merged, channel, opened_at, state = (as_text(v) for v in row)
+                pipe.zrem(k.held(), cid)
+                if not held or merged or not channel:
+                    continue
+                released += 1
+                pipe.hdel(k.meta(cid), "held")
+                pipe.zadd(k.index_all(), {cid: now}, gt=True)
+                pipe.zadd(k.index_channel(int(channel)), {cid: now}, gt=True)
+                pipe.zadd(k.index_opened(), {cid: float(opened_at)}, nx=True)
+                pipe.zadd(k.index_state(int(state or STATE_NEW)), {cid: now})
+                attrs = {"channel": channel_name(int(channel)), "reason": "parent did not arrive"}
+                events.append(EventRecord("conversation.opened", cid, "", now, attrs))
+            add_to_pipeline(pipe, k.keys, events, self.settings.events_maxlen)
+            await pipe.execute()
+        return released

@@ -20,7 +20,7 @@ from parley.ingestion.inbound_log import InboundLog
 from parley.messages import message_id
 from parley.pipeline.worker import Peers, PipelineWorker
 from parley.replay import read_twcs
-from parley.router import core as router_core
+from parley.router import common as router_common
 from parley.rpc import channel
 from parley.store import Keys, Redis, connect, drop_namespace
 from parley.suite import InProcessSuite
@@ -155,7 +155,7 @@ async def _processed(redis: Redis, keys: Keys, messages: list[common_pb2.Inbound
 async def test_kept_changing_while_routing_is_answered_as_retryable(
     settings: Settings, redis: Redis, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(router_core, "ROUTE_ATTEMPTS", 0)  # every attempt lost to a concurrent change
+    monkeypatch.setattr(router_common, "ROUTE_ATTEMPTS", 0)  # every attempt lost to a concurrent change
     suite = await InProcessSuite.start(settings, workers=0)
     try:
         [message] = read_twcs(DEMO_FILE)[:1]

@@ -8,21 +8,10 @@ from parley.clock import ManualClock, to_timestamp
 from parley.conversations.core import Conversations
 from parley.conversations.store import conversation_id_for
 from parley.corrections import hand_labels
-from parley.router.server import create_server
-from parley.rpc import channel, field_violations, wait_ready
-from parley.v1 import common_pb2, conversations_pb2, router_pb2, router_pb2_grpc
+from parley.rpc import field_violations
+from parley.v1 import common_pb2, conversations_pb2, router_pb2
 
 T0 = 1_700_000_000.0
-
-
-@pytest.fixture
-async def stub(settings, redis):
-    running = await create_server(settings, "127.0.0.1:0", watch_poll_ms=50, run_background=False)
-    address = f"127.0.0.1:{running.port}"
-    await wait_ready(address)
-    async with channel(settings, address) as ch:
-        yield router_pb2_grpc.RouterServiceStub(ch)
-    await running.stop(0.1)
 
 
 async def assigned_conversation(settings, redis, keys, stub) -> tuple[Conversations, str]:

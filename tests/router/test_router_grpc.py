@@ -8,7 +8,7 @@ from router_testkit import known_conversations, make_item
 
 from parley.router.policy import DEFAULT_POLICY_FILE, PolicyError
 from parley.router.server import create_server
-from parley.rpc import channel, field_violations, wait_ready
+from parley.rpc import channel, field_violations
 from parley.v1 import common_pb2, router_pb2, router_pb2_grpc
 
 
@@ -16,17 +16,6 @@ from parley.v1 import common_pb2, router_pb2, router_pb2_grpc
 async def conversations(redis, keys):
     # Route takes only conversations the conversations service opened.
     await known_conversations(redis, keys, "c1", "c2", "c9")
-
-
-@pytest.fixture
-async def stub(settings, redis):
-    # The background loop is exercised step by step in test_router_loop; here it would race the assertions.
-    running = await create_server(settings, "127.0.0.1:0", watch_poll_ms=50, run_background=False)
-    address = f"127.0.0.1:{running.port}"
-    await wait_ready(address)
-    async with channel(settings, address) as ch:
-        yield router_pb2_grpc.RouterServiceStub(ch)
-    await running.stop(0.1)
 
 
 async def invalid(call) -> list[str]:

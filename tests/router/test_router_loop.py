@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from router_testkit import events_of, make_item
 
+from parley import lua
 from parley.router.core import Router
 from parley.router.keys import RouterKeys
 from parley.router.policy import DEFAULT_POLICY_FILE, PolicyError, load_policy
@@ -171,15 +172,15 @@ async def test_a_declined_conversation_goes_to_someone_else(router: Router, redi
 async def test_a_claim_that_died_halfway_is_put_back(router: Router, redis, keys, clock, monkeypatch):
     await route(router, "c1", topic="billing")
     k = RouterKeys(keys)
-    record = router._assign
+    record = router.assignments.assign
 
     async def die(*args, **kwargs):
         raise ConnectionError("claimer died")
 
-    monkeypatch.setattr(router, "_assign", die)
+    monkeypatch.setattr(router.assignments, "assign", die)
     with pytest.raises(ConnectionError):  # coming online claims c1, and dies before recording it
         await router.set_presence("bob", "online", ["billing"], capacity=1)
-    monkeypatch.setattr(router, "_assign", record)
+    monkeypatch.setattr(router.assignments, "assign", record)
     assert await redis.zscore(k.queue("billing"), "c1") is None
     (entry,) = (await redis.hgetall(k.taking("billing"))).values()
     assert (await router.tick())["claims_recovered"] == 0  # within the lease the claimer may be alive
@@ -191,7 +192,7 @@ async def test_a_claim_that_died_halfway_is_put_back(router: Router, redis, keys
     assert await redis.hlen(k.taking("billing")) == 0
     # The dead claimer waking up late cannot record its old claim.
     old_token = entry.decode().split("|")[1]
-    assert await router._assign("bob", "c1", old_token, "claimed") is None
+    assert await router.assignments.assign("bob", "c1", old_token, "claimed") is None
     assert await redis.smembers(k.active("bob")) == {b"c1"}
     (requeued,) = await events_of(redis, keys, "conversation.requeued")
     assert requeued["attrs"]["reason"] == "the claim was never recorded"
@@ -202,10 +203,11 @@ async def test_a_recovered_claim_that_had_been_recorded_is_completed(router: Rou
     await router.set_presence("ann", "away", ["billing"], capacity=1)
     await redis.hset(RouterKeys(keys).agent("ann"), "presence", "online")
     k = RouterKeys(keys)
-    token = await router._reserve_capacity("ann")
-    assert await router._take_from("billing", "c1", "ann", token)
+    token = await router.assignments.reserve_capacity("ann")
+    assert await router.queues.take_from("billing", "c1", "ann", token)
     # The assignment is recorded on the conversation, then the claimer dies before the agent's side.
-    await router._assign_script(keys=[k.state("c1")], args=[token, "state", "assigned", "agent", "ann"])
+    assign = lua.register(redis, "parley.router", "assign")
+    await assign(keys=[k.state("c1")], args=[token, "state", "assigned", "agent", "ann"])
     clock.advance(router.settings.claim_idle_ms / 1000)
     assert (await router.tick())["claims_recovered"] == 0
     assert await redis.smembers(k.active("ann")) == {b"c1"}
@@ -249,11 +251,11 @@ async def test_many_routers_and_agents_at_once_never_assign_a_conversation_twice
             work.append(routers[(n + 5) % 8].route([item]))  # the same message routed twice at once
         for n in range(8):
             work.append(routers[(n + 2) % 8].route([make_item(f"sticky{n}", f"x:s{n}:2", "complaint")]))
-        work += [routers[n].drain() for n in range(8)]
+        work += [routers[n].loop.drain() for n in range(8)]
         work += [quietly(routers[n % 8].claim(agents[n], "early1")) for n in range(8)]
         await asyncio.gather(*work)
         await asyncio.gather(*(r.tick() for r in routers))
-        await setup.drain()  # a drain that lost a race may leave a place free: one more fills it
+        await setup.loop.drain()  # a drain that lost a race may leave a place free: one more fills it
     finally:
         for c in clients:
             await c.aclose()

@@ -235,7 +235,7 @@ async def test_a_replayed_event_changes_nothing(router: Router, redis, keys):
     assert len(await events_of(redis, keys, "conversation.merged_routing")) == 1
 
 
-@pytest.mark.parametrize("step", ["_join", "_set", "_remove_waiting", "_finish"])
+@pytest.mark.parametrize("step", ["join", "write_survivor", "remove_waiting", "finish"])
 async def test_a_crash_between_waiting_steps_leaves_one_entry(router: Router, redis, keys, step):
     k = router.k
     reply = await route(router, "held", public=True, followers=100_000)
@@ -253,7 +253,7 @@ async def test_a_crash_between_waiting_steps_leaves_one_entry(router: Router, re
     assert event["attrs"]["action"] == "joined_queue"
 
 
-@pytest.mark.parametrize("step", ["before:_swap", "_swap", "_set", "_finish"])
+@pytest.mark.parametrize("step", ["before:swap", "swap", "write_survivor", "finish"])
 async def test_a_crash_between_agent_steps_counts_the_load_once(router: Router, redis, keys, step):
     k = router.k
     await router.set_presence("ann", "online", ["first_line"], capacity=1)
@@ -290,7 +290,7 @@ async def test_a_claim_in_flight_defers_the_merge_until_it_settles(router: Route
     await route(router, "parent")
     await router.set_presence("ann", "away", ["first_line"], capacity=1)
     # An agent's claim took the merged conversation from the queue and has not recorded it yet.
-    assert await router._take_from("first_line", "held", "ann", "reserving:t1")
+    assert await router.queues.take_from("first_line", "held", "ann", "reserving:t1")
     with pytest.raises(MergeDeferred):
         await Merges(router).apply("held", "parent")
     assert not (await state(redis, k, "held")).get("merged_into")
@@ -307,7 +307,7 @@ async def test_a_claim_in_flight_defers_the_merge_until_it_settles(router: Route
     assert await merges_pending(redis, keys) == 1
 
     clock.advance(router.settings.claim_idle_ms / 1000)
-    assert await router.recover_claims() == 1  # the claimer died: the conversation is waiting again
+    assert await router.loop.recover_claims() == 1  # the claimer died: the conversation is waiting again
     assert await follow_once(merges, "r1", block_ms=None) == 1
     assert await merges_pending(redis, keys) == 0
     late = [

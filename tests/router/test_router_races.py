@@ -13,7 +13,7 @@ async def test_a_router_killed_after_reserving_capacity_leaks_none(router: Route
     await known_conversations(redis, keys, "c1")
     await router.set_presence("ann", "online", ["first_line"], capacity=1)
     # A claim reserved ann's only unit of capacity, then its router died before the claim journal.
-    await router._reserve_capacity("ann")
+    await router.assignments.reserve_capacity("ann")
     (decision,) = await router.route([make_item("c1", "x:c1", "complaint", topic="weather")])
     assert not decision.agent_id  # ann is full: c1 waits
     clock.advance(router.settings.claim_idle_ms / 1000)
@@ -25,7 +25,7 @@ async def test_a_router_killed_after_reserving_capacity_leaks_none(router: Route
 
 async def test_a_fresh_reservation_is_left_alone(router: Router, redis, keys, clock):
     await router.set_presence("ann", "online", ["first_line"], capacity=2)
-    token = await router._reserve_capacity("ann")  # a claim in flight right now
+    token = await router.assignments.reserve_capacity("ann")  # a claim in flight right now
     await router.tick()
     assert token.encode() in await redis.smembers(router.k.active("ann"))
 

@@ -199,15 +199,15 @@ async def test_a_decision_stored_by_a_router_that_died_gets_its_effects_written_
     router: Router, redis: Redis, keys: Keys, clock, monkeypatch
 ):
     k = RouterKeys(keys)
-    write_effects = router._apply_route_effects
+    write_effects = router.routing.apply_route_effects
 
     async def die(*args, **kwargs):
         raise ConnectionError("router died after storing its decision")
 
-    monkeypatch.setattr(router, "_apply_route_effects", die)
+    monkeypatch.setattr(router.routing, "apply_route_effects", die)
     with pytest.raises(ConnectionError):
         await route_one(router, "c1", "x:1", "complaint", topic="billing")
-    monkeypatch.setattr(router, "_apply_route_effects", write_effects)
+    monkeypatch.setattr(router.routing, "apply_route_effects", write_effects)
 
     # Within the lease another router may still be writing them: only the stored decision comes back.
     stored = await route_one(router, "c1", "x:1", "complaint", topic="billing")

@@ -133,7 +133,7 @@ async def test_no_hold_when_the_agent_is_offline_beyond_grace_declined_or_not_in
     await router.set_presence("ann", "online")
     await router.transfer("c1", to_agent_id="ann")
     await router.decline("ann", "c1")
-    await router.drain()
+    await router.loop.drain()
     assert (await redis.hgetall(router.k.state("c1")))[b"agent"] == b"bob"
     await router.resolve("c1")
     await router.set_presence("ann", "away")
@@ -184,7 +184,7 @@ async def test_racing_routes_and_claims_never_give_a_held_conversation_to_anothe
     work = [routers[n % 4].route([make_item(f"c{n}", f"x:c{n}:2", "complaint")]) for n in range(8)]
     work += [routers[n % 4].route([make_item(f"new{n}", f"x:new{n}", "praise")]) for n in range(12)]
     work += [routers[n % 4].set_presence(f"agent{n}", "online") for n in range(6)]
-    work += [routers[n % 4].drain() for n in range(4)]
+    work += [routers[n % 4].loop.drain() for n in range(4)]
     await asyncio.gather(*work)
     owners = {}
     for agent in [f"agent{n}" for n in range(6)]:

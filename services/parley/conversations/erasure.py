@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from parley import lua
 from parley.messages import CHANNELS_BY_NAME
+from parley.router.keys import RouterKeys
 from parley.store import Redis
 from parley.v1 import common_pb2, conversations_pb2, dispatch_pb2
 
@@ -137,6 +138,7 @@ class Eraser:
         async with lua.pipeline(self.redis) as pipe:
             for cid, (meta, bodies) in owned.items():
                 doomed = [k.meta(cid), *k.parts(cid), *map(k.message_index, bodies)]
+                doomed += RouterKeys(k.keys).conversation_keys(cid, bodies)  # its routing state and decisions
                 if meta.get("thread_key"):
                     doomed.append(meta["thread_key"])
                 pipe.delete(*doomed)

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping
 
 from parley import lua
 from parley.config import Settings
+from parley.router.keys import RouterKeys
 from parley.store import Redis
 from parley.v1 import conversations_pb2
 
@@ -52,9 +53,13 @@ async def apply(
         for cid in closing:
             for key in _keys_of(keys, cid, messages[cid]):
                 pipe.expire(key, ttl)
+            # The router's state and audit of it go too (LT: an audit expiring sooner keeps its own TTL).
+            for key in RouterKeys(keys.keys).conversation_keys(cid, [])[:2]:
+                pipe.expire(key, ttl, lt=True)
         for cid in reopening:
             for key in _keys_of(keys, cid, messages[cid]):
                 pipe.persist(key)
+            pipe.persist(RouterKeys(keys.keys).state(cid))
         await pipe.execute()
 
 

@@ -1,6 +1,10 @@
 -- Conversation slot. KEYS: state. ARGV: token, field, value, ...
--- Records an assignment unless the claim was revoked by the recovery of half-done claims (0); 1 recorded.
+-- Records an assignment unless the claim was revoked by the recovery of half-done claims, or the conversation
+-- is being merged away (0); 1 recorded.
 if redis.call('HGET', KEYS[1], 'revoked') == ARGV[1] then return 0 end
+if redis.call('HEXISTS', KEYS[1], 'merging_into') == 1 or redis.call('HEXISTS', KEYS[1], 'merged_into') == 1 then
+  return 0
+end
 redis.call('HSET', KEYS[1], 'claim_token', ARGV[1])
 for i = 2, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
 redis.call('HINCRBY', KEYS[1], 'version', 1)

@@ -8,6 +8,7 @@ corrections that `parley train --corrections` exports as hand labels, and as a `
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from parley.classifier.labels import INTENTS, TOPICS
 from parley.clock import Clock
@@ -67,8 +68,8 @@ class Corrections:
         raw = await self.redis.hget(self.keys.conversation_part(conversation_id, "triage"), message_id)
         if raw is None:
             raise NotFound(f"message {message_id} has no triage in conversation {conversation_id}")
-        before = common_pb2.Triage.FromString(raw)
-        record = {
+        before = common_pb2.Triage.FromString(raw if isinstance(raw, bytes) else raw.encode())
+        record: dict[str, Any] = {
             "message_id": message_id,
             "intent": intent,
             "topic": topic,

@@ -1,9 +1,11 @@
-"""Router key names. Per-conversation state lives under the conversation's hash tag (`Keys`); each team's
-queue keys share the tag `{team:NAME}` and each agent's keys `{agent:ID}`, so every Lua script or MULTI
-touches one slot."""
+"""Router key names, all under `<prefix>:router:` (the router is their only writer). Per-conversation state
+carries the conversation's hash tag (`router:conv:{id}:...`, the slot of its record); each team's queue keys
+share the tag `{team:NAME}` and each agent's keys `{agent:ID}`, so every Lua script or MULTI touches one
+slot."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from parley.store import Keys
@@ -13,12 +15,15 @@ from parley.store import Keys
 class RouterKeys:
     keys: Keys
 
-    # Conversation slot.
+    # Conversation slot: the router's own keys, under the conversation's hash tag (the slot of its record).
+    def _conversation(self, conversation_id: str, part: str) -> str:
+        return self.keys.namespaced("router", "conv", f"{{{conversation_id}}}", part)
+
     def state(self, conversation_id: str) -> str:
-        return self.keys.conversation_part(conversation_id, "route")
+        return self._conversation(conversation_id, "state")
 
     def decision(self, conversation_id: str, message_id: str) -> str:
-        return self.keys.conversation_part(conversation_id, f"route:msg:{message_id}")
+        return self._conversation(conversation_id, f"decision:{message_id}")
 
     def decided_in(self, message_id: str) -> str:
         """The conversation a message was first routed in; the message's own slot, so a retry that finds the
@@ -27,11 +32,23 @@ class RouterKeys:
 
     def applied(self, conversation_id: str, message_id: str) -> str:
         """Set once a decision's queue entry and event are written."""
-        return self.keys.conversation_part(conversation_id, f"route:applied:{message_id}")
+        return self._conversation(conversation_id, f"applied:{message_id}")
 
     def audit(self, conversation_id: str) -> str:
         """Hash: one serialized RoutingAudit per decision (field: kind and its id, so rewrites are no-ops)."""
-        return self.keys.conversation_part(conversation_id, "route:audit")
+        return self._conversation(conversation_id, "audit")
+
+    def conversation_keys(self, conversation_id: str, message_ids: Iterable[str]) -> list[str]:
+        """Every router key of one conversation and its messages: what erasure deletes and retention
+        expires with the conversation's own keys."""
+        ids = list(message_ids)
+        return [
+            self.state(conversation_id),
+            self.audit(conversation_id),
+            *(self.decision(conversation_id, m) for m in ids),
+            *(self.applied(conversation_id, m) for m in ids),
+            *(self.decided_in(m) for m in ids),
+        ]
 
     # Team slot: the queue (score = priority), enqueue times, SLA deadlines, arrivals, handling totals.
     def _team(self, team: str, part: str) -> str:

@@ -18,13 +18,16 @@ from parley import lua
 from parley.clock import to_timestamp
 from parley.events import EventRecord, add_to_pipeline, decode
 from parley.pipeline.consumer import ConsumerOptions, Handler, StreamConsumer, StreamEntry
-from parley.router.core import FEED_MAXLEN, Router, _decode, _flat
+from parley.router.common import FEED_MAXLEN, PENDING, decode_hash, flat, text_of
+from parley.router.core import Router
 from parley.v1 import common_pb2, router_pb2
 
 GROUP = "router-merges"
 MERGED = "conversation.merged"
 BATCH = 128
 ATTEMPTS = 5
+# Seconds to wait, times the attempt, for a Route to finish writing a decision's effects.
+PENDING_PAUSE = 0.005
 
 log = logging.getLogger(__name__)
 
@@ -58,10 +61,11 @@ class Merges:
         self.router = router
         self.redis = router.redis
         self.k = router.k
-        self._join = lua.register(self.redis, "parley.router", "join")
+        self.join = lua.register(self.redis, "parley.router", "join")
         self._merge_state = lua.register(self.redis, "parley.router", "merge_state")
-        self._swap = lua.register(self.redis, "parley.router", "swap")
+        self.swap = lua.register(self.redis, "parley.router", "swap")
         self._finalize = lua.register(self.redis, "parley.router", "finalize_merge")
+        self._fence = lua.register(self.redis, "parley.router", "fence_merge")
 
     async def apply_events(self, entries: list[tuple[str, EventRecord]]) -> list[MergeOutcome]:
         """Apply the `conversation.merged` events among stream entries (others are ignored)."""
@@ -75,35 +79,64 @@ class Merges:
         return out
 
     async def apply(self, merged: str, into: str) -> MergeOutcome:
-        """Fold the router's state of `merged` into `into` (or where `into` itself went since)."""
+        """Fold the router's state of `merged` into `into` (or where `into` itself went since).
+
+        The merged conversation is fenced first (once no Route decision's effects are still being written in
+        either conversation): from then on Route sends its messages to the surviving one and no claim records
+        it, so the moves below race only with claims already in flight, which they wait for."""
         into = (await self.router.current([into]))[into]
         if into == merged:
             return MergeOutcome(merged, into, "none", applied=False, why="a conversation merged into itself")
         prior: str | None = None
-        for _ in range(ATTEMPTS):
-            async with lua.pipeline(self.redis) as pipe:
-                pipe.hgetall(self.k.state(merged))
-                pipe.hgetall(self.k.state(into))
-                src, dst = (_decode(raw) for raw in await pipe.execute())
+        for attempt in range(ATTEMPTS):
+            src, dst = await self._read(merged, into)
             if src.get("merged_into"):
                 return MergeOutcome(merged, src["merged_into"], "none", applied=False, why="already merged")
             if prior is None:
                 # A pass that died half-way left its plan: the steps it did make the case look different
                 # now (an agent holding both, say), but the report is of what the merge did as a whole.
                 prior = src.get("merge_action", "")
-            if not prior:
-                await self.redis.hset(self.k.state(merged), "merge_action", self._plan(src, dst))
+            settled = [
+                await self.router.routing.settle_route_effects(c, s) for c, s in ((merged, src), (into, dst))
+            ]
+            if not all(settled):
+                await asyncio.sleep(PENDING_PAUSE * (attempt + 1))  # a Route is writing its queue entry
+                continue
+            fenced = await self._fence(keys=[self.k.state(merged)], args=[into, self._plan(src, dst)])
+            if int(fenced[0]) != 1:
+                continue  # a Route stored a decision meanwhile, or another pass finished the merge
+            if text_of(fenced[1]) != into:  # an earlier pass fenced it towards where `into` was then
+                into = (await self.router.current([text_of(fenced[1])]))[text_of(fenced[1])]
+                continue
+            src, dst = await self._read(merged, into)
+            if any(name.startswith(PENDING) for name in dst):
+                continue  # a Route decided meanwhile: the moves below are made against effects all written
+            if await self._claimed(merged, src) or await self._claimed(into, dst):
+                continue  # an agent's claim is in flight: it is recorded or given back shortly
             try:
                 outcome = await self._reconcile(merged, into, src, dst)
                 if prior and prior != outcome.action:
                     outcome.action, outcome.why = prior, f"{outcome.why} (finishing an interrupted merge)"
-                await self._finish(outcome, src, dst)
+                await self.finish(outcome, src, dst)
             except _Replan:
                 continue
             if outcome.withdrawn_agent:
-                await self.router._fill(outcome.withdrawn_agent)  # the freed capacity takes the next one
+                await self.router.assignments.fill(
+                    outcome.withdrawn_agent
+                )  # the freed capacity takes the next one
             return outcome
-        raise MergeDeferred(f"merging {merged} into {into}: a claim is in flight; retry later")
+        raise MergeDeferred(f"merging {merged} into {into}: a claim or a Route is in flight; retry later")
+
+    async def _read(self, merged: str, into: str) -> tuple[dict[str, str], dict[str, str]]:
+        async with lua.pipeline(self.redis) as pipe:
+            pipe.hgetall(self.k.state(merged))
+            pipe.hgetall(self.k.state(into))
+            src, dst = (decode_hash(raw) for raw in await pipe.execute())
+        return src, dst
+
+    async def _claimed(self, cid: str, state: dict[str, str]) -> bool:
+        """Whether an agent's claim of the conversation is journaled and not yet settled."""
+        return bool(state.get("team")) and bool(await self.redis.hexists(self.k.taking(state["team"]), cid))
 
     # ------------------------------------------------------------------------------------------- steps
 
@@ -122,132 +155,19 @@ class Merges:
     async def _reconcile(
         self, merged: str, into: str, src: dict[str, str], dst: dict[str, str]
     ) -> MergeOutcome:
+        """Move what the merged conversation has (a queue entry, an agent) to the surviving one, by case."""
         s, d = src.get("state", ""), dst.get("state", "")
+        version = dst.get("version", "0")
         carry = self._carried_marks(src, dst)
         if s == "queued":
-            team = src["team"]
-            priority, due, since = src["priority"], src["sla_due"], src["enqueued_at"]
-            if d == "queued":
-                if not await self._join(
-                    keys=self._queue_keys(dst["team"]), args=[into, priority, since, due]
-                ):
-                    raise _Replan  # taken by an agent meanwhile: it is assigned now, or about to be
-                await self._set(into, carry, priority, due, since)
-                await self._remove_waiting(team, merged)
-                return MergeOutcome(
-                    merged,
-                    into,
-                    "joined_queue",
-                    team=dst["team"],
-                    why=(
-                        f"its queue entry in {team} joined {into}'s in {dst['team']} "
-                        f"(priority {max(float(priority), float(dst['priority'])):g})"
-                    ),
-                )
-            if d == "assigned":
-                await self._set(into, carry, priority, due, "")
-                await self._remove_waiting(team, merged)
-                return MergeOutcome(
-                    merged,
-                    into,
-                    "joined_agent",
-                    agent_id=dst["agent"],
-                    team=dst["team"],
-                    why=(f"its queue entry in {team} left: agent {dst['agent']} already has {into}"),
-                )
-            # The surviving conversation had no waiting entry: the merged one's entry becomes its.
-            await self.router._enqueue_on(self.redis, team, into, float(priority), float(since), float(due))
-            fields = {name: src[name] for name in CARRIED if name in src}
-            await self._set(into, {**carry, **fields, "state": "queued", "agent": ""}, priority, due, since)
-            await self._remove_waiting(team, merged)
-            return MergeOutcome(
-                merged, into, "moved_queue", team=team, why=f"its queue entry in {team} moved to {into}"
-            )
+            return await self._fold_waiting(merged, into, src, dst, carry)
         if s == "assigned":
-            agent = src["agent"]
-            if d == "assigned" and dst.get("agent") == agent:
-                await self.router._withdraw(
-                    agent, merged, src, f"merged into {into}, which agent {agent} has"
-                )
-                await self._set(into, carry, src.get("priority", ""), src.get("sla_due", ""), "")
-                return MergeOutcome(
-                    merged,
-                    into,
-                    "same_agent",
-                    agent_id=agent,
-                    team=dst.get("team", ""),
-                    why=(f"agent {agent} had both; counted once"),
-                )
-            if d == "assigned":
-                # Two agents: the surviving conversation's agent keeps it; the other one is released, and
-                # their feed is told in the same step.
-                await self.router._withdraw(
-                    agent, merged, src, f"merged into {into}, which stays with agent {dst['agent']}"
-                )
-                await self._set(into, carry, src.get("priority", ""), src.get("sla_due", ""), "")
-                return MergeOutcome(
-                    merged,
-                    into,
-                    "withdrawn",
-                    agent_id=dst["agent"],
-                    withdrawn_agent=agent,
-                    team=dst["team"],
-                    why=f"agent {dst['agent']} keeps {into}; {merged} withdrawn from agent {agent}",
-                )
-            took = False
-            if d == "queued":
-                took = await self.router._take_from(dst["team"], into)
-                if not took and await self.redis.hexists(self.k.taking(dst["team"]), into):
-                    raise _Replan  # an agent is claiming it right now
-            # A waiting surviving conversation keeps the higher priority and earlier deadline of the two.
-            kept = ("priority", "sla_due", "enqueued_at") if d == "queued" else ()
-            state = {name: src[name] for name in CARRIED if name in src and name not in kept}
-            state.update(carry, state="assigned", agent=agent, last_agent=agent)
-            state["assigned_at"] = src.get("assigned_at", str(self.router.clock.now()))
-            state["reason"] = f"merged: {merged} joined {into}, which stays with agent {agent}"
-            assignment = self.router._assignment(into, agent, {**src, **state})
-            withdrawn = self.router._assignment(merged, agent, src)
-            withdrawn.reason, withdrawn.withdrawn = f"merged into {into}, which is now agent {agent}'s", True
-            moved = await self._swap(
-                keys=[self.k.active(agent), self.k.feed(agent)],
-                args=[
-                    merged,
-                    into,
-                    assignment.SerializeToString(),
-                    FEED_MAXLEN,
-                    withdrawn.SerializeToString(),
-                ],
-            )
-            if moved == -1:  # the agent let go of the merged conversation meanwhile
-                if took:
-                    await self.router._enqueue_on(
-                        self.redis,
-                        dst["team"],
-                        into,
-                        float(dst["priority"]),
-                        float(dst["enqueued_at"]),
-                        float(dst["sla_due"]),
-                    )
-                raise _Replan
-            await self._set(
-                into, state, src.get("priority", ""), src.get("sla_due", ""), src.get("enqueued_at", "")
-            )
-            return MergeOutcome(
-                merged,
-                into,
-                "moved_to_agent",
-                agent_id=agent,
-                team=state.get("team", ""),
-                why=(
-                    f"{into} goes to agent {agent}, who had {merged}"
-                    + (f"; its queue entry in {dst['team']} left" if d == "queued" else "")
-                ),
-            )
+            return await self._fold_assigned(merged, into, src, dst, carry)
         # Routed to the bot, or nothing to act on: nothing moves, but the bot's one reply is remembered.
         if s == "bot" and not d:
             carry.update(state="bot", topic=src.get("topic", ""))
         if carry:
-            await self._set(into, carry, "", "", "")
+            await self.write_survivor(into, carry, "", "", "", version)
         bot = s == "bot" or src.get("bot_replied") == "1"
         return MergeOutcome(
             merged,
@@ -255,6 +175,171 @@ class Merges:
             "bot" if bot else "none",
             why="the bot already answered in it" if bot else "nothing to move",
         )
+
+    async def _requeue_taken(self, dst: dict[str, str], into: str) -> None:
+        """Put back the surviving conversation's queue entry, taken by a move that could not finish."""
+        await self.router.queues.enqueue_on(
+            self.redis,
+            dst["team"],
+            into,
+            float(dst["priority"]),
+            float(dst["enqueued_at"]),
+            float(dst["sla_due"]),
+        )
+
+    async def _fold_waiting(
+        self, merged: str, into: str, src: dict[str, str], dst: dict[str, str], carry: dict[str, str]
+    ) -> MergeOutcome:
+        """The merged conversation waits in a queue: its entry joins or becomes the surviving one's."""
+        d, version = dst.get("state", ""), dst.get("version", "0")
+        team = src["team"]
+        priority, due, since = src["priority"], src["sla_due"], src["enqueued_at"]
+        if d == "queued":
+            if not await self.join(keys=self._queue_keys(dst["team"]), args=[into, priority, since, due]):
+                raise _Replan  # taken by an agent meanwhile: it is assigned now, or about to be
+            await self.write_survivor(into, carry, priority, due, since, version)
+            await self.remove_waiting(team, merged)
+            return MergeOutcome(
+                merged,
+                into,
+                "joined_queue",
+                team=dst["team"],
+                why=(
+                    f"its queue entry in {team} joined {into}'s in {dst['team']} "
+                    f"(priority {max(float(priority), float(dst['priority'])):g})"
+                ),
+            )
+        if d == "assigned":
+            await self.write_survivor(into, carry, priority, due, "", version)
+            await self.remove_waiting(team, merged)
+            return MergeOutcome(
+                merged,
+                into,
+                "joined_agent",
+                agent_id=dst["agent"],
+                team=dst["team"],
+                why=(f"its queue entry in {team} left: agent {dst['agent']} already has {into}"),
+            )
+        # The surviving conversation had no waiting entry: the merged one's entry becomes its.
+        await self.router.queues.enqueue_on(self.redis, team, into, float(priority), float(since), float(due))
+        fields = {name: src[name] for name in CARRIED if name in src}
+        await self.write_survivor(
+            into, {**carry, **fields, "state": "queued", "agent": ""}, priority, due, since, version
+        )
+        await self.remove_waiting(team, merged)
+        return MergeOutcome(
+            merged, into, "moved_queue", team=team, why=f"its queue entry in {team} moved to {into}"
+        )
+
+    async def _fold_assigned(
+        self, merged: str, into: str, src: dict[str, str], dst: dict[str, str], carry: dict[str, str]
+    ) -> MergeOutcome:
+        """An agent has the merged conversation: the surviving one is counted once, with one agent."""
+        d, version = dst.get("state", ""), dst.get("version", "0")
+        agent = src["agent"]
+        mine = d == "assigned" and dst.get("agent") == agent
+        if mine and not await self.redis.sismember(self.k.active(agent), into):
+            d = ""  # a move cut short after the state was written: the agent gets it now
+        if d == "assigned" and dst.get("agent") == agent:
+            await self.router.assignments.withdraw(
+                agent, merged, src, f"merged into {into}, which agent {agent} has"
+            )
+            await self.write_survivor(
+                into, carry, src.get("priority", ""), src.get("sla_due", ""), "", version
+            )
+            return MergeOutcome(
+                merged,
+                into,
+                "same_agent",
+                agent_id=agent,
+                team=dst.get("team", ""),
+                why=(f"agent {agent} had both; counted once"),
+            )
+        if d == "assigned":
+            # Two agents: the surviving conversation's agent keeps it; the other one is released, and
+            # their feed is told in the same step.
+            await self.router.assignments.withdraw(
+                agent, merged, src, f"merged into {into}, which stays with agent {dst['agent']}"
+            )
+            await self.write_survivor(
+                into, carry, src.get("priority", ""), src.get("sla_due", ""), "", version
+            )
+            return MergeOutcome(
+                merged,
+                into,
+                "withdrawn",
+                agent_id=dst["agent"],
+                withdrawn_agent=agent,
+                team=dst["team"],
+                why=f"agent {dst['agent']} keeps {into}; {merged} withdrawn from agent {agent}",
+            )
+        return await self._move_to_agent(merged, into, src, dst, carry, d)
+
+    async def _move_to_agent(
+        self,
+        merged: str,
+        into: str,
+        src: dict[str, str],
+        dst: dict[str, str],
+        carry: dict[str, str],
+        d: str,
+    ) -> MergeOutcome:
+        """The merged conversation's agent gets the surviving one (waiting, or never with an agent), in place
+        of the merged one: capacity counts it once."""
+        agent, version = src["agent"], dst.get("version", "0")
+        took = False
+        if d == "queued":
+            took = await self.router.queues.take_from(dst["team"], into)
+            if not took and await self.redis.hexists(self.k.taking(dst["team"]), into):
+                raise _Replan  # an agent is claiming it right now
+        # A waiting surviving conversation keeps the higher priority and earlier deadline of the two.
+        kept = ("priority", "sla_due", "enqueued_at") if d == "queued" else ()
+        state = {name: src[name] for name in CARRIED if name in src and name not in kept}
+        state.update(carry, state="assigned", agent=agent, last_agent=agent)
+        state["assigned_at"] = src.get("assigned_at", str(self.router.clock.now()))
+        state["reason"] = f"merged: {merged} joined {into}, which stays with agent {agent}"
+        assignment = self.router.assignments.assignment(into, agent, {**src, **state})
+        withdrawn = self.router.assignments.assignment(merged, agent, src)
+        withdrawn.reason, withdrawn.withdrawn = f"merged into {into}, which is now agent {agent}'s", True
+        # The surviving conversation's state is written before the agent gets it: a Route or claim that
+        # changed it since it was read makes this write fail (read again), and once it says assigned no
+        # Route queues it for another agent.
+        try:
+            written = str(await self.write_survivor(into, state, *self._times(src), version))
+        except _Replan:
+            if took:
+                await self._requeue_taken(dst, into)
+            raise
+        moved = await self.swap(
+            keys=[self.k.active(agent), self.k.feed(agent)],
+            args=[
+                merged,
+                into,
+                assignment.SerializeToString(),
+                FEED_MAXLEN,
+                withdrawn.SerializeToString(),
+            ],
+        )
+        if moved == -1:  # the agent let go of the merged conversation meanwhile: as it was
+            await self.write_survivor(into, {name: dst.get(name, "") for name in state}, "", "", "", written)
+            if took:
+                await self._requeue_taken(dst, into)
+            raise _Replan
+        return MergeOutcome(
+            merged,
+            into,
+            "moved_to_agent",
+            agent_id=agent,
+            team=state.get("team", ""),
+            why=(
+                f"{into} goes to agent {agent}, who had {merged}"
+                + (f"; its queue entry in {dst['team']} left" if d == "queued" else "")
+            ),
+        )
+
+    @staticmethod
+    def _times(src: dict[str, str]) -> tuple[str, str, str]:
+        return src.get("priority", ""), src.get("sla_due", ""), src.get("enqueued_at", "")
 
     @staticmethod
     def _carried_marks(src: dict[str, str], dst: dict[str, str]) -> dict[str, str]:
@@ -273,18 +358,27 @@ class Merges:
     def _queue_keys(self, team: str) -> list[str]:
         return [self.k.queue(team), self.k.since(team), self.k.due(team), self.k.base(team)]
 
-    async def _set(self, cid: str, fields: dict[str, Any], priority: Any, due: Any, since: Any) -> None:
-        await self._merge_state(
-            keys=[self.k.state(cid)], args=[str(priority), str(due), str(since), *_flat(fields)]
+    async def write_survivor(
+        self, cid: str, fields: dict[str, Any], priority: Any, due: Any, since: Any, version: str
+    ) -> int:
+        """Write the surviving conversation's state if it is still the `version` read (else read both again);
+        the new version."""
+        written = await self._merge_state(
+            keys=[self.k.state(cid)], args=[version, str(priority), str(due), str(since), *flat(fields)]
         )
+        if not written:
+            raise _Replan
+        return int(written)
 
-    async def _remove_waiting(self, team: str, cid: str) -> None:
+    async def remove_waiting(self, team: str, cid: str) -> None:
         """Take the merged conversation out of its queue; if an agent's claim of it is in flight, read again
         (it is about to be assigned). Gone already is fine: an earlier pass removed it."""
-        if not await self.router._take_from(team, cid) and await self.redis.hexists(self.k.taking(team), cid):
+        if not await self.router.queues.take_from(team, cid) and await self.redis.hexists(
+            self.k.taking(team), cid
+        ):
             raise _Replan
 
-    async def _finish(self, outcome: MergeOutcome, src: dict[str, str], dst: dict[str, str]) -> None:
+    async def finish(self, outcome: MergeOutcome, src: dict[str, str], dst: dict[str, str]) -> None:
         """Audit on both conversations (the surviving one also gets the merged one's history), then the
         pointer and the event. The pointer is written only if no Route changed the merged conversation."""
         now = self.router.clock.now()

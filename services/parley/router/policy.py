@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Literal
+from typing import Literal, cast
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from parley.messages import INTENT_NAMES
+from parley import messages
 from parley.v1 import common_pb2
 
 DEFAULT_POLICY_FILE = Path(__file__).with_name("default_policy.yaml")
@@ -188,7 +188,7 @@ class Policy(_Strict):
         """The terms of a conversation's base priority, for the audit."""
         w = self.priority
         return {
-            "intent": w.intent.get(intent, 0.0),
+            "intent": w.intent.get(cast(IntentName, intent), 0.0),
             "public": w.public if public else 0.0,
             "reach": round(
                 min(w.followers_max, w.followers_per_decade * math.log10(1 + max(0, followers))), 3
@@ -331,4 +331,4 @@ def load_policy(path: Path | str | None = None) -> Policy:
 
 
 def intent_name(intent: int) -> str:
-    return INTENT_NAMES.get(intent, "other")
+    return messages.intent_name(intent, "other")

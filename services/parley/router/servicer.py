@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import grpc
+from google.protobuf.message import Message
 
 from parley.clock import to_timestamp
 from parley.config import Settings
@@ -56,9 +58,17 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
     def _validator(self) -> Validator:
         return Validator(self.settings)
 
+    def _ids(self, request: Message, *required: str, optional: tuple[str, ...] = ()) -> Validator:
+        """A validator with the request's id fields checked: `required` must be given, `optional` may be
+        empty; either way within the id length limit. Further checks may be added before `check()`."""
+        v = Validator(self.settings)
+        for name in (*required, *optional):
+            v.id(name, getattr(request, name), required=name in required)
+        return v
+
     @mapped_errors
     async def Route(
-        self, request: router_pb2.RouteRequest, context: grpc.aio.ServicerContext
+        self, request: router_pb2.RouteRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> router_pb2.RouteResponse:
         v = self._validator()
         if not request.items:
@@ -87,12 +97,10 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
         return router_pb2.RouteResponse(decisions=decisions)
 
     async def WatchAssignments(
-        self, request: router_pb2.WatchAssignmentsRequest, context: grpc.aio.ServicerContext
+        self, request: router_pb2.WatchAssignmentsRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[router_pb2.WatchAssignmentsResponse]:
         try:
-            v = self._validator()
-            v.id("agent_id", request.agent_id)
-            v.check()
+            self._ids(request, "agent_id").check()
             with self.streams.admit(caller_of(context)):
                 async for assignment in self.router.watch(request.agent_id, self.watch_poll_ms):
                     yield router_pb2.WatchAssignmentsResponse(assignment=assignment)
@@ -103,12 +111,9 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
 
     @mapped_errors
     async def Claim(
-        self, request: router_pb2.ClaimRequest, context: grpc.aio.ServicerContext
+        self, request: router_pb2.ClaimRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> router_pb2.ClaimResponse:
-        v = self._validator()
-        v.id("agent_id", request.agent_id)
-        v.id("conversation_id", request.conversation_id, required=False)
-        v.check()
+        self._ids(request, "agent_id", optional=("conversation_id",)).check()
         assignment = await self.router.claim(request.agent_id, request.conversation_id)
         if assignment is None:
             return router_pb2.ClaimResponse(claimed=False)
@@ -116,21 +121,17 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
 
     @mapped_errors
     async def Decline(
-        self, request: router_pb2.DeclineRequest, context: grpc.aio.ServicerContext
+        self, request: router_pb2.DeclineRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> router_pb2.DeclineResponse:
-        v = self._validator()
-        v.id("agent_id", request.agent_id)
-        v.id("conversation_id", request.conversation_id)
-        v.check()
+        self._ids(request, "agent_id", "conversation_id").check()
         team = await self.router.decline(request.agent_id, request.conversation_id, request.reason)
         return router_pb2.DeclineResponse(team=team)
 
     @mapped_errors
     async def Transfer(
-        self, request: router_pb2.TransferRequest, context: grpc.aio.ServicerContext
+        self, request: router_pb2.TransferRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> router_pb2.TransferResponse:
-        v = self._validator()
-        v.id("conversation_id", request.conversation_id)
+        v = self._ids(request, "conversation_id")
         if bool(request.to_team) == bool(request.to_agent_id):
             v.add("to_team", "give exactly one of to_team, to_agent_id")
         v.id("to_agent_id", request.to_agent_id, required=False)
@@ -144,31 +145,25 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
 
     @mapped_errors
     async def Escalate(
-        self, request: router_pb2.EscalateRequest, context: grpc.aio.ServicerContext
+        self, request: router_pb2.EscalateRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> router_pb2.EscalateResponse:
-        v = self._validator()
-        v.id("conversation_id", request.conversation_id)
-        v.check()
+        self._ids(request, "conversation_id").check()
         decision = await self.router.escalate(request.conversation_id, request.reason)
         return router_pb2.EscalateResponse(decision=decision)
 
     @mapped_errors
     async def Resolve(
-        self, request: router_pb2.ResolveRequest, context: grpc.aio.ServicerContext
+        self, request: router_pb2.ResolveRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> router_pb2.ResolveResponse:
-        v = self._validator()
-        v.id("conversation_id", request.conversation_id)
-        v.id("agent_id", request.agent_id, required=False)
-        v.check()
+        self._ids(request, "conversation_id", optional=("agent_id",)).check()
         resolved_at = await self.router.resolve(request.conversation_id, request.agent_id)
         return router_pb2.ResolveResponse(resolved_at=to_timestamp(resolved_at))
 
     @mapped_errors
     async def SetPresence(
-        self, request: router_pb2.SetPresenceRequest, context: grpc.aio.ServicerContext
+        self, request: router_pb2.SetPresenceRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> router_pb2.SetPresenceResponse:
-        v = self._validator()
-        v.id("agent_id", request.agent_id)
+        v = self._ids(request, "agent_id")
         if request.presence not in PRESENCE_NAMES:
             v.add("presence", "must be PRESENCE_ONLINE, PRESENCE_AWAY or PRESENCE_OFFLINE")
         for i, team in enumerate(request.teams):
@@ -191,13 +186,13 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
 
     @mapped_errors
     async def ListQueues(
-        self, request: router_pb2.ListQueuesRequest, context: grpc.aio.ServicerContext
+        self, request: router_pb2.ListQueuesRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> router_pb2.ListQueuesResponse:
         return router_pb2.ListQueuesResponse(queues=await self.router.list_queues())
 
     @mapped_errors
     async def GetStaffing(
-        self, request: router_pb2.GetStaffingRequest, context: grpc.aio.ServicerContext
+        self, request: router_pb2.GetStaffingRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> router_pb2.GetStaffingResponse:
         v = self._validator()
         if not 0 < request.service_level < 1:
@@ -210,18 +205,16 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
 
     @mapped_errors
     async def GetRoutingAudit(
-        self, request: router_pb2.GetRoutingAuditRequest, context: grpc.aio.ServicerContext
+        self, request: router_pb2.GetRoutingAuditRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> router_pb2.GetRoutingAuditResponse:
-        v = self._validator()
-        v.id("conversation_id", request.conversation_id)
-        v.check()
+        self._ids(request, "conversation_id").check()
         return router_pb2.GetRoutingAuditResponse(
             entries=await self.router.get_audit(request.conversation_id)
         )
 
     @mapped_errors
     async def ReloadPolicy(
-        self, request: router_pb2.ReloadPolicyRequest, context: grpc.aio.ServicerContext
+        self, request: router_pb2.ReloadPolicyRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> router_pb2.ReloadPolicyResponse:
         reloaded = self.router.reload_policy(force=True)
         policy = self.router.policy
@@ -234,12 +227,9 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
 
     @mapped_errors
     async def CorrectTriage(
-        self, request: router_pb2.CorrectTriageRequest, context: grpc.aio.ServicerContext
+        self, request: router_pb2.CorrectTriageRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> router_pb2.CorrectTriageResponse:
-        v = self._validator()
-        v.id("conversation_id", request.conversation_id)
-        v.id("message_id", request.message_id)
-        v.id("agent_id", request.agent_id)
+        v = self._ids(request, "conversation_id", "message_id", "agent_id")
         if request.intent and request.intent not in INTENT_NAMES:
             v.add("intent", "unknown intent")
         if len(request.note) > self.settings.max_text_chars:

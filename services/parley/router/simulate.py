@@ -24,7 +24,8 @@ from parley import store
 from parley.clock import ManualClock, from_timestamp
 from parley.config import Settings
 from parley.messages import INTENTS_BY_NAME as INTENTS
-from parley.router.core import Router, _text
+from parley.router.common import text_of
+from parley.router.core import Router
 from parley.router.keys import RouterKeys
 from parley.rpc import FailedPrecondition
 from parley.v1 import common_pb2, router_pb2
@@ -155,7 +156,7 @@ class Simulation:
         self.feed_positions = {a["id"]: "0-0" for a in roster["agents"]}
         self.usage = {a["id"]: AgentClock() for a in roster["agents"]}
         self.presence = {a["id"]: "offline" for a in roster["agents"]}
-        self.counts = {"bot_replies": 0, "no_action": 0, "double_assignments": 0, "loop": {}}
+        self.counts: dict[str, Any] = {"bot_replies": 0, "no_action": 0, "double_assignments": 0, "loop": {}}
         self.items: dict[str, router_pb2.RouteItem] = {}
         self.reopens: list[tuple[float, int, str, router_pb2.RouteItem]] = []
         self.previous: dict[str, str] = {}  # reopened conversation -> the agent who resolved it
@@ -172,7 +173,7 @@ class Simulation:
 
     def _on_shift(self, agent: dict[str, Any], hour: float) -> bool:
         start, end = agent["shift"]
-        return start <= hour < end
+        return bool(start <= hour < end)
 
     def _dropped(self, agent_id: str, hour: float) -> bool:
         return any(
@@ -206,9 +207,9 @@ class Simulation:
                 pipe.xread({self.k.feed(agent_id): position}, count=1000)
             replies = await pipe.execute()
         for stream, entries in (item for reply in replies for item in reply or []):
-            agent_id = owner[_text(stream)]
+            agent_id = owner[text_of(stream)]
             for entry_id, fields in entries:
-                self.feed_positions[agent_id] = _text(entry_id)
+                self.feed_positions[agent_id] = text_of(entry_id)
                 assignment = router_pb2.Assignment.FromString(fields[b"assignment"])
                 cid = assignment.conversation_id
                 if assignment.withdrawn:
@@ -281,10 +282,10 @@ class Simulation:
         held: dict[str, int] = {}
         for members in raw[: len(agents)]:
             for m in members:
-                cid = _text(m)
+                cid = text_of(m)
                 if not cid.startswith("reserving:"):
                     held[cid] = held.get(cid, 0) + 1
-        waiting = {_text(m) for members in raw[len(agents) :] for m in members}
+        waiting = {text_of(m) for members in raw[len(agents) :] for m in members}
         for cid, n in held.items():
             if (n > 1 or cid in waiting) and cid not in self.doubles:
                 self.doubles.add(cid)
@@ -407,4 +408,5 @@ class Simulation:
 
 
 def load_yaml(path: Path | None, default: Path) -> dict[str, Any]:
-    return yaml.safe_load((path or default).read_text(encoding="utf-8"))
+    loaded: dict[str, Any] = yaml.safe_load((path or default).read_text(encoding="utf-8"))
+    return loaded

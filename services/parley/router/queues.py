@@ -1,0 +1,152 @@
+"""Team queues: putting a conversation in a queue, taking it out (the atomic ownership test), the best
+waiting one for an agent, ageing, and the end of sticky holds."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from parley import lua
+from parley.clock import to_timestamp
+from parley.events import EventRecord, add_to_pipeline
+from parley.router.base import Part
+from parley.router.common import (
+    text_of,
+)
+from parley.v1 import common_pb2, router_pb2
+
+log = logging.getLogger("parley.router")
+
+
+class Queues(Part):
+    """Team queues, one slot per team: every change to a queue goes through a team-slot script."""
+
+    async def enqueue_on(
+        self,
+        pipe: Any,
+        team: str,
+        cid: str,
+        priority: float,
+        since: float,
+        due: float,
+        mode: str = "add",
+        hold: str = "",
+    ) -> None:
+        k = self.k
+        await self.scripts.enqueue(
+            keys=[k.queue(team), k.since(team), k.due(team), k.base(team), k.held(team)],
+            args=[cid, priority, since, due, mode, hold],
+            client=pipe,
+        )
+
+    async def take_from(self, team: str, cid: str, agent_id: str = "", token: str = "") -> bool:
+        """Remove a waiting conversation; with an agent, journal the claim until the assignment exists."""
+        return await self._take_code(team, cid, agent_id, token) == 1
+
+    async def _take_code(self, team: str, cid: str, agent_id: str = "", token: str = "") -> int:
+        """TAKE's answer: 1 taken, 0 not waiting, -1 held for another agent."""
+        args = [cid, agent_id, token, self.clock.now()]
+        return int(await self.scripts.take(keys=self.k.team_keys(team), args=args))
+
+    async def _take_best(self, team: str, agent_id: str, token: str) -> str | None:
+        best = await self.scripts.best(
+            keys=self.k.team_keys(team), args=["take", agent_id, token, self.clock.now()]
+        )
+        return text_of(best[0]) if best else None
+
+    async def _best_waiting(self, teams: list[str], agent_id: str) -> tuple[str, str] | None:
+        """(team, conversation id) of the best waiting conversation the agent may take (none held for
+        another agent): highest priority, then longest wait."""
+        now = self.clock.now()
+        async with lua.pipeline(self.redis) as pipe:
+            for team in teams:
+                await self.scripts.best(
+                    keys=self.k.team_keys(team), args=["peek", agent_id, "", now], client=pipe
+                )
+            tops = await pipe.execute()
+        candidates = [
+            (float(top[1]), -float(top[2]), team, text_of(top[0]))
+            for team, top in zip(teams, tops, strict=True)
+            if top
+        ]
+        if not candidates:
+            return None
+        _, _, team, cid = max(candidates)
+        return team, cid
+
+    async def age_queues(self) -> int:
+        """Rescore every waiting conversation: base priority plus time waited and SLA pressure."""
+        w = self.policy.priority
+        async with lua.pipeline(self.redis) as pipe:
+            for team in self.policy.teams:
+                k = self.k
+                await self.scripts.age(
+                    keys=[k.queue(team.name), k.since(team.name), k.due(team.name), k.base(team.name)],
+                    args=[self.clock.now(), w.ageing_per_minute, w.ageing_max, w.sla_pressure],
+                    client=pipe,
+                )
+            counts = await pipe.execute()
+        return int(sum(counts))
+
+    async def release_hold(self, team: str, cid: str, entry: str, reason: str) -> bool:
+        """End a hold (if it is still the one read): the conversation becomes an ordinary queue entry."""
+        if not await self.scripts.unhold(keys=[self.k.held(team)], args=[cid, entry]):
+            return False
+        agent_id = entry.rsplit("|", 1)[0]
+        now = self.clock.now()
+        audit = router_pb2.RoutingAudit(
+            kind="hold_released",
+            at=to_timestamp(now),
+            action=common_pb2.ROUTE_ACTION_QUEUED,
+            team=team,
+            agent_id=agent_id,
+            why=reason,
+        )
+        event = EventRecord(
+            "conversation.hold_released", cid, "", now, {"team": team, "agent_id": agent_id, "reason": reason}
+        )
+        async with lua.pipeline(self.redis) as pipe:
+            pipe.srem(self.k.holds(agent_id), f"{team}|{cid}")
+            pipe.hset(self.k.audit(cid), f"hold_released:{now:.6f}", audit.SerializeToString())
+            add_to_pipeline(pipe, self.keys, [event], self.settings.events_maxlen)
+            await pipe.execute()
+        return True
+
+    async def release_holds(self) -> int:
+        """Holds that ended (their time is up, or their agent has been offline beyond the grace period):
+        the conversations become ordinary queue entries, which the drain then hands out."""
+        now, grace = self.clock.now(), self.policy.presence.offline_grace_seconds
+        teams = [t.name for t in self.policy.teams]
+        async with lua.pipeline(self.redis) as pipe:
+            for team in teams:
+                pipe.hgetall(self.k.held(team))
+            tables = await pipe.execute()
+        gone: dict[str, bool] = {}
+        released = 0
+        for team, table in zip(teams, tables, strict=True):
+            for raw_cid, raw_entry in table.items():
+                cid, entry = text_of(raw_cid), text_of(raw_entry)
+                agent_id, until = entry.rsplit("|", 1)
+                if float(until) <= now:
+                    reason = f"the hold for agent {agent_id} ran out; any agent of {team} may take it"
+                else:
+                    if agent_id not in gone:
+                        presence = text_of(await self.redis.hget(self.k.agent(agent_id), "presence") or "")
+                        since = await self.redis.zscore(self.k.offline(), agent_id)
+                        gone[agent_id] = presence in ("", "offline") and (
+                            since is None or now - float(since) >= grace
+                        )
+                    if not gone[agent_id]:
+                        continue
+                    reason = f"agent {agent_id} has been offline for more than {grace:g}s"
+                released += await self.release_hold(team, cid, entry, reason)
+        return released
+
+    async def give_back(self, team: str, cid: str, token: str) -> None:
+        """A claim that may not be recorded (revoked, or its conversation is being merged away) puts the
+        conversation back in its queue at once, rather than after `claim_idle_ms` (`recover_claims`)."""
+        if not team:
+            return
+        entry = text_of(await self.redis.hget(self.k.taking(team), cid) or "")
+        if entry and entry.split("|")[1] == token:
+            await self.scripts.settle(keys=self.k.team_keys(team), args=[cid, entry, 1])

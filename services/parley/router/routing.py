@@ -1,0 +1,307 @@
+"""Route: one stored decision per message (idempotent), its effects (queue entry, event) written after it,
+the merged conversations a message is redirected from, and the effects a dead router left pending."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from parley import lua
+from parley.clock import from_timestamp
+from parley.events import EventRecord, add_to_pipeline
+from parley.router import common
+from parley.router.assignment import Assignments
+from parley.router.base import Ground, Part
+from parley.router.common import (
+    PENDING,
+    as_float,
+    decode_hash,
+    flat,
+    moved_to,
+    text_of,
+)
+from parley.router.decide import Hold, decide, priority_parts
+from parley.router.holds import Arrivals
+from parley.router.queues import Queues
+from parley.rpc import Aborted
+from parley.v1 import common_pb2, router_pb2
+
+log = logging.getLogger("parley.router")
+
+
+# (item index, state version read, decision, state fields it sets, audit entry)
+PlannedDecision = tuple[int, str, common_pb2.RoutingDecision, dict[str, Any], router_pb2.RoutingAudit]
+
+
+@dataclasses.dataclass
+class RouteBatch:
+    """One pass over a Route batch: the running state per conversation, the decisions to store, the items
+    whose conversation was merged away, and the stored decisions whose effects are to be written."""
+
+    states: dict[str, dict[str, str]] = dataclasses.field(default_factory=dict)
+    plans: list[PlannedDecision] = dataclasses.field(default_factory=list)
+    merged: list[int] = dataclasses.field(default_factory=list)
+    to_apply: list[common_pb2.RoutingDecision] = dataclasses.field(default_factory=list)
+
+
+class Routing(Part):
+    """Route: one stored decision per message, then its effects; a merged conversation's messages follow."""
+
+    def __init__(self, ground: Ground, queues: Queues, assignments: Assignments, arrivals: Arrivals) -> None:
+        super().__init__(ground)
+        self.queues = queues
+        self.assignments = assignments
+        self.arrivals = arrivals
+
+    async def route(self, items: list[router_pb2.RouteItem]) -> list[common_pb2.RoutingDecision]:
+        """One decision per item, in order. Idempotent per message id: a decision already stored is returned
+        as it was, with no second queue entry and no second event.
+
+        A decision is stored first (SET NX) and its effects (queue entry, event) written after; a decision
+        whose effects were never marked applied, older than `claim_idle_ms`, belongs to a router that died in
+        between, and the next call for that message writes them."""
+        results: list[common_pb2.RoutingDecision | None] = [None] * len(items)
+        items = list(items)
+        pending = list(range(len(items)))
+        for _ in range(common.ROUTE_ATTEMPTS):
+            if not pending:
+                break
+            now = self.clock.now()
+            batch = self._plan_batch(items, pending, await self._read_batch(items, pending), now, results)
+            outcomes = await self._store(items, batch.plans)
+            pending, fresh = [], []
+            for (i, _, decision, _, _), (code, payload) in zip(batch.plans, outcomes, strict=True):
+                if code == 0:
+                    results[i] = decision
+                    batch.to_apply.append(decision)
+                    fresh.append(i)
+                elif code == 1:
+                    results[i] = common_pb2.RoutingDecision.FromString(payload)
+                elif code == 3:
+                    batch.merged.append(i)  # fenced by a merge since it was read
+                else:
+                    pending.append(i)
+            if batch.merged:
+                where = await self.current(sorted({items[i].conversation_id for i in batch.merged}))
+                for i in batch.merged:
+                    items[i] = moved_to(items[i], where[items[i].conversation_id])
+                pending += batch.merged
+            # Newly queued conversations go straight to an agent when one fits, or wait for their previous
+            # agent: planned before the queue entries are written, so a hold is written with its entry.
+            queued = {i: d for i in fresh if (d := results[i]) and d.action == common_pb2.ROUTE_ACTION_QUEUED}
+            plan = await self.arrivals._plan_new(list(queued.values()), batch.states)
+            await self.apply_route_effects(batch.to_apply, now, plan.holds)
+            if queued:
+                assigned = await self.arrivals._assign_new(plan)
+                for i, decision in queued.items():
+                    results[i] = assigned.get(decision.message_id, decision)
+        if pending:
+            raise Aborted("conversations kept changing while routing; retry")
+        return [r for r in results if r is not None]
+
+    async def _read_batch(self, items: list[router_pb2.RouteItem], pending: list[int]) -> list[Any]:
+        """Per pending item: its stored decision, applied mark, conversation state and first conversation."""
+        async with lua.pipeline(self.redis) as pipe:
+            for i in pending:
+                cid, mid = items[i].conversation_id, items[i].message.message_id
+                pipe.get(self.k.decision(cid, mid))
+                pipe.exists(self.k.applied(cid, mid))
+                pipe.hgetall(self.k.state(cid))
+                pipe.get(self.k.decided_in(mid))
+            read = await pipe.execute()
+        return await self._decided_elsewhere(items, pending, read)
+
+    def _plan_batch(
+        self,
+        items: list[router_pb2.RouteItem],
+        pending: list[int],
+        read: list[Any],
+        now: float,
+        results: list[common_pb2.RoutingDecision | None],
+    ) -> RouteBatch:
+        """Decide each pending item not decided before. Messages of one conversation in one batch are decided
+        in order against a running state; stored decisions go straight to `results`."""
+        batch = RouteBatch()
+        lease = self.settings.claim_idle_ms / 1000
+        for n, i in enumerate(pending):
+            stored, applied, raw_state = read[4 * n : 4 * n + 3]
+            if stored is not None:
+                results[i] = found = common_pb2.RoutingDecision.FromString(stored)
+                if not applied and now - from_timestamp(found.decided_at) >= lease:
+                    batch.to_apply.append(found)
+                continue
+            cid = items[i].conversation_id
+            if cid not in batch.states and (raw_state.get(b"merged_into") or raw_state.get(b"merging_into")):
+                batch.merged.append(i)  # not decided before the merge: routed in the surviving conversation
+                continue
+            state = batch.states.setdefault(cid, decode_hash(raw_state))
+            decision, fields, offset = decide(self.policy, items[i], state, now)
+            audit = router_pb2.RoutingAudit(
+                kind="route",
+                message_id=decision.message_id,
+                at=decision.decided_at,
+                rule=decision.rule,
+                action=decision.action,
+                team=decision.team,
+                agent_id=decision.agent_id,
+                priority=decision.priority,
+                priority_parts=priority_parts(self.policy, items[i], offset),
+                why=decision.reason,
+            )
+            batch.plans.append((i, state.get("version", "0"), decision, fields, audit))
+            state.update({k: str(v) for k, v in fields.items()})
+            state["version"] = str(int(state.get("version", "0")) + 1)
+        return batch
+
+    async def _store(self, items: list[router_pb2.RouteItem], plans: list[PlannedDecision]) -> list[Any]:
+        """Store each planned decision (ROUTE.lua): its {code, payload}."""
+        ttl = self.settings.dedupe_ttl_seconds
+        async with lua.pipeline(self.redis) as pipe:
+            for i, version, decision, fields, audit in plans:
+                cid, mid = items[i].conversation_id, decision.message_id
+                pipe.set(self.k.decided_in(mid), cid, nx=True, ex=ttl)
+                args = [
+                    version,
+                    decision.SerializeToString(),
+                    ttl,
+                    f"route:{mid}",
+                    audit.SerializeToString(),
+                    PENDING + mid,
+                    from_timestamp(decision.decided_at),
+                    *flat(fields),
+                ]
+                keys = [self.k.state(cid), self.k.decision(cid, mid), self.k.audit(cid)]
+                await self.scripts.route(keys=keys, args=args, client=pipe)
+            return (await pipe.execute())[1::2]
+
+    async def _decided_elsewhere(
+        self, items: list[router_pb2.RouteItem], pending: list[int], read: list[Any]
+    ) -> list[Any]:
+        """`read` (decision, applied, state, decided in: four per pending item) with the decision and applied
+        mark taken from the conversation a message was first routed in, where that is another one (the
+        message moved there by a merge since): a retried batch gets its one decision back."""
+        elsewhere = {}
+        for n, i in enumerate(pending):
+            first = text_of(read[4 * n + 3])
+            if read[4 * n] is None and first and first != items[i].conversation_id:
+                elsewhere[n] = first
+        if not elsewhere:
+            return read
+        mid = {n: items[pending[n]].message.message_id for n in elsewhere}
+        async with lua.pipeline(self.redis) as pipe:
+            for n, cid in elsewhere.items():
+                pipe.get(self.k.decision(cid, mid[n]))
+                pipe.exists(self.k.applied(cid, mid[n]))
+            found = await pipe.execute()
+        read = list(read)
+        for j, n in enumerate(elsewhere):
+            if found[2 * j] is not None:
+                read[4 * n], read[4 * n + 1] = found[2 * j], found[2 * j + 1]
+        return read
+
+    async def current(self, cids: list[str]) -> dict[str, str]:
+        """Each conversation id -> the conversation it is now: itself, or the one it was (or is being) merged
+        into."""
+        out = {cid: cid for cid in cids}
+        for _ in range(4):  # a merge chain is short; each round follows one step
+            async with lua.pipeline(self.redis) as pipe:
+                for cid in out.values():
+                    pipe.hmget(self.k.state(cid), ["merged_into", "merging_into"])
+                into = await pipe.execute()
+            moved = {
+                orig: text_of(done or going)
+                for (orig, _), (done, going) in zip(out.items(), into, strict=True)
+                if done or going
+            }
+            if not moved:
+                break
+            out.update(moved)
+        return out
+
+    async def apply_route_effects(
+        self, decisions: list[common_pb2.RoutingDecision], now: float, holds: Mapping[str, Hold] | None = None
+    ) -> None:
+        """Queue entries (reserved for the previous agent where `holds` says so), arrival counts and
+        `conversation.routed` events of newly stored decisions."""
+        if not decisions:
+            return
+        window = self.policy.staffing.window_seconds
+        events = []
+        arrivals: dict[str, dict[str, float]] = {}
+        async with lua.pipeline(self.redis) as pipe:
+            for decision in decisions:
+                cid, team, due = decision.conversation_id, decision.team, from_timestamp(decision.sla_due_at)
+                if decision.action == common_pb2.ROUTE_ACTION_QUEUED:
+                    since = from_timestamp(decision.decided_at)
+                    hold = (holds or {}).get(decision.message_id)
+                    if hold is not None:
+                        # The agent's index first: it is what finds the hold when their room frees.
+                        pipe.sadd(self.k.holds(hold.agent.agent_id), f"{team}|{cid}")
+                    entry = f"{hold.agent.agent_id}|{hold.until}" if hold else ""
+                    await self.queues.enqueue_on(pipe, team, cid, decision.priority, since, due, "add", entry)
+                    arrivals.setdefault(team, {})[f"{cid}|{decision.message_id}"] = since
+                elif decision.action == common_pb2.ROUTE_ACTION_APPENDED and not decision.agent_id:
+                    # Lifts the waiting entry only if it is still waiting and only upwards.
+                    await self.queues.enqueue_on(pipe, team, cid, decision.priority, 0, due, "raise")
+                pipe.set(self.k.applied(cid, decision.message_id), 1, ex=self.settings.dedupe_ttl_seconds)
+                events.append(
+                    EventRecord(
+                        "conversation.routed",
+                        cid,
+                        decision.message_id,
+                        now,
+                        {
+                            "action": common_pb2.RouteAction.Name(decision.action),
+                            "team": decision.team,
+                            "tier": decision.tier,
+                            "rule": decision.rule,
+                            "priority": decision.priority,
+                            "why": decision.reason,
+                        },
+                    )
+                )
+            for team, entries in arrivals.items():
+                pipe.zadd(self.k.arrivals(team), entries)
+                pipe.zremrangebyscore(self.k.arrivals(team), "-inf", now - window)
+            add_to_pipeline(pipe, self.keys, events, self.settings.events_maxlen)
+            await pipe.execute()
+        # Only once every effect has landed (on a cluster, the commands above run on several nodes at once):
+        # a merge waits while a decision is pending.
+        async with lua.pipeline(self.redis) as pipe:
+            for decision in decisions:
+                pipe.hdel(self.k.state(decision.conversation_id), PENDING + decision.message_id)
+            await pipe.execute()
+
+    async def settle_route_effects(self, conversation_id: str, state: Mapping[str, str]) -> bool:
+        """Whether every Route decision stored for the conversation has its effects written (True), finishing
+        those of a router that died before writing them (older than `claim_idle_ms`); False while a live Route
+        is still writing some."""
+        pending = {
+            name[len(PENDING) :]: as_float(at) for name, at in state.items() if name.startswith(PENDING)
+        }
+        if not pending:
+            return True
+        mids = sorted(pending)
+        async with lua.pipeline(self.redis) as pipe:
+            for mid in mids:
+                pipe.get(self.k.decision(conversation_id, mid))
+                pipe.exists(self.k.applied(conversation_id, mid))
+            read = await pipe.execute()
+        now, lease = self.clock.now(), self.settings.claim_idle_ms / 1000
+        done, stale, live = [], [], False
+        for n, mid in enumerate(mids):
+            stored, applied = read[2 * n], read[2 * n + 1]
+            if stored is None:
+                done.append(mid)
+            elif now - pending[mid] < lease:
+                live = True  # its router is writing the effects (an applied mark may land before the rest)
+            elif applied:
+                done.append(mid)  # its router died after writing them
+            else:
+                stale.append(common_pb2.RoutingDecision.FromString(stored))
+        if done:
+            await self.redis.hdel(self.k.state(conversation_id), *(PENDING + mid for mid in done))
+        await self.apply_route_effects(stale, now)
+        return not live

@@ -8,11 +8,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from parley.chaos.router_state import RouterEffects, router_effects
 from parley.config import Settings
+from parley.dispatch.outbox import DispatchKeys
 from parley.ingestion.inbound_log import InboundLog
 from parley.messages import message_id
 from parley.replay import reply_chains
-from parley.store import connect, keys_for
+from parley.store import Keys, connect, keys_for
 from parley.v1 import common_pb2
 
 
@@ -29,6 +31,15 @@ class Report:
     conversations_mixed: int = 0  # conversations holding more than one reply chain
     duplicate_routing_decisions: int = 0
     duplicate_replies_posted: int = 0
+    duplicate_queue_entries: int = 0
+    queued_while_assigned: int = 0
+    duplicate_assignments: int = 0
+    duplicate_assignments_in_feeds: int = 0
+    leaked_capacity: int = 0
+    reservations_left: int = 0
+    unrecorded_assignments: int = 0
+    claims_in_flight: int = 0
+    router_examples: dict[str, list[str]] = field(default_factory=dict)
     lost: list[str] = field(default_factory=list)
     pending: int = 0
     backlog: int = 0
@@ -40,7 +51,39 @@ class Report:
     @property
     def ok(self) -> bool:
         duplicates = self.duplicate_routing_decisions + self.duplicate_replies_posted
-        return self.drained and not self.lost and not duplicates and self.acked == self.messages
+        return (
+            self.drained
+            and not self.lost
+            and not duplicates
+            and self.router_clean
+            and self.acked == self.messages
+        )
+
+    @property
+    def router_clean(self) -> bool:
+        return not (
+            self.duplicate_queue_entries
+            + self.queued_while_assigned
+            + self.duplicate_assignments
+            + self.duplicate_assignments_in_feeds
+            + self.leaked_capacity
+            + self.unrecorded_assignments
+            + self.claims_in_flight
+        )
+
+    def take_router_effects(self, effects: RouterEffects) -> None:
+        for name in (
+            "duplicate_queue_entries",
+            "queued_while_assigned",
+            "duplicate_assignments",
+            "duplicate_assignments_in_feeds",
+            "leaked_capacity",
+            "reservations_left",
+            "unrecorded_assignments",
+            "claims_in_flight",
+        ):
+            setattr(self, name, getattr(effects, name))
+        self.router_examples = effects.examples
 
     def as_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -64,10 +107,15 @@ async def measure(
                 if cid:
                     conversation_of[mid] = cid.decode()
         counts: dict[str, Counter[str]] = {"message.processed": Counter(), "conversation.routed": Counter()}
-        async for fields in _events(redis, keys.events()):
+        resolved: dict[str, list[tuple[int, int]]] = {}
+        async for entry_id, fields in _events(redis, keys.events()):
             kind = fields.get(b"type", b"").decode()
             if kind in counts:
                 counts[kind][fields.get(b"message_id", b"").decode()] += 1
+            elif kind == "conversation.resolved":
+                ms, seq = entry_id.decode().split("-")
+                cid = fields.get(b"conversation_id", b"").decode()
+                resolved.setdefault(cid, []).append((int(ms), int(seq)))
         inbound = InboundLog(settings, redis, keys)
         report = Report(
             messages=len(messages),
@@ -80,10 +128,8 @@ async def measure(
             pending=await inbound.pending_count(),
             backlog=await inbound.backlog(),
         )
-        dead = Counter(
-            f"inbound {d.get('stage', '')}: {d.get('reason', '')}" for d in await inbound.dead_letters()
-        )
-        report.dead_lettered = dict(dead)
+        report.dead_lettered = await dead_letter_reasons(settings, redis, keys, inbound)
+        report.take_router_effects(await router_effects(redis, keys, resolved))
         dead_ids = {d["message_id"] for d in await inbound.dead_letters()}
         report.lost = [
             i
@@ -104,11 +150,39 @@ async def _events(redis: Any, stream: str) -> Any:
         batch = await redis.xrange(stream, min=start, count=5000)
         if not batch:
             return
-        for _, fields in batch:
-            yield fields
+        for entry_id, fields in batch:
+            yield entry_id, fields
         last = batch[-1][0].decode()
         ms, seq = last.split("-")
         start = f"{ms}-{int(seq) + 1}"
+
+
+async def dead_letter_reasons(
+    settings: Settings, redis: Any, keys: Keys, inbound: InboundLog
+) -> dict[str, int]:
+    """Dead letters of every kind, counted by where and why: the inbound log's, each event follower's and
+    dispatch's."""
+    dead: Counter[str] = Counter(
+        f"inbound {d.get('stage', '')}: {d.get('reason', '')}" for d in await inbound.dead_letters()
+    )
+    prefix = keys.namespaced("events-dead", "")
+    async for raw in redis.scan_iter(match=prefix + "*", count=1000):
+        key = raw.decode()
+        for entry in await redis.lrange(key, 0, -1):
+            dead[f"events {key[len(prefix) :]}: {_reason(entry)}"] += 1
+    dispatch = DispatchKeys(keys, settings.dispatch_partitions)
+    for partition in range(settings.dispatch_partitions):
+        for entry in await redis.lrange(dispatch.dead(partition), 0, -1):
+            dead[f"dispatch: {_reason(entry)}"] += 1
+    return dict(dead)
+
+
+def _reason(raw: bytes) -> str:
+    try:
+        record = json.loads(raw)
+    except ValueError:
+        return "undecodable dead letter"
+    return str(record.get("reason", "")) if isinstance(record, dict) else "undecodable dead letter"
 
 
 def _duplicate_posts(outbox_log: Path) -> int:

@@ -4,12 +4,17 @@ hand, is counted as what it is."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import random
 
 import pytest
+from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import RedisError
 
 from parley.chaos.report import Report, dead_letter_reasons
 from parley.chaos.router_state import RouterEffects, router_effects
+from parley.chaos.run import ClusterRedis
 from parley.clock import ManualClock
 from parley.dispatch.outbox import DispatchKeys
 from parley.ingestion.inbound_log import InboundLog
@@ -98,6 +103,7 @@ async def test_the_routers_own_state_counts_zero(floor, redis, keys):
     effects = await router_effects(redis, keys, await resolutions(redis, keys))
     assert counts(effects) == dict.fromkeys(COUNTS, 0), effects.examples
     assert effects.clean
+    assert effects.assignments == 6  # c1 twice, c2 and c3 to ann; c4 and c2 to bob
     # The state is not trivial: c1 was assigned to ann twice (a resolution between), c2 withdrawn from her
     # and assigned to bob, one conversation waits.
     feed = [router_pb2.Assignment.FromString(f[b"assignment"]) for _, f in await redis.xrange(rk.feed("ann"))]
@@ -202,3 +208,33 @@ async def test_dead_letters_of_every_kind_are_counted_with_their_reasons(setting
         "events router: undecodable event": 1,
         "dispatch: refused by the platform": 2,
     }
+
+
+async def test_a_cluster_crash_fails_a_master_over_and_the_killed_node_rejoins_as_a_replica(tmp_path):
+    """What `parley chaos --cluster` does to Redis: a master SIGKILLed, its replica takes its slots over, the
+    killed node started again on its own folder comes back as a replica, and what was written stays."""
+    nodes = ClusterRedis(tmp_path / "cluster")
+    await asyncio.to_thread(nodes.start)
+    client = RedisCluster.from_url(nodes.url)
+    try:
+        written = {f"crash:{{k{i}}}": str(i) for i in range(30)}  # spread over every master
+        for key, value in written.items():
+            await client.set(key, value)
+        masters_before = {n.port for n in nodes.nodes.masters_now()}
+        assert await nodes.crash(random.Random(3)) == "redis master"
+        await asyncio.to_thread(nodes.nodes.wait_healthy, 60.0)
+        masters_after = {n.port for n in nodes.nodes.masters_now()}
+        assert len(masters_after) == 3 and masters_after != masters_before
+        (killed,) = masters_before - masters_after
+        rejoined = next(n for n in nodes.nodes.nodes if n.port == killed)
+        assert rejoined.client().info("replication")["role"] == "slave"
+        for _ in range(50):  # the client's first calls may still reach the dead node
+            try:
+                found = {key: (await client.get(key)).decode() for key in written}
+                break
+            except (ConnectionError, RedisError):
+                await asyncio.sleep(0.2)
+        assert found == written
+    finally:
+        await client.aclose()
+        await asyncio.to_thread(nodes.stop)

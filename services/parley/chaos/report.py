@@ -31,6 +31,7 @@ class Report:
     conversations_mixed: int = 0  # conversations holding more than one reply chain
     duplicate_routing_decisions: int = 0
     duplicate_replies_posted: int = 0
+    assignments: int = 0
     duplicate_queue_entries: int = 0
     queued_while_assigned: int = 0
     duplicate_assignments: int = 0
@@ -45,6 +46,9 @@ class Report:
     backlog: int = 0
     dead_lettered: dict[str, int] = field(default_factory=dict)
     kills: dict[str, int] = field(default_factory=dict)
+    redis: str = ""
+    agents: int = 0
+    resolved: int = 0  # resolutions the agents made during the run
     drained: bool = False
     seconds: float = 0.0
 
@@ -73,6 +77,7 @@ class Report:
 
     def take_router_effects(self, effects: RouterEffects) -> None:
         for name in (
+            "assignments",
             "duplicate_queue_entries",
             "queued_while_assigned",
             "duplicate_assignments",
@@ -103,7 +108,12 @@ async def measure(
         conversation_of: dict[str, str] = {}
         for start in range(0, len(ids), 1000):
             chunk = ids[start : start + 1000]
-            for mid, cid in zip(chunk, await redis.mget([keys.message_index(i) for i in chunk]), strict=True):
+            # One GET each (not MGET): on a cluster the keys are in many slots.
+            async with redis.pipeline(transaction=False) as pipe:
+                for i in chunk:
+                    pipe.get(keys.message_index(i))
+                found = await pipe.execute()
+            for mid, cid in zip(chunk, found, strict=True):
                 if cid:
                     conversation_of[mid] = cid.decode()
         counts: dict[str, Counter[str]] = {"message.processed": Counter(), "conversation.routed": Counter()}

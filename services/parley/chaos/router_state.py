@@ -25,6 +25,7 @@ _WILD = "\x00"
 
 @dataclass
 class RouterEffects:
+    assignments: int = 0  # assignment entries in the agents' feeds (withdrawals not counted)
     duplicate_queue_entries: int = 0  # queue entries beyond one per waiting conversation
     queued_while_assigned: int = 0  # conversations waiting in a queue while an agent holds them
     duplicate_assignments: int = 0  # agents beyond one holding a conversation at the end
@@ -137,6 +138,7 @@ async def router_effects(
             for entry_id, fields in await redis.xrange(rk.feed(agent_id))
             if b"assignment" in fields
         ]
+    effects.assignments = sum(not a.withdrawn for entries in feeds.values() for _, a in entries)
     fed = {a.conversation_id for entries in feeds.values() for _, a in entries}
     for cid in sorted(fed - set(states)):
         raw = await redis.hmget(rk.state(cid), ["state", "agent", "team"])

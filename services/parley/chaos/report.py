@@ -49,6 +49,7 @@ class Report:
     redis: str = ""
     agents: int = 0
     resolved: int = 0  # resolutions the agents made during the run
+    desk_errors: dict[str, int] = field(default_factory=dict)  # agents' calls refused or unanswered
     drained: bool = False
     seconds: float = 0.0
 

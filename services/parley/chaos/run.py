@@ -156,11 +156,14 @@ async def run_chaos(plan: ChaosPlan, make_redis: RedisFactory | None = None) -> 
         suite = await ChildProcessSuite.start(settings, workers=plan.workers, log_dir=str(data_dir / "logs"))
         agents = [f"chaos-agent-{n}" for n in range(plan.agents)]
         resolved = [0]
+        desk_errors: dict[str, int] = {}
         started = time.monotonic()  # the suite is up: the chaos starts
         tasks = [
             asyncio.create_task(suite.supervise()),
             asyncio.create_task(_kill_at_random(suite, server, rng, plan.kill_every, kills)),
-            asyncio.create_task(_desk(settings, agents, plan, random.Random(plan.seed + 1), resolved)),
+            asyncio.create_task(
+                _desk(settings, agents, plan, random.Random(plan.seed + 1), resolved, desk_errors)
+            ),
         ]
         acked = await _send_all(settings, messages, plan.batch)
         await asyncio.sleep(max(0.0, plan.chaos_seconds - (time.monotonic() - started)))
@@ -174,7 +177,7 @@ async def run_chaos(plan: ChaosPlan, make_redis: RedisFactory | None = None) -> 
         settled = await _settle(settings, plan.drain_timeout)
         report = await measure(settings, messages, acked, Path(settings.dispatch_log_path))
         report.kills, report.drained = kills, drained and settled
-        report.agents, report.resolved = len(agents), resolved[0]
+        report.agents, report.resolved, report.desk_errors = len(agents), resolved[0], desk_errors
         report.redis = "cluster (3 masters, a replica each)" if server.cluster else "one server"
         report.seconds = round(time.monotonic() - started, 1)
         return report
@@ -237,7 +240,12 @@ async def _kill_at_random(
 
 
 async def _desk(
-    settings: Settings, agents: list[str], plan: ChaosPlan, rng: random.Random, resolved: list[int]
+    settings: Settings,
+    agents: list[str],
+    plan: ChaosPlan,
+    rng: random.Random,
+    resolved: list[int],
+    desk_errors: dict[str, int],
 ) -> None:
     """Agents online in every team (the router hands them conversations as they arrive and as they free
     up), each resolving one of theirs at random intervals, and now and then stepping away and back (their
@@ -286,6 +294,8 @@ async def _desk(
             except asyncio.CancelledError:
                 raise
             except (grpc.aio.AioRpcError, RedisError, OSError) as error:  # a process or Redis down; moved
+                kind = error.code().name if isinstance(error, grpc.aio.AioRpcError) else type(error).__name__
+                desk_errors[kind] = desk_errors.get(kind, 0) + 1
                 log.debug("chaos desk: %s", error)
                 await asyncio.sleep(0.2)
     finally:

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import grpc
 from redis.exceptions import RedisError
@@ -31,6 +31,7 @@ from parley.cluster import LocalCluster
 from parley.config import SERVICES, Settings
 from parley.ingestion.inbound_log import InboundLog
 from parley.replay import read_twcs
+from parley.router.core import RESERVING
 from parley.router.keys import RouterKeys
 from parley.router.policy import load_policy
 from parley.rpc import channel
@@ -139,7 +140,7 @@ class ChaosPlan:
     cluster: bool = False
     agents: int = 6  # online in every team, taking conversations and resolving them at random
     agent_capacity: int = 3
-    resolve_every: float = 0.2  # mean seconds between two resolutions
+    resolve_every: float = 0.5  # mean seconds between two resolutions of one agent
 
 
 async def run_chaos(plan: ChaosPlan, make_redis: RedisFactory | None = None) -> Report:
@@ -161,9 +162,7 @@ async def run_chaos(plan: ChaosPlan, make_redis: RedisFactory | None = None) -> 
         tasks = [
             asyncio.create_task(suite.supervise()),
             asyncio.create_task(_kill_at_random(suite, server, rng, plan.kill_every, kills)),
-            asyncio.create_task(
-                _desk(settings, agents, plan, random.Random(plan.seed + 1), resolved, desk_errors)
-            ),
+            asyncio.create_task(_desk(settings, agents, plan, plan.seed, resolved, desk_errors)),
         ]
         acked = await _send_all(settings, messages, plan.batch)
         await asyncio.sleep(max(0.0, plan.chaos_seconds - (time.monotonic() - started)))
@@ -243,63 +242,87 @@ async def _desk(
     settings: Settings,
     agents: list[str],
     plan: ChaosPlan,
-    rng: random.Random,
+    seed: int,
     resolved: list[int],
     desk_errors: dict[str, int],
 ) -> None:
     """Agents online in every team (the router hands them conversations as they arrive and as they free
-    up), each resolving one of theirs at random intervals, and now and then stepping away and back (their
-    reopened conversations wait for them meanwhile). Calls that fail while a process is down are dropped:
-    the next round tries again."""
+    up), each on their own resolving one of theirs at random intervals and now and then stepping away and
+    back (their reopened conversations wait for them meanwhile)."""
     teams = [t.name for t in load_policy(settings.policy_file).teams]
-    rk = RouterKeys(keys_for(settings))
     redis = connect(settings)
-    online = dict.fromkeys(agents, False)
     try:
-        while True:
-            try:
-                async with channel(settings, settings.address("router")) as ch:
-                    stub = router_pb2_grpc.RouterServiceStub(ch)
-                    while True:
-                        for agent_id in agents:
-                            if not online[agent_id]:
-                                await stub.SetPresence(
-                                    router_pb2.SetPresenceRequest(
-                                        agent_id=agent_id,
-                                        presence=router_pb2.PRESENCE_ONLINE,
-                                        teams=teams,
-                                        capacity=plan.agent_capacity,
-                                    ),
-                                    timeout=5,
-                                )
-                                online[agent_id] = True
-                        await asyncio.sleep(rng.expovariate(1 / plan.resolve_every))
-                        agent_id = rng.choice(agents)
-                        if rng.random() < 0.05:
-                            online[agent_id] = False
-                            await stub.SetPresence(_away(agent_id), timeout=5)
-                            continue
-                        held = sorted(
-                            c.decode()
-                            for c in await redis.smembers(rk.active(agent_id))
-                            if not c.startswith(b"reserving:")
-                        )
-                        if held:
-                            conversation_id = rng.choice(held)
-                            await stub.Resolve(
-                                router_pb2.ResolveRequest(conversation_id=conversation_id, agent_id=agent_id),
-                                timeout=5,
-                            )
-                            resolved[0] += 1
-            except asyncio.CancelledError:
-                raise
-            except (grpc.aio.AioRpcError, RedisError, OSError) as error:  # a process or Redis down; moved
-                kind = error.code().name if isinstance(error, grpc.aio.AioRpcError) else type(error).__name__
-                desk_errors[kind] = desk_errors.get(kind, 0) + 1
-                log.debug("chaos desk: %s", error)
-                await asyncio.sleep(0.2)
+        await asyncio.gather(
+            *(
+                _agent_at_desk(
+                    settings,
+                    redis,
+                    teams,
+                    agent_id,
+                    plan,
+                    random.Random(f"{seed}:{agent_id}"),
+                    resolved,
+                    desk_errors,
+                )
+                for agent_id in agents
+            )
+        )
     finally:
         await redis.aclose()
+
+
+async def _agent_at_desk(
+    settings: Settings,
+    redis: Any,
+    teams: list[str],
+    agent_id: str,
+    plan: ChaosPlan,
+    rng: random.Random,
+    resolved: list[int],
+    desk_errors: dict[str, int],
+) -> None:
+    """One agent's loop. Their conversations are read from their active set (`RouterKeys`); calls that fail
+    while a process or Redis is down are counted and dropped: the next round tries again."""
+    rk = RouterKeys(keys_for(settings))
+    online = False
+    while True:
+        try:
+            async with channel(settings, settings.address("router")) as ch:
+                stub = router_pb2_grpc.RouterServiceStub(ch)
+                while True:
+                    if not online:
+                        await stub.SetPresence(
+                            router_pb2.SetPresenceRequest(
+                                agent_id=agent_id,
+                                presence=router_pb2.PRESENCE_ONLINE,
+                                teams=teams,
+                                capacity=plan.agent_capacity,
+                            ),
+                            timeout=5,
+                        )
+                        online = True
+                    await asyncio.sleep(rng.expovariate(1 / plan.resolve_every))
+                    if rng.random() < 0.05:
+                        online = False
+                        await stub.SetPresence(_away(agent_id), timeout=5)
+                        continue
+                    held = sorted(
+                        c.decode()
+                        for c in await redis.smembers(rk.active(agent_id))
+                        if not c.startswith(RESERVING.encode())
+                    )
+                    if held:
+                        conversation_id = rng.choice(held)
+                        await stub.Resolve(
+                            router_pb2.ResolveRequest(conversation_id=conversation_id, agent_id=agent_id),
+                            timeout=5,
+                        )
+                        resolved[0] += 1
+        except (grpc.aio.AioRpcError, RedisError, OSError) as error:  # a process or Redis down; moved
+            kind = error.code().name if isinstance(error, grpc.aio.AioRpcError) else type(error).__name__
+            desk_errors[kind] = desk_errors.get(kind, 0) + 1
+            log.debug("chaos desk: %s", error)
+            await asyncio.sleep(0.2)
 
 
 def _away(agent_id: str) -> router_pb2.SetPresenceRequest:

@@ -99,7 +99,8 @@ class ClusterRedis:
 
     @property
     def url(self) -> str:
-        return self.nodes.url
+        """Every node: a process that starts while one of them is down connects through another."""
+        return ",".join(f"redis://127.0.0.1:{node.port}/0" for node in self.nodes.nodes)
 
     def start(self) -> None:
         self.nodes.start()

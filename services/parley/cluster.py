@@ -157,7 +157,7 @@ class LocalCluster:
         for node in self.alive():
             try:
                 shards = node.client().execute_command("CLUSTER", "SLOTS")
-            except (redis.ConnectionError, redis.ResponseError):
+            except redis.RedisError:
                 continue
             ports = {int(master[1]) for _, _, master, *_ in shards}
             return [n for n in self.nodes if n.port in ports]
@@ -241,7 +241,7 @@ def _wait(ready: object, deadline: float) -> None:
         try:
             if ready():
                 return
-        except (redis.ConnectionError, redis.ResponseError):
+        except redis.RedisError:  # down, refusing, or too slow to answer under load: not ready yet
             pass
         if time.monotonic() > deadline:
             raise TimeoutError("the local cluster did not come up in time")

@@ -181,15 +181,24 @@ async def test_a_claim_journal_never_settled(floor, redis, keys):
 
 
 def test_any_router_effect_fails_the_run():
-    clean = Report(messages=1, acked=1, drained=True)
+    clean = Report(messages=1, acked=1, processed=1, drained=True)
     assert clean.ok
     for name in COUNTS:
         if name == "reservations_left":
             continue  # counted within leaked_capacity
-        report = Report(messages=1, acked=1, drained=True)
+        report = Report(messages=1, acked=1, processed=1, drained=True)
         report.take_router_effects(RouterEffects(**{name: 1}))
         assert not report.ok, name
         assert report.as_dict()[name] == 1
+
+
+def test_a_dead_lettered_message_or_a_split_reply_chain_fails_the_run():
+    """The replayed file is clean: a message set aside unprocessed is as much a failure as a lost one, and a
+    reply chain in two conversations is a conversation opened twice."""
+    assert not Report(messages=2, acked=2, processed=1, drained=True, dead_lettered={"inbound": 1}).ok
+    assert not Report(messages=2, acked=2, processed=2, drained=True, chains_split=1).ok
+    assert not Report(messages=2, acked=2, processed=2, drained=True, conversations_mixed=1).ok
+    assert Report(messages=2, acked=2, processed=2, drained=True).ok
 
 
 async def test_dead_letters_of_every_kind_are_counted_with_their_reasons(settings, redis, keys):

@@ -37,7 +37,8 @@ def chaos(
     """Run the suite as separate processes on a Redis of its own, replay CSV through an at-least-once client
     while agents take and resolve conversations and every service, worker and the Redis server (with
     --cluster: a master) is killed at random, then drain and report what was lost or happened twice, and
-    capacity leaked. Exits 1 on any loss, duplicate or leak."""
+    capacity leaked. Exits 1 on any loss, duplicate or leak; the file is taken to be clean, so a message
+    dead-lettered or a reply chain split over two conversations fails the run too."""
     from parley.chaos.run import ChaosPlan, run_chaos
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")

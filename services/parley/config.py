@@ -21,7 +21,8 @@ class Settings(BaseSettings):
         env_prefix="PARLEY_", extra="ignore", frozen=True, populate_by_name=True
     )
 
-    # Redis or Valkey holding all state and the inbound log; unset starts an embedded Valkey.
+    # Redis or Valkey holding all state and the inbound log; unset starts an embedded Valkey. For a cluster,
+    # several nodes' URLs may be given comma-separated: any one that answers is enough to start.
     redis_url: str | None = Field(
         default=None, validation_alias=AliasChoices("REDIS_URL", "PARLEY_REDIS_URL")
     )

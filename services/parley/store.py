@@ -10,9 +10,10 @@ import functools
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
-from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
 
 from parley.config import Settings
@@ -59,7 +60,14 @@ def connect(settings: Settings, url: str | None = None) -> Redis:
     if not url:
         raise ValueError("no Redis URL: set REDIS_URL, or start an EmbeddedValkey first")
     if settings.redis_cluster:
-        return RedisCluster.from_url(url)
+        # Several nodes to start from, comma-separated: the client asks the first that answers for the slot
+        # map, so a process (re)starting while one node is down (a master failing over) still connects.
+        first, *others = [u.strip() for u in url.split(",") if u.strip()]
+        seeds = [
+            ClusterNode(parsed.hostname or "127.0.0.1", parsed.port or 6379)
+            for parsed in map(urlsplit, others)
+        ]
+        return RedisCluster.from_url(first, startup_nodes=seeds or None)
     return aioredis.Redis.from_url(url, health_check_interval=30)
 
 

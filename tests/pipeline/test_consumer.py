@@ -7,8 +7,12 @@ import asyncio
 from collections.abc import Sequence
 
 import pytest
+import redis.asyncio as aioredis
+from redis._parsers import _AsyncRESP2Parser
+from redis.exceptions import OutOfMemoryError, RedisClusterException
 
-from parley.pipeline.consumer import ConsumerOptions, StreamConsumer, StreamEntry
+from parley.chaos.redis_server import RedisServer
+from parley.pipeline.consumer import ConsumerOptions, StreamConsumer, StreamEntry, Verdict, verdict
 from parley.store import Keys, Redis
 
 
@@ -97,3 +101,54 @@ async def test_a_cancelled_consumer_stops_while_it_waits_between_passes(
     task.cancel()
     done, _ = await asyncio.wait({task}, timeout=3)
     assert task in done and task.cancelled()
+
+
+# Error replies as a Redis Cluster sends them while a master fails over, a slot moves or memory is full.
+OUTAGE_REPLIES = [
+    "CLUSTERDOWN The cluster is down",
+    "MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.",
+    "READONLY You can't write against a read only replica.",
+    "TRYAGAIN Multiple keys request during rehashing of slot",
+    "OOM command not allowed when used memory > 'maxmemory'.",
+    "LOADING Redis is loading the dataset in memory",
+]
+
+
+@pytest.mark.parametrize("reply", OUTAGE_REPLIES)
+def test_a_failover_or_full_redis_is_an_outage_not_a_fault(reply: str) -> None:
+    # As redis-py turns the server's reply into an exception (its classes strip the error code).
+    error = _AsyncRESP2Parser(65536).parse_error(reply)
+    assert verdict(error) is Verdict.OUTAGE
+    assert verdict(RedisClusterException("Redis Cluster cannot be connected")) is Verdict.OUTAGE
+
+
+async def test_a_batch_failing_on_a_full_redis_stays_pending_and_is_never_dead_lettered(
+    redis: Redis, keys: Keys, tmp_path
+) -> None:
+    """A handler writing to a Redis at `maxmemory` fails with OOM for as long as memory is full: the batch
+    stays pending for a later pass, however many passes fail, and goes through once there is room."""
+    full = RedisServer(tmp_path / "full")
+    full.start()
+    target = aioredis.Redis.from_url(full.url)
+    try:
+        await target.config_set("maxmemory", "1")
+        stream, dead_key = keys.namespaced("consumer-test", "oom"), keys.namespaced("consumer-test", "dead")
+        await redis.xadd(stream, {"n": "1"})
+        options = ConsumerOptions(claim_idle_ms=0, start_id="0", attempts=2, backoff_cap=0.05)
+        consumer = StreamConsumer(redis, [stream], "g", "c1", options, dead_key=dead_key)
+        await consumer.ensure_group()
+
+        async def handle(entries: list[StreamEntry]) -> None:
+            await target.set("written", entries[0].text("n"))
+
+        for _ in range(4):  # more passes than the attempts a fault gets
+            with pytest.raises(OutOfMemoryError):
+                await consumer.once(handle, None)
+        assert await redis.llen(dead_key) == 0
+        assert (await redis.xpending(stream, "g"))["pending"] == 1
+        await target.config_set("maxmemory", "0")
+        result = await consumer.once(handle, None)
+        assert len(result.done) == 1 and await target.get("written") == b"1"
+    finally:
+        await target.aclose()
+        full.stop()

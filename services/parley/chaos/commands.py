@@ -25,16 +25,33 @@ def chaos(
     chaos_seconds: float = typer.Option(30.0, help="Keep killing at least this long."),
     seed: int = typer.Option(0, help="Seed of the kill schedule."),
     data_dir: Path = typer.Option(Path(".parley/chaos"), help="Where the Redis data, logs and outbox go."),
+    cluster: bool = typer.Option(
+        False,
+        "--cluster",
+        help="Run on a 3-master cluster with a replica each; a Redis kill is then a master's, and its "
+        "replica takes over.",
+    ),
+    agents: int = typer.Option(6, min=0, help="Agents online in every team, resolving at random."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Run the suite as separate processes on a Redis of its own, replay CSV through an at-least-once client
-    while killing every service, worker and the Redis server at random, then drain and report what was lost
-    or happened twice. Exits 1 on any loss or duplicate."""
+    while agents take and resolve conversations and every service, worker and the Redis server (with
+    --cluster: a master) is killed at random, then drain and report what was lost or happened twice, and
+    capacity leaked. Exits 1 on any loss, duplicate or leak; the file is taken to be clean, so a message
+    dead-lettered or a reply chain split over two conversations fails the run too."""
     from parley.chaos.run import ChaosPlan, run_chaos
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     plan = ChaosPlan(
-        csv=csv, copies=copies, workers=workers, kill_every=kill_every, seed=seed, data_dir=data_dir
+        csv=csv,
+        copies=copies,
+        workers=workers,
+        kill_every=kill_every,
+        chaos_seconds=chaos_seconds,
+        seed=seed,
+        data_dir=data_dir,
+        cluster=cluster,
+        agents=agents,
     )
     report = asyncio.run(run_chaos(plan))
     if as_json:

@@ -9,11 +9,13 @@ from pathlib import Path
 from typing import Any
 
 from parley import events
+from parley.chaos.router_state import RouterEffects, router_effects
 from parley.config import Settings
+from parley.dispatch.outbox import DispatchKeys
 from parley.ingestion.inbound_log import InboundLog
 from parley.messages import message_id
 from parley.replay import reply_chains
-from parley.store import connect, keys_for
+from parley.store import Keys, connect, keys_for
 from parley.v1 import common_pb2
 
 
@@ -30,18 +32,70 @@ class Report:
     conversations_mixed: int = 0  # conversations holding more than one reply chain
     duplicate_routing_decisions: int = 0
     duplicate_replies_posted: int = 0
+    assignments: int = 0
+    duplicate_queue_entries: int = 0
+    queued_while_assigned: int = 0
+    duplicate_assignments: int = 0
+    duplicate_assignments_in_feeds: int = 0
+    leaked_capacity: int = 0
+    reservations_left: int = 0
+    unrecorded_assignments: int = 0
+    claims_in_flight: int = 0
+    router_examples: dict[str, list[str]] = field(default_factory=dict)
     lost: list[str] = field(default_factory=list)
     pending: int = 0
     backlog: int = 0
     dead_lettered: dict[str, int] = field(default_factory=dict)
     kills: dict[str, int] = field(default_factory=dict)
+    redis: str = ""
+    agents: int = 0
+    resolved: int = 0  # resolutions the agents made during the run
+    desk_errors: dict[str, int] = field(default_factory=dict)  # agents' calls refused or unanswered
     drained: bool = False
     seconds: float = 0.0
 
     @property
     def ok(self) -> bool:
         duplicates = self.duplicate_routing_decisions + self.duplicate_replies_posted
-        return self.drained and not self.lost and not duplicates and self.acked == self.messages
+        # The file is taken to be clean: a message set aside on a dead-letter list fails the run as a loss
+        # does, and a reply chain spread over two conversations (or two chains in one) as a duplicate does.
+        return (
+            self.drained
+            and not self.lost
+            and not duplicates
+            and self.router_clean
+            and self.acked == self.messages
+            and self.processed == self.messages
+            and not self.chains_split
+            and not self.conversations_mixed
+        )
+
+    @property
+    def router_clean(self) -> bool:
+        return not (
+            self.duplicate_queue_entries
+            + self.queued_while_assigned
+            + self.duplicate_assignments
+            + self.duplicate_assignments_in_feeds
+            + self.leaked_capacity
+            + self.unrecorded_assignments
+            + self.claims_in_flight
+        )
+
+    def take_router_effects(self, effects: RouterEffects) -> None:
+        for name in (
+            "assignments",
+            "duplicate_queue_entries",
+            "queued_while_assigned",
+            "duplicate_assignments",
+            "duplicate_assignments_in_feeds",
+            "leaked_capacity",
+            "reservations_left",
+            "unrecorded_assignments",
+            "claims_in_flight",
+        ):
+            setattr(self, name, getattr(effects, name))
+        self.router_examples = effects.examples
 
     def as_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -61,13 +115,22 @@ async def measure(
         conversation_of: dict[str, str] = {}
         for start in range(0, len(ids), 1000):
             chunk = ids[start : start + 1000]
-            for mid, cid in zip(chunk, await redis.mget([keys.message_index(i) for i in chunk]), strict=True):
+            # One GET each (not MGET): on a cluster the keys are in many slots.
+            async with redis.pipeline(transaction=False) as pipe:
+                for i in chunk:
+                    pipe.get(keys.message_index(i))
+                found = await pipe.execute()
+            for mid, cid in zip(chunk, found, strict=True):
                 if cid:
                     conversation_of[mid] = cid.decode()
         counts: dict[str, Counter[str]] = {"message.processed": Counter(), "conversation.routed": Counter()}
-        for _, event in await events.read_all(redis, keys):
+        resolved: dict[str, list[tuple[int, int]]] = {}
+        for eid, event in await events.read_all(redis, keys):
             if event.type in counts:
                 counts[event.type][event.message_id] += 1
+            elif event.type == "conversation.resolved":
+                ms, seq = eid.split("-")[:2]
+                resolved.setdefault(event.conversation_id, []).append((int(ms), int(seq)))
         inbound = InboundLog(settings, redis, keys)
         report = Report(
             messages=len(messages),
@@ -80,10 +143,8 @@ async def measure(
             pending=await inbound.pending_count(),
             backlog=await inbound.backlog(),
         )
-        dead = Counter(
-            f"inbound {d.get('stage', '')}: {d.get('reason', '')}" for d in await inbound.dead_letters()
-        )
-        report.dead_lettered = dict(dead)
+        report.dead_lettered = await dead_letter_reasons(settings, redis, keys, inbound)
+        report.take_router_effects(await router_effects(redis, keys, resolved))
         dead_ids = {d["message_id"] for d in await inbound.dead_letters()}
         report.lost = [
             i
@@ -96,6 +157,34 @@ async def measure(
         return report
     finally:
         await redis.aclose()
+
+
+async def dead_letter_reasons(
+    settings: Settings, redis: Any, keys: Keys, inbound: InboundLog
+) -> dict[str, int]:
+    """Dead letters of every kind, counted by where and why: the inbound log's, each event follower's and
+    dispatch's."""
+    dead: Counter[str] = Counter(
+        f"inbound {d.get('stage', '')}: {d.get('reason', '')}" for d in await inbound.dead_letters()
+    )
+    prefix = keys.namespaced("events-dead", "")
+    async for raw in redis.scan_iter(match=prefix + "*", count=1000):
+        key = raw.decode()
+        for entry in await redis.lrange(key, 0, -1):
+            dead[f"events {key[len(prefix) :]}: {_reason(entry)}"] += 1
+    dispatch = DispatchKeys(keys, settings.dispatch_partitions)
+    for partition in range(settings.dispatch_partitions):
+        for entry in await redis.lrange(dispatch.dead(partition), 0, -1):
+            dead[f"dispatch: {_reason(entry)}"] += 1
+    return dict(dead)
+
+
+def _reason(raw: bytes) -> str:
+    try:
+        record = json.loads(raw)
+    except ValueError:
+        return "undecodable dead letter"
+    return str(record.get("reason", "")) if isinstance(record, dict) else "undecodable dead letter"
 
 
 def _duplicate_posts(outbox_log: Path) -> int:

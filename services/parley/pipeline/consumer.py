@@ -13,9 +13,10 @@ on Python 3.11 can swallow a cancellation that lands as the write completes, so 
 whether its task was asked to stop.
 
 When the handler fails, what happens depends on the error (`verdict`). An outage (Redis or a peer
-unreachable, an ABORTED "retry") is retried with backoff for as long as it lasts and never dead-letters
-anything. A refusal (bad input, a batch too large) splits the batch in halves until the refused entry is
-alone, and that one entry is dead-lettered with the reason, so it never blocks the entries behind it. Any
+unreachable, a cluster failing over, a Redis at `maxmemory`, an ABORTED "retry") is retried with backoff
+for as long as it lasts and never dead-letters anything. A refusal (bad input, a batch too large) splits the
+batch in halves until the refused entry is alone, and that one entry is dead-lettered with the reason, so it
+never blocks the entries behind it. Any
 other error is retried `attempts` times, then treated as a refusal.
 """
 
@@ -32,8 +33,15 @@ from typing import Any
 
 import grpc
 from google.protobuf.message import DecodeError
+from redis.exceptions import (
+    ClusterDownError,
+    OutOfMemoryError,
+    ReadOnlyError,
+    RedisClusterException,
+    ResponseError,
+    TryAgainError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.typing import StreamIdT
 
@@ -89,6 +97,13 @@ REFUSAL_CODES = frozenset(
 )
 
 
+# Redis answers that pass once it is back, has failed over or has room again. redis-py raises them as classes
+# of their own with the error code cut off the message: a cluster failing over (CLUSTERDOWN, MASTERDOWN), a
+# write that reached a master just demoted to replica (READONLY), a slot migrating (TRYAGAIN), a Redis at
+# `maxmemory` (OOM), a cluster with no reachable node (RedisClusterException, not a RedisError).
+STORE_OUTAGES = (ClusterDownError, ReadOnlyError, TryAgainError, OutOfMemoryError, RedisClusterException)
+
+
 def verdict(error: BaseException) -> Verdict:
     """How a handler's failure is treated (see the module docstring)."""
     if isinstance(error, grpc.aio.AioRpcError):
@@ -96,6 +111,8 @@ def verdict(error: BaseException) -> Verdict:
             return Verdict.OUTAGE
         return Verdict.REFUSED if error.code() in REFUSAL_CODES else Verdict.FAULT
     if isinstance(error, (RedisConnectionError, RedisTimeoutError, ConnectionError, TimeoutError)):
+        return Verdict.OUTAGE
+    if isinstance(error, STORE_OUTAGES):
         return Verdict.OUTAGE
     if isinstance(error, ResponseError) and str(error).startswith(("OOM", "LOADING", "BUSY", "TRYAGAIN")):
         return Verdict.OUTAGE

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from parley.router.core import RESERVING
+from parley.router.common import RESERVING
 from parley.router.keys import RouterKeys
 from parley.store import Keys
 from parley.v1 import router_pb2

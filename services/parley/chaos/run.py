@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import grpc
+from pydantic import SecretStr
 from redis.exceptions import RedisError
 
 from parley.auth import mint
@@ -31,7 +32,7 @@ from parley.cluster import LocalCluster
 from parley.config import SERVICES, Settings
 from parley.ingestion.inbound_log import InboundLog
 from parley.replay import read_twcs
-from parley.router.core import RESERVING
+from parley.router.common import RESERVING
 from parley.router.keys import RouterKeys
 from parley.router.policy import load_policy
 from parley.rpc import channel
@@ -45,8 +46,10 @@ log = logging.getLogger(__name__)
 class ChaosRedis(Protocol):
     """What the run needs of its Redis: one server, or a cluster."""
 
-    url: str
     cluster: bool
+
+    @property
+    def url(self) -> str: ...
 
     def start(self) -> None: ...
 
@@ -147,7 +150,8 @@ class ChaosPlan:
 async def run_chaos(plan: ChaosPlan, make_redis: RedisFactory | None = None) -> Report:
     rng = random.Random(plan.seed)
     data_dir = plan.data_dir / f"run-{int(time.time())}"
-    server = (make_redis or (ClusterRedis if plan.cluster else SingleRedis))(data_dir / "redis")
+    default_redis: RedisFactory = ClusterRedis if plan.cluster else SingleRedis
+    server = (make_redis or default_redis)(data_dir / "redis")
     await asyncio.to_thread(server.start)
     messages = [m for i in range(plan.copies) for m in read_twcs(plan.csv, id_prefix=f"c{i}-")]
     settings = _settings(server.url, data_dir, server.cluster)
@@ -211,8 +215,8 @@ def _settings(redis_url: str, data_dir: Path, cluster: bool = False) -> Settings
         key_prefix=f"chaos{int(time.time())}",
         webhook_port=free_port(),
         metrics_port=0,
-        auth_jwt_secret=secret,
-        auth_token=mint(secret, "parley-chaos", [INGEST, SUPERVISOR], ttl=24 * 3600),
+        auth_jwt_secret=SecretStr(secret),
+        auth_token=SecretStr(mint(secret, "parley-chaos", [INGEST, SUPERVISOR], ttl=24 * 3600)),
     )
     return replace_ports(base, {name: free_port() for name in SERVICES})
 

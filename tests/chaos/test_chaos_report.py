@@ -18,7 +18,8 @@ from parley.chaos.run import ClusterRedis
 from parley.clock import ManualClock
 from parley.dispatch.outbox import DispatchKeys
 from parley.ingestion.inbound_log import InboundLog
-from parley.router.core import RESERVING, Router
+from parley.router.common import RESERVING
+from parley.router.core import Router
 from parley.router.keys import RouterKeys
 from parley.v1 import common_pb2, router_pb2
 

@@ -81,7 +81,8 @@ class RouterCollector(_RedisCollector):
 
     async def _families(self, redis: Redis) -> list[GaugeMetricFamily]:
         from parley.clock import SystemClock
-        from parley.router.core import PRESENCES, Router
+        from parley.router.common import PRESENCES
+        from parley.router.core import Router
         from parley.router.keys import RouterKeys
 
         router = Router(self.settings, redis, store.keys_for(self.settings), SystemClock())

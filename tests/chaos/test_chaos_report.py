@@ -12,6 +12,7 @@ import pytest
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import RedisError
 
+from parley import events
 from parley.chaos.report import Report, dead_letter_reasons
 from parley.chaos.router_state import RouterEffects, router_effects
 from parley.chaos.run import ClusterRedis
@@ -54,10 +55,10 @@ def complaint(cid: str, n: int) -> router_pb2.RouteItem:
 
 async def resolutions(redis, keys) -> dict[str, list[tuple[int, int]]]:
     found: dict[str, list[tuple[int, int]]] = {}
-    for entry_id, fields in await redis.xrange(keys.events()):
-        if fields[b"type"] == b"conversation.resolved":
-            ms, seq = entry_id.decode().split("-")
-            found.setdefault(fields[b"conversation_id"].decode(), []).append((int(ms), int(seq)))
+    for event_id, event in await events.read_all(redis, keys):
+        if event.type == "conversation.resolved":
+            ms, seq = event_id.split("-")[:2]
+            found.setdefault(event.conversation_id, []).append((int(ms), int(seq)))
     return found
 
 

@@ -59,3 +59,18 @@ def test_a_reopened_conversation_waits_for_its_previous_agent_only_within_the_gr
     assert held is not None and held[0] is away and "grace period" in held[1]
     assert hold_for(POLICY, "first_line", [away], profiles, {"ann": NOW - grace - 1}, NOW) is None
     assert hold_for(POLICY, "billing", [away], profiles, {"ann": NOW - 1}, NOW) is None  # not her team
+
+
+def test_a_message_flagged_for_urgent_review_goes_to_the_priority_queue_whatever_its_intent():
+    for intent in ("question", "complaint", "praise", "other"):
+        item = make_item("c1", "x:1", intent, topic="billing", bot_confidence=0.99)
+        item.triage.urgent_review = True
+        decision, fields, _ = decide(POLICY, item, {}, NOW)
+        assert (decision.action, decision.team, decision.rule) == (
+            common_pb2.ROUTE_ACTION_QUEUED,
+            "priority",
+            "urgent_review",
+        ), intent
+        assert "bot_replied" not in fields
+    unflagged, _, _ = decide(POLICY, make_item("c1", "x:1", "question", bot_confidence=0.99), {}, NOW)
+    assert unflagged.action == common_pb2.ROUTE_ACTION_BOT_REPLY

@@ -204,7 +204,7 @@ async def test_routing_audit_and_policy_reload_over_grpc(settings, redis, tmp_pa
             assert not unchanged.reloaded and unchanged.source == str(path)
             path.write_text(text.replace("  - name: praise\n", "  - name: kudos\n"))
             changed = await stub.ReloadPolicy(router_pb2.ReloadPolicyRequest())
-            assert changed.reloaded and changed.rules == 7
+            assert changed.reloaded and changed.rules == 8
             path.write_text(text.replace("after_reply_team: first_line", "after_reply_team: nobody"))
             with pytest.raises(grpc.aio.AioRpcError) as error:
                 await stub.ReloadPolicy(router_pb2.ReloadPolicyRequest())

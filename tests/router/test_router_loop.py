@@ -303,7 +303,7 @@ async def test_policy_reload_on_change_and_a_bad_file_keeps_the_old_one(
     os.utime(path, ns=(bump, bump))
     assert (await router.tick())["policy_reloaded"] == 1
     assert router.policy.bot.min_confidence == 0.9
-    path.write_text(text.replace("team: priority", "team: nobody"))
+    path.write_text(text.replace("team: priority", "team: nobody", 1))
     os.utime(path, ns=(bump + 10**9, bump + 10**9))
     assert (await router.tick())["policy_reloaded"] == 0  # refused
     assert router.policy.bot.min_confidence == 0.9

@@ -124,6 +124,8 @@ def conditions_hold(rule: Rule, item: router_pb2.RouteItem, intent: str) -> bool
         return False
     if when.customer_tiers and (item.customer_tier or "standard") not in when.customer_tiers:
         return False
+    if when.urgent_review is not None and item.triage.urgent_review != when.urgent_review:
+        return False
     reasons = set(item.triage.urgency_reasons)
     if when.urgency_reasons and not (
         reasons and ("any" in when.urgency_reasons or reasons & set(when.urgency_reasons))

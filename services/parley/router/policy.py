@@ -59,7 +59,7 @@ class When(_Strict):
     customer_tiers: list[str] = []
     # Any of the classifier's urgency reasons (for example safety, fraud, legal); `any` matches any reason.
     urgency_reasons: list[str] = []
-    # The classifier's urgent-review flag: urgent, or possibly urgent at its operating point, whatever the intent.
+    # The classifier's urgent-review flag: urgent, or possibly urgent at its operating point, any intent.
     urgent_review: bool | None = None
 
 

@@ -329,6 +329,11 @@ class Desk(Part):
         token = ""
         if to_agent_id:
             await self.agent_profile(to_agent_id)
+            state = await self.routed_state(conversation_id)
+            if state.get("leaving") == "transfer" and same(state):
+                # A retry of a transfer cut short: the capacity it reserved is held by its mark.
+                finished: common_pb2.RoutingDecision = await self.finish(conversation_id, state)
+                return finished
             token = await self.assignments.reserve_capacity(to_agent_id)
         try:
             decision: common_pb2.RoutingDecision = await self._begin(

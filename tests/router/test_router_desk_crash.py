@@ -12,6 +12,8 @@ from parley.router import desk as desk_module
 from parley.router.common import RESERVING
 from parley.router.core import Router
 from parley.router.keys import RouterKeys
+from parley.router.merges import MergeDeferred, Merges
+from parley.rpc import FailedPrecondition
 from parley.store import Keys, Redis
 
 
@@ -120,3 +122,55 @@ async def test_the_loop_finishes_a_desk_action_nobody_retried(
     await assert_finished_once(router, redis, keys, action)
     assert tick["desk_finished"] == 1
     assert (await router.tick())["desk_finished"] == 0
+
+
+def fence_then_die(merges: Merges) -> None:
+    """The merge fences the merged conversation, then its follower dies."""
+    fence = merges._fence
+
+    async def fenced(*args, **kwargs):
+        await fence(*args, **kwargs)
+        raise Crash("merges follower killed")
+
+    merges._fence = fenced  # type: ignore[method-assign]
+
+
+async def test_a_merge_waits_for_a_desk_action_cut_short(router: Router, redis, keys, monkeypatch):
+    await assigned_to_ann(router)
+    await router.route([make_item("parent", "x:parent", "complaint", topic="billing")])  # waits: ann is full
+    await crash_between_steps(router, monkeypatch, "resolve")
+    with pytest.raises(MergeDeferred):  # the resolve's mark holds the merge back
+        await Merges(router).apply("c1", "parent")
+    assert b"merging_into" not in await redis.hkeys(router.k.state("c1"))
+    await router.resolve("c1", "ann")  # finished: ann's freed capacity takes the waiting parent
+    outcome = await Merges(router).apply("c1", "parent")
+    assert outcome.action == "none"
+    assert await redis.smembers(router.k.active("ann")) == {b"parent"}
+    assert len(await events_of(redis, keys, "conversation.resolved")) == 1
+
+
+async def test_a_transfer_racing_a_merge_fence_leaves_the_conversation_with_its_agent(
+    router: Router, redis, keys, monkeypatch
+):
+    await assigned_to_ann(router)
+    await router.route([make_item("parent", "x:parent", "complaint", topic="billing")])
+    reserve = router.assignments.reserve_capacity
+
+    async def merge_fences_meanwhile(agent_id: str) -> str:
+        # The transfer has read c1's state; a merge of c1 fences it before the transfer moves anything.
+        racing = Merges(router)
+        fence_then_die(racing)
+        with pytest.raises(Crash):
+            await racing.apply("c1", "parent")
+        return await reserve(agent_id)
+
+    monkeypatch.setattr(router.assignments, "reserve_capacity", merge_fences_meanwhile)
+    with pytest.raises(FailedPrecondition, match="merg"):
+        await router.transfer("c1", to_agent_id="bob")
+    monkeypatch.undo()
+    # Refused before anything moved: c1 is still ann's, and bob's reserved capacity is given back.
+    assert await redis.smembers(router.k.active("ann")) == {b"c1"}
+    assert await redis.smembers(router.k.active("bob")) == set()
+    outcome = await Merges(router).apply("c1", "parent")  # the merge finishes: ann gets the parent instead
+    assert outcome.action == "moved_to_agent"
+    assert await redis.smembers(router.k.active("ann")) == {b"parent"}

@@ -88,6 +88,7 @@ async def test_ageing_lifts_a_long_waiting_low_priority_conversation(router: Rou
     k = RouterKeys(keys)
     assert await router.tick() == {
         "policy_reloaded": 0,
+        "desk_finished": 0,
         "claims_recovered": 0,
         "reservations_released": 0,
         "requeued_offline": 0,

@@ -43,6 +43,10 @@ class Scripts:
         self.unhold = script("unhold")
         self.withdraw = script("withdraw")
         self.release = script("release")
+        self.leave = script("leave")
+        self.relet = script("relet")
+        self.left = script("left")
+        self.unlist = script("unlist")
 
 
 class Ground:

@@ -17,7 +17,9 @@ merged), team, tier, priority, sla_due, enqueued_at, agent, assigned_at, reason 
 language, bot_replied, resolved_at, last_agent (for sticky assignment), declined_by, sla_alerted (the deadline
 already escalated for), claim_token / revoked (claim recovery), pending:<message id> (a Route decision whose
 effects are not written yet), merging_into / merged_into / merge_action (a merge fencing, then pointing at,
-the surviving conversation: see `merges`), version.
+the surviving conversation: see `merges`), leaving / leaving_agent / leaving_token / leaving_at /
+leaving_since / leaving_args / leaving_claim (a desk action's mark while it moves the conversation: see
+`desk`), version.
 
 A reopened conversation whose previous agent is busy, away or briefly offline waits for them (the sticky
 hold): its queue entry is reserved for that agent in the team's `held` hash, written with the entry itself,

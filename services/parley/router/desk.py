@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import Mapping
+import uuid
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from parley import lua
@@ -13,14 +15,19 @@ from parley.router.assignment import Assignments
 from parley.router.base import Ground, Part
 from parley.router.common import (
     PRESENCES,
+    as_float,
     decode_hash,
     flat,
+    text_of,
 )
 from parley.router.queues import Queues
 from parley.rpc import FailedPrecondition, InvalidArgument
 from parley.v1 import common_pb2, router_pb2
 
 log = logging.getLogger("parley.router")
+
+# Times a desk action reads the state again when it changed between the read and the mark.
+MARK_ATTEMPTS = 5
 
 
 class Desk(Part):
@@ -90,6 +97,118 @@ class Desk(Part):
             if not taken:
                 raise FailedPrecondition(f"conversation {cid} is no longer with agent {state['agent']}")
 
+    # A desk action that moves a conversation (decline, transfer, escalate, resolve) touches the
+    # conversation's slot and its agent's or queue's slot, so it cannot be one script on a cluster. It goes in
+    # three steps, each safe to repeat: its intent is marked in the conversation's state (`leaving`: the
+    # action, the agent it leaves, its arguments, a token), the conversation leaves its agent or queue, and
+    # the final state replaces the mark. A retried call that finds its own mark finishes it; the loop
+    # (`finish_marks`) finishes marks older than `claim_idle_ms`; merges and claims wait while one is there.
+
+    async def _mark(
+        self, cid: str, state: dict[str, str], action: str, args: Mapping[str, Any], claim: str = ""
+    ) -> dict[str, str] | None:
+        """Record the intent; the state as marked, or None when it changed meanwhile (read it again)."""
+        now = self.clock.now()
+        token = f"{now:.6f}:{uuid.uuid4().hex}"
+        arguments = json.dumps({**args, "from": state["state"]}, sort_keys=True)
+        # Indexed first, so no mark is ever out of the loop's sight.
+        await self.redis.zadd(self.k.leaving(), {cid: now})
+        code, payload = await self.scripts.leave(
+            keys=[self.k.state(cid)],
+            args=[state.get("version", "0"), action, state.get("agent", ""), token, now, arguments, claim],
+        )
+        if int(code) == 3:
+            raise FailedPrecondition(f"conversation {cid} is being merged into {text_of(payload)}")
+        if int(code) != 0:
+            return None
+        return {
+            **state,
+            "leaving": action,
+            "leaving_agent": state.get("agent", ""),
+            "leaving_token": token,
+            "leaving_at": str(now),
+            "leaving_since": str(now),
+            "leaving_args": arguments,
+            "leaving_claim": claim,
+        }
+
+    async def _take_over(self, cid: str, state: dict[str, str]) -> dict[str, str]:
+        """Become the one finishing a mark found in the state (refused if someone else just did)."""
+        now = self.clock.now()
+        token = f"{now:.6f}:{uuid.uuid4().hex}"
+        if not await self.scripts.relet(keys=[self.k.state(cid)], args=[state["leaving_token"], token, now]):
+            raise FailedPrecondition(f"a {state['leaving']} of conversation {cid} is being finished; retry")
+        return {**state, "leaving_token": token, "leaving_at": str(now)}
+
+    async def _other_mark(self, cid: str, state: dict[str, str]) -> None:
+        """Another action's mark stands in the way: finished if its router died, else refused."""
+        if self.clock.now() - as_float(state["leaving_at"]) < self.settings.claim_idle_ms / 1000:
+            raise FailedPrecondition(f"a {state['leaving']} of conversation {cid} is in progress; retry")
+        await self.finish(cid, state)
+
+    async def finish(self, cid: str, state: dict[str, str]) -> Any:
+        """Finish the desk action marked in the state read: what the action itself returns."""
+        return await self._complete(cid, await self._take_over(cid, state))
+
+    async def _complete(self, cid: str, marked: dict[str, str]) -> Any:
+        args = json.loads(marked["leaving_args"])
+        action = marked["leaving"]
+        if action == "resolve":
+            result: Any = await self._resolve_marked(cid, marked, args)
+        elif action == "decline":
+            result = await self._decline_marked(cid, marked, args)
+        elif action == "transfer":
+            result = await self._transfer_marked(cid, marked, args)
+        else:
+            result = await self._escalate_marked(cid, marked, args)
+        await self.scripts.unlist(keys=[self.k.leaving()], args=[cid, marked["leaving_since"]])
+        return result
+
+    async def _let_go(self, cid: str, marked: dict[str, str], was: str, withdraw: str = "") -> None:
+        """The second step: the marked conversation leaves its queue or agent. Done already is fine (the mark
+        says it is this action's to move); a claim that took it from the queue before the mark wins, and the
+        mark is dropped."""
+        agent = marked["leaving_agent"]
+        if was == "queued":
+            if await self.queues.take_from(marked["team"], cid):
+                return
+            if await self.redis.hexists(self.k.taking(marked["team"]), cid):
+                await self.scripts.left(keys=[self.k.state(cid)], args=[marked["leaving_token"]])
+                await self.scripts.unlist(keys=[self.k.leaving()], args=[cid, marked["leaving_since"]])
+                raise FailedPrecondition(f"conversation {cid} was just taken by an agent; retry")
+        elif was == "assigned" and agent:
+            if withdraw:
+                await self.assignments.withdraw(agent, cid, marked, withdraw)
+            else:
+                await self.redis.srem(self.k.active(agent), cid)
+
+    async def _begin(
+        self,
+        cid: str,
+        action: str,
+        check: Callable[[dict[str, str]], Mapping[str, Any]],
+        same: Callable[[dict[str, str]], bool],
+        state: dict[str, str] | None = None,
+        claim: str = "",
+    ) -> Any:
+        """Mark and finish an action, or finish this same action's mark left by a call that died; `check`
+        refuses a state the action does not apply to (else gives the action's arguments), `same` tells a mark
+        of this very call."""
+        for _ in range(MARK_ATTEMPTS):
+            state = state or await self.routed_state(cid)
+            if state.get("leaving"):
+                if state["leaving"] == action and same(state):
+                    return await self.finish(cid, state)
+                await self._other_mark(cid, state)
+                state = None
+                continue
+            args = check(state)
+            marked = await self._mark(cid, state, action, args, claim)
+            if marked is not None:
+                return await self._complete(cid, marked)
+            state = None
+        raise FailedPrecondition(f"conversation {cid} keeps changing; retry")
+
     async def _requeue(
         self,
         cid: str,
@@ -99,8 +218,10 @@ class Desk(Part):
         due: float,
         event: EventRecord,
         extra: Mapping[str, Any] | None = None,
+        mark: str = "",
     ) -> common_pb2.RoutingDecision:
-        """Put a detached conversation in a team's queue, keeping its enqueue time; audit and event too."""
+        """Put a detached conversation in a team's queue, keeping its enqueue time; audit and event too. With
+        `mark` (a desk action's token) the state is written only in place of that mark."""
         team = self.policy.team(team_name)
         assert team is not None
         now = self.clock.now()
@@ -114,21 +235,21 @@ class Desk(Part):
             why="; ".join(f"{k}={v}" for k, v in event.attributes.items() if v not in ("", None)),
         )
         async with lua.pipeline(self.redis) as pipe:
-            await self.scripts.set_state(
-                keys=[self.k.state(cid)],
-                args=flat(
-                    {
-                        "state": "queued",
-                        "team": team.name,
-                        "tier": team.tier,
-                        "agent": "",
-                        "priority": priority,
-                        "sla_due": due,
-                        **(extra or {}),
-                    }
-                ),
-                client=pipe,
+            fields = flat(
+                {
+                    "state": "queued",
+                    "team": team.name,
+                    "tier": team.tier,
+                    "agent": "",
+                    "priority": priority,
+                    "sla_due": due,
+                    **(extra or {}),
+                }
             )
+            if mark:
+                await self.scripts.left(keys=[self.k.state(cid)], args=[mark, *fields], client=pipe)
+            else:
+                await self.scripts.set_state(keys=[self.k.state(cid)], args=fields, client=pipe)
             await self.queues.enqueue_on(pipe, team.name, cid, priority, since, due)
             pipe.hset(self.k.audit(cid), f"{audit.kind}:{now:.6f}", audit.SerializeToString())
             add_to_pipeline(pipe, self.keys, [event], self.settings.events_maxlen)
@@ -145,31 +266,45 @@ class Desk(Part):
 
     async def decline(self, agent_id: str, conversation_id: str, reason: str = "") -> str:
         """The agent hands the conversation back; it returns to its team's queue keeping its wait and SLA."""
-        state = await self.routed_state(conversation_id)
-        if state["state"] != "assigned" or state.get("agent") != agent_id:
-            raise FailedPrecondition(f"conversation {conversation_id} is not assigned to agent {agent_id}")
-        await self._detach(conversation_id, state)
+
+        def check(state: dict[str, str]) -> Mapping[str, Any]:
+            if state["state"] != "assigned" or state.get("agent") != agent_id:
+                raise FailedPrecondition(
+                    f"conversation {conversation_id} is not assigned to agent {agent_id}"
+                )
+            return {"reason": reason}
+
+        team: str = await self._begin(
+            conversation_id,
+            "decline",
+            check,
+            lambda state: state["leaving_agent"] == agent_id,
+        )
+        return team
+
+    async def _decline_marked(self, cid: str, marked: dict[str, str], args: dict[str, Any]) -> str:
+        agent_id = marked["leaving_agent"]
+        await self._let_go(cid, marked, args["from"])
         event = EventRecord(
             "conversation.declined",
-            conversation_id,
+            cid,
             "",
             self.clock.now(),
-            {"agent_id": agent_id, "team": state["team"], "reason": reason},
+            {"agent_id": agent_id, "team": marked["team"], "reason": args["reason"]},
         )
-        declined = ",".join(sorted({*state.get("declined_by", "").split(","), agent_id} - {""}))
+        declined = ",".join(sorted({*marked.get("declined_by", "").split(","), agent_id} - {""}))
         await self._requeue(
-            conversation_id,
-            state,
-            state["team"],
-            float(state["priority"]),
-            float(state["sla_due"]),
+            cid,
+            marked,
+            marked["team"],
+            float(marked["priority"]),
+            float(marked["sla_due"]),
             event,
             {"declined_by": declined},
+            mark=marked["leaving_token"],
         )
-        await self.assignments.hand_held(
-            agent_id
-        )  # the freed room goes to a conversation waiting for this agent
-        return state["team"]
+        await self.assignments.hand_held(agent_id)  # the freed room goes to a conversation waiting for them
+        return marked["team"]
 
     async def transfer(
         self, conversation_id: str, to_team: str = "", to_agent_id: str = "", reason: str = ""
@@ -178,47 +313,88 @@ class Desk(Part):
             raise InvalidArgument([("to_team", "give exactly one of to_team, to_agent_id")])
         if to_team and not self.policy.team(to_team):
             raise InvalidArgument([("to_team", f"unknown team {to_team!r}")])
-        state = await self.routed_state(conversation_id)
-        if state["state"] not in ("queued", "assigned"):
-            raise FailedPrecondition(
-                f"conversation {conversation_id} is {state['state']}; nothing to transfer"
+        args = {"to_team": to_team, "to_agent": to_agent_id, "reason": reason}
+
+        def check(state: dict[str, str]) -> Mapping[str, Any]:
+            if state["state"] not in ("queued", "assigned"):
+                raise FailedPrecondition(
+                    f"conversation {conversation_id} is {state['state']}; nothing to transfer"
+                )
+            return args
+
+        def same(state: dict[str, str]) -> bool:
+            theirs = json.loads(state["leaving_args"])
+            return all(theirs.get(name) == value for name, value in args.items())
+
+        token = ""
+        if to_agent_id:
+            await self.agent_profile(to_agent_id)
+            state = await self.routed_state(conversation_id)
+            if state.get("leaving") == "transfer" and same(state):
+                # A retry of a transfer cut short: the capacity it reserved is held by its mark.
+                finished: common_pb2.RoutingDecision = await self.finish(conversation_id, state)
+                return finished
+            token = await self.assignments.reserve_capacity(to_agent_id)
+        try:
+            decision: common_pb2.RoutingDecision = await self._begin(
+                conversation_id, "transfer", check, same, claim=token
             )
+        finally:
+            # Once marked, the reservation is the mark's (recorded, or finished later); otherwise (refused,
+            # or this call finished an earlier call's mark, which has its own) it is given back.
+            if token and not await self._holds_claim(conversation_id, token):
+                await self.redis.srem(self.k.active(to_agent_id), token)
+        return decision
+
+    async def _holds_claim(self, cid: str, token: str) -> bool:
+        """Whether a desk mark of the conversation still holds this capacity reservation."""
+        return text_of(await self.redis.hget(self.k.state(cid), "leaving_claim") or "") == token
+
+    async def _transfer_marked(
+        self, cid: str, marked: dict[str, str], args: dict[str, Any]
+    ) -> common_pb2.RoutingDecision:
         now = self.clock.now()
-        why = f"transferred from {state['team']}" + (f": {reason}" if reason else "")
-        if to_team:
-            await self._detach(conversation_id, state, withdraw=f"{why}; transferred to {to_team}")
+        why = f"transferred from {marked['team']}" + (f": {args['reason']}" if args["reason"] else "")
+        if args["to_team"]:
+            to_team = args["to_team"]
+            await self._let_go(cid, marked, args["from"], withdraw=f"{why}; transferred to {to_team}")
             event = EventRecord(
-                "conversation.transferred", conversation_id, "", now, {"from": state["team"], "team": to_team}
+                "conversation.transferred", cid, "", now, {"from": marked["team"], "team": to_team}
             )
             decision = await self._requeue(
-                conversation_id, state, to_team, float(state["priority"]), float(state["sla_due"]), event
+                cid,
+                marked,
+                to_team,
+                float(marked["priority"]),
+                float(marked["sla_due"]),
+                event,
+                mark=marked["leaving_token"],
             )
             decision.rule, decision.reason = "transfer", why
             return decision
-        await self.agent_profile(to_agent_id)
-        token = await self.assignments.reserve_capacity(to_agent_id)
-        away = state["state"] == "assigned" and state.get("agent") != to_agent_id
-        try:
-            await self._detach(
-                conversation_id, state, withdraw=f"{why}; transferred to agent {to_agent_id}" if away else ""
-            )
-        except FailedPrecondition:
-            await self.redis.srem(self.k.active(to_agent_id), token)
-            raise
-        assignment = await self.assignments.assign(
-            to_agent_id, conversation_id, token, "transferred", why=reason
-        )
-        if assignment is None:  # no journaled claim to revoke: a merge fenced the conversation meanwhile
-            raise FailedPrecondition(f"conversation {conversation_id} is being merged; retry")
+        to_agent, claim = args["to_agent"], marked["leaving_claim"]
+        recorded = marked["state"] == "assigned" and marked.get("claim_token") == claim
+        if not recorded:
+            away = args["from"] == "assigned" and marked["leaving_agent"] != to_agent
+            withdraw = f"{why}; transferred to agent {to_agent}" if away else ""
+            await self._let_go(cid, marked, args["from"], withdraw=withdraw)
+        if not recorded or not await self.redis.sismember(self.k.active(to_agent), cid):
+            # A transfer recorded but cut short before the agent's capacity counted it is recorded again.
+            given = await self.assignments.assign(to_agent, cid, claim, "transferred", why=args["reason"])
+            if given is None:
+                raise FailedPrecondition(f"conversation {cid} could not be recorded with agent {to_agent}")
+        await self.scripts.left(keys=[self.k.state(cid)], args=[marked["leaving_token"]])
+        state = decode_hash(await self.redis.hgetall(self.k.state(cid)))
+        assignment = self.assignment(cid, to_agent, state)
         return common_pb2.RoutingDecision(
-            conversation_id=conversation_id,
+            conversation_id=cid,
             action=common_pb2.ROUTE_ACTION_ASSIGNED,
             team=assignment.team,
             tier=state.get("tier", ""),
-            agent_id=to_agent_id,
+            agent_id=to_agent,
             priority=assignment.priority,
             rule="transfer",
-            reason=f"{why} to agent {to_agent_id}",
+            reason=f"{why} to agent {to_agent}",
             sla_due_at=assignment.sla_due_at,
             decided_at=to_timestamp(now),
         )
@@ -231,39 +407,60 @@ class Desk(Part):
         extra: Mapping[str, Any] | None = None,
     ) -> common_pb2.RoutingDecision:
         """Move a waiting or assigned conversation to the next tier's team at a higher priority."""
-        state = state or await self.routed_state(conversation_id)
-        if state["state"] not in ("queued", "assigned"):
-            raise FailedPrecondition(
-                f"conversation {conversation_id} is {state['state']}; nothing to escalate"
-            )
-        target = self.policy.escalation_target(state["team"], state.get("topic", ""))
-        if target is None:
-            raise FailedPrecondition(f"{state['team']} is already the top tier")
-        await self._detach(
+
+        def check(state: dict[str, str]) -> Mapping[str, Any]:
+            if state["state"] not in ("queued", "assigned"):
+                raise FailedPrecondition(
+                    f"conversation {conversation_id} is {state['state']}; nothing to escalate"
+                )
+            target = self.policy.escalation_target(state["team"], state.get("topic", ""))
+            if target is None:
+                raise FailedPrecondition(f"{state['team']} is already the top tier")
+            return {"reason": reason, "extra": dict(extra or {}), "target": target.name}
+
+        decision: common_pb2.RoutingDecision = await self._begin(
             conversation_id,
-            state,
+            "escalate",
+            check,
+            lambda state: json.loads(state["leaving_args"]).get("reason") == reason,
+            state=state,
+        )
+        return decision
+
+    async def _escalate_marked(
+        self, cid: str, marked: dict[str, str], args: dict[str, Any]
+    ) -> common_pb2.RoutingDecision:
+        target = self.policy.team(args["target"])
+        assert target is not None
+        reason = args["reason"]
+        await self._let_go(
+            cid,
+            marked,
+            args["from"],
             withdraw=f"escalated to {target.name} ({target.tier})" + (f": {reason}" if reason else ""),
         )
         now = self.clock.now()
-        priority = float(state["priority"]) + self.policy.priority.escalation
-        due = min(float(state["sla_due"]), now + self.policy.sla_band(priority).first_response_seconds)
+        priority = float(marked["priority"]) + self.policy.priority.escalation
+        due = min(float(marked["sla_due"]), now + self.policy.sla_band(priority).first_response_seconds)
         event = EventRecord(
             "conversation.escalated",
-            conversation_id,
+            cid,
             "",
             now,
             {
-                "from": state["team"],
+                "from": marked["team"],
                 "team": target.name,
                 "tier": target.tier,
                 "priority": priority,
                 "reason": reason,
             },
         )
-        decision = await self._requeue(conversation_id, state, target.name, priority, due, event, extra)
+        decision = await self._requeue(
+            cid, marked, target.name, priority, due, event, args["extra"], mark=marked["leaving_token"]
+        )
         decision.rule = "escalate"
         decision.reason = (
-            f"escalated from {state['team']} ({state.get('tier', '')}) to {target.name} ({target.tier})"
+            f"escalated from {marked['team']} ({marked.get('tier', '')}) to {target.name} ({target.tier})"
         )
         decision.reason += f": {reason}" if reason else ""
         return decision
@@ -273,32 +470,47 @@ class Desk(Part):
         state = await self.routed_state(conversation_id)
         if state["state"] == "resolved":
             return float(state["resolved_at"])
-        if agent_id and state.get("agent") != agent_id:
-            raise FailedPrecondition(f"conversation {conversation_id} is not assigned to agent {agent_id}")
-        await self._detach(conversation_id, state)
+
+        def check(state: dict[str, str]) -> Mapping[str, Any]:
+            if agent_id and state.get("agent") != agent_id:
+                raise FailedPrecondition(
+                    f"conversation {conversation_id} is not assigned to agent {agent_id}"
+                )
+            return {}
+
+        resolved_at: float = await self._begin(
+            conversation_id,
+            "resolve",
+            check,
+            lambda state: agent_id in ("", state["leaving_agent"]),
+            state=state,
+        )
+        return resolved_at
+
+    async def _resolve_marked(self, cid: str, marked: dict[str, str], args: dict[str, Any]) -> float:
+        await self._let_go(cid, marked, args["from"])
+        agent = marked["leaving_agent"]
         now = self.clock.now()
         async with lua.pipeline(self.redis) as pipe:
-            await self.scripts.set_state(
-                keys=[self.k.state(conversation_id)],
-                args=flat({"state": "resolved", "resolved_at": now, "agent": ""}),
+            await self.scripts.left(
+                keys=[self.k.state(cid)],
+                args=[marked["leaving_token"], *flat({"state": "resolved", "resolved_at": now, "agent": ""})],
                 client=pipe,
             )
-            if state["state"] == "assigned":
+            if args["from"] == "assigned":
                 # Handling time feeds staffing: time from assignment to resolution.
-                handled = max(0.0, now - float(state.get("assigned_at", now)))
-                pipe.hincrbyfloat(self.k.handled(state["team"]), "seconds", handled)
-                pipe.hincrby(self.k.handled(state["team"]), "count", 1)
+                handled = max(0.0, now - float(marked.get("assigned_at", now)))
+                pipe.hincrbyfloat(self.k.handled(marked["team"]), "seconds", handled)
+                pipe.hincrby(self.k.handled(marked["team"]), "count", 1)
             event = EventRecord(
                 "conversation.resolved",
-                conversation_id,
+                cid,
                 "",
                 now,
-                {"agent_id": state.get("agent", ""), "team": state.get("team", "")},
+                {"agent_id": agent, "team": marked.get("team", "")},
             )
             add_to_pipeline(pipe, self.keys, [event], self.settings.events_maxlen)
             await pipe.execute()
-        if state["state"] == "assigned":
-            await self.assignments.fill(
-                state["agent"]
-            )  # the freed capacity takes the next waiting conversation
+        if args["from"] == "assigned" and agent:
+            await self.assignments.fill(agent)  # the freed capacity takes the next waiting conversation
         return now

@@ -94,6 +94,10 @@ class RouterKeys:
             self.held(team),
         ]
 
+    # Desk slot: conversations a desk action has marked (`leaving`), scored by when, for the loop to finish.
+    def leaving(self) -> str:
+        return self.keys.namespaced("router", "{desk}", "leaving")
+
     # Presence slot: agents that went offline (score: when), for the grace period; every agent seen.
     def offline(self) -> str:
         return self.keys.namespaced("router", "{presence}", "offline")

@@ -4,6 +4,7 @@ grace expiry, SLA escalation, the end of sticky holds, ageing and backlog draini
 from __future__ import annotations
 
 import logging
+from typing import Any, cast
 
 from parley import lua
 from parley.events import EventRecord, add_to_pipeline
@@ -37,6 +38,7 @@ class Loop(Part):
         """One step of the background loop; what it did, by kind."""
         return {
             "policy_reloaded": int(self.ground.reload_policy()),
+            "desk_finished": await self.finish_marks(),
             "claims_recovered": await self.recover_claims(),
             "reservations_released": await self.release_stale_reservations(),
             "requeued_offline": await self.expire_offline(),
@@ -45,6 +47,41 @@ class Loop(Part):
             "aged": await self.queues.age_queues(),
             "drained": await self.drain(),
         }
+
+    async def finish_marks(self) -> int:
+        """Desk actions (decline, transfer, escalate, resolve) marked longer than `claim_idle_ms` ago whose
+        router died before finishing them (and whose caller never retried): finished as asked."""
+        lease = self.settings.claim_idle_ms / 1000
+        now = self.clock.now()
+        finished = 0
+        marked = cast(
+            list[tuple[Any, float]],
+            await self.redis.zrangebyscore(self.k.leaving(), "-inf", now - lease, withscores=True),
+        )
+        for raw_cid, since in marked:
+            cid = text_of(raw_cid)
+            state = decode_hash(await self.redis.hgetall(self.k.state(cid)))
+            if not state.get("leaving"):
+                await self.scripts.unlist(keys=[self.k.leaving()], args=[cid, repr(float(since))])
+                continue
+            if now - as_float(state["leaving_at"]) < lease:
+                continue  # its router (or a retry) is finishing it
+            try:
+                await self.desk.finish(cid, state)
+            except FailedPrecondition as error:
+                log.info("desk action on %s not finished: %s", cid, error)
+                continue
+            finished += 1
+        return finished
+
+    async def _marked_claims(self) -> set[str]:
+        """Capacity reserved by marked transfers to an agent: the mark's, not a stale reservation."""
+        marked = [text_of(c) for c in await self.redis.zrange(self.k.leaving(), 0, -1)]
+        async with lua.pipeline(self.redis) as pipe:
+            for cid in marked:
+                pipe.hget(self.k.state(cid), "leaving_claim")
+            claims = await pipe.execute()
+        return {text_of(c) for c in claims if c}
 
     async def recover_claims(self) -> int:
         """Claims journaled longer than `claim_idle_ms` ago whose claimer died before recording the
@@ -102,6 +139,7 @@ class Loop(Part):
             raw = await pipe.execute()
         # Journal entries are "agent|token|at|base|since|due".
         journaled = {text_of(entry).split("|")[1] for entries in raw[len(agents) :] for entry in entries}
+        journaled |= await self._marked_claims()
         released = 0
         for agent_id, members in zip(agents, raw[: len(agents)], strict=False):
             for token in (text_of(m) for m in members):
@@ -128,6 +166,8 @@ class Loop(Part):
                     if cid.startswith(RESERVING):
                         continue
                     state = decode_hash(await self.redis.hgetall(self.k.state(cid)))
+                    if state.get("leaving"):
+                        continue  # a desk action is moving it: finished by its caller or `finish_marks`
                     if state.get("state") != "assigned" or state.get("agent") != agent_id:
                         await self.redis.srem(self.k.active(agent_id), cid)  # a stale entry
                         continue

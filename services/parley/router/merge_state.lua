@@ -2,12 +2,13 @@
 -- leave one alone), field, value, ...
 -- Sets the fields, then keeps the higher priority and the earlier deadline and enqueue time of what is
 -- stored and what is given, and moves the version on (so a Route in flight re-reads the state). Refused (0)
--- when the state is no longer the version the merge read, or a Route decision's effects are still pending.
+-- when the state is no longer the version the merge read, a Route decision's effects are still pending, or a
+-- desk action is moving the conversation (its `leaving` mark).
 if ARGV[1] ~= '' then
   if (redis.call('HGET', KEYS[1], 'version') or '0') ~= ARGV[1] then return 0 end
   local state = redis.call('HKEYS', KEYS[1])
   for i = 1, #state do
-    if string.sub(state[i], 1, 8) == 'pending:' then return 0 end
+    if string.sub(state[i], 1, 8) == 'pending:' or state[i] == 'leaving' then return 0 end
   end
 end
 for i = 5, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end

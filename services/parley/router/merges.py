@@ -109,8 +109,10 @@ class Merges:
                 into = (await self.router.current([text_of(fenced[1])]))[text_of(fenced[1])]
                 continue
             src, dst = await self._read(merged, into)
-            if any(name.startswith(PENDING) for name in dst):
-                continue  # a Route decided meanwhile: the moves below are made against effects all written
+            if any(name.startswith(PENDING) for name in dst) or "leaving" in dst:
+                # A Route decided, or a desk action is moving the surviving conversation, meanwhile: the
+                # moves below are made against effects all written.
+                continue
             if await self._claimed(merged, src) or await self._claimed(into, dst):
                 continue  # an agent's claim is in flight: it is recorded or given back shortly
             try:

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
@@ -328,13 +329,17 @@ def test_customer_text_is_shown_never_run(live: Live, browser: WebDriver, shots:
         ingestion_pb2.IngestRequest(messages=[message]),
     )
     browser.get(live.url + "/")
-    row = WebDriverWait(browser, 30).until(
-        lambda d: [
-            r for r in d.find_elements(By.CSS_SELECTOR, "tr[data-conversation]") if "mallory" in r.text
-        ]
-    )[0]
-    assert '"><b>mallory' in row.text
-    row.find_element(By.TAG_NAME, "a").click()
+
+    def open_mallorys_row(d: WebDriver) -> bool:
+        rows = [r for r in d.find_elements(By.CSS_SELECTOR, "tr[data-conversation]") if "mallory" in r.text]
+        if not rows:
+            return False
+        assert '"><b>mallory' in rows[0].text
+        rows[0].find_element(By.TAG_NAME, "a").click()
+        return True
+
+    # The floor re-renders its table when an event arrives: a row found just before may be gone at the click.
+    WebDriverWait(browser, 30, ignored_exceptions=(StaleElementReferenceException,)).until(open_mallorys_row)
     article = WebDriverWait(browser, 10).until(
         lambda d: d.find_element(By.CSS_SELECTOR, 'article[data-message="x:9902"]')
     )

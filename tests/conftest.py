@@ -14,7 +14,7 @@ import pytest
 from parley.auth import mint
 from parley.authz import ADMIN, INGEST, INTERNAL
 from parley.config import Settings
-from parley.store import EmbeddedValkey, Keys, Redis, connect, drop_namespace
+from parley.store import EmbeddedValkey, Keys, Redis, connect, drop_namespace, keys_for
 
 
 @pytest.fixture(scope="session")
@@ -76,7 +76,7 @@ def settings(redis_url: str, tmp_path) -> Settings:
 
 @pytest.fixture
 def keys(settings: Settings) -> Keys:
-    return Keys(settings.key_prefix, settings.event_partitions)
+    return keys_for(settings)
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ from parley import rpc
 from parley.clock import ManualClock, to_timestamp
 from parley.config import Settings
 from parley.conversations.server import create_server as conversations_server
+from parley.conversations.store import ConversationKeys
 from parley.dispatch.server import create_server as dispatch_server
 from parley.v1 import common_pb2, conversations_pb2, conversations_pb2_grpc, dispatch_pb2, dispatch_pb2_grpc
 
@@ -129,6 +130,16 @@ async def test_erase_customer_removes_them_everywhere_and_only_them(suite, redis
         assert error.value.code() == grpc.StatusCode.NOT_FOUND
     listed = await conversations.ListConversations(S.ListConversationsRequest())
     assert [c.conversation_id for c in listed.conversations] == [bobs]
+    # Out of every listing index partition; bob's conversation stays in its own. (The state indexes are left
+    # out: the lifecycle follower may still be applying the reply's event, whose state write races erasure.)
+    indexed = {
+        ConversationKeys(keys).index_all(bobs),
+        *[key.decode() async for key in redis.scan_iter(match=keys.namespaced("convidx", "*"))],
+    }
+    assert len(indexed) > 3
+    for key in (key for key in indexed if ":state:" not in key):
+        assert await redis.zscore(key, own_x) is None and await redis.zscore(key, own_messenger) is None, key
+    assert await redis.zscore(ConversationKeys(keys).index_all(bobs), bobs) is not None
     left = (await conversations.GetConversation(S.GetConversationRequest(conversation_id=bobs))).conversation
     assert [m.message.text for m in left.messages] == ["my parcel is late"]
     for identity in (

@@ -87,6 +87,9 @@ class Settings(BaseSettings):
     # The event stream's partitions (an event's is a hash of its conversation id, else its message id);
     # each is a key of its own, spread over the slots of a cluster. Changing it re-partitions new events only.
     event_partitions: int = Field(default=12, ge=1, le=1024)
+    # The conversation listing indexes' partitions (by conversation id; each a key of its own, spread over
+    # the slots of a cluster): a listing reads them all. Changing it needs the indexes rebuilt.
+    index_partitions: int = Field(default=12, ge=1, le=1024)
     # Every dead-letter list (inbound, dispatch) keeps its newest entries up to this many.
     dead_letter_maxlen: int = 10_000
     # Backpressure: with this many entries in the inbound log not yet processed, Ingest answers

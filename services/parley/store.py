@@ -87,15 +87,21 @@ def escape_key_part(part: str) -> str:
 
 
 @functools.cache
-def event_tag(partition: int, partitions: int) -> str:
-    """The hash tag of event partition `partition` of `partitions`: the first `e<partition>.<n>` whose slot
-    lies in the partition's own share of the slot range, so the partitions spread evenly over the masters of
-    a cluster whose slots are split evenly (`e0`, `e1`, ... alone would crowd some masters)."""
+def spread_tag(kind: str, partition: int, partitions: int) -> str:
+    """The hash tag of partition `partition` of `partitions` of a partitioned key (`kind` names the family:
+    "e" events, "i" conversation indexes): the first `<kind><partition>.<n>` whose slot lies in the
+    partition's own share of the slot range, so the partitions spread evenly over the masters of a cluster
+    whose slots are split evenly (`e0`, `e1`, ... alone would crowd some masters)."""
     for n in range(1_000_000):
-        tag = f"e{partition}.{n}"
+        tag = f"{kind}{partition}.{n}"
         if key_slot(tag.encode()) * partitions // REDIS_CLUSTER_HASH_SLOTS == partition:
             return tag
-    raise ValueError(f"no hash tag for event partition {partition} of {partitions}")
+    raise ValueError(f"no hash tag for partition {partition} of {partitions}")
+
+
+def event_tag(partition: int, partitions: int) -> str:
+    """The hash tag of event partition `partition` of `partitions`."""
+    return spread_tag("e", partition, partitions)
 
 
 @dataclass(frozen=True)
@@ -104,6 +110,7 @@ class Keys:
 
     prefix: str = "parley"
     event_partitions: int = Settings.model_fields["event_partitions"].default
+    index_partitions: int = Settings.model_fields["index_partitions"].default
 
     # The durable inbound log: partition streams, and the de-duplication marks living in the same slot.
     def inbound_stream(self, partition: int) -> str:
@@ -125,6 +132,10 @@ class Keys:
 
     def merge_streams(self) -> list[str]:
         return [self.merge_stream(p) for p in range(self.event_partitions)]
+
+    # The conversation listing indexes: partitioned by conversation id, each partition's keys in one slot.
+    def index_tag(self, partition: int) -> str:
+        return spread_tag("i", partition, self.index_partitions)
 
     # Conversations: one hash tag per conversation.
     def conversation(self, conversation_id: str) -> str:
@@ -157,4 +168,4 @@ async def drop_namespace(redis: Redis, prefix: str, batch: int = 1000) -> None:
 
 
 def keys_for(settings: Settings) -> Keys:
-    return Keys(settings.key_prefix, settings.event_partitions)
+    return Keys(settings.key_prefix, settings.event_partitions, settings.index_partitions)

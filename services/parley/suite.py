@@ -151,6 +151,7 @@ def env_for(settings: Settings) -> dict[str, str]:
         "PARLEY_HOST": settings.host,
         "PARLEY_STREAM_PARTITIONS": str(settings.stream_partitions),
         "PARLEY_EVENT_PARTITIONS": str(settings.event_partitions),
+        "PARLEY_INDEX_PARTITIONS": str(settings.index_partitions),
         "PARLEY_WEBHOOK_PORT": str(settings.webhook_port),
         # Every child signs its own internal tokens with the shared secret (never an operator's token).
         "PARLEY_AUTH_JWT_SECRET": jwt_secret(settings),

@@ -142,10 +142,10 @@ class Eraser:
                 if meta.get("thread_key"):
                     doomed.append(meta["thread_key"])
                 pipe.delete(*doomed)
-                for index in (k.index_all(), k.index_opened(), k.held()):
+                for index in (k.index_all(cid), k.index_opened(cid), k.held()):
                     pipe.zrem(index, cid)
-                pipe.zrem(k.index_channel(int(meta.get("channel") or 0)), cid)
-                pipe.zrem(k.index_state(int(meta.get("state") or 0)), cid)
+                pipe.zrem(k.index_channel(int(meta.get("channel") or 0), cid), cid)
+                pipe.zrem(k.index_state(int(meta.get("state") or 0), cid), cid)
             for cid, mids in elsewhere.items():
                 for part in _PER_MESSAGE_HASHES:
                     pipe.hdel(k.keys.conversation_part(cid, part), *mids)

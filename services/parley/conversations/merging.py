@@ -117,15 +117,16 @@ class Merges:
         """Take a merged conversation out of the listings, move its target up them, publish the merge."""
         k = self.keys
         async with lua.pipeline(self.redis) as pipe:
-            for index in (k.index_all(), k.index_channel(int(meta.get("channel") or 0)), k.index_opened()):
+            channel = int(meta.get("channel") or 0)
+            for index in (k.index_all(src), k.index_channel(channel, src), k.index_opened(src)):
                 pipe.zrem(index, src)
-            pipe.zrem(k.index_state(int(meta.get("state") or 0)), src)
+            pipe.zrem(k.index_state(int(meta.get("state") or 0), src), src)
             pipe.zrem(k.held(), src)
             if meta.get("owner_person"):
                 pipe.zrem(k.customers.profile_conversations(meta["owner_person"]), src)
             if not target[1]:  # a held target stays unlisted
-                pipe.zadd(k.index_all(), {dst: now}, gt=True)
-                pipe.zadd(k.index_channel(int(as_text(target[2]))), {dst: now}, gt=True)
+                pipe.zadd(k.index_all(dst), {dst: now}, gt=True)
+                pipe.zadd(k.index_channel(int(as_text(target[2])), dst), {dst: now}, gt=True)
             event = EventRecord("conversation.merged", src, "", now, {"into": dst, "messages": moved})
             add_to_pipeline(pipe, k.keys, [event], self.settings.events_maxlen)
             await pipe.execute()
@@ -153,10 +154,10 @@ class Merges:
                     continue
                 released += 1
                 pipe.hdel(k.meta(cid), "held")
-                pipe.zadd(k.index_all(), {cid: now}, gt=True)
-                pipe.zadd(k.index_channel(int(channel)), {cid: now}, gt=True)
-                pipe.zadd(k.index_opened(), {cid: float(opened_at)}, nx=True)
-                pipe.zadd(k.index_state(int(state or STATE_NEW)), {cid: now})
+                pipe.zadd(k.index_all(cid), {cid: now}, gt=True)
+                pipe.zadd(k.index_channel(int(channel), cid), {cid: now}, gt=True)
+                pipe.zadd(k.index_opened(cid), {cid: float(opened_at)}, nx=True)
+                pipe.zadd(k.index_state(int(state or STATE_NEW), cid), {cid: now})
                 attrs = {"channel": channel_name(int(channel)), "reason": "parent did not arrive"}
                 events.append(EventRecord("conversation.opened", cid, "", now, attrs))
             add_to_pipeline(pipe, k.keys, events, self.settings.events_maxlen)

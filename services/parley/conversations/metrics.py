@@ -53,7 +53,11 @@ class MetricsReader:
         k = self.keys
         now = self.clock.now()
         # The opened-time index bounds the read to the conversations of the window.
-        cids = [as_text(c) for c in await self.redis.zrangebyscore(k.index_opened(), start, f"({end!r}")]
+        async with lua.pipeline(self.redis) as pipe:
+            for index in k.opened_partitions():
+                pipe.zrangebyscore(index, start, f"({end!r}")
+            found = await pipe.execute()
+        cids = [as_text(c) for part in found for c in part]
         async with lua.pipeline(self.redis) as pipe:
             for cid in cids:
                 pipe.hmget(k.meta(cid), METRIC_FIELDS)

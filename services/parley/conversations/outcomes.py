@@ -102,16 +102,16 @@ class Outcomes:
                 if held:  # not listed until its parent arrives or the sweep opens it
                     updated = ""
                 if updated:
-                    pipe.zadd(k.index_all(), {cid: float(updated)}, gt=True)
-                    pipe.zadd(k.index_channel(int(channel)), {cid: float(updated)}, gt=True)
+                    pipe.zadd(k.index_all(cid), {cid: float(updated)}, gt=True)
+                    pipe.zadd(k.index_channel(int(channel), cid), {cid: float(updated)}, gt=True)
                 for j in range(0, len(flat), 4):
                     mid, old, new, at = flat[j], int(flat[j + 1]), int(flat[j + 2]), float(flat[j + 3])
-                    pipe.zrem(k.index_state(old), cid)
+                    pipe.zrem(k.index_state(old, cid), cid)
                     events.append(
                         EventRecord("conversation.state_changed", cid, mid, at, {"from": old, "to": new})
                     )
                 if flat and not held:
-                    pipe.zadd(k.index_state(int(flat[-2])), {cid: float(updated)})
+                    pipe.zadd(k.index_state(int(flat[-2]), cid), {cid: float(updated)})
             add_to_pipeline(pipe, k.keys, events, self.settings.events_maxlen)
             await pipe.execute()
         await retention.apply(self.redis, k, self.settings, steps)

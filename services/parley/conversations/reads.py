@@ -8,7 +8,10 @@ import base64
 import binascii
 import contextlib
 import json
+import math
+from collections import deque
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from parley import corrections, lua
@@ -22,6 +25,8 @@ from .profiles import Customers
 from .store import ConversationKeys, as_text
 
 GET_MANY_CONCURRENCY = 16
+# The fewest entries read from a listing partition at a time.
+MIN_CHUNK = 16
 
 
 class Reader:
@@ -141,31 +146,23 @@ class Reader:
         """
         handle = owner_handle.lstrip("@").casefold()
         k = self.keys
-        cursor = _decode_token(page_token)
-        source = k.index_state(state) if state else k.index_channel(channel) if channel else k.index_all()
+        chunk = max(page_size + 1, MIN_CHUNK)
+        index = MergedIndex(
+            self.redis, k.listing_partitions(state, channel), _decode_token(page_token), chunk
+        )
         out: list[tuple[conversations_pb2.ConversationSummary, tuple[float, str]]] = []
-        chunk = max(page_size * 2, 32)
-        offset = 0
-        top = repr(cursor[0]) if cursor else "+inf"
-        more = True
         # One extra match tells whether there is a next page.
-        while len(out) <= page_size and more:
-            raw: list[Any] = await self.redis.zrevrangebyscore(
-                source, top, "-inf", start=offset, num=chunk, withscores=True
-            )
-            more = len(raw) == chunk
-            offset += len(raw)
-            entries = [(as_text(m), float(s)) for m, s in raw]
-            if cursor:  # equal times are ordered by id, descending
-                entries = [(m, s) for m, s in entries if s < cursor[0] or (s == cursor[0] and m < cursor[1])]
+        while len(out) <= page_size:
+            want = page_size + 1 - len(out)
+            entries = await index.take(max(want, chunk) if handle or team else want)
             if not entries:
-                continue
+                break
             async with lua.pipeline(self.redis) as pipe:
-                for cid, _ in entries:
+                for _, cid in entries:
                     pipe.hgetall(k.meta(cid))
                     pipe.zcard(k.messages(cid))
                 rows = await pipe.execute()
-            for j, (cid, score) in enumerate(entries):
+            for j, (score, cid) in enumerate(entries):
                 if not rows[2 * j]:
                     continue  # expired after closing, or erased: the index entry outlives the record
                 meta = {as_text(a): b for a, b in rows[2 * j].items()}
@@ -183,6 +180,78 @@ class Reader:
         if len(out) > page_size:
             return [s for s, _ in out[:page_size]], _encode_token(out[page_size - 1][1])
         return [s for s, _ in out], ""
+
+
+@dataclass
+class _Partition:
+    """Where the read of one partition is: entries at or below `top` (a score), past the first `skip` entries
+    at exactly `top` (ties already read); `buffer` holds the ones read and not taken yet."""
+
+    key: str
+    top: float
+    skip: int = 0
+    buffer: deque[tuple[float, str]] = field(default_factory=deque)
+    done: bool = False
+
+
+class MergedIndex:
+    """The partitions of one listing index read as one sorted set: by score, then by id, both descending
+    (ZREVRANGEBYSCORE's order), from just below `below` (the last (score, id) of the previous page).
+
+    Each partition is read `chunk` entries at a time from where it was left, every partition that needs more
+    in one pipelined round trip. An entry is taken only while every partition not at its end has one read,
+    so the merge never passes an entry still unread. Each id is given once, also when a concurrent write
+    moves it within the index while it is read.
+    """
+
+    def __init__(
+        self, redis: Redis, partitions: Sequence[str], below: tuple[float, str] | None, chunk: int
+    ) -> None:
+        self.redis = redis
+        self.below = below
+        self.chunk = chunk
+        top = below[0] if below else math.inf
+        self.partitions = [_Partition(key, top) for key in partitions]
+        self.given: set[str] = set()
+
+    async def take(self, n: int) -> list[tuple[float, str]]:
+        """The next `n` entries (fewer at the end of the index)."""
+        out: list[tuple[float, str]] = []
+        while len(out) < n:
+            await self._fill()
+            ready = [p for p in self.partitions if p.buffer]
+            if not ready:
+                break
+            while len(out) < n:
+                first = max(ready, key=lambda p: p.buffer[0])
+                out.append(first.buffer.popleft())
+                if not first.buffer:
+                    if not first.done:
+                        break  # read on before comparing again: its next entry may come first
+                    ready.remove(first)
+                    if not ready:
+                        break
+        return out
+
+    async def _fill(self) -> None:
+        """Read on every partition whose buffer is empty and that is not at its end."""
+        while hungry := [p for p in self.partitions if not p.buffer and not p.done]:
+            async with lua.pipeline(self.redis) as pipe:
+                for p in hungry:
+                    top = "+inf" if p.top == math.inf else repr(p.top)
+                    pipe.zrevrangebyscore(p.key, top, "-inf", start=p.skip, num=self.chunk, withscores=True)
+                replies: list[Any] = await pipe.execute()
+            for p, raw in zip(hungry, replies, strict=True):
+                entries = [(float(score), as_text(member)) for member, score in raw]
+                p.done = len(entries) < self.chunk
+                if entries:
+                    last = entries[-1][0]
+                    ties = sum(1 for score, _ in entries if score == last)
+                    p.skip, p.top = (p.skip + ties, last) if last == p.top else (ties, last)
+                for entry in entries:
+                    if (self.below is None or entry < self.below) and entry[1] not in self.given:
+                        self.given.add(entry[1])
+                        p.buffer.append(entry)
 
 
 def _summary(cid: str, meta: dict[str, bytes], count: int) -> conversations_pb2.ConversationSummary:
@@ -212,6 +281,8 @@ def _decode_token(token: str) -> tuple[float, str] | None:
         return None
     try:
         score, cid = json.loads(base64.urlsafe_b64decode(token.encode()))
-        return float(score), str(cid)
+        if not isinstance(score, (int, float)) or not math.isfinite(score) or not isinstance(cid, str):
+            raise ValueError("not a (time, id) pair")
+        return float(score), cid
     except (ValueError, TypeError, binascii.Error) as error:
         raise InvalidArgument([("page_token", "not a token returned by ListConversations")]) from error

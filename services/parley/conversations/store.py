@@ -2,7 +2,8 @@
 are the `.lua` files beside this module, registered by `scripts`).
 
 Every key of one conversation carries the hash tag `{conversation_id}` (via `parley.store.Keys`), so each
-script touches one hash slot. The listing indexes and thread keys are single-key writes.
+script touches one hash slot. The listing indexes (partitioned by conversation id) and thread keys are
+single-key writes, pipelined beside the scripts, never inside one.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 
 from parley import lua
 from parley.corrections import corrections_key
+from parley.events import partition_of
 from parley.store import Keys, Redis, escape_key_part
 
 
@@ -157,18 +159,35 @@ class ConversationKeys:
     def customers(self) -> CustomerKeys:
         return CustomerKeys(self.keys)
 
-    # Listing indexes: conversation id scored by updated time, and by opened time for metrics.
-    def index_all(self) -> str:
-        return self.keys.namespaced("convidx", "all")
+    # Listing indexes: conversation id scored by updated time, and by opened time for metrics. Each is split
+    # into `index_partitions` sorted sets by conversation id, so none grows with all the conversations kept
+    # on one node; a conversation's entries all live in its partition (one slot). Writers name the
+    # conversation; readers read every partition (`*_partitions`).
+    def index_partition(self, cid: str) -> int:
+        return partition_of(cid, self.keys.index_partitions)
 
-    def index_state(self, state: int) -> str:
-        return self.keys.namespaced("convidx", "state", str(state))
+    def _index(self, partition: int, *name: str) -> str:
+        return self.keys.namespaced("convidx", f"{{{self.keys.index_tag(partition)}}}", *name)
 
-    def index_channel(self, channel: int) -> str:
-        return self.keys.namespaced("convidx", "channel", str(channel))
+    def index_all(self, cid: str) -> str:
+        return self._index(self.index_partition(cid), "all")
 
-    def index_opened(self) -> str:
-        return self.keys.namespaced("convidx", "opened")
+    def index_state(self, state: int, cid: str) -> str:
+        return self._index(self.index_partition(cid), "state", str(state))
+
+    def index_channel(self, channel: int, cid: str) -> str:
+        return self._index(self.index_partition(cid), "channel", str(channel))
+
+    def index_opened(self, cid: str) -> str:
+        return self._index(self.index_partition(cid), "opened")
+
+    def listing_partitions(self, state: int = 0, channel: int = 0) -> list[str]:
+        """The partitions of the listing index by updated time: of a state, else of a channel, else all."""
+        name = ("state", str(state)) if state else ("channel", str(channel)) if channel else ("all",)
+        return [self._index(p, *name) for p in range(self.keys.index_partitions)]
+
+    def opened_partitions(self) -> list[str]:
+        return [self._index(p, "opened") for p in range(self.keys.index_partitions)]
 
 
 @dataclass(frozen=True)

@@ -326,17 +326,17 @@ class Threader:
         # New messages move the conversation up the lists; a re-thread only restores a missing entry.
         touched = any(p.claimed for p in group)
         flag = {"gt": True} if touched else {"nx": True}
-        pipe.zadd(k.index_all(), {cid: now}, **flag)
-        pipe.zadd(k.index_channel(opener.message.channel), {cid: now}, **flag)
-        pipe.zadd(k.index_opened(), {cid: sent_at(opener.message, now)}, nx=True)
+        pipe.zadd(k.index_all(cid), {cid: now}, **flag)
+        pipe.zadd(k.index_channel(opener.message.channel, cid), {cid: now}, **flag)
+        pipe.zadd(k.index_opened(cid), {cid: sent_at(opener.message, now)}, nx=True)
         if any(p.new_conversation and p.claimed for p in group):
-            pipe.zadd(k.index_state(STATE_NEW), {cid: now})
+            pipe.zadd(k.index_state(STATE_NEW, cid), {cid: now})
             attrs = {"channel": CHANNEL_NAMES.get(opener.message.channel, "")}
             if opener.previous:
                 attrs["previous_conversation_id"] = opener.previous
             events.append(EventRecord("conversation.opened", cid, opener.message.message_id, now, attrs))
         elif touched:
-            pipe.zadd(k.index_state(record.state), {cid: now}, xx=True, gt=True)
+            pipe.zadd(k.index_state(record.state, cid), {cid: now}, xx=True, gt=True)
 
     def _profile_writes(self, pipe: Any, p: Placement, cid: str, owner_person: str, now: float) -> None:
         """The customer's reach and identities, and their latest public exchange (a DM may continue it)."""
@@ -360,10 +360,10 @@ class Threader:
         groups = plan.groups()
         async with lua.pipeline(self.redis) as pipe:
             for cid, into in refused.items():
-                for index in (k.held(), k.index_all(), k.index_opened(), k.index_state(STATE_NEW)):
+                for index in (k.held(), k.index_all(cid), k.index_opened(cid), k.index_state(STATE_NEW, cid)):
                     pipe.zrem(index, cid)
                 for p in groups[cid]:
-                    pipe.zrem(k.index_channel(p.message.channel), cid)
+                    pipe.zrem(k.index_channel(p.message.channel, cid), cid)
                     if p.person:
                         pipe.zrem(k.customers.profile_conversations(p.person), cid)
                     pipe.set(k.message_index(p.message.message_id), into)

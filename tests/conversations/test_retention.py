@@ -53,3 +53,30 @@ async def test_closed_without_action_expires_and_leaves_the_listing(
     await redis.delete(k.meta(cid), *k.parts(cid))
     listed, _ = await core.list()
     assert cid not in [s.conversation_id for s in listed]
+
+
+async def test_expired_conversations_leave_the_listing_indexes_and_live_ones_stay(
+    core: Conversations, clock: ManualClock, redis: Redis, keys: Keys
+) -> None:
+    k = ConversationKeys(keys)
+    results = await core.thread([msg(str(n), author=f"u{n}", text="my parcel is late") for n in range(6)])
+    cids = [r.conversation_id for r in results]
+    expired, live = cids[:4], cids[4:]
+    await redis.delete(*(k.meta(cid) for cid in expired))  # as the retention TTL would
+    index_keys = core.index_pruner.index_keys()
+
+    async def indexed() -> set[str]:
+        found: set[str] = set()
+        for name in index_keys:
+            found |= {m.decode() for m in await redis.zrange(name, 0, -1)}
+        return found
+
+    assert set(cids) <= await indexed()
+    assert await core.prune_indexes() == 0  # younger than the retention period: not yet candidates
+    clock.advance(RETENTION + 1)
+    core.index_pruner.batch = 1  # one entry per key per pass: the live ones passed over must not block
+    for _ in range(20):
+        await core.prune_indexes()
+    assert await indexed() == set(live)
+    listed, _ = await core.list()
+    assert {s.conversation_id for s in listed} == set(live)

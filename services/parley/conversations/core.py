@@ -25,6 +25,7 @@ from .metrics import MetricsReader
 from .outcomes import Outcomes
 from .profiles import Customers, Tiers
 from .reads import Reader
+from .retention import IndexPruner
 from .scripts import Scripts
 from .store import ConversationKeys
 from .threader import Threader
@@ -44,6 +45,7 @@ class Conversations:
         self.customers = Customers(redis, self.keys, self.tiers)
         self.reader = Reader(redis, self.keys, clock, self.customers)
         self.metrics_reader = MetricsReader(redis, self.keys, clock)
+        self.index_pruner = IndexPruner(redis, self.keys, settings)
 
     async def thread(
         self, messages: Sequence[common_pb2.InboundMessage]
@@ -53,6 +55,10 @@ class Conversations:
     async def sweep_held(self) -> int:
         """Open the held conversations whose parent did not arrive in time; returns how many."""
         return await self.threader.merges.sweep_held()
+
+    async def prune_indexes(self) -> int:
+        """Take expired conversations out of the listing indexes (one bounded pass); returns the entries."""
+        return await self.index_pruner.prune(self.clock.now())
 
     async def record_outcomes(self, outcomes: Sequence[conversations_pb2.Outcome]) -> int:
         return await self.outcomes.record(outcomes)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 
 from parley.config import Settings
 from parley.events import decode, event_id
@@ -20,6 +21,7 @@ log = logging.getLogger(__name__)
 GROUP = "conversations-lifecycle"
 BATCH = 256
 BLOCK_MS = 1000
+PRUNE_EVERY_SECONDS = 60.0  # expired conversations leave the listing indexes within about a minute
 
 
 def reader(core: Conversations, consumer: str) -> StreamConsumer:
@@ -65,11 +67,17 @@ async def run_follower(core: Conversations, settings: Settings, stop: asyncio.Ev
 
 
 async def run_sweeper(core: Conversations, settings: Settings) -> None:
+    pruned_at = 0.0
     while True:
         try:
             await core.sweep_held()
+            if time.monotonic() - pruned_at >= PRUNE_EVERY_SECONDS:
+                await core.prune_indexes()
+                pruned_at = time.monotonic()
         except asyncio.CancelledError:
             raise
         except Exception:
-            log.exception("opening overdue held conversations failed; retrying")
+            log.exception(
+                "opening overdue held conversations or pruning the listing indexes failed; retrying"
+            )
         await asyncio.sleep(settings.conversations_sweep_seconds)

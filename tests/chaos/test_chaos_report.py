@@ -18,7 +18,8 @@ from parley.chaos.run import ClusterRedis
 from parley.clock import ManualClock
 from parley.dispatch.outbox import DispatchKeys
 from parley.ingestion.inbound_log import InboundLog
-from parley.router.core import RESERVING, Router
+from parley.router.common import RESERVING
+from parley.router.core import Router
 from parley.router.keys import RouterKeys
 from parley.v1 import common_pb2, router_pb2
 
@@ -53,10 +54,11 @@ def complaint(cid: str, n: int) -> router_pb2.RouteItem:
 
 async def resolutions(redis, keys) -> dict[str, list[tuple[int, int]]]:
     found: dict[str, list[tuple[int, int]]] = {}
-    for entry_id, fields in await redis.xrange(keys.events()):
-        if fields[b"type"] == b"conversation.resolved":
-            ms, seq = entry_id.decode().split("-")
-            found.setdefault(fields[b"conversation_id"].decode(), []).append((int(ms), int(seq)))
+    for stream in keys.event_streams():  # a conversation's events are all in one partition
+        for entry_id, fields in await redis.xrange(stream):
+            if fields[b"type"] == b"conversation.resolved":
+                ms, seq = entry_id.decode().split("-")
+                found.setdefault(fields[b"conversation_id"].decode(), []).append((int(ms), int(seq)))
     return found
 
 

@@ -214,11 +214,13 @@ async def _done(log: InboundLog, redis: Redis, keys: Keys, wanted: set[str]) -> 
     return wanted <= processed and len(await log.dead_letters()) == 1
 
 
+@pytest.mark.parametrize("index_left", [None, "cv-lost-to-a-failover"])
 async def test_a_placement_lost_to_a_failover_is_threaded_again_not_dead_lettered(
-    settings: Settings, redis: Redis
+    settings: Settings, redis: Redis, index_left: str | None
 ) -> None:
     # A Redis Cluster master killed before it replicated Thread's writes loses them: here the message's
-    # index (message id -> conversation, its own slot) vanishes between the thread and record stages.
+    # index (message id -> conversation, its own slot) vanishes between the thread and record stages, or
+    # names a conversation whose own writes (another slot) were the ones lost.
     keys = Keys(settings.key_prefix)
     suite = await InProcessSuite.start(settings, workers=0)
     log = InboundLog(suite.settings, redis, keys)
@@ -230,6 +232,8 @@ async def test_a_placement_lost_to_a_failover_is_threaded_again_not_dead_lettere
         if stage == "route" and not lost:
             lost.append(message.message_id)
             assert await redis.delete(keys.message_index(message.message_id)) == 1
+            if index_left:
+                await redis.set(keys.message_index(message.message_id), index_left)
 
     peers = Peers.connect(suite.settings)
     worker = PipelineWorker(suite.settings, log, peers, "w1", lose_placement_once)

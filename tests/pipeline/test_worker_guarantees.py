@@ -260,3 +260,37 @@ async def test_a_placement_lost_to_a_failover_is_threaded_again_not_dead_lettere
         await peers.close()
         await suite.stop()
         await drop_namespace(redis, settings.key_prefix)
+
+
+async def test_an_index_naming_a_conversation_lost_to_a_failover_does_not_refuse_the_outcome(
+    settings: Settings, redis: Redis
+) -> None:
+    # Seen in `parley chaos --cluster`: the conversation holds the message, but the message's index (its own
+    # slot) names a conversation of which no key survived a failover; threading again keeps that index.
+    keys = Keys(settings.key_prefix)
+    suite = await InProcessSuite.start(settings, workers=0)
+    try:
+        [message] = [m for m in read_twcs(DEMO_FILE) if m.direction == common_pb2.DIRECTION_INBOUND][:1]
+        message.message_id = message_id(message.channel, message.platform_message_id)
+        async with channel(suite.settings, suite.address("conversations")) as ch:
+            stub = conversations_pb2_grpc.ConversationsServiceStub(ch)
+            threaded = await stub.Thread(conversations_pb2.ThreadRequest(messages=[message]))
+            cid = threaded.results[0].conversation_id
+            await redis.set(keys.message_index(message.message_id), "cv-lost-to-a-failover")
+            await stub.RecordOutcomes(
+                conversations_pb2.RecordOutcomesRequest(
+                    outcomes=[
+                        conversations_pb2.Outcome(
+                            conversation_id=cid,
+                            message_id=message.message_id,
+                            routing=common_pb2.RoutingDecision(action=common_pb2.ROUTE_ACTION_QUEUED),
+                        )
+                    ]
+                )
+            )
+        assert await redis.get(keys.message_index(message.message_id)) == cid.encode()
+        recorded = await event_counts(redis, keys, "conversation.state_changed")
+        assert recorded[message.message_id] >= 1
+    finally:
+        await suite.stop()
+        await drop_namespace(redis, settings.key_prefix)

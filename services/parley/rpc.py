@@ -20,7 +20,13 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 from grpc_status import rpc_status
-from redis.exceptions import ClusterDownError, OutOfMemoryError, RedisClusterException, TryAgainError
+from redis.exceptions import (
+    ClusterDownError,
+    OutOfMemoryError,
+    ReadOnlyError,
+    RedisClusterException,
+    TryAgainError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -45,6 +51,11 @@ STORE_UNAVAILABLE = (
     TryAgainError,
     RedisClusterException,
 )
+
+# What a Redis outage or failover looks like to a client, for loops and start-up that ride it out: the above
+# (BusyLoadingError, Redis still loading its data, is a ConnectionError; MasterDownError a ClusterDownError),
+# and ReadOnlyError from a master just demoted to a replica.
+REDIS_OUTAGES = (*STORE_UNAVAILABLE, ReadOnlyError)
 
 
 class InvalidArgument(Exception):

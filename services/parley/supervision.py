@@ -7,18 +7,42 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from grpc_health.v1 import health_pb2
 
 from parley.config import Settings
-from parley.rpc import RunningServer, stop_background
+from parley.rpc import REDIS_OUTAGES, RunningServer, stop_background
 from parley.store import connect
 
 log = logging.getLogger(__name__)
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+
+_Result = TypeVar("_Result")
+
+
+async def once_redis_is_ready(
+    step: Callable[[], Awaitable[_Result]],
+    what: str,
+    first_delay: float = 0.1,
+    longest_delay: float = 5.0,
+) -> _Result:
+    """Run a start-up `step` that needs Redis, again with backoff for as long as Redis is unreachable, still
+    loading its data (LOADING) or failing over, so a service started before Redis is ready waits for it
+    instead of exiting. Any other error is raised at once."""
+    delay = first_delay
+    while True:
+        try:
+            return await step()
+        except REDIS_OUTAGES as error:
+            log.warning(
+                "%s waits for Redis (%s: %s); trying again in %.1fs", what, type(error).__name__, error, delay
+            )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, longest_delay)
 
 
 async def redis_health(

@@ -212,3 +212,85 @@ async def test_a_batch_too_large_for_one_call_is_split_and_an_oversized_message_
 async def _done(log: InboundLog, redis: Redis, keys: Keys, wanted: set[str]) -> bool:
     processed = set(await event_counts(redis, keys, "message.processed"))
     return wanted <= processed and len(await log.dead_letters()) == 1
+
+
+@pytest.mark.parametrize("index_left", [None, "cv-lost-to-a-failover"])
+async def test_a_placement_lost_to_a_failover_is_threaded_again_not_dead_lettered(
+    settings: Settings, redis: Redis, index_left: str | None
+) -> None:
+    # A Redis Cluster master killed before it replicated Thread's writes loses them: here the message's
+    # index (message id -> conversation, its own slot) vanishes between the thread and record stages, or
+    # names a conversation whose own writes (another slot) were the ones lost.
+    keys = Keys(settings.key_prefix)
+    suite = await InProcessSuite.start(settings, workers=0)
+    log = InboundLog(suite.settings, redis, keys)
+    [message] = [m for m in read_twcs(DEMO_FILE) if m.direction == common_pb2.DIRECTION_INBOUND][:1]
+    message.message_id = message_id(message.channel, message.platform_message_id)
+    lost: list[str] = []
+
+    async def lose_placement_once(stage: str) -> None:
+        if stage == "route" and not lost:
+            lost.append(message.message_id)
+            assert await redis.delete(keys.message_index(message.message_id)) == 1
+            if index_left:
+                await redis.set(keys.message_index(message.message_id), index_left)
+
+    peers = Peers.connect(suite.settings)
+    worker = PipelineWorker(suite.settings, log, peers, "w1", lose_placement_once)
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    try:
+        await log.append([message])
+
+        async def settled() -> bool:
+            processed = await event_counts(redis, keys, "message.processed")
+            return message.message_id in processed or bool(await log.dead_letters())
+
+        await until(settled)
+        assert lost, "the placement was never removed"
+        assert await log.dead_letters() == []
+        assert await redis.get(keys.message_index(message.message_id)), "the message was not placed again"
+        recorded = await event_counts(redis, keys, "conversation.state_changed")
+        assert recorded[message.message_id] >= 1, "the message's outcome was never recorded"
+        assert await log.pending_count() == 0
+    finally:
+        stop.set()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(task, 10)
+        await peers.close()
+        await suite.stop()
+        await drop_namespace(redis, settings.key_prefix)
+
+
+async def test_an_index_naming_a_conversation_lost_to_a_failover_does_not_refuse_the_outcome(
+    settings: Settings, redis: Redis
+) -> None:
+    # Seen in `parley chaos --cluster`: the conversation holds the message, but the message's index (its own
+    # slot) names a conversation of which no key survived a failover; threading again keeps that index.
+    keys = Keys(settings.key_prefix)
+    suite = await InProcessSuite.start(settings, workers=0)
+    try:
+        [message] = [m for m in read_twcs(DEMO_FILE) if m.direction == common_pb2.DIRECTION_INBOUND][:1]
+        message.message_id = message_id(message.channel, message.platform_message_id)
+        async with channel(suite.settings, suite.address("conversations")) as ch:
+            stub = conversations_pb2_grpc.ConversationsServiceStub(ch)
+            threaded = await stub.Thread(conversations_pb2.ThreadRequest(messages=[message]))
+            cid = threaded.results[0].conversation_id
+            await redis.set(keys.message_index(message.message_id), "cv-lost-to-a-failover")
+            await stub.RecordOutcomes(
+                conversations_pb2.RecordOutcomesRequest(
+                    outcomes=[
+                        conversations_pb2.Outcome(
+                            conversation_id=cid,
+                            message_id=message.message_id,
+                            routing=common_pb2.RoutingDecision(action=common_pb2.ROUTE_ACTION_QUEUED),
+                        )
+                    ]
+                )
+            )
+        assert await redis.get(keys.message_index(message.message_id)) == cid.encode()
+        recorded = await event_counts(redis, keys, "conversation.state_changed")
+        assert recorded[message.message_id] >= 1
+    finally:
+        await suite.stop()
+        await drop_namespace(redis, settings.key_prefix)

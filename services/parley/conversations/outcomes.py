@@ -66,6 +66,8 @@ class Outcomes:
                 pipe.hmget(k.meta(o.conversation_id), ["channel", "merged_into"])
                 pipe.get(k.message_index(o.message_id))
             checks = await pipe.execute()
+        owners = [as_text(checks[2 * i + 1]) for i in range(len(outcomes))]
+        stale = await self._stale_placements(outcomes, owners)
         violations = []
         resolved = []
         for i, o in enumerate(outcomes):
@@ -77,7 +79,7 @@ class Outcomes:
                 o = Outcome()
                 o.CopyFrom(outcomes[i])
                 o.conversation_id = owner
-            elif owner != o.conversation_id:
+            elif owner != o.conversation_id and i not in stale:
                 violations.append(
                     (
                         f"outcomes[{i}].message_id",
@@ -88,6 +90,34 @@ class Outcomes:
         if violations:
             raise InvalidArgument(violations)
         return resolved
+
+    async def _stale_placements(self, outcomes: Sequence[Outcome], owners: list[str]) -> set[int]:
+        """The outcomes whose message index (its own hash slot) is missing or names a conversation that does
+        not exist, while the conversation named holds the message: a Redis Cluster failover lost the writes
+        of one slot that were not replicated yet. The index is set to the conversation holding the message."""
+        k = self.keys
+        suspect = [i for i, o in enumerate(outcomes) if owners[i] != o.conversation_id]
+        if not suspect:
+            return set()
+        async with lua.pipeline(self.redis) as pipe:
+            for i in suspect:
+                o = outcomes[i]
+                pipe.zscore(k.messages(o.conversation_id), o.message_id)
+                pipe.exists(
+                    k.meta(owners[i] or o.conversation_id), k.messages(owners[i] or o.conversation_id)
+                )
+            found = await pipe.execute()
+        stale = set()
+        for n, i in enumerate(suspect):
+            held, owner_exists = found[2 * n], found[2 * n + 1]
+            if held is not None and (not owners[i] or not owner_exists):
+                stale.add(i)
+        if stale:
+            async with lua.pipeline(self.redis) as pipe:
+                for i in stale:
+                    pipe.set(k.message_index(outcomes[i].message_id), outcomes[i].conversation_id)
+                await pipe.execute()
+        return stale
 
     async def _publish(self, cids: list[str], replies: list[list[bytes]]) -> None:
         """List the conversations outcome.lua updated (a held one stays unlisted), publish their state

@@ -9,6 +9,7 @@ from collections.abc import Awaitable
 from parley import rpc, store
 from parley.clock import Clock, SystemClock
 from parley.config import Settings
+from parley.supervision import once_redis_is_ready
 from parley.v1 import conversations_pb2, conversations_pb2_grpc, dispatch_pb2, dispatch_pb2_grpc
 
 from .core import Conversations
@@ -37,6 +38,9 @@ async def create_server(settings: Settings, address: str, clock: Clock | None = 
         return call
 
     try:
+        # The group exists before the server answers, so no event published after start-up is missed; Redis
+        # may still be loading its data (or not up yet): the server waits for it rather than exit.
+        await once_redis_is_ready(lambda: ensure_group(redis, core.keys.keys), "conversations start-up")
         running = await rpc.start_server(
             settings,
             address,
@@ -52,8 +56,6 @@ async def create_server(settings: Settings, address: str, clock: Clock | None = 
         await dispatch.close()
         await redis.aclose()
         raise
-    # The group exists before the server answers, so no event published after start-up is missed.
-    await ensure_group(redis, core.keys.keys)
     tasks = [
         asyncio.create_task(run_follower(core, settings)),
         asyncio.create_task(run_sweeper(core, settings)),

@@ -37,7 +37,7 @@ from parley.dispatch.outbox import GROUP, DispatchKeys, RedisPartProgress
 from parley.dispatch.validation import validate_replies
 from parley.messages import CHANNEL_NAMES
 from parley.pipeline.consumer import ConsumerOptions, StreamConsumer, StreamEntry
-from parley.rpc import InvalidArgument, NotFound
+from parley.rpc import REDIS_OUTAGES, InvalidArgument, NotFound
 from parley.store import Keys, Redis
 from parley.v1 import dispatch_pb2
 
@@ -265,7 +265,14 @@ class Dispatcher:
         while not self._stopping.is_set():
             try:
                 handled = await self.deliver_once()
-            except Exception:  # Redis down, a bad entry: the loop must outlive it; entries stay pending
+            except REDIS_OUTAGES as error:  # expected during a failover and passes: one line, no traceback
+                log.warning(
+                    "dispatch: delivery round failed, Redis unavailable: %s: %s; trying again",
+                    type(error).__name__,
+                    error,
+                )
+                handled = 0
+            except Exception:  # a bad entry, a bug: the loop must outlive it; entries stay pending
                 log.exception("dispatch: delivery round failed; trying again")
                 handled = 0
             if handled == 0:

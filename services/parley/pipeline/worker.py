@@ -24,7 +24,7 @@ from parley.config import Settings
 from parley.events import EventRecord
 from parley.ingestion.inbound_log import InboundLog, LogEntry
 from parley.pipeline.consumer import StreamEntry
-from parley.rpc import channel
+from parley.rpc import channel, field_violations
 from parley.telemetry import metrics, tracing
 from parley.v1 import (
     classifier_pb2,
@@ -73,6 +73,33 @@ class Peers:
 
 
 SERVICES_CALLED = ("conversations", "classifier", "router", "dispatch")
+
+# How many times one batch is threaded again after its placements were found lost (see `placement_lost`).
+RETHREADS = 3
+
+
+def placement_lost(error: grpc.aio.AioRpcError) -> bool:
+    """Whether RecordOutcomes refused the batch because a message is not (or no longer) in the conversation
+    Thread placed it in, or that conversation is gone. Redis Cluster replicates asynchronously: a master
+    that fails over loses the writes it had not yet passed on, so a placement Thread was told is stored can
+    vanish before the record stage. Thread is idempotent by message id and places such a message again."""
+    if error.code() == grpc.StatusCode.NOT_FOUND:
+        return True
+    if error.code() != grpc.StatusCode.INVALID_ARGUMENT:
+        return False
+    violations = field_violations(error)
+    return bool(violations) and all(
+        field.endswith(".message_id") and " is not in conversation " in description
+        for field, description in violations
+    )
+
+
+class PlacementLost(Exception):
+    """The record stage found a placement of the batch lost; the batch is threaded again."""
+
+    def __init__(self, error: grpc.aio.AioRpcError) -> None:
+        super().__init__(error.details())
+        self.error = error
 
 
 def bot_reply_for(
@@ -142,12 +169,41 @@ class PipelineWorker:
 
     async def process(self, entries: Sequence[LogEntry]) -> None:
         """Run one batch through every stage (the consumer acks it after)."""
-        timeout = self.settings.rpc_timeout_seconds
         # Entries come partition by partition; every stage sees them in the order they were sent, so a
         # follow-up is never routed before the message it follows.
         messages = sorted(
             (entry.message for entry in entries), key=lambda m: (m.sent_at.seconds, m.sent_at.nanos)
         )
+        for attempt in range(RETHREADS + 1):
+            try:
+                threaded = await self._through_stages(messages)
+                break
+            except PlacementLost as lost:
+                if attempt == RETHREADS:
+                    raise lost.error from None  # still lost: refused like any other answer
+                log.warning(
+                    "record found %d message(s) no longer placed (a Redis failover?): threading the batch "
+                    "again (%d of %d)",
+                    len(messages),
+                    attempt + 1,
+                    RETHREADS,
+                )
+
+        # "Done" for whoever follows the events (replay waits for it); at-least-once, like every stage.
+        finished = [
+            EventRecord("message.processed", result.conversation_id, message.message_id, time.time())
+            for message, result in zip(messages, threaded.results, strict=True)
+        ]
+        await events.publish(self.inbound.redis, self.inbound.keys, finished, self.settings.events_maxlen)
+        self.current_stage = ""
+        self.processed += len(entries)
+
+    async def _through_stages(
+        self, messages: Sequence[common_pb2.InboundMessage]
+    ) -> conversations_pb2.ThreadResponse:
+        """Thread, classify, route, send and record `messages`; PlacementLost when the record stage finds a
+        placement that Thread made lost since."""
+        timeout = self.settings.rpc_timeout_seconds
         self.current_stage = "thread"
         threaded = await self.peers.conversations.Thread(
             conversations_pb2.ThreadRequest(messages=messages), timeout=timeout
@@ -210,32 +266,30 @@ class PipelineWorker:
                 await self._stage("dispatch", len(replies))
 
             self.current_stage = "record"
-            await self.peers.conversations.RecordOutcomes(
-                conversations_pb2.RecordOutcomesRequest(
-                    outcomes=[
-                        conversations_pb2.Outcome(
-                            conversation_id=result.conversation_id,
-                            message_id=message.message_id,
-                            triage=triage,
-                            routing=decision,
-                        )
-                        for (message, result), triage, decision in zip(
-                            inbound, classified.results, routed.decisions, strict=True
-                        )
-                    ]
-                ),
-                timeout=timeout,
-            )
+            try:
+                await self.peers.conversations.RecordOutcomes(
+                    conversations_pb2.RecordOutcomesRequest(
+                        outcomes=[
+                            conversations_pb2.Outcome(
+                                conversation_id=result.conversation_id,
+                                message_id=message.message_id,
+                                triage=triage,
+                                routing=decision,
+                            )
+                            for (message, result), triage, decision in zip(
+                                inbound, classified.results, routed.decisions, strict=True
+                            )
+                        ]
+                    ),
+                    timeout=timeout,
+                )
+            except grpc.aio.AioRpcError as error:
+                if placement_lost(error):
+                    raise PlacementLost(error) from error
+                raise
             await self._stage("record", len(inbound))
 
-        # "Done" for whoever follows the events (replay waits for it); at-least-once, like every stage.
-        finished = [
-            EventRecord("message.processed", result.conversation_id, message.message_id, time.time())
-            for message, result in zip(messages, threaded.results, strict=True)
-        ]
-        await events.publish(self.inbound.redis, self.inbound.keys, finished, self.settings.events_maxlen)
-        self.current_stage = ""
-        self.processed += len(entries)
+        return threaded
 
     async def _stage(self, name: str, messages: int) -> None:
         metrics.PIPELINE_MESSAGES.labels(name).inc(messages)

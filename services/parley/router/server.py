@@ -16,7 +16,7 @@ from parley.router.core import Router
 from parley.router.merges import Merges, run_follower
 from parley.router.policy import load_policy
 from parley.router.servicer import RouterServicer
-from parley.rpc import RunningServer, start_server, stop_background
+from parley.rpc import REDIS_OUTAGES, RunningServer, start_server, stop_background
 from parley.v1 import router_pb2_grpc
 
 SERVICE_NAME = "parley.v1.RouterService"
@@ -25,10 +25,13 @@ log = logging.getLogger(__name__)
 
 
 async def run_loop(router: Router, interval: float, stopping: asyncio.Event) -> None:
-    """Tick until `stopping` is set; a failed step is logged and the next one runs as usual."""
+    """Tick until `stopping` is set; a failed step is logged and the next one runs as usual (a Redis outage
+    or failover in one line: it is expected and passes; anything else with its traceback)."""
     while not stopping.is_set():
         try:
             await router.tick()
+        except REDIS_OUTAGES as error:
+            log.warning("router loop step failed, Redis unavailable: %s: %s", type(error).__name__, error)
         except Exception:
             log.exception("router loop step failed")
         with contextlib.suppress(TimeoutError):

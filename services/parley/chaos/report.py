@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from parley import events
-from parley.chaos.router_state import RouterEffects, router_effects
+from parley.chaos.router_state import COUNTS, RouterEffects, router_clean, router_effects
 from parley.config import Settings
 from parley.dispatch.outbox import DispatchKeys
 from parley.ingestion.inbound_log import InboundLog
@@ -72,28 +72,10 @@ class Report:
 
     @property
     def router_clean(self) -> bool:
-        return not (
-            self.duplicate_queue_entries
-            + self.queued_while_assigned
-            + self.duplicate_assignments
-            + self.duplicate_assignments_in_feeds
-            + self.leaked_capacity
-            + self.unrecorded_assignments
-            + self.claims_in_flight
-        )
+        return router_clean(self)
 
     def take_router_effects(self, effects: RouterEffects) -> None:
-        for name in (
-            "assignments",
-            "duplicate_queue_entries",
-            "queued_while_assigned",
-            "duplicate_assignments",
-            "duplicate_assignments_in_feeds",
-            "leaked_capacity",
-            "reservations_left",
-            "unrecorded_assignments",
-            "claims_in_flight",
-        ):
+        for name in COUNTS:
             setattr(self, name, getattr(effects, name))
         self.router_examples = effects.examples
 

@@ -62,6 +62,26 @@ async def test_a_thread_racing_a_merge_never_writes_into_the_merged_record(
     assert await redis.exists(*core.keys.parts(held)) == 0
 
 
+async def test_a_reply_claimed_by_a_killed_worker_before_a_merge_is_indexed_where_it_went(
+    settings: Settings, redis: Redis, keys: Keys
+) -> None:
+    # A reply waits for its parent in a held conversation. A worker claims a second reply for the held
+    # conversation and is killed before writing it; the parent arrives and the held conversation merges into
+    # the parent's; then the killed worker's batch is threaded again.
+    core = Conversations(settings, redis, keys, ManualClock(T0))
+    await core.thread([msg("e0", author="u0", reply_to="p", at=10)])
+    held = conversation_id_for("x:e0")
+    late = msg("l0", author="v0", reply_to="e0", at=30)
+    await redis.set(core.keys.message_index(late.message_id), held)  # the killed worker's claim
+    await core.thread([msg("p", at=0)])
+
+    [result] = await core.thread([late])
+
+    parent = conversation_id_for("x:p")
+    assert result.conversation_id == parent
+    assert (await redis.get(core.keys.message_index(late.message_id))).decode() == parent
+
+
 class EverChanging(Merges):
     """Every merge pass finds one of the two conversations changed under it (a busy pair of workers)."""
 

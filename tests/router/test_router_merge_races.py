@@ -78,12 +78,18 @@ async def trial(router: Router, redis, clock, n: int, turns: int, merge_first: b
         assert (await router.route([make_item(merged, f"x:{merged}", "praise")]))[0].agent_id == "ann"
         await router.set_presence("bob", "online", [TEAM], capacity=1000)
         routed = into
+    elif case == "route_unrouted_survivor_while_merged_waits":
+        # The merged conversation waits in first_line; the surviving one is routed for the first time, to
+        # another team, while the merge moves the waiting entry onto it.
+        await router.route([make_item(merged, f"x:{merged}", "praise")])
+        routed = into
     else:  # both waiting: nobody online
         await router.route([make_item(into, f"x:{into}", "praise")])
         routed = merged
+    late = make_item(routed, f"x:{routed}:late", "complaint", topic="orders_delivery")
 
     def route() -> Awaitable[Any]:
-        return until_done(lambda: router.route([make_item(routed, f"x:{routed}:late", "complaint")]))
+        return until_done(lambda: router.route([late]))
 
     def merge() -> Awaitable[Any]:
         return until_done(lambda: merges.apply(merged, into))
@@ -105,6 +111,7 @@ async def trial(router: Router, redis, clock, n: int, turns: int, merge_first: b
         "route_merged_while_survivor_assigned",
         "route_survivor_while_merged_assigned",
         "both_waiting",
+        "route_unrouted_survivor_while_merged_waits",
     ],
 )
 async def test_a_merge_and_a_route_in_flight_leave_one_place(router: Router, redis, clock, case, merge_first):

@@ -253,6 +253,24 @@ async def test_a_crash_between_waiting_steps_leaves_one_entry(router: Router, re
     assert event["attrs"]["action"] == "joined_queue"
 
 
+@pytest.mark.parametrize("step", ["write_survivor", "remove_waiting", "finish"])
+async def test_a_crash_while_moving_a_waiting_entry_to_a_survivor_never_routed(router: Router, redis, step):
+    k = router.k
+    reply = await route(router, "held", topic="refunds")
+    crashing = Merges(router)
+    crash_after(crashing, step)
+    with pytest.raises(Crash):
+        await crashing.apply("held", "parent")
+
+    await Merges(router).apply("held", "parent")  # the event is delivered again
+
+    assert await queued_members(redis, k, "billing") == {"parent": reply.priority}
+    survivor = await state(redis, k, "parent")
+    assert (survivor["state"], survivor["team"]) == ("queued", "billing")
+    assert "merge_entry" not in survivor
+    assert (await state(redis, k, "held"))["merged_into"] == "parent"
+
+
 @pytest.mark.parametrize("step", ["before:swap", "swap", "write_survivor", "finish"])
 async def test_a_crash_between_agent_steps_counts_the_load_once(router: Router, redis, keys, step):
     k = router.k

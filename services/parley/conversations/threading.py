@@ -336,12 +336,14 @@ def settle(plan: Plan, snapshot: Snapshot, claims: Claims) -> None:
 
 
 def follow(plan: Plan, into: Mapping[str, str]) -> None:
-    """Move the placements of each conversation in `into` to where it went (a race lost, a merge)."""
+    """Move the placements of each conversation in `into` to where it went (a race lost, a merge). The
+    message index moves too: of a message this call claimed, and of one threaded before whose index still
+    names the old conversation (a worker killed between its claim and its write, the merge in between)."""
     for p in plan.placed.values():
         target = into.get(p.conversation_id)
         if target:
             p.conversation_id, p.new_conversation = target, False
-            if p.claimed:
+            if p.claimed or p.existing:
                 plan.overwrite.append(p)
 
 

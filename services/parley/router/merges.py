@@ -31,6 +31,8 @@ PENDING_PAUSE = 0.005
 
 log = logging.getLogger(__name__)
 
+# Set on the surviving conversation's state between its state write and its queue entry (see `_fold_waiting`).
+ENTRY_MARK = "merge_entry"
 # Routing fields the surviving conversation takes over when it had no routing of its own.
 CARRIED = ("team", "tier", "priority", "sla_due", "enqueued_at", "topic", "language")
 
@@ -178,8 +180,9 @@ class Merges:
             why="the bot already answered in it" if bot else "nothing to move",
         )
 
-    async def _requeue_taken(self, dst: dict[str, str], into: str) -> None:
-        """Put back the surviving conversation's queue entry, taken by a move that could not finish."""
+    async def _restore_entry(self, dst: dict[str, str], into: str) -> None:
+        """Put back the surviving conversation's queue entry: taken by a move that could not finish, or not
+        yet written by a pass that died."""
         await self.router.queues.enqueue_on(
             self.redis,
             dst["team"],
@@ -196,6 +199,10 @@ class Merges:
         d, version = dst.get("state", ""), dst.get("version", "0")
         team = src["team"]
         priority, due, since = src["priority"], src["sla_due"], src["enqueued_at"]
+        if d == "queued" and dst.get(ENTRY_MARK) == merged:
+            # An earlier pass of this merge wrote the surviving state and died before its queue entry.
+            await self._restore_entry(dst, into)
+            await self.redis.hdel(self.k.state(into), ENTRY_MARK)
         if d == "queued":
             if not await self.join(keys=self._queue_keys(dst["team"]), args=[into, priority, since, due]):
                 raise _Replan  # taken by an agent meanwhile: it is assigned now, or about to be
@@ -222,12 +229,16 @@ class Merges:
                 team=dst["team"],
                 why=(f"its queue entry in {team} left: agent {dst['agent']} already has {into}"),
             )
-        # The surviving conversation had no waiting entry: the merged one's entry becomes its.
-        await self.router.queues.enqueue_on(self.redis, team, into, float(priority), float(since), float(due))
+        # The surviving conversation had no waiting entry: the merged one's entry becomes its. Its state is
+        # written first (refused if a Route changed it since it was read), with a mark naming this merge, and
+        # only then the queue entry: an entry written first would stay behind, beside the one a concurrent
+        # Route gives it in another team's queue, when the state write is refused. A pass that dies between
+        # the two leaves the mark, and the next pass writes the entry (above).
         fields = {name: src[name] for name in CARRIED if name in src}
-        await self.write_survivor(
-            into, {**carry, **fields, "state": "queued", "agent": ""}, priority, due, since, version
-        )
+        state = {**carry, **fields, "state": "queued", "agent": "", ENTRY_MARK: merged}
+        await self.write_survivor(into, state, priority, due, since, version)
+        await self.router.queues.enqueue_on(self.redis, team, into, float(priority), float(since), float(due))
+        await self.redis.hdel(self.k.state(into), ENTRY_MARK)
         await self.remove_waiting(team, merged)
         return MergeOutcome(
             merged, into, "moved_queue", team=team, why=f"its queue entry in {team} moved to {into}"
@@ -310,7 +321,7 @@ class Merges:
             written = str(await self.write_survivor(into, state, *self._times(src), version))
         except _Replan:
             if took:
-                await self._requeue_taken(dst, into)
+                await self._restore_entry(dst, into)
             raise
         moved = await self.swap(
             keys=[self.k.active(agent), self.k.feed(agent)],
@@ -325,7 +336,7 @@ class Merges:
         if moved == -1:  # the agent let go of the merged conversation meanwhile: as it was
             await self.write_survivor(into, {name: dst.get(name, "") for name in state}, "", "", "", written)
             if took:
-                await self._requeue_taken(dst, into)
+                await self._restore_entry(dst, into)
             raise _Replan
         return MergeOutcome(
             merged,

@@ -13,8 +13,9 @@ from parley.router.common import RESERVING
 from parley.router.core import Router
 from parley.router.keys import RouterKeys
 from parley.router.merges import MergeDeferred, Merges
-from parley.rpc import FailedPrecondition
+from parley.rpc import Aborted, FailedPrecondition
 from parley.store import Keys, Redis
+from parley.v1 import common_pb2
 
 
 class Crash(Exception):
@@ -122,6 +123,48 @@ async def test_the_loop_finishes_a_desk_action_nobody_retried(
     await assert_finished_once(router, redis, keys, action)
     assert tick["desk_finished"] == 1
     assert (await router.tick())["desk_finished"] == 0
+
+
+async def test_a_route_waits_for_a_desk_action_and_decides_against_what_it_leaves(
+    router: Router, redis, keys, clock, monkeypatch
+):
+    await assigned_to_ann(router)
+    await crash_between_steps(router, monkeypatch, "resolve")
+    late = make_item("c1", "x:c1:late", "complaint", topic="billing")
+    with pytest.raises(Aborted):  # not appended to ann, who is letting it go: the pipeline retries it
+        await router.route([late])
+    assert await redis.get(router.k.decision("c1", "x:c1:late")) is None
+    clock.advance(router.settings.claim_idle_ms / 1000)
+    await router.tick()  # the dead router's resolve is finished
+
+    [decision] = await router.route([late])
+
+    # A resolved conversation is routed anew (ann's freed capacity takes it), not appended to what it was.
+    assert (decision.action, decision.agent_id) == (common_pb2.ROUTE_ACTION_ASSIGNED, "ann")
+    assert len(await events_of(redis, keys, "conversation.resolved")) == 1
+
+
+async def test_an_offline_requeue_cut_short_is_finished_by_the_loop(
+    router: Router, redis, keys, clock, monkeypatch
+):
+    await assigned_to_ann(router)
+    await router.set_presence("ann", "offline")
+    clock.advance(router.policy.presence.offline_grace_seconds + 1)
+    with monkeypatch.context() as patch:
+        patch.setattr(desk_module, "add_to_pipeline", die_now)  # dies after c1 left ann, before its queue
+        with pytest.raises(Crash):
+            await router.tick()
+    assert await redis.smembers(router.k.active("ann")) == set()
+    clock.advance(router.settings.claim_idle_ms / 1000)
+
+    assert (await router.tick())["desk_finished"] == 1
+
+    state = {f.decode(): v.decode() for f, v in (await redis.hgetall(router.k.state("c1"))).items()}
+    assert (state["state"], state["team"], state["agent"]) == ("queued", "billing", "")
+    assert await redis.zscore(router.k.queue("billing"), "c1") is not None
+    [event] = await events_of(redis, keys, "conversation.requeued")
+    assert event["attrs"]["agent_id"] == "ann"
+    assert (await router.tick())["requeued_offline"] == 0
 
 
 def fence_then_die(merges: Merges) -> None:

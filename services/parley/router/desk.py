@@ -159,6 +159,8 @@ class Desk(Part):
             result = await self._decline_marked(cid, marked, args)
         elif action == "transfer":
             result = await self._transfer_marked(cid, marked, args)
+        elif action == "requeue":
+            result = await self._requeue_marked(cid, marked, args)
         else:
             result = await self._escalate_marked(cid, marked, args)
         await self.scripts.unlist(keys=[self.k.leaving()], args=[cid, marked["leaving_since"]])
@@ -305,6 +307,31 @@ class Desk(Part):
         )
         await self.assignments.hand_held(agent_id)  # the freed room goes to a conversation waiting for them
         return marked["team"]
+
+    async def requeue_offline(self, agent_id: str, conversation_id: str, grace: float) -> str:
+        """An agent offline beyond the grace period loses the conversation: back in its team's queue with the
+        priority, enqueue time and deadline it had. A desk action like the others (marked first), so a router
+        that dies half-way never leaves it with nobody and in no queue."""
+
+        def check(state: dict[str, str]) -> Mapping[str, Any]:
+            if state["state"] != "assigned" or state.get("agent") != agent_id:
+                raise FailedPrecondition(f"conversation {conversation_id} is not with agent {agent_id}")
+            return {"reason": f"agent offline for more than {grace:g}s"}
+
+        team: str = await self._begin(
+            conversation_id, "requeue", check, lambda state: state["leaving_agent"] == agent_id
+        )
+        return team
+
+    async def _requeue_marked(self, cid: str, marked: dict[str, str], args: dict[str, Any]) -> str:
+        agent_id, team = marked["leaving_agent"], marked["team"]
+        withdraw = f"{args['reason']}: back in the {team} queue"
+        await self._let_go(cid, marked, args["from"], withdraw=withdraw)
+        attrs = {"team": team, "agent_id": agent_id, "reason": args["reason"]}
+        event = EventRecord("conversation.requeued", cid, "", self.clock.now(), attrs)
+        priority, due = float(marked["priority"]), float(marked["sla_due"])
+        await self._requeue(cid, marked, team, priority, due, event, mark=marked["leaving_token"])
+        return team
 
     async def transfer(
         self, conversation_id: str, to_team: str = "", to_agent_id: str = "", reason: str = ""

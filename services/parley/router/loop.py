@@ -171,25 +171,10 @@ class Loop(Part):
                     if state.get("state") != "assigned" or state.get("agent") != agent_id:
                         await self.redis.srem(self.k.active(agent_id), cid)  # a stale entry
                         continue
-                    why = f"agent offline for more than {grace:g}s: back in the {state['team']} queue"
                     try:
-                        await self.desk._detach(cid, state, withdraw=why)
+                        await self.desk.requeue_offline(agent_id, cid, grace)
                     except FailedPrecondition:
-                        continue
-                    event = EventRecord(
-                        "conversation.requeued",
-                        cid,
-                        "",
-                        now,
-                        {
-                            "team": state["team"],
-                            "agent_id": agent_id,
-                            "reason": f"agent offline for more than {grace:g}s",
-                        },
-                    )
-                    await self.desk._requeue(
-                        cid, state, state["team"], float(state["priority"]), float(state["sla_due"]), event
-                    )
+                        continue  # moved meanwhile (resolved, transferred, another router requeued it)
                     requeued += 1
             await self.redis.zrem(self.k.offline(), agent_id)
         return requeued

@@ -3,6 +3,7 @@ the merged conversations a message is redirected from, and the effects a dead ro
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 from collections.abc import Mapping
@@ -30,6 +31,9 @@ from parley.v1 import common_pb2, router_pb2
 
 log = logging.getLogger("parley.router")
 
+# Seconds to wait, times the attempt, before deciding again the messages whose conversation was busy.
+RETRY_PAUSE = 0.005
+
 
 # (item index, state version read, decision, state fields it sets, audit entry)
 PlannedDecision = tuple[int, str, common_pb2.RoutingDecision, dict[str, Any], router_pb2.RoutingAudit]
@@ -44,6 +48,7 @@ class RouteBatch:
     plans: list[PlannedDecision] = dataclasses.field(default_factory=list)
     merged: list[int] = dataclasses.field(default_factory=list)
     to_apply: list[common_pb2.RoutingDecision] = dataclasses.field(default_factory=list)
+    busy: list[int] = dataclasses.field(default_factory=list)  # a desk action is moving their conversation
 
 
 class Routing(Part):
@@ -65,13 +70,15 @@ class Routing(Part):
         results: list[common_pb2.RoutingDecision | None] = [None] * len(items)
         items = list(items)
         pending = list(range(len(items)))
-        for _ in range(common.ROUTE_ATTEMPTS):
+        for attempt in range(common.ROUTE_ATTEMPTS):
             if not pending:
                 break
+            if attempt:
+                await asyncio.sleep(RETRY_PAUSE * attempt)  # a desk action or another Route is finishing
             now = self.clock.now()
             batch = self._plan_batch(items, pending, await self._read_batch(items, pending), now, results)
             outcomes = await self._store(items, batch.plans)
-            pending, fresh = [], []
+            pending, fresh = list(batch.busy), []
             for (i, _, decision, _, _), (code, payload) in zip(batch.plans, outcomes, strict=True):
                 if code == 0:
                     results[i] = decision
@@ -98,7 +105,9 @@ class Routing(Part):
                 for i, decision in queued.items():
                     results[i] = assigned.get(decision.message_id, decision)
         if pending:
-            raise Aborted("conversations kept changing while routing; retry")
+            raise Aborted(
+                "conversations kept changing, or a desk action kept moving them, while routing; retry"
+            )
         return [r for r in results if r is not None]
 
     async def _read_batch(self, items: list[router_pb2.RouteItem], pending: list[int]) -> list[Any]:
@@ -135,6 +144,9 @@ class Routing(Part):
             cid = items[i].conversation_id
             if cid not in batch.states and (raw_state.get(b"merged_into") or raw_state.get(b"merging_into")):
                 batch.merged.append(i)  # not decided before the merge: routed in the surviving conversation
+                continue
+            if cid not in batch.states and raw_state.get(b"leaving"):
+                batch.busy.append(i)  # decided once the desk action has left its final state
                 continue
             state = batch.states.setdefault(cid, decode_hash(raw_state))
             decision, fields, offset = decide(self.policy, items[i], state, now)

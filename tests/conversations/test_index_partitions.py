@@ -176,3 +176,20 @@ async def test_merged_index_reads_partitions_as_one_sorted_set(redis: Redis, key
     below = everything[31]
     assert below[0] == everything[30][0] or below[0] == everything[32][0]
     assert await MergedIndex(redis, partitions, below, chunk).take(100) == everything[32:]
+
+
+async def test_held_conversations_spread_over_the_partitions_and_the_sweep_opens_them_all(
+    settings: Settings, redis: Redis, clock: ManualClock
+) -> None:
+    core = core_with(settings, redis, clock, 4)
+    results = await core.thread([msg(f"r{i}", reply_to=f"never{i}", at=i) for i in range(40)])
+    assert all(r.held for r in results)
+    sizes = [await redis.zcard(key) for key in core.keys.held_partitions()]
+    assert sum(sizes) == 40 and max(sizes) < 40  # no one key holds every held conversation
+    for r in results:
+        assert await redis.zscore(core.keys.held(r.conversation_id), r.conversation_id) is not None
+    clock.advance(settings.conversations_held_timeout_seconds + 1)
+
+    assert await core.sweep_held() == 40
+
+    assert [await redis.zcard(key) for key in core.keys.held_partitions()] == [0, 0, 0, 0]

@@ -118,7 +118,7 @@ async def run_eval(
         ids = [m.message_id for m in messages]
         # Where each message is now, after every merge.
         cids = [as_text(v) for v in await redis.mget([core.keys.message_index(i) for i in ids])]
-        still = await redis.zcard(core.keys.held())
+        still = sum([await redis.zcard(key) for key in core.keys.held_partitions()])
     predicted = dict(zip(ids, cids, strict=True))
     truth = chain_truth(messages)
     return EvalReport(

@@ -142,7 +142,7 @@ class Eraser:
                 if meta.get("thread_key"):
                     doomed.append(meta["thread_key"])
                 pipe.delete(*doomed)
-                for index in (k.index_all(cid), k.index_opened(cid), k.held()):
+                for index in (k.index_all(cid), k.index_opened(cid), k.held(cid)):
                     pipe.zrem(index, cid)
                 pipe.zrem(k.index_channel(int(meta.get("channel") or 0), cid), cid)
                 pipe.zrem(k.index_state(int(meta.get("state") or 0), cid), cid)

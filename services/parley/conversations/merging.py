@@ -29,6 +29,9 @@ from .threading import Placement, owner_roles, sent_at
 AWAITING_TTL_SECONDS = 7 * 24 * 3600
 MERGE_ATTEMPTS = 8
 MERGE_HOPS = 8  # a merge chain is short
+SWEEP_BATCH = (
+    1000  # overdue held conversations opened per partition and sweep (the next sweep takes the rest)
+)
 STATE_NEW = conversations_pb2.CONVERSATION_STATE_NEW
 
 
@@ -121,7 +124,7 @@ class Merges:
             for index in (k.index_all(src), k.index_channel(channel, src), k.index_opened(src)):
                 pipe.zrem(index, src)
             pipe.zrem(k.index_state(int(meta.get("state") or 0), src), src)
-            pipe.zrem(k.held(), src)
+            pipe.zrem(k.held(src), src)
             if meta.get("owner_person"):
                 pipe.zrem(k.customers.profile_conversations(meta["owner_person"]), src)
             if not target[1]:  # a held target stays unlisted
@@ -136,7 +139,10 @@ class Merges:
         k = self.keys
         now = self.clock.now()
         cutoff = now - self.settings.conversations_held_timeout_seconds
-        cids = [as_text(c) for c in await self.redis.zrangebyscore(k.held(), "-inf", repr(cutoff))]
+        async with lua.pipeline(self.redis) as pipe:
+            for key in k.held_partitions():
+                pipe.zrangebyscore(key, "-inf", repr(cutoff), start=0, num=SWEEP_BATCH)
+            cids = [as_text(c) for found in await pipe.execute() for c in found]
         if not cids:
             return 0
         fields = ["held", "merged_into", "channel", "opened_at", "state"]
@@ -149,7 +155,7 @@ class Merges:
         async with lua.pipeline(self.redis) as pipe:
             for cid, row in zip(cids, rows, strict=True):
                 held, merged, channel, opened_at, state = (as_text(v) for v in row)
-                pipe.zrem(k.held(), cid)
+                pipe.zrem(k.held(cid), cid)
                 if not held or merged or not channel:
                     continue
                 released += 1

@@ -151,10 +151,6 @@ class ConversationKeys:
         # The parent's hash tag: registering a wait and claiming the parent are atomic with each other.
         return self.keys.namespaced("awaiting", f"{{{parent_message_id}}}")
 
-    def held(self) -> str:
-        """Sorted set: held conversation id by when it was held (the sweep opens the overdue ones)."""
-        return self.keys.namespaced("convheld")
-
     @property
     def customers(self) -> CustomerKeys:
         return CustomerKeys(self.keys)
@@ -180,6 +176,14 @@ class ConversationKeys:
 
     def index_opened(self, cid: str) -> str:
         return self._index(self.index_partition(cid), "opened")
+
+    def held(self, cid: str) -> str:
+        """Sorted set: held conversation id by when it was held (the sweep opens the overdue ones); in the
+        conversation's index partition, so replies to parents never received spread over the nodes."""
+        return self._index(self.index_partition(cid), "held")
+
+    def held_partitions(self) -> list[str]:
+        return [self._index(p, "held") for p in range(self.keys.index_partitions)]
 
     def listing_partitions(self, state: int = 0, channel: int = 0) -> list[str]:
         """The partitions of the listing index by updated time: of a state, else of a channel, else all."""

@@ -321,7 +321,7 @@ class Threader:
             self._profile_writes(pipe, p, cid, owner_person, now)
         if held or record.held:  # listed nowhere until its parent arrives or the sweep opens it
             if held:
-                pipe.zadd(k.held(), {cid: now}, nx=True)
+                pipe.zadd(k.held(cid), {cid: now}, nx=True)
             return
         # New messages move the conversation up the lists; a re-thread only restores a missing entry.
         touched = any(p.claimed for p in group)
@@ -360,7 +360,12 @@ class Threader:
         groups = plan.groups()
         async with lua.pipeline(self.redis) as pipe:
             for cid, into in refused.items():
-                for index in (k.held(), k.index_all(cid), k.index_opened(cid), k.index_state(STATE_NEW, cid)):
+                for index in (
+                    k.held(cid),
+                    k.index_all(cid),
+                    k.index_opened(cid),
+                    k.index_state(STATE_NEW, cid),
+                ):
                     pipe.zrem(index, cid)
                 for p in groups[cid]:
                     pipe.zrem(k.index_channel(p.message.channel, cid), cid)

@@ -11,13 +11,15 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import subprocess
 import sys
 import time
 import uuid
 from collections.abc import AsyncIterator
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import grpc
 
@@ -27,6 +29,9 @@ from parley.config import SERVICES, Settings
 from parley.messages import message_id
 from parley.rpc import channel
 from parley.v1 import common_pb2, ingestion_pb2, ingestion_pb2_grpc
+
+if TYPE_CHECKING:
+    from parley.suite import ChildProcessSuite
 
 ECHO_METHOD = "/parley.bench.Echo/Echo"
 
@@ -232,6 +237,37 @@ async def fixed_rate(
     }
 
 
+def process_cpu_seconds(pid: int) -> float | None:
+    """User plus system CPU seconds a process has used so far (Linux /proc; None elsewhere or once gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def cpu_seconds(suite: ChildProcessSuite, settings: Settings) -> dict[str, float]:
+    """CPU seconds used so far by each child process of the suite, by Redis (its INFO) and by this client.
+    Read before and after a run, it gives CPU per message, which other work on the machine barely moves
+    (unlike wall time)."""
+    from parley.store import connect
+
+    out = {}
+    for name, process in suite.processes.items():
+        used = process_cpu_seconds(process.pid)
+        if used is not None:
+            out[name] = used
+    redis = connect(settings)
+    try:
+        info = await redis.info("cpu")
+        out["redis"] = float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+    finally:
+        await redis.aclose()
+    times = os.times()
+    out["bench client"] = times.user + times.system
+    return out
+
+
 async def drop_namespace(settings: Settings) -> None:
     """Remove every key the benchmark wrote, so a shared Redis keeps nothing of it."""
     from parley.store import connect, drop_namespace
@@ -245,7 +281,7 @@ async def drop_namespace(settings: Settings) -> None:
 
 async def run_bench(
     settings: Settings, count: int, rate: float, duration: float, workers: int, progress: bool = True
-) -> dict[str, float]:
+) -> dict[str, Any]:
     from parley.suite import ChildProcessSuite
 
     def say(text: str) -> None:
@@ -268,7 +304,14 @@ async def run_bench(
             say("warm-up ...")
             await saturation(stub, watcher, 500)
             say(f"saturation: {count} messages ...")
-            result = await saturation(stub, watcher, count)
+            cpu_before = await cpu_seconds(suite, settings)
+            result: dict[str, Any] = await saturation(stub, watcher, count)
+            cpu_after = await cpu_seconds(suite, settings)
+            result["cpu_ms_per_message"] = {
+                name: round((cpu_after[name] - cpu_before[name]) * 1000 / count, 4)
+                for name in cpu_before
+                if name in cpu_after
+            }
             say(f"latency: {rate:.0f} msgs/s for {duration:.0f}s ...")
             result |= await fixed_rate(stub, watcher, rate, duration)
             watcher.stop()

@@ -438,7 +438,9 @@ def bench(
     table.add_column("measure")
     table.add_column("value", justify="right")
     for key, value in result.items():
-        table.add_row(key, f"{value:,.2f}" if isinstance(value, float) else str(value))
+        parts = value.items() if isinstance(value, dict) else [("", value)]
+        for part, v in parts:
+            table.add_row(f"{key} {part}".strip(), f"{v:,.2f}" if isinstance(v, float) else str(v))
     console.print(table)
 
 

@@ -60,8 +60,11 @@ async def start_service(name: str, settings: Settings, address: str | None = Non
     return running
 
 
-def ports_of(settings: Settings, process: str, worker_index: int = 0) -> list[tuple[str, str, int, str]]:
-    """The (what, host, port, setting) one process listens on: its gRPC port, webhooks, /metrics."""
+def ports_of(
+    settings: Settings, process: str, worker_index: int | None = None
+) -> list[tuple[str, str, int, str]]:
+    """The (what, host, port, setting) one process listens on: its gRPC port, webhooks, /metrics. A worker's
+    /metrics port follows its index (settings' own unless given)."""
     ports = []
     if process != WORKER:
         ports.append(

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
+from prometheus_client import REGISTRY
 
+from parley import events
 from parley.config import Settings
 from parley.console.server import FRAGMENT_HEADER, ConsoleServer, create_console
+from parley.store import keys_for
 from parley.suite import InProcessSuite, replace_ports
 
 
@@ -78,3 +82,40 @@ async def test_the_console_serves_its_own_metrics_by_route_never_by_id(console) 
     line = 'parley_console_requests_total{route="/conversations/{conversation_id}",status="404"}'
     assert line in text
     assert "cv-secret-id" not in text
+
+
+def watch_calls_ended() -> float:
+    labels = {
+        "grpc_type": "server_stream",
+        "grpc_service": "parley.v1.IngestionService",
+        "grpc_method": "WatchEvents",
+        "grpc_code": "CANCELLED",
+    }
+    return REGISTRY.get_sample_value("grpc_server_handled_total", labels) or 0.0
+
+
+async def test_the_console_follows_events_only_while_a_page_listens(console, redis) -> None:
+    suite, running = console
+    keys = keys_for(suite.settings)
+
+    async def publish() -> None:
+        await events.publish(redis, keys, [events.EventRecord("conversation.opened", "cv-1", "x:1", 1.0)])
+
+    await publish()
+    await asyncio.sleep(0.3)
+    assert not running.broadcaster.listened.is_set()  # no page open: no watch of the events
+    url = f"http://127.0.0.1:{running.port}/events"
+    async with aiohttp.ClientSession() as http, http.get(url) as reply:
+        assert (await reply.content.readline()).startswith(b": connected")
+        await asyncio.sleep(0.3)  # the watch starts from the newest event
+        await publish()
+        await reply.content.readline()  # the blank line ending the comment
+        assert await asyncio.wait_for(reply.content.readline(), 5) == b"data: changed\n"
+    ended = watch_calls_ended()
+    for _ in range(50):  # the page is gone: the next event ends the console's watch
+        await publish()
+        await asyncio.sleep(0.1)
+        if watch_calls_ended() > ended:
+            break
+    assert watch_calls_ended() == ended + 1
+    assert not running.broadcaster.listened.is_set()

@@ -56,9 +56,19 @@ class Broadcaster:
     client: ConsoleClient
     subscribers: set[asyncio.Event] = field(default_factory=set)
     task: asyncio.Task[None] | None = None
+    listened: asyncio.Event = field(default_factory=asyncio.Event)  # set while a page listens
 
     def start(self) -> None:
         self.task = asyncio.create_task(self._follow())
+
+    def subscribe(self, changed: asyncio.Event) -> None:
+        self.subscribers.add(changed)
+        self.listened.set()
+
+    def unsubscribe(self, changed: asyncio.Event) -> None:
+        self.subscribers.discard(changed)
+        if not self.subscribers:
+            self.listened.clear()
 
     async def stop(self) -> None:
         if self.task is not None:
@@ -67,14 +77,21 @@ class Broadcaster:
                 await self.task
 
     async def _follow(self) -> None:
+        """Follow the events only while a page listens: every event costs the ingestion service a read and
+        this process a decode, which no one needs while no page is open."""
         while True:
+            await self.listened.wait()
             try:
                 async for _ in self.client.watch():
                     for changed in self.subscribers:
                         changed.set()
+                    if not self.subscribers:
+                        break  # the last page closed
+                else:
+                    await asyncio.sleep(1.0)  # the stream ended (the ingestion service stopping)
             except grpc.aio.AioRpcError as error:
                 log.warning("event stream interrupted (%s); following again in 1 s", error.code().name)
-            await asyncio.sleep(1.0)  # the stream ended (the ingestion service stopping): follow it again
+                await asyncio.sleep(1.0)
 
 
 BROADCASTER = web.AppKey("broadcaster", Broadcaster)
@@ -155,7 +172,7 @@ async def events(request: web.Request) -> web.StreamResponse:
     await response.prepare(request)
     broadcaster = request.app[BROADCASTER]
     changed = asyncio.Event()
-    broadcaster.subscribers.add(changed)
+    broadcaster.subscribe(changed)
     try:
         await response.write(b": connected\n\n")
         while True:
@@ -170,7 +187,7 @@ async def events(request: web.Request) -> web.StreamResponse:
     except (ConnectionResetError, asyncio.CancelledError):
         pass
     finally:
-        broadcaster.subscribers.discard(changed)
+        broadcaster.unsubscribe(changed)
     return response
 
 

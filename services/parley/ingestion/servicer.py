@@ -37,6 +37,8 @@ from parley.v1 import common_pb2, ingestion_pb2, ingestion_pb2_grpc
 
 # The most events one read of WatchEvents takes from one partition.
 WATCH_BATCH = 100
+# How long a caught-up watch lets new events gather before it reads again.
+WATCH_GATHER_SECONDS = 0.005
 DEFAULT_DEAD_LETTER_LIMIT = 100
 START_ID_METADATA = "parley-start-id"
 _EVENT_ID = re.compile(r"\d+(-\d+){0,2}")
@@ -124,6 +126,9 @@ class IngestionService(ingestion_pb2_grpc.IngestionServiceServicer):
         context: WatchContext,
     ) -> AsyncIterator[ingestion_pb2.WatchEventsResponse]:
         types = set(request.types)
+        # The type is compared as stored (its enum number) before anything is decoded: a watch of a few
+        # types never decodes the others.
+        wanted = {str(events.TYPES[t]).encode() for t in types if t in events.TYPES}
         streams = self.keys.event_streams()
         start_id = request.after_id or await events.newest_id(self.redis, self.keys)
         await context.send_initial_metadata(((START_ID_METADATA, start_id),))
@@ -135,6 +140,8 @@ class IngestionService(ingestion_pb2_grpc.IngestionServiceServicer):
             batch = await self._next_events(streams, last)
             for partition, entry_id, fields in batch:
                 last[partition] = entry_id
+                if types and fields.get(b"type") not in wanted:
+                    continue
                 try:
                     event = events.to_proto(entry_id, fields, partition)
                 except (events.EventError, DecodeError) as error:  # never one entry ending every watch
@@ -147,6 +154,10 @@ class IngestionService(ingestion_pb2_grpc.IngestionServiceServicer):
                 yield ingestion_pb2.WatchEventsResponse(event=event)
             if not batch:
                 await asyncio.sleep(self.settings.stream_poll_seconds)
+            elif len(batch) < WATCH_BATCH:
+                # Caught up: let a few milliseconds of events gather rather than read every partition again
+                # for each new event (at a few thousand events a second that loop was most of the CPU).
+                await asyncio.sleep(WATCH_GATHER_SECONDS)
 
     async def _next_events(
         self, streams: list[str], last: list[str]
@@ -154,14 +165,20 @@ class IngestionService(ingestion_pb2_grpc.IngestionServiceServicer):
         """The events after `last` (an entry id per partition) in order of id over all partitions, up to those
         that no later read can put an earlier event before: older than the server's clock when the reads
         began, and no newer than the last of a partition that returned a full batch (it may have more)."""
-        seconds, micros = await self.redis.time()
-        limit = ((seconds * 1000 + micros // 1000) - 1, 2**64, 0)
         # Non-blocking reads, one per partition (a cluster keeps them on different nodes): a blocking read
-        # would hold a pooled connection for as long as the watch is open.
+        # would hold a pooled connection for as long as the watch is open. On one server the clock is read in
+        # the same round trip, before the reads; a cluster pipeline runs per node, so there it is read first.
         async with self.redis.pipeline(transaction=False) as pipe:
+            if self.settings.redis_cluster:
+                seconds, micros = await self.redis.time()
+            else:
+                pipe.time()
             for stream, after in zip(streams, last, strict=True):
                 pipe.xread({stream: after}, count=WATCH_BATCH)
             replies = await pipe.execute()
+        if not self.settings.redis_cluster:
+            (seconds, micros), *replies = replies
+        limit = ((seconds * 1000 + micros // 1000) - 1, 2**64, 0)
         found = []
         for partition, reply in enumerate(replies):
             entries = reply[0][1] if reply else []

@@ -1,0 +1,29 @@
+"""Each process of the suite checks, before it starts, the ports it will listen on: its own, never another's.
+A second pipeline worker used to check the first one's /metrics port, and exited at start-up whenever the
+first had bound it already."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from parley.bench import free_port
+from parley.config import Settings
+from parley.suite import PortInUse, check_ports_free, ports_of
+
+
+def test_a_worker_checks_its_own_metrics_port_while_another_worker_holds_its_own(settings: Settings) -> None:
+    base = settings.model_copy(update={"metrics_port": free_port(), "host": "127.0.0.1"})
+    first, second = (base.model_copy(update={"worker_index": i}) for i in (0, 1))
+    [(_, _, first_port, _)] = ports_of(first, "worker")
+    [(_, _, second_port, _)] = ports_of(second, "worker")
+    assert first_port == base.metrics_port_of("worker", 0)
+    assert second_port == base.metrics_port_of("worker", 1) != first_port
+    with socket.socket() as held:  # the first worker is up and serving its /metrics
+        held.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        held.bind(("127.0.0.1", first_port))
+        held.listen()
+        check_ports_free(ports_of(second, "worker"))  # the second one starts
+        with pytest.raises(PortInUse):
+            check_ports_free(ports_of(first, "worker"))  # a second copy of the first does not

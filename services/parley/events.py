@@ -68,6 +68,20 @@ TYPES: dict[str, int] = {name: common_pb2.EventType.Value(enum_name(name)) for n
 NAMES: dict[int, str] = {number: name for name, number in TYPES.items()}
 # Events the router's merges follower applies: copied to the merges stream of their partition.
 MERGES = frozenset({"conversation.merged"})
+# Events the conversations service's lifecycle follower applies (a conversation assigned, moved back to a
+# queue, resolved, answered): copied to the lifecycle stream of their partition, so that follower reads only
+# these rather than every event of the pipeline.
+LIFECYCLE = frozenset(
+    {
+        "conversation.assigned",
+        "conversation.resolved",
+        "conversation.escalated",
+        "conversation.transferred",
+        "conversation.declined",
+        "conversation.requeued",
+        "reply.sent",
+    }
+)
 
 
 class EventError(ValueError):
@@ -168,6 +182,8 @@ def add_to_pipeline(pipe: Any, keys: Keys, events: Iterable[EventRecord], maxlen
         pipe.xadd(keys.event_stream(partition), fields, maxlen=cap, approximate=True)
         if event.type in MERGES:
             pipe.xadd(keys.merge_stream(partition), fields, maxlen=cap, approximate=True)
+        if event.type in LIFECYCLE:
+            pipe.xadd(keys.lifecycle_stream(partition), fields, maxlen=cap, approximate=True)
 
 
 async def publish(redis: Redis, keys: Keys, events: Iterable[EventRecord], maxlen: int = 1_000_000) -> None:

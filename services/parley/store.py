@@ -127,11 +127,17 @@ class Keys:
     def merge_stream(self, partition: int) -> str:
         return f"{self.prefix}:merges:{{{event_tag(partition, self.event_partitions)}}}"
 
+    def lifecycle_stream(self, partition: int) -> str:
+        return f"{self.prefix}:lifecycle:{{{event_tag(partition, self.event_partitions)}}}"
+
     def event_streams(self) -> list[str]:
         return [self.event_stream(p) for p in range(self.event_partitions)]
 
     def merge_streams(self) -> list[str]:
         return [self.merge_stream(p) for p in range(self.event_partitions)]
+
+    def lifecycle_streams(self) -> list[str]:
+        return [self.lifecycle_stream(p) for p in range(self.event_partitions)]
 
     # The conversation listing indexes: partitioned by conversation id, each partition's keys in one slot.
     def index_tag(self, partition: int) -> str:

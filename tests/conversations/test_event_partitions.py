@@ -1,4 +1,4 @@
-"""The conversations follower over the partitions of the event stream."""
+"""The conversations follower over the partitions of the lifecycle streams (its copy of the event stream)."""
 
 from __future__ import annotations
 
@@ -33,9 +33,9 @@ async def test_an_event_redirected_by_a_merge_never_collides_with_the_survivors_
     while await follow_once(core, "test", block_ms=None):
         pass
     # One entry id in both partitions: an assignment to ann of the merged one, to bob of the survivor.
-    streams = [keys.event_stream(p) for p in partitions]
+    streams = [keys.lifecycle_stream(p) for p in partitions]
     tops = [await redis.xrevrange(s, count=1) for s in streams]
-    same_id = f"{max(int(t[0][0].decode().split('-')[0]) for t in tops if t) + 1}-0"
+    same_id = f"{max((int(t[0][0].decode().split('-')[0]) for t in tops if t), default=0) + 1}-0"
     pairs = ((held.conversation_id, "ann"), (root.conversation_id, "bob"))
     for stream, (cid, agent) in zip(streams, pairs, strict=True):
         event = EventRecord("conversation.assigned", cid, "", T0 + 20, {"agent_id": agent})

@@ -6,11 +6,12 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 
-from parley import rpc
+from parley import events, rpc
 from parley.clock import ManualClock, to_timestamp
 from parley.config import Settings
 from parley.conversations.core import Conversations
 from parley.conversations.follower import ensure_group, follow_once
+from parley.conversations.lifecycle import EVENT_STATES
 from parley.conversations.server import create_server
 from parley.events import EventRecord, publish, read_all
 from parley.store import Keys, Redis
@@ -197,17 +198,40 @@ async def test_get_metrics_groups_with_means_and_percentiles(core: Conversations
 
 async def test_follower_applies_stream_events_and_acks(core: Conversations, redis: Redis, keys: Keys) -> None:
     await ensure_group(redis, keys)
-    [first] = await core.thread([msg("1")])  # its own events are read and ignored
+    [first] = await core.thread([msg("1")])  # its own events never reach the lifecycle streams
+    assert sum([await redis.xlen(stream) for stream in keys.lifecycle_streams()]) == 0
     await publish(
         redis,
         keys,
         [EventRecord("conversation.assigned", first.conversation_id, "", T0 + 5, {"agent_id": "a1"})],
     )
+    assert await follow_once(core, "test", block_ms=None) == 1  # the one lifecycle event, nothing else
+    assert (await core.get(first.conversation_id)).state == ASSIGNED
+    for stream in keys.lifecycle_streams():
+        assert (await redis.xpending(stream, "conversations-lifecycle"))["pending"] == 0
+
+
+async def test_an_offline_agents_conversation_requeued_by_the_router_is_queued_again(
+    core: Conversations, redis: Redis, keys: Keys
+) -> None:
+    await ensure_group(redis, keys)
+    [first] = await core.thread([msg("1")])
+    cid = first.conversation_id
+    await publish(redis, keys, [EventRecord("conversation.assigned", cid, "", T0 + 5, {"agent_id": "a1"})])
+    await publish(
+        redis,
+        keys,
+        [EventRecord("conversation.requeued", cid, "", T0 + 9, {"agent_id": "a1", "team": "billing"})],
+    )
     while await follow_once(core, "test", block_ms=None):
         pass
-    assert (await core.get(first.conversation_id)).state == ASSIGNED
-    for stream in keys.event_streams():
-        assert (await redis.xpending(stream, "conversations-lifecycle"))["pending"] == 0
+    conversation = await core.get(cid)
+    assert conversation.state == conversations_pb2.CONVERSATION_STATE_QUEUED
+    assert [t.state for t in conversation.transitions][-2:] == [ASSIGNED, conversation.state]
+
+
+def test_the_lifecycle_streams_carry_every_event_the_follower_applies() -> None:
+    assert {*EVENT_STATES, "reply.sent"} <= events.LIFECYCLE
 
 
 async def test_follower_takes_over_a_dead_consumers_entries_and_skips_trimmed_ones(
@@ -220,7 +244,7 @@ async def test_follower_takes_over_a_dead_consumers_entries_and_skips_trimmed_on
     event = EventRecord("conversation.assigned", first.conversation_id, "", T0 + 5, {"agent_id": "a1"})
     await publish(redis, keys, [event])
     # A consumer reads the event and dies before applying it; a trimmed entry is left pending too.
-    stream = keys.event_stream(event.partition(keys.event_partitions))
+    stream = keys.lifecycle_stream(event.partition(keys.event_partitions))
     await redis.xreadgroup("conversations-lifecycle", "dead", {stream: ">"}, count=10)
     trimmed_id = await redis.xadd(stream, {"type": "noise"})
     await redis.xreadgroup("conversations-lifecycle", "dead", {stream: ">"}, count=10)

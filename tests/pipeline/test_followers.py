@@ -41,7 +41,7 @@ async def test_a_malformed_event_is_dead_lettered_and_the_ones_behind_it_applied
     while await follow_once(core, "test", block_ms=None):
         pass
     assigned = EventRecord("conversation.assigned", cid, "", T0 + 5, {"agent_id": "a1"})
-    stream = keys.event_stream(assigned.partition(keys.event_partitions))
+    stream = keys.lifecycle_stream(assigned.partition(keys.event_partitions))
     # The assigned event's type with a payload that is not a protobuf message.
     await redis.xadd(
         stream, {"type": str(assigned.event_type), "conversation_id": cid, "payload": b"\xff\xff"}

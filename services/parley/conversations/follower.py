@@ -1,6 +1,6 @@
 """Background work of the conversations server: following the lifecycle events of the router and dispatch
-(a consumer group of its own on every partition of the event stream, acking after applying), and opening
-overdue held conversations."""
+(a consumer group of its own on the lifecycle streams, which carry a copy of only those events, acking after
+applying), and opening overdue held conversations."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ PRUNE_EVERY_SECONDS = 60.0  # expired conversations leave the listing indexes wi
 
 
 def reader(core: Conversations, consumer: str) -> StreamConsumer:
-    """The lifecycle follower's reader: its own group on the event stream, starting at the stream's end the
+    """The lifecycle follower's reader: its own group on the lifecycle streams, starting at their end the
     first time and resuming where it stopped afterwards; a malformed event is set aside with its reason."""
     keys = core.keys.keys
     options = ConsumerOptions(
@@ -35,16 +35,16 @@ def reader(core: Conversations, consumer: str) -> StreamConsumer:
         read_each_stream=core.settings.redis_cluster,
     )
     dead_key = keys.namespaced("events-dead", GROUP)
-    return StreamConsumer(core.redis, keys.event_streams(), GROUP, consumer, options, dead_key=dead_key)
+    return StreamConsumer(core.redis, keys.lifecycle_streams(), GROUP, consumer, options, dead_key=dead_key)
 
 
 async def ensure_group(redis: Redis, keys: Keys) -> None:
     options = ConsumerOptions()
-    await StreamConsumer(redis, keys.event_streams(), GROUP, "", options).ensure_group()
+    await StreamConsumer(redis, keys.lifecycle_streams(), GROUP, "", options).ensure_group()
 
 
 def applier(core: Conversations) -> Handler:
-    streams = core.keys.keys.event_streams()
+    streams = core.keys.keys.lifecycle_streams()
 
     async def apply(entries: list[StreamEntry]) -> None:
         # The id names the partition: an event redirected to the conversation another was merged into is

@@ -31,6 +31,7 @@ EVENT_STATES = {
     "conversation.escalated": STATE_QUEUED,
     "conversation.transferred": STATE_QUEUED,
     "conversation.declined": STATE_QUEUED,
+    "conversation.requeued": STATE_QUEUED,
 }
 MERGE_HOPS = 4  # a merge chain is short
 

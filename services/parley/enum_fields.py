@@ -3,27 +3,66 @@ is walked for enum fields holding a number the contract does not define."""
 
 from __future__ import annotations
 
-from google.protobuf.descriptor import FieldDescriptor
+import functools
+from dataclasses import dataclass
+
+from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
+
+
+@dataclass(frozen=True)
+class _Check:
+    """One field of a message type the walk visits: an enum (with its defined numbers) or a message that
+    can hold one."""
+
+    name: str
+    repeated: bool
+    defined: frozenset[int] | None  # an enum's numbers; None for a message field
+    enum_name: str = ""
+    singular_message: bool = False  # visited only when set (HasField)
 
 
 def unknown_enum_values(message: Message, path: str = "") -> list[tuple[str, str]]:
     """(field path, description) for every enum field, at any depth, whose value is not defined."""
     found: list[tuple[str, str]] = []
-    for field, value in message.ListFields():
-        at = f"{path}.{field.name}" if path else field.name
-        repeated = field.is_repeated
-        if field.type == FieldDescriptor.TYPE_ENUM and field.enum_type is not None:
-            defined = field.enum_type.values_by_number
-            for i, number in enumerate(value if repeated else [value]):
-                if number not in defined:
-                    where = f"{at}[{i}]" if repeated else at
-                    found.append((where, f"{number} is not a defined {field.enum_type.name} value"))
-        elif (
-            field.type == FieldDescriptor.TYPE_MESSAGE
-            and field.message_type is not None
-            and not field.message_type.GetOptions().map_entry
-        ):
-            for i, child in enumerate(value if repeated else [value]):
-                found.extend(unknown_enum_values(child, f"{at}[{i}]" if repeated else at))
+    for check in _checks(message.DESCRIPTOR):
+        if check.singular_message and not message.HasField(check.name):
+            continue
+        value = getattr(message, check.name)
+        at = f"{path}.{check.name}" if path else check.name
+        values = value if check.repeated else [value]
+        if check.defined is not None:
+            for i, number in enumerate(values):
+                if number not in check.defined:
+                    where = f"{at}[{i}]" if check.repeated else at
+                    found.append((where, f"{number} is not a defined {check.enum_name} value"))
+        else:
+            for i, child in enumerate(values):
+                found.extend(unknown_enum_values(child, f"{at}[{i}]" if check.repeated else at))
     return found
+
+
+@functools.cache
+def _checks(descriptor: Descriptor) -> tuple[_Check, ...]:
+    """What the walk visits in a message type, worked out once per type: its enum fields and the message
+    fields (not maps) that can hold an enum at some depth. A Timestamp or a string is never looked at."""
+    out = []
+    for f in descriptor.fields:
+        repeated = f.is_repeated
+        if f.type == FieldDescriptor.TYPE_ENUM and f.enum_type is not None:
+            numbers = frozenset(f.enum_type.values_by_number)
+            out.append(_Check(f.name, repeated, numbers, f.enum_type.name))
+        elif _can_hold_enum(f, frozenset({descriptor})):
+            out.append(_Check(f.name, repeated, None, singular_message=not repeated))
+    return tuple(out)
+
+
+def _can_hold_enum(field: FieldDescriptor, seen: frozenset[Descriptor]) -> bool:
+    if field.type == FieldDescriptor.TYPE_ENUM:
+        return field.enum_type is not None
+    child = field.message_type
+    if field.type != FieldDescriptor.TYPE_MESSAGE or child is None or child.GetOptions().map_entry:
+        return False
+    if child in seen:  # a recursive type: visited, and its own fields say what holds an enum
+        return True
+    return any(_can_hold_enum(f, seen | {child}) for f in child.fields)

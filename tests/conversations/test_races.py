@@ -100,3 +100,43 @@ async def test_a_merge_that_keeps_losing_races_asks_for_a_retry(
     await core.thread([msg("c1", at=1, reply_to="p1")])
     with pytest.raises(Aborted, match="kept changing"):
         await core.thread([msg("p1", at=0)])
+
+
+async def test_a_parent_that_missed_its_replys_wait_is_reunited_by_the_sweep(
+    settings: Settings, redis: Redis, keys: Keys
+) -> None:
+    # A failover lost the reply's wait for its parent (acknowledged, not yet replicated): the parent arrives,
+    # sees no wait and opens a conversation of its own.
+    clock = ManualClock(T0)
+    core = Conversations(settings, redis, keys, clock)
+    [reply] = await core.thread([msg("r", author="u1", reply_to="p", at=10)])
+    await redis.delete(core.keys.awaiting("x:p"))
+    [parent] = await core.thread([msg("p", at=0)])
+    assert reply.held and parent.conversation_id != reply.conversation_id
+    assert await core.sweep_held() == 0  # too young: the parent's own Thread may still be merging it
+    assert (await core.conversation_of("x:r")) == reply.conversation_id
+
+    clock.advance(5)
+    assert await core.sweep_held() == 0  # none opened: it joined its parent
+
+    conv = await core.get(parent.conversation_id)
+    assert sorted(m.message.message_id for m in conv.messages) == ["x:p", "x:r"]
+    assert (await core.conversation_of("x:r")) == parent.conversation_id
+
+
+async def test_a_reply_waiting_for_a_parent_whose_index_was_lost_is_reunited_by_the_sweep(
+    settings: Settings, redis: Redis, keys: Keys
+) -> None:
+    clock = ManualClock(T0)
+    core = Conversations(settings, redis, keys, clock)
+    [parent] = await core.thread([msg("p", at=0)])
+    await redis.delete(core.keys.message_index("x:p"))  # lost in a failover
+    [reply] = await core.thread([msg("r", author="u1", reply_to="p", at=10)])
+    assert reply.held
+    clock.advance(5)
+
+    assert await core.sweep_held() == 0
+
+    assert (await core.conversation_of("x:r")) == parent.conversation_id
+    clock.advance(settings.conversations_held_timeout_seconds)
+    assert await core.sweep_held() == 0  # nothing left held to open

@@ -9,6 +9,7 @@ work.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from parley import lua
@@ -21,17 +22,22 @@ from parley.store import Redis
 from parley.v1 import common_pb2, conversations_pb2
 
 from .scripts import Scripts, merge_args, message_args
-from .store import ConversationKeys, as_text
+from .store import ConversationKeys, as_text, conversation_id_for
 from .threading import Placement, owner_roles, sent_at
 
 # How long a reply that arrived before its parent keeps a place for the parent (and a merged conversation
 # its pointer).
+log = logging.getLogger(__name__)
+
 AWAITING_TTL_SECONDS = 7 * 24 * 3600
 MERGE_ATTEMPTS = 8
 MERGE_HOPS = 8  # a merge chain is short
-SWEEP_BATCH = (
-    1000  # overdue held conversations opened per partition and sweep (the next sweep takes the rest)
-)
+# Held conversations looked at per partition and sweep, of each kind (the next sweep takes the rest).
+SWEEP_BATCH = 1000
+# The sweep also looks for the parent of each held conversation from this long after it was held (before, the
+# parent's own Thread may be merging it) until this long after (then once more at its timeout).
+REUNITE_AFTER_SECONDS = 2.0
+REUNITE_WINDOW_SECONDS = 300.0
 STATE_NEW = conversations_pb2.CONVERSATION_STATE_NEW
 
 
@@ -134,15 +140,58 @@ class Merges:
             add_to_pipeline(pipe, k.keys, [event], self.settings.events_maxlen)
             await pipe.execute()
 
+    async def reunite(self, cids: list[str]) -> set[str]:
+        """Those of `cids` (held conversations) whose awaited parent is stored after all, merged into the
+        parent's conversation; returns them. The parent's own Thread merges them as a rule; this catches a
+        parent that arrived without seeing the wait (on a Redis Cluster a failover can lose the mark, which
+        was acknowledged but not yet replicated). The parent is found by its message index, or in the
+        conversation it would have opened."""
+        k = self.keys
+        async with lua.pipeline(self.redis) as pipe:
+            for cid in cids:
+                pipe.hmget(k.meta(cid), ["held", "merged_into", "awaits"])
+            rows = await pipe.execute()
+        waiting = {}
+        for cid, row in zip(cids, rows, strict=True):
+            held, merged, parent = (as_text(v) for v in row)
+            if held and not merged and parent:
+                waiting[cid] = parent
+        if not waiting:
+            return set()
+        async with lua.pipeline(self.redis) as pipe:
+            for parent in waiting.values():
+                pipe.get(k.message_index(parent))
+                pipe.zscore(k.messages(conversation_id_for(parent)), parent)
+            found = await pipe.execute()
+        reunited = set()
+        for n, (cid, parent) in enumerate(waiting.items()):
+            indexed, opened = as_text(found[2 * n]), found[2 * n + 1] is not None
+            target = indexed or (conversation_id_for(parent) if opened else "")
+            if target and target != cid and await self.merge(cid, target):
+                log.warning(
+                    "held conversation %s joined its parent's %s, whose arrival missed it", cid, target
+                )
+                reunited.add(cid)
+        return reunited
+
     async def sweep_held(self) -> int:
-        """Open the held conversations whose parent did not arrive in time; returns how many."""
+        """Reunite the held conversations whose parent is stored after all (see `reunite`), then open those
+        whose parent did not arrive in time; returns how many were opened."""
         k = self.keys
         now = self.clock.now()
         cutoff = now - self.settings.conversations_held_timeout_seconds
+        recent = (repr(now - REUNITE_WINDOW_SECONDS), repr(now - REUNITE_AFTER_SECONDS))
+        partitions = k.held_partitions()
         async with lua.pipeline(self.redis) as pipe:
-            for key in k.held_partitions():
+            for key in partitions:
                 pipe.zrangebyscore(key, "-inf", repr(cutoff), start=0, num=SWEEP_BATCH)
-            cids = [as_text(c) for found in await pipe.execute() for c in found]
+            for key in partitions:
+                pipe.zrangebyscore(key, *recent, start=0, num=SWEEP_BATCH)
+            found = await pipe.execute()
+        overdue = [as_text(c) for cids in found[: len(partitions)] for c in cids]
+        young = [as_text(c) for cids in found[len(partitions) :] for c in cids]
+        reunited = await self.reunite([*overdue, *young])
+        cids = [cid for cid in overdue if cid not in reunited]
         if not cids:
             return 0
         fields = ["held", "merged_into", "channel", "opened_at", "state"]

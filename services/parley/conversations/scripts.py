@@ -12,7 +12,7 @@ from parley import lua
 from parley.store import Redis
 from parley.v1 import common_pb2, conversations_pb2
 
-from .threading import Placement, is_outbound, sent_at
+from .threading import Placement, is_outbound, parent_of, sent_at
 
 
 def _lua_constants() -> dict[str, int]:
@@ -75,7 +75,7 @@ def thread_args(
         repr(sent_at(m, now)),
         conversations_pb2.CONVERSATION_STATE_NEW,
         count,
-        1 if held else 0,
+        parent_of(m) if held else "",
         opener.previous,
         owner_person,
         thread_key,
@@ -84,7 +84,7 @@ def thread_args(
 
 def merge_args(now: float, count: int) -> Args:
     """thread.lua's leading arguments when a merge copies `count` messages into an existing conversation."""
-    return [repr(now), 0, "", repr(now), conversations_pb2.CONVERSATION_STATE_NEW, count, 0, "", "", ""]
+    return [repr(now), 0, "", repr(now), conversations_pb2.CONVERSATION_STATE_NEW, count, "", "", "", ""]
 
 
 def message_args(p: Placement, now: float) -> Args:

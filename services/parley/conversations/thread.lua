@@ -1,7 +1,8 @@
 -- Adds a conversation's messages (idempotent) and keeps its timestamps. A new customer turn of the owner
 -- moves a conversation waiting on them back to its agent (or queue) and reopens a resolved one.
 -- KEYS: meta, messages, bodies, roles, inbound, texts, transitions
--- ARGV: now, channel, brand_account_id, opened_at, new_state, count, held (1 opens it held), previous
+-- ARGV: now, channel, brand_account_id, opened_at, new_state, count, awaited parent (a message id opens it
+--   held, waiting for that parent; '' not held), previous
 --   conversation id, owner person, thread key, then per message 10 values:
 --   message_id, sent_at, direction (inbound or outbound), role, body, text, author_id, author, is_new (1),
 --   visibility
@@ -20,7 +21,7 @@ local changes = {}
 if redis.call('HSETNX', meta, 'state', ARGV[5]) == 1 then
   redis.call('HSET', meta, 'channel', ARGV[2], 'brand_account_id', ARGV[3], 'opened_at', ARGV[4],
     'updated_at', now)
-  if ARGV[7] == '1' then redis.call('HSET', meta, 'held', '1') end
+  if ARGV[7] ~= '' then redis.call('HSET', meta, 'held', '1', 'awaits', ARGV[7]) end
   if ARGV[8] ~= '' then redis.call('HSET', meta, 'previous', ARGV[8]) end
   if ARGV[9] ~= '' then redis.call('HSET', meta, 'owner_person', ARGV[9]) end
   redis.call('RPUSH', KEYS[7], cjson.encode({state = tonumber(ARGV[5]), at = tonumber(ARGV[4]),

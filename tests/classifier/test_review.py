@@ -37,6 +37,8 @@ def triager() -> Triager:
         ("@united we are stuck at the airport with two kids", "stranded: stuck at the airport"),
         ("@delta slept at the airport last night, nobody at the desk", "stranded: slept at the airport"),
         ("@usairways 8 weeks for a refund, I'll put it on blast", "press/US: put it on blast"),
+        ("@lyft the driver pulled over and we went to the police", "law_enforcement/US: went to the police"),
+        ("@mybank my card is on a fraud hold and I'm abroad", "account_takeover: fraud hold"),
     ],
 )
 def test_cues_match_the_raw_text(cues: review.ReviewCues, text: str, label: str) -> None:
@@ -52,6 +54,11 @@ def test_cues_match_the_raw_text(cues: review.ReviewCues, text: str, label: str)
         "@brand thanks, all sorted",
         "@united my flight was hacked to pieces by delays",  # no "being/got hacked"
         "@united my flight last month was delayed and the crew was rude",  # no deadline, not stuck
+        "@jetblue are the emergency exit rows extra?",  # an exit row is no emergency
+        "@tesco that new font is an assault on the eyes",  # a figure of speech, no one assaulted
+        "@sainsburys I think I left them at the till",  # things left behind, not people
+        "@united stuck on hold again, what a service",  # on hold is not stuck on the way
+        "@delta do you check car seats for free?",  # a question about a car seat, none lost
     ],
 )
 def test_cues_do_not_match_lookalikes(cues: review.ReviewCues, text: str) -> None:
@@ -151,3 +158,35 @@ def test_a_question_flagged_for_review_never_goes_to_the_bot() -> None:
     [plain], [review_first] = answered.classify(question), flagged.classify(question)
     assert plain.intent == "question" and not plain.bot_answer.abstained
     assert review_first.urgent_review and review_first.bot_answer.abstained
+
+
+@pytest.mark.parametrize(
+    ("text", "situation"),
+    [
+        ("@united you broke my mother's wheelchair and she cannot get off the plane", "health_safety"),
+        ("@delta my insulin is in the bag you lost", "health_safety"),
+        ("@aa my dad is very ill and I have to fly out tonight", "health_safety"),
+        ("@southwest a passenger was groped on flight 12 and the crew did nothing", "health_safety"),
+        ("@jetblue the man in 14C has a knife", "health_safety"),
+        ("@airline you lost the car seat, how do I drive my baby home", "health_safety"),
+        ("@united still at the layover airport, 9 hours now", "stranded"),
+        ("@aa stuck in Dallas until Thursday with two kids", "stranded"),
+        ("@delta no more flights until tomorrow evening?", "stranded"),
+        ("@southwest we need to be home in the next 3 hours for my son", "stranded"),
+        ("@bank I urgently need my card unblocked", "said_urgent"),
+        ("@airline we have a family emergency, please call me", "said_urgent"),
+    ],
+)
+def test_situations_told_in_words_are_flagged(cues: review.ReviewCues, text: str, situation: str) -> None:
+    reasons = cues.reasons(text)
+    assert any(r.startswith(situation + ": ") for r in reasons), reasons
+    assert cues.reasons_many([text]) == [reasons]
+
+
+def test_the_shipped_cues_file_validates_with_every_situation() -> None:
+    import yaml
+
+    doc = yaml.safe_load(CUES_FILE.read_text(encoding="utf-8"))
+    assert {"stranded", "health_safety", "said_urgent"} <= set(doc["situations"])
+    labels = {cue.label for cue in review.parse(doc)}
+    assert {"stranded", "health_safety", "said_urgent", "account_takeover"} <= labels

@@ -39,3 +39,23 @@ def test_the_labels_do_not_reuse_a_labelled_id() -> None:
 def test_the_split_depends_on_the_id_alone() -> None:
     assert review_heldout.half("569952282277773312") == review_heldout.half("569952282277773312")
     assert {review_heldout.half(str(i)) for i in range(20)} == {"tuning", "report"}
+
+
+def test_the_threshold_spends_the_budget_and_no_more() -> None:
+    # Flagged share of the traffic by threshold: the lowest threshold still within the budget is chosen,
+    # whatever recall a higher one already reached.
+    share = {1.01: 0.05, 0.5: 0.07, 0.2: 0.10, 0.1: 0.119, 0.05: 0.16, 0.01: 0.11}
+
+    def at(t: float) -> dict[str, float]:
+        return {"threshold": t, "flagged_share_traffic": share[t]}
+
+    chosen = review_heldout.within_budget([1.01, 0.5, 0.2, 0.1, 0.05, 0.01], at)
+    # 0.01 is within the share again, but flags never shrink as the threshold falls: the scan stops at 0.05.
+    assert chosen["threshold"] == 0.1
+
+
+def test_without_room_in_the_budget_only_the_rules_and_cues_flag() -> None:
+    def at(t: float) -> dict[str, float]:
+        return {"threshold": t, "flagged_share_traffic": 0.13}
+
+    assert review_heldout.within_budget([1.01, 0.3], at)["threshold"] == 1.01

@@ -329,3 +329,24 @@ def test_bot_precision_on_few_answers_is_not_called_met_outright() -> None:
     many = targets_table(bot(196, 200))
     assert many.splitlines()[2].endswith("| 0.980 | met |")
     assert "not met" in targets_table(bot(8, 10))
+
+
+def test_urgent_review_labels_never_train(tmp_path: Path) -> None:
+    # The urgent-review operating point is chosen and measured on these messages: neither they nor a
+    # duplicate of their text may train the model.
+    data, models = tmp_path / "data", tmp_path / "models"
+    write_data(data)
+    models.mkdir()
+    for name in ("label_mapping.yaml", "examples.yaml"):
+        shutil.copy(REPO_ROOT / "models" / name, models / name)
+    (models / "labels").mkdir()
+    (models / "labels" / "airline_urgent_review.csv").write_text(
+        "dataset,id,urgent,negativereason\nairline,1003,1,Lost Luggage\n"
+    )
+    rows, stats = load_rows(data, models, lambda _: None)
+    airline = [r for r in rows if r.dataset == "airline_sentiment"]
+    assert stats["urgent_review_labels"] == 1
+    assert "1003" not in {r.id for r in airline}
+    assert AIRLINE[3][1] not in {r.text for r in airline}
+    # The other airline texts still train.
+    assert AIRLINE[4][1].replace("Late Flight", "late") in {r.text for r in airline}

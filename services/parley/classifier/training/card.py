@@ -336,7 +336,8 @@ The mapping is data: `models/label_mapping.yaml`. **Two sources are non-commerci
 the shipped models are for non-commercial use; retrain on your own data with `parley train --data DIR`.
 
 Rows mapped: {d["rows_mapped"]}; hand labels used for training: {d["hand_labels_train"]} (held-out hand labels
-never trained on: {d["hand_labels_heldout"]}); after de-duplication on normalised text (before the split):
+never trained on: {d["hand_labels_heldout"]}; urgent-review labels, never trained on either:
+{d.get("urgent_review_labels", 0)}); after de-duplication on normalised text (before the split):
 {d["rows"]} rows ({d["conflicting_texts_dropped"]} texts with conflicting labels dropped).
 Each source carries a share of the total training weight ({shares}), so the real social-media rows dominate
 the two large non-social sets. The off-domain sets (banking77, bitext, the team's examples) are trained as

@@ -77,6 +77,14 @@ def load_bot_judgements(path: Path) -> dict[tuple[str, str], tuple[str, bool]]:
     return out
 
 
+def urgent_review_keys(labels_dir: Path) -> set[tuple[str, str]]:
+    """(dataset, id) of every message in the urgent-review labels (evaluation only)."""
+    from parley.classifier.training.review_heldout import LABELS, read_labels
+
+    path = labels_dir / LABELS
+    return {("airline_sentiment", tid) for tid, _, _ in read_labels(path)} if path.exists() else set()
+
+
 def read_labelled_csv(path: Path) -> tuple[list[str], list[str]]:
     rows = read_csv(Path(path))
     if rows and not {"text", "label"} <= set(rows[0]):
@@ -103,7 +111,11 @@ def load_rows(data_dir: Path, models_dir: Path, progress: Progress) -> tuple[lis
     hand = load_hand_labels(labels_dir, "train")
     heldout = set(load_hand_labels(labels_dir, "heldout"))
     # Hand labels override mapped labels and hand-labelled twcs tweets join as new rows;
-    # held-out rows never train, not even as a duplicate text.
+    # held-out rows never train, not even as a duplicate text. Nor do the urgent-review labels: the review
+    # operating point is chosen and measured on them (as mapped airline complaints they would teach the
+    # model that exactly those messages are not urgent).
+    review = urgent_review_keys(labels_dir)
+    heldout_or_review = heldout | review
     by_key = {(r.dataset, r.id): r for r in rows}
     twcs = twcs_texts(data_dir) if any(k[0] == "twcs" for k in [*hand, *heldout]) else {}
     context = twcs_context(data_dir) if twcs else {}
@@ -128,8 +140,8 @@ def load_rows(data_dir: Path, models_dir: Path, progress: Progress) -> tuple[lis
             by_key[(dataset, rid)] = Row(
                 dataset, rid, text, intent, topic, mapping["hand_label_weight"], ctx, reply
             )
-    rows = [r for k, r in by_key.items() if k not in heldout]
-    heldout_texts = set(normalize_many([r.text for k, r in by_key.items() if k in heldout]))
+    rows = [r for k, r in by_key.items() if k not in heldout_or_review]
+    heldout_texts = set(normalize_many([r.text for k, r in by_key.items() if k in heldout_or_review]))
     heldout_texts |= set(
         normalize_many([twcs[rid] for dataset, rid in heldout if dataset == "twcs" and rid in twcs])
     )
@@ -152,6 +164,7 @@ def load_rows(data_dir: Path, models_dir: Path, progress: Progress) -> tuple[lis
         "rows_mapped": len(rows),
         "hand_labels_train": len(hand),
         "hand_labels_heldout": len(heldout),
+        "urgent_review_labels": len(review),
         "duplicates_removed": len(rows)
         - len(kept)
         - sum(len(g) for g in groups.values() if len({r.intent for r in g}) > 1),

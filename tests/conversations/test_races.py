@@ -10,7 +10,7 @@ import pytest
 from parley.clock import ManualClock
 from parley.config import Settings
 from parley.conversations.core import Conversations
-from parley.conversations.merging import Merges
+from parley.conversations.merging import REUNITE_AFTER_SECONDS, Merges
 from parley.conversations.store import conversation_id_for
 from parley.rpc import Aborted
 from parley.store import Keys, Redis
@@ -116,7 +116,7 @@ async def test_a_parent_that_missed_its_replys_wait_is_reunited_by_the_sweep(
     assert await core.sweep_held() == 0  # too young: the parent's own Thread may still be merging it
     assert (await core.conversation_of("x:r")) == reply.conversation_id
 
-    clock.advance(5)
+    clock.advance(REUNITE_AFTER_SECONDS)
     assert await core.sweep_held() == 0  # none opened: it joined its parent
 
     conv = await core.get(parent.conversation_id)
@@ -133,7 +133,7 @@ async def test_a_reply_waiting_for_a_parent_whose_index_was_lost_is_reunited_by_
     await redis.delete(core.keys.message_index("x:p"))  # lost in a failover
     [reply] = await core.thread([msg("r", author="u1", reply_to="p", at=10)])
     assert reply.held
-    clock.advance(5)
+    clock.advance(REUNITE_AFTER_SECONDS)
 
     assert await core.sweep_held() == 0
 

@@ -34,9 +34,11 @@ MERGE_ATTEMPTS = 8
 MERGE_HOPS = 8  # a merge chain is short
 # Held conversations looked at per partition and sweep, of each kind (the next sweep takes the rest).
 SWEEP_BATCH = 1000
-# The sweep also looks for the parent of each held conversation from this long after it was held (before, the
-# parent's own Thread may be merging it) until this long after (then once more at its timeout).
-REUNITE_AFTER_SECONDS = 2.0
+# The sweep also looks for the parent of each held conversation from this long after it was held until this
+# long after (then once more at its timeout). Not sooner: the parent's own Thread merges it as a rule, also
+# when its worker was killed (the batch is delivered again after `claim_idle_ms`, 30 s by default), and every
+# extra merge is one more multi-key write a failover can cut in two.
+REUNITE_AFTER_SECONDS = 90.0
 REUNITE_WINDOW_SECONDS = 300.0
 STATE_NEW = conversations_pb2.CONVERSATION_STATE_NEW
 
@@ -168,9 +170,7 @@ class Merges:
             indexed, opened = as_text(found[2 * n]), found[2 * n + 1] is not None
             target = indexed or (conversation_id_for(parent) if opened else "")
             if target and target != cid and await self.merge(cid, target):
-                log.warning(
-                    "held conversation %s joined its parent's %s, whose arrival missed it", cid, target
-                )
+                log.info("held conversation %s merged into its parent's %s by the sweep", cid, target)
                 reunited.add(cid)
         return reunited
 

@@ -83,20 +83,6 @@ class Desk(Part):
             await pipe.execute()
         return await self.assignments.fill(agent_id) if presence == "online" else []
 
-    async def _detach(self, cid: str, state: dict[str, str], withdraw: str = "") -> None:
-        """Take a conversation out of its queue or off its agent, failing if someone moved it first. With
-        `withdraw` (why), the agent's feed is told in the same step that the conversation left them."""
-        if state["state"] == "queued":
-            if not await self.queues.take_from(state["team"], cid):
-                raise FailedPrecondition(f"conversation {cid} was just taken by an agent; retry")
-        elif state["state"] == "assigned":
-            if withdraw:
-                taken = await self.assignments.withdraw(state["agent"], cid, state, withdraw)
-            else:
-                taken = bool(await self.redis.srem(self.k.active(state["agent"]), cid))
-            if not taken:
-                raise FailedPrecondition(f"conversation {cid} is no longer with agent {state['agent']}")
-
     # A desk action that moves a conversation (decline, transfer, escalate, resolve) touches the
     # conversation's slot and its agent's or queue's slot, so it cannot be one script on a cluster. It goes in
     # three steps, each safe to repeat: its intent is marked in the conversation's state (`leaving`: the
@@ -214,20 +200,20 @@ class Desk(Part):
     async def _requeue(
         self,
         cid: str,
-        state: dict[str, str],
+        marked: dict[str, str],
         team_name: str,
         priority: float,
         due: float,
         event: EventRecord,
         extra: Mapping[str, Any] | None = None,
-        mark: str = "",
     ) -> common_pb2.RoutingDecision:
-        """Put a detached conversation in a team's queue, keeping its enqueue time; audit and event too. With
-        `mark` (a desk action's token) the state is written only in place of that mark."""
+        """The last step of a desk action that puts the conversation it let go of in a team's queue, keeping
+        its enqueue time: the queued state in place of the action's mark (only while the mark is still this
+        call's), the queue entry, the audit and the event."""
         team = self.policy.team(team_name)
         assert team is not None
         now = self.clock.now()
-        since = float(state.get("enqueued_at", now))
+        since = float(marked.get("enqueued_at", now))
         audit = router_pb2.RoutingAudit(
             kind=event.type.removeprefix("conversation."),
             at=to_timestamp(now),
@@ -248,10 +234,8 @@ class Desk(Part):
                     **(extra or {}),
                 }
             )
-            if mark:
-                await self.scripts.left(keys=[self.k.state(cid)], args=[mark, *fields], client=pipe)
-            else:
-                await self.scripts.set_state(keys=[self.k.state(cid)], args=fields, client=pipe)
+            token = marked["leaving_token"]
+            await self.scripts.left(keys=[self.k.state(cid)], args=[token, *fields], client=pipe)
             await self.queues.enqueue_on(pipe, team.name, cid, priority, since, due)
             pipe.hset(self.k.audit(cid), f"{audit.kind}:{now:.6f}", audit.SerializeToString())
             add_to_pipeline(pipe, self.keys, [event], self.settings.events_maxlen)
@@ -303,15 +287,17 @@ class Desk(Part):
             float(marked["sla_due"]),
             event,
             {"declined_by": declined},
-            mark=marked["leaving_token"],
         )
         await self.assignments.hand_held(agent_id)  # the freed room goes to a conversation waiting for them
         return marked["team"]
 
-    async def requeue_offline(self, agent_id: str, conversation_id: str, grace: float) -> str:
+    async def requeue_offline(
+        self, agent_id: str, conversation_id: str, grace: float, state: dict[str, str] | None = None
+    ) -> str:
         """An agent offline beyond the grace period loses the conversation: back in its team's queue with the
         priority, enqueue time and deadline it had. A desk action like the others (marked first), so a router
-        that dies half-way never leaves it with nobody and in no queue."""
+        that dies half-way never leaves it with nobody and in no queue. `state`: the conversation's state as
+        the caller just read it (read here otherwise)."""
 
         def check(state: dict[str, str]) -> Mapping[str, Any]:
             if state["state"] != "assigned" or state.get("agent") != agent_id:
@@ -319,7 +305,7 @@ class Desk(Part):
             return {"reason": f"agent offline for more than {grace:g}s"}
 
         team: str = await self._begin(
-            conversation_id, "requeue", check, lambda state: state["leaving_agent"] == agent_id
+            conversation_id, "requeue", check, lambda state: state["leaving_agent"] == agent_id, state
         )
         return team
 
@@ -330,7 +316,7 @@ class Desk(Part):
         attrs = {"team": team, "agent_id": agent_id, "reason": args["reason"]}
         event = EventRecord("conversation.requeued", cid, "", self.clock.now(), attrs)
         priority, due = float(marked["priority"]), float(marked["sla_due"])
-        await self._requeue(cid, marked, team, priority, due, event, mark=marked["leaving_token"])
+        await self._requeue(cid, marked, team, priority, due, event)
         return team
 
     async def transfer(
@@ -395,7 +381,6 @@ class Desk(Part):
                 float(marked["priority"]),
                 float(marked["sla_due"]),
                 event,
-                mark=marked["leaving_token"],
             )
             decision.rule, decision.reason = "transfer", why
             return decision
@@ -482,9 +467,7 @@ class Desk(Part):
                 "reason": reason,
             },
         )
-        decision = await self._requeue(
-            cid, marked, target.name, priority, due, event, args["extra"], mark=marked["leaving_token"]
-        )
+        decision = await self._requeue(cid, marked, target.name, priority, due, event, args["extra"])
         decision.rule = "escalate"
         decision.reason = (
             f"escalated from {marked['team']} ({marked.get('tier', '')}) to {target.name} ({target.tier})"

@@ -172,7 +172,7 @@ class Loop(Part):
                         await self.redis.srem(self.k.active(agent_id), cid)  # a stale entry
                         continue
                     try:
-                        await self.desk.requeue_offline(agent_id, cid, grace)
+                        await self.desk.requeue_offline(agent_id, cid, grace, state)
                     except FailedPrecondition:
                         continue  # moved meanwhile (resolved, transferred, another router requeued it)
                     requeued += 1

@@ -25,10 +25,10 @@ from .scripts import Scripts, merge_args, message_args
 from .store import ConversationKeys, as_text, conversation_id_for
 from .threading import Placement, owner_roles, sent_at
 
-# How long a reply that arrived before its parent keeps a place for the parent (and a merged conversation
-# its pointer).
 log = logging.getLogger(__name__)
 
+# How long a reply that arrived before its parent keeps a place for the parent (and a merged conversation
+# its pointer).
 AWAITING_TTL_SECONDS = 7 * 24 * 3600
 MERGE_ATTEMPTS = 8
 MERGE_HOPS = 8  # a merge chain is short
@@ -142,24 +142,15 @@ class Merges:
             add_to_pipeline(pipe, k.keys, [event], self.settings.events_maxlen)
             await pipe.execute()
 
-    async def reunite(self, cids: list[str]) -> set[str]:
-        """Those of `cids` (held conversations) whose awaited parent is stored after all, merged into the
-        parent's conversation; returns them. The parent's own Thread merges them as a rule; this catches a
-        parent that arrived without seeing the wait (on a Redis Cluster a failover can lose the mark, which
-        was acknowledged but not yet replicated). The parent is found by its message index, or in the
-        conversation it would have opened."""
-        k = self.keys
-        async with lua.pipeline(self.redis) as pipe:
-            for cid in cids:
-                pipe.hmget(k.meta(cid), ["held", "merged_into", "awaits"])
-            rows = await pipe.execute()
-        waiting = {}
-        for cid, row in zip(cids, rows, strict=True):
-            held, merged, parent = (as_text(v) for v in row)
-            if held and not merged and parent:
-                waiting[cid] = parent
+    async def reunite(self, waiting: dict[str, str]) -> set[str]:
+        """Those of the held conversations in `waiting` (each with the parent it awaits) whose parent is
+        stored after all, merged into the parent's conversation; returns them. The parent's own Thread merges
+        them as a rule; this catches a parent that arrived without seeing the wait (on a Redis Cluster a
+        failover can lose the mark, which was acknowledged but not yet replicated). The parent is found by its
+        message index, or in the conversation it would have opened."""
         if not waiting:
             return set()
+        k = self.keys
         async with lua.pipeline(self.redis) as pipe:
             for parent in waiting.values():
                 pipe.get(k.message_index(parent))
@@ -190,20 +181,25 @@ class Merges:
             found = await pipe.execute()
         overdue = [as_text(c) for cids in found[: len(partitions)] for c in cids]
         young = [as_text(c) for cids in found[len(partitions) :] for c in cids]
-        reunited = await self.reunite([*overdue, *young])
+        looked_at = [*overdue, *young]
+        fields = ["held", "merged_into", "awaits", "channel", "opened_at", "state"]
+        async with lua.pipeline(self.redis) as pipe:
+            for cid in looked_at:
+                pipe.hmget(k.meta(cid), fields)
+            read = await pipe.execute()
+        rows = {cid: [as_text(v) for v in row] for cid, row in zip(looked_at, read, strict=True)}
+        waiting = {
+            cid: parent for cid, (held, merged, parent, *_) in rows.items() if held and not merged and parent
+        }
+        reunited = await self.reunite(waiting)
         cids = [cid for cid in overdue if cid not in reunited]
         if not cids:
             return 0
-        fields = ["held", "merged_into", "channel", "opened_at", "state"]
-        async with lua.pipeline(self.redis) as pipe:
-            for cid in cids:
-                pipe.hmget(k.meta(cid), fields)
-            rows = await pipe.execute()
         released = 0
         events = []
         async with lua.pipeline(self.redis) as pipe:
-            for cid, row in zip(cids, rows, strict=True):
-                held, merged, channel, opened_at, state = (as_text(v) for v in row)
+            for cid in cids:
+                held, merged, _, channel, opened_at, state = rows[cid]
                 pipe.zrem(k.held(cid), cid)
                 if not held or merged or not channel:
                     continue

@@ -38,9 +38,9 @@ from parley.auth import (
     mint,
 )
 from parley.authz import AGENT, INTERNAL, SUPERVISOR
-from parley.chaos.redis_server import free_port
 from parley.cli import app
 from parley.config import Settings
+from parley.ports import free_port
 from parley.store import Keys, Redis
 from parley.v1 import conversations_pb2, conversations_pb2_grpc, router_pb2, router_pb2_grpc
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import asyncio
 
-from parley.chaos.redis_server import free_port
 from parley.cluster import LocalCluster
 from parley.config import Settings
+from parley.ports import free_port
 from parley.store import connect
 
 

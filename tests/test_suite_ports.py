@@ -8,13 +8,15 @@ import socket
 
 import pytest
 
-from parley.bench import free_port
-from parley.config import Settings
+from parley.config import SERVICES, Settings
+from parley.ports import free_port_block
 from parley.suite import PortInUse, check_ports_free, ports_of
 
 
 def test_a_worker_checks_its_own_metrics_port_while_another_worker_holds_its_own(settings: Settings) -> None:
-    base = settings.model_copy(update={"metrics_port": free_port(), "host": "127.0.0.1"})
+    # the workers' ports come after the services' ones: the whole block must be free, not just its base
+    metrics_base = free_port_block(len(SERVICES) + 2)
+    base = settings.model_copy(update={"metrics_port": metrics_base, "host": "127.0.0.1"})
     first, second = (base.model_copy(update={"worker_index": i}) for i in (0, 1))
     [(_, _, first_port, _)] = ports_of(first, "worker")
     [(_, _, second_port, _)] = ports_of(second, "worker")

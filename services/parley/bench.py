@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -27,6 +26,7 @@ from parley.aio_types import Context
 from parley.clock import to_timestamp
 from parley.config import SERVICES, Settings
 from parley.messages import message_id
+from parley.ports import free_port
 from parley.rpc import channel
 from parley.v1 import common_pb2, ingestion_pb2, ingestion_pb2_grpc
 
@@ -65,12 +65,6 @@ def synthetic_messages(count: int, run: str) -> list[common_pb2.InboundMessage]:
         )
         for i in range(count)
     ]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def percentile(values: list[float], q: float) -> float:

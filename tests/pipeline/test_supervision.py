@@ -19,8 +19,9 @@ import pytest
 import redis
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from parley.chaos.redis_server import RedisServer, free_port, server_binary
+from parley.chaos.redis_server import RedisServer, server_binary
 from parley.config import Settings
+from parley.ports import free_port
 from parley.rpc import channel
 from parley.suite import ChildProcessSuite, env_for, start_service
 

@@ -25,12 +25,13 @@ from redis.exceptions import RedisError
 
 from parley.auth import mint
 from parley.authz import INGEST, SUPERVISOR
-from parley.chaos.redis_server import RedisServer, free_port
+from parley.chaos.redis_server import RedisServer
 from parley.chaos.report import Report, measure
 from parley.chaos.router_state import router_effects
 from parley.cluster import LocalCluster
 from parley.config import SERVICES, Settings
 from parley.ingestion.inbound_log import InboundLog
+from parley.ports import free_port
 from parley.replay import read_twcs
 from parley.router.common import RESERVING
 from parley.router.keys import RouterKeys

@@ -77,24 +77,16 @@ def in_process_rounds(triager: Triager, texts: list[str], batch: int, rounds: in
     return rates
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 async def through_rpc(models_dir: str, texts: list[str], batch: int, in_flight: int = 2) -> float:
     """Messages per second through ClassifierService.Classify, server in a child process (`models_dir`
     absolute)."""
     import grpc
 
+    from parley.ports import free_port
     from parley.rpc import wait_ready
     from parley.v1 import classifier_pb2, classifier_pb2_grpc, common_pb2
 
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "PARLEY_MODELS_DIR": models_dir,

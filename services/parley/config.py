@@ -28,6 +28,11 @@ class Settings(BaseSettings):
     )
     # Talk to a Redis Cluster (every key of one conversation shares a hash tag, so the same code runs there).
     redis_cluster: bool = False
+    # On a Redis Cluster, how long a call that changes state waits, before it answers, for a replica of each
+    # master to confirm the writes so far (WAIT): a failover then loses none of what was answered. A master
+    # with no replica in that time is logged and the call answers anyway (0: never wait; for clusters
+    # without replicas, which would otherwise wait this long on every call).
+    redis_replica_wait_ms: int = Field(default=100, ge=0, le=10_000)
     # Where the embedded Valkey keeps its append-only file; empty keeps nothing on disk.
     embedded_data_dir: str = ""
     # A namespace prefix for every key, so several suites (or test runs) can share one Redis.

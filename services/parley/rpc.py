@@ -30,7 +30,7 @@ from redis.exceptions import (
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from parley import store
+from parley import authz, store
 from parley.aio_types import Context, Continuation, Handler, responses, streaming, unary
 from parley.auth import TokenSource, client_interceptors, server_interceptors
 from parley.config import Settings
@@ -242,6 +242,65 @@ def _guarded(handler: Handler, deserialize: Callable[[bytes], Any]) -> Handler:
     return grpc.unary_unary_rpc_method_handler(unary_unary, deserialize, serialize)
 
 
+class ConfirmReplicated(grpc.aio.ServerInterceptor):
+    """Answers a call that changes state (`changes` in the authorization table) only once a replica of each
+    Redis Cluster master has its writes (`store.Replicas`), so no failover takes back what a caller was told
+    is done. A streamed call confirms before each response. Not installed on a single server."""
+
+    def __init__(self, replicas: store.Replicas) -> None:
+        self.replicas = replicas
+        self._confirming: dict[int, tuple[Handler, Handler]] = {}
+
+    async def intercept_service(
+        self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
+    ) -> Handler | None:
+        handler = await continuation(handler_call_details)
+        rule = authz.RULES.get(handler_call_details.method)
+        if handler is None or rule is None or not rule.changes:
+            return handler
+        known = self._confirming.get(id(handler))
+        if known is None or known[0] is not handler:
+            known = (handler, self._confirmed(handler))
+            self._confirming[id(handler)] = known
+        return known[1]
+
+    async def _confirm(self, context: Context) -> None:
+        try:
+            await self.replicas.confirm()
+        except STORE_UNAVAILABLE as error:
+            log.warning("writes not confirmed by a replica (%s)", type(error).__name__)
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "state store failing over; retry shortly")
+
+    def _confirmed(self, handler: Handler) -> Handler:
+        if handler.response_streaming:
+            call_streaming = streaming(handler)
+
+            async def each_confirmed(request: Any, context: Context) -> AsyncIterator[Any]:
+                async for response in responses(call_streaming(request, context)):
+                    await self._confirm(context)
+                    yield response
+
+            factory = (
+                grpc.stream_stream_rpc_method_handler
+                if handler.request_streaming
+                else grpc.unary_stream_rpc_method_handler
+            )
+            return factory(each_confirmed, handler.request_deserializer, handler.response_serializer)
+        call_unary = unary(handler)
+
+        async def confirmed(request: Any, context: Context) -> Any:
+            response = await call_unary(request, context)
+            await self._confirm(context)
+            return response
+
+        factory = (
+            grpc.stream_unary_rpc_method_handler
+            if handler.request_streaming
+            else grpc.unary_unary_rpc_method_handler
+        )
+        return factory(confirmed, handler.request_deserializer, handler.response_serializer)
+
+
 async def stop_background(tasks: Iterable[asyncio.Task[Any]], grace: float) -> None:
     """Give a server's background tasks `grace` seconds to end (their stop signal is already given), then
     cancel what is left and wait a bounded while more. Bounded because a cancellation that a client library
@@ -288,11 +347,17 @@ async def start_server(
     """
     # SO_REUSEPORT off: otherwise a second suite binds a port this one holds and the two share its traffic.
     options = [*settings.grpc_options, ("grpc.so_reuseport", 0)]
-    # The auth interceptor reads the router's assignments and appends to the audit trail with its own client.
-    redis = store.connect(settings) if settings.redis_url and not settings.auth_disabled else None
+    # The auth interceptor reads the router's assignments and appends to the audit trail with its own client;
+    # on a cluster, the replica confirmations go through it too.
+    confirming = settings.redis_cluster and settings.redis_replica_wait_ms > 0
+    own_client = settings.redis_url and (confirming or not settings.auth_disabled)
+    redis = store.connect(settings) if own_client else None
     # Observing first (outermost), so every call is counted, a refused one too; then authentication, so a
-    # caller without a token learns nothing from how its request parses.
+    # caller without a token learns nothing from how its request parses. Confirmation is innermost: it runs
+    # after the servicer and before anything else sees the answer.
     interceptors = [ObservingInterceptor(), *server_interceptors(settings, redis), RefuseUndecodable()]
+    if confirming and redis is not None:
+        interceptors.append(ConfirmReplicated(store.Replicas(settings, redis)))
     server = grpc.aio.server(options=options, interceptors=interceptors)
     health_servicer = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -17,6 +18,7 @@ from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
 
 from parley.config import Settings
+from parley.telemetry.metrics import REPLICA_CONFIRMATIONS
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +71,70 @@ def connect(settings: Settings, url: str | None = None) -> Redis:
         ]
         return RedisCluster.from_url(first, startup_nodes=seeds or None)
     return aioredis.Redis.from_url(url, health_check_interval=30)
+
+
+class Replicas:
+    """Confirms that every master of a Redis Cluster has handed its writes so far to a replica.
+
+    A master answers a write before its replica has it; one killed in between takes the write along when the
+    replica takes over. Parley's answers are promises (a message accepted, a batch threaded, a conversation
+    routed), so a call that changed state answers only after `confirm`. WAIT counts the writes of the
+    connection it is sent on, and a call's writes went out on whatever connections the client had free, so
+    each master gets a marker write followed by WAIT on one connection: the marker comes after every write
+    that master has answered, and its confirmation covers them all. Nothing to do on a single server.
+    """
+
+    WARN_EVERY_SECONDS = 60.0
+
+    def __init__(self, settings: Settings, redis: Redis) -> None:
+        self.redis = redis
+        self.timeout_ms = settings.redis_replica_wait_ms if settings.redis_cluster else 0
+        self.marker_prefix = f"{settings.key_prefix}:replicated"
+        self._warned: dict[str, float] = {}  # master -> when its missing replica was last logged
+
+    @property
+    def enabled(self) -> bool:
+        return self.timeout_ms > 0 and isinstance(self.redis, RedisCluster)
+
+    async def confirm(self) -> int:
+        """Return once each master's replica confirms its writes so far, or `redis_replica_wait_ms` passed
+        (logged: a master without a replica just now): the fewest replicas any master counted (-1 when there
+        is nothing to confirm). Raises what the client raises when a master is down."""
+        if not self.enabled:
+            return -1
+        assert isinstance(self.redis, RedisCluster)
+        await self.redis.initialize()  # at once when the client knows the slot map and no refresh is due
+        markers = self._markers(self.redis)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for master, key in markers.items():
+                pipe.set(key, "1")
+                pipe.execute_command("WAIT", 1, self.timeout_ms, target_nodes=master)
+            replies = await pipe.execute()
+        counts = [int(n) for n in replies[1::2]]
+        for master, confirmed in zip(markers, counts, strict=True):
+            REPLICA_CONFIRMATIONS.labels("confirmed" if confirmed else "timed_out").inc()
+            if not confirmed:
+                self._warn(master.name)
+        return min(counts, default=0)
+
+    def _markers(self, redis: RedisCluster) -> dict[ClusterNode, str]:
+        """A marker key on each master (the first `<prefix>:replicated:{r<n>}` to land there); a master that
+        holds too few slots for the first tries to reach it has next to nothing to confirm."""
+        masters = {node.name for node in redis.get_primaries()}
+        found: dict[str, tuple[ClusterNode, str]] = {}
+        for n in range(64 + 16 * len(masters)):
+            key = f"{self.marker_prefix}:{{r{n}}}"
+            owner = redis.nodes_manager.get_node_from_slot(key_slot(key.encode()))
+            found.setdefault(owner.name, (owner, key))
+            if len(found) == len(masters):
+                break
+        return dict(found.values())
+
+    def _warn(self, master: str) -> None:
+        now = time.monotonic()
+        if now - self._warned.get(master, -self.WARN_EVERY_SECONDS) >= self.WARN_EVERY_SECONDS:
+            self._warned[master] = now
+            log.warning("no replica of %s confirmed its writes within %d ms", master, self.timeout_ms)
 
 
 def reply_text(reply: bytes | str) -> str:

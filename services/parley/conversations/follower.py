@@ -12,7 +12,7 @@ import time
 from parley.config import Settings
 from parley.events import decode, event_id
 from parley.pipeline.consumer import ConsumerOptions, Handler, StreamConsumer, StreamEntry
-from parley.store import Keys, Redis
+from parley.store import Keys, Redis, Replicas
 
 from .core import Conversations
 
@@ -35,7 +35,10 @@ def reader(core: Conversations, consumer: str) -> StreamConsumer:
         read_each_stream=core.settings.redis_cluster,
     )
     dead_key = keys.namespaced("events-dead", GROUP)
-    return StreamConsumer(core.redis, keys.lifecycle_streams(), GROUP, consumer, options, dead_key=dead_key)
+    replicas = Replicas(core.settings, core.redis)
+    return StreamConsumer(
+        core.redis, keys.lifecycle_streams(), GROUP, consumer, options, dead_key=dead_key, replicas=replicas
+    )
 
 
 async def ensure_group(redis: Redis, keys: Keys) -> None:

@@ -45,7 +45,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.typing import StreamIdT
 
-from parley.store import Redis
+from parley.store import Redis, Replicas
 
 log = logging.getLogger(__name__)
 
@@ -157,6 +157,7 @@ class StreamConsumer:
         *,
         dead_letter: DeadLetter | None = None,
         dead_key: str = "",
+        replicas: Replicas | None = None,
     ) -> None:
         self.redis = redis
         self.streams = list(streams)
@@ -165,6 +166,8 @@ class StreamConsumer:
         self.options = options
         self._dead_letter = dead_letter
         self.dead_key = dead_key
+        # A handler that writes itself (a follower) has its writes on a replica before its entries are acked.
+        self.replicas = replicas
 
     # --- reading ----------------------------------------------------------------------------------------
 
@@ -259,6 +262,8 @@ class StreamConsumer:
         by_stream: dict[str, list[str]] = {}
         for entry in entries:
             by_stream.setdefault(entry.stream, []).append(entry.entry_id)
+        if self.replicas is not None:
+            await self.replicas.confirm()
         async with self.redis.pipeline(transaction=False) as pipe:
             for stream, ids in by_stream.items():
                 pipe.xack(stream, self.group, *ids)

@@ -59,6 +59,11 @@ BOT_ANSWERS = Counter(
     "The bot's verdict on each classified message: answered, or abstained with the reason.",
     ["outcome", "reason"],
 )
+REPLICA_CONFIRMATIONS = Counter(
+    "parley_redis_replica_confirmations_total",
+    "On a Redis Cluster, each master's answer to a call's wait for a replica: confirmed, or not in time.",
+    ["outcome"],
+)
 MODEL = Info("parley_classifier_model", "The classifier's model version in service.")
 
 

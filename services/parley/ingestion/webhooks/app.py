@@ -45,7 +45,7 @@ from parley.ingestion.webhooks.meta import parse_meta
 from parley.ingestion.webhooks.payload import Parsed, PayloadError
 from parley.ingestion.webhooks.x import parse_x
 from parley.messages import CHANNEL_NAMES
-from parley.store import Keys, Redis
+from parley.store import Keys, Redis, Replicas
 from parley.telemetry import tracing
 from parley.v1 import common_pb2
 
@@ -112,6 +112,7 @@ class WebhookEndpoints:
         self.settings = settings
         self.log = log_
         self.redis = redis
+        self.replicas = Replicas(settings, redis)  # a network is answered 200 once a replica has its messages
         self.keys = keys
         self.clock = clock or SystemClock()
         self.meta = Network(
@@ -256,6 +257,7 @@ class WebhookEndpoints:
             statuses = await self.log.append(good) if good else []
         if refused:
             await self._set_aside(network, refused)
+        await self.replicas.confirm()
         accepted = sum(1 for s in statuses if s == ACCEPTED)
         return {
             "accepted": accepted,

@@ -1,0 +1,140 @@
+"""On a Redis Cluster, a call that changes state answers only once a replica of each master has its writes, so
+a master killed right after it answered (its replica taking over) takes back nothing a caller was told is
+done. Runs on a cluster of its own, whose replica processes it can stop and resume."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+import redis as sync_redis
+from redis.asyncio.cluster import RedisCluster
+
+from parley import rpc
+from parley.clock import to_timestamp
+from parley.cluster import LocalCluster, Node
+from parley.config import Settings
+from parley.conversations.server import create_server
+from parley.store import Replicas
+from parley.telemetry.metrics import REPLICA_CONFIRMATIONS
+from parley.v1 import common_pb2, conversations_pb2, conversations_pb2_grpc
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[LocalCluster]:
+    local = LocalCluster()
+    local.start()
+    yield local
+    local.stop()
+
+
+@pytest.fixture
+async def on_cluster(
+    cluster: LocalCluster, settings: Settings
+) -> AsyncIterator[tuple[Settings, RedisCluster]]:
+    cluster.wait_healthy()
+    settings = settings.model_copy(
+        update={"redis_url": cluster.url, "redis_cluster": True, "redis_replica_wait_ms": 3000}
+    )
+    client = RedisCluster.from_url(cluster.url)
+    yield settings, client
+    await client.aclose()
+
+
+def replica_of(cluster: LocalCluster, master: Node) -> Node:
+    for node in cluster.alive():
+        info = node.client().info("replication")
+        if info.get("role") == "slave" and int(info.get("master_port", 0)) == master.port:
+            return node
+    raise LookupError(f"no replica of {master.port}")
+
+
+def stopped(node: Node) -> int:
+    """SIGSTOP `node` (alive, connected, answering nothing, acknowledging no replication); returns its pid."""
+    assert node.process is not None
+    os.kill(node.process.pid, signal.SIGSTOP)
+    return node.process.pid
+
+
+def counted(outcome: str) -> float:
+    return REPLICA_CONFIRMATIONS.labels(outcome)._value.get()
+
+
+async def test_confirm_returns_only_once_the_replica_has_the_write(
+    cluster: LocalCluster, on_cluster: tuple[Settings, RedisCluster]
+) -> None:
+    settings, client = on_cluster
+    key = f"{settings.key_prefix}:promise:{{a}}"
+    replica = replica_of(cluster, cluster.master_of(key))
+    pid = stopped(replica)
+    try:
+        await client.set(key, "kept")  # the master has it; its stopped replica cannot
+        asyncio.get_running_loop().call_later(0.5, os.kill, pid, signal.SIGCONT)
+        assert await Replicas(settings, client).confirm() == 1  # waited for the replica to come back
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    reader = sync_redis.Redis(port=replica.port, single_connection_client=True)
+    reader.execute_command("READONLY")
+    assert reader.get(key) == b"kept"  # so a failover onto it now would keep the write
+    reader.close()
+
+
+async def test_a_master_without_a_replica_is_counted_and_logged_and_the_call_goes_on(
+    cluster: LocalCluster, on_cluster: tuple[Settings, RedisCluster], caplog: pytest.LogCaptureFixture
+) -> None:
+    settings, client = on_cluster
+    settings = settings.model_copy(update={"redis_replica_wait_ms": 200})
+    key = f"{settings.key_prefix}:promise:{{b}}"
+    master = cluster.master_of(key)
+    pid = stopped(replica_of(cluster, master))
+    timed_out = counted("timed_out")
+    try:
+        await client.set(key, "kept")
+        with caplog.at_level(logging.WARNING, logger="parley.store"):
+            assert await Replicas(settings, client).confirm() == 0
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    assert counted("timed_out") == timed_out + 1  # that master only: the others' replicas answered
+    assert f"no replica of 127.0.0.1:{master.port} confirmed" in caplog.text
+
+
+async def test_nothing_to_confirm_on_a_single_server(settings: Settings, on_cluster) -> None:  # type: ignore[no-untyped-def]
+    _, client = on_cluster
+    assert await Replicas(settings.model_copy(update={"redis_cluster": False}), client).confirm() == -1
+    assert await Replicas(settings.model_copy(update={"redis_replica_wait_ms": 0}), client).confirm() == -1
+
+
+async def test_calls_that_change_state_confirm_and_reads_do_not(
+    on_cluster: tuple[Settings, RedisCluster],
+) -> None:
+    settings, _ = on_cluster
+    running = await create_server(settings, "127.0.0.1:0")
+    channel = rpc.channel(settings, f"127.0.0.1:{running.port}")
+    stub = conversations_pb2_grpc.ConversationsServiceStub(channel)
+    try:
+        before = counted("confirmed")
+        message = common_pb2.InboundMessage(
+            channel=common_pb2.CHANNEL_X,
+            visibility=common_pb2.VISIBILITY_PUBLIC,
+            platform_message_id="1",
+            message_id="x:1",
+            brand_account_id="brand-1",
+            author=common_pb2.Author(id="alice", handle="alice"),
+            text="my order never came",
+            sent_at=to_timestamp(1_700_000_000.0),
+            direction=common_pb2.DIRECTION_INBOUND,
+        )
+        threaded = await stub.Thread(conversations_pb2.ThreadRequest(messages=[message]))
+        after_thread = counted("confirmed")
+        assert after_thread == before + 3  # one confirmation from each of the three masters
+        cid = threaded.results[0].conversation_id
+        await stub.GetConversation(conversations_pb2.GetConversationRequest(conversation_id=cid))
+        await stub.ListConversations(conversations_pb2.ListConversationsRequest())
+        assert counted("confirmed") == after_thread
+    finally:
+        await channel.close()
+        await running.stop(0)

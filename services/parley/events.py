@@ -27,6 +27,7 @@ from typing import Any
 from google.protobuf import struct_pb2
 from google.protobuf.message import Message
 
+from parley import lua
 from parley.clock import to_timestamp
 from parley.store import Keys, Redis
 from parley.v1 import common_pb2
@@ -172,18 +173,28 @@ def per_partition_maxlen(maxlen: int, partitions: int) -> int:
     return max(1, -(-maxlen // partitions))
 
 
-def add_to_pipeline(pipe: Any, keys: Keys, events: Iterable[EventRecord], maxlen: int) -> None:
+def add_to_pipeline(
+    pipe: Any, keys: Keys, events: Iterable[EventRecord], maxlen: int, once: str = ""
+) -> None:
     """Queue XADDs for `events` on an open pipeline (the caller executes it); `maxlen` counts all
-    partitions together."""
+    partitions together. With `once` (an id of the effect the events belong to; `pipe` a `lua.Pipeline`),
+    each event is written the first time that effect is made and never again."""
     cap = per_partition_maxlen(maxlen, keys.event_partitions)
     for event in events:
         partition = event.partition(keys.event_partitions)
         fields = event.fields()
-        pipe.xadd(keys.event_stream(partition), fields, maxlen=cap, approximate=True)
+        streams = [keys.event_stream(partition)]
         if event.type in MERGES:
-            pipe.xadd(keys.merge_stream(partition), fields, maxlen=cap, approximate=True)
+            streams.append(keys.merge_stream(partition))
         if event.type in LIFECYCLE:
-            pipe.xadd(keys.lifecycle_stream(partition), fields, maxlen=cap, approximate=True)
+            streams.append(keys.lifecycle_stream(partition))
+        if once:
+            flat = [word for pair in fields.items() for word in pair]
+            xadds = [("XADD", stream, "MAXLEN", "~", cap, "*", *flat) for stream in streams]
+            lua.once(pipe, keys.event_once(partition, f"{once}:{event.type}"), xadds)
+            continue
+        for stream in streams:
+            pipe.xadd(stream, fields, maxlen=cap, approximate=True)
 
 
 async def publish(redis: Redis, keys: Keys, events: Iterable[EventRecord], maxlen: int = 1_000_000) -> None:

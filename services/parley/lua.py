@@ -114,3 +114,20 @@ class Pipeline:
 
 def pipeline(redis: Redis) -> Pipeline:
     return Pipeline(redis)
+
+
+ONCE_KEPT_SECONDS = 7 * 86_400  # far longer than any call, retry or stall that could repeat an effect
+_ONCE = load("parley", "once")
+
+
+def once(pipe: Pipeline, mark: str, commands: Sequence[Sequence[Any]]) -> None:
+    """Queue `commands` (each a command name, the key it writes, its other arguments; every key in the slot
+    of `mark`) to run the first time `mark` is seen and never again (`once.lua`): for an effect outside a
+    record's slot, which a version check on the record cannot fence."""
+    keys: list[Any] = [mark]
+    args: list[Any] = [ONCE_KEPT_SECONDS]
+    for name, key, *rest in commands:
+        if key not in keys:
+            keys.append(key)
+        args += [len(rest) + 2, name, keys.index(key) + 1, *rest]
+    pipe.script(Script(pipe.redis, _ONCE), keys, args)

@@ -202,6 +202,12 @@ class Keys:
     def merge_streams(self) -> list[str]:
         return [self.merge_stream(p) for p in range(self.event_partitions)]
 
+    def event_once(self, partition: int, effect: str) -> str:
+        """The mark of an event written at most once (`lua.once`), in its partition's slot."""
+        return (
+            f"{self.prefix}:once:{{{event_tag(partition, self.event_partitions)}}}:{escape_key_part(effect)}"
+        )
+
     def lifecycle_streams(self) -> list[str]:
         return [self.lifecycle_stream(p) for p in range(self.event_partitions)]
 

@@ -3,6 +3,8 @@ killed between taking the conversation off its agent and writing its new state. 
 job once; with no retry, the loop finishes it after `claim_idle_ms`. Either way the agent's capacity and the
 conversation's state agree, and each event is written once."""
 
+import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 
 import pytest
@@ -123,6 +125,43 @@ async def test_the_loop_finishes_a_desk_action_nobody_retried(
     await assert_finished_once(router, redis, keys, action)
     assert tick["desk_finished"] == 1
     assert (await router.tick())["desk_finished"] == 0
+
+
+@pytest.mark.parametrize("action", list(ACTIONS))
+async def test_a_stalled_desk_action_the_loop_finished_writes_nothing_twice(
+    router: Router, redis, keys, clock, monkeypatch, action
+):
+    """The call is alive but stalls, after the conversation left ann, for longer than `claim_idle_ms`: the
+    loop finishes the action, and when the stalled call goes on, its writes outside the conversation's own
+    record (the event, the audit entry, the handled time) are not made a second time."""
+    await assigned_to_ann(router)
+    let_go, stalled, resume = router.desk._let_go, asyncio.Event(), asyncio.Event()
+
+    async def stall(*args, **kwargs):
+        await let_go(*args, **kwargs)
+        stalled.set()
+        await resume.wait()
+
+    monkeypatch.setattr(router.desk, "_let_go", stall)
+    call = asyncio.create_task(ACTIONS[action](router))
+    await stalled.wait()
+    monkeypatch.undo()
+    clock.advance(router.settings.claim_idle_ms / 1000)
+    assert (await router.tick())["desk_finished"] == 1
+    resume.set()
+    with contextlib.suppress(FailedPrecondition):
+        await call
+    await assert_finished_once(router, redis, keys, action)
+    audit = await redis.hkeys(router.k.audit("c1"))
+    assignments = [f for f in audit if f.startswith(b"assign:")]
+    desk_entries = [f for f in audit if not f.startswith((b"route:", b"assign:"))]
+    assert len(assignments) == (2 if action == "transfer_agent" else 1), audit  # ann's, then bob's
+    assert len(desk_entries) == (0 if action in ("resolve", "transfer_agent") else 1), audit
+    if action == "transfer_agent":
+        feed = await redis.xrange(router.k.feed("bob"))
+        assert len(feed) == 1  # bob's watcher is told of the transfer once
+    if action == "resolve":
+        assert await redis.hget(router.k.handled("billing"), "count") == b"1"
 
 
 async def test_a_route_waits_for_a_desk_action_and_decides_against_what_it_leaves(

@@ -114,8 +114,8 @@ class Assignments(Part):
         )
         async with lua.pipeline(self.redis) as pipe:
             await self.scripts.commit(
-                keys=[self.k.active(agent_id), self.k.feed(agent_id)],
-                args=[token, cid, assignment.SerializeToString(), FEED_MAXLEN],
+                keys=[self.k.active(agent_id), self.k.feed(agent_id), self.k.assigned_once(agent_id, token)],
+                args=[token, cid, assignment.SerializeToString(), FEED_MAXLEN, lua.ONCE_KEPT_SECONDS],
                 client=pipe,
             )
             if state.get("team"):
@@ -138,7 +138,10 @@ class Assignments(Part):
                     "candidates": len(candidates or []),
                 },
             )
-            add_to_pipeline(pipe, self.keys, [event], self.settings.events_maxlen)
+            # Once per claim token, as the feed entry: recording the same assignment again writes neither.
+            add_to_pipeline(
+                pipe, self.keys, [event], self.settings.events_maxlen, once=f"{cid}:assign:{token}"
+            )
             await pipe.execute()
         return assignment
 

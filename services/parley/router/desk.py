@@ -152,6 +152,11 @@ class Desk(Part):
         await self.scripts.unlist(keys=[self.k.leaving()], args=[cid, marked["leaving_since"]])
         return result
 
+    @staticmethod
+    def _action_id(cid: str, marked: dict[str, str]) -> str:
+        """One desk action on one conversation, whoever finishes it: its mark's time outlives a take-over."""
+        return f"{cid}:{marked['leaving']}:{marked['leaving_since']}"
+
     async def _let_go(self, cid: str, marked: dict[str, str], was: str, withdraw: str = "") -> None:
         """The second step: the marked conversation leaves its queue or agent. Done already is fine (the mark
         says it is this action's to move); a claim that took it from the queue before the mark wins, and the
@@ -237,8 +242,17 @@ class Desk(Part):
             token = marked["leaving_token"]
             await self.scripts.left(keys=[self.k.state(cid)], args=[token, *fields], client=pipe)
             await self.queues.enqueue_on(pipe, team.name, cid, priority, since, due)
-            pipe.hset(self.k.audit(cid), f"{audit.kind}:{now:.6f}", audit.SerializeToString())
-            add_to_pipeline(pipe, self.keys, [event], self.settings.events_maxlen)
+            # The rest lies outside the state's slot, where the mark's token cannot fence it: keyed by the
+            # action (its mark's time), so a stalled call that goes on after the loop finished it writes
+            # nothing twice.
+            pipe.hset(
+                self.k.audit(cid),
+                f"{audit.kind}:{float(marked['leaving_since']):.6f}",
+                audit.SerializeToString(),
+            )
+            add_to_pipeline(
+                pipe, self.keys, [event], self.settings.events_maxlen, once=self._action_id(cid, marked)
+            )
             await pipe.execute()
         return common_pb2.RoutingDecision(
             conversation_id=cid,
@@ -507,11 +521,14 @@ class Desk(Part):
                 args=[marked["leaving_token"], *flat({"state": "resolved", "resolved_at": now, "agent": ""})],
                 client=pipe,
             )
+            action = self._action_id(cid, marked)
             if args["from"] == "assigned":
-                # Handling time feeds staffing: time from assignment to resolution.
+                # Handling time feeds staffing: time from assignment to resolution (counted once, as the
+                # event below is written once: see `_requeue`).
                 handled = max(0.0, now - float(marked.get("assigned_at", now)))
-                pipe.hincrbyfloat(self.k.handled(marked["team"]), "seconds", handled)
-                pipe.hincrby(self.k.handled(marked["team"]), "count", 1)
+                totals, team = self.k.handled(marked["team"]), marked["team"]
+                increments = [("HINCRBYFLOAT", totals, "seconds", handled), ("HINCRBY", totals, "count", 1)]
+                lua.once(pipe, self.k.handled_once(team, action), increments)
             event = EventRecord(
                 "conversation.resolved",
                 cid,
@@ -519,7 +536,7 @@ class Desk(Part):
                 now,
                 {"agent_id": agent, "team": marked.get("team", "")},
             )
-            add_to_pipeline(pipe, self.keys, [event], self.settings.events_maxlen)
+            add_to_pipeline(pipe, self.keys, [event], self.settings.events_maxlen, once=action)
             await pipe.execute()
         if args["from"] == "assigned" and agent:
             await self.assignments.fill(agent)  # the freed capacity takes the next waiting conversation

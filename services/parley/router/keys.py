@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from parley.store import Keys
+from parley.store import Keys, escape_key_part
 
 
 @dataclass(frozen=True)
@@ -69,6 +69,10 @@ class RouterKeys:
     def handled(self, team: str) -> str:
         return self._team(team, "handled")
 
+    def handled_once(self, team: str, action: str) -> str:
+        """The mark of a resolution's handling time, counted once (`lua.once`)."""
+        return self._team(team, f"handled-once:{escape_key_part(action)}")
+
     def online(self, team: str) -> str:
         return self._team(team, "online")
 
@@ -117,6 +121,10 @@ class RouterKeys:
 
     def feed(self, agent_id: str) -> str:
         return self._agent(agent_id, "feed")
+
+    def assigned_once(self, agent_id: str, token: str) -> str:
+        """The mark of an assignment (its claim token) written to the agent's feed, so it is written once."""
+        return self._agent(agent_id, f"assigned-once:{escape_key_part(token)}")
 
     def holds(self, agent_id: str) -> str:
         """Set of "team|conversation id" held for the agent: where to look when their capacity frees."""

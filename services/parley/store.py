@@ -137,6 +137,38 @@ class Replicas:
             log.warning("no replica of %s confirmed its writes within %d ms", master, self.timeout_ms)
 
 
+# Settings that say where data goes (a message's log partition and de-duplication mark, an event's stream, a
+# conversation's listing index, a reply's outbox): the data is laid out by them, so they stay as first set.
+LAYOUT = ("stream_partitions", "event_partitions", "index_partitions", "dispatch_partitions")
+
+
+class LayoutMismatch(RuntimeError):
+    """This process is configured with other partition counts than the data in Redis was written with."""
+
+
+async def check_layout(redis: Redis, settings: Settings) -> None:
+    """Record the partition counts under the key prefix the first time; refuse (LayoutMismatch) a process
+    configured otherwise, which would silently miss what was written before: a duplicate accepted, a
+    conversation no longer listed, a reply never sent."""
+    key = f"{settings.key_prefix}:layout"
+    wanted = {name: str(getattr(settings, name)) for name in LAYOUT}
+    async with redis.pipeline(transaction=False) as pipe:
+        for name, value in wanted.items():
+            pipe.hsetnx(key, name, value)
+        pipe.hgetall(key)
+        *_, raw = await pipe.execute()
+    stored = {reply_text(name): reply_text(value) for name, value in raw.items()}
+    differ = [name for name, value in wanted.items() if stored.get(name, value) != value]
+    if differ:
+        was = ", ".join(f"PARLEY_{name.upper()}={stored[name]}" for name in differ)
+        now = ", ".join(f"{name}={wanted[name]}" for name in differ)
+        raise LayoutMismatch(
+            f"the data under key prefix {settings.key_prefix!r} was written with {was}, and this process is "
+            f"configured with {now}: partition counts are fixed for the life of the data (README, Scaling "
+            "out); set them back, or use another PARLEY_KEY_PREFIX for a new deployment"
+        )
+
+
 def reply_text(reply: bytes | str) -> str:
     """A reply as text. Replies stay bytes (see `connect`); redis-py's annotations allow str as well."""
     return reply.decode() if isinstance(reply, bytes) else reply

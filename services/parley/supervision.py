@@ -14,7 +14,7 @@ from grpc_health.v1 import health_pb2
 
 from parley.config import Settings
 from parley.rpc import REDIS_OUTAGES, RunningServer, stop_background
-from parley.store import connect
+from parley.store import Redis, check_layout, connect
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +43,28 @@ async def once_redis_is_ready(
             )
             await asyncio.sleep(delay)
             delay = min(delay * 2, longest_delay)
+
+
+async def start_up(
+    redis: Redis,
+    settings: Settings,
+    what: str,
+    *steps: Callable[[], Awaitable[object]],
+    wait: bool = True,
+) -> None:
+    """A process's start-up on Redis: check that the data's partition counts are the configured ones
+    (`check_layout`; a mismatch is raised), then run `steps`, each waiting for Redis while it is out. A server
+    that must answer health checks through an outage (`wait=False`) checks only if Redis answers now."""
+    try:
+        await (
+            once_redis_is_ready(lambda: check_layout(redis, settings), what)
+            if wait
+            else check_layout(redis, settings)
+        )
+    except REDIS_OUTAGES as error:
+        log.warning("%s: Redis unreachable (%s); partition counts not checked", what, type(error).__name__)
+    for step in steps:
+        await once_redis_is_ready(step, what)
 
 
 async def redis_health(

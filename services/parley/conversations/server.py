@@ -9,7 +9,7 @@ from collections.abc import Awaitable
 from parley import rpc, store
 from parley.clock import Clock, SystemClock
 from parley.config import Settings
-from parley.supervision import once_redis_is_ready
+from parley.supervision import start_up
 from parley.v1 import conversations_pb2, conversations_pb2_grpc, dispatch_pb2, dispatch_pb2_grpc
 
 from .core import Conversations
@@ -40,7 +40,7 @@ async def create_server(settings: Settings, address: str, clock: Clock | None = 
     try:
         # The group exists before the server answers, so no event published after start-up is missed; Redis
         # may still be loading its data (or not up yet): the server waits for it rather than exit.
-        await once_redis_is_ready(lambda: ensure_group(redis, core.keys.keys), "conversations start-up")
+        await start_up(redis, settings, "conversations start-up", lambda: ensure_group(redis, core.keys.keys))
         running = await rpc.start_server(
             settings,
             address,

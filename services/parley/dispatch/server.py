@@ -10,7 +10,7 @@ from parley.config import Settings
 from parley.dispatch.adapters import AdapterRegistry
 from parley.dispatch.dispatcher import Dispatcher
 from parley.dispatch.servicer import DispatchServicer
-from parley.supervision import once_redis_is_ready
+from parley.supervision import start_up
 from parley.v1 import dispatch_pb2, dispatch_pb2_grpc
 
 SERVICE_NAME = dispatch_pb2.DESCRIPTOR.services_by_name["DispatchService"].full_name
@@ -22,7 +22,7 @@ async def create_server(settings: Settings, address: str) -> rpc.RunningServer:
     adapters = AdapterRegistry.from_settings(settings, clock)
     dispatcher = Dispatcher(settings, redis, store.keys_for(settings), clock, adapters)
     # Redis may still be loading its data (or not up yet): wait for it rather than exit.
-    await once_redis_is_ready(dispatcher.start, "dispatch start-up")
+    await start_up(redis, settings, "dispatch start-up", dispatcher.start)
     add = dispatch_pb2_grpc.add_DispatchServiceServicer_to_server
     running = await rpc.start_server(settings, address, [(add, DispatchServicer(dispatcher), SERVICE_NAME)])
     loop_task = asyncio.create_task(dispatcher.run(), name="dispatch-delivery-loop")

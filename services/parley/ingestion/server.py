@@ -11,6 +11,7 @@ from parley.config import Settings
 from parley.ingestion.inbound_log import InboundLog
 from parley.ingestion.servicer import IngestionService
 from parley.ingestion.webhooks import start_webhook_server
+from parley.supervision import start_up
 from parley.v1 import ingestion_pb2, ingestion_pb2_grpc
 
 SERVICE_NAME = ingestion_pb2.DESCRIPTOR.services_by_name["IngestionService"].full_name
@@ -29,6 +30,7 @@ async def create_server(settings: Settings, address: str, clock: Clock | None = 
     log = InboundLog(settings, redis, keys)
     servicer = IngestionService(settings, log, redis, keys, clock)
     try:
+        await start_up(redis, settings, "ingestion start-up", wait=False)
         running = await rpc.start_server(
             settings,
             address,

@@ -300,10 +300,12 @@ class PipelineWorker:
 async def run_worker(settings: Settings, stop: asyncio.Event, consumer: str = "") -> None:
     """Run one pipeline worker with its own Redis client and peer channels until `stop` is set."""
     from parley.store import connect, keys_for
+    from parley.supervision import start_up
 
     redis = connect(settings)
     peers = Peers.connect(settings)
     try:
+        await start_up(redis, settings, "worker start-up")
         worker = PipelineWorker(settings, InboundLog(settings, redis, keys_for(settings)), peers, consumer)
         await worker.run(stop)
     finally:

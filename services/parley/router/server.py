@@ -17,6 +17,7 @@ from parley.router.merges import Merges, run_follower
 from parley.router.policy import load_policy
 from parley.router.servicer import RouterServicer
 from parley.rpc import REDIS_OUTAGES, RunningServer, start_server, stop_background
+from parley.supervision import start_up
 from parley.v1 import router_pb2_grpc
 
 SERVICE_NAME = "parley.v1.RouterService"
@@ -50,6 +51,7 @@ async def create_server(
     router = Router(settings, redis, store.keys_for(settings), clock or SystemClock(), policy)
     servicer = RouterServicer(settings, router, watch_poll_ms)
     try:
+        await start_up(redis, settings, "router start-up", wait=False)
         running = await start_server(
             settings, address, [(router_pb2_grpc.add_RouterServiceServicer_to_server, servicer, SERVICE_NAME)]
         )

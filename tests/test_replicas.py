@@ -19,6 +19,7 @@ from parley.clock import to_timestamp
 from parley.cluster import LocalCluster, Node
 from parley.config import Settings
 from parley.conversations.server import create_server
+from parley.dispatch.outbox import RedisPartProgress
 from parley.store import Replicas
 from parley.telemetry.metrics import REPLICA_CONFIRMATIONS
 from parley.v1 import common_pb2, conversations_pb2, conversations_pb2_grpc
@@ -138,3 +139,18 @@ async def test_calls_that_change_state_confirm_and_reads_do_not(
     finally:
         await channel.close()
         await running.stop(0)
+
+
+async def test_a_reply_part_is_marked_on_a_replica_before_the_network_is_called(
+    on_cluster: tuple[Settings, RedisCluster],
+) -> None:
+    settings, client = on_cluster
+    progress = RedisPartProgress(
+        client, f"{settings.key_prefix}:delivery:{{d0}}", None, Replicas(settings, client)
+    )
+    before = counted("confirmed")
+    await progress.started(0)  # else a failover could drop the mark, and the part be posted twice
+    assert counted("confirmed") == before + 3
+    await progress.posted(0, "platform-1")
+    assert counted("confirmed") == before + 6
+    assert await progress.load() == ({0: "platform-1"}, set())

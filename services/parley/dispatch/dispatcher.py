@@ -38,7 +38,7 @@ from parley.dispatch.validation import validate_replies
 from parley.messages import CHANNEL_NAMES
 from parley.pipeline.consumer import ConsumerOptions, StreamConsumer, StreamEntry
 from parley.rpc import REDIS_OUTAGES, InvalidArgument, NotFound
-from parley.store import Keys, Redis
+from parley.store import Keys, Redis, Replicas
 from parley.v1 import dispatch_pb2
 
 log = logging.getLogger(__name__)
@@ -92,6 +92,7 @@ class Dispatcher:
             )
         self.settings = settings
         self.redis = redis
+        self.replicas = Replicas(settings, redis)
         self.keys = keys
         self.clock = clock
         self.adapters = adapters
@@ -384,7 +385,8 @@ class Dispatcher:
         parts = rules.apply(a.reply.channel, a.reply.visibility, a.reply.text)
         assert not isinstance(parts, rules.Refusal)
         claim = (self.dkeys.outbox(a.partition), GROUP, self.consumer, a.entry_id)
-        progress = RedisPartProgress(self.redis, self.dkeys.delivery(a.partition, a.reply_id), claim)
+        delivery = self.dkeys.delivery(a.partition, a.reply_id)
+        progress = RedisPartProgress(self.redis, delivery, claim, self.replicas)
         try:
             adapter = self.adapters.for_channel(a.reply.channel)
             a.ids = await adapter.post(a.reply, parts, self.idempotency_key(a.reply_id), progress=progress)

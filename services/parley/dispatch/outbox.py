@@ -22,7 +22,7 @@ from typing import Any
 
 from parley import lua
 from parley.clock import to_timestamp
-from parley.store import Keys, Redis
+from parley.store import Keys, Redis, Replicas
 from parley.v1 import dispatch_pb2
 
 GROUP = "dispatch"
@@ -116,10 +116,19 @@ class RedisPartProgress:
     being posted no other loop re-claims it.
     """
 
-    def __init__(self, redis: Any, delivery_key: str, claim: tuple[str, str, str, str] | None = None) -> None:
+    def __init__(
+        self,
+        redis: Any,
+        delivery_key: str,
+        claim: tuple[str, str, str, str] | None = None,
+        replicas: Replicas | None = None,
+    ) -> None:
         self.redis = redis
         self.key = delivery_key
         self.claim = claim  # (outbox stream, group, consumer, entry id); all in the delivery's slot
+        # On a cluster, each mark is on a replica before the network is called (or the next part): a failover
+        # must not take back "started" (the part would be posted again) nor "posted".
+        self.replicas = replicas
 
     async def load(self) -> tuple[dict[int, str], set[int]]:
         fields = await self.redis.hgetall(self.key)
@@ -141,9 +150,13 @@ class RedisPartProgress:
                 stream, group, consumer, entry_id = self.claim
                 pipe.xclaim(stream, group, consumer, 0, [entry_id], justid=True)
             await pipe.execute()
+        if self.replicas is not None:
+            await self.replicas.confirm()
 
     async def posted(self, index: int, platform_id: str) -> None:
         await self.redis.hset(self.key, f"part:{index}", platform_id)
+        if self.replicas is not None:
+            await self.replicas.confirm()
 
     async def failed(self, index: int) -> None:
         await self.redis.hdel(self.key, f"start:{index}")

@@ -12,17 +12,17 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 import redis as sync_redis
+from conversations.builders import msg
 from redis.asyncio.cluster import RedisCluster
 
 from parley import rpc
-from parley.clock import to_timestamp
 from parley.cluster import LocalCluster, Node
 from parley.config import Settings
 from parley.conversations.server import create_server
 from parley.dispatch.outbox import RedisPartProgress
 from parley.store import Replicas
 from parley.telemetry.metrics import REPLICA_CONFIRMATIONS
-from parley.v1 import common_pb2, conversations_pb2, conversations_pb2_grpc
+from parley.v1 import conversations_pb2, conversations_pb2_grpc
 
 
 @pytest.fixture(scope="module")
@@ -118,18 +118,7 @@ async def test_calls_that_change_state_confirm_and_reads_do_not(
     stub = conversations_pb2_grpc.ConversationsServiceStub(channel)
     try:
         before = counted("confirmed")
-        message = common_pb2.InboundMessage(
-            channel=common_pb2.CHANNEL_X,
-            visibility=common_pb2.VISIBILITY_PUBLIC,
-            platform_message_id="1",
-            message_id="x:1",
-            brand_account_id="brand-1",
-            author=common_pb2.Author(id="alice", handle="alice"),
-            text="my order never came",
-            sent_at=to_timestamp(1_700_000_000.0),
-            direction=common_pb2.DIRECTION_INBOUND,
-        )
-        threaded = await stub.Thread(conversations_pb2.ThreadRequest(messages=[message]))
+        threaded = await stub.Thread(conversations_pb2.ThreadRequest(messages=[msg("1")]))
         after_thread = counted("confirmed")
         assert after_thread == before + 3  # one confirmation from each of the three masters
         cid = threaded.results[0].conversation_id

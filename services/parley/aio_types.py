@@ -29,6 +29,20 @@ def _behaviour(handler: Handler) -> object:
     return found
 
 
+def same_kind(handler: Handler, behaviour: Any, request_deserializer: Any = None) -> Handler:
+    """A method handler of `handler`'s kind (request and response each unary or streamed) that runs
+    `behaviour`, with `handler`'s serializers unless another request deserializer is given."""
+    request, response = (
+        "stream" if streamed else "unary"
+        for streamed in (handler.request_streaming, handler.response_streaming)
+    )
+    kind = f"{request}_{response}"
+    factory: Callable[..., Handler] = getattr(grpc, f"{kind}_rpc_method_handler")
+    return factory(
+        behaviour, request_deserializer or handler.request_deserializer, handler.response_serializer
+    )
+
+
 def unary(handler: Handler) -> Unary:
     """The coroutine function of a handler whose response is not streamed."""
     return cast(Unary, _behaviour(handler))

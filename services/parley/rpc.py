@@ -31,7 +31,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from parley import authz, store
-from parley.aio_types import Context, Continuation, Handler, responses, streaming, unary
+from parley.aio_types import Context, Continuation, Handler, responses, same_kind, streaming, unary
 from parley.auth import TokenSource, client_interceptors, server_interceptors
 from parley.config import Settings
 from parley.telemetry import tracing
@@ -232,14 +232,9 @@ def _guarded(handler: Handler, deserialize: Callable[[bytes], Any]) -> Handler:
         async for response in responses(call_streaming(checked(requests, context), context)):
             yield response
 
-    serialize = handler.response_serializer
-    if handler.request_streaming and handler.response_streaming:
-        return grpc.stream_stream_rpc_method_handler(stream_stream, deserialize, serialize)
-    if handler.request_streaming:
-        return grpc.stream_unary_rpc_method_handler(stream_unary, deserialize, serialize)
-    if handler.response_streaming:
-        return grpc.unary_stream_rpc_method_handler(unary_stream, deserialize, serialize)
-    return grpc.unary_unary_rpc_method_handler(unary_unary, deserialize, serialize)
+    behaviours = {(False, False): unary_unary, (False, True): unary_stream, (True, False): stream_unary}
+    behaviour = behaviours.get((handler.request_streaming, handler.response_streaming), stream_stream)
+    return same_kind(handler, behaviour, deserialize)
 
 
 class ConfirmReplicated(grpc.aio.ServerInterceptor):
@@ -280,12 +275,7 @@ class ConfirmReplicated(grpc.aio.ServerInterceptor):
                     await self._confirm(context)
                     yield response
 
-            factory = (
-                grpc.stream_stream_rpc_method_handler
-                if handler.request_streaming
-                else grpc.unary_stream_rpc_method_handler
-            )
-            return factory(each_confirmed, handler.request_deserializer, handler.response_serializer)
+            return same_kind(handler, each_confirmed)
         call_unary = unary(handler)
 
         async def confirmed(request: Any, context: Context) -> Any:
@@ -293,12 +283,7 @@ class ConfirmReplicated(grpc.aio.ServerInterceptor):
             await self._confirm(context)
             return response
 
-        factory = (
-            grpc.stream_unary_rpc_method_handler
-            if handler.request_streaming
-            else grpc.unary_unary_rpc_method_handler
-        )
-        return factory(confirmed, handler.request_deserializer, handler.response_serializer)
+        return same_kind(handler, confirmed)
 
 
 async def stop_background(tasks: Iterable[asyncio.Task[Any]], grace: float) -> None:

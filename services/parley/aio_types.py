@@ -29,6 +29,30 @@ def _behaviour(handler: Handler) -> object:
     return found
 
 
+class WrappingInterceptor(grpc.aio.ServerInterceptor):
+    """A server interceptor that serves a method through `wrap(handler, method)`: made once per handler and
+    kept (the server hands over the same handler object for every call of a method)."""
+
+    def __init__(self) -> None:
+        self._wrapped: dict[int, tuple[Handler, Handler]] = {}
+
+    async def intercept_service(
+        self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
+    ) -> Handler | None:
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return None
+        known = self._wrapped.get(id(handler))
+        if known is None or known[0] is not handler:
+            known = (handler, self.wrap(handler, handler_call_details.method))
+            self._wrapped[id(handler)] = known
+        return known[1]
+
+    def wrap(self, handler: Handler, method: str) -> Handler:
+        """The handler to serve `method` with (`handler` itself when there is nothing to add)."""
+        raise NotImplementedError
+
+
 def same_kind(handler: Handler, behaviour: Any, request_deserializer: Any = None) -> Handler:
     """A method handler of `handler`'s kind (request and response each unary or streamed) that runs
     `behaviour`, with `handler`'s serializers unless another request deserializer is given."""

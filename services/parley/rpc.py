@@ -31,7 +31,15 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from parley import authz, store
-from parley.aio_types import Context, Continuation, Handler, responses, same_kind, streaming, unary
+from parley.aio_types import (
+    Context,
+    Handler,
+    WrappingInterceptor,
+    responses,
+    same_kind,
+    streaming,
+    unary,
+)
 from parley.auth import TokenSource, client_interceptors, server_interceptors
 from parley.config import Settings
 from parley.telemetry import tracing
@@ -163,31 +171,16 @@ async def _refuse_undecodable(context: Context, request: _Undecodable) -> None:
     await context.abort_with_status(bad_request_status([("request", description)]))
 
 
-class RefuseUndecodable(grpc.aio.ServerInterceptor):
+class RefuseUndecodable(WrappingInterceptor):
     """Answers a request that does not parse with INVALID_ARGUMENT (a BadRequest on `request`).
 
     grpc.aio itself answers a deserializer's exception with UNKNOWN and the exception's class name, which
     tells a caller nothing useful and shows an internal name. So the deserializer is wrapped to hand the
-    handler a marker instead, and the marker is refused before the servicer sees it. Each method's guarded
-    handler is made once and kept.
+    handler a marker instead, and the marker is refused before the servicer sees it.
     """
 
-    def __init__(self) -> None:
-        self._guarded: dict[int, tuple[Handler, Handler]] = {}
-
-    async def intercept_service(
-        self,
-        continuation: Continuation,
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> Handler | None:
-        handler = await continuation(handler_call_details)
-        if handler is None or handler.request_deserializer is None:
-            return handler
-        known = self._guarded.get(id(handler))
-        if known is None or known[0] is not handler:
-            known = (handler, self._guard(handler))
-            self._guarded[id(handler)] = known
-        return known[1]
+    def wrap(self, handler: Handler, method: str) -> Handler:
+        return handler if handler.request_deserializer is None else self._guard(handler)
 
     @staticmethod
     def _guard(handler: Handler) -> Handler:
@@ -237,27 +230,18 @@ def _guarded(handler: Handler, deserialize: Callable[[bytes], Any]) -> Handler:
     return same_kind(handler, behaviour, deserialize)
 
 
-class ConfirmReplicated(grpc.aio.ServerInterceptor):
+class ConfirmReplicated(WrappingInterceptor):
     """Answers a call that changes state (`changes` in the authorization table) only once a replica of each
     Redis Cluster master has its writes (`store.Replicas`), so no failover takes back what a caller was told
     is done. A streamed call confirms before each response. Not installed on a single server."""
 
     def __init__(self, replicas: store.Replicas) -> None:
+        super().__init__()
         self.replicas = replicas
-        self._confirming: dict[int, tuple[Handler, Handler]] = {}
 
-    async def intercept_service(
-        self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
-    ) -> Handler | None:
-        handler = await continuation(handler_call_details)
-        rule = authz.RULES.get(handler_call_details.method)
-        if handler is None or rule is None or not rule.changes:
-            return handler
-        known = self._confirming.get(id(handler))
-        if known is None or known[0] is not handler:
-            known = (handler, self._confirmed(handler))
-            self._confirming[id(handler)] = known
-        return known[1]
+    def wrap(self, handler: Handler, method: str) -> Handler:
+        rule = authz.RULES.get(method)
+        return self._confirmed(handler) if rule is not None and rule.changes else handler
 
     async def _confirm(self, context: Context) -> None:
         try:

@@ -21,7 +21,7 @@ import grpc
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, Info, start_http_server
 from prometheus_client.registry import Collector
 
-from parley.aio_types import Context, Continuation, Handler, Unary
+from parley.aio_types import Context, Handler, Unary, WrappingInterceptor
 from parley.telemetry import tracing
 
 # The names of the go-grpc-prometheus convention, so existing gRPC dashboards and alerts apply.
@@ -90,25 +90,11 @@ _KINDS = (
 )
 
 
-class ObservingInterceptor(grpc.aio.ServerInterceptor):
-    """Counts and times every call by method and status code, and opens its server span when tracing.
+class ObservingInterceptor(WrappingInterceptor):
+    """Counts and times every call by method and status code, and opens its server span when tracing."""
 
-    Each method's observed handler is made once and kept (keyed by the handler it wraps)."""
-
-    def __init__(self) -> None:
-        self._observed: dict[int, tuple[Handler, Handler]] = {}
-
-    async def intercept_service(
-        self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
-    ) -> Handler | None:
-        handler = await continuation(handler_call_details)
-        if handler is None:
-            return None
-        known = self._observed.get(id(handler))
-        if known is None or known[0] is not handler:
-            known = (handler, _observe(handler, handler_call_details.method))
-            self._observed[id(handler)] = known
-        return known[1]
+    def wrap(self, handler: Handler, method: str) -> Handler:
+        return _observe(handler, method)
 
 
 def _observe(handler: Handler, method: str) -> Handler:

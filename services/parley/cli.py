@@ -418,19 +418,31 @@ def bench(
     rate: float = typer.Option(500.0, help="Offered rate (msgs/s) for the latency run."),
     duration: float = typer.Option(10.0, help="Seconds of the latency run."),
     workers: int = typer.Option(2, min=1, help="Pipeline worker processes."),
+    cluster: bool = typer.Option(
+        False, "--cluster", help="On a local 3-master Redis Cluster with a replica each, started for the run."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Measure the running suite: saturation throughput, Ingest→routed latency at a fixed rate, and the ratio
-    to a bare grpc.aio echo stream on this machine. Starts its own suite (REDIS_URL or an embedded Valkey)."""
+    to a bare grpc.aio echo stream on this machine. Starts its own suite (REDIS_URL or an embedded Valkey, or
+    with --cluster a local Redis Cluster)."""
     from parley.bench import run_bench
+    from parley.cluster import LocalCluster
 
-    settings, embedded = _with_redis(Settings(), "")
+    local = LocalCluster() if cluster else None
+    settings, embedded = Settings(), None
+    if local is not None:
+        settings = settings.model_copy(update={"redis_url": local.start(), "redis_cluster": True})
+    else:
+        settings, embedded = _with_redis(settings, "")
     settings = _as_operator(_with_secret(settings), "parley-bench")
     try:
         result = asyncio.run(run_bench(settings, messages, rate, duration, workers, progress=not as_json))
     finally:
         if embedded is not None:
             embedded.stop()
+        if local is not None:
+            local.stop()
     if as_json:
         print(json.dumps(result, indent=2))
         return

@@ -116,7 +116,9 @@ def pipeline(redis: Redis) -> Pipeline:
     return Pipeline(redis)
 
 
-ONCE_KEPT_SECONDS = 7 * 86_400  # far longer than any call, retry or stall that could repeat an effect
+# How long an effect stays marked as made: far longer than a call, its retries or a stall could repeat it,
+# short enough that the marks of a busy day (a few per desk action or assignment) do not pile up.
+ONCE_KEPT_SECONDS = 86_400
 _ONCE = load("parley", "once")
 
 

@@ -16,13 +16,15 @@ from conversations.builders import msg
 from redis.asyncio.cluster import RedisCluster
 
 from parley import rpc
+from parley.clock import ManualClock
 from parley.cluster import LocalCluster, Node
 from parley.config import Settings
 from parley.conversations.server import create_server
 from parley.dispatch.outbox import RedisPartProgress
-from parley.store import Replicas
+from parley.router.core import Router
+from parley.store import Replicas, keys_for
 from parley.telemetry.metrics import REPLICA_CONFIRMATIONS
-from parley.v1 import conversations_pb2, conversations_pb2_grpc
+from parley.v1 import common_pb2, conversations_pb2, conversations_pb2_grpc, router_pb2
 
 
 @pytest.fixture(scope="module")
@@ -143,3 +145,18 @@ async def test_a_reply_part_is_marked_on_a_replica_before_the_network_is_called(
     await progress.posted(0, "platform-1")
     assert counted("confirmed") == before + 6
     assert await progress.load() == ({0: "platform-1"}, set())
+
+
+async def test_each_step_of_an_assignment_is_on_a_replica_before_the_next(
+    on_cluster: tuple[Settings, RedisCluster],
+) -> None:
+    settings, client = on_cluster
+    router = Router(settings, client, keys_for(settings), ManualClock(1_700_000_000.0))
+    await router.set_presence("ann", "online", ["billing"], capacity=1)
+    triage = common_pb2.Triage(message_id="x:c1", intent=common_pb2.INTENT_COMPLAINT, topic="billing")
+    item = router_pb2.RouteItem(conversation_id="c1", message=msg("c1"), triage=triage)
+    before = counted("confirmed")
+    [decision] = await router.route([item])
+    assert (decision.action, decision.agent_id) == (common_pb2.ROUTE_ACTION_ASSIGNED, "ann")
+    # Before the assignment is recorded (capacity and queue entry) and after (before ann's feed has it).
+    assert counted("confirmed") == before + 2 * 3

@@ -96,7 +96,12 @@ class Assignments(Part):
             "assigned_at": now,
             "reason": assignment.reason,
         }
+        # On a cluster, the capacity reserved and the queue entry taken (other slots) are on a replica before
+        # the assignment is recorded, and the record before the agent's capacity and feed count it: a failover
+        # never keeps a later step of an assignment without the earlier ones.
+        await self.replicas.confirm()
         recorded = await self.scripts.assign(keys=[self.k.state(cid)], args=[token, *flat(fields)])
+        await self.replicas.confirm()
         if not recorded:
             await self.redis.srem(self.k.active(agent_id), token)
             await self.queues.give_back(state.get("team", ""), cid, token)

@@ -16,7 +16,7 @@ from parley.router.common import (
 from parley.router.keys import RouterKeys
 from parley.router.policy import Policy, PolicyError, load_policy, policy_path
 from parley.rpc import FailedPrecondition, InvalidArgument, NotFound
-from parley.store import Keys, Redis
+from parley.store import Keys, Redis, Replicas
 from parley.v1 import router_pb2
 
 log = logging.getLogger("parley.router")
@@ -62,6 +62,8 @@ class Ground:
         self.k = RouterKeys(keys)
         self.clock = clock
         self.scripts = Scripts(redis)
+        # On a cluster, the steps of an assignment span slots: each is on a replica before the next is made.
+        self.replicas = Replicas(settings, redis)
         self.policy_source = policy_path(settings.policy_file)
         self._policy_mtime = self._mtime()
         self.policy = policy or load_policy(settings.policy_file)
@@ -108,6 +110,7 @@ class Part:
         self.redis = ground.redis
         self.keys = ground.keys
         self.k = ground.k
+        self.replicas = ground.replicas
         self.clock = ground.clock
         self.scripts = ground.scripts
 

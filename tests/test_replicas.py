@@ -147,7 +147,7 @@ async def test_a_reply_part_is_marked_on_a_replica_before_the_network_is_called(
     assert await progress.load() == ({0: "platform-1"}, set())
 
 
-async def test_each_step_of_an_assignment_is_on_a_replica_before_the_next(
+async def test_each_step_of_an_assignment_or_a_desk_action_is_on_a_replica_before_the_next(
     on_cluster: tuple[Settings, RedisCluster],
 ) -> None:
     settings, client = on_cluster
@@ -159,4 +159,8 @@ async def test_each_step_of_an_assignment_is_on_a_replica_before_the_next(
     [decision] = await router.route([item])
     assert (decision.action, decision.agent_id) == (common_pb2.ROUTE_ACTION_ASSIGNED, "ann")
     # Before the assignment is recorded (capacity and queue entry) and after (before ann's feed has it).
+    assert counted("confirmed") == before + 2 * 3
+    before = counted("confirmed")
+    await router.resolve("c1", "ann")
+    # A desk action likewise: its mark before the conversation leaves ann, that before its final state.
     assert counted("confirmed") == before + 2 * 3

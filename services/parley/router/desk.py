@@ -107,6 +107,8 @@ class Desk(Part):
             raise FailedPrecondition(f"conversation {cid} is being merged into {text_of(payload)}")
         if int(code) != 0:
             return None
+        # On a cluster, each step is on a replica before the next touches another slot (as an assignment's).
+        await self.replicas.confirm()
         return {
             **state,
             "leaving": action,
@@ -163,9 +165,8 @@ class Desk(Part):
         mark is dropped."""
         agent = marked["leaving_agent"]
         if was == "queued":
-            if await self.queues.take_from(marked["team"], cid):
-                return
-            if await self.redis.hexists(self.k.taking(marked["team"]), cid):
+            taken = await self.queues.take_from(marked["team"], cid)
+            if not taken and await self.redis.hexists(self.k.taking(marked["team"]), cid):
                 await self.scripts.left(keys=[self.k.state(cid)], args=[marked["leaving_token"]])
                 await self.scripts.unlist(keys=[self.k.leaving()], args=[cid, marked["leaving_since"]])
                 raise FailedPrecondition(f"conversation {cid} was just taken by an agent; retry")
@@ -174,6 +175,7 @@ class Desk(Part):
                 await self.assignments.withdraw(agent, cid, marked, withdraw)
             else:
                 await self.redis.srem(self.k.active(agent), cid)
+        await self.replicas.confirm()
 
     async def _begin(
         self,

@@ -22,6 +22,7 @@ from parley.config import Settings
 from parley.conversations.server import create_server
 from parley.dispatch.outbox import RedisPartProgress
 from parley.router.core import Router
+from parley.router.merges import Merges
 from parley.store import Replicas, keys_for
 from parley.telemetry.metrics import REPLICA_CONFIRMATIONS
 from parley.v1 import common_pb2, conversations_pb2, conversations_pb2_grpc, router_pb2
@@ -164,3 +165,19 @@ async def test_each_step_of_an_assignment_or_a_desk_action_is_on_a_replica_befor
     await router.resolve("c1", "ann")
     # A desk action likewise: its mark before the conversation leaves ann, that before its final state.
     assert counted("confirmed") == before + 2 * 3
+
+
+async def test_each_step_of_a_merge_is_on_a_replica_before_the_next(
+    on_cluster: tuple[Settings, RedisCluster],
+) -> None:
+    settings, client = on_cluster
+    router = Router(settings, client, keys_for(settings), ManualClock(1_700_000_000.0))
+    await router.set_presence("ann", "online", ["billing"], capacity=1)
+    for cid in ("c1", "parent"):  # c1 goes to ann; parent waits in the queue (ann is full)
+        triage = common_pb2.Triage(message_id=f"x:{cid}", intent=common_pb2.INTENT_COMPLAINT, topic="billing")
+        await router.route([router_pb2.RouteItem(conversation_id=cid, message=msg(cid), triage=triage)])
+    before = counted("confirmed")
+    outcome = await Merges(router).apply("parent", "c1")
+    assert outcome.applied and outcome.agent_id == "ann"
+    # The fence, the queue entry taken, and the moves before the merged conversation points at c1.
+    assert counted("confirmed") >= before + 3 * 3

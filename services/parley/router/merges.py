@@ -64,6 +64,8 @@ class Merges:
         self.router = router
         self.redis = router.redis
         self.k = router.k
+        # On a cluster, each step of a merge is on a replica before the next touches another slot.
+        self.replicas = router.ground.replicas
         self.join = lua.register(self.redis, "parley.router", "join")
         self._merge_state = lua.register(self.redis, "parley.router", "merge_state")
         self.swap = lua.register(self.redis, "parley.router", "swap")
@@ -111,6 +113,7 @@ class Merges:
             if text_of(fenced[1]) != into:  # an earlier pass fenced it towards where `into` was then
                 into = (await self.router.current([text_of(fenced[1])]))[text_of(fenced[1])]
                 continue
+            await self.replicas.confirm()
             src, dst = await self._read(merged, into)
             if any(name.startswith(PENDING) for name in dst) or "leaving" in dst:
                 # A Route decided, or a desk action is moving the surviving conversation, meanwhile: the
@@ -382,6 +385,7 @@ class Merges:
         )
         if not written:
             raise _Replan
+        await self.replicas.confirm()
         return int(written)
 
     async def remove_waiting(self, team: str, cid: str) -> None:
@@ -391,6 +395,7 @@ class Merges:
             self.k.taking(team), cid
         ):
             raise _Replan
+        await self.replicas.confirm()
 
     async def finish(self, outcome: MergeOutcome, src: dict[str, str], dst: dict[str, str]) -> None:
         """Audit on both conversations (the surviving one also gets the merged one's history), then the
@@ -416,6 +421,7 @@ class Merges:
             pipe.expire(self.k.audit(into), self.router.settings.dedupe_ttl_seconds)
             pipe.hset(self.k.audit(merged), f"merge:{merged}", audit.SerializeToString())
             await pipe.execute()
+        await self.replicas.confirm()  # every move of the merge is kept before the pointer says it is done
         done = await self._finalize(
             keys=[self.k.state(merged)],
             args=[src.get("version", "0"), self.router.settings.dedupe_ttl_seconds, into],

@@ -19,6 +19,7 @@ from parley import rpc
 from parley.clock import ManualClock
 from parley.cluster import LocalCluster, Node
 from parley.config import Settings
+from parley.conversations.core import Conversations
 from parley.conversations.server import create_server
 from parley.dispatch.outbox import RedisPartProgress
 from parley.router.core import Router
@@ -181,3 +182,18 @@ async def test_each_step_of_a_merge_is_on_a_replica_before_the_next(
     assert outcome.applied and outcome.agent_id == "ann"
     # The fence, the queue entry taken, and the moves before the merged conversation points at c1.
     assert counted("confirmed") >= before + 3 * 3
+
+
+async def test_a_threading_merge_keeps_its_copy_on_a_replica_before_it_retires_the_merged_conversation(
+    on_cluster: tuple[Settings, RedisCluster],
+) -> None:
+    settings, client = on_cluster
+    core = Conversations(settings, client, keys_for(settings), ManualClock(1_700_000_100.0))
+    [reply] = await core.thread([msg("2", reply_to="1", author="bob", at=5)])  # its parent not seen yet
+    before = counted("confirmed")
+    [parent] = await core.thread([msg("1")])  # the reply's conversation is merged into the parent's
+    assert parent.conversation_id != reply.conversation_id
+    merged = await client.hget(keys_for(settings).conversation(reply.conversation_id), "merged_into")
+    assert merged is not None and merged.decode() == parent.conversation_id
+    # The copy before the retirement, the retirement before the listings and the event.
+    assert counted("confirmed") == before + 2 * 3

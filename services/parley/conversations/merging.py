@@ -18,7 +18,7 @@ from parley.config import Settings
 from parley.events import EventRecord, add_to_pipeline
 from parley.messages import channel_name
 from parley.rpc import Aborted
-from parley.store import Redis
+from parley.store import Redis, Replicas
 from parley.v1 import common_pb2, conversations_pb2
 
 from .scripts import Scripts, merge_args, message_args
@@ -52,6 +52,9 @@ class Merges:
         self.keys = keys
         self.clock = clock
         self.scripts = scripts
+        # On a cluster, the copy is on a replica before the merged conversation is retired, and that before
+        # the listings and the event: a failover never keeps the retirement without the copy.
+        self.replicas = Replicas(settings, redis)
 
     async def merge(self, src: str, dst: str) -> bool:
         """Move every message and decision of `src` into `dst` (the reply chain joins them), leaving `src`
@@ -115,10 +118,12 @@ class Merges:
             copied = await pipe.execute()
         if as_text(copied[0][0]) == "merged":
             return None  # `dst` itself was merged meanwhile: follow it
+        await self.replicas.confirm()
         # Retire `src` only if nothing was written into it since it was read, else copy again.
         retire_args = [meta.get("rev", ""), dst, AWAITING_TTL_SECONDS]
         if not await self.scripts.retire(keys=[k.meta(src), *k.parts(src)], args=retire_args):
             return None
+        await self.replicas.confirm()
         await self._unlist(src, dst, meta, target, len(placements), now)
         return True
 

@@ -149,16 +149,24 @@ async def test_a_reply_part_is_marked_on_a_replica_before_the_network_is_called(
     assert await progress.load() == ({0: "platform-1"}, set())
 
 
+async def router_with_ann(settings: Settings, client: RedisCluster) -> Router:
+    """A router on the cluster with one agent, ann, online in billing for one conversation at a time."""
+    router = Router(settings, client, keys_for(settings), ManualClock(1_700_000_000.0))
+    await router.set_presence("ann", "online", ["billing"], capacity=1)
+    return router
+
+
+def billing_complaint(cid: str) -> router_pb2.RouteItem:
+    triage = common_pb2.Triage(message_id=f"x:{cid}", intent=common_pb2.INTENT_COMPLAINT, topic="billing")
+    return router_pb2.RouteItem(conversation_id=cid, message=msg(cid), triage=triage)
+
+
 async def test_each_step_of_an_assignment_or_a_desk_action_is_on_a_replica_before_the_next(
     on_cluster: tuple[Settings, RedisCluster],
 ) -> None:
-    settings, client = on_cluster
-    router = Router(settings, client, keys_for(settings), ManualClock(1_700_000_000.0))
-    await router.set_presence("ann", "online", ["billing"], capacity=1)
-    triage = common_pb2.Triage(message_id="x:c1", intent=common_pb2.INTENT_COMPLAINT, topic="billing")
-    item = router_pb2.RouteItem(conversation_id="c1", message=msg("c1"), triage=triage)
+    router = await router_with_ann(*on_cluster)
     before = counted("confirmed")
-    [decision] = await router.route([item])
+    [decision] = await router.route([billing_complaint("c1")])
     assert (decision.action, decision.agent_id) == (common_pb2.ROUTE_ACTION_ASSIGNED, "ann")
     # Before the assignment is recorded (capacity and queue entry) and after (before ann's feed has it).
     assert counted("confirmed") == before + 2 * 3
@@ -171,12 +179,9 @@ async def test_each_step_of_an_assignment_or_a_desk_action_is_on_a_replica_befor
 async def test_each_step_of_a_merge_is_on_a_replica_before_the_next(
     on_cluster: tuple[Settings, RedisCluster],
 ) -> None:
-    settings, client = on_cluster
-    router = Router(settings, client, keys_for(settings), ManualClock(1_700_000_000.0))
-    await router.set_presence("ann", "online", ["billing"], capacity=1)
+    router = await router_with_ann(*on_cluster)
     for cid in ("c1", "parent"):  # c1 goes to ann; parent waits in the queue (ann is full)
-        triage = common_pb2.Triage(message_id=f"x:{cid}", intent=common_pb2.INTENT_COMPLAINT, topic="billing")
-        await router.route([router_pb2.RouteItem(conversation_id=cid, message=msg(cid), triage=triage)])
+        await router.route([billing_complaint(cid)])
     before = counted("confirmed")
     outcome = await Merges(router).apply("parent", "c1")
     assert outcome.applied and outcome.agent_id == "ann"

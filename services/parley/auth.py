@@ -24,7 +24,16 @@ import jwt
 from google.protobuf.message import Message
 
 from parley import authz
-from parley.aio_types import Context, Continuation, Handler, responses, streaming, unary, with_metadata
+from parley.aio_types import (
+    Context,
+    Continuation,
+    Handler,
+    responses,
+    same_kind,
+    streaming,
+    unary,
+    with_metadata,
+)
 from parley.config import Settings, reveal
 
 if TYPE_CHECKING:
@@ -216,17 +225,7 @@ def _rebuild(handler: Handler, before: Check, after: Done | None) -> Handler:
             if after is not None:
                 await after(request, context)
 
-    make = {
-        (False, False): grpc.unary_unary_rpc_method_handler,
-        (False, True): grpc.unary_stream_rpc_method_handler,
-        (True, False): grpc.stream_unary_rpc_method_handler,
-        (True, True): grpc.stream_stream_rpc_method_handler,
-    }[(handler.request_streaming, handler.response_streaming)]
-    return make(
-        streaming_call if handler.response_streaming else unary_call,
-        request_deserializer=handler.request_deserializer,
-        response_serializer=handler.response_serializer,
-    )
+    return same_kind(handler, streaming_call if handler.response_streaming else unary_call)
 
 
 class AuthInterceptor(grpc.aio.ServerInterceptor):

@@ -21,7 +21,7 @@ import grpc
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, Info, start_http_server
 from prometheus_client.registry import Collector
 
-from parley.aio_types import Context, Handler, Unary, WrappingInterceptor
+from parley.aio_types import Context, Handler, Unary, WrappingInterceptor, same_kind
 from parley.telemetry import tracing
 
 # The names of the go-grpc-prometheus convention, so existing gRPC dashboards and alerts apply.
@@ -107,12 +107,7 @@ def _observe(handler: Handler, method: str) -> Handler:
         if streaming and not inspect.isasyncgenfunction(behavior):
             return handler  # writes through context.write: left as it is
         wrap = _observed_stream if streaming else _observed_unary
-        factory: Callable[..., Handler] = getattr(grpc, f"{attribute}_rpc_method_handler")
-        return factory(
-            wrap(behavior, (kind, service, name), method),
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
+        return same_kind(handler, wrap(behavior, (kind, service, name), method))
     return handler
 
 

@@ -89,7 +89,7 @@ class Replicas:
     def __init__(self, settings: Settings, redis: Redis) -> None:
         self.redis = redis
         self.timeout_ms = settings.redis_replica_wait_ms if settings.redis_cluster else 0
-        self.marker_prefix = f"{settings.key_prefix}:replicated"
+        self.marker_prefix = keys_for(settings).namespaced("replicated")
         self._warned: dict[str, float] = {}  # master -> when its missing replica was last logged
 
     @property
@@ -150,7 +150,7 @@ async def check_layout(redis: Redis, settings: Settings) -> None:
     """Record the partition counts under the key prefix the first time; refuse (LayoutMismatch) a process
     configured otherwise, which would silently miss what was written before: a duplicate accepted, a
     conversation no longer listed, a reply never sent."""
-    key = f"{settings.key_prefix}:layout"
+    key = keys_for(settings).namespaced("layout")
     wanted = {name: str(getattr(settings, name)) for name in LAYOUT}
     async with redis.pipeline(transaction=False) as pipe:
         for name, value in wanted.items():

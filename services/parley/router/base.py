@@ -62,7 +62,8 @@ class Ground:
         self.k = RouterKeys(keys)
         self.clock = clock
         self.scripts = Scripts(redis)
-        # On a cluster, the steps of an assignment span slots: each is on a replica before the next is made.
+        # On a cluster, the steps of an assignment, a desk action or a merge span slots: each is on a replica
+        # before the next is made.
         self.replicas = Replicas(settings, redis)
         self.policy_source = policy_path(settings.policy_file)
         self._policy_mtime = self._mtime()

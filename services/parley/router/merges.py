@@ -20,7 +20,6 @@ from parley.events import EventRecord, add_to_pipeline, decode
 from parley.pipeline.consumer import ConsumerOptions, Handler, StreamConsumer, StreamEntry
 from parley.router.common import FEED_MAXLEN, PENDING, decode_hash, flat, text_of
 from parley.router.core import Router
-from parley.store import Replicas
 from parley.v1 import common_pb2, router_pb2
 
 GROUP = "router-merges"
@@ -472,9 +471,14 @@ def reader(merges: Merges, consumer: str) -> StreamConsumer:
         read_each_stream=settings.redis_cluster,
     )
     dead_key = keys.namespaced("events-dead", GROUP)
-    replicas = Replicas(settings, merges.redis)
     return StreamConsumer(
-        merges.redis, keys.merge_streams(), GROUP, consumer, options, dead_key=dead_key, replicas=replicas
+        merges.redis,
+        keys.merge_streams(),
+        GROUP,
+        consumer,
+        options,
+        dead_key=dead_key,
+        replicas=merges.replicas,
     )
 
 

@@ -55,14 +55,15 @@ async def start_up(
     """A process's start-up on Redis: check that the data's partition counts are the configured ones
     (`check_layout`; a mismatch is raised), then run `steps`, each waiting for Redis while it is out. A server
     that must answer health checks through an outage (`wait=False`) checks only if Redis answers now."""
-    try:
-        await (
-            once_redis_is_ready(lambda: check_layout(redis, settings), what)
-            if wait
-            else check_layout(redis, settings)
-        )
-    except REDIS_OUTAGES as error:
-        log.warning("%s: Redis unreachable (%s); partition counts not checked", what, type(error).__name__)
+    if wait:
+        await once_redis_is_ready(lambda: check_layout(redis, settings), what)
+    else:
+        try:
+            await check_layout(redis, settings)
+        except REDIS_OUTAGES as error:
+            log.warning(
+                "%s: Redis unreachable (%s); partition counts not checked", what, type(error).__name__
+            )
     for step in steps:
         await once_redis_is_ready(step, what)
 

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 import redis as sync_redis
 from conversations.builders import msg
+from prometheus_client import REGISTRY
 from redis.asyncio.cluster import RedisCluster
 
 from parley import rpc
@@ -25,7 +26,6 @@ from parley.dispatch.outbox import RedisPartProgress
 from parley.router.core import Router
 from parley.router.merges import Merges
 from parley.store import Replicas, keys_for
-from parley.telemetry.metrics import REPLICA_CONFIRMATIONS
 from parley.v1 import common_pb2, conversations_pb2, conversations_pb2_grpc, router_pb2
 
 
@@ -66,7 +66,8 @@ def stopped(node: Node) -> int:
 
 
 def counted(outcome: str) -> float:
-    return REPLICA_CONFIRMATIONS.labels(outcome)._value.get()
+    labels = {"outcome": outcome}
+    return REGISTRY.get_sample_value("parley_redis_replica_confirmations_total", labels) or 0.0
 
 
 async def test_confirm_returns_only_once_the_replica_has_the_write(

@@ -6,6 +6,10 @@
    until the last one was routed (the router's `conversation.routed` event).
 3. Latency: messages offered at a fixed rate in 10 ms ticks; each message's latency runs from the start of
    its Ingest call to the arrival of its `conversation.routed` event.
+4. Soak (`--soak N`, instead of 3): N messages in saturation rounds (at most 20,000 each, at least 20 rounds),
+   with the resident memory of every process and Redis's used memory read after each round; a process's memory
+   is flat when its last reading is within 10% of its reading after the first tenth of the run (caches and
+   pools filled by then).
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -266,6 +270,96 @@ async def cpu_seconds(suite: ChildProcessSuite, settings: Settings) -> dict[str,
     return out
 
 
+def process_rss_bytes(pid: int) -> int | None:
+    """Resident memory of a process (Linux /proc; None elsewhere or once gone)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+async def memory_bytes(suite: ChildProcessSuite, settings: Settings) -> dict[str, int]:
+    """Resident memory of each child process of the suite, and Redis's used memory (every node summed)."""
+    from parley.store import connect
+
+    out = {}
+    for name, process in suite.processes.items():
+        rss = process_rss_bytes(process.pid)
+        if rss is not None:
+            out[name] = rss
+    redis = connect(settings)
+    try:
+        if isinstance(redis, RedisCluster):
+            per_node = list((await redis.info("memory", target_nodes=RedisCluster.PRIMARIES)).values())
+        else:
+            per_node = [await redis.info("memory")]
+        out["redis"] = sum(int(info["used_memory"]) for info in per_node)
+    finally:
+        await redis.aclose()
+    return out
+
+
+FLAT_WITHIN = 0.10
+
+
+async def soak(
+    suite: ChildProcessSuite,
+    settings: Settings,
+    stub: ingestion_pb2_grpc.IngestionServiceAsyncStub,
+    watcher: RoutedWatcher,
+    total: int,
+    say: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """`total` messages in saturation rounds, memory read after each. Redis grows with what it stores (the
+    conversations are kept), so it is reported per message rather than judged flat."""
+    round_size = min(20000, max(500, total // 20))
+    rounds = max(1, -(-total // round_size))
+    samples: list[dict[str, int]] = []
+    rates: list[float] = []
+    sent = 0
+    for _ in range(rounds):
+        size = min(round_size, total - sent)
+        rates.append((await saturation(stub, watcher, size))["saturation_routed_msgs_per_s"])
+        watcher.routed_at.clear()  # the client's own memory stays flat too
+        sent += size
+        samples.append(await memory_bytes(suite, settings) | {"messages": sent})
+        say(f"soak: {sent}/{total} messages, {rates[-1]:.0f} msgs/s")
+    return {
+        "soak_messages": sent,
+        "soak_msgs_per_s_first_last_round": [round(rates[0], 1), round(rates[-1], 1)],
+        **memory_report(samples),
+    }
+
+
+def memory_report(samples: list[dict[str, int]]) -> dict[str, Any]:
+    """Judge a soak's memory readings (one per round, each with its running `messages` count): every process
+    from the reading after the first tenth of the rounds to the last; Redis as bytes stored per message."""
+    settled, last = samples[max(0, len(samples) // 10 - 1)], samples[-1]
+    processes = {}
+    for name in settled.keys() - {"messages", "redis"}:
+        if name not in last:
+            continue  # a process that died shows in the run's other figures, not as a memory change
+        change = (last[name] - settled[name]) / settled[name]
+        processes[name] = {
+            "rss_mb_settled": round(settled[name] / 2**20, 1),
+            "rss_mb_end": round(last[name] / 2**20, 1),
+            "change": round(change, 4),
+            "flat": abs(change) <= FLAT_WITHIN,
+        }
+    stored = max(1, last["messages"] - samples[0]["messages"])
+    return {
+        "soak_settled_after_messages": settled["messages"],
+        "soak_memory": dict(sorted(processes.items())),
+        "soak_all_flat": all(p["flat"] for p in processes.values()),
+        "soak_redis_mb_end": round(last["redis"] / 2**20, 1),
+        "soak_redis_bytes_per_message": round((last["redis"] - samples[0]["redis"]) / stored, 1),
+        "soak_samples": samples,
+    }
+
+
 async def drop_namespace(settings: Settings) -> None:
     """Remove every key the benchmark wrote, so a shared Redis keeps nothing of it."""
     from parley.store import connect, drop_namespace
@@ -278,7 +372,13 @@ async def drop_namespace(settings: Settings) -> None:
 
 
 async def run_bench(
-    settings: Settings, count: int, rate: float, duration: float, workers: int, progress: bool = True
+    settings: Settings,
+    count: int,
+    rate: float,
+    duration: float,
+    workers: int,
+    progress: bool = True,
+    soak_messages: int = 0,
 ) -> dict[str, Any]:
     from parley.suite import ChildProcessSuite
 
@@ -310,8 +410,11 @@ async def run_bench(
                 for name in cpu_before
                 if name in cpu_after
             }
-            say(f"latency: {rate:.0f} msgs/s for {duration:.0f}s ...")
-            result |= await fixed_rate(stub, watcher, rate, duration)
+            if soak_messages:
+                result |= await soak(suite, settings, stub, watcher, soak_messages, say=say)
+            else:
+                say(f"latency: {rate:.0f} msgs/s for {duration:.0f}s ...")
+                result |= await fixed_rate(stub, watcher, rate, duration)
             watcher.stop()
     finally:
         suite.stop()

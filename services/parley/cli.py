@@ -421,6 +421,13 @@ def bench(
     cluster: bool = typer.Option(
         False, "--cluster", help="On a local 3-master Redis Cluster with a replica each, started for the run."
     ),
+    soak: int = typer.Option(
+        0,
+        "--soak",
+        min=0,
+        help="Instead of the latency run, this many messages in saturation rounds (at most 20,000 each),"
+        " reporting each process's memory after every round and whether it stayed flat (±10%).",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Measure the running suite: saturation throughput, Ingest→routed latency at a fixed rate, and the ratio
@@ -437,7 +444,9 @@ def bench(
         settings, embedded = _with_redis(settings, "")
     settings = _as_operator(_with_secret(settings), "parley-bench")
     try:
-        result = asyncio.run(run_bench(settings, messages, rate, duration, workers, progress=not as_json))
+        result = asyncio.run(
+            run_bench(settings, messages, rate, duration, workers, progress=not as_json, soak_messages=soak)
+        )
     finally:
         if embedded is not None:
             embedded.stop()
@@ -450,6 +459,8 @@ def bench(
     table.add_column("measure")
     table.add_column("value", justify="right")
     for key, value in result.items():
+        if key == "soak_samples":
+            continue
         parts = value.items() if isinstance(value, dict) else [("", value)]
         for part, v in parts:
             table.add_row(f"{key} {part}".strip(), f"{v:,.2f}" if isinstance(v, float) else str(v))

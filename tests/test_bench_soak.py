@@ -7,7 +7,7 @@ import pytest
 from parley.bench import memory_report, process_rss_bytes
 
 
-def _samples(router_mb: list[float]) -> list[dict[str, int]]:
+def _samples(router_mb: list[int]) -> list[dict[str, int]]:
     return [
         {"messages": 1000 * (i + 1), "router": int(mb * 2**20), "redis": 1_000_000 + 500 * 1000 * (i + 1)}
         for i, mb in enumerate(router_mb)

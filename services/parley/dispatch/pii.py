@@ -31,6 +31,8 @@ _BUSINESS_NUMBER_TYPES = frozenset(
 def normalise(text: str) -> str:
     """NFKC, without format characters (zero-width space and joiners, soft hyphen, word joiner, BOM)."""
     folded = unicodedata.normalize("NFKC", text)
+    if folded.isascii():  # no format characters there
+        return folded
     return "".join(ch for ch in folded if unicodedata.category(ch) != "Cf")
 
 
@@ -166,7 +168,17 @@ def _has_card(text: str) -> bool:
     return False
 
 
+# The fewest digits of a valid number in any region (libphonenumber's possible lengths; a test keeps it true).
+SHORTEST_NUMBER = 4
+# That many digits close enough to be one number as libphonenumber's matcher reads candidates: between two
+# digits at most four characters that are not letters or digits (its punctuation), "x" (an extension) or the
+# katakana long-vowel mark it takes for a dash. A superset of its candidates: texts without it are skipped.
+_NUMBER_LIKE = re.compile(rf"\d(?:(?:[\W_xX\u30fc]){{0,4}}\d){{{SHORTEST_NUMBER - 1}}}")
+
+
 def _has_phone(text: str, regions: Iterable[str]) -> bool:
+    if not _NUMBER_LIKE.search(text):
+        return False
     for region in regions:
         for match in phonenumbers.PhoneNumberMatcher(text, region, leniency=Leniency.VALID):
             if phonenumbers.number_type(match.number) not in _BUSINESS_NUMBER_TYPES:

@@ -54,19 +54,24 @@ _PICTO = r"[\u2600-\u27bf\U0001f000-\U0001faff](?:\ufe0f|[\U0001f3fb-\U0001f3ff]
 _EMOJI = re.compile(rf"[\U0001f1e6-\U0001f1ff]{{2}}|[0-9#*]\ufe0f?\u20e3|{_PICTO}(?:\u200d{_PICTO})*")
 
 
-def _char_weight(ch: str) -> int:
-    cp = ord(ch)
-    return 1 if any(lo <= cp <= hi for lo, hi in _LIGHT_RANGES) else 2
+# Code points outside the light ranges: each weighs one more than the light ones.
+_HEAVY = re.compile("[^" + "".join(f"\\u{lo:04x}-\\u{hi:04x}" for lo, hi in _LIGHT_RANGES) + "]")
+
+
+def _range_weight(text: str) -> int:
+    return len(text) + len(_HEAVY.findall(text))
 
 
 def _plain_weight(text: str) -> int:
     """Weight of text holding no URL: emoji sequences 2 each, other code points by range."""
+    if text.isascii():  # no emoji, every code point light
+        return len(text)
     total = 0
     pos = 0
     for m in _EMOJI.finditer(text):
-        total += sum(_char_weight(ch) for ch in text[pos : m.start()]) + 2
+        total += _range_weight(text[pos : m.start()]) + 2
         pos = m.end()
-    return total + sum(_char_weight(ch) for ch in text[pos:])
+    return total + _range_weight(text[pos:])
 
 
 def x_weighted_length(text: str) -> int:

@@ -31,7 +31,7 @@ from parley.aio_types import Context
 from parley.clock import to_timestamp
 from parley.config import SERVICES, Settings
 from parley.messages import message_id
-from parley.ports import free_port
+from parley.ports import free_port, free_port_block
 from parley.rpc import channel
 from parley.v1 import common_pb2, ingestion_pb2, ingestion_pb2_grpc
 
@@ -388,7 +388,12 @@ async def run_bench(
 
     say("baseline: bare grpc.aio echo stream ...")
     base = await baseline()
-    ports = {f"{name}_port": free_port() for name in SERVICES} | {"webhook_port": free_port()}
+    # Every listening port its own, so a bench runs beside a local suite or another bench.
+    ports = {f"{name}_port": free_port() for name in SERVICES} | {
+        "webhook_port": free_port(),
+        "console_port": free_port(),
+        "metrics_port": free_port_block(len(SERVICES) + workers),
+    }
     settings = settings.model_copy(
         update=ports | {f"{n}_addr": "" for n in SERVICES} | {"key_prefix": f"bench{uuid.uuid4().hex[:8]}"}
     )

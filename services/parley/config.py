@@ -217,6 +217,9 @@ class Settings(BaseSettings):
     # router: seconds between steps of the background loop (presence grace, SLA escalation, ageing, backlog
     # draining, claim recovery, policy reload).
     router_tick_seconds: float = 1.0
+    # router: waiting conversations each team's queue rescores per tick for ageing, oldest first; a longer
+    # queue is rescored a slice per tick, so a flood's backlog never blocks Redis for the whole of it.
+    router_ageing_batch: int = Field(default=2000, ge=1)
 
     # Authentication (see README, Security). Tokens signed with this secret (HS256) are Parley's own: the
     # services' internal tokens and those `parley token` prints. Empty: read auth_jwt_secret_file if present.

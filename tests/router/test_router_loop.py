@@ -111,6 +111,26 @@ async def test_ageing_lifts_a_long_waiting_low_priority_conversation(router: Rou
     assert [a.conversation_id for a in handed] == ["new_question", "old_praise"]
 
 
+async def test_a_long_queue_is_aged_a_slice_per_tick_until_every_conversation_is_rescored(
+    settings, redis, keys, clock
+):
+    router = Router(settings.model_copy(update={"router_ageing_batch": 3}), redis, keys, clock)
+    for n in range(7):
+        await route(router, f"praise{n}", "praise")  # priority 5 each, arriving one minute apart
+        clock.advance(60)
+    k = RouterKeys(keys)
+
+    async def scores() -> list[float]:
+        return [await redis.zscore(k.queue("first_line"), f"praise{n}") for n in range(7)]
+
+    assert await scores() == [5] * 7
+    aged = [(await router.tick())["aged"] for _ in range(4)]
+    assert aged == [3, 3, 1, 3]  # three slices cover the seven, then the next round starts at the oldest
+    # Each slice rescored its conversations at the time of its own tick (the clock stood still here).
+    waited = [7 - n for n in range(7)]
+    assert await scores() == pytest.approx([5 + 0.5 * m + 20 * m * 60 / 86400 for m in waited])
+
+
 async def test_sla_about_to_breach_escalates_once_and_tells_supervisors(router: Router, redis, keys, clock):
     routed = await route(router, "c1", "complaint", topic="weather")  # first_line, SLA 3600 s
     clock.advance(3600 - router.policy.sla_at_risk_seconds - 1)

@@ -9,7 +9,7 @@ from typing import Any
 from parley import lua
 from parley.clock import to_timestamp
 from parley.events import EventRecord, add_to_pipeline
-from parley.router.base import Part
+from parley.router.base import Ground, Part
 from parley.router.common import (
     text_of,
 )
@@ -20,6 +20,10 @@ log = logging.getLogger("parley.router")
 
 class Queues(Part):
     """Team queues, one slot per team: every change to a queue goes through a team-slot script."""
+
+    def __init__(self, ground: Ground) -> None:
+        super().__init__(ground)
+        self._ageing_from: dict[str, int] = {}  # team -> rank in order of arrival the next slice starts at
 
     async def enqueue_on(
         self,
@@ -75,18 +79,36 @@ class Queues(Part):
         return team, cid
 
     async def age_queues(self) -> int:
-        """Rescore every waiting conversation: base priority plus time waited and SLA pressure."""
+        """Rescore waiting conversations: base priority plus time waited and SLA pressure. Each team's queue
+        is aged a slice at a time, in order of arrival, so a tick costs at most `router_ageing_batch`
+        conversations per team and Redis never blocks on a whole backlog: a queue within the slice is
+        rescored every tick, a longer one over as many ticks as it has slices (its scores then lag by as
+        many seconds, a fraction of a point at the default weights)."""
         w = self.policy.priority
+        teams = [team.name for team in self.policy.teams]
+        starts = [self._ageing_from.get(team, 0) for team in teams]
         async with lua.pipeline(self.redis) as pipe:
-            for team in self.policy.teams:
+            for team, start in zip(teams, starts, strict=True):
                 k = self.k
                 await self.scripts.age(
-                    keys=[k.queue(team.name), k.since(team.name), k.due(team.name), k.base(team.name)],
-                    args=[self.clock.now(), w.ageing_per_minute, w.ageing_max, w.sla_pressure],
+                    keys=[k.queue(team), k.since(team), k.due(team), k.base(team)],
+                    args=[
+                        self.clock.now(),
+                        w.ageing_per_minute,
+                        w.ageing_max,
+                        w.sla_pressure,
+                        start,
+                        self.settings.router_ageing_batch,
+                    ],
                     client=pipe,
                 )
-            counts = await pipe.execute()
-        return int(sum(counts))
+            replies = await pipe.execute()
+        aged = 0
+        for team, start, (rescored, waiting) in zip(teams, starts, replies, strict=True):
+            end = start + self.settings.router_ageing_batch
+            self._ageing_from[team] = end if end < int(waiting) else 0
+            aged += int(rescored)
+        return aged
 
     async def release_hold(self, team: str, cid: str, entry: str, reason: str) -> bool:
         """End a hold (if it is still the one read): the conversation becomes an ordinary queue entry."""

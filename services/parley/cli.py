@@ -131,12 +131,23 @@ def _as_operator(settings: Settings, subject: str) -> Settings:
     return settings.model_copy(update={"auth_token": SecretStr(token)})
 
 
-async def _wait_for_signal() -> None:
+def _stop_event(settings: Settings | None = None) -> tuple[asyncio.Event, asyncio.Task[None]]:
+    """An event set by SIGINT or SIGTERM, or once the suite that started this process is gone (the task
+    watching for that, to keep a reference to)."""
+    from parley.supervision import stop_when_orphaned
+
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    supervisor = settings.supervisor_pid if settings is not None else 0
+    return stop, asyncio.create_task(stop_when_orphaned(supervisor, stop))
+
+
+async def _wait_for_signal(settings: Settings | None = None) -> None:
+    stop, watch = _stop_event(settings)
     await stop.wait()
+    watch.cancel()
 
 
 @app.command()
@@ -305,11 +316,9 @@ def serve(
         if service == "worker":
             from parley.pipeline.worker import run_worker
 
-            stop = asyncio.Event()
-            loop = asyncio.get_running_loop()
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.add_signal_handler(sig, stop.set)
+            stop, watch = _stop_event(settings)
             await run_worker(settings, stop)
+            watch.cancel()
             return
         from parley.suite import start_service
 
@@ -322,7 +331,7 @@ def serve(
         webhook_port = getattr(running, "webhook_port", None)
         if webhook_port:
             console.print(f"webhooks on http://{settings.host}:{webhook_port}/webhooks/{{meta,x}}")
-        await _wait_for_signal()
+        await _wait_for_signal(settings)
         await running.stop(settings.shutdown_grace_seconds)
 
     try:
@@ -338,7 +347,7 @@ async def _serve_console(settings: Settings) -> None:
 
     running = await create_console(settings, settings.host, settings.console_port)
     console.print(f"console on {console_url(settings, running.port)}")
-    await _wait_for_signal()
+    await _wait_for_signal(settings)
     await running.stop()
 
 
@@ -443,6 +452,7 @@ def bench(
     else:
         settings, embedded = _with_redis(settings, "")
     settings = _as_operator(_with_secret(settings), "parley-bench")
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # stopped like Ctrl-C: its suite and Redis too
     try:
         result = asyncio.run(
             run_bench(settings, messages, rate, duration, workers, progress=not as_json, soak_messages=soak)

@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     metrics_port: int = 9101
     # Which of several workers on one host this is (`parley up` numbers its workers), for its metrics port.
     worker_index: int = 0
+    # The process that started this one (`parley up`, bench, chaos set it); when it is gone, this one stops
+    # as on SIGTERM. 0: none.
+    supervisor_pid: int = 0
     # Log lines: "text" for people, "json" (one object per line, with trace and message ids) for collectors.
     log_format: Literal["text", "json"] = "text"
     # The supervisor console (HTTP) and how many recent conversations its traffic page reads in full.

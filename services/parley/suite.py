@@ -163,6 +163,8 @@ def env_for(settings: Settings) -> dict[str, str]:
         "PARLEY_METRICS_PORT": str(settings.metrics_port),
         "PARLEY_LOG_FORMAT": settings.log_format,
         "PARLEY_CONSOLE_PORT": str(settings.console_port),
+        # A child stops by itself once this process is gone, even when it was killed without stopping them.
+        "PARLEY_SUPERVISOR_PID": str(os.getpid()),
     }
     for name in SERVICES:
         env[f"PARLEY_{name.upper()}_PORT"] = str(settings.port(name))

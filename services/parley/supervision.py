@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
@@ -22,6 +23,20 @@ SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
 _Result = TypeVar("_Result")
+
+ORPHAN_CHECK_SECONDS = 1.0
+
+
+async def stop_when_orphaned(supervisor_pid: int, stop: asyncio.Event) -> None:
+    """Set `stop` once the process that started this one is gone (this one is then re-parented), so a
+    suite's children stop with it even when it was killed before it could stop them. 0: not supervised."""
+    if not supervisor_pid:
+        return
+    # Nothing tells a process that its parent died (but a re-parenting it can read): it looks now and then.
+    while os.getppid() == supervisor_pid:  # noqa: ASYNC110
+        await asyncio.sleep(ORPHAN_CHECK_SECONDS)
+    log.warning("the process that started this one (pid %d) is gone: stopping", supervisor_pid)
+    stop.set()
 
 
 async def once_redis_is_ready(

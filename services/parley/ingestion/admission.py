@@ -33,9 +33,14 @@ class BacklogFull(Exception):
 
 
 async def ensure_room(log: InboundLog, settings: Settings) -> None:
-    """Raise BacklogFull when the log's backlog has reached `inbound_max_backlog` (0: never)."""
+    """Raise BacklogFull when the log's backlog has reached `inbound_max_backlog` (0: never). The log is read
+    again only when its recent upper bound does not already show room: a refusal always rests on a fresh
+    reading, and a busy front door reads it a few times a second instead of once per request."""
     bound = settings.inbound_max_backlog
     if bound <= 0:
+        return
+    at_most = log.backlog_at_most()
+    if at_most is not None and at_most < bound:
         return
     backlog = await log.backlog()
     if backlog >= bound:

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import base64
 import json
+import math
+import time
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -47,6 +49,10 @@ class LogEntry:
     traceparent: str = ""
 
 
+# How long a backlog reading stands in for a new one when admitting messages (see `backlog_at_most`).
+BACKLOG_FRESH_SECONDS = 0.5
+
+
 class InboundLog:
     def __init__(
         self,
@@ -62,6 +68,11 @@ class InboundLog:
         self.streams = [keys.inbound_stream(p) for p in range(settings.stream_partitions)]
         self._partition_of_stream = {name: p for p, name in enumerate(self.streams)}
         self._append = lua.register(redis, "parley.ingestion", "append")
+        # The backlog as last read, when (monotonic seconds), and what this process appended since: between
+        # reads, an upper bound on the backlog (workers only shrink it) that costs no round trip.
+        self._backlog_read = 0
+        self._backlog_read_at = -math.inf
+        self._appended_since_read = 0
 
     def partition_of(self, message: common_pb2.InboundMessage) -> int:
         return zlib.crc32(message.message_id.encode()) % self.settings.stream_partitions
@@ -95,6 +106,7 @@ class InboundLog:
             for _, m, p in calls
         ]
         results = await self._run_appends(argv)
+        self._appended_since_read += sum(1 for entry_id in results if entry_id is not None)
 
         accepted: list[events.EventRecord] = []
         for (index, message, partition), entry_id in zip(calls, results, strict=True):
@@ -287,10 +299,22 @@ class InboundLog:
 
     async def backlog(self) -> int:
         """Entries in the log, read or not: acked entries are deleted, so this is the work left."""
+        read_at = time.monotonic()
+        appended_before = self._appended_since_read
         async with self.redis.pipeline(transaction=False) as pipe:
             for stream in self.streams:
                 pipe.xlen(stream)
-            return sum(await pipe.execute())
+            backlog = int(sum(await pipe.execute()))
+        self._backlog_read, self._backlog_read_at = backlog, read_at
+        self._appended_since_read -= appended_before  # appends that raced the read stay counted
+        return backlog
+
+    def backlog_at_most(self, fresh_seconds: float = BACKLOG_FRESH_SECONDS) -> int | None:
+        """An upper bound on the backlog without a round trip: the last reading plus this process's appends
+        since, or None when that reading is older than `fresh_seconds` (other processes append too)."""
+        if time.monotonic() - self._backlog_read_at > fresh_seconds:
+            return None
+        return self._backlog_read + self._appended_since_read
 
 
 def _text(value: Any) -> str:

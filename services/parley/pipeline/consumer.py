@@ -26,6 +26,8 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
+import time
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
@@ -54,6 +56,7 @@ IDLE_FLOOR = 0.05  # seconds between two passes that found nothing, when block_m
 # Reading each stream on its own (a cluster), no read blocks longer than this, so an entry that arrived on one
 # stream waits at most this long for the reads of the others.
 READ_SLICE_MS = 50
+CLAIM_CHECKS = 4  # looks for entries left idle per claim_idle_ms
 
 
 @dataclass(frozen=True)
@@ -168,6 +171,11 @@ class StreamConsumer:
         self.dead_key = dead_key
         # A handler that writes itself (a follower) has its writes on a replica before its entries are acked.
         self.replicas = replicas
+        # Round trips a pass can skip: this consumer's own pending entries need reading again only after a
+        # pass that left some (an outage, entries held back) and at start; others' idle entries can only
+        # appear claim_idle_ms after their last delivery, so looking a few times per that period is enough.
+        self._own_pending_settled = False
+        self._idle_claimed_at = -math.inf
 
     # --- reading ----------------------------------------------------------------------------------------
 
@@ -181,8 +189,16 @@ class StreamConsumer:
                 raise reply
 
     async def earlier(self) -> list[StreamEntry]:
-        """This consumer's own pending entries, and entries other consumers left idle past claim_idle_ms."""
-        entries = await self._read("0", None)
+        """This consumer's own pending entries (unless the last pass settled them all), and entries other
+        consumers left idle past claim_idle_ms (looked for CLAIM_CHECKS times per that period)."""
+        # Cleared first: whatever fails from here on (a claim, a handler) leaves entries to read again.
+        skip_own, self._own_pending_settled = self._own_pending_settled, False
+        entries = [] if skip_own else await self._read("0", None)
+        now = time.monotonic()
+        every = self.options.claim_idle_ms / 1000 / CLAIM_CHECKS
+        if now - self._idle_claimed_at < every:
+            return entries
+        self._idle_claimed_at = now
         seen = {(e.stream, e.entry_id) for e in entries}
         return entries + [e for e in await self._claim_idle() if (e.stream, e.entry_id) not in seen]
 
@@ -330,6 +346,7 @@ class StreamConsumer:
             fresh = await self._read(">", None if earlier else (block_ms or None))
             if fresh:
                 await self._settle(fresh, handler, result)
+        self._own_pending_settled = not result.held  # a pass that raised left it False
         return result
 
     async def _settle(self, entries: list[StreamEntry], handler: Handler, result: PassResult) -> None:

@@ -2,8 +2,9 @@
 
 It reads batches from the inbound log's consumer group through the one stream consumer (`consumer.py`) and
 acks them only after every stage succeeded, so a worker that dies mid-batch leaves its entries pending;
-another worker re-claims them once they have been idle for `claim_idle_ms` (a live worker renews its claim
-while a slow batch runs). Every stage is idempotent by message id, which makes the re-run harmless.
+another worker re-claims them once they have been idle for `claim_idle_ms` (it looks four times per that
+period; a live worker renews its claim while a slow batch runs). Every stage is idempotent by message id,
+which makes the re-run harmless.
 """
 
 from __future__ import annotations

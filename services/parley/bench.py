@@ -22,7 +22,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import grpc
 from redis.asyncio.cluster import RedisCluster
@@ -245,26 +245,51 @@ def process_cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def cpu_seconds(suite: ChildProcessSuite, settings: Settings) -> dict[str, float]:
-    """CPU seconds used so far by each child process of the suite, by Redis (its INFO) and by this client.
-    Read before and after a run, it gives CPU per message, which other work on the machine barely moves
-    (unlike wall time)."""
+_Reading = TypeVar("_Reading", int, float)
+
+
+async def _suite_and_redis(
+    suite: ChildProcessSuite,
+    settings: Settings,
+    of_process: Callable[[int], _Reading | None],
+    section: str,
+    of_node: Callable[[dict[str, Any]], _Reading],
+    replicas_too: bool,
+) -> dict[str, _Reading]:
+    """A reading of each child process of the suite (by pid; gone ones left out) and of Redis: INFO `section`
+    of every master (and replica when `replicas_too`), summed."""
     from parley.store import connect
 
     out = {}
     for name, process in suite.processes.items():
-        used = process_cpu_seconds(process.pid)
-        if used is not None:
-            out[name] = used
+        value = of_process(process.pid)
+        if value is not None:
+            out[name] = value
     redis = connect(settings)
     try:
-        if isinstance(redis, RedisCluster):  # every node, replicas too: they replay each write
-            per_node = list((await redis.info("cpu", target_nodes=RedisCluster.ALL_NODES)).values())
+        if isinstance(redis, RedisCluster):
+            nodes = RedisCluster.ALL_NODES if replicas_too else RedisCluster.PRIMARIES
+            per_node = list((await redis.info(section, target_nodes=nodes)).values())
         else:
-            per_node = [await redis.info("cpu")]
-        out["redis"] = sum(float(info["used_cpu_user"]) + float(info["used_cpu_sys"]) for info in per_node)
+            per_node = [await redis.info(section)]
+        out["redis"] = sum(of_node(info) for info in per_node)
     finally:
         await redis.aclose()
+    return out
+
+
+async def cpu_seconds(suite: ChildProcessSuite, settings: Settings) -> dict[str, float]:
+    """CPU seconds used so far by each child process of the suite, by Redis (its INFO) and by this client.
+    Read before and after a run, it gives CPU per message, which other work on the machine barely moves
+    (unlike wall time). On a cluster every node counts, replicas too: they replay each write."""
+    out = await _suite_and_redis(
+        suite,
+        settings,
+        process_cpu_seconds,
+        "cpu",
+        lambda info: float(info["used_cpu_user"]) + float(info["used_cpu_sys"]),
+        replicas_too=True,
+    )
     times = os.times()
     out["bench client"] = times.user + times.system
     return out
@@ -282,24 +307,15 @@ def process_rss_bytes(pid: int) -> int | None:
 
 
 async def memory_bytes(suite: ChildProcessSuite, settings: Settings) -> dict[str, int]:
-    """Resident memory of each child process of the suite, and Redis's used memory (every node summed)."""
-    from parley.store import connect
-
-    out = {}
-    for name, process in suite.processes.items():
-        rss = process_rss_bytes(process.pid)
-        if rss is not None:
-            out[name] = rss
-    redis = connect(settings)
-    try:
-        if isinstance(redis, RedisCluster):
-            per_node = list((await redis.info("memory", target_nodes=RedisCluster.PRIMARIES)).values())
-        else:
-            per_node = [await redis.info("memory")]
-        out["redis"] = sum(int(info["used_memory"]) for info in per_node)
-    finally:
-        await redis.aclose()
-    return out
+    """Resident memory of each child process of the suite, and Redis's used memory (every master summed)."""
+    return await _suite_and_redis(
+        suite,
+        settings,
+        process_rss_bytes,
+        "memory",
+        lambda info: int(info["used_memory"]),
+        replicas_too=False,
+    )
 
 
 FLAT_WITHIN = 0.10

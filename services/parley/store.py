@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,7 +71,27 @@ def connect(settings: Settings, url: str | None = None) -> Redis:
             for parsed in map(urlsplit, others)
         ]
         return RedisCluster.from_url(first, startup_nodes=seeds or None)
-    return aioredis.Redis.from_url(url, health_check_interval=30)
+    # One server: no read timeout per reply. redis-py arms an asyncio timeout around every reply it reads, a
+    # third to half of the client's cost of a pipelined command. A dead server or link is still found: by
+    # TCP (keepalive probes on an idle connection, TCP_USER_TIMEOUT on one waiting for an acknowledgement), a
+    # killed server by its connections closing; a call that must answer in time has its own deadline (gRPC),
+    # and the health check pings with its own. A cluster keeps the read timeout: failovers are found by it.
+    return aioredis.Redis.from_url(
+        url,
+        health_check_interval=30,
+        socket_timeout=None,
+        socket_keepalive=True,
+        socket_keepalive_options=_TCP_LIVENESS,
+    )
+
+
+def _tcp_liveness() -> dict[int, int]:
+    """TCP options that find a dead peer within about ten seconds (those this platform has)."""
+    wanted = {"TCP_KEEPIDLE": 5, "TCP_KEEPINTVL": 2, "TCP_KEEPCNT": 3, "TCP_USER_TIMEOUT": 10_000}
+    return {getattr(socket, name): value for name, value in wanted.items() if hasattr(socket, name)}
+
+
+_TCP_LIVENESS = _tcp_liveness()
 
 
 class Replicas:

@@ -198,9 +198,10 @@ class StreamConsumer:
         every = self.options.claim_idle_ms / 1000 / CLAIM_CHECKS
         if now - self._idle_claimed_at < every:
             return entries
-        self._idle_claimed_at = now
+        claimed = await self._claim_idle()
+        self._idle_claimed_at = now  # once the look succeeded: after an outage the next pass looks again
         seen = {(e.stream, e.entry_id) for e in entries}
-        return entries + [e for e in await self._claim_idle() if (e.stream, e.entry_id) not in seen]
+        return entries + [e for e in claimed if (e.stream, e.entry_id) not in seen]
 
     async def _read(self, start: str, block_ms: int | None) -> list[StreamEntry]:
         if self.options.read_each_stream and len(self.streams) > 1:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import json
 import os
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
@@ -131,9 +132,9 @@ def _as_operator(settings: Settings, subject: str) -> Settings:
     return settings.model_copy(update={"auth_token": SecretStr(token)})
 
 
-def _stop_event(settings: Settings | None = None) -> tuple[asyncio.Event, asyncio.Task[None]]:
-    """An event set by SIGINT or SIGTERM, or once the suite that started this process is gone (the task
-    watching for that, to keep a reference to)."""
+@contextlib.asynccontextmanager
+async def _stopping(settings: Settings | None = None) -> AsyncIterator[asyncio.Event]:
+    """An event set by SIGINT or SIGTERM, or once the suite that started this process is gone."""
     from parley.supervision import stop_when_orphaned
 
     stop = asyncio.Event()
@@ -141,13 +142,16 @@ def _stop_event(settings: Settings | None = None) -> tuple[asyncio.Event, asynci
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     supervisor = settings.supervisor_pid if settings is not None else 0
-    return stop, asyncio.create_task(stop_when_orphaned(supervisor, stop))
+    watch = asyncio.create_task(stop_when_orphaned(supervisor, stop))
+    try:
+        yield stop
+    finally:
+        watch.cancel()
 
 
 async def _wait_for_signal(settings: Settings | None = None) -> None:
-    stop, watch = _stop_event(settings)
-    await stop.wait()
-    watch.cancel()
+    async with _stopping(settings) as stop:
+        await stop.wait()
 
 
 @app.command()
@@ -316,9 +320,8 @@ def serve(
         if service == "worker":
             from parley.pipeline.worker import run_worker
 
-            stop, watch = _stop_event(settings)
-            await run_worker(settings, stop)
-            watch.cancel()
+            async with _stopping(settings) as stop:
+                await run_worker(settings, stop)
             return
         from parley.suite import start_service
 

@@ -182,3 +182,35 @@ async def test_erase_customer_validates_the_identity(settings: Settings, redis) 
     await running.stop(0)
     assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert [f for f, _ in rpc.field_violations(error.value)] == ["identity.channel", "identity.author_id"]
+
+
+async def test_erasure_reaches_the_parts_an_earlier_version_wrote(suite, redis, keys) -> None:  # noqa: ANN001
+    """Texts and inbound turns were once stored apart from the bodies: conversations stored then keep those
+    keys, and erasure takes the customer's messages out of them too."""
+    conversations, _, _ = suite
+    threaded = await conversations.Thread(
+        S.ThreadRequest(
+            messages=[
+                message("1", "alice", "my card was charged twice"),
+                message("2", "bob", "my parcel is late", at=2),
+                message("3", "alice", "same here, bob", reply_to="2", at=3),
+            ]
+        )
+    )
+    own, bobs, _ = (r.conversation_id for r in threaded.results)
+    legacy = {
+        own: {"x:1": ("my card was charged twice", 1)},
+        bobs: {"x:2": ("my parcel is late", 2), "x:3": ("same here, bob", 3)},
+    }
+    for cid, turns in legacy.items():
+        await redis.hset(keys.conversation_part(cid, "texts"), mapping={m: t for m, (t, _) in turns.items()})
+        await redis.zadd(keys.conversation_part(cid, "inbound"), {m: at for m, (_, at) in turns.items()})
+
+    await conversations.EraseCustomer(
+        S.EraseCustomerRequest(identity=S.Identity(channel=X, author_id="alice"))
+    )
+
+    for part in ("texts", "inbound"):
+        assert not await redis.exists(keys.conversation_part(own, part))
+    assert await redis.hgetall(keys.conversation_part(bobs, "texts")) == {b"x:2": b"my parcel is late"}
+    assert await redis.zrange(keys.conversation_part(bobs, "inbound"), 0, -1) == [b"x:2"]

@@ -181,6 +181,14 @@ async def test_context_is_last_five_customer_turns_oldest_first(core: Conversati
     )
 
 
+async def test_context_looks_past_any_number_of_brand_turns(core: Conversations) -> None:
+    await core.thread([msg("1", text="t1"), msg("2", text="t2", reply_to="1", at=1)])
+    brand = [msg(str(i), outbound=True, text=f"b{i}", reply_to=str(i - 1), at=i) for i in range(3, 20)]
+    await core.thread(brand)
+    [last] = await core.thread([msg("20", text="t20", reply_to="19", at=20)])
+    assert list(last.context) == ["t1", "t2"]
+
+
 async def test_first_message_has_no_context(core: Conversations) -> None:
     [result] = await core.thread([msg("1")])
     assert list(result.context) == []

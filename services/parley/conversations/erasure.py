@@ -21,7 +21,8 @@ from parley.v1 import common_pb2, conversations_pb2, dispatch_pb2
 from .store import ConversationKeys
 
 SCAN_BATCH = 200
-# Parts of a conversation keyed by message id (hashes), and the sorted sets of message ids.
+# Parts of a conversation keyed by message id (hashes), and the sorted sets of message ids; the legacy parts
+# (`texts`, `inbound`) are no longer written but may hold messages of conversations stored before.
 _PER_MESSAGE_HASHES = ("bodies", "roles", "texts", "triage", "routing", "applied")
 _PER_MESSAGE_ZSETS = ("messages", "inbound")
 

@@ -96,7 +96,6 @@ def message_args(p: Placement, now: float) -> Args:
         common_pb2.DIRECTION_OUTBOUND if is_outbound(m) else common_pb2.DIRECTION_INBOUND,
         p.role,
         m.SerializeToString(),
-        m.text,
         m.author.id,
         m.author.SerializeToString(),
         1 if p.claimed else 0,

@@ -17,6 +17,10 @@ from parley.corrections import corrections_key
 from parley.events import partition_of
 from parley.store import Keys, Redis, escape_key_part
 
+# Parts no longer written (a message's text and its conversation's customer turns are read from `bodies` and
+# `roles`): still named so that erasure, retention and merges reach conversations stored before.
+LEGACY_PARTS = ("inbound", "texts")
+
 
 def as_text(value: object) -> str:
     """A Redis reply as text ('' for none)."""
@@ -61,13 +65,6 @@ class ConversationKeys:
     def roles(self, cid: str) -> str:
         return self.keys.conversation_part(cid, "roles")
 
-    def inbound(self, cid: str) -> str:
-        """Sorted set: inbound message id by sent time (for the classifier's context)."""
-        return self.keys.conversation_part(cid, "inbound")
-
-    def texts(self, cid: str) -> str:
-        return self.keys.conversation_part(cid, "texts")
-
     def triage(self, cid: str) -> str:
         return self.keys.conversation_part(cid, "triage")
 
@@ -98,8 +95,7 @@ class ConversationKeys:
         names = (
             "bodies",
             "roles",
-            "inbound",
-            "texts",
+            *LEGACY_PARTS,
             "triage",
             "routing",
             "applied",
@@ -117,8 +113,6 @@ class ConversationKeys:
             self.messages(cid),
             self.bodies(cid),
             self.roles(cid),
-            self.inbound(cid),
-            self.texts(cid),
             self.transitions(cid),
         ]
 

@@ -1,11 +1,12 @@
 -- Adds a conversation's messages (idempotent) and keeps its timestamps. A new customer turn of the owner
 -- moves a conversation waiting on them back to its agent (or queue) and reopens a resolved one.
--- KEYS: meta, messages, bodies, roles, inbound, texts, transitions
+-- KEYS: meta, messages, bodies, roles, transitions
 -- ARGV: now, channel, brand_account_id, opened_at, new_state, count, awaited parent (a message id opens it
 --   held, waiting for that parent; '' not held), previous
---   conversation id, owner person, thread key, then per message 10 values:
---   message_id, sent_at, direction (inbound or outbound), role, body, text, author_id, author, is_new (1),
+--   conversation id, owner person, thread key, then per message 9 values:
+--   message_id, sent_at, direction (inbound or outbound), role, body, author_id, author, is_new (1),
 --   visibility
+-- A message's text is stored once, in its body (context.lua reads it from there).
 -- The states, the owner's role, directions and visibilities compared with are enum numbers that scripts.py
 -- fills in.
 -- Returns {state, held ('1' or ''), the id of the message that moved it to private or '', then
@@ -24,7 +25,7 @@ if redis.call('HSETNX', meta, 'state', ARGV[5]) == 1 then
   if ARGV[7] ~= '' then redis.call('HSET', meta, 'held', '1', 'awaits', ARGV[7]) end
   if ARGV[8] ~= '' then redis.call('HSET', meta, 'previous', ARGV[8]) end
   if ARGV[9] ~= '' then redis.call('HSET', meta, 'owner_person', ARGV[9]) end
-  redis.call('RPUSH', KEYS[7], cjson.encode({state = tonumber(ARGV[5]), at = tonumber(ARGV[4]),
+  redis.call('RPUSH', KEYS[5], cjson.encode({state = tonumber(ARGV[5]), at = tonumber(ARGV[4]),
     reason = 'opened'}))
 end
 if ARGV[10] ~= '' then redis.call('HSETNX', meta, 'thread_key', ARGV[10]) end
@@ -33,9 +34,9 @@ local touched = false
 local i = 11
 for _ = 1, tonumber(ARGV[6]) do
   local mid, sent, dir, role = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
-  local body, text, author_id = ARGV[i + 4], ARGV[i + 5], ARGV[i + 6]
-  local author, is_new, visibility = ARGV[i + 7], ARGV[i + 8], ARGV[i + 9]
-  i = i + 10
+  local body, author_id, author = ARGV[i + 4], ARGV[i + 5], ARGV[i + 6]
+  local is_new, visibility = ARGV[i + 7], ARGV[i + 8]
+  i = i + 9
   local fresh = is_new == '1'
   if visibility == '${VISIBILITY_PUBLIC}' then
     redis.call('HSET', meta, 'public', '1')
@@ -53,7 +54,7 @@ for _ = 1, tonumber(ARGV[6]) do
       reason = 'customer came back ' .. mid
     end
     if to then
-      local old = move(meta, KEYS[7], to, now, reason)
+      local old = move(meta, KEYS[5], to, now, reason)
       if old then table.insert(changes, old); table.insert(changes, to); table.insert(changes, now) end
     end
   end
@@ -63,8 +64,6 @@ for _ = 1, tonumber(ARGV[6]) do
   if fresh then touched = true end
   local t = tonumber(sent)
   if dir == '${DIRECTION_INBOUND}' then
-    redis.call('ZADD', KEYS[5], sent, mid)
-    redis.call('HSET', KEYS[6], mid, text)
     if author_id ~= '' and redis.call('HSETNX', meta, 'owner', author_id) == 1 then
       redis.call('HSET', meta, 'owner_author', author)
     end

@@ -243,11 +243,14 @@ class Threader:
             return {}
         async with lua.pipeline(self.redis) as pipe:
             for cid in cids:
-                keys = [self.keys.inbound(cid), self.keys.texts(cid)]
+                keys = [self.keys.messages(cid), self.keys.roles(cid), self.keys.bodies(cid)]
                 args = [repr(first[cid]), self.rules.context_turns]
                 await self.scripts.context(keys=keys, args=args, client=pipe)
             out = await pipe.execute()
-        return {cid: [as_text(t) for t in reversed(texts)] for cid, texts in zip(cids, out, strict=True)}
+        return {
+            cid: [Message.FromString(body).text for body in reversed(bodies)]
+            for cid, bodies in zip(cids, out, strict=True)
+        }
 
     # ---- writes -----------------------------------------------------------------------------------------
 

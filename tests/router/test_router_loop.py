@@ -181,6 +181,22 @@ async def test_offline_agent_conversations_return_after_the_grace_period(router:
     assert await redis.smembers(k.active("bob")) == {b"c1"}
 
 
+async def test_draining_hands_out_the_best_score_first_base_priority_then_time_waited(
+    router: Router, redis, keys, clock
+):
+    k = RouterKeys(keys)
+    for cid in ("c-late", "c-early", "c-last"):  # ids that sort against arrival order
+        await route(router, cid, topic="billing")
+        clock.advance(5)
+    await redis.zincrby(k.base("billing"), 10, "c-last")  # a higher base priority, as a rule would give
+    # Someone comes online without claiming at once (as after a router restart): the loop hands out two.
+    await router.set_presence("bob", "away", ["billing"], capacity=2)
+    await redis.hset(k.agent("bob"), "presence", "online")
+    await redis.sadd(k.online("billing"), "bob")
+    assert (await router.tick())["drained"] == 2
+    assert await redis.smembers(k.active("bob")) == {b"c-last", b"c-late"}
+
+
 async def test_a_declined_conversation_goes_to_someone_else(router: Router, redis, keys):
     await router.set_presence("ann", "online", ["billing"], capacity=2)
     await route(router, "c1", topic="billing")

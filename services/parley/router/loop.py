@@ -231,22 +231,31 @@ class Loop(Part):
 
     async def drain(self) -> int:
         """Hand waiting conversations, best first, to online agents with free capacity. A conversation that
-        only its declining agents could take is skipped, not a block for the ones behind it."""
+        only its declining agents could take is skipped, not a block for the ones behind it. Reads at most
+        DRAIN_PER_TEAM waiting conversations of a team with someone online, whatever the backlog."""
         teams = [t.name for t in self.policy.teams]
         async with lua.pipeline(self.redis) as pipe:
             for team in teams:
                 pipe.scard(self.k.online(team))
                 pipe.zrevrange(self.k.queue(team), 0, DRAIN_PER_TEAM - 1, withscores=True)
-                pipe.zrange(self.k.since(team), 0, -1, withscores=True)
             raw = await pipe.execute()
+        candidates = {
+            team: waiting
+            for team, online, waiting in zip(teams, raw[::2], raw[1::2], strict=True)
+            if online and waiting
+        }
+        if not candidates:
+            return 0
+        async with lua.pipeline(self.redis) as pipe:
+            for team, waiting in candidates.items():
+                pipe.zmscore(self.k.since(team), [member for member, _ in waiting])
+            arrivals = await pipe.execute()
         handed = 0
-        for n, team in enumerate(teams):
-            online, waiting, since = raw[3 * n : 3 * n + 3]
-            if not online or not waiting:
-                continue
-            enqueued = {text_of(m): t for m, t in since}
-            order = sorted(waiting, key=lambda e: (-e[1], enqueued.get(text_of(e[0]), 0.0)))
-            for member, _ in order:
+        for (team, waiting), since in zip(candidates.items(), arrivals, strict=True):
+            # Best score first; on equal scores, the earliest arrival (`since`).
+            enqueued = [t or 0.0 for t in since]
+            order = sorted(zip(waiting, enqueued, strict=True), key=lambda e: (-e[0][1], e[1]))
+            for (member, _), _ in order:
                 assignment, anyone_free = await self.assignments._assign_waiting(
                     team, text_of(member), "assigned from the queue"
                 )

@@ -24,21 +24,30 @@ class _Check:
 
 def unknown_enum_values(message: Message, path: str = "") -> list[tuple[str, str]]:
     """(field path, description) for every enum field, at any depth, whose value is not defined."""
+    found = _unknown(message)
+    return [(f"{path}.{at}" if path else at, problem) for at, problem in found]
+
+
+def _unknown(message: Message) -> list[tuple[str, str]]:
+    """`unknown_enum_values` with paths relative to `message`. Paths are built only on the way back from
+    a value found, so a valid request (nearly every one) costs no string work."""
     found: list[tuple[str, str]] = []
     for check in _checks(message.DESCRIPTOR):
         if check.singular_message and not message.HasField(check.name):
             continue
         value = getattr(message, check.name)
-        at = f"{path}.{check.name}" if path else check.name
-        values = value if check.repeated else [value]
+        values = value if check.repeated else (value,)
         if check.defined is not None:
             for i, number in enumerate(values):
                 if number not in check.defined:
-                    where = f"{at}[{i}]" if check.repeated else at
+                    where = f"{check.name}[{i}]" if check.repeated else check.name
                     found.append((where, f"{number} is not a defined {check.enum_name} value"))
         else:
             for i, child in enumerate(values):
-                found.extend(unknown_enum_values(child, f"{at}[{i}]" if check.repeated else at))
+                below = _unknown(child)
+                if below:
+                    at = f"{check.name}[{i}]" if check.repeated else check.name
+                    found.extend((f"{at}.{rest}", problem) for rest, problem in below)
     return found
 
 

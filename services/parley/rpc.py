@@ -375,17 +375,18 @@ def _transport(
     """Plaintext, or TLS when a CA or certificate is configured (presenting the certificate under mTLS); trace
     context travels with every call when tracing is on."""
     interceptors = [*tracing.client_interceptors(), *interceptors]
+    # Calls take turns over every address the target names or resolves to (`ipv4:host:a,host:b`, or a DNS
+    # name with one record per replica), so replicas of a service share its calls with no balancer between.
+    options = [*settings.grpc_options, ("grpc.lb_policy_name", "round_robin")]
     if not (settings.tls_ca_file or settings.tls_cert_file):
-        return grpc.aio.insecure_channel(address, options=settings.grpc_options, interceptors=interceptors)
+        return grpc.aio.insecure_channel(address, options=options, interceptors=interceptors)
     mutual = settings.tls_require_client_cert
     credentials = grpc.ssl_channel_credentials(
         root_certificates=_read(settings.tls_ca_file),
         private_key=_read(settings.tls_key_file) if mutual else None,
         certificate_chain=_read(settings.tls_cert_file) if mutual else None,
     )
-    return grpc.aio.secure_channel(
-        address, credentials, options=settings.grpc_options, interceptors=interceptors
-    )
+    return grpc.aio.secure_channel(address, credentials, options=options, interceptors=interceptors)
 
 
 def channel(

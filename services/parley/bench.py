@@ -395,8 +395,9 @@ async def run_bench(
     workers: int,
     progress: bool = True,
     soak_messages: int = 0,
+    replicas: int = 1,
 ) -> dict[str, Any]:
-    from parley.suite import ChildProcessSuite
+    from parley.suite import ChildProcessSuite, ReplicaPorts, with_replicas
 
     def say(text: str) -> None:
         if progress:
@@ -413,8 +414,15 @@ async def run_bench(
     settings = settings.model_copy(
         update=ports | {f"{n}_addr": "" for n in SERVICES} | {"key_prefix": f"bench{uuid.uuid4().hex[:8]}"}
     )
-    say(f"starting the suite ({workers} workers) ...")
-    suite = await ChildProcessSuite.start(settings, workers=workers, log_dir=".parley/bench-logs")
+    more = [
+        ReplicaPorts({n: free_port() for n in SERVICES}, free_port_block(len(SERVICES)), free_port())
+        for _ in range(replicas - 1)
+    ]
+    settings = with_replicas(settings, more)
+    say(f"starting the suite ({workers} workers, {replicas} of each service) ...")
+    suite = await ChildProcessSuite.start(
+        settings, workers=workers, log_dir=".parley/bench-logs", replicas=more
+    )
     try:
         async with channel(settings, settings.address("ingestion")) as ch:
             stub = ingestion_pb2_grpc.IngestionServiceStub(ch)
@@ -443,6 +451,7 @@ async def run_bench(
     result["baseline_echo_msgs_per_s"] = base
     result["suite_to_baseline_ratio"] = result["saturation_routed_msgs_per_s"] / base
     result["workers"] = workers
+    result["replicas"] = replicas
     result["redis"] = "cluster" if settings.redis_cluster else "single node"
     if settings.redis_cluster:
         result["replica_wait_ms"] = settings.redis_replica_wait_ms

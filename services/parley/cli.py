@@ -430,6 +430,9 @@ def bench(
     rate: float = typer.Option(500.0, help="Offered rate (msgs/s) for the latency run."),
     duration: float = typer.Option(10.0, help="Seconds of the latency run."),
     workers: int = typer.Option(2, min=1, help="Pipeline worker processes."),
+    replicas: int = typer.Option(
+        1, min=1, max=4, help="Processes of each service; peers take turns over them (round robin)."
+    ),
     cluster: bool = typer.Option(
         False, "--cluster", help="On a local 3-master Redis Cluster with a replica each, started for the run."
     ),
@@ -458,7 +461,16 @@ def bench(
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # stopped like Ctrl-C: its suite and Redis too
     try:
         result = asyncio.run(
-            run_bench(settings, messages, rate, duration, workers, progress=not as_json, soak_messages=soak)
+            run_bench(
+                settings,
+                messages,
+                rate,
+                duration,
+                workers,
+                progress=not as_json,
+                soak_messages=soak,
+                replicas=replicas,
+            )
         )
     finally:
         if embedded is not None:

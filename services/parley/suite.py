@@ -10,13 +10,14 @@ import asyncio
 import contextlib
 import errno
 import importlib
+import ipaddress
 import logging
 import os
 import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -172,6 +173,48 @@ def env_for(settings: Settings) -> dict[str, str]:
     return env
 
 
+@dataclass(frozen=True)
+class ReplicaPorts:
+    """One more copy of every service: its gRPC ports, the base of its /metrics ports, its webhook port."""
+
+    ports: dict[str, int]
+    metrics_port: int
+    webhook_port: int
+
+    def env(self, service: str) -> dict[str, str]:
+        return {
+            f"PARLEY_{service.upper()}_PORT": str(self.ports[service]),
+            "PARLEY_METRICS_PORT": str(self.metrics_port),
+            "PARLEY_WEBHOOK_PORT": str(self.webhook_port),
+        }
+
+
+def replica_target(host: str, ports: Sequence[int]) -> str:
+    """The address of a service run as `ports` on `host`: `host:port` for one, else a list naming each, which
+    client channels take turns over (`ipv4:127.0.0.1:a,127.0.0.1:b`)."""
+    if len(ports) == 1:
+        return f"{host}:{ports[0]}"
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        raise ValueError(f"replicas on one host need an IP address to list them by, not {host!r}") from None
+    if ip.version == 4:
+        return "ipv4:" + ",".join(f"{host}:{port}" for port in ports)
+    return "ipv6:" + ",".join(f"[{host}]:{port}" for port in ports)
+
+
+def with_replicas(settings: Settings, replicas: Sequence[ReplicaPorts]) -> Settings:
+    """`settings` whose peer addresses name every replica of each service."""
+    return settings.model_copy(
+        update={
+            f"{name}_addr": replica_target(
+                settings.host, [settings.port(name), *(r.ports[name] for r in replicas)]
+            )
+            for name in SERVICES
+        }
+    )
+
+
 @dataclass
 class ChildProcessSuite:
     """Each service and each worker as its own `parley serve NAME` process (uses every core)."""
@@ -180,20 +223,34 @@ class ChildProcessSuite:
     env: dict[str, str]
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     services: dict[str, str] = field(default_factory=dict)  # child name -> what it runs
+    overrides: dict[str, dict[str, str]] = field(default_factory=dict)  # child name -> its own settings
     log_dir: str = ".parley/logs"
     stopping: bool = False
 
     @classmethod
     async def start(
-        cls, settings: Settings, workers: int = 1, log_dir: str = ".parley/logs"
+        cls,
+        settings: Settings,
+        workers: int = 1,
+        log_dir: str = ".parley/logs",
+        replicas: Sequence[ReplicaPorts] = (),
     ) -> ChildProcessSuite:
+        """Every service (and a copy of each per `replicas`, named `<service>-<n>`), then the workers and the
+        console. With replicas, `settings` should come from `with_replicas`, so that peers reach them all."""
         env = dict(os.environ) | env_for(settings)
         os.makedirs(log_dir, exist_ok=True)
         suite = cls(settings, env)
         try:
             for name in SERVICES:
                 suite._spawn(name, name, log_dir)
-            await suite._wait_ready(log_dir)
+                for n, replica in enumerate(replicas, 1):
+                    suite._spawn(f"{name}-{n}", name, log_dir, replica.env(name))
+            # Each replica's own port; without replicas, the address peers use (a TLS name may need it).
+            addresses = [settings.address(name) for name in SERVICES]
+            if replicas:
+                addresses = [f"{settings.host}:{settings.port(name)}" for name in SERVICES]
+                addresses += [f"{settings.host}:{r.ports[name]}" for r in replicas for name in SERVICES]
+            await suite._wait_ready(log_dir, addresses)
             # Workers only once every service listens: a client that keeps dialling a port in the ephemeral
             # range before its server binds can end up connected to itself and hold that port.
             for i in range(workers):
@@ -205,9 +262,11 @@ class ChildProcessSuite:
             raise
         return suite
 
-    def _spawn(self, name: str, service: str, log_dir: str) -> None:
+    def _spawn(self, name: str, service: str, log_dir: str, overrides: dict[str, str] | None = None) -> None:
         self.services[name], self.log_dir = service, log_dir
-        env = self.env | {"PARLEY_WORKER_NAME": name}
+        if overrides is not None:
+            self.overrides[name] = overrides
+        env = self.env | self.overrides.get(name, {}) | {"PARLEY_WORKER_NAME": name}
         if service == WORKER:  # worker-<i>: its /metrics port follows its number
             env["PARLEY_WORKER_INDEX"] = name.rpartition("-")[2]
         with open(os.path.join(log_dir, f"{name}.log"), "ab") as out:
@@ -215,10 +274,11 @@ class ChildProcessSuite:
                 [sys.executable, "-m", "parley", "serve", service], env=env, stdout=out, stderr=out
             )
 
-    async def _wait_ready(self, log_dir: str, timeout: float = 120.0) -> None:
-        """Wait for every service's health check; fail at once, with its log, if a child exits first."""
+    async def _wait_ready(self, log_dir: str, addresses: Sequence[str], timeout: float = 120.0) -> None:
+        """Wait for the health check of the server at each address; fail at once, with its log, if a child
+        exits first."""
         ready = asyncio.ensure_future(
-            asyncio.gather(*(wait_ready(self.settings.address(n), timeout, self.settings) for n in SERVICES))
+            asyncio.gather(*(wait_ready(address, timeout, self.settings) for address in addresses))
         )
         try:
             while not ready.done():

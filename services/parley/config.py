@@ -61,8 +61,8 @@ class Settings(BaseSettings):
     console_port: int = 8090
     console_traffic_sample: int = Field(default=200, ge=1, le=500)
 
-    # Peer addresses: host:port, or a gRPC target naming several replicas (ipv4:10.0.0.5:50052,10.0.0.6:50052),
-    # which calls take turns over; empty means host plus the peer's port.
+    # Peer addresses: host:port, or a gRPC target naming several replicas (ipv4:10.0.0.5:1,10.0.0.6:1), which
+    # calls take turns over; empty means host plus the peer's port.
     ingestion_addr: str = ""
     conversations_addr: str = ""
     classifier_addr: str = ""

@@ -228,6 +228,10 @@ async def test_metrics_on_a_hand_checked_timeline(core: Conversations) -> None:
     assert by_team_abandoned == {"billing": 1, "none": 0}
     with pytest.raises(InvalidArgument):
         await core.metrics(T0, T0 + 1, "colour")
+    # Read a conversation per round trip, the figures are the same.
+    whole = {g: await core.metrics(T0, T0 + 10_000, g) for g in ("", "channel", "team")}
+    core.metrics_reader.chunk = 1
+    assert {g: await core.metrics(T0, T0 + 10_000, g) for g in ("", "channel", "team")} == whole
 
 
 async def test_list_finds_a_customer_by_handle(core: Conversations) -> None:

@@ -44,7 +44,7 @@ class Conversations:
         self.lifecycle = LifecycleEvents(settings, redis, self.keys, scripts)
         self.customers = Customers(redis, self.keys, self.tiers)
         self.reader = Reader(redis, self.keys, clock, self.customers)
-        self.metrics_reader = MetricsReader(redis, self.keys, clock)
+        self.metrics_reader = MetricsReader(redis, self.keys, clock, scripts)
         self.index_pruner = IndexPruner(redis, self.keys, settings)
 
     async def thread(

@@ -13,6 +13,7 @@ from parley.rpc import InvalidArgument
 from parley.store import Redis
 from parley.v1 import conversations_pb2
 
+from .scripts import Scripts
 from .store import ConversationKeys, as_text
 
 GROUP_BY = ("", "channel", "intent", "topic", "team")
@@ -38,11 +39,17 @@ STATE_ASSIGNED = conversations_pb2.CONVERSATION_STATE_ASSIGNED
 STATE_RESOLVED = conversations_pb2.CONVERSATION_STATE_RESOLVED
 
 
+# Conversations read per round trip: bounds the pipeline and the replies held at once, whatever the window.
+READ_CHUNK = 2_000
+
+
 class MetricsReader:
-    def __init__(self, redis: Redis, keys: ConversationKeys, clock: Clock) -> None:
+    def __init__(self, redis: Redis, keys: ConversationKeys, clock: Clock, scripts: Scripts) -> None:
         self.redis = redis
         self.keys = keys
         self.clock = clock
+        self.scripts = scripts
+        self.chunk = READ_CHUNK
 
     async def metrics(
         self, start: float, end: float, group_by: str = ""
@@ -58,26 +65,26 @@ class MetricsReader:
                 pipe.zrangebyscore(index, start, f"({end!r}")
             found = await pipe.execute()
         cids = [as_text(c) for part in found for c in part]
-        async with lua.pipeline(self.redis) as pipe:
-            for cid in cids:
-                pipe.hmget(k.meta(cid), METRIC_FIELDS)
-                pipe.zcard(k.messages(cid))
-                pipe.zcard(k.agents(cid))
-                pipe.llen(k.corrections(cid))
-            rows = await pipe.execute()
         groups: dict[str, list[conversations_pb2.ConversationMetrics]] = {}
         fixed: dict[str, int] = {}
         abandoned: dict[str, int] = {}
-        for j in range(len(cids)):
-            row = {f: as_text(v) for f, v in zip(METRIC_FIELDS, rows[4 * j], strict=True) if v is not None}
-            if not row.get("channel"):
-                continue
-            key = _group_key(group_by, row)
-            abandoned[key] = abandoned.get(key, 0) + is_abandoned(row)
-            groups.setdefault(key, []).append(
-                conversation_metrics(row, rows[4 * j + 1], rows[4 * j + 2], now)
-            )
-            fixed[key] = fixed.get(key, 0) + rows[4 * j + 3]
+        fields = len(METRIC_FIELDS)
+        for first in range(0, len(cids), self.chunk):
+            # One script call per conversation: its record's fields and its three counts.
+            async with lua.pipeline(self.redis) as pipe:
+                for cid in cids[first : first + self.chunk]:
+                    keys = [k.meta(cid), k.messages(cid), k.agents(cid), k.corrections(cid)]
+                    await self.scripts.metrics(keys=keys, args=METRIC_FIELDS, client=pipe)
+                rows = await pipe.execute()
+            for raw in rows:
+                row = {f: as_text(v) for f, v in zip(METRIC_FIELDS, raw, strict=False) if v is not None}
+                if not row.get("channel"):
+                    continue
+                messages, agents, corrections = raw[fields : fields + 3]
+                key = _group_key(group_by, row)
+                abandoned[key] = abandoned.get(key, 0) + is_abandoned(row)
+                groups.setdefault(key, []).append(conversation_metrics(row, messages, agents, now))
+                fixed[key] = fixed.get(key, 0) + corrections
         out = []
         for key, items in sorted(groups.items()):
 

@@ -26,7 +26,7 @@ def _lua_constants() -> dict[str, int]:
 
 # `${STATE_ASSIGNED}` in a script is CONVERSATION_STATE_ASSIGNED's number, and so on.
 LUA_CONSTANTS: dict[str, int] = _lua_constants()
-SCRIPT_NAMES = ("thread", "outcome", "context", "event", "claim", "await", "retire")
+SCRIPT_NAMES = ("thread", "outcome", "context", "event", "claim", "await", "retire", "metrics")
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,7 @@ class Scripts:
     claim: lua.Script  # claims a new message's index
     wait: lua.Script  # await.lua: a reply waits for its unknown parent
     retire: lua.Script  # the last step of a merge
+    metrics: lua.Script  # a conversation's figures for GetMetrics
 
     @classmethod
     def register(cls, redis: Redis) -> Scripts:
@@ -52,6 +53,7 @@ class Scripts:
             claim=load("claim"),
             wait=load("await"),
             retire=load("retire"),
+            metrics=load("metrics"),
         )
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
@@ -24,6 +23,7 @@ from parley.config import Settings
 from parley.console import conversation as conversation_views
 from parley.console import pages, views
 from parley.console.client import ConsoleClient
+from parley.console.recent import Recent
 from parley.telemetry import metrics as metrics_defs
 
 log = logging.getLogger(__name__)
@@ -42,7 +42,7 @@ SSE_MIN_INTERVAL_SECONDS = 0.5
 TRAFFIC_CACHE_SECONDS = 5.0
 CLIENT = web.AppKey("client", ConsoleClient)
 SETTINGS = web.AppKey("settings", Settings)
-TRAFFIC_CACHE = web.AppKey("traffic_cache", dict)
+TRAFFIC = web.AppKey("traffic", Recent[str])
 
 
 @dataclass
@@ -117,12 +117,11 @@ async def queue(request: web.Request) -> web.Response:
 
 
 async def traffic(request: web.Request) -> web.Response:
-    cache = request.app[TRAFFIC_CACHE]
-    now = time.monotonic()
-    if cache.get("at", -TRAFFIC_CACHE_SECONDS) + TRAFFIC_CACHE_SECONDS <= now:
+    async def read() -> str:
         data = await request.app[CLIENT].traffic(request.app[SETTINGS].console_traffic_sample)
-        cache.update(at=now, html=pages.traffic_page(views.traffic_view(data)))
-    return render(request, cache["html"])
+        return pages.traffic_page(views.traffic_view(data))
+
+    return render(request, await request.app[TRAFFIC].get(read))
 
 
 async def conversation(request: web.Request) -> web.Response:
@@ -230,7 +229,7 @@ def build_app(settings: Settings, client: ConsoleClient) -> web.Application:
     app[CLIENT] = client
     app[SETTINGS] = settings
     app[BROADCASTER] = Broadcaster(client)
-    app[TRAFFIC_CACHE] = {}
+    app[TRAFFIC] = Recent(TRAFFIC_CACHE_SECONDS)
     app.router.add_get("/", floor)
     app.router.add_get("/queues/{team}", queue)
     app.router.add_get("/traffic", traffic)

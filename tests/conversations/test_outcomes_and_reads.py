@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
 
 from parley.clock import ManualClock, from_timestamp, to_timestamp
 from parley.conversations.core import Conversations
-from parley.conversations.metrics import distribution
+from parley.conversations.metrics import GROUP_BY, Entry, distribution
 from parley.conversations.store import conversation_id_for
 from parley.events import EventRecord, read_all
 from parley.rpc import InvalidArgument, NotFound
@@ -229,9 +230,21 @@ async def test_metrics_on_a_hand_checked_timeline(core: Conversations) -> None:
     with pytest.raises(InvalidArgument):
         await core.metrics(T0, T0 + 1, "colour")
     # Read a conversation per round trip, the figures are the same.
-    whole = {g: await core.metrics(T0, T0 + 10_000, g) for g in ("", "channel", "team")}
+    whole = {g: await core.metrics(T0, T0 + 10_000, g) for g in GROUP_BY}
     core.metrics_reader.chunk = 1
-    assert {g: await core.metrics(T0, T0 + 10_000, g) for g in ("", "channel", "team")} == whole
+    assert {g: await core.metrics(T0, T0 + 10_000, g) for g in GROUP_BY} == whole
+    # Several groupings of one window asked at once share one read of it; the next call reads again.
+    reader, reads = core.metrics_reader, []
+    read = reader._read
+
+    async def counted(start: float, end: float | None) -> list[Entry]:
+        reads.append((start, end))
+        return await read(start, end)
+
+    reader._read = counted  # type: ignore[method-assign]
+    together = await asyncio.gather(*(core.metrics(T0, T0 + 10_000, g) for g in GROUP_BY))
+    assert dict(zip(GROUP_BY, together, strict=True)) == whole and len(reads) == 1
+    assert await core.metrics(T0, T0 + 10_000, "team") == whole["team"] and len(reads) == 2
 
 
 async def test_list_finds_a_customer_by_handle(core: Conversations) -> None:

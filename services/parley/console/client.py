@@ -16,7 +16,7 @@ from grpc_health.v1 import health_pb2
 from parley import rpc
 from parley.clock import to_timestamp
 from parley.config import SERVICES, Settings
-from parley.console.recent import Recent
+from parley.recent import Recent
 from parley.v1 import (
     conversations_pb2,
     conversations_pb2_grpc,

@@ -23,7 +23,7 @@ from parley.config import Settings
 from parley.console import conversation as conversation_views
 from parley.console import pages, views
 from parley.console.client import ConsoleClient
-from parley.console.recent import Recent
+from parley.recent import Recent
 from parley.telemetry import metrics as metrics_defs
 
 log = logging.getLogger(__name__)

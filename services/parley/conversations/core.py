@@ -86,7 +86,7 @@ class Conversations:
         return await self.reader.get_many(conversation_ids)
 
     async def metrics(
-        self, start: float, end: float, group_by: str = ""
+        self, start: float, end: float | None, group_by: str = ""
     ) -> list[conversations_pb2.MetricsGroup]:
         return await self.metrics_reader.metrics(start, end, group_by)
 

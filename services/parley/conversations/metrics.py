@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from parley import lua
 from parley.clock import Clock, to_timestamp
 from parley.messages import channel_name, intent_name
+from parley.recent import Recent
 from parley.rpc import InvalidArgument
 from parley.store import Redis
 from parley.v1 import conversations_pb2
@@ -43,6 +45,16 @@ STATE_RESOLVED = conversations_pb2.CONVERSATION_STATE_RESOLVED
 READ_CHUNK = 2_000
 
 
+@dataclass(frozen=True)
+class Entry:
+    """One conversation of a window: its group under each grouping, its metrics, what the groups count."""
+
+    groups: dict[str, str]  # group_by -> this conversation's group
+    metrics: conversations_pb2.ConversationMetrics
+    abandoned: bool
+    corrections: int
+
+
 class MetricsReader:
     def __init__(self, redis: Redis, keys: ConversationKeys, clock: Clock, scripts: Scripts) -> None:
         self.redis = redis
@@ -50,25 +62,34 @@ class MetricsReader:
         self.clock = clock
         self.scripts = scripts
         self.chunk = READ_CHUNK
+        # Calls for the same window while it is being read share that read (the console asks for several
+        # groupings of one window at once); nothing is kept once it is done.
+        self.reads: Recent[list[Entry]] = Recent(0.0)
 
     async def metrics(
-        self, start: float, end: float, group_by: str = ""
+        self, start: float, end: float | None, group_by: str = ""
     ) -> list[conversations_pb2.MetricsGroup]:
-        """Metrics of the conversations opened in [start, end), one group per value of `group_by`."""
+        """Metrics of the conversations opened in [start, end) (end None: up to now), one group per value of
+        `group_by`."""
         if group_by not in GROUP_BY:
             raise InvalidArgument([("group_by", f"must be one of {', '.join(repr(g) for g in GROUP_BY)}")])
+        entries = await self.reads.get(lambda: self._read(start, end), key=(start, end))
+        groups: dict[str, list[Entry]] = {}
+        for entry in entries:
+            groups.setdefault(entry.groups[group_by], []).append(entry)
+        return [_group(key, members) for key, members in sorted(groups.items())]
+
+    async def _read(self, start: float, end: float | None) -> list[Entry]:
         k = self.keys
         now = self.clock.now()
         # The opened-time index bounds the read to the conversations of the window.
         async with lua.pipeline(self.redis) as pipe:
             for index in k.opened_partitions():
-                pipe.zrangebyscore(index, start, f"({end!r}")
+                pipe.zrangebyscore(index, start, "+inf" if end is None else f"({end!r}")
             found = await pipe.execute()
         cids = [as_text(c) for part in found for c in part]
-        groups: dict[str, list[conversations_pb2.ConversationMetrics]] = {}
-        fixed: dict[str, int] = {}
-        abandoned: dict[str, int] = {}
         fields = len(METRIC_FIELDS)
+        entries = []
         for first in range(0, len(cids), self.chunk):
             # One script call per conversation: its record's fields and its three counts.
             async with lua.pipeline(self.redis) as pipe:
@@ -81,38 +102,40 @@ class MetricsReader:
                 if not row.get("channel"):
                     continue
                 messages, agents, corrections = raw[fields : fields + 3]
-                key = _group_key(group_by, row)
-                abandoned[key] = abandoned.get(key, 0) + is_abandoned(row)
-                groups.setdefault(key, []).append(conversation_metrics(row, messages, agents, now))
-                fixed[key] = fixed.get(key, 0) + corrections
-        out = []
-        for key, items in sorted(groups.items()):
-
-            def dist(
-                name: str, values: list[conversations_pb2.ConversationMetrics] = items
-            ) -> conversations_pb2.Distribution:
-                return distribution(getattr(m, name) for m in values if m.HasField(name))
-
-            out.append(
-                conversations_pb2.MetricsGroup(
-                    key=key,
-                    conversations=len(items),
-                    first_response_seconds=dist("first_response_seconds"),
-                    bot_first_response_seconds=dist("bot_first_response_seconds"),
-                    human_first_response_seconds=dist("human_first_response_seconds"),
-                    handling_seconds=distribution(m.handling_seconds for m in items if m.agents_touched),
-                    resolution_seconds=dist("resolution_seconds"),
-                    messages=distribution(float(m.messages) for m in items),
-                    agents_touched=distribution(float(m.agents_touched) for m in items),
-                    reopened=sum(1 for m in items if m.reopen_count),
-                    moved_to_private=sum(1 for m in items if m.moved_to_private),
-                    sla_met=sum(1 for m in items if m.sla == conversations_pb2.SLA_STATUS_MET),
-                    sla_missed=sum(1 for m in items if m.sla == conversations_pb2.SLA_STATUS_MISSED),
-                    triage_corrections=fixed[key],
-                    abandoned=abandoned[key],
+                entries.append(
+                    Entry(
+                        {g: _group_key(g, row) for g in GROUP_BY},
+                        conversation_metrics(row, messages, agents, now),
+                        is_abandoned(row),
+                        corrections,
+                    )
                 )
-            )
-        return out
+        return entries
+
+
+def _group(key: str, members: list[Entry]) -> conversations_pb2.MetricsGroup:
+    items = [e.metrics for e in members]
+
+    def dist(name: str) -> conversations_pb2.Distribution:
+        return distribution(getattr(m, name) for m in items if m.HasField(name))
+
+    return conversations_pb2.MetricsGroup(
+        key=key,
+        conversations=len(items),
+        first_response_seconds=dist("first_response_seconds"),
+        bot_first_response_seconds=dist("bot_first_response_seconds"),
+        human_first_response_seconds=dist("human_first_response_seconds"),
+        handling_seconds=distribution(m.handling_seconds for m in items if m.agents_touched),
+        resolution_seconds=dist("resolution_seconds"),
+        messages=distribution(float(m.messages) for m in items),
+        agents_touched=distribution(float(m.agents_touched) for m in items),
+        reopened=sum(1 for m in items if m.reopen_count),
+        moved_to_private=sum(1 for m in items if m.moved_to_private),
+        sla_met=sum(1 for m in items if m.sla == conversations_pb2.SLA_STATUS_MET),
+        sla_missed=sum(1 for m in items if m.sla == conversations_pb2.SLA_STATUS_MISSED),
+        triage_corrections=sum(e.corrections for e in members),
+        abandoned=sum(1 for e in members if e.abandoned),
+    )
 
 
 def is_abandoned(meta: dict[str, str]) -> bool:

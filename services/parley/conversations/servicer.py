@@ -103,7 +103,7 @@ class ConversationsServicer(conversations_pb2_grpc.ConversationsServiceServicer)
     ) -> conversations_pb2.GetMetricsResponse:
         validation.metrics_request(request)
         start = from_timestamp(request.start) if request.HasField("start") else 0.0
-        end = from_timestamp(request.end) if request.HasField("end") else self.core.clock.now() + 1
+        end = from_timestamp(request.end) if request.HasField("end") else None  # up to now
         return conversations_pb2.GetMetricsResponse(
             groups=await self.core.metrics(start, end, request.group_by)
         )

@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from parley.console.recent import Recent
+from parley.recent import Recent
 
 
 class Reads:

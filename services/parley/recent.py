@@ -1,9 +1,10 @@
-"""The last result of an expensive read, shared by every page that asks for it within a few seconds.
+"""The last result of an expensive read, shared by every caller that asks for it within a few seconds, and
+by callers asking while it runs (which wait for it instead of starting their own).
 
-Open pages fetch themselves whenever something happens (at most every half second each), and some of what
-they show (metrics over a day's conversations) costs the services work in proportion to the conversations
-read. One read serves every page asking within `seconds`, and pages asking while it runs wait for it instead
-of starting their own, so that cost does not grow with the number of pages open.
+The console's open pages fetch themselves whenever something happens (at most every half second each), and
+some of what they show (metrics over a day's conversations) costs the services work in proportion to the
+conversations read: shared, that cost does not grow with the number of pages open. `GetMetrics` shares one
+window's read among the calls for several groupings of it that arrive together (`seconds` 0: nothing kept).
 """
 
 from __future__ import annotations
@@ -44,5 +45,6 @@ class Recent(Generic[T]):
         if self._running is not done:
             return  # a read for another key replaced it
         self._running = None
-        if not done.cancelled() and done.exception() is None:
+        failed = done.cancelled() or done.exception() is not None
+        if not failed and self.seconds > 0:  # with no time to keep it, only callers of this read share it
             self._value, self._key, self._at = done.result(), key, self.clock()

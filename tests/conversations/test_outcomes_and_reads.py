@@ -247,6 +247,23 @@ async def test_metrics_on_a_hand_checked_timeline(core: Conversations) -> None:
     assert await core.metrics(T0, T0 + 10_000, "team") == whole["team"] and len(reads) == 2
 
 
+async def test_a_filtered_listing_reads_a_bounded_part_of_the_index_per_call(core: Conversations) -> None:
+    for i in range(40):
+        await core.thread([msg(f"s{i}", author="Alice_Q" if i in (3, 30) else f"other{i}", at=i)])
+    hers = {conversation_id_for("x:s30"), conversation_id_for("x:s3")}
+    found, token = await core.list(owner_handle="alice_q", page_size=5)
+    assert {s.conversation_id for s in found} == hers and token == ""
+    core.reader.scan_limit = 16  # one chunk of the index per call
+    pages, token = [], ""
+    while True:
+        found, token = await core.list(owner_handle="alice_q", page_size=5, page_token=token)
+        pages.append([s.conversation_id for s in found])
+        if not token:
+            break
+    # 40 entries, at most 16 read a call: three calls, each page with fewer than page_size, both found once.
+    assert len(pages) == 3 and sorted(c for page in pages for c in page) == sorted(hers)
+
+
 async def test_list_finds_a_customer_by_handle(core: Conversations) -> None:
     for i in range(6):
         await core.thread([msg(f"h{i}", author="Alice_Q" if i % 3 == 0 else f"other{i}", at=i)])

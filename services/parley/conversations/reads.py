@@ -27,6 +27,10 @@ from .store import ConversationKeys, as_text
 GET_MANY_CONCURRENCY = 16
 # The fewest entries read from a listing partition at a time.
 MIN_CHUNK = 16
+# A filtered listing (by customer handle or team) reads at most this many index entries per call: past it, the
+# call returns what it found with a token that goes on from there, so a rare match in a long index costs
+# bounded work per call (a page may then hold fewer than page_size, with more to come).
+FILTER_SCAN = 5_000
 
 
 class Reader:
@@ -35,6 +39,7 @@ class Reader:
         self.keys = keys
         self.clock = clock
         self.customers = customers
+        self.scan_limit = FILTER_SCAN
 
     async def conversation_of(self, message_id: str) -> str:
         """The conversation a threaded message belongs to (NotFound before it is threaded)."""
@@ -141,8 +146,8 @@ class Reader:
     ) -> tuple[list[conversations_pb2.ConversationSummary], str]:
         """Conversations by most recently updated; the token is the (time, id) of the last one returned.
 
-        `owner_handle` and `team` filter while reading the index (a search, not a hot path): it reads on until
-        it has a page of matches or the index ends.
+        `owner_handle` and `team` filter while reading the index: it reads on until it has a page of matches,
+        the index ends, or it has read `scan_limit` entries (then the token goes on after the last one read).
         """
         handle = owner_handle.lstrip("@").casefold()
         k = self.keys
@@ -151,12 +156,18 @@ class Reader:
             self.redis, k.listing_partitions(state, channel), _decode_token(page_token), chunk
         )
         out: list[tuple[conversations_pb2.ConversationSummary, tuple[float, str]]] = []
+        scanned = 0
+        entries: list[tuple[float, str]] = []
         # One extra match tells whether there is a next page.
         while len(out) <= page_size:
+            if (handle or team) and scanned >= self.scan_limit and entries:
+                # Read enough for one call: go on after the last entry read, not the last match.
+                return [s for s, _ in out], _encode_token(entries[-1])
             want = page_size + 1 - len(out)
             entries = await index.take(max(want, chunk) if handle or team else want)
             if not entries:
                 break
+            scanned += len(entries)
             async with lua.pipeline(self.redis) as pipe:
                 for _, cid in entries:
                     pipe.hgetall(k.meta(cid))

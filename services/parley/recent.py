@@ -42,9 +42,10 @@ class Recent(Generic[T]):
         return await asyncio.shield(running)
 
     def _settle(self, done: asyncio.Future[T], key: Hashable) -> None:
+        # Looked at first, so that a failure nobody waits for any more is not reported as never retrieved.
+        failed = done.cancelled() or done.exception() is not None
         if self._running is not done:
             return  # a read for another key replaced it
         self._running = None
-        failed = done.cancelled() or done.exception() is not None
         if not failed and self.seconds > 0:  # with no time to keep it, only callers of this read share it
             self._value, self._key, self._at = done.result(), key, self.clock()

@@ -220,6 +220,8 @@ async def test_metrics_on_a_hand_checked_timeline(core: Conversations) -> None:
     by_team = {g.key: g.conversations for g in await core.metrics(T0, T0 + 1000, "team")}
     assert by_team == {"billing": 2, "none": 1}
     assert [g.conversations for g in await core.metrics(T0, T0 + 10_000)] == [4]
+    # No end: up to now (the clock is at T0), so what was sent later (B, C, D) is left out.
+    assert [g.conversations for g in await core.metrics(T0, None)] == [1]
 
     # A and C are resolved: A had the brand's reply, C none (abandoned); B (bot) was never with a team.
     for n, first in enumerate(("x:a1", "messenger:c1", "x:b1")):

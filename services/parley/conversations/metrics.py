@@ -82,10 +82,11 @@ class MetricsReader:
     async def _read(self, start: float, end: float | None) -> list[Entry]:
         k = self.keys
         now = self.clock.now()
+        upper = now + 1 if end is None else end  # as before: a conversation sent from the future is left out
         # The opened-time index bounds the read to the conversations of the window.
         async with lua.pipeline(self.redis) as pipe:
             for index in k.opened_partitions():
-                pipe.zrangebyscore(index, start, "+inf" if end is None else f"({end!r}")
+                pipe.zrangebyscore(index, start, f"({upper!r}")
             found = await pipe.execute()
         cids = [as_text(c) for part in found for c in part]
         fields = len(METRIC_FIELDS)

@@ -13,12 +13,13 @@ from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import RedisError
 
 from parley import events
-from parley.chaos.report import Report, dead_letter_reasons
+from parley.chaos.report import Report, chain_examples, dead_letter_reasons
 from parley.chaos.router_state import RouterEffects, router_effects
 from parley.chaos.run import ClusterRedis
 from parley.clock import ManualClock
 from parley.dispatch.outbox import DispatchKeys
 from parley.ingestion.inbound_log import InboundLog
+from parley.messages import message_id
 from parley.router.common import RESERVING
 from parley.router.core import Router
 from parley.router.keys import RouterKeys
@@ -249,3 +250,32 @@ async def test_a_cluster_crash_fails_a_master_over_and_the_killed_node_rejoins_a
     finally:
         await client.aclose()
         await asyncio.to_thread(nodes.stop)
+
+
+async def test_a_split_chain_is_shown_message_by_message_with_its_conversations_records(redis, keys):
+    """The report says where each message of a split chain went, and how those conversations came to be:
+    here a reply held for its parent that the parent's conversation never took in."""
+
+    def tweet(pid: str, parent: str = "") -> common_pb2.InboundMessage:
+        return common_pb2.InboundMessage(
+            channel=common_pb2.CHANNEL_X, platform_message_id=pid, in_reply_to_id=parent, text="hello"
+        )
+
+    messages = [tweet("1"), tweet("2", "1"), tweet("3"), tweet("4", "3")]
+    ids = [message_id(m.channel, m.platform_message_id) for m in messages]
+    where = {ids[0]: "conv-a", ids[1]: "conv-b", ids[2]: "conv-c", ids[3]: "conv-c"}
+    await redis.hset(keys.conversation("conv-b"), mapping={"held": "1", "awaits": ids[0], "rev": "1"})
+    await redis.hset(keys.conversation("conv-a"), mapping={"state": "1", "rev": "3"})
+
+    examples = await chain_examples(redis, keys, messages, ids, where)
+
+    assert len(examples) == 1  # the chain of 3 and 4 is whole
+    (split,) = examples
+    assert [(m["id"], m["in_reply_to"], m["conversation"]) for m in split["messages"]] == [
+        (ids[0], "", "conv-a"),
+        (ids[1], "1", "conv-b"),
+    ]
+    assert split["conversations"]["conv-b"]["held"] == "1"
+    assert split["conversations"]["conv-b"]["awaits"] == ids[0]
+    assert split["conversations"]["conv-a"]["merged_into"] == ""
+    assert split["conversations"]["conv-a"]["rev"] == "3"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import signal
 from pathlib import Path
 
 import typer
@@ -53,6 +54,7 @@ def chaos(
         cluster=cluster,
         agents=agents,
     )
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # stopped like Ctrl-C: its suite and Redis too
     report = asyncio.run(run_chaos(plan))
     if as_json:
         print(json.dumps(report.as_dict(), indent=2, sort_keys=True))

@@ -30,6 +30,9 @@ class Report:
     conversations: int = 0
     chains_split: int = 0  # reply chains spread over more than one conversation
     conversations_mixed: int = 0  # conversations holding more than one reply chain
+    # Up to 5 split or mixed chains: each message (in the file's order) with its reply link, its conversation
+    # and that conversation's record fields that explain how it came to be (held, awaits, merged_into, ...).
+    chain_examples: list[dict[str, Any]] = field(default_factory=list)
     duplicate_routing_decisions: int = 0
     duplicate_replies_posted: int = 0
     assignments: int = 0
@@ -136,6 +139,7 @@ async def measure(
             and not (i in conversation_of and counts["message.processed"][i])
         ]
         _compare_chains(report, messages, ids, conversation_of)
+        report.chain_examples = await chain_examples(redis, keys, messages, ids, conversation_of)
         return report
     finally:
         await redis.aclose()
@@ -203,3 +207,56 @@ def _compare_chains(
     report.conversations = len(conversation_chains)
     report.chains_split = sum(1 for c in chain_conversations.values() if len(c) > 1)
     report.conversations_mixed = sum(1 for c in conversation_chains.values() if len(c) > 1)
+
+
+CHAIN_EXAMPLES = 5
+EXPLAINING_FIELDS = ("held", "awaits", "merged_into", "previous", "opened_at", "state", "rev")
+
+
+async def chain_examples(
+    redis: Any,
+    keys: Keys,
+    messages: list[common_pb2.InboundMessage],
+    ids: list[str],
+    conversation_of: dict[str, str],
+) -> list[dict[str, Any]]:
+    """The first split or mixed chains, message by message, with the records of their conversations."""
+    chain_of = reply_chains(messages)
+    members: dict[str, list[tuple[common_pb2.InboundMessage, str]]] = {}
+    chains_in: dict[str, set[str]] = {}
+    for m, i in zip(messages, ids, strict=True):
+        chain = chain_of[m.platform_message_id]
+        members.setdefault(chain, []).append((m, i))
+        if i in conversation_of:
+            chains_in.setdefault(conversation_of[i], set()).add(chain)
+    wrong = [
+        chain
+        for chain, group in members.items()
+        if len({conversation_of.get(i, "") for _, i in group}) > 1
+        or any(len(chains_in.get(conversation_of.get(i, ""), ())) > 1 for _, i in group)
+    ][:CHAIN_EXAMPLES]
+    examples = []
+    for chain in wrong:
+        group = members[chain]
+        cids = sorted({conversation_of[i] for _, i in group if i in conversation_of})
+        async with redis.pipeline(transaction=False) as pipe:
+            for cid in cids:
+                pipe.hmget(keys.conversation(cid), EXPLAINING_FIELDS)
+            rows = await pipe.execute()
+        examples.append(
+            {
+                "messages": [
+                    {
+                        "id": i,
+                        "in_reply_to": m.in_reply_to_id,
+                        "conversation": conversation_of.get(i, ""),
+                    }
+                    for m, i in group
+                ],
+                "conversations": {
+                    cid: {f: (v.decode() if v else "") for f, v in zip(EXPLAINING_FIELDS, row, strict=True)}
+                    for cid, row in zip(cids, rows, strict=True)
+                },
+            }
+        )
+    return examples

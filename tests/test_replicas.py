@@ -15,6 +15,7 @@ import redis as sync_redis
 from conversations.builders import msg
 from prometheus_client import REGISTRY
 from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from parley import rpc
 from parley.clock import ManualClock
@@ -25,7 +26,7 @@ from parley.conversations.server import create_server
 from parley.dispatch.outbox import RedisPartProgress
 from parley.router.core import Router
 from parley.router.merges import Merges
-from parley.store import Replicas, keys_for
+from parley.store import Replicas, keys_for, live_replicas
 from parley.v1 import common_pb2, conversations_pb2, conversations_pb2_grpc, router_pb2
 
 
@@ -89,9 +90,10 @@ async def test_confirm_returns_only_once_the_replica_has_the_write(
     reader.close()
 
 
-async def test_a_master_without_a_replica_is_counted_and_logged_and_the_call_goes_on(
+async def test_a_master_without_a_live_replica_is_counted_and_logged_and_the_call_goes_on(
     cluster: LocalCluster, on_cluster: tuple[Settings, RedisCluster], caplog: pytest.LogCaptureFixture
 ) -> None:
+    """A replica silent for longer than it may be (stopped, cut off) could not take over: nothing to lose."""
     settings, client = on_cluster
     settings = settings.model_copy(update={"redis_replica_wait_ms": 200})
     key = f"{settings.key_prefix}:promise:{{b}}"
@@ -99,6 +101,7 @@ async def test_a_master_without_a_replica_is_counted_and_logged_and_the_call_goe
     pid = stopped(replica_of(cluster, master))
     timed_out = counted("timed_out")
     try:
+        await asyncio.sleep(Replicas.LIVE_REPLICA_LAG_SECONDS + 1.0)  # its last acknowledgement is that old
         await client.set(key, "kept")
         with caplog.at_level(logging.WARNING, logger="parley.store"):
             assert await Replicas(settings, client).confirm() == 0
@@ -106,6 +109,65 @@ async def test_a_master_without_a_replica_is_counted_and_logged_and_the_call_goe
         os.kill(pid, signal.SIGCONT)
     assert counted("timed_out") == timed_out + 1  # that master only: the others' replicas answered
     assert f"no replica of 127.0.0.1:{master.port} confirmed" in caplog.text
+
+
+async def test_a_live_replica_that_is_only_slow_is_waited_for(
+    cluster: LocalCluster, on_cluster: tuple[Settings, RedisCluster]
+) -> None:
+    """A WAIT that times out while the replica still acknowledges is not taken for a missing replica: a
+    failover onto it would lose the writes, so the call waits on until it has them."""
+    settings, client = on_cluster
+    settings = settings.model_copy(update={"redis_replica_wait_ms": 100})
+    key = f"{settings.key_prefix}:promise:{{c}}"
+    replica = replica_of(cluster, cluster.master_of(key))
+    pid = stopped(replica)
+    timed_out = counted("timed_out")
+    try:
+        await client.set(key, "kept")
+        asyncio.get_running_loop().call_later(0.5, os.kill, pid, signal.SIGCONT)  # after several WAITs
+        assert await Replicas(settings, client).confirm() == 1
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    assert counted("timed_out") == timed_out
+    reader = sync_redis.Redis(port=replica.port, single_connection_client=True)
+    reader.execute_command("READONLY")
+    assert reader.get(key) == b"kept"
+    reader.close()
+
+
+async def test_a_live_replica_that_does_not_catch_up_makes_the_call_retry(
+    cluster: LocalCluster, on_cluster: tuple[Settings, RedisCluster]
+) -> None:
+    """Rather than promise what a failover could take back, the confirmation fails as an outage does (the
+    servicer answers UNAVAILABLE, a follower does not ack)."""
+    settings, client = on_cluster
+    settings = settings.model_copy(update={"redis_replica_wait_ms": 100})
+    key = f"{settings.key_prefix}:promise:{{d}}"
+    pid = stopped(replica_of(cluster, cluster.master_of(key)))
+    replicas = Replicas(settings, client)
+    replicas.SLOW_REPLICA_PATIENCE = 3  # 400 ms in all: the replica's last acknowledgement is still recent
+    try:
+        await client.set(key, "kept")
+        with pytest.raises(RedisTimeoutError, match="has not confirmed its writes within 400 ms"):
+            await replicas.confirm()
+    finally:
+        os.kill(pid, signal.SIGCONT)
+
+
+def test_live_replicas_are_synced_and_acknowledging() -> None:
+    def replica(state: str, offset: int, lag: int) -> dict[str, object]:
+        return {"ip": "127.0.0.1", "port": 7001, "state": state, "offset": offset, "lag": lag}
+
+    def info(*replicas: dict[str, object]) -> dict[str, object]:
+        listed = {f"slave{n}": r for n, r in enumerate(replicas)}
+        return {"role": "master", "connected_slaves": len(replicas), **listed, "master_repl_offset": 900}
+
+    assert live_replicas(info(), 2) == 0
+    assert live_replicas(info(replica("online", 880, 0)), 2) == 1
+    assert live_replicas(info(replica("online", 880, 2)), 2) == 0  # silent too long: stopped or cut off
+    assert live_replicas(info(replica("wait_bgsave", 0, 0)), 2) == 0  # still syncing
+    assert live_replicas(info(replica("online", 0, 0)), 2) == 0  # still loading what it was sent
+    assert live_replicas(info(replica("online", 880, 1), replica("send_bulk", 0, 0)), 2) == 1
 
 
 async def test_nothing_to_confirm_on_a_single_server(settings: Settings, on_cluster) -> None:  # type: ignore[no-untyped-def]

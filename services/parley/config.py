@@ -30,8 +30,9 @@ class Settings(BaseSettings):
     redis_cluster: bool = False
     # On a Redis Cluster, how long a call that changes state waits, before it answers, for a replica of each
     # master to confirm the writes so far (WAIT): a failover then loses none of what was answered. A master
-    # with no replica in that time is logged and the call answers anyway (0: never wait; for clusters
-    # without replicas, which would otherwise wait this long on every call).
+    # with no live replica (none, one syncing, one silent for 2 s) is logged and the call answers anyway; one
+    # whose live replica is only slow waits up to 10 times more, then answers UNAVAILABLE to be retried (0:
+    # never wait; for clusters without replicas, which would otherwise wait this long on every call).
     redis_replica_wait_ms: int = Field(default=100, ge=0, le=10_000)
     # Where the embedded Valkey keeps its append-only file; empty keeps nothing on disk.
     embedded_data_dir: str = ""

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from parley.config import Settings
 from parley.telemetry.metrics import REPLICA_CONFIRMATIONS
@@ -103,9 +104,19 @@ class Replicas:
     connection it is sent on, and a call's writes went out on whatever connections the client had free, so
     each master gets a marker write followed by WAIT on one connection: the marker comes after every write
     that master has answered, and its confirmation covers them all. Nothing to do on a single server.
+
+    A master whose WAIT times out is asked why (INFO replication). With no replica that could take over with
+    its data (none attached, one still syncing, or one that stopped acknowledging: silent for
+    `LIVE_REPLICA_LAG_SECONDS`, as Redis's own `min-replicas-max-lag` judges), no failover can take the writes
+    away and the call goes on. With a live replica that is only slow, a failover now would lose them: it
+    waits on, up to `SLOW_REPLICA_PATIENCE` waits, then raises a Redis timeout (the caller answers UNAVAILABLE
+    and is retried) rather than promise what a failover could take back.
     """
 
     WARN_EVERY_SECONDS = 60.0
+    # Replicas acknowledge once a second: one silent for longer is stopped or cut off, not slow.
+    LIVE_REPLICA_LAG_SECONDS = 2
+    SLOW_REPLICA_PATIENCE = 10  # further waits of `redis_replica_wait_ms` each for a live but slow replica
 
     def __init__(self, settings: Settings, redis: Redis) -> None:
         self.redis = redis
@@ -132,11 +143,32 @@ class Replicas:
                 pipe.execute_command("WAIT", 1, self.timeout_ms, target_nodes=master)
             replies = await pipe.execute()
         counts = [int(n) for n in replies[1::2]]
-        for master, confirmed in zip(markers, counts, strict=True):
-            REPLICA_CONFIRMATIONS.labels("confirmed" if confirmed else "timed_out").inc()
-            if not confirmed:
+        for n, (master, key) in enumerate(markers.items()):
+            if not counts[n]:
+                counts[n] = await self._wait_for_live_replica(master, key)
+            REPLICA_CONFIRMATIONS.labels("confirmed" if counts[n] else "timed_out").inc()
+            if not counts[n]:
                 self._warn(master.name)
         return min(counts, default=0)
+
+    async def _wait_for_live_replica(self, master: ClusterNode, key: str) -> int:
+        """After a WAIT on `master` timed out: 0 when it has no live replica (nothing a failover could take
+        back), else the replicas that confirm within the further waits; RedisTimeoutError when they do not."""
+        assert isinstance(self.redis, RedisCluster)
+        for _ in range(self.SLOW_REPLICA_PATIENCE):
+            info = await self.redis.execute_command("INFO", "replication", target_nodes=master)
+            if not live_replicas(info, self.LIVE_REPLICA_LAG_SECONDS):
+                return 0
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.set(key, "1")
+                pipe.execute_command("WAIT", 1, self.timeout_ms, target_nodes=master)
+                confirmed = int((await pipe.execute())[1])
+            if confirmed:
+                return confirmed
+        raise RedisTimeoutError(
+            f"a live replica of {master.name} has not confirmed its writes within "
+            f"{(self.SLOW_REPLICA_PATIENCE + 1) * self.timeout_ms} ms"
+        )
 
     def _markers(self, redis: RedisCluster) -> dict[ClusterNode, str]:
         """A marker key on each master (the first `<prefix>:replicated:{r<n>}` to land there); a master that
@@ -156,6 +188,17 @@ class Replicas:
         if now - self._warned.get(master, -self.WARN_EVERY_SECONDS) >= self.WARN_EVERY_SECONDS:
             self._warned[master] = now
             log.warning("no replica of %s confirmed its writes within %d ms", master, self.timeout_ms)
+
+
+def live_replicas(replication: dict[str, object], max_lag_seconds: int) -> int:
+    """Replicas in a master's INFO replication that could take over with its data: synced (online, with an
+    acknowledged offset) and acknowledging (silent for less than `max_lag_seconds`)."""
+    live = 0
+    for name, value in replication.items():
+        if name.startswith("slave") and isinstance(value, dict):
+            synced = value.get("state") == "online" and int(value.get("offset", 0)) > 0
+            live += synced and int(value.get("lag", max_lag_seconds)) < max_lag_seconds
+    return live
 
 
 # Settings that say where data goes (a message's log partition and de-duplication mark, an event's stream, a

@@ -121,14 +121,14 @@ async def test_a_live_replica_that_is_only_slow_is_waited_for(
     key = f"{settings.key_prefix}:promise:{{c}}"
     replica = replica_of(cluster, cluster.master_of(key))
     pid = stopped(replica)
-    timed_out = counted("timed_out")
+    timed_out, late = counted("timed_out"), counted("late")
     try:
         await client.set(key, "kept")
         asyncio.get_running_loop().call_later(0.5, os.kill, pid, signal.SIGCONT)  # after several WAITs
         assert await Replicas(settings, client).confirm() == 1
     finally:
         os.kill(pid, signal.SIGCONT)
-    assert counted("timed_out") == timed_out
+    assert (counted("timed_out"), counted("late")) == (timed_out, late + 1)
     reader = sync_redis.Redis(port=replica.port, single_connection_client=True)
     reader.execute_command("READONLY")
     assert reader.get(key) == b"kept"
@@ -146,12 +146,14 @@ async def test_a_live_replica_that_does_not_catch_up_makes_the_call_retry(
     pid = stopped(replica_of(cluster, cluster.master_of(key)))
     replicas = Replicas(settings, client)
     replicas.SLOW_REPLICA_PATIENCE = 3  # 400 ms in all: the replica's last acknowledgement is still recent
+    refused = counted("refused")
     try:
         await client.set(key, "kept")
         with pytest.raises(RedisTimeoutError, match="has not confirmed its writes within 400 ms"):
             await replicas.confirm()
     finally:
         os.kill(pid, signal.SIGCONT)
+    assert counted("refused") == refused + 1
 
 
 def test_live_replicas_are_synced_and_acknowledging() -> None:

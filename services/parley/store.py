@@ -144,9 +144,11 @@ class Replicas:
             replies = await pipe.execute()
         counts = [int(n) for n in replies[1::2]]
         for n, (master, key) in enumerate(markers.items()):
+            outcome = "confirmed"
             if not counts[n]:
                 counts[n] = await self._wait_for_live_replica(master, key)
-            REPLICA_CONFIRMATIONS.labels("confirmed" if counts[n] else "timed_out").inc()
+                outcome = "late" if counts[n] else "timed_out"
+            REPLICA_CONFIRMATIONS.labels(outcome).inc()
             if not counts[n]:
                 self._warn(master.name)
         return min(counts, default=0)
@@ -165,6 +167,7 @@ class Replicas:
                 confirmed = int((await pipe.execute())[1])
             if confirmed:
                 return confirmed
+        REPLICA_CONFIRMATIONS.labels("refused").inc()
         raise RedisTimeoutError(
             f"a live replica of {master.name} has not confirmed its writes within "
             f"{(self.SLOW_REPLICA_PATIENCE + 1) * self.timeout_ms} ms"

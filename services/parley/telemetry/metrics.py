@@ -61,7 +61,9 @@ BOT_ANSWERS = Counter(
 )
 REPLICA_CONFIRMATIONS = Counter(
     "parley_redis_replica_confirmations_total",
-    "On a Redis Cluster, each master's answer to a call's wait for a replica: confirmed, or not in time.",
+    "On a Redis Cluster, each master's answer to a call's wait for a replica: confirmed; late (a live "
+    "replica confirmed only after further waits); timed_out (no live replica: the call went on); refused "
+    "(a live replica did not catch up: the call failed, to be retried).",
     ["outcome"],
 )
 MODEL = Info("parley_classifier_model", "The classifier's model version in service.")

@@ -102,6 +102,46 @@ async def test_a_merge_that_keeps_losing_races_asks_for_a_retry(
         await core.thread([msg("p1", at=0)])
 
 
+class RacedByTheGrandparent(Merges):
+    """Right after finding where the parent's conversation is, another worker threads the grandparent, whose
+    own Thread merges the parent's conversation away."""
+
+    other: Conversations
+    raced = False
+
+    async def current(self, cid: str) -> str:
+        found = await super().current(cid)
+        if cid == conversation_id_for("x:p") and not self.raced:
+            self.raced = True
+            await self.other.thread([msg("g", author="u0", at=0)])
+        return found
+
+
+async def test_a_merge_whose_target_is_merged_away_meanwhile_follows_it(
+    settings: Settings, redis: Redis, keys: Keys
+) -> None:
+    # A chain g <- p <- r arriving r, p, g: r waits for p, p for g. While p's Thread merges r's held
+    # conversation into p's, g's Thread (another worker) merges p's into g's. The merge of r's must follow
+    # p's conversation to g's; it used to stop there as if nothing was to be done, dropping r's wait, and r
+    # stayed in a conversation of its own.
+    core = Conversations(settings, redis, keys, ManualClock(T0))
+    raced = RacedByTheGrandparent(settings, redis, core.keys, core.clock, core.threader.merges.scripts)
+    raced.other = Conversations(settings, redis, keys, ManualClock(T0))
+    core.threader.merges = raced
+    [reply] = await core.thread([msg("r", author="u1", reply_to="p", at=20)])
+    assert reply.held
+
+    await core.thread([msg("p", author="u0", reply_to="g", at=10)])
+
+    assert raced.raced
+    grandparent = conversation_id_for("x:g")
+    conv = await core.get(grandparent)
+    assert sorted(m.message.message_id for m in conv.messages) == ["x:g", "x:p", "x:r"]
+    assert (await core.conversation_of("x:r")) == grandparent
+    core.clock.advance(settings.conversations_held_timeout_seconds + 1)
+    assert await core.sweep_held() == 0  # nothing left held to open on its own
+
+
 async def test_a_parent_that_missed_its_replys_wait_is_reunited_by_the_sweep(
     settings: Settings, redis: Redis, keys: Keys
 ) -> None:

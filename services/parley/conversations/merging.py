@@ -86,11 +86,17 @@ class Merges:
             pipe.hgetall(k.routing(src))
             pipe.hgetall(k.applied(src))
             pipe.zrange(k.agents(src), 0, -1, withscores=True)
-            pipe.hmget(k.meta(dst), ["owner", "held", "channel", "state"])
+            pipe.hmget(k.meta(dst), ["owner", "held", "channel", "state", "merged_into"])
             raw_meta, bodies, triage, routing, applied, agents, target = await pipe.execute()
         meta = {as_text(a): as_text(b) for a, b in raw_meta.items()}
-        if meta.get("merged_into") or src == dst or not target[2]:
+        if src == dst:
             return False
+        if meta.get("merged_into") or target[4]:
+            # Merged away since `current` read it (a concurrent merge of either): follow it. Taken for
+            # "nothing to do", the reply's wait was dropped and its conversation stayed apart.
+            return None
+        if not target[2]:
+            return False  # `dst` not written: nothing to merge into
         now = self.clock.now()
         placements = [
             Placement(common_pb2.InboundMessage.FromString(raw), dst, existing=True)

@@ -137,12 +137,7 @@ class Replicas:
         assert isinstance(self.redis, RedisCluster)
         await self.redis.initialize()  # at once when the client knows the slot map and no refresh is due
         markers = self._markers(self.redis)
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for master, key in markers.items():
-                pipe.set(key, "1")
-                pipe.execute_command("WAIT", 1, self.timeout_ms, target_nodes=master)
-            replies = await pipe.execute()
-        counts = [int(n) for n in replies[1::2]]
+        counts = await self._wait(markers)
         for n, (master, key) in enumerate(markers.items()):
             outcome = "confirmed"
             if not counts[n]:
@@ -161,10 +156,7 @@ class Replicas:
             info = await self.redis.execute_command("INFO", "replication", target_nodes=master)
             if not live_replicas(info, self.LIVE_REPLICA_LAG_SECONDS):
                 return 0
-            async with self.redis.pipeline(transaction=False) as pipe:
-                pipe.set(key, "1")
-                pipe.execute_command("WAIT", 1, self.timeout_ms, target_nodes=master)
-                confirmed = int((await pipe.execute())[1])
+            [confirmed] = await self._wait({master: key})
             if confirmed:
                 return confirmed
         REPLICA_CONFIRMATIONS.labels("refused").inc()
@@ -172,6 +164,16 @@ class Replicas:
             f"a live replica of {master.name} has not confirmed its writes within "
             f"{(self.SLOW_REPLICA_PATIENCE + 1) * self.timeout_ms} ms"
         )
+
+    async def _wait(self, markers: dict[ClusterNode, str]) -> list[int]:
+        """A marker write then WAIT on each master of `markers`: the replicas each counted."""
+        assert isinstance(self.redis, RedisCluster)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for master, key in markers.items():
+                pipe.set(key, "1")
+                pipe.execute_command("WAIT", 1, self.timeout_ms, target_nodes=master)
+            replies = await pipe.execute()
+        return [int(n) for n in replies[1::2]]
 
     def _markers(self, redis: RedisCluster) -> dict[ClusterNode, str]:
         """A marker key on each master (the first `<prefix>:replicated:{r<n>}` to land there); a master that

@@ -13,7 +13,7 @@ from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import RedisError
 
 from parley import events
-from parley.chaos.report import Report, chain_examples, dead_letter_reasons
+from parley.chaos.report import Report, chain_examples, compare_chains, dead_letter_reasons
 from parley.chaos.router_state import RouterEffects, router_effects
 from parley.chaos.run import ClusterRedis
 from parley.clock import ManualClock
@@ -267,7 +267,8 @@ async def test_a_split_chain_is_shown_message_by_message_with_its_conversations_
     await redis.hset(keys.conversation("conv-b"), mapping={"held": "1", "awaits": ids[0], "rev": "1"})
     await redis.hset(keys.conversation("conv-a"), mapping={"state": "1", "rev": "3"})
 
-    examples = await chain_examples(redis, keys, messages, ids, where)
+    wrong = compare_chains(Report(), messages, ids, where)
+    examples = await chain_examples(redis, keys, wrong, where)
 
     assert len(examples) == 1  # the chain of 3 and 4 is whole
     (split,) = examples

@@ -138,8 +138,8 @@ async def measure(
             and i not in dead_ids
             and not (i in conversation_of and counts["message.processed"][i])
         ]
-        _compare_chains(report, messages, ids, conversation_of)
-        report.chain_examples = await chain_examples(redis, keys, messages, ids, conversation_of)
+        wrong = compare_chains(report, messages, ids, conversation_of)
+        report.chain_examples = await chain_examples(redis, keys, wrong, conversation_of)
         return report
     finally:
         await redis.aclose()
@@ -190,15 +190,21 @@ def _duplicate_posts(outbox_log: Path) -> int:
     return sum(n - 1 for n in seen.values() if n > 1)
 
 
-def _compare_chains(
+Chain = list[tuple[common_pb2.InboundMessage, str]]  # a reply chain's messages with their ids, file order
+
+
+def compare_chains(
     report: Report, messages: list[common_pb2.InboundMessage], ids: list[str], conversation_of: dict[str, str]
-) -> None:
-    """The true conversations are the reply chains of the file (connected components of reply links)."""
+) -> list[Chain]:
+    """The true conversations are the reply chains of the file (connected components of reply links).
+    Counts them into `report`; returns the chains split over conversations or sharing one."""
     chain_of = reply_chains(messages)
+    members: dict[str, Chain] = {}
     chain_conversations: dict[str, set[str]] = {}
     conversation_chains: dict[str, set[str]] = {}
     for m, i in zip(messages, ids, strict=True):
         chain = chain_of[m.platform_message_id]
+        members.setdefault(chain, []).append((m, i))
         chain_conversations.setdefault(chain, set())
         if i in conversation_of:
             chain_conversations[chain].add(conversation_of[i])
@@ -207,6 +213,11 @@ def _compare_chains(
     report.conversations = len(conversation_chains)
     report.chains_split = sum(1 for c in chain_conversations.values() if len(c) > 1)
     report.conversations_mixed = sum(1 for c in conversation_chains.values() if len(c) > 1)
+    return [
+        members[chain]
+        for chain, cids in chain_conversations.items()
+        if len(cids) > 1 or any(len(conversation_chains[cid]) > 1 for cid in cids)
+    ]
 
 
 CHAIN_EXAMPLES = 5
@@ -214,30 +225,11 @@ EXPLAINING_FIELDS = ("held", "awaits", "merged_into", "previous", "opened_at", "
 
 
 async def chain_examples(
-    redis: Any,
-    keys: Keys,
-    messages: list[common_pb2.InboundMessage],
-    ids: list[str],
-    conversation_of: dict[str, str],
+    redis: Any, keys: Keys, wrong: list[Chain], conversation_of: dict[str, str]
 ) -> list[dict[str, Any]]:
-    """The first split or mixed chains, message by message, with the records of their conversations."""
-    chain_of = reply_chains(messages)
-    members: dict[str, list[tuple[common_pb2.InboundMessage, str]]] = {}
-    chains_in: dict[str, set[str]] = {}
-    for m, i in zip(messages, ids, strict=True):
-        chain = chain_of[m.platform_message_id]
-        members.setdefault(chain, []).append((m, i))
-        if i in conversation_of:
-            chains_in.setdefault(conversation_of[i], set()).add(chain)
-    wrong = [
-        chain
-        for chain, group in members.items()
-        if len({conversation_of.get(i, "") for _, i in group}) > 1
-        or any(len(chains_in.get(conversation_of.get(i, ""), ())) > 1 for _, i in group)
-    ][:CHAIN_EXAMPLES]
+    """The first of the `wrong` chains, message by message, with the records of their conversations."""
     examples = []
-    for chain in wrong:
-        group = members[chain]
+    for group in wrong[:CHAIN_EXAMPLES]:
         cids = sorted({conversation_of[i] for _, i in group if i in conversation_of})
         async with redis.pipeline(transaction=False) as pipe:
             for cid in cids:

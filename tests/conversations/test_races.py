@@ -131,10 +131,12 @@ async def test_a_merge_whose_target_is_merged_away_meanwhile_follows_it(
     [reply] = await core.thread([msg("r", author="u1", reply_to="p", at=20)])
     assert reply.held
 
-    await core.thread([msg("p", author="u0", reply_to="g", at=10)])
+    [parent] = await core.thread([msg("p", author="u0", reply_to="g", at=10)])
 
     assert raced.raced
     grandparent = conversation_id_for("x:g")
+    # The answer names where the parent is now, not the conversation the race turned into a pointer.
+    assert parent.conversation_id == grandparent and not parent.opened_conversation
     conv = await core.get(grandparent)
     assert sorted(m.message.message_id for m in conv.messages) == ["x:g", "x:p", "x:r"]
     assert (await core.conversation_of("x:r")) == grandparent

@@ -56,15 +56,18 @@ class Merges:
         # the listings and the event: a failover never keeps the retirement without the copy.
         self.replicas = Replicas(settings, redis)
 
-    async def merge(self, src: str, dst: str) -> bool:
+    async def merge(self, src: str, dst: str) -> str:
         """Move every message and decision of `src` into `dst` (the reply chain joins them), leaving `src`
         as a pointer to `dst`. Idempotent: a merged conversation is not merged again. A `src` not written yet
-        becomes the pointer at once, so the Thread about to write it goes to `dst` instead (thread.lua)."""
+        becomes the pointer at once, so the Thread about to write it goes to `dst` instead (thread.lua).
+
+        Returns the conversation the messages went to: `dst`, or the one a concurrent merge moved `dst`
+        into meanwhile; '' when nothing was merged."""
         for _ in range(MERGE_ATTEMPTS):
             src, dst = await self.current(src), await self.current(dst)
             outcome = await self.merge_once(src, dst)
             if outcome is not None:
-                return outcome
+                return dst if outcome else ""
         raise Aborted(f"conversation {src} kept changing while it was merged; retry")
 
     async def current(self, cid: str) -> str:

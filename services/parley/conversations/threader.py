@@ -383,11 +383,14 @@ class Threader:
 
     async def _merge(self, plan: Plan, snapshot: Snapshot) -> dict[str, str]:
         """Merge the conversations of replies that arrived before this batch's messages; returns the merged
-        ones and where they went. The replies' waits are done with."""
+        ones and where they went, with any target a concurrent merge moved meanwhile (so the answer names
+        the conversation, not a pointer to it). The replies' waits are done with."""
         final: dict[str, str] = {}
         for src, dst in plan.merges.items():
-            if await self.merges.merge(src, dst):
-                final[src] = dst
+            if into := await self.merges.merge(src, dst):
+                final[src] = into
+                if into != dst:
+                    final[dst] = into
         if plan.merges:
             async with lua.pipeline(self.redis) as pipe:
                 for mid in plan.placed:

@@ -29,6 +29,8 @@ def triager() -> Triager:
         ("@virginmedia sending this to @WhichUK", "consumer_protection/GB: @WhichUK"),
         ("@brand off to the consumer forum with this", "regulator/IN: consumer forum"),
         ("@brand maybe @nytimes wants to hear it", "press/US: @nytimes"),
+        ("@airline can't reach my destination @BostonBBB #notmyfault", "consumer_protection/US: @BostonBBB"),
+        ("@airline delays keep growing @orlandosentinel", "press/US: @orlandosentinel"),
         ("@brand someone keeps hacking my account", "account_takeover: keeps hacking"),
         ("@brand I'm being hacked", "account_takeover: being hacked"),
         ("@brand someone has been using my account", "account_takeover: someone has been using my account"),

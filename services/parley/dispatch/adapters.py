@@ -10,9 +10,10 @@ import fcntl
 import json
 import os
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from parley.clock import Clock, SystemClock
 from parley.config import Settings
@@ -32,19 +33,28 @@ __all__ = [
 ]
 
 
+# Keys of the newest lines kept in memory (about 400 bytes each): a claim taken over mid-post finds the other
+# process's lines among them; a later attempt at an older reply reads the file instead.
+RECENT_KEYS = 20_000
+
+
 class LogAdapter(ChannelAdapter):
     """Appends one JSON line per posted part to a file instead of calling a network.
 
     Honours the idempotency key across processes: the file is locked while it is checked and appended, and a
-    key already in it returns the recorded ids (posting only the parts a crash may have left unwritten).
+    key already in it returns the recorded ids (posting only the parts a crash may have left unwritten). Only
+    the newest keys stay in memory, so a long run does not grow with the file: a first attempt at a reply can
+    only meet its key there (another process posting the same reply at the same moment), and a later attempt,
+    which may resume a post from long ago, looks through the whole file when the key is not among them.
     """
 
     name = "log"
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, recent_keys: int = RECENT_KEYS) -> None:
         self.path = Path(path)
-        # key -> {part index -> platform id}, read incrementally from the file (other writers may append).
-        self._index: dict[str, dict[int, str]] = {}
+        self.recent_keys = recent_keys
+        # key -> {part index -> platform id} of the newest lines, read incrementally (other writers append).
+        self._recent: OrderedDict[str, dict[int, str]] = OrderedDict()
         self._offset = 0
 
     async def post(
@@ -54,17 +64,23 @@ class LogAdapter(ChannelAdapter):
         idempotency_key: str,
         progress: PartProgress | None = None,
     ) -> list[str]:
-        # The file itself records each part against the key: no outside progress is needed.
-        return await asyncio.to_thread(self._post, reply, parts, idempotency_key)
+        # The file itself records each part against the key; progress only says whether this is a retry.
+        resumed = progress is None or progress.attempt > 1
+        return await asyncio.to_thread(self._post, reply, parts, idempotency_key, resumed)
 
-    def _post(self, reply: dispatch_pb2.Reply, parts: Sequence[str], idempotency_key: str) -> list[str]:
+    def _post(
+        self, reply: dispatch_pb2.Reply, parts: Sequence[str], idempotency_key: str, resumed: bool
+    ) -> list[str]:
         # The file lock (per open file) also keeps this instance's own threads apart.
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with _private_append(self.path) as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
                 self._catch_up(handle)
-                recorded = self._index.get(idempotency_key, {})
+                recorded = self._recent.get(idempotency_key)
+                if recorded is None and resumed:
+                    recorded = self._search(handle, idempotency_key)
+                recorded = recorded or {}
                 lines = []
                 ids = []
                 for index, text in enumerate(parts):
@@ -92,11 +108,29 @@ class LogAdapter(ChannelAdapter):
             if not raw.endswith(b"\n"):
                 break  # a line cut short by a crash; it is not counted as posted
             self._offset += len(raw)
-            try:
-                entry = json.loads(raw)
-            except ValueError:
+            entry = _entry(raw)
+            if entry is None:
                 continue
-            self._index.setdefault(entry["idempotency_key"], {})[int(entry["part"])] = entry["platform_id"]
+            key = entry["idempotency_key"]
+            self._recent.setdefault(key, {})[int(entry["part"])] = entry["platform_id"]
+            self._recent.move_to_end(key)
+            if len(self._recent) > self.recent_keys:
+                self._recent.popitem(last=False)
+
+    def _search(self, handle: BinaryIO, key: str) -> dict[int, str]:
+        """The parts recorded against `key` anywhere in the file, up to what has been read."""
+        found: dict[int, str] = {}
+        needle = json.dumps(key, ensure_ascii=False).encode()
+        handle.seek(0)
+        read = 0
+        for raw in handle:
+            read += len(raw)
+            if read > self._offset:
+                break
+            entry = _entry(raw) if needle in raw else None
+            if entry is not None and entry["idempotency_key"] == key:
+                found[int(entry["part"])] = entry["platform_id"]
+        return found
 
     @staticmethod
     def _line(
@@ -115,6 +149,15 @@ class LogAdapter(ChannelAdapter):
             "text": text,
         }
         return json.dumps(entry, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+
+
+def _entry(raw: bytes) -> dict[str, Any] | None:
+    """One line of the log, or None for a line that is not one (a torn line closed off by the next writer)."""
+    try:
+        entry = json.loads(raw)
+    except ValueError:
+        return None
+    return entry if isinstance(entry, dict) and "idempotency_key" in entry else None
 
 
 def _private_append(path: Path) -> BinaryIO:

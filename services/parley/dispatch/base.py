@@ -40,6 +40,10 @@ class PartProgress(Protocol):
     started but never posted was cut short by a crash and may or may not be on the network.
     """
 
+    # Which attempt at the delivery this is, counted before the call (1 for the first): only a later one can
+    # be resuming a post that a crash cut short.
+    attempt: int
+
     async def load(self) -> tuple[dict[int, str], set[int]]:
         """(part index -> platform id of the posted parts, indexes started but not recorded as posted)."""
         ...

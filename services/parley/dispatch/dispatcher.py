@@ -386,7 +386,7 @@ class Dispatcher:
         assert not isinstance(parts, rules.Refusal)
         claim = (self.dkeys.outbox(a.partition), GROUP, self.consumer, a.entry_id)
         delivery = self.dkeys.delivery(a.partition, a.reply_id)
-        progress = RedisPartProgress(self.redis, delivery, claim, self.replicas)
+        progress = RedisPartProgress(self.redis, delivery, claim, self.replicas, attempt=a.attempts)
         try:
             adapter = self.adapters.for_channel(a.reply.channel)
             a.ids = await adapter.post(a.reply, parts, self.idempotency_key(a.reply_id), progress=progress)

@@ -122,9 +122,11 @@ class RedisPartProgress:
         delivery_key: str,
         claim: tuple[str, str, str, str] | None = None,
         replicas: Replicas | None = None,
+        attempt: int = 1,
     ) -> None:
         self.redis = redis
         self.key = delivery_key
+        self.attempt = attempt
         self.claim = claim  # (outbox stream, group, consumer, entry id); all in the delivery's slot
         # On a cluster, each mark is on a replica before the network is called (or the next part): a failover
         # must not take back "started" (the part would be posted again) nor "posted".

@@ -11,7 +11,7 @@ import json
 import os
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -103,11 +103,8 @@ class LogAdapter(ChannelAdapter):
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
     def _catch_up(self, handle: BinaryIO) -> None:
-        handle.seek(self._offset)
-        for raw in handle:
-            if not raw.endswith(b"\n"):
-                break  # a line cut short by a crash; it is not counted as posted
-            self._offset += len(raw)
+        for end, raw in _whole_lines(handle, self._offset):
+            self._offset = end
             entry = _entry(raw)
             if entry is None:
                 continue
@@ -121,11 +118,8 @@ class LogAdapter(ChannelAdapter):
         """The parts recorded against `key` anywhere in the file, up to what has been read."""
         found: dict[int, str] = {}
         needle = json.dumps(key, ensure_ascii=False).encode()
-        handle.seek(0)
-        read = 0
-        for raw in handle:
-            read += len(raw)
-            if read > self._offset:
+        for end, raw in _whole_lines(handle, 0):
+            if end > self._offset:
                 break
             entry = _entry(raw) if needle in raw else None
             if entry is not None and entry["idempotency_key"] == key:
@@ -149,6 +143,17 @@ class LogAdapter(ChannelAdapter):
             "text": text,
         }
         return json.dumps(entry, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+
+
+def _whole_lines(handle: BinaryIO, start: int) -> Iterator[tuple[int, bytes]]:
+    """(offset after the line, the line) for each whole line from `start`. A line cut short by a crash (no
+    newline yet) ends them: it is not counted as posted."""
+    handle.seek(start)
+    for raw in handle:
+        if not raw.endswith(b"\n"):
+            return
+        start += len(raw)
+        yield start, raw
 
 
 def _entry(raw: bytes) -> dict[str, Any] | None:

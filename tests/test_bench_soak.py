@@ -53,3 +53,13 @@ def test_a_process_that_keeps_growing_is_not_flat_and_redis_is_reported_per_mess
 def test_resident_memory_is_read_from_proc_and_none_once_the_process_is_gone() -> None:
     assert (process_rss_bytes(os.getpid()) or 0) > 10 * 2**20
     assert process_rss_bytes(2**22 + 12345) is None
+
+
+def test_a_process_missing_from_an_early_reading_is_judged_by_the_readings_it_has() -> None:
+    samples = _samples([50] + [90] * 18 + [92])
+    del samples[2]["router"]  # down during the first judged round, as after a kill
+    report = memory_report(samples)
+    assert report["soak_memory"]["router"]["rss_mb_settled"] == 90.0
+    assert report["soak_memory"]["router"]["flat"] is True
+    del samples[-1]["router"]  # and a process missing at the end is left out, not judged
+    assert "router" not in memory_report(samples)["soak_memory"]

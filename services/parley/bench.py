@@ -360,10 +360,11 @@ def memory_report(samples: list[dict[str, int]]) -> dict[str, Any]:
     window = max(1, (len(samples) - settle) // 5)
     early, late = samples[settle : settle + window], samples[-window:]
     processes = {}
-    for name in samples[settle].keys() - {"messages", "redis"}:
+    for name in set().union(*early) - {"messages", "redis"}:
         if any(name not in s for s in late):
             continue  # a process that died shows in the run's other figures, not as a memory change
-        settled = statistics.median(s[name] for s in early)
+        # A process restarted during an early round has no reading for it: the others judge it.
+        settled = statistics.median(s[name] for s in early if name in s)
         end = statistics.median(s[name] for s in late)
         readings = [s[name] for s in samples[settle:] if name in s]
         change = (end - settled) / settled

@@ -2,6 +2,7 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from parley.classifier import bot_eval, kb_files
@@ -186,3 +187,10 @@ def test_bot_eval_retrieves_with_the_shipped_static_vectors(tmp_path: Path) -> N
     summary = bot_eval.run(kb, test, tmp_path / "p.jsonl", threshold=0.3)
     assert summary["retrieval"] == "semantic" and summary["answered"] == 1 and summary["precision"] == 1.0
     assert summary["best_threshold_at_target_precision"]["coverage"] == 1.0
+
+
+def test_the_best_threshold_answers_the_query_it_was_taken_from() -> None:
+    # 0.4567 rounded to 0.457 would leave its own query unanswered and report no coverage at all.
+    labels, predicted = ["returns", "oos"], np.array(["returns", "returns"])
+    best = bot_eval.best_coverage(labels, predicted, np.array([0.4567, 0.2]), precision=0.95)
+    assert best["coverage"] == 1.0 and best["precision"] == 1.0 and best["threshold"] == 0.456

@@ -67,7 +67,8 @@ def best_coverage(
     """The in-scope coverage of the lowest threshold whose answers still reach `precision` (what the best
     threshold could give on these queries: chosen on them, so an upper bound, not a result)."""
     best = {"threshold": None, "precision": None, "coverage": 0.0, "oos_answered": None}
-    for t in np.unique(np.round(confidence, 3)):
+    # Rounded down, so each candidate threshold still answers the query whose confidence it came from.
+    for t in np.unique(np.floor(confidence * 1000) / 1000):
         row = figures(labels, predicted, confidence >= t)
         if (
             row["precision"] is not None

@@ -74,7 +74,7 @@ Vectorize = Callable[[Sequence[str]], "sp.csr_matrix"]
 # reported in the model card.
 CLASSIFIER_THRESHOLD = 0.4
 # The same rule for the head with static vectors ("semantic" retrieval, what a brand's CSV gets in service).
-SEMANTIC_THRESHOLD = 0.62
+SEMANTIC_THRESHOLD = 0.60
 # How much the static sentence vector weighs beyond the two TF-IDF blocks (each of norm 1): chosen on
 # banking77's training split (bot-eval's dev queries), never on its test split.
 STATIC_WEIGHT = 2.0

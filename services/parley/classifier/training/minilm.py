@@ -104,6 +104,7 @@ class MiniLM:
         verify(folder)
         self.w = read_safetensors(folder / "model.safetensors")
         self.vocab = (folder / "vocab.txt").read_text(encoding="utf-8").splitlines()
+        self.dims = int(self.w["embeddings.word_embeddings.weight"].shape[1])
         self.cls = self.vocab.index("[CLS]")
         self.sep = self.vocab.index("[SEP]")
 

@@ -42,8 +42,6 @@ BATCH = 512
 # The ridge penalty towards the prior table: of five from 0.001 to 0.1, the one whose fitted table
 # came nearest the encoder (mean cosine) on a tenth of the corpus's texts held out of the fit.
 RIDGE = 0.01
-# Tokens of a corpus text the encoder sees (its embeddings of the corpus are of their first 64 tokens).
-CORPUS_TOKENS = 64
 # (folder, file, text column) of the texts whose token counts give the frequency weights; banking77's
 # test split is left out, since the bot is evaluated on it.
 CORPUS = (
@@ -88,27 +86,12 @@ def token_table(encoder: MiniLM, say: Callable[[str], None] = print) -> np.ndarr
     return np.concatenate(rows)
 
 
-def sentence_embeddings(
-    encoder: MiniLM, token_ids: list[list[int]], say: Callable[[str], None] = print
-) -> np.ndarray:
-    """The encoder's embedding of each text (given as token ids), in batches of texts of similar length."""
-    order = np.argsort([len(ids) for ids in token_ids])
-    out = np.zeros((len(token_ids), encoder.dims), dtype=np.float32)
-    started = time.perf_counter()
-    for start in range(0, len(order), 128):
-        chunk = order[start : start + 128]
-        out[chunk] = encoder.embed_ids([token_ids[i][:CORPUS_TOKENS] for i in chunk])
-        if start % (128 * 40) == 0:
-            elapsed = time.perf_counter() - started
-            say(f"{start + len(chunk)} / {len(order)} corpus texts embedded ({elapsed:.0f}s)")
-    return out
-
-
 def mean_pooling(token_ids: list[list[int]], vocab_size: int) -> sp.csr_matrix:
     """A (texts x vocabulary) matrix whose product with a token table is each text's mean token vector."""
-    rows = np.repeat(np.arange(len(token_ids)), [len(ids) for ids in token_ids])
+    lengths = np.array([len(ids) for ids in token_ids])
+    rows = np.repeat(np.arange(len(token_ids)), lengths)
     cols = np.fromiter((t for ids in token_ids for t in ids), dtype=np.int64, count=len(rows))
-    values = np.repeat([1.0 / max(1, len(ids)) for ids in token_ids], [len(ids) for ids in token_ids])
+    values = np.repeat(1.0 / np.maximum(lengths, 1), lengths)
     return sp.csr_matrix((values, (rows, cols)), shape=(len(token_ids), vocab_size))
 
 
@@ -122,13 +105,13 @@ def regress(
     import scipy.linalg
 
     guess = pooling @ prior
-    prior = prior * ((guess * targets).sum() / max((guess * guess).sum(), 1e-12))
+    scale = (guess * targets).sum() / max((guess * guess).sum(), 1e-12)
     used = np.flatnonzero(pooling.getnnz(axis=0))
     x = pooling[:, used].tocsc()
     gram = (x.T @ x).toarray()
     gram[np.diag_indices_from(gram)] += ridge
-    correction = scipy.linalg.solve(gram, x.T @ (targets - pooling @ prior), assume_a="pos")
-    table = prior.astype(np.float64)
+    correction = scipy.linalg.solve(gram, x.T @ (targets - scale * guess), assume_a="pos")
+    table: np.ndarray = prior.astype(np.float64) * scale
     table[used] += correction
     return table
 
@@ -140,16 +123,17 @@ def distill(
     exclude: frozenset[str] = frozenset(),
     say: Callable[[str], None] = print,
 ) -> tuple[list[str], np.ndarray]:
-    """(vocabulary, static vectors) from an encoder with `vocab`, `dims` and `embed_ids`."""
+    """(vocabulary, static vectors) from an encoder with `vocab`, `embed_ids` and `embed_many`."""
     from sklearn.decomposition import PCA
 
     vocab = list(encoder.vocab)
     wordpiece = WordPiece(vocab)
-    corpus = list(dict.fromkeys(t.strip() for t in texts if t.strip() and t.strip() not in exclude))
+    stripped = (text.strip() for text in texts)
+    corpus = list(dict.fromkeys(text for text in stripped if text and text not in exclude))
     weights = token_weights(wordpiece, corpus)
     prior = token_table(encoder, say) * weights[:, None]
     token_ids = [ids for ids in (wordpiece.encode(t) for t in corpus) if ids]
-    targets = sentence_embeddings(encoder, token_ids, say)
+    targets = encoder.embed_many(token_ids, say)
     table = regress(prior, mean_pooling(token_ids, len(vocab)), targets)
     # Projected on the principal axes without centring: the offset all texts share stays, as the cosine
     # of the full-size vectors has it.

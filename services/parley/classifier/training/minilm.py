@@ -12,7 +12,8 @@ import hashlib
 import importlib.util
 import json
 import struct
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +29,9 @@ DIGESTS = {
 }
 LAYERS = 6
 HEADS = 12
+# Texts per call and tokens per text when embedding many texts.
+BATCH = 128
+MAX_TOKENS = 64
 EPS = 1e-12
 
 
@@ -107,6 +111,22 @@ class MiniLM:
         self.dims = int(self.w["embeddings.word_embeddings.weight"].shape[1])
         self.cls = self.vocab.index("[CLS]")
         self.sep = self.vocab.index("[SEP]")
+
+    def embed_many(
+        self, token_ids: Sequence[Sequence[int]], say: Callable[[str], None] | None = None
+    ) -> np.ndarray:
+        """Embeddings of many texts (as token ids, the first MAX_TOKENS of each), in batches of texts of
+        similar length so that little of each batch is padding; `say` hears the progress."""
+        order = np.argsort([len(ids) for ids in token_ids])
+        out = np.zeros((len(token_ids), self.dims), dtype=np.float32)
+        started = time.perf_counter()
+        for start in range(0, len(order), BATCH):
+            chunk = order[start : start + BATCH]
+            out[chunk] = self.embed_ids([list(token_ids[i])[:MAX_TOKENS] for i in chunk])
+            if say is not None and start % (BATCH * 40) == 0:
+                elapsed = time.perf_counter() - started
+                say(f"{start + len(chunk)} / {len(order)} texts embedded ({elapsed:.0f}s)")
+        return out
 
     def embed_ids(self, batch: Sequence[Sequence[int]]) -> np.ndarray:
         """Sentence embeddings of token id sequences (without [CLS]/[SEP]; truncated to 254 tokens)."""

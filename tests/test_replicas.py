@@ -226,15 +226,17 @@ def billing_complaint(cid: str) -> router_pb2.RouteItem:
     return router_pb2.RouteItem(conversation_id=cid, message=msg(cid), triage=triage)
 
 
-async def test_each_step_of_an_assignment_or_a_desk_action_is_on_a_replica_before_the_next(
+async def test_each_step_of_a_route_an_assignment_or_a_desk_action_is_on_a_replica_before_the_next(
     on_cluster: tuple[Settings, RedisCluster],
 ) -> None:
     router = await router_with_ann(*on_cluster)
     before = counted("confirmed")
     [decision] = await router.route([billing_complaint("c1")])
     assert (decision.action, decision.agent_id) == (common_pb2.ROUTE_ACTION_ASSIGNED, "ann")
-    # Before the assignment is recorded (capacity and queue entry) and after (before ann's feed has it).
-    assert counted("confirmed") == before + 2 * 3
+    # Route: the decision before its effects (queue entry, event), those before its applied mark, that before
+    # the effects' marks are let go. Then the assignment: before it is recorded (capacity and queue entry) and
+    # after (before ann's feed has it).
+    assert counted("confirmed") == before + (3 + 2) * 3
     before = counted("confirmed")
     await router.resolve("c1", "ann")
     # A desk action likewise: its mark before the conversation leaves ann, that before its final state.

@@ -173,6 +173,11 @@ def per_partition_maxlen(maxlen: int, partitions: int) -> int:
     return max(1, -(-maxlen // partitions))
 
 
+def once_mark(keys: Keys, event: EventRecord, once: str) -> str:
+    """The mark that `add_to_pipeline(..., once=once)` sets for `event`, in its partition's slot."""
+    return keys.event_once(event.partition(keys.event_partitions), f"{once}:{event.type}")
+
+
 def add_to_pipeline(
     pipe: Any, keys: Keys, events: Iterable[EventRecord], maxlen: int, once: str = ""
 ) -> None:
@@ -191,7 +196,7 @@ def add_to_pipeline(
         if once:
             flat = [word for pair in fields.items() for word in pair]
             xadds = [("XADD", stream, "MAXLEN", "~", cap, "*", *flat) for stream in streams]
-            lua.once(pipe, keys.event_once(partition, f"{once}:{event.type}"), xadds)
+            lua.once(pipe, once_mark(keys, event, once), xadds)
             continue
         for stream in streams:
             pipe.xadd(stream, fields, maxlen=cap, approximate=True)

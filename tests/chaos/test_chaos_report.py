@@ -13,7 +13,7 @@ from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import RedisError
 
 from parley import events
-from parley.chaos.report import Report, chain_examples, compare_chains, dead_letter_reasons
+from parley.chaos.report import Report, chain_examples, compare_chains, dead_letter_reasons, decided
 from parley.chaos.router_state import RouterEffects, router_effects
 from parley.chaos.run import ClusterRedis
 from parley.clock import ManualClock
@@ -28,6 +28,7 @@ from parley.v1 import common_pb2, router_pb2
 COUNTS = (
     "duplicate_queue_entries",
     "queued_while_assigned",
+    "waiting_in_no_queue",
     "duplicate_assignments",
     "duplicate_assignments_in_feeds",
     "leaked_capacity",
@@ -136,6 +137,17 @@ async def test_a_conversation_queued_while_an_agent_holds_it(floor, redis, keys)
     assert counts(effects) == {**dict.fromkeys(COUNTS, 0), "queued_while_assigned": 1}
 
 
+async def test_a_conversation_waiting_in_no_queue(floor, redis, keys):
+    """The router's state says it waits, but no queue holds it and no claim took it: no agent would get it."""
+    rk = RouterKeys(keys)
+    await redis.zrem(rk.queue("first_line"), "c5")
+    effects = await router_effects(redis, keys, await resolutions(redis, keys))
+    assert counts(effects) == {**dict.fromkeys(COUNTS, 0), "waiting_in_no_queue": 1}
+    assert effects.examples["waiting_in_no_queue"] == ["c5 waiting for first_line"]
+    await redis.hset(rk.taking("first_line"), "c5", f"ann|{RESERVING}1.0:x|1.0|10|1|2")
+    assert (await router_effects(redis, keys, await resolutions(redis, keys))).waiting_in_no_queue == 0
+
+
 async def test_one_conversation_with_two_agents(floor, redis, keys):
     rk = RouterKeys(keys)
     await redis.sadd(rk.active("ann"), "c2")  # bob's
@@ -201,7 +213,16 @@ def test_a_dead_lettered_message_or_a_split_reply_chain_fails_the_run():
     assert not Report(messages=2, acked=2, processed=1, drained=True, dead_lettered={"inbound": 1}).ok
     assert not Report(messages=2, acked=2, processed=2, drained=True, chains_split=1).ok
     assert not Report(messages=2, acked=2, processed=2, drained=True, conversations_mixed=1).ok
+    assert not Report(messages=2, acked=2, processed=2, drained=True, decisions_without_event=1).ok
     assert Report(messages=2, acked=2, processed=2, drained=True).ok
+
+
+async def test_the_messages_the_router_decided_are_found_where_they_were_first_routed(floor, redis, keys):
+    """What `decisions_without_event` counts against the events: every stored decision, none made up."""
+    ids = ["x:c1-1", "x:c1-2", "x:c5-1", "x:c9-1"]
+    assert await decided(redis, keys, ids) == {"x:c1-1", "x:c1-2", "x:c5-1"}
+    await redis.delete(RouterKeys(keys).decision("c5", "x:c5-1"))
+    assert await decided(redis, keys, ids) == {"x:c1-1", "x:c1-2"}
 
 
 async def test_dead_letters_of_every_kind_are_counted_with_their_reasons(settings, redis, keys):

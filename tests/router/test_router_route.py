@@ -209,11 +209,55 @@ async def test_a_decision_stored_by_a_router_that_died_gets_its_effects_written_
         await route_one(router, "c1", "x:1", "complaint", topic="billing")
     monkeypatch.setattr(router.routing, "apply_route_effects", write_effects)
 
-    # Within the lease another router may still be writing them: only the stored decision comes back.
+    # The call that stored it failed and will not come back: the next call for the message writes them at
+    # once (waiting out a lease would let the worker ack a message whose conversation no queue holds).
     stored = await route_one(router, "c1", "x:1", "complaint", topic="billing")
-    assert stored.action == QUEUED and await redis.zcard(k.queue("billing")) == 0
+    assert stored.action == QUEUED
+    assert await redis.zscore(k.queue("billing"), "c1") == stored.priority
+    assert await redis.exists(k.applied("c1", "x:1"))
     clock.advance(router.settings.claim_idle_ms / 1000)
     assert await route_one(router, "c1", "x:1", "complaint", topic="billing") == stored
-    await route_one(router, "c1", "x:1", "complaint", topic="billing")
-    assert await redis.zscore(k.queue("billing"), "c1") == stored.priority
     assert len(await events_of(redis, keys, "conversation.routed")) == 1
+
+
+async def test_effects_written_again_after_a_lost_applied_mark_are_made_once(
+    router: Router, redis: Redis, keys: Keys, clock
+):
+    """A failover can keep a decision's queue entry and event (other masters) and lose its applied mark: the
+    next call writes the effects again, and their own marks keep them from being made twice, even after an
+    agent took the conversation from the queue."""
+    k = RouterKeys(keys)
+    stored = await route_one(router, "c1", "x:1", "complaint", topic="billing")
+    assert await router.queues.take_from("billing", "c1")
+    await redis.delete(k.applied("c1", "x:1"))
+    clock.advance(router.settings.claim_idle_ms / 1000)
+
+    assert await route_one(router, "c1", "x:1", "complaint", topic="billing") == stored
+    assert await redis.zscore(k.queue("billing"), "c1") is None
+    assert len(await events_of(redis, keys, "conversation.routed")) == 1
+    assert await redis.exists(k.applied("c1", "x:1"))
+
+
+async def test_a_decision_is_kept_before_its_effects_and_its_effects_before_its_applied_mark(
+    router: Router, redis: Redis, keys: Keys, monkeypatch
+):
+    """On a cluster each step waits for replicas (`Replicas.confirm`) before the next writes elsewhere, so a
+    failover never keeps a later step without the earlier ones: seen here at each wait."""
+    k = RouterKeys(keys)
+    seen = []
+
+    async def confirm() -> int:
+        seen.append(
+            (
+                await redis.exists(k.decision("c1", "x:1")),
+                len(await events_of(redis, keys, "conversation.routed")),
+                await redis.zcard(k.queue("billing")),
+                await redis.exists(k.applied("c1", "x:1")),
+            )
+        )
+        return 1
+
+    monkeypatch.setattr(router.routing.replicas, "confirm", confirm)
+    await route_one(router, "c1", "x:1", "complaint", topic="billing")
+    # decision, event, queue entry, applied mark
+    assert seen[:3] == [(1, 0, 0, 0), (1, 1, 1, 0), (1, 1, 1, 1)]

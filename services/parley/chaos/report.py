@@ -15,6 +15,7 @@ from parley.dispatch.outbox import DispatchKeys
 from parley.ingestion.inbound_log import InboundLog
 from parley.messages import message_id
 from parley.replay import reply_chains
+from parley.router.keys import RouterKeys
 from parley.store import Keys, connect, keys_for
 from parley.v1 import common_pb2
 
@@ -34,10 +35,13 @@ class Report:
     # and that conversation's record fields that explain how it came to be (held, awaits, merged_into, ...).
     chain_examples: list[dict[str, Any]] = field(default_factory=list)
     duplicate_routing_decisions: int = 0
+    # Messages with a routing decision stored and no `conversation.routed` event: what followers never saw.
+    decisions_without_event: int = 0
     duplicate_replies_posted: int = 0
     assignments: int = 0
     duplicate_queue_entries: int = 0
     queued_while_assigned: int = 0
+    waiting_in_no_queue: int = 0
     duplicate_assignments: int = 0
     duplicate_assignments_in_feeds: int = 0
     leaked_capacity: int = 0
@@ -66,6 +70,7 @@ class Report:
             self.drained
             and not self.lost
             and not duplicates
+            and not self.decisions_without_event
             and self.router_clean
             and self.acked == self.messages
             and self.processed == self.messages
@@ -128,6 +133,9 @@ async def measure(
             pending=await inbound.pending_count(),
             backlog=await inbound.backlog(),
         )
+        report.decisions_without_event = sum(
+            1 for i in await decided(redis, keys, ids) if not counts["conversation.routed"][i]
+        )
         report.dead_lettered = await dead_letter_reasons(settings, redis, keys, inbound)
         report.take_router_effects(await router_effects(redis, keys, resolved))
         dead_ids = {d["message_id"] for d in await inbound.dead_letters()}
@@ -143,6 +151,25 @@ async def measure(
         return report
     finally:
         await redis.aclose()
+
+
+async def decided(redis: Any, keys: Keys, ids: list[str]) -> set[str]:
+    """The messages of `ids` the router stored a decision for (found where each was first routed)."""
+    rk = RouterKeys(keys)
+    out: set[str] = set()
+    for start in range(0, len(ids), 1000):
+        chunk = ids[start : start + 1000]
+        async with redis.pipeline(transaction=False) as pipe:
+            for i in chunk:
+                pipe.get(rk.decided_in(i))
+            where = await pipe.execute()
+        routed_in = {i: cid.decode() for i, cid in zip(chunk, where, strict=True) if cid}
+        async with redis.pipeline(transaction=False) as pipe:
+            for i, cid in routed_in.items():
+                pipe.exists(rk.decision(cid, i))
+            found = await pipe.execute()
+        out.update(i for i, exists in zip(routed_in, found, strict=True) if exists)
+    return out
 
 
 async def dead_letter_reasons(

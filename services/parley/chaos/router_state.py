@@ -26,6 +26,7 @@ _WILD = "\x00"
 FAILING_COUNTS = (
     "duplicate_queue_entries",
     "queued_while_assigned",
+    "waiting_in_no_queue",
     "duplicate_assignments",
     "duplicate_assignments_in_feeds",
     "leaked_capacity",
@@ -45,6 +46,7 @@ class RouterEffects:
     assignments: int = 0  # assignment entries in the agents' feeds (withdrawals not counted)
     duplicate_queue_entries: int = 0  # queue entries beyond one per waiting conversation
     queued_while_assigned: int = 0  # conversations waiting in a queue while an agent holds them
+    waiting_in_no_queue: int = 0  # conversations the router says wait in a team's queue, not in it nor taken
     duplicate_assignments: int = 0  # agents beyond one holding a conversation at the end
     duplicate_assignments_in_feeds: int = 0  # an assignment made while another was not yet released
     leaked_capacity: int = 0  # active-set entries that are no conversation the agent holds (reservations too)
@@ -160,11 +162,19 @@ async def router_effects(
 
     _count_feed_duplicates(effects, feeds, resolved or {})
 
+    taken: dict[str, set[str]] = {}
     async for team, key in _named(redis, rk.taking):
         journal = await redis.hgetall(key)
+        taken[team] = {_text(cid) for cid in journal}
         effects.claims_in_flight += len(journal)
         for cid in list(journal)[:5]:
             effects.note("claims_in_flight", f"{_text(cid)} in {team}")
+
+    async for cid, key in _named(redis, rk.state):
+        waiting, team = (_text(v) if v else "" for v in await redis.hmget(key, ["state", "team"]))
+        if waiting == "queued" and team not in queues_of.get(cid, ()) and cid not in taken.get(team, ()):
+            effects.waiting_in_no_queue += 1
+            effects.note("waiting_in_no_queue", f"{cid} waiting for {team or 'no team'}")
     return effects
 
 

@@ -73,6 +73,11 @@ class RouterKeys:
         """The mark of a resolution's handling time, counted once (`lua.once`)."""
         return self._team(team, f"handled-once:{escape_key_part(action)}")
 
+    def enqueued_once(self, team: str, conversation_id: str, message_id: str) -> str:
+        """The mark of a Route decision's queue entry, so it is added once (ENQUEUE.lua)."""
+        effect = f"{escape_key_part(conversation_id)}:{escape_key_part(message_id)}"
+        return self._team(team, f"enqueued-once:{effect}")
+
     def online(self, team: str) -> str:
         return self._team(team, "online")
 

@@ -35,13 +35,17 @@ class Queues(Part):
         due: float,
         mode: str = "add",
         hold: str = "",
+        once: str = "",
     ) -> None:
+        """Queue ENQUEUE.lua on `pipe`. With `once` (a mark in the team's slot, `RouterKeys.enqueued_once`),
+        "add" is made only the first time."""
         k = self.k
-        await self.scripts.enqueue(
-            keys=[k.queue(team), k.since(team), k.due(team), k.base(team), k.held(team)],
-            args=[cid, priority, since, due, mode, hold],
-            client=pipe,
-        )
+        keys = [k.queue(team), k.since(team), k.due(team), k.base(team), k.held(team)]
+        args: list[Any] = [cid, priority, since, due, mode, hold]
+        if once:
+            keys.append(once)
+            args.append(lua.ONCE_KEPT_SECONDS)
+        await self.scripts.enqueue(keys=keys, args=args, client=pipe)
 
     async def take_from(self, team: str, cid: str, agent_id: str = "", token: str = "") -> bool:
         """Remove a waiting conversation; with an agent, journal the claim until the assignment exists."""

@@ -11,7 +11,7 @@ from typing import Any
 
 from parley import lua
 from parley.clock import from_timestamp
-from parley.events import EventRecord, add_to_pipeline
+from parley.events import EventRecord, add_to_pipeline, once_mark
 from parley.router import common
 from parley.router.assignment import Assignments
 from parley.router.base import Ground, Part
@@ -33,6 +33,9 @@ log = logging.getLogger("parley.router")
 
 # Seconds to wait, times the attempt, before deciding again the messages whose conversation was busy.
 RETRY_PAUSE = 0.005
+# How long the marks of a decision's effects outlive its applied mark: far longer than one call (cut at
+# `rpc_timeout_seconds`), the longest a writer that read the decision as not applied takes to write them.
+EFFECT_MARKS_KEPT_SECONDS = 60
 
 
 # (item index, state version read, decision, state fields it sets, audit entry)
@@ -64,9 +67,9 @@ class Routing(Part):
         """One decision per item, in order. Idempotent per message id: a decision already stored is returned
         as it was, with no second queue entry and no second event.
 
-        A decision is stored first (SET NX) and its effects (queue entry, event) written after; a decision
-        whose effects were never marked applied, older than `claim_idle_ms`, belongs to a router that died in
-        between, and the next call for that message writes them."""
+        A decision is stored first (SET NX) and its effects (queue entry, event) written after, each effect
+        at most once (`apply_route_effects`); a decision found without its applied mark (its call failed, or
+        its router died, in between) has its effects written by the call that finds it."""
         results: list[common_pb2.RoutingDecision | None] = [None] * len(items)
         items = list(items)
         pending = list(range(len(items)))
@@ -95,6 +98,10 @@ class Routing(Part):
                 for i in batch.merged:
                     items[i] = moved_to(items[i], where[items[i].conversation_id])
                 pending += batch.merged
+            if batch.to_apply:
+                # On a cluster, the decisions (and the state they set) are on a replica before any effect in
+                # another slot: a failover never keeps an event or a queue entry of a decision it took back.
+                await self.replicas.confirm()
             # Newly queued conversations go straight to an agent when one fits, or wait for their previous
             # agent: planned before the queue entries are written, so a hold is written with its entry.
             queued = {i: d for i in fresh if (d := results[i]) and d.action == common_pb2.ROUTE_ACTION_QUEUED}
@@ -133,13 +140,12 @@ class Routing(Part):
         """Decide each pending item not decided before. Messages of one conversation in one batch are decided
         in order against a running state; stored decisions go straight to `results`."""
         batch = RouteBatch()
-        lease = self.settings.claim_idle_ms / 1000
         for n, i in enumerate(pending):
             stored, applied, raw_state = read[4 * n : 4 * n + 3]
             if stored is not None:
                 results[i] = found = common_pb2.RoutingDecision.FromString(stored)
-                if not applied and now - from_timestamp(found.decided_at) >= lease:
-                    batch.to_apply.append(found)
+                if not applied:
+                    batch.to_apply.append(found)  # each effect is written once, whoever else is writing it
                 continue
             cid = items[i].conversation_id
             if cid not in batch.states and (raw_state.get(b"merged_into") or raw_state.get(b"merging_into")):
@@ -236,54 +242,73 @@ class Routing(Part):
         self, decisions: list[common_pb2.RoutingDecision], now: float, holds: Mapping[str, Hold] | None = None
     ) -> None:
         """Queue entries (reserved for the previous agent where `holds` says so), arrival counts and
-        `conversation.routed` events of newly stored decisions."""
+        `conversation.routed` events of stored decisions, then their applied marks.
+
+        Each queue entry and event is written at most once, by a mark in its own slot set in the same step:
+        a second writer (the call that finds a decision not yet marked applied, or a merge settling it) may
+        follow a first that wrote some effects and then failed, died, or lost its applied mark in a failover
+        (on a cluster the effects are on other masters than the mark). The applied mark is written once the
+        effects are on a replica, so no failover keeps the mark without them."""
         if not decisions:
             return
         window = self.policy.staffing.window_seconds
-        events = []
+        marks: list[str] = []
         arrivals: dict[str, dict[str, float]] = {}
         async with lua.pipeline(self.redis) as pipe:
             for decision in decisions:
-                cid, team, due = decision.conversation_id, decision.team, from_timestamp(decision.sla_due_at)
+                cid, mid = decision.conversation_id, decision.message_id
+                team, due = decision.team, from_timestamp(decision.sla_due_at)
                 if decision.action == common_pb2.ROUTE_ACTION_QUEUED:
                     since = from_timestamp(decision.decided_at)
-                    hold = (holds or {}).get(decision.message_id)
+                    hold = (holds or {}).get(mid)
                     if hold is not None:
                         # The agent's index first: it is what finds the hold when their room frees.
                         pipe.sadd(self.k.holds(hold.agent.agent_id), f"{team}|{cid}")
                     entry = f"{hold.agent.agent_id}|{hold.until}" if hold else ""
-                    await self.queues.enqueue_on(pipe, team, cid, decision.priority, since, due, "add", entry)
-                    arrivals.setdefault(team, {})[f"{cid}|{decision.message_id}"] = since
-                elif decision.action == common_pb2.ROUTE_ACTION_APPENDED and not decision.agent_id:
-                    # Lifts the waiting entry only if it is still waiting and only upwards.
-                    await self.queues.enqueue_on(pipe, team, cid, decision.priority, 0, due, "raise")
-                pipe.set(self.k.applied(cid, decision.message_id), 1, ex=self.settings.dedupe_ttl_seconds)
-                events.append(
-                    EventRecord(
-                        "conversation.routed",
-                        cid,
-                        decision.message_id,
-                        now,
-                        {
-                            "action": common_pb2.RouteAction.Name(decision.action),
-                            "team": decision.team,
-                            "tier": decision.tier,
-                            "rule": decision.rule,
-                            "priority": decision.priority,
-                            "why": decision.reason,
-                        },
+                    marks.append(self.k.enqueued_once(team, cid, mid))
+                    await self.queues.enqueue_on(
+                        pipe, team, cid, decision.priority, since, due, "add", entry, once=marks[-1]
                     )
+                    arrivals.setdefault(team, {})[f"{cid}|{mid}"] = since
+                elif decision.action == common_pb2.ROUTE_ACTION_APPENDED and not decision.agent_id:
+                    # Lifts the waiting entry only if it is still waiting and only upwards: safe to repeat.
+                    await self.queues.enqueue_on(pipe, team, cid, decision.priority, 0, due, "raise")
+                event = EventRecord(
+                    "conversation.routed",
+                    cid,
+                    mid,
+                    now,
+                    {
+                        "action": common_pb2.RouteAction.Name(decision.action),
+                        "team": decision.team,
+                        "tier": decision.tier,
+                        "rule": decision.rule,
+                        "priority": decision.priority,
+                        "why": decision.reason,
+                    },
                 )
+                once = f"{cid}:route:{mid}"
+                add_to_pipeline(pipe, self.keys, [event], self.settings.events_maxlen, once=once)
+                marks.append(once_mark(self.keys, event, once))
             for team, entries in arrivals.items():
                 pipe.zadd(self.k.arrivals(team), entries)
                 pipe.zremrangebyscore(self.k.arrivals(team), "-inf", now - window)
-            add_to_pipeline(pipe, self.keys, events, self.settings.events_maxlen)
             await pipe.execute()
+        await self.replicas.confirm()
         # Only once every effect has landed (on a cluster, the commands above run on several nodes at once):
         # a merge waits while a decision is pending.
         async with lua.pipeline(self.redis) as pipe:
             for decision in decisions:
-                pipe.hdel(self.k.state(decision.conversation_id), PENDING + decision.message_id)
+                cid, mid = decision.conversation_id, decision.message_id
+                pipe.set(self.k.applied(cid, mid), 1, ex=self.settings.dedupe_ttl_seconds)
+                pipe.hdel(self.k.state(cid), PENDING + mid)
+            await pipe.execute()
+        # A writer that read a decision as not applied before its mark landed writes within one call of that
+        # read: the effects' marks are kept that much longer, not a day each.
+        await self.replicas.confirm()
+        async with lua.pipeline(self.redis) as pipe:
+            for mark in marks:
+                pipe.expire(mark, EFFECT_MARKS_KEPT_SECONDS)
             await pipe.execute()
 
     async def settle_route_effects(self, conversation_id: str, state: Mapping[str, str]) -> bool:
@@ -305,12 +330,10 @@ class Routing(Part):
         done, stale, live = [], [], False
         for n, mid in enumerate(mids):
             stored, applied = read[2 * n], read[2 * n + 1]
-            if stored is None:
-                done.append(mid)
+            if stored is None or applied:
+                done.append(mid)  # no decision, or its effects all written (its router died before this mark)
             elif now - pending[mid] < lease:
-                live = True  # its router is writing the effects (an applied mark may land before the rest)
-            elif applied:
-                done.append(mid)  # its router died after writing them
+                live = True  # its router is writing the effects
             else:
                 stale.append(common_pb2.RoutingDecision.FromString(stored))
         if done:

@@ -6,6 +6,7 @@ import pytest
 from router_testkit import events_of, make_item
 
 from parley.clock import from_timestamp
+from parley.router.common import PENDING
 from parley.router.core import Router
 from parley.router.keys import RouterKeys
 from parley.router.policy import load_policy, parse_policy
@@ -214,31 +215,32 @@ async def test_a_decision_stored_by_a_router_that_died_gets_its_effects_written_
     stored = await route_one(router, "c1", "x:1", "complaint", topic="billing")
     assert stored.action == QUEUED
     assert await redis.zscore(k.queue("billing"), "c1") == stored.priority
-    assert await redis.exists(k.applied("c1", "x:1"))
+    assert not await redis.hexists(k.state("c1"), PENDING + "x:1")
     clock.advance(router.settings.claim_idle_ms / 1000)
     assert await route_one(router, "c1", "x:1", "complaint", topic="billing") == stored
     assert len(await events_of(redis, keys, "conversation.routed")) == 1
 
 
-async def test_effects_written_again_after_a_lost_applied_mark_are_made_once(
+async def test_effects_written_again_after_a_failover_took_back_their_end_are_made_once(
     router: Router, redis: Redis, keys: Keys, clock
 ):
-    """A failover can keep a decision's queue entry and event (other masters) and lose its applied mark: the
-    next call writes the effects again, and their own marks keep them from being made twice, even after an
-    agent took the conversation from the queue."""
+    """A failover can keep a decision's queue entry and event (other masters) and take back the state change
+    that said they were written (its `pending:` field back): the next call writes the effects again, and
+    their own marks keep them from being made twice, even after an agent took the conversation from the
+    queue."""
     k = RouterKeys(keys)
     stored = await route_one(router, "c1", "x:1", "complaint", topic="billing")
     assert await router.queues.take_from("billing", "c1")
-    await redis.delete(k.applied("c1", "x:1"))
+    await redis.hset(k.state("c1"), PENDING + "x:1", str(from_timestamp(stored.decided_at)))
     clock.advance(router.settings.claim_idle_ms / 1000)
 
     assert await route_one(router, "c1", "x:1", "complaint", topic="billing") == stored
     assert await redis.zscore(k.queue("billing"), "c1") is None
     assert len(await events_of(redis, keys, "conversation.routed")) == 1
-    assert await redis.exists(k.applied("c1", "x:1"))
+    assert not await redis.hexists(k.state("c1"), PENDING + "x:1")
 
 
-async def test_a_decision_is_kept_before_its_effects_and_its_effects_before_its_applied_mark(
+async def test_a_decision_is_kept_before_its_effects_and_its_effects_before_it_stops_being_pending(
     router: Router, redis: Redis, keys: Keys, monkeypatch
 ):
     """On a cluster each step waits for replicas (`Replicas.confirm`) before the next writes elsewhere, so a
@@ -252,12 +254,12 @@ async def test_a_decision_is_kept_before_its_effects_and_its_effects_before_its_
                 await redis.exists(k.decision("c1", "x:1")),
                 len(await events_of(redis, keys, "conversation.routed")),
                 await redis.zcard(k.queue("billing")),
-                await redis.exists(k.applied("c1", "x:1")),
+                await redis.hexists(k.state("c1"), PENDING + "x:1"),
             )
         )
         return 1
 
     monkeypatch.setattr(router.routing.replicas, "confirm", confirm)
     await route_one(router, "c1", "x:1", "complaint", topic="billing")
-    # decision, event, queue entry, applied mark
-    assert seen[:3] == [(1, 0, 0, 0), (1, 1, 1, 0), (1, 1, 1, 1)]
+    # decision, event, queue entry, still pending
+    assert seen[:3] == [(1, 0, 0, 1), (1, 1, 1, 1), (1, 1, 1, 0)]

@@ -4,7 +4,7 @@
 -- agent when a hold is given (in the same step, so no other agent can take it in between); "raise" only
 -- lifts the priority and tightens the deadline of a conversation still waiting (a claimed one stays out).
 -- With a mark, "add" happens only the first time the mark is set: a Route decision's entry written again (its
--- applied mark lost in a failover that kept the entry) does not put back a conversation an agent took since.
+-- decision still pending after a failover that kept the entry) does not put back a conversation taken since.
 --#include lift.lua
 if ARGV[5] == 'raise' then
   lift(ARGV[1], ARGV[2], ARGV[4])

@@ -31,7 +31,8 @@ class RouterKeys:
         return self.keys.namespaced("router", "decided", f"{{{message_id}}}")
 
     def applied(self, conversation_id: str, message_id: str) -> str:
-        """Set once a decision's queue entry and event are written."""
+        """No longer written (the state's `pending:` field says whether a decision's effects are written);
+        earlier versions set it for `dedupe_ttl_seconds`, so erasure still deletes it."""
         return self._conversation(conversation_id, f"applied:{message_id}")
 
     def audit(self, conversation_id: str) -> str:

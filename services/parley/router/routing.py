@@ -33,11 +33,14 @@ log = logging.getLogger("parley.router")
 
 # Seconds to wait, times the attempt, before deciding again the messages whose conversation was busy.
 RETRY_PAUSE = 0.005
-# How long the marks of a decision's effects outlive its applied mark: far longer than one call (cut at
-# `rpc_timeout_seconds`), the longest a writer that read the decision as not applied takes to write them.
+# How long the marks of a decision's effects are kept once it is no longer pending: far longer than one call
+# (cut at `rpc_timeout_seconds`), the longest a writer that read the decision as pending takes to write them.
 EFFECT_MARKS_KEPT_SECONDS = 60
 
 
+# Per item read: its stored decision (bytes or None), whether that decision's effects are all written, and
+# its conversation's state as read (a hash of bytes).
+ReadItem = tuple[bytes | None, bool, dict[bytes, bytes]]
 # (item index, state version read, decision, state fields it sets, audit entry)
 PlannedDecision = tuple[int, str, common_pb2.RoutingDecision, dict[str, Any], router_pb2.RoutingAudit]
 
@@ -68,8 +71,8 @@ class Routing(Part):
         as it was, with no second queue entry and no second event.
 
         A decision is stored first (SET NX) and its effects (queue entry, event) written after, each effect
-        at most once (`apply_route_effects`); a decision found without its applied mark (its call failed, or
-        its router died, in between) has its effects written by the call that finds it."""
+        at most once (`apply_route_effects`); a decision found still pending (its call failed, or its router
+        died, in between) has its effects written by the call that finds it."""
         results: list[common_pb2.RoutingDecision | None] = [None] * len(items)
         items = list(items)
         pending = list(range(len(items)))
@@ -117,34 +120,38 @@ class Routing(Part):
             )
         return [r for r in results if r is not None]
 
-    async def _read_batch(self, items: list[router_pb2.RouteItem], pending: list[int]) -> list[Any]:
-        """Per pending item: its stored decision, applied mark, conversation state and first conversation."""
+    async def _read_batch(self, items: list[router_pb2.RouteItem], pending: list[int]) -> list[ReadItem]:
+        """Per pending item: its stored decision, whether its effects are all written, and the conversation's
+        state. A decision's effects are pending while its conversation's state has its `pending:` field."""
         async with lua.pipeline(self.redis) as pipe:
             for i in pending:
                 cid, mid = items[i].conversation_id, items[i].message.message_id
                 pipe.get(self.k.decision(cid, mid))
-                pipe.exists(self.k.applied(cid, mid))
                 pipe.hgetall(self.k.state(cid))
                 pipe.get(self.k.decided_in(mid))
             read = await pipe.execute()
-        return await self._decided_elsewhere(items, pending, read)
+        out = []
+        for n, i in enumerate(pending):
+            stored, state = read[3 * n], read[3 * n + 1]
+            out.append((stored, (PENDING + items[i].message.message_id).encode() not in state, state))
+        first = {n: text_of(read[3 * n + 2]) for n in range(len(pending))}
+        return await self._decided_elsewhere(items, pending, out, first)
 
     def _plan_batch(
         self,
         items: list[router_pb2.RouteItem],
         pending: list[int],
-        read: list[Any],
+        read: list[ReadItem],
         now: float,
         results: list[common_pb2.RoutingDecision | None],
     ) -> RouteBatch:
         """Decide each pending item not decided before. Messages of one conversation in one batch are decided
         in order against a running state; stored decisions go straight to `results`."""
         batch = RouteBatch()
-        for n, i in enumerate(pending):
-            stored, applied, raw_state = read[4 * n : 4 * n + 3]
+        for i, (stored, written, raw_state) in zip(pending, read, strict=True):
             if stored is not None:
                 results[i] = found = common_pb2.RoutingDecision.FromString(stored)
-                if not applied:
+                if not written:
                     batch.to_apply.append(found)  # each effect is written once, whoever else is writing it
                 continue
             cid = items[i].conversation_id
@@ -195,28 +202,32 @@ class Routing(Part):
             return (await pipe.execute())[1::2]
 
     async def _decided_elsewhere(
-        self, items: list[router_pb2.RouteItem], pending: list[int], read: list[Any]
-    ) -> list[Any]:
-        """`read` (decision, applied, state, decided in: four per pending item) with the decision and applied
-        mark taken from the conversation a message was first routed in, where that is another one (the
-        message moved there by a merge since): a retried batch gets its one decision back."""
-        elsewhere = {}
-        for n, i in enumerate(pending):
-            first = text_of(read[4 * n + 3])
-            if read[4 * n] is None and first and first != items[i].conversation_id:
-                elsewhere[n] = first
+        self,
+        items: list[router_pb2.RouteItem],
+        pending: list[int],
+        read: list[ReadItem],
+        first: dict[int, str],
+    ) -> list[ReadItem]:
+        """`read` with the decision, and whether its effects are written, taken from the conversation a
+        message was first routed in (`first`), where that is another one (the message moved there by a merge
+        since): a retried batch gets its one decision back."""
+        elsewhere = {
+            n: first[n]
+            for n, i in enumerate(pending)
+            if read[n][0] is None and first[n] and first[n] != items[i].conversation_id
+        }
         if not elsewhere:
             return read
         mid = {n: items[pending[n]].message.message_id for n in elsewhere}
         async with lua.pipeline(self.redis) as pipe:
             for n, cid in elsewhere.items():
                 pipe.get(self.k.decision(cid, mid[n]))
-                pipe.exists(self.k.applied(cid, mid[n]))
+                pipe.hexists(self.k.state(cid), PENDING + mid[n])
             found = await pipe.execute()
         read = list(read)
         for j, n in enumerate(elsewhere):
             if found[2 * j] is not None:
-                read[4 * n], read[4 * n + 1] = found[2 * j], found[2 * j + 1]
+                read[n] = (found[2 * j], not found[2 * j + 1], read[n][2])
         return read
 
     async def current(self, cids: list[str]) -> dict[str, str]:
@@ -242,13 +253,14 @@ class Routing(Part):
         self, decisions: list[common_pb2.RoutingDecision], now: float, holds: Mapping[str, Hold] | None = None
     ) -> None:
         """Queue entries (reserved for the previous agent where `holds` says so), arrival counts and
-        `conversation.routed` events of stored decisions, then their applied marks.
+        `conversation.routed` events of stored decisions; then each decision's `pending:` field leaves its
+        conversation's state, which says its effects are all written.
 
         Each queue entry and event is written at most once, by a mark in its own slot set in the same step:
-        a second writer (the call that finds a decision not yet marked applied, or a merge settling it) may
-        follow a first that wrote some effects and then failed, died, or lost its applied mark in a failover
-        (on a cluster the effects are on other masters than the mark). The applied mark is written once the
-        effects are on a replica, so no failover keeps the mark without them."""
+        a second writer (the call that finds a decision still pending, or a merge settling it) may follow a
+        first that wrote some effects and then failed, died, or had its state change taken back by a
+        failover (on a cluster the effects are on other masters than the state). The pending field leaves
+        only once the effects are on a replica, so no failover keeps that without them."""
         if not decisions:
             return
         window = self.policy.staffing.window_seconds
@@ -294,16 +306,14 @@ class Routing(Part):
                 pipe.zadd(self.k.arrivals(team), entries)
                 pipe.zremrangebyscore(self.k.arrivals(team), "-inf", now - window)
             await pipe.execute()
-        await self.replicas.confirm()
         # Only once every effect has landed (on a cluster, the commands above run on several nodes at once):
         # a merge waits while a decision is pending.
+        await self.replicas.confirm()
         async with lua.pipeline(self.redis) as pipe:
             for decision in decisions:
-                cid, mid = decision.conversation_id, decision.message_id
-                pipe.set(self.k.applied(cid, mid), 1, ex=self.settings.dedupe_ttl_seconds)
-                pipe.hdel(self.k.state(cid), PENDING + mid)
+                pipe.hdel(self.k.state(decision.conversation_id), PENDING + decision.message_id)
             await pipe.execute()
-        # A writer that read a decision as not applied before its mark landed writes within one call of that
+        # A writer that read a decision as pending before this writes its effects within one call of that
         # read: the effects' marks are kept that much longer, not a day each.
         await self.replicas.confirm()
         async with lua.pipeline(self.redis) as pipe:
@@ -324,14 +334,12 @@ class Routing(Part):
         async with lua.pipeline(self.redis) as pipe:
             for mid in mids:
                 pipe.get(self.k.decision(conversation_id, mid))
-                pipe.exists(self.k.applied(conversation_id, mid))
             read = await pipe.execute()
         now, lease = self.clock.now(), self.settings.claim_idle_ms / 1000
         done, stale, live = [], [], False
-        for n, mid in enumerate(mids):
-            stored, applied = read[2 * n], read[2 * n + 1]
-            if stored is None or applied:
-                done.append(mid)  # no decision, or its effects all written (its router died before this mark)
+        for mid, stored in zip(mids, read, strict=True):
+            if stored is None:
+                done.append(mid)  # the decision expired
             elif now - pending[mid] < lease:
                 live = True  # its router is writing the effects
             else:

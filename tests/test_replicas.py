@@ -267,5 +267,5 @@ async def test_a_threading_merge_keeps_its_copy_on_a_replica_before_it_retires_t
     assert parent.conversation_id != reply.conversation_id
     merged = await client.hget(keys_for(settings).conversation(reply.conversation_id), "merged_into")
     assert merged is not None and merged.decode() == parent.conversation_id
-    # The copy before the retirement, the retirement before the listings and the event.
-    assert counted("confirmed") == before + 2 * 3
+    # The copy before the event, the event before the retirement, the retirement before the listings.
+    assert counted("confirmed") == before + 3 * 3

@@ -13,7 +13,14 @@ from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import RedisError
 
 from parley import events
-from parley.chaos.report import Report, chain_examples, compare_chains, dead_letter_reasons, decided
+from parley.chaos.report import (
+    Report,
+    chain_examples,
+    compare_chains,
+    dead_letter_reasons,
+    decided,
+    merges_router_missed,
+)
 from parley.chaos.router_state import RouterEffects, router_effects
 from parley.chaos.run import ClusterRedis
 from parley.clock import ManualClock
@@ -223,6 +230,20 @@ async def test_the_messages_the_router_decided_are_found_where_they_were_first_r
     assert await decided(redis, keys, ids) == {"x:c1-1", "x:c1-2", "x:c5-1"}
     await redis.delete(RouterKeys(keys).decision("c5", "x:c5-1"))
     assert await decided(redis, keys, ids) == {"x:c1-1", "x:c1-2"}
+
+
+async def test_a_merge_the_router_never_folded_is_counted(redis, keys):
+    """A conversation merged away whose routing state still stands alone: the router missed the merge."""
+    rk = RouterKeys(keys)
+    await redis.hset(keys.conversation("c1"), mapping={"channel": 1})
+    await redis.hset(keys.conversation("c2"), mapping={"channel": 1, "merged_into": "c1"})
+    await redis.hset(keys.conversation("c3"), mapping={"channel": 1, "merged_into": "c1"})  # never routed
+    await redis.rpush(keys.conversation_messages("c2"), "x:1")  # another key of c2's: not a record
+    for cid in ("c1", "c2"):
+        await redis.hset(rk.state(cid), mapping={"version": 1, "state": "queued"})
+    assert await merges_router_missed(redis, keys) == (2, 1)
+    await redis.hset(rk.state("c2"), "merging_into", "c1")
+    assert await merges_router_missed(redis, keys) == (2, 0)
 
 
 async def test_dead_letters_of_every_kind_are_counted_with_their_reasons(settings, redis, keys):

@@ -4,9 +4,11 @@ grouping, and nothing is written into a conversation that was merged away."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
 import pytest
 
+from parley import events
 from parley.clock import ManualClock
 from parley.config import Settings
 from parley.conversations.core import Conversations
@@ -80,6 +82,38 @@ async def test_a_reply_claimed_by_a_killed_worker_before_a_merge_is_indexed_wher
     parent = conversation_id_for("x:p")
     assert result.conversation_id == parent
     assert (await redis.get(core.keys.message_index(late.message_id))).decode() == parent
+
+
+async def test_a_merge_is_announced_before_the_merged_conversation_is_retired_and_once(
+    settings: Settings, redis: Redis, keys: Keys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The router learns of a merge from its event alone: one that a failover took back after the retirement
+    # was never written again. Seen at each replica wait, with the first retirement losing a race (the pass
+    # is made again, and the event is not).
+    core = Conversations(settings, redis, keys, ManualClock(T0))
+    [reply] = await core.thread([msg("r", author="bob", reply_to="p", at=5)])
+    merges = core.threader.merges
+    seen = []
+
+    async def confirm() -> int:
+        retired = await redis.hget(core.keys.meta(reply.conversation_id), "merged_into")
+        announced = [e for _, e in await events.read_all(redis, keys) if e.type == "conversation.merged"]
+        seen.append((retired is not None, len(announced)))
+        return 1
+
+    retire, tries = merges.scripts.retire, []
+
+    async def lose_the_first_race(*args: object, **kwargs: object) -> object:
+        tries.append(1)
+        return 0 if len(tries) == 1 else await retire(*args, **kwargs)
+
+    monkeypatch.setattr(merges.replicas, "confirm", confirm)
+    monkeypatch.setattr(merges, "scripts", dataclasses.replace(merges.scripts, retire=lose_the_first_race))
+    [parent] = await core.thread([msg("p", at=0)])
+
+    assert parent.conversation_id != reply.conversation_id and len(tries) == 2
+    # (retired, merge events): copy, event, (retire lost) copy, event again, retire.
+    assert seen == [(False, 0), (False, 1), (False, 1), (False, 1), (True, 1)]
 
 
 class EverChanging(Merges):

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from parley import events
-from parley.chaos.router_state import COUNTS, RouterEffects, router_clean, router_effects
+from parley.chaos.router_state import COUNTS, RouterEffects, named_keys, router_clean, router_effects
 from parley.config import Settings
 from parley.dispatch.outbox import DispatchKeys
 from parley.ingestion.inbound_log import InboundLog
@@ -37,6 +37,10 @@ class Report:
     duplicate_routing_decisions: int = 0
     # Messages with a routing decision stored and no `conversation.routed` event: what followers never saw.
     decisions_without_event: int = 0
+    merged_conversations: int = 0  # conversations merged away (a reply chain joined them)
+    # Of those, the ones whose routing state the router never folded into the surviving one.
+    merges_router_missed: int = 0
+    merges_missed_examples: list[dict[str, Any]] = field(default_factory=list)
     duplicate_replies_posted: int = 0
     assignments: int = 0
     duplicate_queue_entries: int = 0
@@ -136,6 +140,8 @@ async def measure(
         report.decisions_without_event = sum(
             1 for i in await decided(redis, keys, ids) if not counts["conversation.routed"][i]
         )
+        missed = await merges_router_missed(redis, keys, report.merges_missed_examples)
+        report.merged_conversations, report.merges_router_missed = missed
         report.dead_lettered = await dead_letter_reasons(settings, redis, keys, inbound)
         report.take_router_effects(await router_effects(redis, keys, resolved))
         dead_ids = {d["message_id"] for d in await inbound.dead_letters()}
@@ -170,6 +176,31 @@ async def decided(redis: Any, keys: Keys, ids: list[str]) -> set[str]:
             found = await pipe.execute()
         out.update(i for i, exists in zip(routed_in, found, strict=True) if exists)
     return out
+
+
+async def merges_router_missed(
+    redis: Any, keys: Keys, examples: list[dict[str, Any]] | None = None
+) -> tuple[int, int]:
+    """Conversations merged away (their record points at the surviving one), and those of them the router has
+    a routing state for and never fenced or merged: their `conversation.merged` event was lost or never
+    followed."""
+    rk = RouterKeys(keys)
+    merged = missed = 0
+    async for cid, key in named_keys(redis, keys.conversation):
+        if key != keys.conversation(cid) or not await redis.hget(key, "merged_into"):
+            continue  # another key of the conversation's, or not merged
+        merged += 1
+        version, done, going = await redis.hmget(rk.state(cid), ["version", "merged_into", "merging_into"])
+        if version is not None and not (done or going):
+            missed += 1
+            if examples is not None and len(examples) < 5:
+                record, state = _texts(await redis.hgetall(key)), _texts(await redis.hgetall(rk.state(cid)))
+                examples.append({"conversation": cid, "record": record, "routing_state": state})
+    return merged, missed
+
+
+def _texts(raw: dict[bytes, bytes]) -> dict[str, str]:
+    return {k.decode(): v.decode(errors="replace") for k, v in raw.items()}
 
 
 async def dead_letter_reasons(

@@ -69,7 +69,7 @@ def _glob_escape(text: str) -> str:
     return "".join("\\" + c if c in "*?[]\\" else c for c in text)
 
 
-async def _named(redis: Any, name_of: Callable[[str], str]) -> AsyncIterator[tuple[str, str]]:
+async def named_keys(redis: Any, name_of: Callable[[str], str]) -> AsyncIterator[tuple[str, str]]:
     """(name, key) of every key `name_of(name)` would give, found by scanning with the name as wildcard."""
     before, after = name_of(_WILD).split(_WILD)
     pattern = _glob_escape(before) + "*" + _glob_escape(after)
@@ -96,12 +96,12 @@ async def router_effects(
     effects = RouterEffects()
 
     queues_of: dict[str, list[str]] = defaultdict(list)
-    async for team, key in _named(redis, rk.queue):
+    async for team, key in named_keys(redis, rk.queue):
         for member in await redis.zrange(key, 0, -1):
             queues_of[_text(member)].append(team)
 
     agents = {_text(a) for a in await redis.smembers(rk.agents())}
-    async for agent_id, _ in _named(redis, rk.active):
+    async for agent_id, _ in named_keys(redis, rk.active):
         agents.add(agent_id)
     active_of: dict[str, set[str]] = {}
     for agent_id in sorted(agents):
@@ -163,14 +163,14 @@ async def router_effects(
     _count_feed_duplicates(effects, feeds, resolved or {})
 
     taken: dict[str, set[str]] = {}
-    async for team, key in _named(redis, rk.taking):
+    async for team, key in named_keys(redis, rk.taking):
         journal = await redis.hgetall(key)
         taken[team] = {_text(cid) for cid in journal}
         effects.claims_in_flight += len(journal)
         for cid in list(journal)[:5]:
             effects.note("claims_in_flight", f"{_text(cid)} in {team}")
 
-    async for cid, key in _named(redis, rk.state):
+    async for cid, key in named_keys(redis, rk.state):
         waiting, team = (_text(v) if v else "" for v in await redis.hmget(key, ["state", "team"]))
         if waiting == "queued" and team not in queues_of.get(cid, ()) and cid not in taken.get(team, ()):
             effects.waiting_in_no_queue += 1

@@ -52,8 +52,8 @@ class Merges:
         self.keys = keys
         self.clock = clock
         self.scripts = scripts
-        # On a cluster, the copy is on a replica before the merged conversation is retired, and that before
-        # the listings and the event: a failover never keeps the retirement without the copy.
+        # On a cluster, the copy is on a replica before the merge's event, that before the merged conversation
+        # is retired, and that before the listings: a failover never keeps a later step without the earlier.
         self.replicas = Replicas(settings, redis)
 
     async def merge(self, src: str, dst: str) -> str:
@@ -128,18 +128,25 @@ class Merges:
         if as_text(copied[0][0]) == "merged":
             return None  # `dst` itself was merged meanwhile: follow it
         await self.replicas.confirm()
+        # The router hears of the merge before `src` is retired, once: published after the retirement, an
+        # event a failover took back was gone for good (the Thread retried finds its message in `dst` and
+        # merges nothing), and the router never folded `src`'s routing state into `dst`'s.
+        moved = {"into": dst, "messages": len(placements)}
+        async with lua.pipeline(self.redis) as pipe:
+            event = EventRecord("conversation.merged", src, "", now, moved)
+            add_to_pipeline(pipe, k.keys, [event], self.settings.events_maxlen, once=f"{src}:merged")
+            await pipe.execute()
+        await self.replicas.confirm()
         # Retire `src` only if nothing was written into it since it was read, else copy again.
         retire_args = [meta.get("rev", ""), dst, AWAITING_TTL_SECONDS]
         if not await self.scripts.retire(keys=[k.meta(src), *k.parts(src)], args=retire_args):
             return None
         await self.replicas.confirm()
-        await self._unlist(src, dst, meta, target, len(placements), now)
+        await self._unlist(src, dst, meta, target, now)
         return True
 
-    async def _unlist(
-        self, src: str, dst: str, meta: dict[str, str], target: list[Any], moved: int, now: float
-    ) -> None:
-        """Take a merged conversation out of the listings, move its target up them, publish the merge."""
+    async def _unlist(self, src: str, dst: str, meta: dict[str, str], target: list[Any], now: float) -> None:
+        """Take a merged conversation out of the listings and move its target up them."""
         k = self.keys
         async with lua.pipeline(self.redis) as pipe:
             channel = int(meta.get("channel") or 0)
@@ -152,8 +159,6 @@ class Merges:
             if not target[1]:  # a held target stays unlisted
                 pipe.zadd(k.index_all(dst), {dst: now}, gt=True)
                 pipe.zadd(k.index_channel(int(as_text(target[2])), dst), {dst: now}, gt=True)
-            event = EventRecord("conversation.merged", src, "", now, {"into": dst, "messages": moved})
-            add_to_pipeline(pipe, k.keys, [event], self.settings.events_maxlen)
             await pipe.execute()
 
     async def reunite(self, waiting: dict[str, str]) -> set[str]:

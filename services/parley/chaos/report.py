@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -106,17 +107,9 @@ async def measure(
     keys = keys_for(settings)
     try:
         ids = [message_id(m.channel, m.platform_message_id) for m in messages]
-        conversation_of: dict[str, str] = {}
-        for start in range(0, len(ids), 1000):
-            chunk = ids[start : start + 1000]
-            # One GET each (not MGET): on a cluster the keys are in many slots.
-            async with redis.pipeline(transaction=False) as pipe:
-                for i in chunk:
-                    pipe.get(keys.message_index(i))
-                found = await pipe.execute()
-            for mid, cid in zip(chunk, found, strict=True):
-                if cid:
-                    conversation_of[mid] = cid.decode()
+        conversation_of = {
+            mid: cid.decode() for mid, cid in (await get_each(redis, ids, keys.message_index)).items()
+        }
         counts: dict[str, Counter[str]] = {"message.processed": Counter(), "conversation.routed": Counter()}
         resolved: dict[str, list[tuple[int, int]]] = {}
         for eid, event in await events.read_all(redis, keys):
@@ -162,19 +155,21 @@ async def measure(
 async def decided(redis: Any, keys: Keys, ids: list[str]) -> set[str]:
     """The messages of `ids` the router stored a decision for (found where each was first routed)."""
     rk = RouterKeys(keys)
-    out: set[str] = set()
-    for start in range(0, len(ids), 1000):
-        chunk = ids[start : start + 1000]
+    routed_in = {mid: cid.decode() for mid, cid in (await get_each(redis, ids, rk.decided_in)).items()}
+    return set(await get_each(redis, list(routed_in), lambda mid: rk.decision(routed_in[mid], mid)))
+
+
+async def get_each(redis: Any, names: list[str], key_of: Callable[[str], str]) -> dict[str, bytes]:
+    """Each name whose key (`key_of(name)`) has a value, with it: one GET each, not MGET (on a cluster the
+    keys are in many slots), pipelined a thousand at a time."""
+    out: dict[str, bytes] = {}
+    for start in range(0, len(names), 1000):
+        chunk = names[start : start + 1000]
         async with redis.pipeline(transaction=False) as pipe:
-            for i in chunk:
-                pipe.get(rk.decided_in(i))
-            where = await pipe.execute()
-        routed_in = {i: cid.decode() for i, cid in zip(chunk, where, strict=True) if cid}
-        async with redis.pipeline(transaction=False) as pipe:
-            for i, cid in routed_in.items():
-                pipe.exists(rk.decision(cid, i))
+            for name in chunk:
+                pipe.get(key_of(name))
             found = await pipe.execute()
-        out.update(i for i, exists in zip(routed_in, found, strict=True) if exists)
+        out.update((name, value) for name, value in zip(chunk, found, strict=True) if value is not None)
     return out
 
 

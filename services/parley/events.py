@@ -173,18 +173,15 @@ def per_partition_maxlen(maxlen: int, partitions: int) -> int:
     return max(1, -(-maxlen // partitions))
 
 
-def once_mark(keys: Keys, event: EventRecord, once: str) -> str:
-    """The mark that `add_to_pipeline(..., once=once)` sets for `event`, in its partition's slot."""
-    return keys.event_once(event.partition(keys.event_partitions), f"{once}:{event.type}")
-
-
 def add_to_pipeline(
     pipe: Any, keys: Keys, events: Iterable[EventRecord], maxlen: int, once: str = ""
-) -> None:
+) -> list[str]:
     """Queue XADDs for `events` on an open pipeline (the caller executes it); `maxlen` counts all
     partitions together. With `once` (an id of the effect the events belong to; `pipe` a `lua.Pipeline`),
-    each event is written the first time that effect is made and never again."""
+    each event is written the first time that effect is made and never again. Returns the marks that say
+    so, one per event in its partition's slot (none without `once`)."""
     cap = per_partition_maxlen(maxlen, keys.event_partitions)
+    marks: list[str] = []
     for event in events:
         partition = event.partition(keys.event_partitions)
         fields = event.fields()
@@ -196,10 +193,12 @@ def add_to_pipeline(
         if once:
             flat = [word for pair in fields.items() for word in pair]
             xadds = [("XADD", stream, "MAXLEN", "~", cap, "*", *flat) for stream in streams]
-            lua.once(pipe, once_mark(keys, event, once), xadds)
+            marks.append(keys.event_once(partition, f"{once}:{event.type}"))
+            lua.once(pipe, marks[-1], xadds)
             continue
         for stream in streams:
             pipe.xadd(stream, fields, maxlen=cap, approximate=True)
+    return marks
 
 
 async def publish(redis: Redis, keys: Keys, events: Iterable[EventRecord], maxlen: int = 1_000_000) -> None:

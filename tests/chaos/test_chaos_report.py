@@ -241,7 +241,15 @@ async def test_a_merge_the_router_never_folded_is_counted(redis, keys):
     await redis.rpush(keys.conversation_messages("c2"), "x:1")  # another key of c2's: not a record
     for cid in ("c1", "c2"):
         await redis.hset(rk.state(cid), mapping={"version": 1, "state": "queued"})
-    assert await merges_router_missed(redis, keys) == (2, 1)
+    examples: list[dict] = []
+    assert await merges_router_missed(redis, keys, examples) == (2, 1)
+    assert examples == [
+        {
+            "conversation": "c2",
+            "record": {"channel": "1", "merged_into": "c1"},
+            "routing_state": {"version": "1", "state": "queued"},
+        }
+    ]
     await redis.hset(rk.state("c2"), "merging_into", "c1")
     assert await merges_router_missed(redis, keys) == (2, 0)
 

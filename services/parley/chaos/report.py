@@ -16,6 +16,7 @@ from parley.dispatch.outbox import DispatchKeys
 from parley.ingestion.inbound_log import InboundLog
 from parley.messages import message_id
 from parley.replay import reply_chains
+from parley.router.common import decode_hash
 from parley.router.keys import RouterKeys
 from parley.store import Keys, connect, keys_for
 from parley.v1 import common_pb2
@@ -189,13 +190,10 @@ async def merges_router_missed(
         if version is not None and not (done or going):
             missed += 1
             if examples is not None and len(examples) < 5:
-                record, state = _texts(await redis.hgetall(key)), _texts(await redis.hgetall(rk.state(cid)))
+                record = decode_hash(await redis.hgetall(key))
+                state = decode_hash(await redis.hgetall(rk.state(cid)))
                 examples.append({"conversation": cid, "record": record, "routing_state": state})
     return merged, missed
-
-
-def _texts(raw: dict[bytes, bytes]) -> dict[str, str]:
-    return {k.decode(): v.decode(errors="replace") for k, v in raw.items()}
 
 
 async def dead_letter_reasons(

@@ -11,7 +11,7 @@ from typing import Any
 
 from parley import lua
 from parley.clock import from_timestamp
-from parley.events import EventRecord, add_to_pipeline, once_mark
+from parley.events import EventRecord, add_to_pipeline
 from parley.router import common
 from parley.router.assignment import Assignments
 from parley.router.base import Ground, Part
@@ -299,9 +299,9 @@ class Routing(Part):
                         "why": decision.reason,
                     },
                 )
-                once = f"{cid}:route:{mid}"
-                add_to_pipeline(pipe, self.keys, [event], self.settings.events_maxlen, once=once)
-                marks.append(once_mark(self.keys, event, once))
+                marks += add_to_pipeline(
+                    pipe, self.keys, [event], self.settings.events_maxlen, once=f"{cid}:route:{mid}"
+                )
             for team, entries in arrivals.items():
                 pipe.zadd(self.k.arrivals(team), entries)
                 pipe.zremrangebyscore(self.k.arrivals(team), "-inf", now - window)

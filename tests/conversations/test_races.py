@@ -216,3 +216,48 @@ async def test_a_reply_waiting_for_a_parent_whose_index_was_lost_is_reunited_by_
     assert (await core.conversation_of("x:r")) == parent.conversation_id
     clock.advance(settings.conversations_held_timeout_seconds)
     assert await core.sweep_held() == 0  # nothing left held to open
+
+
+@pytest.mark.parametrize(("record_lost", "wait_lost"), [(True, False), (True, True), (False, True)])
+async def test_a_reply_whose_hold_or_wait_was_lost_waits_again_when_threaded_again(
+    settings: Settings, redis: Redis, keys: Keys, record_lost: bool, wait_lost: bool
+) -> None:
+    # On a cluster the reply's claim (its own slot) can outlive a failover that takes back its held record
+    # (the conversation's slot) or its wait for the parent (the parent's slot). The worker threads the reply
+    # again; the parent arrives later and the chain is one conversation, before any sweep.
+    clock = ManualClock(T0)
+    core = Conversations(settings, redis, keys, clock)
+    [first] = await core.thread([msg("r", author="u1", reply_to="p", at=10)])
+    assert first.held
+    held = first.conversation_id
+    if record_lost:
+        await redis.delete(core.keys.meta(held), *core.keys.parts(held))
+    if wait_lost:
+        await redis.delete(core.keys.awaiting("x:p"))
+
+    [again] = await core.thread([msg("r", author="u1", reply_to="p", at=10)])
+    assert (again.conversation_id, again.held) == (held, True)
+    [parent] = await core.thread([msg("p", at=0)])
+
+    conv = await core.get(parent.conversation_id)
+    assert sorted(m.message.message_id for m in conv.messages) == ["x:p", "x:r"]
+    clock.advance(settings.conversations_held_timeout_seconds + 1)
+    assert await core.sweep_held() == 0  # nothing left held to open on its own
+
+
+async def test_a_reply_whose_wait_was_lost_and_taken_by_another_reply_joins_it_when_threaded_again(
+    settings: Settings, redis: Redis, keys: Keys
+) -> None:
+    clock = ManualClock(T0)
+    core = Conversations(settings, redis, keys, clock)
+    [first] = await core.thread([msg("r", author="u1", reply_to="p", at=10)])
+    await redis.delete(core.keys.awaiting("x:p"))  # lost in a failover
+    [other] = await core.thread([msg("s", author="u2", reply_to="p", at=11)])
+    assert other.conversation_id != first.conversation_id  # it saw no wait: it waits in its own
+
+    [again] = await core.thread([msg("r", author="u1", reply_to="p", at=10)])
+
+    assert again.conversation_id == other.conversation_id
+    [parent] = await core.thread([msg("p", at=0)])
+    conv = await core.get(parent.conversation_id)
+    assert sorted(m.message.message_id for m in conv.messages) == ["x:p", "x:r", "x:s"]

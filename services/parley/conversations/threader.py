@@ -308,9 +308,12 @@ class Threader:
     ) -> None:
         """Queue the writes of one conversation's messages: thread.lua, its owner's profile, its listing."""
         k = self.keys
-        opener = next((p for p in group if p.new_conversation), group[0])
+        opener = next((p for p in group if p.new_conversation), None) or next(
+            (p for p in group if p.held), group[0]
+        )
         owner_person = record.owner_person or next((p.person for p in group if p.role == ROLE_OWNER), "")
-        held = opener.new_conversation and opener.held
+        # Held when this call opens it, or writes again the record of a held reply that a failover took back.
+        held = opener.held and (opener.new_conversation or not record.state)
         thread_key = self._thread_key(opener.thread) if opener.thread else ""
         args = thread_args(now, opener, len(group), held, owner_person, thread_key)
         for p in group:

@@ -245,6 +245,12 @@ def _place(snapshot: Snapshot, plan: Plan, m: Message, public: Mapping[str, str]
     existing = snapshot.conversation_of.get(m.message_id)
     if existing:
         p = Placement(m, existing, existing=True)
+        if parent_unknown:
+            # Threaded before, its parent still unknown: the hold and the wait are asked for again. On a
+            # cluster a failover can take back the held record or the wait (other slots) and keep the claim;
+            # written again, they cost nothing when they are there (thread.lua, await.lua keep the first).
+            p.held = existing == conversation_id_for(m.message_id)
+            plan.awaiting.setdefault(parent, existing)
     else:
         p = Placement(m, _joins(snapshot, plan, m), existing=False)
         thread = thread_of(m)
@@ -316,6 +322,12 @@ def settle(plan: Plan, snapshot: Snapshot, claims: Claims) -> None:
     ]:
         if winner and winner != cid and cid in plan.opened:
             plan.moved.setdefault(cid, winner)
+    # A stored conversation whose wait was lost and taken since (the parent threaded, or another reply
+    # waiting first) merges into the winner: nothing else would bring them together.
+    for parent, cid in plan.awaiting.items():
+        winner = claims.parents.get(parent, "")
+        if winner and winner != cid and cid not in plan.opened:
+            plan.merges.setdefault(cid, winner)
     for mid, (winner, waiting) in claims.messages.items():
         p = plan.placed[mid]
         if winner:  # threaded meanwhile by another call: its answer stands
@@ -342,7 +354,7 @@ def follow(plan: Plan, into: Mapping[str, str]) -> None:
     for p in plan.placed.values():
         target = into.get(p.conversation_id)
         if target:
-            p.conversation_id, p.new_conversation = target, False
+            p.conversation_id, p.new_conversation, p.held = target, False, False
             if p.claimed or p.existing:
                 plan.overwrite.append(p)
 

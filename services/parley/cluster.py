@@ -16,6 +16,8 @@ from pathlib import Path
 
 import redis
 
+from parley.store import Replicas, live_replicas
+
 SLOTS = 16384
 # The cluster bus listens on port + 10000; both must be free, and both stay below the ephemeral range.
 _PORTS = range(20000, 22000)
@@ -173,8 +175,9 @@ class LocalCluster:
         _wait(lambda: node.client().ping(), time.monotonic() + timeout)
 
     def wait_healthy(self, timeout: float = 60.0) -> None:
-        """Until every node is up, sees the cluster state ok with every slot served, and each replica's
-        link to its master is up."""
+        """Until every node is up, sees the cluster state ok with every slot served, each replica's link to
+        its master is up, and each master counts a live replica (synced and acknowledging, as `Replicas`
+        judges: a replica acknowledges once a second, so its link is up a moment before it counts)."""
         deadline = time.monotonic() + timeout
 
         def healthy() -> bool:
@@ -184,6 +187,9 @@ class LocalCluster:
                     return False
                 role = client.info("replication")
                 if role.get("role") == "slave" and role.get("master_link_status") != "up":
+                    return False
+                live = live_replicas(role, Replicas.LIVE_REPLICA_LAG_SECONDS)
+                if role.get("role") == "master" and self.replicas_per_master and not live:
                     return False
             return len(self.masters_now()) == self.masters
 

@@ -68,6 +68,37 @@ async def test_an_error_of_a_script_is_raised_after_the_rest_ran(redis: Redis, k
     assert await redis.get(counter) == b"1"
 
 
+async def test_plain_writes_go_in_one_script_call_after_the_other_commands_in_order(
+    redis: Redis, keys: Keys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    listing, profile, seen = (
+        keys.namespaced("list"),
+        keys.namespaced("person", "{p1}"),
+        keys.namespaced("seen"),
+    )
+    await redis.set(seen, "before")
+    async with lua.pipeline(redis) as pipe:
+        pipe.write("ZADD", listing, "NX", 1.5, "c1")
+        pipe.write("ZADD", listing, "NX", 9, "c1")  # NX: the first score stays
+        pipe.get(seen)
+        pipe.write("HSET", profile, "handle", "ann", "verified", 0)
+        pipe.write("ZADD", listing, "GT", 3, "c1")
+        pipe.write("SET", seen, "after")
+        replies = await pipe.execute()
+    # The GET kept its place and ran before the writes; the four writes were one call naming three keys.
+    assert replies == [b"before", 3]
+    assert await redis.zscore(listing, "c1") == 3.0
+    assert await redis.hgetall(profile) == {b"handle": b"ann", b"verified": b"0"}
+    assert await redis.get(seen) == b"after"
+
+    monkeypatch.setattr(lua, "WRITES_PER_CALL", 2)
+    async with lua.pipeline(redis) as pipe:
+        for n in range(5):
+            pipe.write("RPUSH", keys.namespaced("order"), n)
+        assert len(await pipe.execute()) == 3  # calls of at most two writes
+    assert await redis.lrange(keys.namespaced("order"), 0, -1) == [b"0", b"1", b"2", b"3", b"4"]
+
+
 async def test_scripts_in_a_cluster_pipeline_survive_a_failover_onto_a_replica() -> None:
     # A cluster of its own: one of its masters is killed and its replica, which never loaded a script,
     # takes over.
@@ -96,6 +127,14 @@ async def test_scripts_in_a_cluster_pipeline_survive_a_failover_onto_a_replica()
         assert all(version >= 2 for version in await set_all("assigned"))
         assert {await client.hget(key, "state") for key in states} == {b"assigned"}
         assert await client.script_exists(script.sha) == [True]  # on every master, the promoted one too
+        # Plain writes go as one call per hash slot (a cluster script touches one slot), and the promoted
+        # replica learns their script the same way.
+        async with lua.pipeline(client) as pipe:
+            for key in states:
+                pipe.write("HSET", key, "note", "written")
+                pipe.write("HSET", key, "note2", "too")
+            assert len(await pipe.execute()) == len(states)
+        assert {tuple(await client.hmget(key, ["note", "note2"])) for key in states} == {(b"written", b"too")}
     finally:
         await client.aclose()
         await asyncio.to_thread(cluster.stop)

@@ -174,12 +174,13 @@ def per_partition_maxlen(maxlen: int, partitions: int) -> int:
 
 
 def add_to_pipeline(
-    pipe: Any, keys: Keys, events: Iterable[EventRecord], maxlen: int, once: str = ""
+    pipe: lua.Pipeline, keys: Keys, events: Iterable[EventRecord], maxlen: int, once: str = ""
 ) -> list[str]:
     """Queue XADDs for `events` on an open pipeline (the caller executes it); `maxlen` counts all
-    partitions together. With `once` (an id of the effect the events belong to; `pipe` a `lua.Pipeline`),
-    each event is written the first time that effect is made and never again. Returns the marks that say
-    so, one per event in its partition's slot (none without `once`)."""
+    partitions together. Without `once` they are plain writes (`lua.Pipeline.write`: after the pipeline's
+    other commands, in order). With `once` (an id of the effect the events belong to), each event is
+    written the first time that effect is made and never again, in its place in the pipeline. Returns the
+    marks that say so, one per event in its partition's slot (none without `once`)."""
     cap = per_partition_maxlen(maxlen, keys.event_partitions)
     marks: list[str] = []
     for event in events:
@@ -190,14 +191,16 @@ def add_to_pipeline(
             streams.append(keys.merge_stream(partition))
         if event.type in LIFECYCLE:
             streams.append(keys.lifecycle_stream(partition))
+        flat = [word for pair in fields.items() for word in pair]
+        xadds: list[tuple[Any, ...]] = [
+            ("XADD", stream, "MAXLEN", "~", cap, "*", *flat) for stream in streams
+        ]
         if once:
-            flat = [word for pair in fields.items() for word in pair]
-            xadds = [("XADD", stream, "MAXLEN", "~", cap, "*", *flat) for stream in streams]
             marks.append(keys.event_once(partition, f"{once}:{event.type}"))
             lua.once(pipe, marks[-1], xadds)
             continue
-        for stream in streams:
-            pipe.xadd(stream, fields, maxlen=cap, approximate=True)
+        for xadd in xadds:
+            pipe.write(*xadd)
     return marks
 
 
@@ -205,7 +208,7 @@ async def publish(redis: Redis, keys: Keys, events: Iterable[EventRecord], maxle
     events = list(events)
     if not events:
         return
-    async with redis.pipeline(transaction=False) as pipe:
+    async with lua.pipeline(redis) as pipe:
         add_to_pipeline(pipe, keys, events, maxlen)
         await pipe.execute()
 

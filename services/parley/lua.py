@@ -19,7 +19,9 @@ from importlib import resources
 from string import Template
 from typing import Any
 
+from redis.asyncio.cluster import RedisCluster
 from redis.commands.core import AsyncScript
+from redis.crc import key_slot
 from redis.exceptions import NoScriptError
 
 from parley.store import Redis
@@ -73,6 +75,7 @@ class Pipeline:
         self.redis = redis
         self._pipe: Any = redis.pipeline(transaction=False)
         self._scripts: dict[int, tuple[Script, Sequence[Any], Sequence[Any]]] = {}
+        self._writes: dict[int, list[tuple[Any, ...]]] = {}  # hash slot (0 on one server) -> its writes
 
     async def __aenter__(self) -> Pipeline:
         await self._pipe.__aenter__()  # a cluster pipeline learns the slot map here
@@ -91,8 +94,24 @@ class Pipeline:
         self._scripts[len(self._pipe)] = (script, keys, args)
         self._pipe.evalsha(script.sha, len(keys), *keys, *args)
 
+    def write(self, name: str, key: str, *args: Any) -> None:
+        """Queue a plain write whose reply nobody reads (a listing entry, a profile field). The writes of a
+        slot go in one `writes.lua` call at `execute` (every write at once on a single server), after the
+        pipeline's other commands and in the order written: the client builds and parses one command per
+        slot instead of one per write, which is most of what a write costs it."""
+        slot = key_slot(key.encode()) if isinstance(self.redis, RedisCluster) else 0
+        self._writes.setdefault(slot, []).append((name, key, *args))
+
+    def _send_writes(self) -> None:
+        writes, self._writes = self._writes, {}
+        for commands in writes.values():
+            for start in range(0, len(commands), WRITES_PER_CALL):
+                keys, args = _commands_args(commands[start : start + WRITES_PER_CALL])
+                self.script(Script(self.redis, _WRITES), keys, args)
+
     async def execute(self, raise_on_error: bool = True) -> list[Any]:
         """Run everything queued in one round trip; script calls answered NOSCRIPT are loaded and re-sent."""
+        self._send_writes()
         calls, self._scripts = self._scripts, {}
         results: list[Any] = await self._pipe.execute(raise_on_error=False)
         lost = [i for i in calls if isinstance(results[i], NoScriptError)]
@@ -120,16 +139,28 @@ def pipeline(redis: Redis) -> Pipeline:
 # short enough that the marks of a busy day (a few per desk action or assignment) do not pile up.
 ONCE_KEPT_SECONDS = 86_400
 _ONCE = load("parley", "once")
+_WRITES = load("parley", "writes")
+# Writes per writes.lua call: a call blocks the server while it runs (1,000 small writes take about a
+# millisecond).
+WRITES_PER_CALL = 1000
 
 
 def once(pipe: Pipeline, mark: str, commands: Sequence[Sequence[Any]]) -> None:
     """Queue `commands` (each a command name, the key it writes, its other arguments; every key in the slot
     of `mark`) to run the first time `mark` is seen and never again (`once.lua`): for an effect outside a
     record's slot, which a version check on the record cannot fence."""
-    keys: list[Any] = [mark]
-    args: list[Any] = [ONCE_KEPT_SECONDS]
+    keys, args = _commands_args(commands, [mark])
+    pipe.script(Script(pipe.redis, _ONCE), keys, [ONCE_KEPT_SECONDS, *args])
+
+
+def _commands_args(
+    commands: Sequence[Sequence[Any]], keys: Sequence[Any] = ()
+) -> tuple[list[Any], list[Any]]:
+    """KEYS and ARGV of commands.lua for `commands` (each a name, the key it writes, its other words), after
+    `keys`."""
+    named: dict[Any, int] = {key: n for n, key in enumerate(keys, 1)}
+    args: list[Any] = []
     for name, key, *rest in commands:
-        if key not in keys:
-            keys.append(key)
-        args += [len(rest) + 2, name, keys.index(key) + 1, *rest]
-    pipe.script(Script(pipe.redis, _ONCE), keys, args)
+        index = named.setdefault(key, len(named) + 1)
+        args += [len(rest) + 2, name, index, *rest]
+    return list(named), args

@@ -55,9 +55,9 @@ async def publish_state_changes(
                 events.append(
                     EventRecord("conversation.state_changed", cid, "", at, {"from": old, "to": new})
                 )
-                pipe.zrem(keys.index_state(old, cid), cid)
+                pipe.write("ZREM", keys.index_state(old, cid), cid)
             if not held.get(cid):
-                pipe.zadd(keys.index_state(int(flat[-2]), cid), {cid: float(flat[-1])})
+                pipe.write("ZADD", keys.index_state(int(flat[-2]), cid), repr(float(flat[-1])), cid)
         add_to_pipeline(pipe, keys.keys, events, settings.events_maxlen)
         await pipe.execute()
     steps = {cid: [(int(f[j] or 0), int(f[j + 1])) for j in range(0, len(f), 3)] for cid, f in changes}

@@ -132,16 +132,16 @@ class Outcomes:
                 if held:  # not listed until its parent arrives or the sweep opens it
                     updated = ""
                 if updated:
-                    pipe.zadd(k.index_all(cid), {cid: float(updated)}, gt=True)
-                    pipe.zadd(k.index_channel(int(channel), cid), {cid: float(updated)}, gt=True)
+                    pipe.write("ZADD", k.index_all(cid), "GT", updated, cid)
+                    pipe.write("ZADD", k.index_channel(int(channel), cid), "GT", updated, cid)
                 for j in range(0, len(flat), 4):
                     mid, old, new, at = flat[j], int(flat[j + 1]), int(flat[j + 2]), float(flat[j + 3])
-                    pipe.zrem(k.index_state(old, cid), cid)
+                    pipe.write("ZREM", k.index_state(old, cid), cid)
                     events.append(
                         EventRecord("conversation.state_changed", cid, mid, at, {"from": old, "to": new})
                     )
                 if flat and not held:
-                    pipe.zadd(k.index_state(int(flat[-2]), cid), {cid: float(updated)})
+                    pipe.write("ZADD", k.index_state(int(flat[-2]), cid), updated, cid)
             add_to_pipeline(pipe, k.keys, events, self.settings.events_maxlen)
             await pipe.execute()
         await retention.apply(self.redis, k, self.settings, steps)

@@ -3,7 +3,7 @@ are the `.lua` files beside this module, registered by `scripts`).
 
 Every key of one conversation carries the hash tag `{conversation_id}` (via `parley.store.Keys`), so each
 script touches one hash slot. The listing indexes (partitioned by conversation id) and thread keys are
-single-key writes, pipelined beside the scripts, never inside one.
+written beside the scripts, never inside one (listing entries as `lua.Pipeline.write`s, one call per slot).
 """
 
 from __future__ import annotations

@@ -11,7 +11,6 @@ conversation ids derive from the opening message id, and the claims (SET NX) set
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from parley import lua
 from parley.clock import Clock
@@ -320,42 +319,44 @@ class Threader:
             args += message_args(p, now)
         await self.scripts.thread(keys=k.thread_script_keys(cid), args=args, client=pipe)
         if owner_person:
-            pipe.zadd(
-                k.customers.profile_conversations(owner_person), {cid: sent_at(opener.message, now)}, nx=True
+            pipe.write(
+                "ZADD", k.customers.profile_conversations(owner_person), "NX", _score(opener, now), cid
             )
         for p in group:
             self._profile_writes(pipe, p, cid, owner_person, now)
         if held or record.held:  # listed nowhere until its parent arrives or the sweep opens it
             if held:
-                pipe.zadd(k.held(cid), {cid: now}, nx=True)
+                pipe.write("ZADD", k.held(cid), "NX", repr(now), cid)
             return
         # New messages move the conversation up the lists; a re-thread only restores a missing entry.
         touched = any(p.claimed for p in group)
-        flag = {"gt": True} if touched else {"nx": True}
-        pipe.zadd(k.index_all(cid), {cid: now}, **flag)
-        pipe.zadd(k.index_channel(opener.message.channel, cid), {cid: now}, **flag)
-        pipe.zadd(k.index_opened(cid), {cid: sent_at(opener.message, now)}, nx=True)
+        flag = "GT" if touched else "NX"
+        pipe.write("ZADD", k.index_all(cid), flag, repr(now), cid)
+        pipe.write("ZADD", k.index_channel(opener.message.channel, cid), flag, repr(now), cid)
+        pipe.write("ZADD", k.index_opened(cid), "NX", _score(opener, now), cid)
         if any(p.new_conversation and p.claimed for p in group):
-            pipe.zadd(k.index_state(STATE_NEW, cid), {cid: now})
+            pipe.write("ZADD", k.index_state(STATE_NEW, cid), repr(now), cid)
             attrs = {"channel": CHANNEL_NAMES.get(opener.message.channel, "")}
             if opener.previous:
                 attrs["previous_conversation_id"] = opener.previous
             events.append(EventRecord("conversation.opened", cid, opener.message.message_id, now, attrs))
         elif touched:
-            pipe.zadd(k.index_state(record.state, cid), {cid: now}, xx=True, gt=True)
+            pipe.write("ZADD", k.index_state(record.state, cid), "XX", "GT", repr(now), cid)
 
-    def _profile_writes(self, pipe: Any, p: Placement, cid: str, owner_person: str, now: float) -> None:
+    def _profile_writes(
+        self, pipe: lua.Pipeline, p: Placement, cid: str, owner_person: str, now: float
+    ) -> None:
         """The customer's reach and identities, and their latest public exchange (a DM may continue it)."""
         k, m = self.keys, p.message
         if not is_outbound(m):
-            fields = {"handle": m.author.handle, "verified": int(m.author.verified)}
+            fields = ["handle", m.author.handle, "verified", int(m.author.verified)]
             if m.author.follower_count:
-                fields["followers"] = m.author.follower_count
-            pipe.hset(k.customers.profile(p.person), mapping=fields)
-            pipe.sadd(k.customers.profile_identities(p.person), identity_of(m.channel, m.author.id))
+                fields += ["followers", m.author.follower_count]
+            pipe.write("HSET", k.customers.profile(p.person), *fields)
+            pipe.write("SADD", k.customers.profile_identities(p.person), identity_of(m.channel, m.author.id))
         person = p.person if p.role == ROLE_OWNER else owner_person if p.role == ROLE_BRAND else ""
         if person and m.visibility == common_pb2.VISIBILITY_PUBLIC:
-            pipe.set(k.customers.last_public(person), f"{cid} {sent_at(m, now)!r}")
+            pipe.write("SET", k.customers.last_public(person), f"{cid} {sent_at(m, now)!r}")
 
     # ---- after the writes -------------------------------------------------------------------------------
 
@@ -413,3 +414,8 @@ class Threader:
         return {
             parent: Message.FromString(body) for parent, body in zip(parents, bodies, strict=True) if body
         }
+
+
+def _score(p: Placement, now: float) -> str:
+    """A listing score: when the message was sent."""
+    return repr(sent_at(p.message, now))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from parley import lua
 from parley.classifier.labels import INTENTS, TOPICS
 from parley.clock import Clock
 from parley.corrections import corrections_key, from_json, log_key
@@ -89,7 +90,7 @@ class Corrections:
                 return from_json(last)
         record["at"] = self.clock.now()
         encoded = json.dumps(record, separators=(",", ":"))
-        async with self.redis.pipeline(transaction=False) as pipe:
+        async with lua.pipeline(self.redis) as pipe:
             pipe.rpush(key, encoded)
             pipe.rpush(log_key(self.keys), json.dumps([conversation_id, message_id]))
             attrs = {

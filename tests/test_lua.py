@@ -71,11 +71,8 @@ async def test_an_error_of_a_script_is_raised_after_the_rest_ran(redis: Redis, k
 async def test_plain_writes_go_in_one_script_call_after_the_other_commands_in_order(
     redis: Redis, keys: Keys, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    listing, profile, seen = (
-        keys.namespaced("list"),
-        keys.namespaced("person", "{p1}"),
-        keys.namespaced("seen"),
-    )
+    # One hash tag, so one slot on a cluster as on a single server.
+    listing, profile, seen = (keys.namespaced("{w}", name) for name in ("list", "profile", "seen"))
     await redis.set(seen, "before")
     async with lua.pipeline(redis) as pipe:
         pipe.write("ZADD", listing, "NX", 1.5, "c1")
@@ -94,9 +91,9 @@ async def test_plain_writes_go_in_one_script_call_after_the_other_commands_in_or
     monkeypatch.setattr(lua, "WRITES_PER_CALL", 2)
     async with lua.pipeline(redis) as pipe:
         for n in range(5):
-            pipe.write("RPUSH", keys.namespaced("order"), n)
+            pipe.write("RPUSH", keys.namespaced("{w}", "order"), n)
         assert len(await pipe.execute()) == 3  # calls of at most two writes
-    assert await redis.lrange(keys.namespaced("order"), 0, -1) == [b"0", b"1", b"2", b"3", b"4"]
+    assert await redis.lrange(keys.namespaced("{w}", "order"), 0, -1) == [b"0", b"1", b"2", b"3", b"4"]
 
 
 async def test_scripts_in_a_cluster_pipeline_survive_a_failover_onto_a_replica() -> None:

@@ -8,6 +8,7 @@ import socket
 
 import pytest
 
+from parley import ports
 from parley.config import SERVICES, Settings
 from parley.ports import free_port_block
 from parley.suite import PortInUse, check_ports_free, ports_of
@@ -29,3 +30,19 @@ def test_a_worker_checks_its_own_metrics_port_while_another_worker_holds_its_own
         check_ports_free(ports_of(second, "worker"))  # the second one starts
         with pytest.raises(PortInUse):
             check_ports_free(ports_of(first, "worker"))  # a second copy of the first does not
+
+
+def test_a_block_never_takes_a_port_handed_out_before(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Nothing listens on a port handed out until its server starts, so the kernel may offer it again: the
+    # second block of a suite with replicas (or a service's port) once landed inside the first block.
+    first = ports.free_port_block(len(SERVICES))
+    single = ports.free_port()
+    offered = iter([first + 2, single, *range(40000, 40100)])
+    monkeypatch.setattr(ports, "_kernel_port", lambda: next(offered))
+
+    second = ports.free_port_block(len(SERVICES))
+    again = ports.free_port()
+
+    taken = set(range(first, first + len(SERVICES))) | {single}
+    assert not taken & set(range(second, second + len(SERVICES)))
+    assert again not in taken | set(range(second, second + len(SERVICES)))

@@ -96,6 +96,36 @@ async def test_plain_writes_go_in_one_script_call_after_the_other_commands_in_or
     assert await redis.lrange(keys.namespaced("{w}", "order"), 0, -1) == [b"0", b"1", b"2", b"3", b"4"]
 
 
+async def test_an_effect_queued_once_is_made_the_first_time_its_mark_is_seen_and_never_again(
+    redis: Redis, keys: Keys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mark, log, counts = (keys.namespaced("{o}", name) for name in ("mark", "log", "counts"))
+    effect = [("RPUSH", log, "event"), ("HINCRBY", counts, "handled", 1)]
+    async with lua.pipeline(redis) as pipe:
+        pipe.write("RPUSH", log, "before")
+        pipe.once(mark, effect)
+        pipe.once(mark, effect)  # the same effect again in the same call: skipped
+        pipe.write("RPUSH", log, "after")  # a write after a skipped effect still runs
+        await pipe.execute()
+    async with lua.pipeline(redis) as pipe:
+        pipe.once(mark, effect)  # a retried call
+        await pipe.execute()
+    assert await redis.lrange(log, 0, -1) == [b"before", b"event", b"after"]
+    assert await redis.hget(counts, "handled") == b"1"
+    assert 0 < await redis.ttl(mark) <= lua.ONCE_KEPT_SECONDS
+
+    # A mark and its commands are never split between two calls, however small the calls.
+    monkeypatch.setattr(lua, "WRITES_PER_CALL", 2)
+    other = keys.namespaced("{o}", "other")
+    async with lua.pipeline(redis) as pipe:
+        pipe.write("RPUSH", log, "w1")
+        pipe.once(other, effect)
+        pipe.once(other, effect)
+        assert len(await pipe.execute()) == 3  # the lone write, then each marked effect in a call of its own
+    assert await redis.lrange(log, 3, -1) == [b"w1", b"event"]
+    assert await redis.hget(counts, "handled") == b"2"
+
+
 async def test_scripts_in_a_cluster_pipeline_survive_a_failover_onto_a_replica() -> None:
     # A cluster of its own: one of its masters is killed and its replica, which never loaded a script,
     # takes over.

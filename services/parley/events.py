@@ -179,8 +179,8 @@ def add_to_pipeline(
     """Queue XADDs for `events` on an open pipeline (the caller executes it); `maxlen` counts all
     partitions together. Without `once` they are plain writes (`lua.Pipeline.write`: after the pipeline's
     other commands, in order). With `once` (an id of the effect the events belong to), each event is
-    written the first time that effect is made and never again, in its place in the pipeline. Returns the
-    marks that say so, one per event in its partition's slot (none without `once`)."""
+    written the first time that effect is made and never again (`lua.Pipeline.once`, among those writes).
+    Returns the marks that say so, one per event in its partition's slot (none without `once`)."""
     cap = per_partition_maxlen(maxlen, keys.event_partitions)
     marks: list[str] = []
     for event in events:
@@ -197,7 +197,7 @@ def add_to_pipeline(
         ]
         if once:
             marks.append(keys.event_once(partition, f"{once}:{event.type}"))
-            lua.once(pipe, marks[-1], xadds)
+            pipe.once(marks[-1], xadds)
             continue
         for xadd in xadds:
             pipe.write(*xadd)

@@ -75,7 +75,9 @@ class Pipeline:
         self.redis = redis
         self._pipe: Any = redis.pipeline(transaction=False)
         self._scripts: dict[int, tuple[Script, Sequence[Any], Sequence[Any]]] = {}
-        self._writes: dict[int, list[tuple[Any, ...]]] = {}  # hash slot (0 on one server) -> its writes
+        # hash slot (0 on one server) -> its writes, in groups never split between calls (a `once` and its
+        # commands are one group)
+        self._writes: dict[int, list[list[tuple[Any, ...]]]] = {}
 
     async def __aenter__(self) -> Pipeline:
         await self._pipe.__aenter__()  # a cluster pipeline learns the slot map here
@@ -99,15 +101,40 @@ class Pipeline:
         slot go in one `writes.lua` call at `execute` (every write at once on a single server), after the
         pipeline's other commands and in the order written: the client builds and parses one command per
         slot instead of one per write, which is most of what a write costs it."""
-        slot = key_slot(key.encode()) if isinstance(self.redis, RedisCluster) else 0
-        self._writes.setdefault(slot, []).append((name, key, *args))
+        self._writes.setdefault(self._slot(key), []).append([(name, key, *args)])
+
+    def write_together(self, commands: Sequence[Sequence[Any]]) -> None:
+        """Queue plain writes (as `write`; every key in one slot) that run in one call, never split between
+        two: nothing runs between them."""
+        group = [tuple(command) for command in commands]
+        if group:
+            self._writes.setdefault(self._slot(group[0][1]), []).append(group)
+
+    def once(self, mark: str, commands: Sequence[Sequence[Any]]) -> None:
+        """Queue `commands` (each a command name, the key it writes, its other arguments; every key in the
+        slot of `mark`) to run the first time `mark` is seen and never again: for an effect outside a record's
+        slot, which a version check on the record cannot fence. They go with the plain writes (`write`), in
+        their order among them; the mark is kept `ONCE_KEPT_SECONDS`."""
+        group = [("ONCE", mark, ONCE_KEPT_SECONDS, len(commands)), *(tuple(command) for command in commands)]
+        self._writes.setdefault(self._slot(mark), []).append(group)
+
+    def _slot(self, key: str) -> int:
+        return key_slot(key.encode()) if isinstance(self.redis, RedisCluster) else 0
 
     def _send_writes(self) -> None:
         writes, self._writes = self._writes, {}
-        for commands in writes.values():
-            for start in range(0, len(commands), WRITES_PER_CALL):
-                keys, args = _commands_args(commands[start : start + WRITES_PER_CALL])
-                self.script(Script(self.redis, _WRITES), keys, args)
+        for groups in writes.values():
+            call: list[tuple[Any, ...]] = []
+            for group in groups:
+                if call and len(call) + len(group) > WRITES_PER_CALL:
+                    self._send_write_call(call)
+                    call = []
+                call += group
+            self._send_write_call(call)
+
+    def _send_write_call(self, commands: list[tuple[Any, ...]]) -> None:
+        keys, args = _commands_args(commands)
+        self.script(Script(self.redis, _WRITES), keys, args)
 
     async def execute(self, raise_on_error: bool = True) -> list[Any]:
         """Run everything queued in one round trip; script calls answered NOSCRIPT are loaded and re-sent."""
@@ -135,30 +162,19 @@ def pipeline(redis: Redis) -> Pipeline:
     return Pipeline(redis)
 
 
-# How long an effect stays marked as made: far longer than a call, its retries or a stall could repeat it,
-# short enough that the marks of a busy day (a few per desk action or assignment) do not pile up.
+# How long an effect stays marked as made (`Pipeline.once`): far longer than a call, its retries or a stall
+# could repeat it, short enough that the marks of a busy day (a few per desk action or assignment) do not pile
+# up.
 ONCE_KEPT_SECONDS = 86_400
-_ONCE = load("parley", "once")
 _WRITES = load("parley", "writes")
-# Writes per writes.lua call: a call blocks the server while it runs (1,000 small writes take about a
-# millisecond).
+# Writes per writes.lua call, a `once` group never split: a call blocks the server while it runs (1,000 small
+# writes take about a millisecond).
 WRITES_PER_CALL = 1000
 
 
-def once(pipe: Pipeline, mark: str, commands: Sequence[Sequence[Any]]) -> None:
-    """Queue `commands` (each a command name, the key it writes, its other arguments; every key in the slot
-    of `mark`) to run the first time `mark` is seen and never again (`once.lua`): for an effect outside a
-    record's slot, which a version check on the record cannot fence."""
-    keys, args = _commands_args(commands, [mark])
-    pipe.script(Script(pipe.redis, _ONCE), keys, [ONCE_KEPT_SECONDS, *args])
-
-
-def _commands_args(
-    commands: Sequence[Sequence[Any]], keys: Sequence[Any] = ()
-) -> tuple[list[Any], list[Any]]:
-    """KEYS and ARGV of commands.lua for `commands` (each a name, the key it writes, its other words), after
-    `keys`."""
-    named: dict[Any, int] = {key: n for n, key in enumerate(keys, 1)}
+def _commands_args(commands: Sequence[Sequence[Any]]) -> tuple[list[Any], list[Any]]:
+    """KEYS and ARGV of commands.lua for `commands` (each a name, the key it writes, its other words)."""
+    named: dict[Any, int] = {}
     args: list[Any] = []
     for name, key, *rest in commands:
         index = named.setdefault(key, len(named) + 1)

@@ -304,7 +304,7 @@ class Keys:
         return [self.merge_stream(p) for p in range(self.event_partitions)]
 
     def event_once(self, partition: int, effect: str) -> str:
-        """The mark of an event written at most once (`lua.once`), in its partition's slot."""
+        """The mark of an event written at most once (`lua.Pipeline.once`), in its partition's slot."""
         return (
             f"{self.prefix}:once:{{{event_tag(partition, self.event_partitions)}}}:{escape_key_part(effect)}"
         )

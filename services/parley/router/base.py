@@ -31,7 +31,7 @@ class Scripts:
 
         self.route = script("route")
         self.set_state = script("set_state")
-        self.enqueue = script("enqueue")
+        self.raise_entry = script("raise")
         self.take = script("take")
         self.best = script("best")
         self.reserve = script("reserve")

@@ -243,7 +243,7 @@ class Desk(Part):
             )
             token = marked["leaving_token"]
             await self.scripts.left(keys=[self.k.state(cid)], args=[token, *fields], client=pipe)
-            await self.queues.enqueue_on(pipe, team.name, cid, priority, since, due)
+            self.queues.add_on(pipe, team.name, cid, priority, since, due)
             # The rest lies outside the state's slot, where the mark's token cannot fence it: keyed by the
             # action (its mark's time), so a stalled call that goes on after the loop finished it writes
             # nothing twice.
@@ -530,7 +530,7 @@ class Desk(Part):
                 handled = max(0.0, now - float(marked.get("assigned_at", now)))
                 totals, team = self.k.handled(marked["team"]), marked["team"]
                 increments = [("HINCRBYFLOAT", totals, "seconds", handled), ("HINCRBY", totals, "count", 1)]
-                lua.once(pipe, self.k.handled_once(team, action), increments)
+                pipe.once(self.k.handled_once(team, action), increments)
             event = EventRecord(
                 "conversation.resolved",
                 cid,

@@ -71,7 +71,7 @@ class RouterKeys:
         return self._team(team, "handled")
 
     def handled_once(self, team: str, action: str) -> str:
-        """The mark of a resolution's handling time, counted once (`lua.once`)."""
+        """The mark of a resolution's handling time, counted once (`lua.Pipeline.once`)."""
         return self._team(team, f"handled-once:{escape_key_part(action)}")
 
     def enqueued_once(self, team: str, conversation_id: str, message_id: str) -> str:

@@ -1,4 +1,4 @@
--- Shared by enqueue.lua and join.lua. KEYS: queue, since, due, base (the team's queue keys).
+-- Shared by raise.lua and join.lua. KEYS: queue, since, due, base (the team's queue keys).
 -- Lifts a waiting member to `priority` when that is higher (its score keeps the ageing it earned) and
 -- tightens its deadline; false when the member is not waiting.
 local function lift(member, priority, due)

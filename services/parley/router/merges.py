@@ -186,13 +186,8 @@ class Merges:
     async def _restore_entry(self, dst: dict[str, str], into: str) -> None:
         """Put back the surviving conversation's queue entry: taken by a move that could not finish, or not
         yet written by a pass that died."""
-        await self.router.queues.enqueue_on(
-            self.redis,
-            dst["team"],
-            into,
-            float(dst["priority"]),
-            float(dst["enqueued_at"]),
-            float(dst["sla_due"]),
+        await self.router.queues.add(
+            dst["team"], into, float(dst["priority"]), float(dst["enqueued_at"]), float(dst["sla_due"])
         )
 
     async def _fold_waiting(
@@ -240,7 +235,7 @@ class Merges:
         fields = {name: src[name] for name in CARRIED if name in src}
         state = {**carry, **fields, "state": "queued", "agent": "", ENTRY_MARK: merged}
         await self.write_survivor(into, state, priority, due, since, version)
-        await self.router.queues.enqueue_on(self.redis, team, into, float(priority), float(since), float(due))
+        await self.router.queues.add(team, into, float(priority), float(since), float(due))
         await self.redis.hdel(self.k.state(into), ENTRY_MARK)
         await self.remove_waiting(team, merged)
         return MergeOutcome(

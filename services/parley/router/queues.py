@@ -25,27 +25,49 @@ class Queues(Part):
         super().__init__(ground)
         self._ageing_from: dict[str, int] = {}  # team -> rank in order of arrival the next slice starts at
 
-    async def enqueue_on(
+    def add_on(
         self,
-        pipe: Any,
+        pipe: lua.Pipeline,
         team: str,
         cid: str,
         priority: float,
         since: float,
         due: float,
-        mode: str = "add",
         hold: str = "",
         once: str = "",
     ) -> None:
-        """Queue ENQUEUE.lua on `pipe`. With `once` (a mark in the team's slot, `RouterKeys.enqueued_once`),
-        "add" is made only the first time."""
+        """Queue on `pipe` the writes that put a conversation in a team's queue (keeping an earlier enqueue
+        time), reserved for its previous agent when `hold` ("agent|until") is given, in one step so no other
+        agent can take it in between. With `once` (a mark in the team's slot, `RouterKeys.enqueued_once`),
+        only the first time the mark is seen: a Route decision's entry written again (its decision still
+        pending after a failover that kept the entry) does not put back a conversation taken since. Plain
+        writes (`lua.Pipeline.write`): they run after the pipeline's other commands."""
         k = self.k
-        keys = [k.queue(team), k.since(team), k.due(team), k.base(team), k.held(team)]
-        args: list[Any] = [cid, priority, since, due, mode, hold]
+        commands: list[tuple[Any, ...]] = [
+            ("ZADD", k.queue(team), priority, cid),
+            ("ZADD", k.base(team), priority, cid),
+            ("ZADD", k.since(team), "NX", since, cid),
+            ("ZADD", k.due(team), due, cid),
+        ]
+        if hold:
+            commands.append(("HSET", k.held(team), cid, hold))
         if once:
-            keys.append(once)
-            args.append(lua.ONCE_KEPT_SECONDS)
-        await self.scripts.enqueue(keys=keys, args=args, client=pipe)
+            pipe.once(once, commands)
+        else:
+            pipe.write_together(commands)
+
+    async def add(self, team: str, cid: str, priority: float, since: float, due: float) -> None:
+        """Put a conversation in a team's queue now (`add_on`)."""
+        async with lua.pipeline(self.redis) as pipe:
+            self.add_on(pipe, team, cid, priority, since, due)
+            await pipe.execute()
+
+    async def raise_on(self, pipe: lua.Pipeline, team: str, cid: str, priority: float, due: float) -> None:
+        """Queue RAISE.lua on `pipe`: lift a conversation still waiting in the team's queue to `priority` and
+        tighten its deadline (a claimed one stays out). Safe to repeat."""
+        k = self.k
+        keys = [k.queue(team), k.since(team), k.due(team), k.base(team)]
+        await self.scripts.raise_entry(keys=keys, args=[cid, priority, due], client=pipe)
 
     async def take_from(self, team: str, cid: str, agent_id: str = "", token: str = "") -> bool:
         """Remove a waiting conversation; with an agent, journal the claim until the assignment exists."""

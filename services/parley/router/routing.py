@@ -278,13 +278,11 @@ class Routing(Part):
                         pipe.sadd(self.k.holds(hold.agent.agent_id), f"{team}|{cid}")
                     entry = f"{hold.agent.agent_id}|{hold.until}" if hold else ""
                     marks.append(self.k.enqueued_once(team, cid, mid))
-                    await self.queues.enqueue_on(
-                        pipe, team, cid, decision.priority, since, due, "add", entry, once=marks[-1]
-                    )
+                    self.queues.add_on(pipe, team, cid, decision.priority, since, due, entry, once=marks[-1])
                     arrivals.setdefault(team, {})[f"{cid}|{mid}"] = since
                 elif decision.action == common_pb2.ROUTE_ACTION_APPENDED and not decision.agent_id:
                     # Lifts the waiting entry only if it is still waiting and only upwards: safe to repeat.
-                    await self.queues.enqueue_on(pipe, team, cid, decision.priority, 0, due, "raise")
+                    await self.queues.raise_on(pipe, team, cid, decision.priority, due)
                 event = EventRecord(
                     "conversation.routed",
                     cid,
@@ -303,23 +301,37 @@ class Routing(Part):
                     pipe, self.keys, [event], self.settings.events_maxlen, once=f"{cid}:route:{mid}"
                 )
             for team, entries in arrivals.items():
-                pipe.zadd(self.k.arrivals(team), entries)
-                pipe.zremrangebyscore(self.k.arrivals(team), "-inf", now - window)
+                scored = [word for member, since in entries.items() for word in (since, member)]
+                pipe.write("ZADD", self.k.arrivals(team), *scored)
+                pipe.write("ZREMRANGEBYSCORE", self.k.arrivals(team), "-inf", now - window)
+            if not self.replicas.enabled:
+                # One server runs a pipeline's writes in order, after its other commands: the effects are
+                # written before the decisions stop being pending, with nothing to wait for in between.
+                self._settle_effects(pipe, decisions, marks)
             await pipe.execute()
+        if not self.replicas.enabled:
+            return
         # Only once every effect has landed (on a cluster, the commands above run on several nodes at once):
         # a merge waits while a decision is pending.
         await self.replicas.confirm()
         async with lua.pipeline(self.redis) as pipe:
-            for decision in decisions:
-                pipe.hdel(self.k.state(decision.conversation_id), PENDING + decision.message_id)
+            self._settle_effects(pipe, decisions, [])
             await pipe.execute()
-        # A writer that read a decision as pending before this writes its effects within one call of that
-        # read: the effects' marks are kept that much longer, not a day each.
         await self.replicas.confirm()
         async with lua.pipeline(self.redis) as pipe:
-            for mark in marks:
-                pipe.expire(mark, EFFECT_MARKS_KEPT_SECONDS)
+            self._settle_effects(pipe, [], marks)
             await pipe.execute()
+
+    def _settle_effects(
+        self, pipe: lua.Pipeline, decisions: list[common_pb2.RoutingDecision], marks: list[str]
+    ) -> None:
+        """Each decision's `pending:` field leaves its conversation's state (its effects are all written);
+        then the effects' marks are kept only `EFFECT_MARKS_KEPT_SECONDS` more, not a day each: a writer that
+        read a decision as pending before this writes its effects within one call of that read."""
+        for decision in decisions:
+            pipe.write("HDEL", self.k.state(decision.conversation_id), PENDING + decision.message_id)
+        for mark in marks:
+            pipe.write("EXPIRE", mark, EFFECT_MARKS_KEPT_SECONDS)
 
     async def settle_route_effects(self, conversation_id: str, state: Mapping[str, str]) -> bool:
         """Whether every Route decision stored for the conversation has its effects written (True), finishing

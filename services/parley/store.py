@@ -12,8 +12,10 @@ import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
+import hiredis
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
@@ -71,6 +73,7 @@ def connect(settings: Settings, url: str | None = None) -> Redis:
             ClusterNode(parsed.hostname or "127.0.0.1", parsed.port or 6379)
             for parsed in map(urlsplit, others)
         ]
+        # redis-py's cluster client takes no connection class: it packs commands its own way.
         return RedisCluster.from_url(first, startup_nodes=seeds or None)
     # One server: no read timeout per reply. redis-py arms an asyncio timeout around every reply it reads, a
     # third to half of the client's cost of a pipelined command. A dead server or link is still found: by
@@ -79,11 +82,28 @@ def connect(settings: Settings, url: str | None = None) -> Redis:
     # and the health check pings with its own. A cluster keeps the read timeout: failovers are found by it.
     return aioredis.Redis.from_url(
         url,
+        connection_class=HiredisPacking,
         health_check_interval=30,
         socket_timeout=None,
         socket_keepalive=True,
         socket_keepalive_options=_TCP_LIVENESS,
     )
+
+
+class HiredisPacking(aioredis.Connection):
+    """A connection whose commands hiredis packs alone. redis-py first converts every argument in Python (a
+    generator step and an encoder call each: three quarters of what packing costs, and packing is a fifth of
+    a busy service's CPU); hiredis converts str, int, float and bytes itself, to the same bytes (UTF-8 for
+    text, `repr` for numbers). Anything else (a bytearray, a bool, a command name of two words) goes the
+    redis-py way, which converts it or raises its usual error."""
+
+    def pack_command(self, *args: Any) -> list[bytes]:
+        if not (isinstance(args[0], str) and " " in args[0]):
+            try:
+                return [hiredis.pack_command(args)]
+            except TypeError:
+                pass
+        return super().pack_command(*args)
 
 
 def _tcp_liveness() -> dict[int, int]:

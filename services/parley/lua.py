@@ -73,6 +73,7 @@ class Pipeline:
 
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
+        self._cluster = isinstance(redis, RedisCluster)
         self._pipe: Any = redis.pipeline(transaction=False)
         self._scripts: dict[int, tuple[Script, Sequence[Any], Sequence[Any]]] = {}
         # hash slot (0 on one server) -> its writes, in groups never split between calls (a `once` and its
@@ -119,7 +120,7 @@ class Pipeline:
         self._writes.setdefault(self._slot(mark), []).append(group)
 
     def _slot(self, key: str) -> int:
-        return key_slot(key.encode()) if isinstance(self.redis, RedisCluster) else 0
+        return key_slot(key.encode()) if self._cluster else 0
 
     def _send_writes(self) -> None:
         writes, self._writes = self._writes, {}

@@ -5,6 +5,7 @@ import asyncio
 import pytest
 from router_testkit import events_of, make_item
 
+from parley import lua
 from parley.clock import from_timestamp
 from parley.router.common import PENDING
 from parley.router.core import Router
@@ -265,3 +266,21 @@ async def test_a_decision_is_kept_before_its_effects_and_its_effects_before_it_s
     await route_one(router, "c1", "x:1", "complaint", topic="billing")
     # decision, event, queue entry, still pending
     assert seen[:3] == [(1, 0, 0, 1), (1, 1, 1, 1), (1, 1, 1, 0)]
+
+
+async def test_a_message_routed_for_the_first_time_is_looked_up_in_its_own_conversation_only(
+    router: Router, monkeypatch
+):
+    """A message with no earlier decision has nowhere else to look: no command names another conversation
+    (a missing "first routed in" once read as the conversation "None", two wasted commands a message)."""
+    named: list[str] = []
+    execute = lua.Pipeline.execute
+
+    async def noting(self: lua.Pipeline, raise_on_error: bool = True) -> list:
+        named.extend(str(args[1]) for args, _ in self._pipe.command_stack if len(args) > 1)
+        return await execute(self, raise_on_error)
+
+    monkeypatch.setattr(lua.Pipeline, "execute", noting)
+    await route_one(router, "c1", "x:1", "complaint", topic="billing")
+    conversations = {key.split("router:conv:", 1)[1].split("}")[0] for key in named if "router:conv:{" in key}
+    assert conversations == {"{c1"}

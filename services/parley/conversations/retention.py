@@ -50,17 +50,17 @@ async def apply(
         for cid in every:
             pipe.zrange(keys.messages(cid), 0, -1)
         messages = dict(zip(every, await pipe.execute(), strict=True))
-    async with lua.pipeline(redis) as pipe:
+    async with lua.pipeline(redis) as pipe:  # plain writes: one call per slot
         for cid in closing:
             for key in _keys_of(keys, cid, messages[cid]):
-                pipe.expire(key, ttl)
+                pipe.write("EXPIRE", key, ttl)
             # The router's state and audit of it go too (LT: an audit expiring sooner keeps its own TTL).
             for key in RouterKeys(keys.keys).conversation_keys(cid, [])[:2]:
-                pipe.expire(key, ttl, lt=True)
+                pipe.write("EXPIRE", key, ttl, "LT")
         for cid in reopening:
             for key in _keys_of(keys, cid, messages[cid]):
-                pipe.persist(key)
-            pipe.persist(RouterKeys(keys.keys).state(cid))
+                pipe.write("PERSIST", key)
+            pipe.write("PERSIST", RouterKeys(keys.keys).state(cid))
         await pipe.execute()
 
 

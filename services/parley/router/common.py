@@ -33,6 +33,9 @@ def as_float(text: str) -> float:
 
 
 def text_of(value: Any) -> str:
+    """A value Redis returned, as text; a missing one (None) is empty, never "None"."""
+    if value is None:
+        return ""
     return value.decode() if isinstance(value, bytes) else str(value)
 
 

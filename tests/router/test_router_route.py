@@ -274,13 +274,20 @@ async def test_a_message_routed_for_the_first_time_is_looked_up_in_its_own_conve
     """A message with no earlier decision has nowhere else to look: no command names another conversation
     (a missing "first routed in" once read as the conversation "None", two wasted commands a message)."""
     named: list[str] = []
-    execute = lua.Pipeline.execute
+    init = lua.Pipeline.__init__
 
-    async def noting(self: lua.Pipeline, raise_on_error: bool = True) -> list:
-        named.extend(str(args[1]) for args, _ in self._pipe.command_stack if len(args) > 1)
-        return await execute(self, raise_on_error)
+    def noting(self: lua.Pipeline, redis: Redis) -> None:
+        init(self, redis)
+        queue = self._pipe.execute_command  # every command a pipeline queues, plain or cluster
 
-    monkeypatch.setattr(lua.Pipeline, "execute", noting)
+        def note(*args, **options):
+            if len(args) > 1:
+                named.append(str(args[1]))
+            return queue(*args, **options)
+
+        self._pipe.execute_command = note
+
+    monkeypatch.setattr(lua.Pipeline, "__init__", noting)
     await route_one(router, "c1", "x:1", "complaint", topic="billing")
     conversations = {key.split("router:conv:", 1)[1].split("}")[0] for key in named if "router:conv:{" in key}
     assert conversations == {"{c1"}

@@ -214,3 +214,23 @@ async def test_erasure_reaches_the_parts_an_earlier_version_wrote(suite, redis, 
         assert not await redis.exists(keys.conversation_part(own, part))
     assert await redis.hgetall(keys.conversation_part(bobs, "texts")) == {b"x:2": b"my parcel is late"}
     assert await redis.zrange(keys.conversation_part(bobs, "inbound"), 0, -1) == [b"x:2"]
+
+
+async def test_erasure_removes_a_profile_an_earlier_version_stored(suite, redis, keys) -> None:  # noqa: ANN001
+    """Earlier versions kept a customer's identities and latest public exchange in keys of their own."""
+    conversations, _, _ = suite
+    await conversations.Thread(S.ThreadRequest(messages=[message("1", "alice", "my card was charged twice")]))
+    c = ConversationKeys(keys).customers
+    fields = await redis.hgetall(c.profile("x:alice"))
+    await redis.hdel(c.profile("x:alice"), "id:x:alice", "public")
+    await redis.sadd(c.legacy_identities("x:alice"), "x:alice", "messenger:alice-fb")
+    await redis.set(c.legacy_last_public("x:alice"), fields[b"public"])
+    await redis.set(c.identity("messenger:alice-fb"), "x:alice")
+
+    erased = await conversations.EraseCustomer(
+        S.EraseCustomerRequest(identity=S.Identity(channel=X, author_id="alice"))
+    )
+    assert (erased.identities, erased.conversations) == (2, 1)
+    left = [key async for key in redis.scan_iter(match=keys.namespaced("person", "{x:alice}") + "*")]
+    assert left == []
+    assert await redis.exists(c.identity("messenger:alice-fb")) == 0

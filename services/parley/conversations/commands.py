@@ -248,9 +248,7 @@ async def _memory(redis: Redis, core: Conversations, count: int, samples: int = 
                 *k.parts(cid),
                 *(k.message_index(f"x:{n}-{j}") for j in range(3)),
                 k.customers.profile(person),
-                k.customers.profile_identities(person),
                 k.customers.profile_conversations(person),
-                k.customers.last_public(person),
             ]:
                 pipe.memory_usage(key, samples=0)
         sizes = await pipe.execute()

@@ -18,7 +18,7 @@ from parley.router.keys import RouterKeys
 from parley.store import Redis
 from parley.v1 import common_pb2, conversations_pb2, dispatch_pb2
 
-from .store import ConversationKeys
+from .store import ConversationKeys, identities_in
 
 SCAN_BATCH = 200
 # Parts of a conversation keyed by message id (hashes), and the sorted sets of message ids; the legacy parts
@@ -57,10 +57,11 @@ class Eraser:
         k = self.keys
         person = _text(await self.redis.get(k.customers.identity(identity))) or identity
         async with lua.pipeline(self.redis) as pipe:
-            pipe.smembers(k.customers.profile_identities(person))
+            pipe.hkeys(k.customers.profile(person))
+            pipe.smembers(k.customers.legacy_identities(person))
             pipe.zrange(k.customers.profile_conversations(person), 0, -1)
-            linked, owned = await pipe.execute()
-        identities = {identity, *map(_text, linked)}
+            fields, legacy, owned = await pipe.execute()
+        identities = {identity, *identities_in(map(_text, fields)), *map(_text, legacy)}
         owned = [_text(c) for c in owned]
         result = Erased(person, identities=len(identities), conversations=len(owned))
         owned_records = await self._read(owned)
@@ -155,9 +156,9 @@ class Eraser:
                 pipe.delete(*map(k.message_index, mids))
             pipe.delete(
                 k.customers.profile(person),
-                k.customers.profile_identities(person),
                 k.customers.profile_conversations(person),
-                k.customers.last_public(person),
+                k.customers.legacy_identities(person),
+                k.customers.legacy_last_public(person),
             )
             pipe.delete(*map(k.customers.identity, identities))
             await pipe.execute()

@@ -17,7 +17,7 @@ from parley.rpc import NotFound
 from parley.store import Redis
 from parley.v1 import common_pb2, conversations_pb2
 
-from .store import ConversationKeys, as_text
+from .store import PUBLIC_FIELD, ConversationKeys, as_text, identities_in, identity_field
 
 
 def identity_of(channel: int, author_id: str) -> str:
@@ -89,39 +89,37 @@ class Customers:
 
     async def link_identities(self, identity: str, other: str) -> str:
         """Make `other` (and every identity already linked to it) part of the customer of `identity`."""
-        k = self.keys
+        c = self.keys.customers
         person, absorbed = await self.person(identity), await self.person(other)
         if person == absorbed:
             return person
         async with lua.pipeline(self.redis) as pipe:
-            pipe.smembers(k.customers.profile_identities(absorbed))
-            pipe.hgetall(k.customers.profile(absorbed))
-            pipe.hgetall(k.customers.profile(person))
-            pipe.zrange(k.customers.profile_conversations(absorbed), 0, -1, withscores=True)
-            pipe.get(k.customers.last_public(absorbed))
-            pipe.get(k.customers.last_public(person))
-            raw_ids, raw_theirs, raw_ours, convs, their_public, our_public = await pipe.execute()
-        ids = {as_text(i) for i in raw_ids} | {other}
-        theirs = {as_text(a): as_text(b) for a, b in raw_theirs.items()}
-        ours = {as_text(a): as_text(b) for a, b in raw_ours.items()}
-        merged = {**theirs, **ours}
+            for who in (absorbed, person):
+                pipe.hgetall(c.profile(who))
+                pipe.smembers(c.legacy_identities(who))
+                pipe.get(c.legacy_last_public(who))
+            pipe.zrange(c.profile_conversations(absorbed), 0, -1, withscores=True)
+            *read, convs = await pipe.execute()
+        theirs, ours = _profile_fields(*read[:3]), _profile_fields(*read[3:])
+        ids = identities_in(theirs) | identities_in(ours) | {identity, other}
+        merged = {**theirs, **ours, **{identity_field(i): "1" for i in ids}}
         merged["followers"] = str(max(int(theirs.get("followers") or 0), int(ours.get("followers") or 0)))
         merged["verified"] = str(max(int(theirs.get("verified") or 0), int(ours.get("verified") or 0)))
+        exchanges = [f[PUBLIC_FIELD] for f in (theirs, ours) if f.get(PUBLIC_FIELD)]
+        if exchanges:
+            merged[PUBLIC_FIELD] = max(exchanges, key=_public_at)
         async with lua.pipeline(self.redis) as pipe:
-            pipe.set(k.customers.identity(identity), person)
             for i in ids:
-                pipe.set(k.customers.identity(i), person)
-            pipe.sadd(k.customers.profile_identities(person), identity, *ids)
-            pipe.hset(k.customers.profile(person), mapping=merged)
+                pipe.set(c.identity(i), person)
+            pipe.hset(c.profile(person), mapping=merged)
             if convs:
-                pipe.zadd(k.customers.profile_conversations(person), dict(convs), nx=True)
-            if their_public and (not our_public or _public_at(their_public) > _public_at(our_public)):
-                pipe.set(k.customers.last_public(person), their_public)
+                pipe.zadd(c.profile_conversations(person), dict(convs), nx=True)
+            pipe.delete(c.legacy_identities(person), c.legacy_last_public(person))
             pipe.delete(
-                k.customers.profile(absorbed),
-                k.customers.profile_identities(absorbed),
-                k.customers.profile_conversations(absorbed),
-                k.customers.last_public(absorbed),
+                c.profile(absorbed),
+                c.profile_conversations(absorbed),
+                c.legacy_identities(absorbed),
+                c.legacy_last_public(absorbed),
             )
             await pipe.execute()
         return person
@@ -133,18 +131,19 @@ class Customers:
         person = person or await self.person(identity)
         async with lua.pipeline(self.redis) as pipe:
             pipe.hgetall(k.customers.profile(person))
-            pipe.smembers(k.customers.profile_identities(person))
+            pipe.smembers(k.customers.legacy_identities(person))
             pipe.zrevrange(k.customers.profile_conversations(person), 0, limit - 1, withscores=True)
-            raw_fields, ids, convs = await pipe.execute()
-        if not raw_fields and not ids:
+            raw_fields, legacy_ids, convs = await pipe.execute()
+        fields = _profile_fields(raw_fields, legacy_ids, None)
+        identities = identities_in(fields)
+        if not identities:  # a brand reply may write a public exchange where nothing else is left
             raise NotFound(f"no customer with identity {identity or person}")
-        fields = {as_text(a): as_text(b) for a, b in raw_fields.items()}
         out = conversations_pb2.CustomerProfile(
             person_id=person,
             follower_count=int(fields.get("followers") or 0),
             verified=fields.get("verified") == "1",
         )
-        for raw in sorted(as_text(i) for i in ids):
+        for raw in sorted(identities):
             channel, _, author_id = raw.partition(":")
             out.identities.add(channel=CHANNELS_BY_NAME.get(channel, 0), author_id=author_id)
         out.tier = self.tiers.for_profile(out)
@@ -166,6 +165,17 @@ class Customers:
         return out
 
 
-def _public_at(raw: bytes | str) -> float:
+def _profile_fields(
+    raw: dict[bytes, bytes], legacy_identities: set[bytes], legacy_last_public: bytes | None
+) -> dict[str, str]:
+    """A profile's fields as text, with what earlier versions kept in keys of their own folded in."""
+    fields = {as_text(a): as_text(b) for a, b in raw.items()}
+    fields.update({identity_field(as_text(i)): "1" for i in legacy_identities})
+    if legacy_last_public and PUBLIC_FIELD not in fields:  # the field is written later than the key
+        fields[PUBLIC_FIELD] = as_text(legacy_last_public)
+    return fields
+
+
+def _public_at(value: str) -> float:
     """The time of a last-public value ('conversation_id time')."""
-    return float(as_text(raw).split(" ")[1])
+    return float(value.split(" ")[1])

@@ -9,7 +9,7 @@ written beside the scripts, never inside one (listing entries as `lua.Pipeline.w
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from parley import lua
@@ -190,7 +190,12 @@ class ConversationKeys:
 
 @dataclass(frozen=True)
 class CustomerKeys:
-    """Customers: an identity ("channel:author_id") points at its person; a person's keys share one slot."""
+    """Customers: an identity ("channel:author_id") points at its person; a person's keys share one slot.
+
+    A person's profile is one hash: their reach, a field per linked identity (`identity_field`), and their
+    latest public exchange (`PUBLIC_FIELD`). Earlier versions kept the identities and the exchange in keys of
+    their own (`legacy_identities`, `legacy_last_public`): no longer written, still read, and removed when
+    the person is linked or erased."""
 
     keys: Keys
 
@@ -200,13 +205,29 @@ class CustomerKeys:
     def profile(self, person: str) -> str:
         return self.keys.namespaced("person", f"{{{person}}}")
 
-    def profile_identities(self, person: str) -> str:
-        return self.keys.namespaced("person", f"{{{person}}}", "ids")
-
     def profile_conversations(self, person: str) -> str:
         """Sorted set: conversation id by opened time."""
         return self.keys.namespaced("person", f"{{{person}}}", "convs")
 
-    def last_public(self, person: str) -> str:
-        """'conversation_id time' of the person's latest public exchange (a DM may continue it)."""
+    def legacy_identities(self, person: str) -> str:
+        """Set of the person's identities, as earlier versions stored them."""
+        return self.keys.namespaced("person", f"{{{person}}}", "ids")
+
+    def legacy_last_public(self, person: str) -> str:
+        """The person's latest public exchange, as earlier versions stored it."""
         return self.keys.namespaced("person", f"{{{person}}}", "public")
+
+
+# A person's latest public exchange, 'conversation_id time' (a DM may continue it): a field of the profile.
+PUBLIC_FIELD = "public"
+_IDENTITY_PREFIX = "id:"
+
+
+def identity_field(identity: str) -> str:
+    """The profile field that links an identity to its person."""
+    return _IDENTITY_PREFIX + identity
+
+
+def identities_in(fields: Iterable[str]) -> set[str]:
+    """The identities a profile's fields link."""
+    return {f[len(_IDENTITY_PREFIX) :] for f in fields if f.startswith(_IDENTITY_PREFIX)}

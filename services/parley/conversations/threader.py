@@ -24,7 +24,7 @@ from .lifecycle import publish_state_changes
 from .merging import AWAITING_TTL_SECONDS, Merges
 from .profiles import Tiers, identity_of
 from .scripts import Scripts, message_args, thread_args
-from .store import ConversationKeys, as_text, conversation_id_for, read_many
+from .store import PUBLIC_FIELD, ConversationKeys, as_text, conversation_id_for, identity_field, read_many
 from .threading import (
     ROLE_BRAND,
     ROLE_OWNER,
@@ -157,12 +157,15 @@ class Threader:
     async def _last_public(self, persons: list[str]) -> dict[str, PublicExchange]:
         """Each person's latest public exchange, with the state of its conversation."""
         people = list(dict.fromkeys(persons))
-        values = await read_many(
-            self.redis, self.settings.redis_cluster, [self.keys.customers.last_public(p) for p in people]
-        )
+        c = self.keys.customers
+        async with lua.pipeline(self.redis) as pipe:
+            for person in people:
+                pipe.hget(c.profile(person), PUBLIC_FIELD)
+                pipe.get(c.legacy_last_public(person))  # the field, once written, is the later one
+            values = await pipe.execute()
         found: dict[str, tuple[str, float]] = {}
-        for person, raw in zip(people, values, strict=True):
-            if raw:
+        for person, current, legacy in zip(people, values[::2], values[1::2], strict=True):
+            if raw := current or legacy:
                 cid, at = as_text(raw).split(" ")
                 found[person] = (cid, float(at))
         if not found:
@@ -350,13 +353,13 @@ class Threader:
         k, m = self.keys, p.message
         if not is_outbound(m):
             fields = ["handle", m.author.handle, "verified", int(m.author.verified)]
+            fields += [identity_field(identity_of(m.channel, m.author.id)), 1]
             if m.author.follower_count:
                 fields += ["followers", m.author.follower_count]
             pipe.write("HSET", k.customers.profile(p.person), *fields)
-            pipe.write("SADD", k.customers.profile_identities(p.person), identity_of(m.channel, m.author.id))
         person = p.person if p.role == ROLE_OWNER else owner_person if p.role == ROLE_BRAND else ""
         if person and m.visibility == common_pb2.VISIBILITY_PUBLIC:
-            pipe.write("SET", k.customers.last_public(person), f"{cid} {sent_at(m, now)!r}")
+            pipe.write("HSET", k.customers.profile(person), PUBLIC_FIELD, f"{cid} {sent_at(m, now)!r}")
 
     # ---- after the writes -------------------------------------------------------------------------------
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+from conversations.builders import store_messages_as_earlier_versions_did
 
 from parley import rpc
 from parley.clock import ManualClock, to_timestamp
@@ -185,8 +186,8 @@ async def test_erase_customer_validates_the_identity(settings: Settings, redis) 
 
 
 async def test_erasure_reaches_the_parts_an_earlier_version_wrote(suite, redis, keys) -> None:  # noqa: ANN001
-    """Texts and inbound turns were once stored apart from the bodies: conversations stored then keep those
-    keys, and erasure takes the customer's messages out of them too."""
+    """Texts and inbound turns were once stored apart from the bodies, and bodies apart from roles:
+    conversations stored then keep those keys, and erasure takes the customer's messages out of them too."""
     conversations, _, _ = suite
     threaded = await conversations.Thread(
         S.ThreadRequest(
@@ -205,15 +206,19 @@ async def test_erasure_reaches_the_parts_an_earlier_version_wrote(suite, redis, 
     for cid, turns in legacy.items():
         await redis.hset(keys.conversation_part(cid, "texts"), mapping={m: t for m, (t, _) in turns.items()})
         await redis.zadd(keys.conversation_part(cid, "inbound"), {m: at for m, (_, at) in turns.items()})
+        await store_messages_as_earlier_versions_did(redis, keys, cid)  # bodies and roles apart
 
-    await conversations.EraseCustomer(
+    erased = await conversations.EraseCustomer(
         S.EraseCustomerRequest(identity=S.Identity(channel=X, author_id="alice"))
     )
 
-    for part in ("texts", "inbound"):
+    assert erased.messages == 2  # found in the bodies of her own conversation and of bob's
+    for part in ("texts", "inbound", "bodies", "roles"):
         assert not await redis.exists(keys.conversation_part(own, part))
     assert await redis.hgetall(keys.conversation_part(bobs, "texts")) == {b"x:2": b"my parcel is late"}
     assert await redis.zrange(keys.conversation_part(bobs, "inbound"), 0, -1) == [b"x:2"]
+    assert list(await redis.hgetall(keys.conversation_part(bobs, "bodies"))) == [b"x:2"]
+    assert list(await redis.hgetall(keys.conversation_part(bobs, "roles"))) == [b"x:2"]
 
 
 async def test_erasure_removes_a_profile_an_earlier_version_stored(suite, redis, keys) -> None:  # noqa: ANN001

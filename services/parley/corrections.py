@@ -8,7 +8,7 @@ from typing import Any
 
 from parley.clock import to_timestamp
 from parley.messages import INTENTS_BY_NAME
-from parley.store import Keys, Redis
+from parley.store import Keys, Redis, unpack_turn
 from parley.v1 import common_pb2
 
 
@@ -56,13 +56,15 @@ async def hand_labels(redis: Redis, keys: Keys) -> list[dict[str, str]]:
     async with redis.pipeline(transaction=False) as pipe:
         for mid, cid in seen.items():
             pipe.lrange(corrections_key(keys, cid), 0, -1)
-            pipe.hget(keys.conversation_part(cid, "bodies"), mid)
+            pipe.hget(keys.conversation_turns(cid), mid)
+            pipe.hget(keys.conversation_part(cid, "bodies"), mid)  # as earlier versions stored it
         replies = await pipe.execute()
     for n, mid in enumerate(seen):
-        mine = [json.loads(r) for r in replies[2 * n] if json.loads(r)["message_id"] == mid]
+        mine = [json.loads(r) for r in replies[3 * n] if json.loads(r)["message_id"] == mid]
         if mine:
             latest[mid] = mine[-1]
-            bodies[mid] = replies[2 * n + 1]
+            turn, legacy = replies[3 * n + 1 : 3 * n + 3]
+            bodies[mid] = unpack_turn(turn)[1] if turn else legacy
     out = []
     for mid, c in latest.items():
         intent = c["intent"] or ("urgent" if c["urgent"] else "")

@@ -10,6 +10,7 @@ import functools
 import logging
 import socket
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -267,6 +268,23 @@ def reply_text(reply: bytes | str) -> str:
 _KEY_PART_ESCAPES = str.maketrans({"%": "%25", ":": "%3A", "{": "%7B", "}": "%7D"})
 
 
+def unpack_turn(value: bytes) -> tuple[int, bytes]:
+    """A stored message: its participant role, then '|', then its serialized InboundMessage (one field, so
+    a message costs one hash entry; `thread.lua` writes it)."""
+    role, _, body = value.partition(b"|")
+    return int(role), body
+
+
+def stored_turns(
+    turns: Mapping[bytes, bytes], legacy_bodies: Mapping[bytes, bytes], legacy_roles: Mapping[bytes, bytes]
+) -> dict[bytes, tuple[int, bytes]]:
+    """Each stored message's role and body by message id: from `turns`, else where earlier versions kept
+    them apart (`bodies`, `roles`; a message threaded again since is in `turns`, which wins)."""
+    out = {mid: (int(legacy_roles.get(mid) or 0), body) for mid, body in legacy_bodies.items()}
+    out.update((mid, unpack_turn(value)) for mid, value in turns.items())
+    return out
+
+
 def escape_key_part(part: str) -> str:
     """`part` with ":", "{", "}" and "%" percent-escaped, so that joining escaped parts with ":" is one-to-one
     and no id moves a key to another hash slot. Ids without those characters are unchanged."""
@@ -345,6 +363,10 @@ class Keys:
 
     def conversation_part(self, conversation_id: str, part: str) -> str:
         return f"{self.prefix}:conv:{{{conversation_id}}}:{part}"
+
+    def conversation_turns(self, conversation_id: str) -> str:
+        """Hash: message id -> the message as stored (`unpack_turn`)."""
+        return f"{self.prefix}:conv:{{{conversation_id}}}:turns"
 
     def message_index(self, message_id: str) -> str:
         """Message id -> conversation id; its own slot (looked up before the conversation is known)."""

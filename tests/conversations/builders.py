@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from parley.clock import to_timestamp
+from parley.store import Keys, Redis, unpack_turn
 from parley.v1 import common_pb2
 
 T0 = 1_700_000_000.0
@@ -36,3 +37,13 @@ def msg(
         sent_at=to_timestamp(T0 + at),
         direction=common_pb2.DIRECTION_OUTBOUND if outbound else common_pb2.DIRECTION_INBOUND,
     )
+
+
+async def store_messages_as_earlier_versions_did(redis: Redis, keys: Keys, cid: str) -> None:
+    """Move a conversation's stored messages out of `turns`, into bodies and roles kept apart."""
+    stored = await redis.hgetall(keys.conversation_turns(cid))
+    await redis.delete(keys.conversation_turns(cid))
+    for mid, value in stored.items():
+        role, body = unpack_turn(value)
+        await redis.hset(keys.conversation_part(cid, "bodies"), mid, body)
+        await redis.hset(keys.conversation_part(cid, "roles"), mid, role)

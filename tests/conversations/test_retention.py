@@ -16,7 +16,7 @@ RETENTION = 90 * 24 * 3600
 
 async def _ttls(redis: Redis, keys: Keys, cid: str, message_ids: list[str]) -> list[int]:
     k = ConversationKeys(keys)
-    names = [k.meta(cid), k.messages(cid), k.bodies(cid), k.roles(cid), *map(k.message_index, message_ids)]
+    names = [k.meta(cid), k.messages(cid), k.turns(cid), *map(k.message_index, message_ids)]
     return [await redis.ttl(name) for name in names]
 
 

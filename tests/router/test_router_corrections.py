@@ -2,6 +2,7 @@
 
 import grpc
 import pytest
+from conversations.builders import store_messages_as_earlier_versions_did
 from router_testkit import events_of, make_item
 
 from parley.clock import ManualClock, to_timestamp
@@ -100,6 +101,9 @@ async def test_agent_corrects_own_conversation_supervisor_any(settings, redis, k
     assert (label["id"], label["intent"], label["topic"]) == ("x:1", "urgent", "account_access")
     assert label["text"] == "someone keeps using my card, what do I do"
     assert label["source"].startswith("desk correction by supervisor boss")
+    # A message stored by an earlier version (body apart from its role) is exported the same.
+    await store_messages_as_earlier_versions_did(redis, keys, cid)
+    assert await hand_labels(redis, keys) == [label]
 
 
 async def test_bad_corrections_are_refused_with_the_field(settings, redis, keys, stub):

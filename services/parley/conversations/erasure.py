@@ -15,15 +15,16 @@ from dataclasses import dataclass, field
 from parley import lua
 from parley.messages import CHANNELS_BY_NAME
 from parley.router.keys import RouterKeys
-from parley.store import Redis
+from parley.store import Redis, stored_turns, unpack_turn
 from parley.v1 import common_pb2, conversations_pb2, dispatch_pb2
 
 from .store import ConversationKeys, identities_in
 
 SCAN_BATCH = 200
 # Parts of a conversation keyed by message id (hashes), and the sorted sets of message ids; the legacy parts
-# (`texts`, `inbound`) are no longer written but may hold messages of conversations stored before.
-_PER_MESSAGE_HASHES = ("bodies", "roles", "texts", "triage", "routing", "applied")
+# (`bodies`, `roles`, `texts`, `inbound`) are no longer written but may hold messages of conversations
+# stored before.
+_PER_MESSAGE_HASHES = ("turns", "bodies", "roles", "texts", "triage", "routing", "applied")
 _PER_MESSAGE_ZSETS = ("messages", "inbound")
 
 EraseReplies = Callable[[dispatch_pb2.EraseRepliesRequest], Awaitable[dispatch_pb2.EraseRepliesResponse]]
@@ -94,40 +95,51 @@ class Eraser:
         async with lua.pipeline(self.redis) as pipe:
             for cid in cids:
                 pipe.hgetall(self.keys.meta(cid))
-                pipe.hgetall(self.keys.bodies(cid))
+                pipe.hgetall(self.keys.turns(cid))
+                pipe.hgetall(self.keys.legacy_bodies(cid))
             rows = await pipe.execute()
         return {
             cid: (
-                {_text(a): _text(b) for a, b in rows[2 * i].items() if _text(a) != "owner_author"},
-                {_text(a): b for a, b in rows[2 * i + 1].items()},
+                {_text(a): _text(b) for a, b in meta.items() if _text(a) != "owner_author"},
+                {_text(mid): body for mid, (_, body) in stored_turns(turns, legacy, {}).items()},
             )
-            for i, cid in enumerate(cids)
+            for cid, meta, turns, legacy in zip(cids, rows[::3], rows[1::3], rows[2::3], strict=True)
         }
 
     async def _find_elsewhere(self, owned: set[str], authored: set[tuple[int, str]]) -> dict[str, list[str]]:
-        found: dict[str, list[str]] = {}
-        pattern = self.keys.bodies("*")
-        batch: list[str] = []
+        """The customer's messages in conversations they do not own (a reply in another customer's thread),
+        by a scan of every conversation's stored messages, and of those earlier versions stored."""
+        found: dict[str, set[str]] = {}
+        for pattern, packed in ((self.keys.turns("*"), True), (self.keys.legacy_bodies("*"), False)):
+            batch: list[str] = []
+            async for key in self.redis.scan_iter(match=pattern, count=SCAN_BATCH):
+                batch.append(_text(key))
+                if len(batch) >= SCAN_BATCH:
+                    await self._scan(batch, packed, owned, authored, found)
+                    batch = []
+            if batch:
+                await self._scan(batch, packed, owned, authored, found)
+        return {cid: sorted(mids) for cid, mids in found.items()}
 
-        async def scan(batch: list[str]) -> None:
-            async with lua.pipeline(self.redis) as pipe:
-                for key in batch:
-                    pipe.hgetall(key)
-                rows = await pipe.execute()
-            for key, bodies in zip(batch, rows, strict=True):
-                cid = key.split("{", 1)[1].rsplit("}", 1)[0]
-                mids = [_text(m) for m, body in bodies.items() if _author_of(body) in authored]
-                if mids and cid not in owned:
-                    found[cid] = mids
-
-        async for key in self.redis.scan_iter(match=pattern, count=SCAN_BATCH):
-            batch.append(_text(key))
-            if len(batch) >= SCAN_BATCH:
-                await scan(batch)
-                batch = []
-        if batch:
-            await scan(batch)
-        return found
+    async def _scan(
+        self,
+        batch: list[str],
+        packed: bool,
+        owned: set[str],
+        authored: set[tuple[int, str]],
+        found: dict[str, set[str]],
+    ) -> None:
+        async with lua.pipeline(self.redis) as pipe:
+            for key in batch:
+                pipe.hgetall(key)
+            rows = await pipe.execute()
+        for key, stored in zip(batch, rows, strict=True):
+            cid = key.split("{", 1)[1].rsplit("}", 1)[0]
+            if cid in owned:
+                continue
+            for mid, value in stored.items():
+                if _author_of(unpack_turn(value)[1] if packed else value) in authored:
+                    found.setdefault(cid, set()).add(_text(mid))
 
     async def _delete(
         self,

@@ -18,7 +18,7 @@ from parley.config import Settings
 from parley.events import EventRecord, add_to_pipeline
 from parley.messages import channel_name
 from parley.rpc import Aborted
-from parley.store import Redis, Replicas
+from parley.store import Redis, Replicas, stored_turns
 from parley.v1 import common_pb2, conversations_pb2
 
 from .scripts import Scripts, merge_args, message_args
@@ -84,13 +84,14 @@ class Merges:
         k = self.keys
         async with lua.pipeline(self.redis) as pipe:
             pipe.hgetall(k.meta(src))
-            pipe.hgetall(k.bodies(src))
+            pipe.hgetall(k.turns(src))
+            pipe.hgetall(k.legacy_bodies(src))
             pipe.hgetall(k.triage(src))
             pipe.hgetall(k.routing(src))
             pipe.hgetall(k.applied(src))
             pipe.zrange(k.agents(src), 0, -1, withscores=True)
             pipe.hmget(k.meta(dst), ["owner", "held", "channel", "state", "merged_into"])
-            raw_meta, bodies, triage, routing, applied, agents, target = await pipe.execute()
+            raw_meta, turns, legacy, triage, routing, applied, agents, target = await pipe.execute()
         meta = {as_text(a): as_text(b) for a, b in raw_meta.items()}
         if src == dst:
             return False
@@ -102,8 +103,8 @@ class Merges:
             return False  # `dst` not written: nothing to merge into
         now = self.clock.now()
         placements = [
-            Placement(common_pb2.InboundMessage.FromString(raw), dst, existing=True)
-            for raw in bodies.values()
+            Placement(common_pb2.InboundMessage.FromString(body), dst, existing=True)
+            for _, body in stored_turns(turns, legacy, {}).values()
         ]
         placements.sort(key=lambda p: sent_at(p.message, now))
         owner_roles(placements, as_text(target[0]))

@@ -17,7 +17,7 @@ from typing import Any
 from parley import corrections, lua
 from parley.clock import Clock, to_timestamp
 from parley.rpc import InvalidArgument, NotFound
-from parley.store import Redis
+from parley.store import Redis, stored_turns
 from parley.v1 import common_pb2, conversations_pb2
 
 from .metrics import conversation_metrics
@@ -76,14 +76,15 @@ class Reader:
         async with lua.pipeline(self.redis) as pipe:
             pipe.hgetall(k.meta(cid))
             pipe.zrange(k.messages(cid), 0, -1)
-            pipe.hgetall(k.bodies(cid))
-            pipe.hgetall(k.roles(cid))
+            pipe.hgetall(k.turns(cid))
+            pipe.hgetall(k.legacy_bodies(cid))
+            pipe.hgetall(k.legacy_roles(cid))
             pipe.hgetall(k.triage(cid))
             pipe.hgetall(k.routing(cid))
             pipe.lrange(k.transitions(cid), 0, -1)
             pipe.zrange(k.agents(cid), 0, -1)
             pipe.lrange(k.corrections(cid), 0, -1)
-            meta, ids, bodies, roles, triages, routings, transitions, agents, fixes = await pipe.execute()
+            meta, ids, turns, *legacy, triages, routings, transitions, agents, fixes = await pipe.execute()
         if not meta:
             raise NotFound(f"conversation {cid} not found")
         meta = {as_text(a): b for a, b in meta.items()}
@@ -104,9 +105,11 @@ class Reader:
             conv.owner.ParseFromString(meta["owner_author"])
         seen: set[tuple[int, str]] = set()
         visibilities = []
+        stored = stored_turns(turns, *legacy)
         for raw_id in ids:
-            item = conv.messages.add(role=int(as_text(roles.get(raw_id)) or 0))
-            item.message.ParseFromString(bodies.get(raw_id, b""))
+            role, body = stored.get(raw_id, (0, b""))
+            item = conv.messages.add(role=role)
+            item.message.ParseFromString(body)
             if raw_id in triages:
                 item.triage.ParseFromString(triages[raw_id])
             if raw_id in routings:

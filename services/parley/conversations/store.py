@@ -17,9 +17,9 @@ from parley.corrections import corrections_key
 from parley.events import partition_of
 from parley.store import Keys, Redis, escape_key_part
 
-# Parts no longer written (a message's text and its conversation's customer turns are read from `bodies` and
-# `roles`): still named so that erasure, retention and merges reach conversations stored before.
-LEGACY_PARTS = ("inbound", "texts")
+# Parts no longer written (a message's role and body are stored together in `turns`): still named so that
+# reads, erasure, retention and merges reach conversations stored before.
+LEGACY_PARTS = ("inbound", "texts", "bodies", "roles")
 
 
 def as_text(value: object) -> str:
@@ -59,10 +59,15 @@ class ConversationKeys:
         """Sorted set: message id by sent time."""
         return self.keys.conversation_messages(cid)
 
-    def bodies(self, cid: str) -> str:
+    def turns(self, cid: str) -> str:
+        """Hash: message id -> its role and body (`parley.store.unpack_turn`)."""
+        return self.keys.conversation_turns(cid)
+
+    def legacy_bodies(self, cid: str) -> str:
+        """Hash: message id -> body, as earlier versions stored messages (`parley.store.stored_turns`)."""
         return self.keys.conversation_part(cid, "bodies")
 
-    def roles(self, cid: str) -> str:
+    def legacy_roles(self, cid: str) -> str:
         return self.keys.conversation_part(cid, "roles")
 
     def triage(self, cid: str) -> str:
@@ -93,8 +98,7 @@ class ConversationKeys:
     def parts(self, cid: str) -> list[str]:
         """Every key of a conversation but its record."""
         names = (
-            "bodies",
-            "roles",
+            "turns",
             *LEGACY_PARTS,
             "triage",
             "routing",
@@ -111,8 +115,7 @@ class ConversationKeys:
         return [
             self.meta(cid),
             self.messages(cid),
-            self.bodies(cid),
-            self.roles(cid),
+            self.turns(cid),
             self.transitions(cid),
         ]
 

@@ -1,12 +1,12 @@
 -- Adds a conversation's messages (idempotent) and keeps its timestamps. A new customer turn of the owner
 -- moves a conversation waiting on them back to its agent (or queue) and reopens a resolved one.
--- KEYS: meta, messages, bodies, roles, transitions
+-- KEYS: meta, messages, turns, transitions
 -- ARGV: now, channel, brand_account_id, opened_at, new_state, count, awaited parent (a message id opens it
 --   held, waiting for that parent; '' not held), previous
 --   conversation id, owner person, thread key, then per message 9 values:
 --   message_id, sent_at, direction (inbound or outbound), role, body, author_id, author, is_new (1),
 --   visibility
--- A message's text is stored once, in its body (context.lua reads it from there).
+-- A message is stored once, in `turns`: its role, '|', its body (context.lua reads its text from there).
 -- The states, the owner's role, directions and visibilities compared with are enum numbers that scripts.py
 -- fills in.
 -- Returns {state, held ('1' or ''), the id of the message that moved it to private or '', then
@@ -25,7 +25,7 @@ if redis.call('HSETNX', meta, 'state', ARGV[5]) == 1 then
   if ARGV[7] ~= '' then redis.call('HSET', meta, 'held', '1', 'awaits', ARGV[7]) end
   if ARGV[8] ~= '' then redis.call('HSET', meta, 'previous', ARGV[8]) end
   if ARGV[9] ~= '' then redis.call('HSET', meta, 'owner_person', ARGV[9]) end
-  redis.call('RPUSH', KEYS[5], cjson.encode({state = tonumber(ARGV[5]), at = tonumber(ARGV[4]),
+  redis.call('RPUSH', KEYS[4], cjson.encode({state = tonumber(ARGV[5]), at = tonumber(ARGV[4]),
     reason = 'opened'}))
 end
 if ARGV[10] ~= '' then redis.call('HSETNX', meta, 'thread_key', ARGV[10]) end
@@ -54,13 +54,12 @@ for _ = 1, tonumber(ARGV[6]) do
       reason = 'customer came back ' .. mid
     end
     if to then
-      local old = move(meta, KEYS[5], to, now, reason)
+      local old = move(meta, KEYS[4], to, now, reason)
       if old then table.insert(changes, old); table.insert(changes, to); table.insert(changes, now) end
     end
   end
   redis.call('ZADD', KEYS[2], sent, mid)
-  redis.call('HSET', KEYS[3], mid, body)
-  redis.call('HSET', KEYS[4], mid, role)
+  redis.call('HSET', KEYS[3], mid, role .. '|' .. body)
   if fresh then touched = true end
   local t = tonumber(sent)
   if dir == '${DIRECTION_INBOUND}' then

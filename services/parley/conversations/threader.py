@@ -17,7 +17,7 @@ from parley.clock import Clock
 from parley.config import Settings
 from parley.events import EventRecord, add_to_pipeline
 from parley.messages import CHANNEL_NAMES
-from parley.store import Redis
+from parley.store import Redis, unpack_turn
 from parley.v1 import common_pb2, conversations_pb2
 
 from .lifecycle import publish_state_changes
@@ -245,7 +245,8 @@ class Threader:
             return {}
         async with lua.pipeline(self.redis) as pipe:
             for cid in cids:
-                keys = [self.keys.messages(cid), self.keys.roles(cid), self.keys.bodies(cid)]
+                k = self.keys
+                keys = [k.messages(cid), k.turns(cid), k.legacy_roles(cid), k.legacy_bodies(cid)]
                 args = [repr(first[cid]), self.rules.context_turns]
                 await self.scripts.context(keys=keys, args=args, client=pipe)
             out = await pipe.execute()
@@ -412,11 +413,14 @@ class Threader:
             return {}
         async with lua.pipeline(self.redis) as pipe:
             for parent, cid in parents.items():
-                pipe.hget(self.keys.bodies(cid), parent)
-            bodies = await pipe.execute()
-        return {
-            parent: Message.FromString(body) for parent, body in zip(parents, bodies, strict=True) if body
-        }
+                pipe.hget(self.keys.turns(cid), parent)
+                pipe.hget(self.keys.legacy_bodies(cid), parent)
+            found = await pipe.execute()
+        out = {}
+        for parent, turn, legacy in zip(parents, found[::2], found[1::2], strict=True):
+            if body := unpack_turn(turn)[1] if turn else legacy:
+                out[parent] = Message.FromString(body)
+        return out
 
 
 def _score(p: Placement, now: float) -> str:

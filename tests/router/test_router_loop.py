@@ -14,7 +14,7 @@ from parley.router.keys import RouterKeys
 from parley.router.policy import DEFAULT_POLICY_FILE, PolicyError, load_policy
 from parley.rpc import FailedPrecondition, InvalidArgument, NotFound
 from parley.store import connect
-from parley.v1 import common_pb2
+from parley.v1 import common_pb2, router_pb2
 
 ASSIGNED = common_pb2.ROUTE_ACTION_ASSIGNED
 QUEUED = common_pb2.ROUTE_ACTION_QUEUED
@@ -249,6 +249,52 @@ async def test_a_recovered_claim_that_had_been_recorded_is_completed(router: Rou
     assert (await router.tick())["claims_recovered"] == 0
     assert await redis.smembers(k.active("ann")) == {b"c1"}
     assert await redis.hlen(k.taking("billing")) == 0 and await redis.zcard(k.queue("billing")) == 0
+    # Finished as the claimer would have: the agent's feed and the event too, once.
+    assert await fed(redis, k, "ann") == [("c1", False)]
+    (event,) = await events_of(redis, keys, "conversation.assigned")
+    assert (event["conversation_id"], event["attrs"]["agent_id"]) == ("c1", "ann")
+    assert event["attrs"]["how"] == "recovered"
+
+
+async def fed(redis, k: RouterKeys, agent_id: str) -> list[tuple[str, bool]]:
+    entries = await redis.xrange(k.feed(agent_id))
+    return [
+        (a.conversation_id, a.withdrawn)
+        for a in (router_pb2.Assignment.FromString(fields[b"assignment"]) for _, fields in entries)
+    ]
+
+
+async def test_a_claim_journal_closes_only_after_its_assignment_counts(
+    router: Router, redis, keys, clock, monkeypatch
+):
+    """The claimer records the assignment and dies before the agent's capacity and feed count it: its
+    journal entry stays open, so the loop finishes the assignment (a journal closed first would leave the
+    conversation assigned to an agent whose capacity does not count it, and whose feed never showed it)."""
+    await route(router, "c1", topic="billing")
+    k = RouterKeys(keys)
+
+    async def die(*args, **kwargs):
+        raise ConnectionError("claimer died")
+
+    monkeypatch.setattr(router.assignments, "complete", die)
+    with pytest.raises(ConnectionError):
+        await router.set_presence("bob", "online", ["billing"], capacity=1)
+    monkeypatch.undo()
+    assert await redis.hget(k.state("c1"), "agent") == b"bob"  # recorded
+    assert await redis.hlen(k.taking("billing")) == 1
+    (token,) = await redis.smembers(k.active("bob"))
+    assert token.startswith(b"reserving:")  # only the reservation counts so far
+    clock.advance(router.settings.claim_idle_ms / 1000)
+    assert (await router.tick())["claims_recovered"] == 0  # nothing went back to the queue
+    assert await redis.smembers(k.active("bob")) == {b"c1"}
+    assert await redis.hlen(k.taking("billing")) == 0
+    assert await fed(redis, k, "bob") == [("c1", False)]
+    assert len(await events_of(redis, keys, "conversation.assigned")) == 1
+    # A second pass finds nothing to do, and writes nothing twice.
+    clock.advance(router.settings.claim_idle_ms / 1000)
+    await router.tick()
+    assert await fed(redis, k, "bob") == [("c1", False)]
+    assert len(await events_of(redis, keys, "conversation.assigned")) == 1
 
 
 async def test_many_routers_and_agents_at_once_never_assign_a_conversation_twice(

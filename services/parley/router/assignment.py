@@ -117,15 +117,40 @@ class Assignments(Part):
             candidates=[c.to_proto(notes.get(c.agent_id, "")) for c in (candidates or [])[:AUDIT_CANDIDATES]],
             why=assignment.reason,
         )
+        attrs = {
+            "how": how,
+            "sticky": held or bool(chosen and chosen.sticky),
+            "held": held,
+            "skill_match": bool(chosen and chosen.skill_match),
+            "candidates": len(candidates or []),
+        }
+        await self.complete(cid, token, assignment, audit, attrs)
+        if state.get("team"):
+            # The claim's journal closes last: while it is open, a router that died before `complete` is
+            # finished by `Loop.recover_claims`.
+            await self.redis.hdel(self.k.taking(state["team"]), cid)
+        return assignment
+
+    async def complete(
+        self,
+        cid: str,
+        token: str,
+        assignment: router_pb2.Assignment,
+        audit: router_pb2.RoutingAudit,
+        attrs: Mapping[str, object],
+    ) -> None:
+        """Count a recorded assignment in the agent's capacity and feed, with its audit and event, each once
+        per claim token (so the claimer and a recovery of its claim may both call it); on a cluster, on a
+        replica before returning, so the claim's journal never closes before its assignment counts."""
+        agent_id = assignment.agent_id
+        now = assignment.assigned_at.seconds + assignment.assigned_at.nanos / 1e9
         async with lua.pipeline(self.redis) as pipe:
             await self.scripts.commit(
                 keys=[self.k.active(agent_id), self.k.feed(agent_id), self.k.assigned_once(agent_id, token)],
                 args=[token, cid, assignment.SerializeToString(), FEED_MAXLEN, lua.ONCE_KEPT_SECONDS],
                 client=pipe,
             )
-            if state.get("team"):
-                pipe.hdel(self.k.taking(state["team"]), cid)
-            pipe.hset(self.k.audit(cid), f"assign:{token}", audit.SerializeToString())
+            pipe.hsetnx(self.k.audit(cid), f"assign:{token}", audit.SerializeToString())
             event = EventRecord(
                 "conversation.assigned",
                 cid,
@@ -135,12 +160,8 @@ class Assignments(Part):
                     "agent_id": agent_id,
                     "team": assignment.team,
                     "priority": assignment.priority,
-                    "how": how,
                     "why": assignment.reason,
-                    "sticky": held or bool(chosen and chosen.sticky),
-                    "held": held,
-                    "skill_match": bool(chosen and chosen.skill_match),
-                    "candidates": len(candidates or []),
+                    **attrs,
                 },
             )
             # Once per claim token, as the feed entry: recording the same assignment again writes neither.
@@ -148,7 +169,7 @@ class Assignments(Part):
                 pipe, self.keys, [event], self.settings.events_maxlen, once=f"{cid}:assign:{token}"
             )
             await pipe.execute()
-        return assignment
+        await self.replicas.confirm()
 
     async def withdraw(self, agent_id: str, cid: str, state: Mapping[str, str], why: str) -> bool:
         """Take a conversation off an agent and push a withdrawn assignment to their feed, atomically. False

@@ -21,6 +21,7 @@ from parley.router.common import (
 from parley.router.desk import Desk
 from parley.router.queues import Queues
 from parley.rpc import FailedPrecondition
+from parley.v1 import common_pb2, router_pb2
 
 log = logging.getLogger("parley.router")
 
@@ -102,27 +103,42 @@ class Loop(Part):
                 if now - float(at) < lease:
                     continue
                 done = await self.scripts.revoke(keys=[self.k.state(cid)], args=[token, agent_id])
+                if done:  # recorded: counted in the agent's capacity and feed before the journal closes
+                    await self._complete_claim(cid, agent_id, token)
                 settled = await self.scripts.settle(
                     keys=self.k.team_keys(team), args=[cid, entry, 0 if done else 1]
                 )
-                if not settled:
-                    continue  # another router settled it
+                if not settled or done:
+                    continue  # another router settled it, or nothing goes back to the queue
                 async with lua.pipeline(self.redis) as pipe:
                     pipe.srem(self.k.active(agent_id), token)
-                    if done:
-                        pipe.sadd(self.k.active(agent_id), cid)
-                    else:
-                        event = EventRecord(
-                            "conversation.requeued",
-                            cid,
-                            "",
-                            now,
-                            {"team": team, "agent_id": agent_id, "reason": "the claim was never recorded"},
-                        )
-                        add_to_pipeline(pipe, self.keys, [event], self.settings.events_maxlen)
+                    event = EventRecord(
+                        "conversation.requeued",
+                        cid,
+                        "",
+                        now,
+                        {"team": team, "agent_id": agent_id, "reason": "the claim was never recorded"},
+                    )
+                    add_to_pipeline(pipe, self.keys, [event], self.settings.events_maxlen)
                     await pipe.execute()
-                recovered += 0 if done else 1
+                recovered += 1
         return recovered
+
+    async def _complete_claim(self, cid: str, agent_id: str, token: str) -> None:
+        """Finish an assignment its claimer recorded before it died: what `Assignments.assign` writes after
+        the record, from the record (each part once per claim token, so nothing is written twice)."""
+        state = decode_hash(await self.redis.hgetall(self.k.state(cid)))
+        assignment = self.assignment(cid, agent_id, state)
+        audit = router_pb2.RoutingAudit(
+            kind="assign",
+            at=assignment.assigned_at,
+            action=common_pb2.ROUTE_ACTION_ASSIGNED,
+            team=assignment.team,
+            agent_id=agent_id,
+            priority=assignment.priority,
+            why=assignment.reason,
+        )
+        await self.assignments.complete(cid, token, assignment, audit, {"how": "recovered"})
 
     async def release_stale_reservations(self) -> int:
         """Capacity reserved longer than `claim_idle_ms` ago by a claimer that never wrote its claim journal

@@ -14,6 +14,7 @@ from parley.config import Settings
 from parley.conversations.core import Conversations
 from parley.conversations.merging import REUNITE_AFTER_SECONDS, Merges
 from parley.conversations.store import conversation_id_for
+from parley.events import EventRecord
 from parley.rpc import Aborted
 from parley.store import Keys, Redis
 
@@ -261,3 +262,54 @@ async def test_a_reply_whose_wait_was_lost_and_taken_by_another_reply_joins_it_w
     [parent] = await core.thread([msg("p", at=0)])
     conv = await core.get(parent.conversation_id)
     assert sorted(m.message.message_id for m in conv.messages) == ["x:p", "x:r", "x:s"]
+
+
+@pytest.mark.parametrize("child", [False, True])
+async def test_a_reply_threaded_again_after_its_parent_joins_it_when_its_wait_and_record_were_lost(
+    settings: Settings, redis: Redis, keys: Keys, child: bool
+) -> None:
+    # The reply's first Thread claimed it and asked to wait for its parent, then died before storing the
+    # conversation it opened; a failover took back the wait. A reply to the reply may arrive meanwhile (and
+    # store that conversation). The parent arrives and sees no wait, and only then does the worker thread
+    # the reply again.
+    clock = ManualClock(T0)
+    core = Conversations(settings, redis, keys, clock)
+    [first] = await core.thread([msg("r", author="u1", reply_to="p", at=10)])
+    opened = first.conversation_id
+    await redis.delete(core.keys.meta(opened), *core.keys.parts(opened))
+    await redis.zrem(core.keys.held(opened), opened)
+    await redis.delete(core.keys.awaiting("x:p"))
+    if child:
+        [answer] = await core.thread([msg("s", author="u2", reply_to="r", at=20)])
+        assert answer.conversation_id == opened
+    [parent] = await core.thread([msg("p", at=0)])
+    assert parent.conversation_id != opened
+
+    [again] = await core.thread([msg("r", author="u1", reply_to="p", at=10)])
+
+    assert (again.conversation_id, again.held) == (parent.conversation_id, False)
+    conv = await core.get(parent.conversation_id)
+    chain = ["x:p", "x:r", "x:s"] if child else ["x:p", "x:r"]
+    assert [m.message.message_id for m in conv.messages] == chain
+    for mid in chain:
+        assert await core.conversation_of(mid) == parent.conversation_id
+    assert [s.conversation_id for s in (await core.list())[0]] == [parent.conversation_id]
+    clock.advance(settings.conversations_held_timeout_seconds + 1)
+    assert await core.sweep_held() == 0
+
+
+async def test_a_late_reply_threaded_again_stays_in_the_conversation_it_opened_after_the_reopen_window(
+    core: Conversations, settings: Settings, clock: ManualClock
+) -> None:
+    """The one conversation a reply opens apart from its parent's on purpose: the owner back after the
+    reopen window. Threaded again, it stays there."""
+    [first] = await core.thread([msg("1", at=0)])
+    resolved = EventRecord("conversation.resolved", first.conversation_id, "", clock.now())
+    await core.apply_events([("1-0", resolved)])
+    clock.advance(settings.conversations_reopen_window_seconds + 60)
+    late = msg("2", reply_to="1", at=settings.conversations_reopen_window_seconds + 60)
+    [back] = await core.thread([late])
+    assert back.conversation_id != first.conversation_id and back.opened_conversation
+    [again] = await core.thread([late])
+    assert again.conversation_id == back.conversation_id
+    assert (await core.get(back.conversation_id)).conversation_id == back.conversation_id

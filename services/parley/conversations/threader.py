@@ -214,7 +214,7 @@ class Threader:
 
     async def _records(self, plan: Plan) -> dict[str, Record]:
         """The stored conversations the batch joins, following merges (the placements move with them)."""
-        fields = ["owner", "state", "resolved_at", "merged_into", "owner_person", "held"]
+        fields = ["owner", "state", "resolved_at", "merged_into", "owner_person", "held", "previous"]
         records: dict[str, Record] = {}
         for _ in range(MERGE_HOPS):
             todo = to_read(plan, records)
@@ -226,13 +226,18 @@ class Threader:
                 rows = await pipe.execute()
             into: dict[str, str] = {}
             for cid, row in zip(todo, rows, strict=True):
-                owner, state, resolved_at, merged_into, owner_person, held = (as_text(v) for v in row)
+                owner, state, resolved_at, merged_into, owner_person, held, previous = map(as_text, row)
                 if merged_into:
                     into[cid] = merged_into
+                elif cid in plan.rejoin and not state:  # opened ahead of a parent now known, never stored
+                    into[cid] = plan.rejoin[cid]
                 else:  # empty when claimed by a call whose writes are not stored yet: written as new
                     records[cid] = Record(
-                        owner, int(state or 0), float(resolved_at or 0), owner_person, bool(held)
+                        owner, int(state or 0), float(resolved_at or 0), owner_person, bool(held), previous
                     )
+                    if cid in plan.rejoin and not previous:  # stored: merged after this call's writes
+                        parent_at = plan.rejoin[cid]
+                        plan.merges.setdefault(cid, plan.moved.get(parent_at, parent_at))
             follow(plan, into)
         return records
 

@@ -131,6 +131,7 @@ class Record:
     resolved_at: float = 0.0
     owner_person: str = ""
     held: bool = False
+    previous: str = ""  # the resolved conversation it follows (opened after the reopen window)
 
 
 @dataclass
@@ -163,6 +164,10 @@ class Plan:
     moved: dict[str, str] = field(default_factory=dict)  # meant to open -> the conversation that won a race
     overwrite: list[Placement] = field(default_factory=list)  # claimed, then moved: index to rewrite
     waited: dict[str, str] = field(default_factory=dict)  # message id -> a reply that waited unseen
+    # A conversation a reply of the batch opened ahead of its parent -> the parent's, now that the parent is
+    # known elsewhere: joined if the opened one was never stored, else merged into it, unless it is the
+    # successor of a resolved conversation (`Threader._records`).
+    rejoin: dict[str, str] = field(default_factory=dict)
 
     def fresh(self) -> list[Placement]:
         """The placements of messages not threaded before (their indexes are to be claimed)."""
@@ -251,6 +256,17 @@ def _place(snapshot: Snapshot, plan: Plan, m: Message, public: Mapping[str, str]
             # written again, they cost nothing when they are there (thread.lua, await.lua keep the first).
             p.held = existing == conversation_id_for(m.message_id)
             plan.awaiting.setdefault(parent, existing)
+        elif parent and existing == conversation_id_for(m.message_id):
+            # Threaded before as a reply ahead of its parent, which is known now. A failover can take back
+            # the wait the parent would have merged it by, and the record of the conversation it opened (or
+            # its first Thread died before writing it): then nothing else brings the two together.
+            at = (
+                plan.placed[parent].conversation_id
+                if parent in plan.placed
+                else snapshot.conversation_of[parent]
+            )
+            if at != existing:
+                plan.rejoin[existing] = at
     else:
         p = Placement(m, _joins(snapshot, plan, m), existing=False)
         thread = thread_of(m)

@@ -238,9 +238,10 @@ async def test_each_step_of_a_route_an_assignment_or_a_desk_action_is_on_a_repli
     [decision] = await router.route([billing_complaint("c1")])
     assert (decision.action, decision.agent_id) == (common_pb2.ROUTE_ACTION_ASSIGNED, "ann")
     # Route: the decision before its effects (queue entry, event), those before its applied mark, that before
-    # the effects' marks are let go. Then the assignment: before it is recorded (capacity and queue entry) and
-    # after (before ann's feed has it).
-    assert counted("confirmed") == before + (3 + 2) * 3
+    # the effects' marks are let go. Then the assignment: before it is recorded (capacity and queue entry),
+    # after (before ann's feed has it), and after her capacity and feed count it (before the claim's journal
+    # closes).
+    assert counted("confirmed") == before + (3 + 3) * 3
     before = counted("confirmed")
     await router.resolve("c1", "ann")
     # A desk action likewise: its mark before the conversation leaves ann, that before its final state.

@@ -117,14 +117,17 @@ class Assignments(Part):
             candidates=[c.to_proto(notes.get(c.agent_id, "")) for c in (candidates or [])[:AUDIT_CANDIDATES]],
             why=assignment.reason,
         )
-        attrs = {
-            "how": how,
-            "sticky": held or bool(chosen and chosen.sticky),
-            "held": held,
-            "skill_match": bool(chosen and chosen.skill_match),
-            "candidates": len(candidates or []),
-        }
-        await self.complete(cid, token, assignment, audit, attrs)
+        await self.complete(
+            cid,
+            token,
+            assignment,
+            audit,
+            how,
+            sticky=held or bool(chosen and chosen.sticky),
+            held=held,
+            skill_match=bool(chosen and chosen.skill_match),
+            candidates=len(candidates or []),
+        )
         if state.get("team"):
             # The claim's journal closes last: while it is open, a router that died before `complete` is
             # finished by `Loop.recover_claims`.
@@ -137,7 +140,12 @@ class Assignments(Part):
         token: str,
         assignment: router_pb2.Assignment,
         audit: router_pb2.RoutingAudit,
-        attrs: Mapping[str, object],
+        how: str,
+        *,
+        sticky: bool = False,
+        held: bool = False,
+        skill_match: bool = False,
+        candidates: int = 0,
     ) -> None:
         """Count a recorded assignment in the agent's capacity and feed, with its audit and event, each once
         per claim token (so the claimer and a recovery of its claim may both call it); on a cluster, on a
@@ -160,8 +168,12 @@ class Assignments(Part):
                     "agent_id": agent_id,
                     "team": assignment.team,
                     "priority": assignment.priority,
+                    "how": how,
                     "why": assignment.reason,
-                    **attrs,
+                    "sticky": sticky,
+                    "held": held,
+                    "skill_match": skill_match,
+                    "candidates": candidates,
                 },
             )
             # Once per claim token, as the feed entry: recording the same assignment again writes neither.

@@ -138,7 +138,7 @@ class Loop(Part):
             priority=assignment.priority,
             why=assignment.reason,
         )
-        await self.assignments.complete(cid, token, assignment, audit, {"how": "recovered"})
+        await self.assignments.complete(cid, token, assignment, audit, "recovered")
 
     async def release_stale_reservations(self) -> int:
         """Capacity reserved longer than `claim_idle_ms` ago by a claimer that never wrote its claim journal

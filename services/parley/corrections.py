@@ -8,7 +8,7 @@ from typing import Any
 
 from parley.clock import to_timestamp
 from parley.messages import INTENTS_BY_NAME
-from parley.store import Keys, Redis, unpack_turn
+from parley.store import Keys, Redis, stored_body
 from parley.v1 import common_pb2
 
 
@@ -63,8 +63,7 @@ async def hand_labels(redis: Redis, keys: Keys) -> list[dict[str, str]]:
         mine = [json.loads(r) for r in replies[3 * n] if json.loads(r)["message_id"] == mid]
         if mine:
             latest[mid] = mine[-1]
-            turn, legacy = replies[3 * n + 1 : 3 * n + 3]
-            bodies[mid] = unpack_turn(turn)[1] if turn else legacy
+            bodies[mid] = stored_body(*replies[3 * n + 1 : 3 * n + 3])
     out = []
     for mid, c in latest.items():
         intent = c["intent"] or ("urgent" if c["urgent"] else "")

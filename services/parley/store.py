@@ -275,6 +275,11 @@ def unpack_turn(value: bytes) -> tuple[int, bytes]:
     return int(role), body
 
 
+def stored_body(turn: bytes | None, legacy_body: bytes | None) -> bytes | None:
+    """One stored message's body: from its `turns` field, else where earlier versions kept it (`bodies`)."""
+    return unpack_turn(turn)[1] if turn else legacy_body
+
+
 def stored_turns(
     turns: Mapping[bytes, bytes], legacy_bodies: Mapping[bytes, bytes], legacy_roles: Mapping[bytes, bytes]
 ) -> dict[bytes, tuple[int, bytes]]:

@@ -17,7 +17,7 @@ from parley.clock import Clock
 from parley.config import Settings
 from parley.events import EventRecord, add_to_pipeline
 from parley.messages import CHANNEL_NAMES
-from parley.store import Redis, unpack_turn
+from parley.store import Redis, stored_body
 from parley.v1 import common_pb2, conversations_pb2
 
 from .lifecycle import publish_state_changes
@@ -248,9 +248,9 @@ class Threader:
         cids = [cid for cid in first if cid in records]
         if not cids:
             return {}
+        k = self.keys
         async with lua.pipeline(self.redis) as pipe:
             for cid in cids:
-                k = self.keys
                 keys = [k.messages(cid), k.turns(cid), k.legacy_roles(cid), k.legacy_bodies(cid)]
                 args = [repr(first[cid]), self.rules.context_turns]
                 await self.scripts.context(keys=keys, args=args, client=pipe)
@@ -423,7 +423,7 @@ class Threader:
             found = await pipe.execute()
         out = {}
         for parent, turn, legacy in zip(parents, found[::2], found[1::2], strict=True):
-            if body := unpack_turn(turn)[1] if turn else legacy:
+            if body := stored_body(turn, legacy):
                 out[parent] = Message.FromString(body)
         return out
 

@@ -8,7 +8,6 @@ import uuid
 from collections.abc import Mapping
 
 from parley import lua
-from parley.clock import to_timestamp
 from parley.events import EventRecord, add_to_pipeline
 from parley.router.base import Ground, Part
 from parley.router.common import (
@@ -106,28 +105,7 @@ class Assignments(Part):
             await self.redis.srem(self.k.active(agent_id), token)
             await self.queues.give_back(state.get("team", ""), cid, token)
             return None
-        notes = {chosen.agent_id: f"chosen: {chosen.note()}"} if chosen else {}
-        audit = router_pb2.RoutingAudit(
-            kind="assign",
-            at=to_timestamp(now),
-            action=common_pb2.ROUTE_ACTION_ASSIGNED,
-            team=assignment.team,
-            agent_id=agent_id,
-            priority=assignment.priority,
-            candidates=[c.to_proto(notes.get(c.agent_id, "")) for c in (candidates or [])[:AUDIT_CANDIDATES]],
-            why=assignment.reason,
-        )
-        await self.complete(
-            cid,
-            token,
-            assignment,
-            audit,
-            how,
-            sticky=held or bool(chosen and chosen.sticky),
-            held=held,
-            skill_match=bool(chosen and chosen.skill_match),
-            candidates=len(candidates or []),
-        )
+        await self.complete(cid, token, assignment, how, candidates, chosen, held)
         if state.get("team"):
             # The claim's journal closes last: while it is open, a router that died before `complete` is
             # finished by `Loop.recover_claims`.
@@ -139,19 +117,27 @@ class Assignments(Part):
         cid: str,
         token: str,
         assignment: router_pb2.Assignment,
-        audit: router_pb2.RoutingAudit,
         how: str,
-        *,
-        sticky: bool = False,
+        candidates: list[Candidate] | None = None,
+        chosen: Candidate | None = None,
         held: bool = False,
-        skill_match: bool = False,
-        candidates: int = 0,
     ) -> None:
         """Count a recorded assignment in the agent's capacity and feed, with its audit and event, each once
         per claim token (so the claimer and a recovery of its claim may both call it); on a cluster, on a
         replica before returning, so the claim's journal never closes before its assignment counts."""
         agent_id = assignment.agent_id
         now = assignment.assigned_at.seconds + assignment.assigned_at.nanos / 1e9
+        notes = {chosen.agent_id: f"chosen: {chosen.note()}"} if chosen else {}
+        audit = router_pb2.RoutingAudit(
+            kind="assign",
+            at=assignment.assigned_at,
+            action=common_pb2.ROUTE_ACTION_ASSIGNED,
+            team=assignment.team,
+            agent_id=agent_id,
+            priority=assignment.priority,
+            candidates=[c.to_proto(notes.get(c.agent_id, "")) for c in (candidates or [])[:AUDIT_CANDIDATES]],
+            why=assignment.reason,
+        )
         async with lua.pipeline(self.redis) as pipe:
             await self.scripts.commit(
                 keys=[self.k.active(agent_id), self.k.feed(agent_id), self.k.assigned_once(agent_id, token)],
@@ -170,10 +156,10 @@ class Assignments(Part):
                     "priority": assignment.priority,
                     "how": how,
                     "why": assignment.reason,
-                    "sticky": sticky,
+                    "sticky": held or bool(chosen and chosen.sticky),
                     "held": held,
-                    "skill_match": skill_match,
-                    "candidates": candidates,
+                    "skill_match": bool(chosen and chosen.skill_match),
+                    "candidates": len(candidates or []),
                 },
             )
             # Once per claim token, as the feed entry: recording the same assignment again writes neither.

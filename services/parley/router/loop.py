@@ -21,7 +21,6 @@ from parley.router.common import (
 from parley.router.desk import Desk
 from parley.router.queues import Queues
 from parley.rpc import FailedPrecondition
-from parley.v1 import common_pb2, router_pb2
 
 log = logging.getLogger("parley.router")
 
@@ -128,17 +127,7 @@ class Loop(Part):
         """Finish an assignment its claimer recorded before it died: what `Assignments.assign` writes after
         the record, from the record (each part once per claim token, so nothing is written twice)."""
         state = decode_hash(await self.redis.hgetall(self.k.state(cid)))
-        assignment = self.assignment(cid, agent_id, state)
-        audit = router_pb2.RoutingAudit(
-            kind="assign",
-            at=assignment.assigned_at,
-            action=common_pb2.ROUTE_ACTION_ASSIGNED,
-            team=assignment.team,
-            agent_id=agent_id,
-            priority=assignment.priority,
-            why=assignment.reason,
-        )
-        await self.assignments.complete(cid, token, assignment, audit, "recovered")
+        await self.assignments.complete(cid, token, self.assignment(cid, agent_id, state), "recovered")
 
     async def release_stale_reservations(self) -> int:
         """Capacity reserved longer than `claim_idle_ms` ago by a claimer that never wrote its claim journal

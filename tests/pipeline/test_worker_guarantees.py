@@ -294,3 +294,46 @@ async def test_an_index_naming_a_conversation_lost_to_a_failover_does_not_refuse
     finally:
         await suite.stop()
         await drop_namespace(redis, settings.key_prefix)
+
+
+async def test_the_bots_replies_and_the_outcomes_are_sent_side_by_side(
+    settings: Settings, redis: Redis
+) -> None:
+    # The dispatch stage is told it ended only once the record stage has ended too: run one after the other,
+    # the worker would wait on itself and the batch never finish.
+    keys = Keys(settings.key_prefix)
+    messages = read_twcs(DEMO_FILE)
+    suite = await InProcessSuite.start(settings, workers=0)
+    recorded, stages = asyncio.Event(), Counter[str]()
+
+    async def dispatch_waits_for_record(stage: str) -> None:
+        stages[stage] += 1
+        if stage == "record":
+            recorded.set()
+        elif stage == "dispatch":
+            await asyncio.wait_for(recorded.wait(), 20)
+            recorded.clear()
+
+    peers = Peers.connect(suite.settings)
+    worker = PipelineWorker(
+        suite.settings,
+        InboundLog(suite.settings, redis, keys),
+        peers,
+        "side-by-side",
+        dispatch_waits_for_record,
+    )
+    stop = asyncio.Event()
+    try:
+        await ingest(suite.settings, messages)
+        task = asyncio.create_task(worker.run(stop))
+        await until(lambda: _processed(redis, keys, messages))
+        assert stages["dispatch"] >= 1, "no batch had a bot reply: the test proves nothing"
+        assert stages["dispatch"] <= stages["record"]
+        replies = await event_counts(redis, keys, "reply.sent")
+        assert replies and set(replies.values()) == {1}
+    finally:
+        stop.set()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(task, 10)
+        await peers.close()
+        await suite.stop()

@@ -1,4 +1,5 @@
-"""The pipeline worker: drives each accepted message through Thread → Classify → Route → SendReply.
+"""The pipeline worker: drives each accepted message through Thread → Classify → Route, then SendReply and
+RecordOutcomes side by side.
 
 It reads batches from the inbound log's consumer group through the one stream consumer (`consumer.py`) and
 acks them only after every stage succeeded, so a worker that dies mid-batch leaves its entries pending;
@@ -259,38 +260,52 @@ class PipelineWorker:
                 for (message, _), decision in zip(inbound, routed.decisions, strict=True)
                 if decision.action == common_pb2.ROUTE_ACTION_BOT_REPLY and decision.bot_reply_text
             ]
-            if replies:
-                self.current_stage = "dispatch"
-                await self.peers.dispatch.SendReply(
-                    dispatch_pb2.SendReplyRequest(replies=replies), timeout=timeout
+            outcomes = [
+                conversations_pb2.Outcome(
+                    conversation_id=result.conversation_id,
+                    message_id=message.message_id,
+                    triage=triage,
+                    routing=decision,
                 )
-                await self._stage("dispatch", len(replies))
-
-            self.current_stage = "record"
-            try:
-                await self.peers.conversations.RecordOutcomes(
-                    conversations_pb2.RecordOutcomesRequest(
-                        outcomes=[
-                            conversations_pb2.Outcome(
-                                conversation_id=result.conversation_id,
-                                message_id=message.message_id,
-                                triage=triage,
-                                routing=decision,
-                            )
-                            for (message, result), triage, decision in zip(
-                                inbound, classified.results, routed.decisions, strict=True
-                            )
-                        ]
-                    ),
-                    timeout=timeout,
+                for (message, result), triage, decision in zip(
+                    inbound, classified.results, routed.decisions, strict=True
                 )
-            except grpc.aio.AioRpcError as error:
-                if placement_lost(error):
-                    raise PlacementLost(error) from error
-                raise
-            await self._stage("record", len(inbound))
+            ]
+            # Both follow from the routing decisions alone and each is idempotent, so they run side by side;
+            # both finish before a failure of either is raised, and the batch is run again whole.
+            self.current_stage = "dispatch and record"
+            sent, recorded = await asyncio.gather(
+                self._send(replies), self._record(outcomes), return_exceptions=True
+            )
+            for stage, failure in (("dispatch", sent), ("record", recorded)):
+                if isinstance(failure, BaseException):
+                    self.current_stage = stage  # where a refused message is dead-lettered
+                    raise failure
 
         return threaded
+
+    async def _send(self, replies: list[dispatch_pb2.Reply]) -> None:
+        """Hand the bot's replies to dispatch, which keeps them until they are delivered."""
+        if not replies:
+            return
+        await self.peers.dispatch.SendReply(
+            dispatch_pb2.SendReplyRequest(replies=replies), timeout=self.settings.rpc_timeout_seconds
+        )
+        await self._stage("dispatch", len(replies))
+
+    async def _record(self, outcomes: list[conversations_pb2.Outcome]) -> None:
+        """Store each message's triage and routing in its conversation; PlacementLost when a placement that
+        Thread made is gone."""
+        try:
+            await self.peers.conversations.RecordOutcomes(
+                conversations_pb2.RecordOutcomesRequest(outcomes=outcomes),
+                timeout=self.settings.rpc_timeout_seconds,
+            )
+        except grpc.aio.AioRpcError as error:
+            if placement_lost(error):
+                raise PlacementLost(error) from error
+            raise
+        await self._stage("record", len(outcomes))
 
     async def _stage(self, name: str, messages: int) -> None:
         metrics.PIPELINE_MESSAGES.labels(name).inc(messages)

@@ -107,8 +107,9 @@ class Settings(BaseSettings):
     inbound_max_backlog: int = 250_000
     inbound_retry_after_seconds: int = 5
     # Server streams (WatchEvents, WatchAssignments): at most this many open per server and per token
-    # subject (the next is refused with RESOURCE_EXHAUSTED); a watcher polls Redis this often rather than
-    # holding a pooled connection in a blocking read.
+    # subject (the next is refused with RESOURCE_EXHAUSTED); an idle watcher polls Redis this often rather
+    # than holding a pooled connection in a blocking read (a WatchEvents that keeps finding events reads
+    # again within milliseconds).
     stream_max: int = Field(default=256, ge=1)
     stream_max_per_caller: int = Field(default=16, ge=1)
     stream_poll_seconds: float = Field(default=0.1, gt=0)

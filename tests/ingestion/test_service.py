@@ -12,7 +12,7 @@ from parley import rpc
 from parley.clock import ManualClock, to_timestamp
 from parley.config import Settings
 from parley.ingestion.server import create_server
-from parley.ingestion.servicer import START_ID_METADATA
+from parley.ingestion.servicer import START_ID_METADATA, WATCH_GATHER_SECONDS, watch_pause
 from parley.rpc import RunningServer, field_violations
 from parley.store import Keys, Redis
 from parley.v1 import common_pb2, ingestion_pb2, ingestion_pb2_grpc
@@ -144,6 +144,33 @@ async def test_watch_events_sees_accepted_messages(stub: ingestion_pb2_grpc.Inge
     assert reply.event.message_id == "messenger:after"
     assert reply.event.attributes["channel"] == "messenger"
     watch.cancel()
+
+
+def test_a_watch_pauses_longer_the_longer_it_finds_nothing() -> None:
+    assert watch_pause(0, 0.1) == WATCH_GATHER_SECONDS
+    assert watch_pause(1, 0.1) == 2 * WATCH_GATHER_SECONDS
+    assert watch_pause(5, 0.1) == 0.1  # never longer than the idle poll
+    assert watch_pause(10**6, 0.1) == 0.1  # a watch idle for days
+
+
+async def test_a_watch_that_found_nothing_does_not_sleep_the_idle_poll_before_the_next_event(
+    settings: Settings, redis: Redis, clock: ManualClock
+) -> None:
+    # An idle poll of a minute: a watch that slept it after its first empty read would miss the deadline.
+    settings = settings.model_copy(update={"stream_poll_seconds": 60.0})
+    running = await create_server(settings, "127.0.0.1:0", clock=clock)
+    try:
+        async with rpc.channel(settings, f"127.0.0.1:{running.port}") as channel:
+            stub = ingestion_pb2_grpc.IngestionServiceStub(channel)
+            watch = stub.WatchEvents(ingestion_pb2.WatchEventsRequest(types=["message.accepted"]))
+            await watch.initial_metadata()
+            await asyncio.sleep(0.05)  # a few reads find nothing
+            await stub.Ingest(ingestion_pb2.IngestRequest(messages=[make("soon")]))
+            reply = await asyncio.wait_for(watch.read(), 10)
+            assert reply.event.message_id == "messenger:soon"
+            watch.cancel()
+    finally:
+        await running.stop(0)
 
 
 async def test_watch_events_replays_and_filters(

@@ -37,7 +37,9 @@ from parley.v1 import common_pb2, ingestion_pb2, ingestion_pb2_grpc
 
 # The most events one read of WatchEvents takes from one partition.
 WATCH_BATCH = 100
-# How long a caught-up watch lets new events gather before it reads again.
+# How long a caught-up watch lets new events gather before it reads again; a read that found nothing doubles
+# the pause, up to `stream_poll_seconds`, so an idle watch costs a read a tenth of a second and a busy one
+# delivers within milliseconds.
 WATCH_GATHER_SECONDS = 0.005
 DEFAULT_DEAD_LETTER_LIMIT = 100
 START_ID_METADATA = "parley-start-id"
@@ -49,6 +51,11 @@ log = logging.getLogger(__name__)
 WatchContext: TypeAlias = (
     "grpc.aio.ServicerContext[ingestion_pb2.WatchEventsRequest, ingestion_pb2.WatchEventsResponse]"
 )
+
+
+def watch_pause(idle_reads: int, poll_seconds: float) -> float:
+    """How long a caught-up watch waits to read again, after `idle_reads` reads in a row found nothing."""
+    return min(WATCH_GATHER_SECONDS * 2.0 ** min(idle_reads, 32), poll_seconds)  # a long idle never overflows
 
 
 class IngestionService(ingestion_pb2_grpc.IngestionServiceServicer):
@@ -133,11 +140,12 @@ class IngestionService(ingestion_pb2_grpc.IngestionServiceServicer):
         start_id = request.after_id or await events.newest_id(self.redis, self.keys)
         await context.send_initial_metadata(((START_ID_METADATA, start_id),))
         last = events.starts_after(start_id, len(streams))
+        idle = 0  # reads in a row that found nothing
         while True:
             task = asyncio.current_task()
             if task is not None and task.cancelling():  # a cancellation a Redis client call swallowed
                 raise asyncio.CancelledError()
-            batch = await self._next_events(streams, last)
+            batch, held_back = await self._next_events(streams, last)
             for partition, entry_id, fields in batch:
                 last[partition] = entry_id
                 if types and fields.get(b"type") not in wanted:
@@ -152,19 +160,21 @@ class IngestionService(ingestion_pb2_grpc.IngestionServiceServicer):
                 if request.conversation_id and event.conversation_id != request.conversation_id:
                     continue
                 yield ingestion_pb2.WatchEventsResponse(event=event)
-            if not batch:
-                await asyncio.sleep(self.settings.stream_poll_seconds)
-            elif len(batch) < WATCH_BATCH:
-                # Caught up: let a few milliseconds of events gather rather than read every partition again
-                # for each new event (at a few thousand events a second that loop was most of the CPU).
-                await asyncio.sleep(WATCH_GATHER_SECONDS)
+            if len(batch) >= WATCH_BATCH:
+                continue
+            # Caught up: let a few milliseconds of events gather rather than read every partition again for
+            # each new event (at a few thousand events a second that loop was most of the CPU). Events read
+            # but held back (appended within the last millisecond) are read again after that pause too.
+            idle = 0 if batch or held_back else idle + 1
+            await asyncio.sleep(watch_pause(idle, self.settings.stream_poll_seconds))
 
     async def _next_events(
         self, streams: list[str], last: list[str]
-    ) -> list[tuple[int, str, dict[bytes, bytes]]]:
+    ) -> tuple[list[tuple[int, str, dict[bytes, bytes]]], bool]:
         """The events after `last` (an entry id per partition) in order of id over all partitions, up to those
         that no later read can put an earlier event before: older than the server's clock when the reads
-        began, and no newer than the last of a partition that returned a full batch (it may have more)."""
+        began, and no newer than the last of a partition that returned a full batch (it may have more). With
+        them, whether any entry read was held back past that limit."""
         # Non-blocking reads, one per partition (a cluster keeps them on different nodes): a blocking read
         # would hold a pooled connection for as long as the watch is open. On one server the clock is read in
         # the same round trip, before the reads; a cluster pipeline runs per node, so there it is read first.
@@ -188,7 +198,8 @@ class IngestionService(ingestion_pb2_grpc.IngestionServiceServicer):
             if len(entries) == WATCH_BATCH:
                 limit = min(limit, events.order(entries[-1][0].decode(), partition))
         found.sort(key=lambda item: item[0])
-        return [(partition, entry, fields) for key, partition, entry, fields in found if key <= limit]
+        ready = [(partition, entry, fields) for key, partition, entry, fields in found if key <= limit]
+        return ready, len(ready) < len(found)
 
     @mapped_errors
     async def GetPipeline(

@@ -153,7 +153,9 @@ class RoutedWatcher:
 
     def __init__(self, stub: ingestion_pb2_grpc.IngestionServiceAsyncStub) -> None:
         self.routed_at: dict[str, float] = {}
-        self._call = stub.WatchEvents(ingestion_pb2.WatchEventsRequest(types=["conversation.routed"]))
+        self._call = stub.WatchEvents(
+            ingestion_pb2.WatchEventsRequest(types=["conversation.routed"], batched=True)
+        )
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -162,7 +164,9 @@ class RoutedWatcher:
 
     async def _follow(self) -> None:
         async for reply in self._call:
-            self.routed_at.setdefault(reply.event.message_id, time.perf_counter())
+            now = time.perf_counter()
+            for event in reply.events:
+                self.routed_at.setdefault(event.message_id, now)
 
     async def wait_for(self, ids: set[str], timeout: float) -> None:
         deadline = time.perf_counter() + timeout

@@ -156,14 +156,17 @@ async def replay(
         channel(settings, settings.address("dispatch")) as dispatch_ch,
     ):
         ingestion = ingestion_pb2_grpc.IngestionServiceStub(ingestion_ch)
-        watch = ingestion.WatchEvents(ingestion_pb2.WatchEventsRequest(types=["message.processed"]))
+        watch = ingestion.WatchEvents(
+            ingestion_pb2.WatchEventsRequest(types=["message.processed"], batched=True)
+        )
         await watch.initial_metadata()  # the server has fixed its start position: no event can be missed
         threaded: dict[str, str] = {}
 
         async def follow() -> None:
             async for reply in watch:
-                if reply.event.message_id in ids:
-                    threaded[reply.event.message_id] = reply.event.conversation_id
+                for event in reply.events:
+                    if event.message_id in ids:
+                        threaded[event.message_id] = event.conversation_id
                 if all_ingested.is_set() and accepted <= threaded.keys():
                     return
 

@@ -201,6 +201,35 @@ async def test_watch_events_replays_and_filters(
     everything.cancel()
 
 
+async def test_a_batched_watch_sends_the_same_events_in_the_same_order_fewer_responses(
+    stub: ingestion_pb2_grpc.IngestionServiceStub, redis: Redis, keys: Keys
+) -> None:
+    from parley import events
+
+    cids = [f"cv-b{n}" for n in range(30)]
+    await events.publish(redis, keys, [events.EventRecord("conversation.opened", c) for c in cids])
+    await events.publish(redis, keys, [events.EventRecord("message.threaded", c) for c in cids])
+    request = ingestion_pb2.WatchEventsRequest(after_id="0", types=["conversation.opened"])
+    one_by_one = stub.WatchEvents(request)
+    single = [(await asyncio.wait_for(one_by_one.read(), 5)).event for _ in cids]
+    one_by_one.cancel()
+
+    request.batched = True
+    batched = stub.WatchEvents(request)
+    together: list[common_pb2.Event] = []
+    responses = 0
+    while len(together) < len(cids):
+        reply = await asyncio.wait_for(batched.read(), 5)
+        assert not reply.HasField("event")
+        together += reply.events
+        responses += 1
+    batched.cancel()
+    assert [e.id for e in together] == [e.id for e in single]
+    assert {e.conversation_id for e in together} == set(cids)
+    assert {e.type for e in together} == {"conversation.opened"}
+    assert responses < len(cids)
+
+
 async def test_watch_events_merges_the_partitions_in_order_and_resumes_exactly(
     stub: ingestion_pb2_grpc.IngestionServiceStub, redis: Redis, keys: Keys
 ) -> None:

@@ -9,7 +9,8 @@
 
 // WatchEvents: the response's initial metadata carries `parley-start-id`, the event id the watch
 // starts after; every event appended after it that matches the filters follows, in order of event id
-// over all partitions of the event stream, until the client cancels.
+// over all partitions of the event stream, until the client cancels: one per response, or with
+// `batched` the events of each read together.
 """
 
 from __future__ import annotations
@@ -146,6 +147,7 @@ class IngestionService(ingestion_pb2_grpc.IngestionServiceServicer):
             if task is not None and task.cancelling():  # a cancellation a Redis client call swallowed
                 raise asyncio.CancelledError()
             batch, held_back = await self._next_events(streams, last)
+            found = []
             for partition, entry_id, fields in batch:
                 last[partition] = entry_id
                 if types and fields.get(b"type") not in wanted:
@@ -159,7 +161,12 @@ class IngestionService(ingestion_pb2_grpc.IngestionServiceServicer):
                     continue
                 if request.conversation_id and event.conversation_id != request.conversation_id:
                     continue
-                yield ingestion_pb2.WatchEventsResponse(event=event)
+                if request.batched:
+                    found.append(event)
+                else:
+                    yield ingestion_pb2.WatchEventsResponse(event=event)
+            if request.batched and found:
+                yield ingestion_pb2.WatchEventsResponse(events=found)
             if len(batch) >= WATCH_BATCH:
                 continue
             # Caught up: let a few milliseconds of events gather rather than read every partition again for

@@ -25,15 +25,15 @@ _sym_db = _symbol_database.Default()
 from parley.v1 import common_pb2 as parley_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19parley/v1/ingestion.proto\x12\tparley.v1\x1a\x16parley/v1/common.proto\"<\n\rIngestRequest\x12+\n\x08messages\x18\x01 \x03(\x0b\x32\x19.parley.v1.InboundMessage\"K\n\x0cIngestResult\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\'\n\x06status\x18\x02 \x01(\x0e\x32\x17.parley.v1.IngestStatus\":\n\x0eIngestResponse\x12(\n\x07results\x18\x01 \x03(\x0b\x32\x17.parley.v1.IngestResult\"B\n\x13IngestStreamRequest\x12+\n\x08messages\x18\x01 \x03(\x0b\x32\x19.parley.v1.InboundMessage\"@\n\x14IngestStreamResponse\x12(\n\x07results\x18\x01 \x03(\x0b\x32\x17.parley.v1.IngestResult\"N\n\x12WatchEventsRequest\x12\r\n\x05types\x18\x01 \x03(\t\x12\x10\n\x08\x61\x66ter_id\x18\x02 \x01(\t\x12\x17\n\x0f\x63onversation_id\x18\x03 \x01(\t\"6\n\x13WatchEventsResponse\x12\x1f\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x10.parley.v1.Event\"/\n\x12GetPipelineRequest\x12\x19\n\x11\x64\x65\x61\x64_letter_limit\x18\x01 \x01(\x05\"o\n\x0fPartitionStatus\x12\x11\n\tpartition\x18\x01 \x01(\x05\x12\x0f\n\x07\x62\x61\x63klog\x18\x02 \x01(\x03\x12\x0f\n\x07pending\x18\x03 \x01(\x03\x12\x0b\n\x03lag\x18\x04 \x01(\x03\x12\x1a\n\x12oldest_age_seconds\x18\x05 \x01(\x01\"~\n\nDeadLetter\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x11\n\tpartition\x18\x02 \x01(\x05\x12\r\n\x05stage\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12*\n\x07message\x18\x05 \x01(\x0b\x32\x19.parley.v1.InboundMessage\"E\n\x0ePipelineWorker\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07pending\x18\x02 \x01(\x03\x12\x14\n\x0cidle_seconds\x18\x03 \x01(\x01\"\xb9\x01\n\x13GetPipelineResponse\x12.\n\npartitions\x18\x01 \x03(\x0b\x32\x1a.parley.v1.PartitionStatus\x12+\n\x0c\x64\x65\x61\x64_letters\x18\x02 \x03(\x0b\x32\x15.parley.v1.DeadLetter\x12\x19\n\x11\x64\x65\x61\x64_letter_count\x18\x03 \x01(\x03\x12*\n\x07workers\x18\x04 \x03(\x0b\x32\x19.parley.v1.PipelineWorker\".\n\x18RequeueDeadLetterRequest\x12\x12\n\nmessage_id\x18\x01 \x01(\t\"@\n\x19RequeueDeadLetterResponse\x12\x11\n\tpartition\x18\x01 \x01(\x05\x12\x10\n\x08\x65ntry_id\x18\x02 \x01(\t*f\n\x0cIngestStatus\x12\x1d\n\x19INGEST_STATUS_UNSPECIFIED\x10\x00\x12\x1a\n\x16INGEST_STATUS_ACCEPTED\x10\x01\x12\x1b\n\x17INGEST_STATUS_DUPLICATE\x10\x02\x32\xa4\x03\n\x10IngestionService\x12=\n\x06Ingest\x12\x18.parley.v1.IngestRequest\x1a\x19.parley.v1.IngestResponse\x12S\n\x0cIngestStream\x12\x1e.parley.v1.IngestStreamRequest\x1a\x1f.parley.v1.IngestStreamResponse(\x01\x30\x01\x12N\n\x0bWatchEvents\x12\x1d.parley.v1.WatchEventsRequest\x1a\x1e.parley.v1.WatchEventsResponse0\x01\x12L\n\x0bGetPipeline\x12\x1d.parley.v1.GetPipelineRequest\x1a\x1e.parley.v1.GetPipelineResponse\x12^\n\x11RequeueDeadLetter\x12#.parley.v1.RequeueDeadLetterRequest\x1a$.parley.v1.RequeueDeadLetterResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19parley/v1/ingestion.proto\x12\tparley.v1\x1a\x16parley/v1/common.proto\"<\n\rIngestRequest\x12+\n\x08messages\x18\x01 \x03(\x0b\x32\x19.parley.v1.InboundMessage\"K\n\x0cIngestResult\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\'\n\x06status\x18\x02 \x01(\x0e\x32\x17.parley.v1.IngestStatus\":\n\x0eIngestResponse\x12(\n\x07results\x18\x01 \x03(\x0b\x32\x17.parley.v1.IngestResult\"B\n\x13IngestStreamRequest\x12+\n\x08messages\x18\x01 \x03(\x0b\x32\x19.parley.v1.InboundMessage\"@\n\x14IngestStreamResponse\x12(\n\x07results\x18\x01 \x03(\x0b\x32\x17.parley.v1.IngestResult\"_\n\x12WatchEventsRequest\x12\r\n\x05types\x18\x01 \x03(\t\x12\x10\n\x08\x61\x66ter_id\x18\x02 \x01(\t\x12\x17\n\x0f\x63onversation_id\x18\x03 \x01(\t\x12\x0f\n\x07\x62\x61tched\x18\x04 \x01(\x08\"X\n\x13WatchEventsResponse\x12\x1f\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x10.parley.v1.Event\x12 \n\x06\x65vents\x18\x02 \x03(\x0b\x32\x10.parley.v1.Event\"/\n\x12GetPipelineRequest\x12\x19\n\x11\x64\x65\x61\x64_letter_limit\x18\x01 \x01(\x05\"o\n\x0fPartitionStatus\x12\x11\n\tpartition\x18\x01 \x01(\x05\x12\x0f\n\x07\x62\x61\x63klog\x18\x02 \x01(\x03\x12\x0f\n\x07pending\x18\x03 \x01(\x03\x12\x0b\n\x03lag\x18\x04 \x01(\x03\x12\x1a\n\x12oldest_age_seconds\x18\x05 \x01(\x01\"~\n\nDeadLetter\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x11\n\tpartition\x18\x02 \x01(\x05\x12\r\n\x05stage\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12*\n\x07message\x18\x05 \x01(\x0b\x32\x19.parley.v1.InboundMessage\"E\n\x0ePipelineWorker\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07pending\x18\x02 \x01(\x03\x12\x14\n\x0cidle_seconds\x18\x03 \x01(\x01\"\xb9\x01\n\x13GetPipelineResponse\x12.\n\npartitions\x18\x01 \x03(\x0b\x32\x1a.parley.v1.PartitionStatus\x12+\n\x0c\x64\x65\x61\x64_letters\x18\x02 \x03(\x0b\x32\x15.parley.v1.DeadLetter\x12\x19\n\x11\x64\x65\x61\x64_letter_count\x18\x03 \x01(\x03\x12*\n\x07workers\x18\x04 \x03(\x0b\x32\x19.parley.v1.PipelineWorker\".\n\x18RequeueDeadLetterRequest\x12\x12\n\nmessage_id\x18\x01 \x01(\t\"@\n\x19RequeueDeadLetterResponse\x12\x11\n\tpartition\x18\x01 \x01(\x05\x12\x10\n\x08\x65ntry_id\x18\x02 \x01(\t*f\n\x0cIngestStatus\x12\x1d\n\x19INGEST_STATUS_UNSPECIFIED\x10\x00\x12\x1a\n\x16INGEST_STATUS_ACCEPTED\x10\x01\x12\x1b\n\x17INGEST_STATUS_DUPLICATE\x10\x02\x32\xa4\x03\n\x10IngestionService\x12=\n\x06Ingest\x12\x18.parley.v1.IngestRequest\x1a\x19.parley.v1.IngestResponse\x12S\n\x0cIngestStream\x12\x1e.parley.v1.IngestStreamRequest\x1a\x1f.parley.v1.IngestStreamResponse(\x01\x30\x01\x12N\n\x0bWatchEvents\x12\x1d.parley.v1.WatchEventsRequest\x1a\x1e.parley.v1.WatchEventsResponse0\x01\x12L\n\x0bGetPipeline\x12\x1d.parley.v1.GetPipelineRequest\x1a\x1e.parley.v1.GetPipelineResponse\x12^\n\x11RequeueDeadLetter\x12#.parley.v1.RequeueDeadLetterRequest\x1a$.parley.v1.RequeueDeadLetterResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'parley.v1.ingestion_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_INGESTSTATUS']._serialized_start=1196
-  _globals['_INGESTSTATUS']._serialized_end=1298
+  _globals['_INGESTSTATUS']._serialized_start=1247
+  _globals['_INGESTSTATUS']._serialized_end=1349
   _globals['_INGESTREQUEST']._serialized_start=64
   _globals['_INGESTREQUEST']._serialized_end=124
   _globals['_INGESTRESULT']._serialized_start=126
@@ -45,23 +45,23 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_INGESTSTREAMRESPONSE']._serialized_start=331
   _globals['_INGESTSTREAMRESPONSE']._serialized_end=395
   _globals['_WATCHEVENTSREQUEST']._serialized_start=397
-  _globals['_WATCHEVENTSREQUEST']._serialized_end=475
-  _globals['_WATCHEVENTSRESPONSE']._serialized_start=477
-  _globals['_WATCHEVENTSRESPONSE']._serialized_end=531
-  _globals['_GETPIPELINEREQUEST']._serialized_start=533
-  _globals['_GETPIPELINEREQUEST']._serialized_end=580
-  _globals['_PARTITIONSTATUS']._serialized_start=582
-  _globals['_PARTITIONSTATUS']._serialized_end=693
-  _globals['_DEADLETTER']._serialized_start=695
-  _globals['_DEADLETTER']._serialized_end=821
-  _globals['_PIPELINEWORKER']._serialized_start=823
-  _globals['_PIPELINEWORKER']._serialized_end=892
-  _globals['_GETPIPELINERESPONSE']._serialized_start=895
-  _globals['_GETPIPELINERESPONSE']._serialized_end=1080
-  _globals['_REQUEUEDEADLETTERREQUEST']._serialized_start=1082
-  _globals['_REQUEUEDEADLETTERREQUEST']._serialized_end=1128
-  _globals['_REQUEUEDEADLETTERRESPONSE']._serialized_start=1130
-  _globals['_REQUEUEDEADLETTERRESPONSE']._serialized_end=1194
-  _globals['_INGESTIONSERVICE']._serialized_start=1301
-  _globals['_INGESTIONSERVICE']._serialized_end=1721
+  _globals['_WATCHEVENTSREQUEST']._serialized_end=492
+  _globals['_WATCHEVENTSRESPONSE']._serialized_start=494
+  _globals['_WATCHEVENTSRESPONSE']._serialized_end=582
+  _globals['_GETPIPELINEREQUEST']._serialized_start=584
+  _globals['_GETPIPELINEREQUEST']._serialized_end=631
+  _globals['_PARTITIONSTATUS']._serialized_start=633
+  _globals['_PARTITIONSTATUS']._serialized_end=744
+  _globals['_DEADLETTER']._serialized_start=746
+  _globals['_DEADLETTER']._serialized_end=872
+  _globals['_PIPELINEWORKER']._serialized_start=874
+  _globals['_PIPELINEWORKER']._serialized_end=943
+  _globals['_GETPIPELINERESPONSE']._serialized_start=946
+  _globals['_GETPIPELINERESPONSE']._serialized_end=1131
+  _globals['_REQUEUEDEADLETTERREQUEST']._serialized_start=1133
+  _globals['_REQUEUEDEADLETTERREQUEST']._serialized_end=1179
+  _globals['_REQUEUEDEADLETTERRESPONSE']._serialized_start=1181
+  _globals['_REQUEUEDEADLETTERRESPONSE']._serialized_end=1245
+  _globals['_INGESTIONSERVICE']._serialized_start=1352
+  _globals['_INGESTIONSERVICE']._serialized_end=1772
 # @@protoc_insertion_point(module_scope)

@@ -50,20 +50,24 @@ class IngestStreamResponse(_message.Message):
     def __init__(self, results: _Optional[_Iterable[_Union[IngestResult, _Mapping]]] = ...) -> None: ...
 
 class WatchEventsRequest(_message.Message):
-    __slots__ = ("types", "after_id", "conversation_id")
+    __slots__ = ("types", "after_id", "conversation_id", "batched")
     TYPES_FIELD_NUMBER: _ClassVar[int]
     AFTER_ID_FIELD_NUMBER: _ClassVar[int]
     CONVERSATION_ID_FIELD_NUMBER: _ClassVar[int]
+    BATCHED_FIELD_NUMBER: _ClassVar[int]
     types: _containers.RepeatedScalarFieldContainer[str]
     after_id: str
     conversation_id: str
-    def __init__(self, types: _Optional[_Iterable[str]] = ..., after_id: _Optional[str] = ..., conversation_id: _Optional[str] = ...) -> None: ...
+    batched: bool
+    def __init__(self, types: _Optional[_Iterable[str]] = ..., after_id: _Optional[str] = ..., conversation_id: _Optional[str] = ..., batched: _Optional[bool] = ...) -> None: ...
 
 class WatchEventsResponse(_message.Message):
-    __slots__ = ("event",)
+    __slots__ = ("event", "events")
     EVENT_FIELD_NUMBER: _ClassVar[int]
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
     event: _common_pb2.Event
-    def __init__(self, event: _Optional[_Union[_common_pb2.Event, _Mapping]] = ...) -> None: ...
+    events: _containers.RepeatedCompositeFieldContainer[_common_pb2.Event]
+    def __init__(self, event: _Optional[_Union[_common_pb2.Event, _Mapping]] = ..., events: _Optional[_Iterable[_Union[_common_pb2.Event, _Mapping]]] = ...) -> None: ...
 
 class GetPipelineRequest(_message.Message):
     __slots__ = ("dead_letter_limit",)

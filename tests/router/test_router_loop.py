@@ -131,6 +131,20 @@ async def test_a_long_queue_is_aged_a_slice_per_tick_until_every_conversation_is
     assert await scores() == pytest.approx([5 + 0.5 * m + 20 * m * 60 / 86400 for m in waited])
 
 
+async def test_a_slice_longer_than_one_lua_call_takes_rescores_every_conversation_in_it(
+    settings, redis, keys, clock
+):
+    # age.lua reads and writes a thousand conversations per call: 2,300 cross two of those boundaries.
+    router = Router(settings.model_copy(update={"router_ageing_batch": 2500}), redis, keys, clock)
+    waiting = 2300
+    await router.route([make_item(f"p{n}", f"x:p{n}", "praise") for n in range(waiting)])
+    clock.advance(10 * 60)
+    assert (await router.tick())["aged"] == waiting
+    k = RouterKeys(keys)
+    scores = await redis.zmscore(k.queue("first_line"), [f"p{n}" for n in range(waiting)])
+    assert scores == pytest.approx([5 + 0.5 * 10 + 20 * 600 / 86400] * waiting)
+
+
 async def test_sla_about_to_breach_escalates_once_and_tells_supervisors(router: Router, redis, keys, clock):
     routed = await route(router, "c1", "complaint", topic="weather")  # first_line, SLA 3600 s
     clock.advance(3600 - router.policy.sla_at_risk_seconds - 1)

@@ -191,8 +191,8 @@ class ConsoleClient:
         )
 
     async def watch(self) -> AsyncIterator[ingestion_pb2.WatchEventsResponse]:
-        """New events from now on, until the caller stops iterating."""
-        call = self.ingestion.WatchEvents(ingestion_pb2.WatchEventsRequest())
+        """New events from now on, those of one read together, until the caller stops iterating."""
+        call = self.ingestion.WatchEvents(ingestion_pb2.WatchEventsRequest(batched=True))
         try:
             async for reply in call:
                 yield reply

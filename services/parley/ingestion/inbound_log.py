@@ -26,6 +26,7 @@ from typing import Any
 from redis.exceptions import ResponseError
 
 from parley import events, lua
+from parley.clock import from_timestamp
 from parley.config import Settings
 from parley.messages import CHANNEL_NAMES
 from parley.pipeline.consumer import ConsumerOptions, DeadLetter, StreamConsumer, StreamEntry
@@ -117,7 +118,7 @@ class InboundLog:
                 events.EventRecord(
                     type="message.accepted",
                     message_id=message.message_id,
-                    at=message.received_at.seconds + message.received_at.nanos / 1e9,
+                    at=from_timestamp(message.received_at),
                     attributes={
                         "channel": CHANNEL_NAMES.get(message.channel, ""),
                         "direction": "outbound"

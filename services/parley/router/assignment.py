@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Mapping
 
 from parley import lua
+from parley.clock import from_timestamp
 from parley.events import EventRecord, add_to_pipeline
 from parley.router.base import Ground, Part
 from parley.router.common import (
@@ -126,7 +127,7 @@ class Assignments(Part):
         per claim token (so the claimer and a recovery of its claim may both call it); on a cluster, on a
         replica before returning, so the claim's journal never closes before its assignment counts."""
         agent_id = assignment.agent_id
-        now = assignment.assigned_at.seconds + assignment.assigned_at.nanos / 1e9
+        now = from_timestamp(assignment.assigned_at)
         notes = {chosen.agent_id: f"chosen: {chosen.note()}"} if chosen else {}
         audit = router_pb2.RoutingAudit(
             kind="assign",

@@ -26,3 +26,23 @@ def test_a_request_of_defined_values_has_none() -> None:
     outcome.triage.intent = common_pb2.INTENT_URGENT
     outcome.routing.action = common_pb2.ROUTE_ACTION_QUEUED
     assert unknown_enum_values(conversations_pb2.RecordOutcomesRequest(outcomes=[outcome])) == []
+
+
+def test_every_culprit_of_a_list_is_named_whether_the_list_holds_enums_or_messages() -> None:
+    # A list of enums (a bot answer's channels) and a list of messages holding one (intent scores), each
+    # with defined values around the undefined ones: every bad position is named, and none of the good.
+    item = router_pb2.RouteItem(conversation_id="cv-1")
+    item.triage.bot_answer.allowed_channels.extend(
+        [common_pb2.CHANNEL_X, 41, common_pb2.CHANNEL_WHATSAPP, 42]
+    )  # type: ignore[list-item]
+    for intent in (common_pb2.INTENT_PRAISE, 55, common_pb2.INTENT_QUESTION, 56):
+        item.triage.scores.add(intent=intent)  # type: ignore[arg-type]
+
+    found = [path for path, _ in unknown_enum_values(router_pb2.RouteRequest(items=[item]))]
+
+    assert found == [
+        "items[0].triage.scores[1].intent",
+        "items[0].triage.scores[3].intent",
+        "items[0].triage.bot_answer.allowed_channels[1]",
+        "items[0].triage.bot_answer.allowed_channels[3]",
+    ]

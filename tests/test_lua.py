@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 from pathlib import Path
 
 import pytest
@@ -94,6 +95,90 @@ async def test_plain_writes_go_in_one_script_call_after_the_other_commands_in_or
             pipe.write("RPUSH", keys.namespaced("{w}", "order"), n)
         assert len(await pipe.execute()) == 3  # calls of at most two writes
     assert await redis.lrange(keys.namespaced("{w}", "order"), 0, -1) == [b"0", b"1", b"2", b"3", b"4"]
+
+
+def test_writes_to_the_members_of_one_key_are_folded_until_something_else_touches_it() -> None:
+    groups = [
+        [("ZADD", "a", "GT", 1, "c1")],
+        [("ZADD", "b", "GT", 1, "c1")],
+        [("ZADD", "a", "GT", 2, "c2")],  # joins the first: only a write to b between
+        [("ZADD", "a", 3, "c3")],  # other flags: a write of its own
+        [("EXPIRE", "b", 60)],
+        [("ZADD", "b", "GT", 2, "c2")],  # after b's EXPIRE: not folded ahead of it
+        [("HSET", "h", "f1", "v1")],
+        [("RPUSH", "log", "x"), ("HDEL", "h", "f0")],  # a group: a barrier for every key
+        [("HSET", "h", "f2", "v2")],
+        [("ZADD", "a", "INCR", 5, "c1")],  # not plain pairs: never folded
+    ]
+
+    merged = lua.merge_writes(groups)
+
+    assert merged == [
+        ([["ZADD", "a", "GT", 1, "c1", 2, "c2"]], 2),
+        ([["ZADD", "b", "GT", 1, "c1"]], 1),
+        ([["ZADD", "a", 3, "c3"]], 1),
+        ([("EXPIRE", "b", 60)], 1),
+        ([["ZADD", "b", "GT", 2, "c2"]], 1),
+        ([["HSET", "h", "f1", "v1"]], 1),
+        ([("RPUSH", "log", "x"), ("HDEL", "h", "f0")], 2),
+        ([["HSET", "h", "f2", "v2"]], 1),
+        ([("ZADD", "a", "INCR", 5, "c1")], 1),
+    ]
+
+
+def test_a_folded_write_takes_at_most_merged_words() -> None:
+    groups = [[("SADD", "s", f"m{n}")] for n in range(lua.MERGED_WORDS + 5)]
+    merged = lua.merge_writes(groups)
+    # SADD and its key, then 998 members; the 7 left over in a second SADD.
+    assert [(len(commands[0]), count) for commands, count in merged] == [(lua.MERGED_WORDS, 998), (9, 7)]
+
+
+async def test_folded_writes_leave_what_the_same_writes_one_by_one_leave(redis: Redis, keys: Keys) -> None:
+    # Random writes over a few keys of one slot, some in groups written together, made once through a
+    # pipeline (folded) and once command by command: every key ends the same.
+    rng = random.Random(7)
+    for trial in range(5):
+        folded, one_by_one = (keys.namespaced(f"{{f{trial}}}", side) for side in ("folded", "plain"))
+        writes: list[list[tuple[object, ...]]] = []
+        for _ in range(300):
+            n, m = rng.randrange(3), f"m{rng.randrange(6)}"
+            writes.append(
+                rng.choice(
+                    [
+                        [("ZADD", f"z{n}", rng.choice(["GT", "NX", "LT"]), rng.randrange(9), m)],
+                        [("ZADD", f"z{n}", rng.randrange(9), m)],
+                        [("ZREM", f"z{n}", m)],
+                        [("HSET", f"h{n}", m, rng.randrange(9))],
+                        [("HDEL", f"h{n}", m)],
+                        [("SADD", f"s{n}", m)],
+                        [("DEL", rng.choice([f"z{n}", f"h{n}", f"s{n}"]))],
+                        [("RPUSH", f"l{n}", m), ("ZADD", f"z{n}", 99, m)],
+                    ]
+                )
+            )
+        async with lua.pipeline(redis) as pipe:
+            for group in writes:
+                if len(group) == 1:
+                    pipe.write(group[0][0], f"{folded}:{group[0][1]}", *group[0][2:])
+                else:
+                    pipe.write_together([(c[0], f"{folded}:{c[1]}", *c[2:]) for c in group])
+            await pipe.execute()
+        for group in writes:
+            for command in group:
+                await redis.execute_command(command[0], f"{one_by_one}:{command[1]}", *command[2:])
+        for name in [f"{kind}{n}" for kind in "zhsl" for n in range(3)]:
+            a, b = f"{folded}:{name}", f"{one_by_one}:{name}"
+            kind = name[0]
+            if kind == "z":
+                assert await redis.zrange(a, 0, -1, withscores=True) == await redis.zrange(
+                    b, 0, -1, withscores=True
+                ), name
+            elif kind == "h":
+                assert await redis.hgetall(a) == await redis.hgetall(b), name
+            elif kind == "s":
+                assert await redis.smembers(a) == await redis.smembers(b), name
+            else:
+                assert await redis.lrange(a, 0, -1) == await redis.lrange(b, 0, -1), name
 
 
 async def test_an_effect_queued_once_is_made_the_first_time_its_mark_is_seen_and_never_again(

@@ -20,6 +20,7 @@ class _Check:
     defined: frozenset[int] | None  # an enum's numbers; None for a message field
     enum_name: str = ""
     singular_message: bool = False  # visited only when set (HasField)
+    message_type: Descriptor | None = None  # a message field's type
 
 
 def unknown_enum_values(message: Message, path: str = "") -> list[tuple[str, str]]:
@@ -36,18 +37,30 @@ def _unknown(message: Message) -> list[tuple[str, str]]:
         if check.singular_message and not message.HasField(check.name):
             continue
         value = getattr(message, check.name)
-        values = value if check.repeated else (value,)
         if check.defined is not None:
+            # One set operation in C for the valid case; the walk that names the culprits only when it fails.
+            values = value if check.repeated else (value,)
+            if check.defined.issuperset(values):
+                continue
             for i, number in enumerate(values):
                 if number not in check.defined:
                     where = f"{check.name}[{i}]" if check.repeated else check.name
                     found.append((where, f"{number} is not a defined {check.enum_name} value"))
+        elif not check.repeated:
+            for rest, problem in _unknown(value):
+                found.append((f"{check.name}.{rest}", problem))
         else:
-            for i, child in enumerate(values):
+            # A list of small messages holding only plain enums (a triage's intent scores): each enum field
+            # checked over the whole list at once, walked message by message only when one fails.
+            flat = _flat_enums(check.message_type) if check.message_type is not None else None
+            if flat is not None and all(
+                defined.issuperset([getattr(child, name) for child in value]) for name, defined in flat
+            ):
+                continue
+            for i, child in enumerate(value):
                 below = _unknown(child)
                 if below:
-                    at = f"{check.name}[{i}]" if check.repeated else check.name
-                    found.extend((f"{at}.{rest}", problem) for rest, problem in below)
+                    found.extend((f"{check.name}[{i}].{rest}", problem) for rest, problem in below)
     return found
 
 
@@ -62,8 +75,20 @@ def _checks(descriptor: Descriptor) -> tuple[_Check, ...]:
             numbers = frozenset(f.enum_type.values_by_number)
             out.append(_Check(f.name, repeated, numbers, f.enum_type.name))
         elif _can_hold_enum(f, frozenset({descriptor})):
-            out.append(_Check(f.name, repeated, None, singular_message=not repeated))
+            out.append(
+                _Check(f.name, repeated, None, singular_message=not repeated, message_type=f.message_type)
+            )
     return tuple(out)
+
+
+@functools.cache
+def _flat_enums(descriptor: Descriptor) -> tuple[tuple[str, frozenset[int]], ...] | None:
+    """The (name, defined numbers) of a message type whose every check is a singular enum field; None for a
+    type with a list or a message to visit."""
+    checks = _checks(descriptor)
+    if any(c.repeated or c.defined is None for c in checks):
+        return None
+    return tuple((c.name, c.defined) for c in checks if c.defined is not None)
 
 
 def _can_hold_enum(field: FieldDescriptor, seen: frozenset[Descriptor]) -> bool:

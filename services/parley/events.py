@@ -19,6 +19,7 @@ An event's id is "<entry id>-<partition>"; events are ordered by entry id, then 
 
 from __future__ import annotations
 
+import functools
 import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -95,18 +96,26 @@ def payload_of(kind: str, attributes: Mapping[str, Any]) -> Message:
     cls = PAYLOADS.get(kind)
     if cls is None:
         raise EventError(f"unknown event type {kind!r}")
-    fields = cls.DESCRIPTOR.fields_by_name
-    unknown = sorted(set(attributes) - set(fields))
+    names, lists = _field_names(kind)
+    unknown = attributes.keys() - names
     if unknown:
-        raise EventError(f"{kind} has no attribute {', '.join(unknown)} (it has {', '.join(fields)})")
-    for name, value in attributes.items():
-        if fields[name].is_repeated and isinstance(value, (str, bytes)):  # not split into characters
-            raise EventError(f"{kind}: {name} is a list, not {value!r}")
+        known = ", ".join(cls.DESCRIPTOR.fields_by_name)
+        raise EventError(f"{kind} has no attribute {', '.join(sorted(unknown))} (it has {known})")
+    for name in lists.intersection(attributes):
+        if isinstance(attributes[name], (str, bytes)):  # not split into characters
+            raise EventError(f"{kind}: {name} is a list, not {attributes[name]!r}")
     try:
         # None leaves a field unset; a field set to its default value stays set (every field has presence).
         return cls(**{name: value for name, value in attributes.items() if value is not None})
     except (TypeError, ValueError) as error:
         raise EventError(f"{kind}: {error}") from error
+
+
+@functools.cache
+def _field_names(kind: str) -> tuple[frozenset[str], frozenset[str]]:
+    """The field names of an event type's payload, and those of its lists (every event builds a payload)."""
+    fields = PAYLOADS[kind].DESCRIPTOR.fields
+    return frozenset(f.name for f in fields), frozenset(f.name for f in fields if f.is_repeated)
 
 
 def attributes_of(payload: Message) -> dict[str, Any]:

@@ -125,15 +125,17 @@ class Pipeline:
     def _send_writes(self) -> None:
         writes, self._writes = self._writes, {}
         for groups in writes.values():
-            call: list[tuple[Any, ...]] = []
-            for group in groups:
-                if call and len(call) + len(group) > WRITES_PER_CALL:
+            call: list[Sequence[Any]] = []
+            in_call = 0  # writes in `call`, each one folded into another counted
+            for group, count in merge_writes(groups):
+                if call and in_call + count > WRITES_PER_CALL:
                     self._send_write_call(call)
-                    call = []
+                    call, in_call = [], 0
                 call += group
+                in_call += count
             self._send_write_call(call)
 
-    def _send_write_call(self, commands: list[tuple[Any, ...]]) -> None:
+    def _send_write_call(self, commands: list[Sequence[Any]]) -> None:
         keys, args = _commands_args(commands)
         self.script(Script(self.redis, _WRITES), keys, args)
 
@@ -171,6 +173,62 @@ _WRITES = load("parley", "writes")
 # Writes per writes.lua call, a `once` group never split: a call blocks the server while it runs (1,000 small
 # writes take about a millisecond).
 WRITES_PER_CALL = 1000
+
+
+# Commands whose words after the key are members or pairs, so that two of them on one key are one command with
+# the words of both (`merge_writes`), and the ZADD flags that may precede a ZADD's pairs.
+_LISTS = frozenset({"ZADD", "ZREM", "HSET", "HDEL", "SADD"})
+_ZADD_FLAGS = frozenset({"NX", "XX", "GT", "LT", "CH"})
+# The most words one merged command takes: Lua's `unpack` in commands.lua puts them all on its stack.
+MERGED_WORDS = 1000
+
+
+def merge_writes(groups: Sequence[Sequence[Sequence[Any]]]) -> list[tuple[list[Sequence[Any]], int]]:
+    """`groups`, each with the number of writes it makes, where a plain write that adds to or removes from a
+    key's members (ZADD with the same flags, ZREM, HSET, HDEL, SADD) is folded into the write of the same
+    kind before it on that key when only plain writes to other keys came in between: a batch's listing
+    entries are one ZADD per index partition rather than one per conversation. Each key still sees its
+    commands in the order written; a write moves ahead only of plain writes to other keys, never ahead of a
+    `once` or `write_together` group (their order with the writes around them is kept, such as a decision
+    that stops being pending after its effects)."""
+    out: list[tuple[list[Sequence[Any]], int]] = []
+    open_for: dict[Any, tuple[int, list[Any], tuple[Any, ...]]] = {}  # key -> a write that may take more
+    for group in groups:
+        head = _merge_head(group[0]) if len(group) == 1 else None
+        if head is None:
+            out.append((list(group), len(group)))
+            if len(group) == 1:
+                open_for.pop(group[0][1], None)
+            else:
+                open_for.clear()
+            continue
+        words = group[0][len(head) :]
+        joined = open_for.get(head[1])
+        if joined is not None:
+            at, command, joined_head = joined
+            if joined_head == head and len(command) + len(words) <= MERGED_WORDS:
+                command.extend(words)
+                out[at] = (out[at][0], out[at][1] + 1)
+                continue
+        command = list(group[0])
+        out.append(([command], 1))
+        open_for[head[1]] = (len(out) - 1, command, head)
+    return out
+
+
+def _merge_head(command: Sequence[Any]) -> tuple[Any, ...] | None:
+    """The name, key and flags of a write `merge_writes` may fold (the words after them are its members or
+    pairs), or None."""
+    name = command[0]
+    if name not in _LISTS:
+        return None
+    flags = 2
+    if name == "ZADD":
+        while flags < len(command) and command[flags] in _ZADD_FLAGS:
+            flags += 1
+    if (len(command) - flags) % (2 if name in ("ZADD", "HSET") else 1) or len(command) == flags:
+        return None  # not plain pairs (ZADD ... INCR), or nothing to add
+    return tuple(command[:flags])
 
 
 def _commands_args(commands: Sequence[Sequence[Any]]) -> tuple[list[Any], list[Any]]:

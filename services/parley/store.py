@@ -297,6 +297,7 @@ def escape_key_part(part: str) -> str:
 
 
 @functools.cache
+@functools.cache  # every key of a partitioned family names its tag: worked out once per partition
 def spread_tag(kind: str, partition: int, partitions: int) -> str:
     """The hash tag of partition `partition` of `partitions` of a partitioned key (`kind` names the family:
     "e" events, "i" conversation indexes): the first `<kind><partition>.<n>` whose slot lies in the

@@ -8,6 +8,7 @@ written beside the scripts, never inside one (listing entries as `lua.Pipeline.w
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -159,6 +160,7 @@ class ConversationKeys:
     def index_partition(self, cid: str) -> int:
         return partition_of(cid, self.keys.index_partitions)
 
+    @functools.cache  # noqa: B019 - a few keys per partition, for the life of the keys object
     def _index(self, partition: int, *name: str) -> str:
         return self.keys.namespaced("convidx", f"{{{self.keys.index_tag(partition)}}}", *name)
 

@@ -101,7 +101,8 @@ class Pipeline:
         """Queue a plain write whose reply nobody reads (a listing entry, a profile field). The writes of a
         slot go in one `writes.lua` call at `execute` (every write at once on a single server), after the
         pipeline's other commands and in the order written: the client builds and parses one command per
-        slot instead of one per write, which is most of what a write costs it."""
+        slot instead of one per write, which is most of what a write costs it. Writes to one key's members
+        may be folded into one command (`merge_writes`)."""
         self._writes.setdefault(self._slot(key), []).append([(name, key, *args)])
 
     def write_together(self, commands: Sequence[Sequence[Any]]) -> None:

@@ -64,7 +64,7 @@ async def test_an_error_of_a_script_is_raised_after_the_rest_ran(redis: Redis, k
     async with lua.pipeline(redis) as pipe:
         await script(keys=[keys.namespaced("state", "{c3}")], args=["odd"], client=pipe)  # no value: error
         pipe.incr(counter)
-        with pytest.raises(Exception, match="arguments|nil|wrong"):
+        with pytest.raises(Exception, match="(?i)wrong number of arg"):
             await pipe.execute()
     assert await redis.get(counter) == b"1"
 
@@ -98,39 +98,40 @@ async def test_plain_writes_go_in_one_script_call_after_the_other_commands_in_or
 
 
 def test_writes_to_the_members_of_one_key_are_folded_until_something_else_touches_it() -> None:
-    groups = [
-        [("ZADD", "a", "GT", 1, "c1")],
-        [("ZADD", "b", "GT", 1, "c1")],
-        [("ZADD", "a", "GT", 2, "c2")],  # joins the first: only a write to b between
-        [("ZADD", "a", 3, "c3")],  # other flags: a write of its own
-        [("EXPIRE", "b", 60)],
-        [("ZADD", "b", "GT", 2, "c2")],  # after b's EXPIRE: not folded ahead of it
-        [("HSET", "h", "f1", "v1")],
-        [("RPUSH", "log", "x"), ("HDEL", "h", "f0")],  # a group: a barrier for every key
-        [("HSET", "h", "f2", "v2")],
-        [("ZADD", "a", "INCR", 5, "c1")],  # not plain pairs: never folded
-    ]
+    writes = lua.SlotWrites()
+    writes.add(("ZADD", "a", "GT", 1, "c1"))
+    writes.add(("ZADD", "b", "GT", 1, "c1"))
+    writes.add(("ZADD", "a", "GT", 2, "c2"))  # joins the first: only a write to b between
+    writes.add(("ZADD", "a", 3, "c3"))  # other flags: a write of its own
+    writes.add(("EXPIRE", "b", 60))
+    writes.add(("ZADD", "b", "GT", 2, "c2"))  # after b's EXPIRE: not folded ahead of it
+    writes.add(("HSET", "h", "f1", "v1"))
+    writes.add_group([("RPUSH", "log", "x"), ("HDEL", "other", "f0")])  # a group: a barrier for every key
+    writes.add(("HSET", "h", "f2", "v2"))
+    writes.add(("ZADD", "a", "INCR", 5, "c1"))  # not plain pairs: never folded
 
-    merged = lua.merge_writes(groups)
-
-    assert merged == [
-        ([["ZADD", "a", "GT", 1, "c1", 2, "c2"]], 2),
-        ([["ZADD", "b", "GT", 1, "c1"]], 1),
-        ([["ZADD", "a", 3, "c3"]], 1),
-        ([("EXPIRE", "b", 60)], 1),
-        ([["ZADD", "b", "GT", 2, "c2"]], 1),
-        ([["HSET", "h", "f1", "v1"]], 1),
-        ([("RPUSH", "log", "x"), ("HDEL", "h", "f0")], 2),
-        ([["HSET", "h", "f2", "v2"]], 1),
-        ([("ZADD", "a", "INCR", 5, "c1")], 1),
+    assert writes.groups == [
+        [[["ZADD", "a", "GT", 1, "c1", 2, "c2"]], 2],
+        [[["ZADD", "b", "GT", 1, "c1"]], 1],
+        [[["ZADD", "a", 3, "c3"]], 1],
+        [[("EXPIRE", "b", 60)], 1],
+        [[["ZADD", "b", "GT", 2, "c2"]], 1],
+        [[["HSET", "h", "f1", "v1"]], 1],
+        [[("RPUSH", "log", "x"), ("HDEL", "other", "f0")], 2],
+        [[["HSET", "h", "f2", "v2"]], 1],
+        [[("ZADD", "a", "INCR", 5, "c1")], 1],
     ]
 
 
 def test_a_folded_write_takes_at_most_merged_words() -> None:
-    groups = [[("SADD", "s", f"m{n}")] for n in range(lua.MERGED_WORDS + 5)]
-    merged = lua.merge_writes(groups)
+    writes = lua.SlotWrites()
+    for n in range(lua.MERGED_WORDS + 5):
+        writes.add(("SADD", "s", f"m{n}"))
     # SADD and its key, then 998 members; the 7 left over in a second SADD.
-    assert [(len(commands[0]), count) for commands, count in merged] == [(lua.MERGED_WORDS, 998), (9, 7)]
+    assert [(len(commands[0]), count) for commands, count in writes.groups] == [
+        (lua.MERGED_WORDS, 998),
+        (9, 7),
+    ]
 
 
 async def test_folded_writes_leave_what_the_same_writes_one_by_one_leave(redis: Redis, keys: Keys) -> None:

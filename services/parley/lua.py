@@ -76,9 +76,8 @@ class Pipeline:
         self._cluster = isinstance(redis, RedisCluster)
         self._pipe: Any = redis.pipeline(transaction=False)
         self._scripts: dict[int, tuple[Script, Sequence[Any], Sequence[Any]]] = {}
-        # hash slot (0 on one server) -> its writes, in groups never split between calls (a `once` and its
-        # commands are one group)
-        self._writes: dict[int, list[list[tuple[Any, ...]]]] = {}
+        # hash slot (0 on one server) -> its writes
+        self._writes: dict[int, SlotWrites] = {}
 
     async def __aenter__(self) -> Pipeline:
         await self._pipe.__aenter__()  # a cluster pipeline learns the slot map here
@@ -102,15 +101,15 @@ class Pipeline:
         slot go in one `writes.lua` call at `execute` (every write at once on a single server), after the
         pipeline's other commands and in the order written: the client builds and parses one command per
         slot instead of one per write, which is most of what a write costs it. Writes to one key's members
-        may be folded into one command (`merge_writes`)."""
-        self._writes.setdefault(self._slot(key), []).append([(name, key, *args)])
+        may be folded into one command (`SlotWrites`)."""
+        self._slot_writes(key).add((name, key, *args))
 
     def write_together(self, commands: Sequence[Sequence[Any]]) -> None:
         """Queue plain writes (as `write`; every key in one slot) that run in one call, never split between
         two: nothing runs between them."""
         group = [tuple(command) for command in commands]
         if group:
-            self._writes.setdefault(self._slot(group[0][1]), []).append(group)
+            self._slot_writes(group[0][1]).add_group(group)
 
     def once(self, mark: str, commands: Sequence[Sequence[Any]]) -> None:
         """Queue `commands` (each a command name, the key it writes, its other arguments; every key in the
@@ -118,17 +117,24 @@ class Pipeline:
         slot, which a version check on the record cannot fence. They go with the plain writes (`write`), in
         their order among them; the mark is kept `ONCE_KEPT_SECONDS`."""
         group = [("ONCE", mark, ONCE_KEPT_SECONDS, len(commands)), *(tuple(command) for command in commands)]
-        self._writes.setdefault(self._slot(mark), []).append(group)
+        self._slot_writes(mark).add_group(group)
+
+    def _slot_writes(self, key: str) -> SlotWrites:
+        slot = self._slot(key)
+        writes = self._writes.get(slot)
+        if writes is None:
+            writes = self._writes[slot] = SlotWrites()
+        return writes
 
     def _slot(self, key: str) -> int:
         return key_slot(key.encode()) if self._cluster else 0
 
     def _send_writes(self) -> None:
         writes, self._writes = self._writes, {}
-        for groups in writes.values():
+        for slot_writes in writes.values():
             call: list[Sequence[Any]] = []
             in_call = 0  # writes in `call`, each one folded into another counted
-            for group, count in merge_writes(groups):
+            for group, count in slot_writes.groups:
                 if call and in_call + count > WRITES_PER_CALL:
                     self._send_write_call(call)
                     call, in_call = [], 0
@@ -176,60 +182,70 @@ _WRITES = load("parley", "writes")
 WRITES_PER_CALL = 1000
 
 
-# Commands whose words after the key are members or pairs, so that two of them on one key are one command with
-# the words of both (`merge_writes`), and the ZADD flags that may precede a ZADD's pairs.
+# Commands whose words after the key (and a ZADD's flags) are members or pairs, so that two of them on one key
+# are one command with the words of both (`SlotWrites`).
 _LISTS = frozenset({"ZADD", "ZREM", "HSET", "HDEL", "SADD"})
+_PAIRS = frozenset({"ZADD", "HSET"})
 _ZADD_FLAGS = frozenset({"NX", "XX", "GT", "LT", "CH"})
 # The most words one merged command takes: Lua's `unpack` in commands.lua puts them all on its stack.
 MERGED_WORDS = 1000
 
 
-def merge_writes(groups: Sequence[Sequence[Sequence[Any]]]) -> list[tuple[list[Sequence[Any]], int]]:
-    """`groups`, each with the number of writes it makes, where a plain write that adds to or removes from a
-    key's members (ZADD with the same flags, ZREM, HSET, HDEL, SADD) is folded into the write of the same
-    kind before it on that key when only plain writes to other keys came in between: a batch's listing
-    entries are one ZADD per index partition rather than one per conversation. Each key still sees its
-    commands in the order written; a write moves ahead only of plain writes to other keys, never ahead of a
-    `once` or `write_together` group (their order with the writes around them is kept, such as a decision
-    that stops being pending after its effects)."""
-    out: list[tuple[list[Sequence[Any]], int]] = []
-    open_for: dict[Any, tuple[int, list[Any], tuple[Any, ...]]] = {}  # key -> a write that may take more
-    for group in groups:
-        head = _merge_head(group[0]) if len(group) == 1 else None
-        if head is None:
-            out.append((list(group), len(group)))
-            if len(group) == 1:
-                open_for.pop(group[0][1], None)
-            else:
-                open_for.clear()
-            continue
-        words = group[0][len(head) :]
-        joined = open_for.get(head[1])
+class SlotWrites:
+    """The plain writes of one hash slot, in groups never split between two calls (a `once` and its commands,
+    `write_together`), each with the number of writes it makes.
+
+    A write that adds to or removes from a key's members (ZADD with the same flags, ZREM, HSET, HDEL, SADD)
+    joins the write of the same kind before it on that key when only plain writes to other keys came in
+    between: a batch's listing entries are one ZADD per index partition rather than one per conversation, and
+    each costs Redis a Lua call less. Each key still sees its commands in the order written. A write moves
+    ahead only of plain writes to other keys, never ahead of a group, whose order with the writes around it
+    is kept (a decision stops being pending after its effects)."""
+
+    def __init__(self) -> None:
+        self.groups: list[list[Any]] = []  # [commands, writes]
+        self._open: dict[
+            Any, tuple[list[Any], tuple[Any, ...], list[Any]]
+        ] = {}  # key -> command, head, group
+
+    def add(self, command: tuple[Any, ...]) -> None:
+        head_length = _fold_head(command)
+        if not head_length:
+            self._open.pop(command[1], None)
+            self.groups.append([[command], 1])
+            return
+        head = command[:head_length]
+        joined = self._open.get(command[1])
         if joined is not None:
-            at, command, joined_head = joined
-            if joined_head == head and len(command) + len(words) <= MERGED_WORDS:
-                command.extend(words)
-                out[at] = (out[at][0], out[at][1] + 1)
-                continue
-        command = list(group[0])
-        out.append(([command], 1))
-        open_for[head[1]] = (len(out) - 1, command, head)
-    return out
+            folded, joined_head, group = joined
+            if joined_head == head and len(folded) + len(command) - head_length <= MERGED_WORDS:
+                folded.extend(command[head_length:])
+                group[1] += 1
+                return
+        folded = list(command)
+        group = [[folded], 1]
+        self.groups.append(group)
+        self._open[command[1]] = (folded, head, group)
+
+    def add_group(self, commands: list[tuple[Any, ...]]) -> None:
+        self._open.clear()
+        self.groups.append([commands, len(commands)])
 
 
-def _merge_head(command: Sequence[Any]) -> tuple[Any, ...] | None:
-    """The name, key and flags of a write `merge_writes` may fold (the words after them are its members or
-    pairs), or None."""
+def _fold_head(command: tuple[Any, ...]) -> int:
+    """How many words of a write name it, its key and its flags when the words after them are members or
+    pairs that another write of the same head may take (`SlotWrites`); 0 for a write never folded."""
     name = command[0]
     if name not in _LISTS:
-        return None
-    flags = 2
+        return 0
+    length = 2
     if name == "ZADD":
-        while flags < len(command) and command[flags] in _ZADD_FLAGS:
-            flags += 1
-    if (len(command) - flags) % (2 if name in ("ZADD", "HSET") else 1) or len(command) == flags:
-        return None  # not plain pairs (ZADD ... INCR), or nothing to add
-    return tuple(command[:flags])
+        while length < len(command) and command[length] in _ZADD_FLAGS:
+            length += 1
+    members = len(command) - length
+    if not members or (members % 2 and name in _PAIRS):
+        return 0  # nothing to add, or not plain pairs (ZADD ... INCR)
+    return length
 
 
 def _commands_args(commands: Sequence[Sequence[Any]]) -> tuple[list[Any], list[Any]]:

@@ -9,7 +9,6 @@ end
 if redis.call('HEXISTS', KEYS[1], 'leaving') == 1 and redis.call('HGET', KEYS[1], 'leaving_claim') ~= ARGV[1] then
   return 0
 end
-redis.call('HSET', KEYS[1], 'claim_token', ARGV[1])
-for i = 2, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+redis.call('HSET', KEYS[1], 'claim_token', ARGV[1], unpack(ARGV, 2))
 redis.call('HINCRBY', KEYS[1], 'version', 1)
 return 1

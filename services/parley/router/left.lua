@@ -4,5 +4,5 @@
 if redis.call('HGET', KEYS[1], 'leaving_token') ~= ARGV[1] then return 0 end
 redis.call('HDEL', KEYS[1], 'leaving', 'leaving_agent', 'leaving_token', 'leaving_at', 'leaving_args',
   'leaving_claim', 'leaving_since')
-for i = 2, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+if #ARGV > 1 then redis.call('HSET', KEYS[1], unpack(ARGV, 2)) end
 return redis.call('HINCRBY', KEYS[1], 'version', 1)

@@ -11,7 +11,7 @@ if ARGV[1] ~= '' then
     if string.sub(state[i], 1, 8) == 'pending:' or state[i] == 'leaving' then return 0 end
   end
 end
-for i = 5, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+if #ARGV > 4 then redis.call('HSET', KEYS[1], unpack(ARGV, 5)) end
 local function keep(name, value, higher)
   if value == '' then return end
   local current = tonumber(redis.call('HGET', KEYS[1], name) or '')

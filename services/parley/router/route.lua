@@ -9,15 +9,15 @@
 -- action is moving it (retry once it is finished).
 local existing = redis.call('GET', KEYS[2])
 if existing then return {1, existing} end
-local into = redis.call('HGET', KEYS[1], 'merged_into') or redis.call('HGET', KEYS[1], 'merging_into')
+local state = redis.call('HMGET', KEYS[1], 'merged_into', 'merging_into', 'leaving', 'version')
+local into = state[1] or state[2]
 if into then return {3, into} end
-if redis.call('HEXISTS', KEYS[1], 'leaving') == 1 then return {4, ''} end
-local version = redis.call('HGET', KEYS[1], 'version') or '0'
+if state[3] then return {4, ''} end
+local version = state[4] or '0'
 if version ~= ARGV[1] then return {2, version} end
 redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[3])
 redis.call('HSET', KEYS[3], ARGV[4], ARGV[5])
 redis.call('EXPIRE', KEYS[3], ARGV[3])
-redis.call('HSET', KEYS[1], ARGV[6], ARGV[7])
-for i = 8, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+redis.call('HSET', KEYS[1], unpack(ARGV, 6)) -- the pending mark, then the decision's fields
 redis.call('HINCRBY', KEYS[1], 'version', 1)
 return {0, ''}

@@ -123,18 +123,30 @@ class Routing(Part):
     async def _read_batch(self, items: list[router_pb2.RouteItem], pending: list[int]) -> list[ReadItem]:
         """Per pending item: its stored decision, whether its effects are all written, and the conversation's
         state. A decision's effects are pending while its conversation's state has its `pending:` field."""
+        cids = list(dict.fromkeys(items[i].conversation_id for i in pending))
+        mids = [items[i].message.message_id for i in pending]
+        # The decision and first-routed marks of every message as one MGET on a single server (a GET each
+        # on a cluster, which splits them by node), each conversation's state once.
+        strings = [
+            self.k.decision(items[i].conversation_id, mid) for i, mid in zip(pending, mids, strict=True)
+        ]
+        strings += [self.k.decided_in(mid) for mid in mids]
         async with lua.pipeline(self.redis) as pipe:
-            for i in pending:
-                cid, mid = items[i].conversation_id, items[i].message.message_id
-                pipe.get(self.k.decision(cid, mid))
+            for cid in cids:
                 pipe.hgetall(self.k.state(cid))
-                pipe.get(self.k.decided_in(mid))
+            if self.settings.redis_cluster:
+                for key in strings:
+                    pipe.get(key)
+            else:
+                pipe.mget(strings)
             read = await pipe.execute()
+        states = dict(zip(cids, read[: len(cids)], strict=True))
+        values = read[len(cids) :] if self.settings.redis_cluster else read[len(cids)]
         out = []
         for n, i in enumerate(pending):
-            stored, state = read[3 * n], read[3 * n + 1]
-            out.append((stored, (PENDING + items[i].message.message_id).encode() not in state, state))
-        first = {n: text_of(read[3 * n + 2]) for n in range(len(pending))}
+            state = states[items[i].conversation_id]
+            out.append((values[n], (PENDING + mids[n]).encode() not in state, state))
+        first = {n: text_of(values[len(pending) + n]) for n in range(len(pending))}
         return await self._decided_elsewhere(items, pending, out, first)
 
     def _plan_batch(

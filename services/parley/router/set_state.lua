@@ -1,3 +1,3 @@
 -- Conversation slot. KEYS: state. ARGV: field, value, ... Sets fields and moves the version on.
-for i = 1, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+if #ARGV > 0 then redis.call('HSET', KEYS[1], unpack(ARGV)) end
 return redis.call('HINCRBY', KEYS[1], 'version', 1)

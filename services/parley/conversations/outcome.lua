@@ -9,7 +9,8 @@
 --#include move.lua
 local meta = KEYS[1]
 if redis.call('EXISTS', meta) == 1 then redis.call('HINCRBY', meta, 'rev', 1) end -- see retire.lua
-local changes = {redis.call('HGET', meta, 'channel') or '0', '', redis.call('HGET', meta, 'held') or ''}
+local head = redis.call('HMGET', meta, 'channel', 'held')
+local changes = {head[1] or '0', '', head[2] or ''}
 local i = 2
 for _ = 1, tonumber(ARGV[1]) do
   local mid, triage, routing, new_state = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
@@ -20,13 +21,12 @@ for _ = 1, tonumber(ARGV[1]) do
   if triage ~= '' then redis.call('HSET', KEYS[2], mid, triage) end
   if routing ~= '' then redis.call('HSET', KEYS[3], mid, routing) end
   if redis.call('HSETNX', KEYS[4], mid, at) == 1 then
-    if intent ~= '' then redis.call('HSET', meta, 'intent', intent) end
-    if topic ~= '' then redis.call('HSET', meta, 'topic', topic) end
-    if team ~= '' then redis.call('HSET', meta, 'team', team) end
-    if agent ~= '' then
-      redis.call('HSET', meta, 'agent', agent)
-      redis.call('ZADD', KEYS[6], 'NX', at, agent)
+    local set = {}
+    for field, value in pairs({intent = intent, topic = topic, team = team, agent = agent}) do
+      if value ~= '' then table.insert(set, field); table.insert(set, value) end
     end
+    if #set > 0 then redis.call('HSET', meta, unpack(set)) end
+    if agent ~= '' then redis.call('ZADD', KEYS[6], 'NX', at, agent) end
     if sla ~= '' then redis.call('HSETNX', meta, 'sla_due_at', sla) end
     if bot == '1' then
       for _, field in ipairs({'first_response_at', 'bot_first_response_at'}) do
@@ -42,8 +42,11 @@ for _ = 1, tonumber(ARGV[1]) do
       table.insert(changes, at)
     end
     local cur = redis.call('HGET', meta, 'updated_at')
-    if not cur or tonumber(at) > tonumber(cur) then redis.call('HSET', meta, 'updated_at', at) end
-    changes[2] = redis.call('HGET', meta, 'updated_at')
+    if not cur or tonumber(at) > tonumber(cur) then
+      redis.call('HSET', meta, 'updated_at', at)
+      cur = at
+    end
+    changes[2] = cur
   end
 end
 return changes

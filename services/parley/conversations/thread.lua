@@ -79,10 +79,10 @@ for _ = 1, tonumber(ARGV[6]) do
     end
   end
 end
-if touched then
-  local cur = redis.call('HGET', meta, 'updated_at')
-  if not cur or tonumber(now) > tonumber(cur) then redis.call('HSET', meta, 'updated_at', now) end
+local tail = redis.call('HMGET', meta, 'state', 'held', 'updated_at')
+if touched and (not tail[3] or tonumber(now) > tonumber(tail[3])) then
+  redis.call('HSET', meta, 'updated_at', now)
 end
-local out = {redis.call('HGET', meta, 'state'), redis.call('HGET', meta, 'held') or '', moved}
+local out = {tail[1], tail[2] or '', moved}
 for _, v in ipairs(changes) do table.insert(out, v) end
 return out

@@ -88,7 +88,8 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
             v.add(field, problem)
         v.check()
         ids = [item.conversation_id for item in request.items]
-        for i in await validation.unknown_conversations(self.router.redis, self.router.keys, ids):
+        cluster = self.settings.redis_cluster
+        for i in await validation.unknown_conversations(self.router.redis, self.router.keys, ids, cluster):
             v.add(
                 f"items[{i}].conversation_id", "unknown conversation: not opened by the conversations service"
             )

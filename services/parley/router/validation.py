@@ -11,10 +11,19 @@ from collections.abc import Sequence
 from parley.store import Keys, Redis
 
 
-async def unknown_conversations(redis: Redis, keys: Keys, conversation_ids: Sequence[str]) -> list[int]:
-    """Positions of the ids with no conversation record (read only: the conversations service writes them)."""
+async def unknown_conversations(
+    redis: Redis, keys: Keys, conversation_ids: Sequence[str], cluster: bool = False
+) -> list[int]:
+    """Positions of the ids with no conversation record (read only: the conversations service writes them).
+    On a single server one EXISTS over the distinct records answers the usual case, all of them there; each
+    record is asked about on its own only when some are missing, and always on a cluster (one EXISTS names one
+    slot)."""
+    records = [keys.conversation(conversation_id) for conversation_id in conversation_ids]
+    distinct = list(dict.fromkeys(records))
+    if not cluster and distinct and await redis.exists(*distinct) == len(distinct):
+        return []
     async with redis.pipeline(transaction=False) as pipe:
-        for conversation_id in conversation_ids:
-            pipe.exists(keys.conversation(conversation_id))
+        for record in records:
+            pipe.exists(record)
         found = await pipe.execute()
     return [i for i, exists in enumerate(found) if not exists]

@@ -187,7 +187,7 @@ WRITES_PER_CALL = 1000
 _LISTS = frozenset({"ZADD", "ZREM", "HSET", "HDEL", "SADD"})
 _PAIRS = frozenset({"ZADD", "HSET"})
 _ZADD_FLAGS = frozenset({"NX", "XX", "GT", "LT", "CH"})
-# The most words one merged command takes: Lua's `unpack` in commands.lua puts them all on its stack.
+# The most words one folded command takes: Lua's `unpack` in commands.lua puts them all on its stack.
 MERGED_WORDS = 1000
 
 
@@ -204,9 +204,8 @@ class SlotWrites:
 
     def __init__(self) -> None:
         self.groups: list[list[Any]] = []  # [commands, writes]
-        self._open: dict[
-            Any, tuple[list[Any], tuple[Any, ...], list[Any]]
-        ] = {}  # key -> command, head, group
+        # key -> the write on it that may take more, its head, its group
+        self._open: dict[Any, tuple[list[Any], tuple[Any, ...], list[Any]]] = {}
 
     def add(self, command: tuple[Any, ...]) -> None:
         head_length = _fold_head(command)

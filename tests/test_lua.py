@@ -125,11 +125,11 @@ def test_writes_to_the_members_of_one_key_are_folded_until_something_else_touche
 
 def test_a_folded_write_takes_at_most_merged_words() -> None:
     writes = lua.SlotWrites()
-    for n in range(lua.MERGED_WORDS + 5):
+    for n in range(lua.FOLDED_WORDS + 5):
         writes.add(("SADD", "s", f"m{n}"))
     # SADD and its key, then 998 members; the 7 left over in a second SADD.
     assert [(len(commands[0]), count) for commands, count in writes.groups] == [
-        (lua.MERGED_WORDS, 998),
+        (lua.FOLDED_WORDS, 998),
         (9, 7),
     ]
 

@@ -188,7 +188,7 @@ _LISTS = frozenset({"ZADD", "ZREM", "HSET", "HDEL", "SADD"})
 _PAIRS = frozenset({"ZADD", "HSET"})
 _ZADD_FLAGS = frozenset({"NX", "XX", "GT", "LT", "CH"})
 # The most words one folded command takes: Lua's `unpack` in commands.lua puts them all on its stack.
-MERGED_WORDS = 1000
+FOLDED_WORDS = 1000
 
 
 class SlotWrites:
@@ -217,7 +217,7 @@ class SlotWrites:
         joined = self._open.get(command[1])
         if joined is not None:
             folded, joined_head, group = joined
-            if joined_head == head and len(folded) + len(command) - head_length <= MERGED_WORDS:
+            if joined_head == head and len(folded) + len(command) - head_length <= FOLDED_WORDS:
                 folded.extend(command[head_length:])
                 group[1] += 1
                 return

@@ -88,8 +88,7 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
             v.add(field, problem)
         v.check()
         ids = [item.conversation_id for item in request.items]
-        cluster = self.settings.redis_cluster
-        for i in await validation.unknown_conversations(self.router.redis, self.router.keys, ids, cluster):
+        for i in await validation.unknown_conversations(self.router.redis, self.router.keys, ids):
             v.add(
                 f"items[{i}].conversation_id", "unknown conversation: not opened by the conversations service"
             )

@@ -8,19 +8,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from redis.asyncio.cluster import RedisCluster
+
 from parley.store import Keys, Redis
 
 
-async def unknown_conversations(
-    redis: Redis, keys: Keys, conversation_ids: Sequence[str], cluster: bool = False
-) -> list[int]:
+async def unknown_conversations(redis: Redis, keys: Keys, conversation_ids: Sequence[str]) -> list[int]:
     """Positions of the ids with no conversation record (read only: the conversations service writes them).
     On a single server one EXISTS over the distinct records answers the usual case, all of them there; each
     record is asked about on its own only when some are missing, and always on a cluster (one EXISTS names one
     slot)."""
     records = [keys.conversation(conversation_id) for conversation_id in conversation_ids]
     distinct = list(dict.fromkeys(records))
-    if not cluster and distinct and await redis.exists(*distinct) == len(distinct):
+    one_server = not isinstance(redis, RedisCluster)
+    if one_server and distinct and await redis.exists(*distinct) == len(distinct):
         return []
     async with redis.pipeline(transaction=False) as pipe:
         for record in records:
